@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "VFIOKit",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "PCI", targets: ["PCI"]),
+        .library(name: "VFIOKit", targets: ["VFIOKit"]),
+        .library(name: "VFIOMock", targets: ["VFIOMock"]),
+        .library(name: "VFIOHost", targets: ["VFIOHost"]),
+        .library(name: "VFIODrivers", targets: ["VFIODrivers"]),
+        .executable(name: "vfiokit", targets: ["vfiokit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+    ],
+    targets: [
+        // C shims: only what Swift cannot express.
+        .target(name: "CVFIO", path: "CShims/CVFIO"),
+        .systemLibrary(
+            name: "CPCIAccess", path: "CShims/CPCIAccess", pkgConfig: "libpci",
+            providers: [.apt(["libpci-dev"])]),
+        .systemLibrary(
+            name: "CUdev", path: "CShims/CUdev", pkgConfig: "libudev",
+            providers: [.apt(["libudev-dev"])]),
+        .target(name: "CBenchReference", dependencies: ["CVFIO"], path: "CShims/CBenchReference"),
+
+        // The pure PCI model: no system calls.
+        .target(name: "PCI"),
+        // The framework a driver author imports.
+        .target(
+            name: "VFIOKit",
+            dependencies: [
+                "PCI", "CVFIO",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]),
+        // A model of the kernel's VFIO, served at the framework's system-call seam.
+        .target(name: "VFIOMock", dependencies: ["VFIOKit", "PCI", "CVFIO"]),
+        // Discovery, binding and udev: where the host is touched.
+        .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
+        // Sample drivers, written on VFIOKit's public API only.
+        .target(name: "VFIODrivers", dependencies: ["VFIOKit"]),
+        .executableTarget(
+            name: "vfiokit",
+            dependencies: [
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "CBenchReference",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .testTarget(name: "PCITests", dependencies: ["PCI"]),
+        .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
+        .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
+        .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
+        .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// VFIODrivers: see architecture notes in README.md.

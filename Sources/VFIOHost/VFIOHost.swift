@@ -1,0 +1,1 @@
+// VFIOHost: see architecture notes in README.md.

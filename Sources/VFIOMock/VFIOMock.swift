@@ -1,0 +1,1 @@
+// VFIOMock: see architecture notes in README.md.
