@@ -1,0 +1,40 @@
+import SystemPackage
+
+/// How the framework reaches one open device: regions, config space, interrupts and reset.
+/// `VFIODeviceFile` (vfio-pci, any IOMMU mode) and `UIODeviceFiles` (uio_pci_generic)
+/// implement it; ``PCIDevice`` is written only against this.
+protocol DeviceAccess: AnyObject, Sendable {
+    /// Region `index`, or nil when the device has none there (or it is empty).
+    func region(_ index: Int) throws(VFIOError) -> RegionInfo?
+    /// Reads `buffer.count` bytes at `offset` within the region; short reads are errors.
+    func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError)
+    /// Writes `buffer.count` bytes at `offset` within the region; short writes are errors.
+    func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError)
+    /// Maps `area` of the region and returns its first byte.
+    func map(_ region: RegionInfo, area: Range<Int>) throws(VFIOError) -> UnsafeMutableRawPointer
+    /// The config-space region.
+    var configRegion: RegionInfo { get }
+
+    /// The kernel's description of an interrupt index.
+    func interruptInfo(_ index: IRQIndex) throws(VFIOError) -> IRQInfo
+    /// Connects vectors `start..<start+fds.count` to eventfds (-1 disconnects one).
+    func setTriggers(_ index: IRQIndex, start: Int, eventfds: [Int32]) throws(VFIOError)
+    /// Turns the whole index off.
+    func disable(_ index: IRQIndex) throws(VFIOError)
+    /// Unmasks vector 0 of a maskable index (INTx after it fired).
+    func unmask(_ index: IRQIndex) throws(VFIOError)
+    /// Masks vector 0 of a maskable index.
+    func mask(_ index: IRQIndex) throws(VFIOError)
+    /// Fires a vector from software, as the kernel's loopback trigger does.
+    func trigger(_ index: IRQIndex, vector: Int) throws(VFIOError)
+    /// The file to wait on for `index`, when the backend has its own (UIO's /dev/uioN), and the
+    /// width of the counter a read returns.
+    var nativeInterruptSource: (fd: FileDescriptor, width: Int)? { get }
+
+    /// Resets the device (function-level or what the kernel offers).
+    func reset() throws(VFIOError)
+    /// True when the kernel reports the device can be reset.
+    var canReset: Bool { get }
+    /// Releases every file and mapping; safe to call twice.
+    func close()
+}

@@ -1,0 +1,156 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CVFIO
+import Synchronization
+import SystemPackage
+
+/// A device bound to uio_pci_generic: BARs are the sysfs `resourceN` files, config space is
+/// the sysfs `config` file, and INTx is `/dev/uioN` (read waits for the next interrupt,
+/// writing 1 unmasks through the command register's interrupt-disable bit).
+final class UIODeviceFiles: DeviceAccess {
+    private let system: any SystemCalls
+    private let sysfs: DeviceSysfs
+    private let uio: FileDescriptor
+    private let config: FileDescriptor
+    private let bars: [RegionInfo]
+    let configRegion: RegionInfo
+    private let interruptPin: UInt8
+    private let state = Mutex<(resources: [Int: FileDescriptor], mappings: [(address: UInt, length: Int)])>(([:], []))
+    private let closed = Atomic<Bool>(false)
+
+    private static let ioResourceIO: UInt64 = 0x100
+    private static let ioResourceMem: UInt64 = 0x200
+
+    static func open(_ sysfs: DeviceSysfs) throws(VFIOError) -> OpenedDevice {
+        let system = sysfs.system
+        guard let node = try sysfs.children("uio").first(where: { $0.hasPrefix("uio") }) else {
+            throw .backendUnavailable(.uio, reason: "\(sysfs.address) has no UIO node: is uio_pci_generic bound?")
+        }
+        var owned = OwnedDescriptors(system: system)
+        let uio = try attempt("open /dev/\(node)") { () throws(Errno) in try system.open("/dev/\(node)", O_RDWR | O_NONBLOCK) }
+        owned.adopt(uio)
+        let config = try owned.open(sysfs.path + "/config")
+        let resources = try attempt("read \(sysfs.path)/resource") { () throws(Errno) in try system.readText(sysfs.path + "/resource") }
+        let files = try UIODeviceFiles(system: system, sysfs: sysfs, uio: uio, config: config, resources: resources)
+        owned.release()
+        let mapper: PhysicalAddressSpace
+        do { mapper = try PhysicalAddressSpace(system: system) } catch {
+            files.close()
+            throw error
+        }
+        return OpenedDevice(backend: .uio, access: files, mapper: mapper)
+    }
+
+    private init(system: any SystemCalls, sysfs: DeviceSysfs, uio: FileDescriptor, config: FileDescriptor, resources: String) throws(VFIOError) {
+        self.system = system
+        self.sysfs = sysfs
+        self.uio = uio
+        self.config = config
+        bars = resources.split(separator: "\n").prefix(6).enumerated().compactMap { index, line in
+            let fields = line.split(separator: " ").compactMap { UInt64($0.dropFirst(2), radix: 16) }
+            guard fields.count == 3, fields[1] > fields[0] else { return nil }
+            let flags: RegionInfo.Flags =
+                fields[2] & Self.ioResourceMem != 0 ? [.read, .write, .mmap] : fields[2] & Self.ioResourceIO != 0 ? [.read, .write] : []
+            return flags.isEmpty ? nil : RegionInfo(index: index, size: Int(fields[1] - fields[0] + 1), offset: 0, flags: flags)
+        }
+        // Extended config space is readable only where the device and platform have it.
+        var probe: UInt32 = 0
+        let extended = (try? withUnsafeMutableBytes(of: &probe) { (b) throws(Errno) -> Int in try system.pread(config, into: b, at: 0x100) }) == 4
+        configRegion = RegionInfo(index: Int(VFIO_PCI_CONFIG_REGION_INDEX), size: extended ? 4096 : 256, offset: 0, flags: [.read, .write])
+        var pin: UInt8 = 0
+        _ = try? withUnsafeMutableBytes(of: &pin) { (b) throws(Errno) -> Int in try system.pread(config, into: b, at: 0x3d) }
+        interruptPin = pin
+    }
+
+    var canReset: Bool { (try? system.listDirectory(sysfs.path))?.contains("reset") ?? false }
+
+    func region(_ index: Int) throws(VFIOError) -> RegionInfo? {
+        index == configRegion.index ? configRegion : bars.first { $0.index == index }
+    }
+
+    private func file(for region: RegionInfo) throws(VFIOError) -> FileDescriptor {
+        if region.index == configRegion.index { return config }
+        if let fd = state.withLock({ $0.resources[region.index] }) { return fd }
+        let path = sysfs.path + "/resource\(region.index)"
+        let fd = try attempt("open \(path)") { () throws(Errno) in try system.open(path, O_RDWR) }
+        return state.withLock { s in
+            if let existing = s.resources[region.index] {
+                try? system.close(fd)
+                return existing
+            }
+            s.resources[region.index] = fd
+            return fd
+        }
+    }
+
+    func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        let fd = try file(for: region)
+        let n = try attempt("pread of \(sysfs.address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) in
+            try system.pread(fd, into: buffer, at: Int64(offset))
+        }
+        guard n == buffer.count else { throw .deviceMisbehaved("short read of region \(region.index): \(n) of \(buffer.count) bytes") }
+    }
+
+    func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        let fd = try file(for: region)
+        let n = try attempt("pwrite of \(sysfs.address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) in
+            try system.pwrite(fd, from: buffer, at: Int64(offset))
+        }
+        guard n == buffer.count else { throw .deviceMisbehaved("short write of region \(region.index): \(n) of \(buffer.count) bytes") }
+    }
+
+    func map(_ region: RegionInfo, area: Range<Int>) throws(VFIOError) -> UnsafeMutableRawPointer {
+        let fd = try file(for: region)
+        let p = try attempt("mmap of \(sysfs.address) resource\(region.index)") { () throws(Errno) in
+            try system.mmap(length: area.count, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: fd, offset: Int64(area.lowerBound))
+        }
+        state.withLock { $0.mappings.append((UInt(bitPattern: p), area.count)) }
+        return p
+    }
+
+    func interruptInfo(_ index: IRQIndex) throws(VFIOError) -> IRQInfo {
+        index == .intx && interruptPin != 0
+            ? IRQInfo(index: .intx, count: 1, flags: [.maskable, .automasked])
+            : IRQInfo(index: index, count: 0, flags: [])
+    }
+
+    var nativeInterruptSource: (fd: FileDescriptor, width: Int)? { (uio, 4) }
+
+    func setTriggers(_ index: IRQIndex, start: Int, eventfds: [Int32]) throws(VFIOError) {
+        throw .operationUnsupported("UIO delivers only INTx, through /dev/uio; \(index) cannot be wired to eventfds")
+    }
+
+    func disable(_ index: IRQIndex) throws(VFIOError) { try writeControl(0) }
+    func unmask(_ index: IRQIndex) throws(VFIOError) { try writeControl(1) }
+    func mask(_ index: IRQIndex) throws(VFIOError) { try writeControl(0) }
+
+    func trigger(_ index: IRQIndex, vector: Int) throws(VFIOError) {
+        throw .operationUnsupported("UIO cannot trigger an interrupt from software")
+    }
+
+    /// uio_pci_generic's irqcontrol: 1 clears PCI_COMMAND_INTX_DISABLE, 0 sets it.
+    private func writeControl(_ value: Int32) throws(VFIOError) {
+        var v = value
+        let n = try attempt("write /dev/uio control \(value)") { () throws(Errno) in
+            try withUnsafeBytes(of: &v) { (b) throws(Errno) in try system.write(uio, from: b) }
+        }
+        guard n == 4 else { throw .deviceMisbehaved("short write to the UIO control file") }
+    }
+
+    func reset() throws(VFIOError) {
+        try attempt("write \(sysfs.path)/reset") { () throws(Errno) in try system.writeText(sysfs.path + "/reset", "1") }
+    }
+
+    func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let (resources, mappings) = state.withLock { s in
+            defer { s = ([:], []) }
+            return (s.resources, s.mappings)
+        }
+        for m in mappings { if let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.munmap(p, length: m.length) } }
+        for fd in resources.values { try? system.close(fd) }
+        try? system.close(config)
+        try? system.close(uio)
+    }
+}

@@ -1,0 +1,179 @@
+import CVFIO
+import Synchronization
+import SystemPackage
+
+/// An open vfio-pci device file, however it was obtained (group or cdev): region info and
+/// access, interrupt wiring through VFIO_DEVICE_SET_IRQS, and reset.
+final class VFIODeviceFile: DeviceAccess {
+    let fd: FileDescriptor
+    private let system: any SystemCalls
+    private let info: vfio_device_info
+    let configRegion: RegionInfo
+    private let closed = Atomic<Bool>(false)
+    private let mappings = Mutex<[(address: UInt, length: Int)]>([])
+
+    /// Takes ownership of `fd` and reads the device's description; closes `fd` on failure.
+    init(fd: FileDescriptor, system: any SystemCalls) throws(VFIOError) {
+        self.fd = fd
+        self.system = system
+        do {
+            var info = vfio_device_info()
+            info.argsz = UInt32(MemoryLayout<vfio_device_info>.size)
+            try system.ioctl(fd, CVFIO_DEVICE_GET_INFO, &info)
+            guard info.flags & UInt32(VFIO_DEVICE_FLAGS_PCI) != 0 else {
+                throw VFIOError.deviceMisbehaved("the VFIO device is not a PCI device (flags 0x\(String(info.flags, radix: 16)))")
+            }
+            self.info = info
+            guard let config = try Self.regionInfo(fd: fd, system: system, index: Int(VFIO_PCI_CONFIG_REGION_INDEX), count: info.num_regions)
+            else { throw VFIOError.deviceMisbehaved("the device has no config-space region") }
+            self.configRegion = config
+        } catch let error as Errno {
+            try? system.close(fd)
+            throw error.vfio("VFIO_DEVICE_GET_INFO")
+        } catch let error as VFIOError {
+            try? system.close(fd)
+            throw error
+        } catch {
+            try? system.close(fd)
+            throw .deviceMisbehaved("\(error)")
+        }
+    }
+
+    var canReset: Bool { info.flags & UInt32(VFIO_DEVICE_FLAGS_RESET) != 0 }
+
+    func region(_ index: Int) throws(VFIOError) -> RegionInfo? {
+        try attempt("VFIO_DEVICE_GET_REGION_INFO(\(index))") { () throws(Errno) -> RegionInfo? in
+            try Self.regionInfo(fd: fd, system: system, index: index, count: info.num_regions)
+        }
+    }
+
+    /// Asks for a region's info, growing the buffer as the kernel's argsz protocol asks, and
+    /// decodes its capability chain.
+    private static func regionInfo(fd: FileDescriptor, system: any SystemCalls, index: Int, count: UInt32) throws(Errno) -> RegionInfo? {
+        guard index >= 0, index < Int(count) else { return nil }
+        var size = MemoryLayout<vfio_region_info>.size
+        while true {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
+            defer { buffer.deallocate() }
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            buffer.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
+            buffer.storeBytes(of: UInt32(index), toByteOffset: 8, as: UInt32.self)
+            do {
+                try system.ioctl(fd, CVFIO_DEVICE_GET_REGION_INFO, buffer: buffer)
+            } catch .invalidArgument {
+                return nil  // vfio-pci answers EINVAL for indices it does not implement
+            }
+            let reply = buffer.load(as: vfio_region_info.self)
+            if Int(reply.argsz) > size, size < 1 << 16 {
+                size = Int(reply.argsz)
+                continue
+            }
+            guard reply.size > 0 else { return nil }
+            var caps: [RegionCapability] = []
+            if reply.flags & UInt32(VFIO_REGION_INFO_FLAG_CAPS) != 0 {
+                let raw = UnsafeRawBufferPointer(buffer)
+                walkInfoCapabilities(raw, first: Int(reply.cap_offset)) { id, version, offset in
+                    caps.append(.decode(id: id, version: version, at: offset, in: raw))
+                }
+            }
+            return RegionInfo(
+                index: index, size: Int(reply.size), offset: Int64(reply.offset),
+                flags: RegionInfo.Flags(rawValue: reply.flags), capabilities: caps)
+        }
+    }
+
+    func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
+        let n = try attempt("pread of region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) -> Int in
+            try system.pread(fd, into: buffer, at: region.offset + Int64(offset))
+        }
+        guard n == buffer.count else {
+            throw .deviceMisbehaved("short read of region \(region.index) at 0x\(String(offset, radix: 16)): \(n) of \(buffer.count) bytes")
+        }
+    }
+
+    func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
+        let n = try attempt("pwrite of region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) -> Int in
+            try system.pwrite(fd, from: buffer, at: region.offset + Int64(offset))
+        }
+        guard n == buffer.count else {
+            throw .deviceMisbehaved("short write of region \(region.index) at 0x\(String(offset, radix: 16)): \(n) of \(buffer.count) bytes")
+        }
+    }
+
+    func map(_ region: RegionInfo, area: Range<Int>) throws(VFIOError) -> UnsafeMutableRawPointer {
+        var protection = PROT_READ
+        if region.flags.contains(.write) { protection |= PROT_WRITE }
+        let p = try attempt("mmap of region \(region.index) [0x\(String(area.lowerBound, radix: 16)), +0x\(String(area.count, radix: 16)))") {
+            () throws(Errno) -> UnsafeMutableRawPointer in
+            try system.mmap(length: area.count, protection: protection, flags: MAP_SHARED, fd: fd, offset: region.offset + Int64(area.lowerBound))
+        }
+        mappings.withLock { $0.append((UInt(bitPattern: p), area.count)) }
+        return p
+    }
+
+    func interruptInfo(_ index: IRQIndex) throws(VFIOError) -> IRQInfo {
+        guard index.rawValue < Int(info.num_irqs) else { return IRQInfo(index: index, count: 0, flags: []) }
+        var irq = vfio_irq_info()
+        irq.argsz = UInt32(MemoryLayout<vfio_irq_info>.size)
+        irq.index = UInt32(index.rawValue)
+        try attempt("VFIO_DEVICE_GET_IRQ_INFO(\(index))") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_GET_IRQ_INFO, &irq) }
+        return IRQInfo(index: index, count: Int(irq.count), flags: IRQInfo.Flags(rawValue: irq.flags))
+    }
+
+    func setTriggers(_ index: IRQIndex, start: Int, eventfds: [Int32]) throws(VFIOError) {
+        try setIRQs(index, flags: VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_EVENTFD, start: start, count: eventfds.count) { data in
+            for (i, fd) in eventfds.enumerated() { data.storeBytes(of: fd, toByteOffset: i * 4, as: Int32.self) }
+        }
+    }
+
+    func disable(_ index: IRQIndex) throws(VFIOError) {
+        try setIRQs(index, flags: VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_NONE, start: 0, count: 0) { _ in }
+    }
+
+    func unmask(_ index: IRQIndex) throws(VFIOError) {
+        try setIRQs(index, flags: VFIO_IRQ_SET_ACTION_UNMASK | VFIO_IRQ_SET_DATA_NONE, start: 0, count: 1) { _ in }
+    }
+
+    func mask(_ index: IRQIndex) throws(VFIOError) {
+        try setIRQs(index, flags: VFIO_IRQ_SET_ACTION_MASK | VFIO_IRQ_SET_DATA_NONE, start: 0, count: 1) { _ in }
+    }
+
+    func trigger(_ index: IRQIndex, vector: Int) throws(VFIOError) {
+        try setIRQs(index, flags: VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_NONE, start: vector, count: 1) { _ in }
+    }
+
+    var nativeInterruptSource: (fd: FileDescriptor, width: Int)? { nil }
+
+    /// One VFIO_DEVICE_SET_IRQS call: a struct vfio_irq_set followed by `fill`'s data.
+    private func setIRQs(
+        _ index: IRQIndex, flags: Int32, start: Int, count: Int, fill: (UnsafeMutableRawBufferPointer) -> Void
+    ) throws(VFIOError) {
+        let header = MemoryLayout<vfio_irq_set>.size
+        let dataSize = flags & VFIO_IRQ_SET_DATA_EVENTFD != 0 ? 4 * count : 0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: header + dataSize, alignment: 8)
+        defer { buffer.deallocate() }
+        var set = vfio_irq_set()
+        set.argsz = UInt32(header + dataSize)
+        set.flags = UInt32(flags)
+        set.index = UInt32(index.rawValue)
+        set.start = UInt32(start)
+        set.count = UInt32(count)
+        buffer.storeBytes(of: set, as: vfio_irq_set.self)
+        fill(UnsafeMutableRawBufferPointer(rebasing: buffer[header...]))
+        try attempt("VFIO_DEVICE_SET_IRQS(\(index), start \(start), count \(count))") { () throws(Errno) in
+            try system.ioctl(fd, CVFIO_DEVICE_SET_IRQS, buffer: buffer)
+        }
+    }
+
+    func reset() throws(VFIOError) {
+        try attempt("VFIO_DEVICE_RESET") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_RESET, value: 0) }
+    }
+
+    func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for m in mappings.withLock({ m in defer { m.removeAll() }; return m }) {
+            if let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.munmap(p, length: m.length) }
+        }
+        try? system.close(fd)
+    }
+}

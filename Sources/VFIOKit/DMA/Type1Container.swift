@@ -1,0 +1,109 @@
+import CVFIO
+import Synchronization
+import SystemPackage
+
+/// A VFIO container with the type1 IOMMU: DMA mappings through VFIO_IOMMU_MAP_DMA.
+final class Type1Container: DMAMapper {
+    private let system: any SystemCalls
+    /// The container fd; the group fds attached to it stay open as long as it does.
+    let fd: FileDescriptor
+    private let groups: Mutex<[FileDescriptor]>
+    let iovaRanges: [ClosedRange<UInt64>]
+    let iovaAlignment: UInt64
+    let mappingLimit: Int
+    private let closed = Atomic<Bool>(false)
+
+    var translates: Bool { true }
+
+    /// Reads the IOMMU's page sizes, IOVA ranges and mapping budget (VFIO_IOMMU_GET_INFO).
+    /// Takes ownership of `fd` and `group`, closing both if the query fails.
+    init(fd: FileDescriptor, group: FileDescriptor, system: any SystemCalls) throws(VFIOError) {
+        self.system = system
+        self.fd = fd
+        self.groups = Mutex([group])
+        do {
+            let info = try Self.queryInfo(fd: fd, system: system)
+            // The smallest supported page size is the mapping granule.
+            iovaAlignment = info.pageSizes == 0 ? 4096 : info.pageSizes & (~info.pageSizes + 1)
+            iovaRanges = info.ranges.isEmpty ? [0...UInt64.max] : info.ranges
+            mappingLimit = info.available ?? 65535
+        } catch {
+            try? system.close(group)
+            try? system.close(fd)
+            throw error.vfio("VFIO_IOMMU_GET_INFO")
+        }
+    }
+
+    private static func queryInfo(fd: FileDescriptor, system: any SystemCalls) throws(Errno)
+        -> (pageSizes: UInt64, ranges: [ClosedRange<UInt64>], available: Int?)
+    {
+        var size = MemoryLayout<vfio_iommu_type1_info>.size
+        while true {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
+            defer { buffer.deallocate() }
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            buffer.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
+            try system.ioctl(fd, CVFIO_IOMMU_GET_INFO, buffer: buffer)
+            let info = buffer.load(as: vfio_iommu_type1_info.self)
+            if Int(info.argsz) > size, size < 1 << 16 {
+                size = Int(info.argsz)
+                continue
+            }
+            var ranges: [ClosedRange<UInt64>] = []
+            var available: Int?
+            if info.flags & UInt32(VFIO_IOMMU_INFO_CAPS) != 0 {
+                let raw = UnsafeRawBufferPointer(buffer)
+                walkInfoCapabilities(raw, first: Int(info.cap_offset)) { id, _, offset in
+                    let body = offset + MemoryLayout<vfio_info_cap_header>.size
+                    switch Int32(id) {
+                    case VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE where body + 8 <= raw.count:
+                        let n = Int(raw.loadUnaligned(fromByteOffset: body, as: UInt32.self))
+                        for i in 0..<n where body + 8 + 16 * (i + 1) <= raw.count {
+                            let start = raw.loadUnaligned(fromByteOffset: body + 8 + 16 * i, as: UInt64.self)
+                            let end = raw.loadUnaligned(fromByteOffset: body + 16 + 16 * i, as: UInt64.self)
+                            if start <= end { ranges.append(start...end) }
+                        }
+                    case VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL where body + 4 <= raw.count:
+                        available = Int(raw.loadUnaligned(fromByteOffset: body, as: UInt32.self))
+                    default:
+                        break
+                    }
+                }
+            }
+            let pageSizes = info.flags & UInt32(VFIO_IOMMU_INFO_PGSIZES) != 0 ? info.iova_pgsizes : 0
+            return (pageSizes, ranges.sorted { $0.lowerBound < $1.lowerBound }, available)
+        }
+    }
+
+    func map(_ memory: UnsafeMutableRawBufferPointer, at iova: UInt64) throws(VFIOError) -> UInt64 {
+        var map = vfio_iommu_type1_dma_map()
+        map.argsz = UInt32(MemoryLayout<vfio_iommu_type1_dma_map>.size)
+        map.flags = UInt32(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
+        map.vaddr = UInt64(UInt(bitPattern: memory.baseAddress))
+        map.iova = iova
+        map.size = UInt64(memory.count)
+        try attempt("VFIO_IOMMU_MAP_DMA(iova 0x\(String(iova, radix: 16)), \(memory.count) bytes)") { () throws(Errno) in
+            try system.ioctl(fd, CVFIO_IOMMU_MAP_DMA, &map)
+        }
+        return iova
+    }
+
+    func unmap(iova: UInt64, length: Int) throws(VFIOError) {
+        var unmap = vfio_iommu_type1_dma_unmap()
+        unmap.argsz = UInt32(MemoryLayout<vfio_iommu_type1_dma_unmap>.size)
+        unmap.iova = iova
+        unmap.size = UInt64(length)
+        try attempt("VFIO_IOMMU_UNMAP_DMA(iova 0x\(String(iova, radix: 16)))") { () throws(Errno) in
+            try system.ioctl(fd, CVFIO_IOMMU_UNMAP_DMA, &unmap)
+        }
+        // Type1 reports how much it unmapped; less than asked means no mapping was there.
+        guard unmap.size == UInt64(length) else { throw .unknownMapping(iova: iova, length: length) }
+    }
+
+    func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Closing the groups detaches them; the container's mappings go with its last close.
+        for group in groups.withLock({ $0 }) { try? system.close(group) }
+        try? system.close(fd)
+    }
+}

@@ -1,0 +1,31 @@
+/// A typed view of a region's registers, made by ``Region/mmio(_:)``.
+///
+/// When the region is mapped, each access is one volatile load or store: no allocation,
+/// no reference counting, no system call. When it cannot be mapped (a trapped region, or a
+/// layout crossing an unmappable hole), the same calls go through pread/pwrite. A failed
+/// trapped read returns all ones, as a PCI read to a vanished device does, and is counted in
+/// ``Region/accessErrors``.
+public struct MMIO<Layout: RegisterLayout>: @unchecked Sendable {
+    @usableFromInline let base: UnsafeMutableRawPointer?
+    @usableFromInline unowned(unsafe) let region: Region
+
+    init(base: UnsafeMutableRawPointer?, region: Region) {
+        self.base = base
+        self.region = region
+    }
+
+    /// True when accesses are direct loads and stores.
+    public var isMapped: Bool { base != nil }
+
+    @inlinable @inline(__always)
+    public func read<V>(_ register: Register<Layout, V>) -> V {
+        if let base { return V.volatileLoad(base + register.offset) }
+        return region.trappedRead(at: register.offset)
+    }
+
+    @inlinable @inline(__always)
+    public func write<V>(_ register: Register<Layout, V>, _ value: V) {
+        if let base { return V.volatileStore(base + register.offset, value) }
+        region.trappedWrite(value, at: register.offset)
+    }
+}

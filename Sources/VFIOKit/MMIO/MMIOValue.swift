@@ -1,0 +1,38 @@
+import CVFIO
+
+/// A register width. Each load and store is exactly one volatile access of that width,
+/// which the compiler can neither fold, split nor reorder with other MMIO accesses.
+public protocol MMIOValue: FixedWidthInteger, UnsignedInteger, Sendable {
+    static func volatileLoad(_ address: UnsafeRawPointer) -> Self
+    static func volatileStore(_ address: UnsafeMutableRawPointer, _ value: Self)
+}
+
+extension UInt8: MMIOValue {
+    @inlinable @inline(__always) public static func volatileLoad(_ a: UnsafeRawPointer) -> UInt8 { cvfio_read8(a) }
+    @inlinable @inline(__always) public static func volatileStore(_ a: UnsafeMutableRawPointer, _ v: UInt8) { cvfio_write8(a, v) }
+}
+
+extension UInt16: MMIOValue {
+    @inlinable @inline(__always) public static func volatileLoad(_ a: UnsafeRawPointer) -> UInt16 { cvfio_read16(a) }
+    @inlinable @inline(__always) public static func volatileStore(_ a: UnsafeMutableRawPointer, _ v: UInt16) { cvfio_write16(a, v) }
+}
+
+extension UInt32: MMIOValue {
+    @inlinable @inline(__always) public static func volatileLoad(_ a: UnsafeRawPointer) -> UInt32 { cvfio_read32(a) }
+    @inlinable @inline(__always) public static func volatileStore(_ a: UnsafeMutableRawPointer, _ v: UInt32) { cvfio_write32(a, v) }
+}
+
+extension UInt64: MMIOValue {
+    @inlinable @inline(__always) public static func volatileLoad(_ a: UnsafeRawPointer) -> UInt64 { cvfio_read64(a) }
+    @inlinable @inline(__always) public static func volatileStore(_ a: UnsafeMutableRawPointer, _ v: UInt64) { cvfio_write64(a, v) }
+}
+
+/// CPU memory barriers for ordering MMIO against DMA memory.
+public enum MemoryBarrier {
+    /// All earlier loads and stores complete before any later one.
+    @inlinable @inline(__always) public static func full() { cvfio_mb() }
+    /// Earlier loads complete before later loads (e.g. status register, then DMA data).
+    @inlinable @inline(__always) public static func read() { cvfio_rmb() }
+    /// Earlier stores complete before later stores (e.g. DMA descriptors, then a doorbell).
+    @inlinable @inline(__always) public static func write() { cvfio_wmb() }
+}
