@@ -16,6 +16,7 @@ public final class PCIDevice: Sendable {
     /// The device's interrupts.
     public let interrupts: Interrupts
     let access: any DeviceAccess
+    private let system: any SystemCalls
     private let regions = Mutex<[Int: Region]>([:])
     private let closed = Atomic<Bool>(false)
 
@@ -34,6 +35,7 @@ public final class PCIDevice: Sendable {
         self.access = opened.access
         self.dma = DMASpace(mapper: opened.mapper, system: system)
         self.interrupts = Interrupts(access: opened.access, system: system)
+        self.system = system
     }
 
     deinit { close() }
@@ -89,6 +91,11 @@ public final class PCIDevice: Sendable {
         let command: UInt16 = try readConfig(at: 0x04)
         let updated = enabled ? command | 0x4 : command & ~0x4
         if updated != command { try writeConfig(updated, at: 0x04) }
+    }
+
+    /// Starts reading the IOMMU's fault reports for this device; see ``IOMMUFaultLog``.
+    public func openFaultLog() throws(VFIOError) -> IOMMUFaultLog {
+        try IOMMUFaultLog(address: address, system: system)
     }
 
     /// True when the kernel can reset the device.

@@ -1,1 +1,0 @@
-// VFIODrivers: see architecture notes in README.md.
