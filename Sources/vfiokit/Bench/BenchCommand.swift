@@ -1,0 +1,24 @@
+import ArgumentParser
+import Foundation
+
+/// `vfiokit bench mmio|irq [--json]`: the framework's hot paths against plain C in one run.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure MMIO access and interrupt dispatch against a C reference in the same run.",
+        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self])
+}
+
+/// Prints a result as sorted-key JSON or as aligned text lines.
+func printResult<T: Encodable>(_ result: T, json: Bool, lines: [String]) throws {
+    if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        print(String(decoding: try encoder.encode(result), as: UTF8.self))
+    } else {
+        lines.forEach { print($0) }
+    }
+}
+
+/// A figure with two decimals, for the text output.
+func fixed(_ value: Double) -> String { String(format: "%.2f", value) }
