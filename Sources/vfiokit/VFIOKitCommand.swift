@@ -5,5 +5,5 @@ struct VFIOKitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vfiokit",
         abstract: "Userspace PCI drivers over VFIO and UIO.",
-        subcommands: [])
+        subcommands: [InspectCommand.self])
 }
