@@ -16,6 +16,16 @@ public struct HeaderType: Hashable, Sendable, CustomStringConvertible {
         case cardBusBridge
         /// A type the PCI specifications do not define (3–0x7f).
         case unknown(UInt8)
+
+        /// `endpoint`, `PCI bridge`, `CardBus bridge` or `unknown layout`.
+        public var name: String {
+            switch self {
+            case .endpoint: "endpoint"
+            case .pciBridge: "PCI bridge"
+            case .cardBusBridge: "CardBus bridge"
+            case .unknown: "unknown layout"
+            }
+        }
     }
 
     /// The type number, bits 6:0 (0, 1 or 2 for defined layouts).
@@ -55,12 +65,6 @@ public struct HeaderType: Hashable, Sendable, CustomStringConvertible {
 
     /// `00 (endpoint)`, `81 (PCI bridge, multi-function)`, ...
     public var description: String {
-        let name = switch layout {
-        case .endpoint: "endpoint"
-        case .pciBridge: "PCI bridge"
-        case .cardBusBridge: "CardBus bridge"
-        case .unknown: "unknown layout"
-        }
-        return hexString(type, width: 2) + " (" + name + (isMultiFunction ? ", multi-function)" : ")")
+        hexString(type, width: 2) + " (" + layout.name + (isMultiFunction ? ", multi-function)" : ")")
     }
 }

@@ -10,10 +10,11 @@ extension DeviceReport {
         func hex<T: BinaryInteger>(_ value: T?, _ width: Int) -> String {
             value.map { hexString($0, width: width) } ?? String(repeating: "?", count: width)
         }
+        let headerText = headerRegister?.description ?? "??"
         let classText = classCode.map { "\($0)" + (className.map { " (\($0))" } ?? "") } ?? "????.??"
         var lines = [
             "\(address) \(hex(vendorID, 4)):\(hex(deviceID, 4)) rev \(hex(revisionID, 2)), class \(classText), "
-                + "header \(headerLayout ?? "??"), \(configSize) config bytes"
+                + "header \(headerText), \(configSize) config bytes"
         ]
         if let title { lines.append("  title: \(title)") }
         if let subsystem {
@@ -35,5 +36,10 @@ extension DeviceReport {
         }
         lines += problems.map { "  problem: \($0)" }
         return lines.joined(separator: "\n")
+    }
+
+    /// The header-type register, rebuilt from the reported type and multi-function bit.
+    private var headerRegister: HeaderType? {
+        headerType.map { HeaderType(rawValue: $0 | (isMultiFunction == true ? 0x80 : 0)) }
     }
 }

@@ -17,6 +17,24 @@ public struct DeviceReport: Hashable, Sendable, Encodable {
         public let decoded: DecodedCapability?
         /// Why decoding failed, e.g. the structure runs past the bytes held.
         public let decodeError: String?
+
+        init(
+            chain: CapabilityChain, offset: Int, id: Int, name: String?, version: Int?,
+            decode: () throws(ConfigSpaceError) -> DecodedCapability?
+        ) {
+            self.chain = chain
+            self.offset = offset
+            self.id = id
+            self.name = name ?? "Unknown"
+            self.version = version
+            do {
+                decoded = try decode()
+                decodeError = nil
+            } catch {
+                decoded = nil
+                decodeError = error.description
+            }
+        }
     }
 
     public let address: String
@@ -29,6 +47,7 @@ public struct DeviceReport: Hashable, Sendable, Encodable {
     public let className: String?
     /// Header type bits 6:0.
     public let headerType: UInt8?
+    /// `endpoint`, `PCI bridge`, `CardBus bridge` or `unknown layout`.
     public let headerLayout: String?
     public let isMultiFunction: Bool?
     public let subsystem: SubsystemIDs?
@@ -56,36 +75,25 @@ public struct DeviceReport: Hashable, Sendable, Encodable {
         className = classCode?.baseClassName
         let header = field("header type") { try config.headerType }
         headerType = header?.type
-        headerLayout = header?.description
+        headerLayout = header?.layout.name
         isMultiFunction = header?.isMultiFunction
         subsystem = field("subsystem IDs") { try config.subsystem } ?? nil
         configSize = config.size
         bars = field("BARs") { try config.baseAddressRegisters() } ?? []
 
         let walk = config.capabilities
-        var entries: [CapabilityEntry] = []
-        for cap in walk.standard {
-            let decoded = Result { try DecodedCapability(cap, in: config) }
-            entries.append(
+        capabilities =
+            walk.standard.map { cap in
                 CapabilityEntry(
-                    chain: .standard, offset: cap.offset, id: Int(cap.id.rawValue), name: cap.id.name ?? "Unknown",
-                    version: nil, decoded: try? decoded.get(), decodeError: decoded.failure.map { "\($0)" }))
-        }
-        for cap in walk.extended {
-            let decoded = Result { try DecodedCapability(cap, in: config) }
-            entries.append(
+                    chain: .standard, offset: cap.offset, id: Int(cap.id.rawValue), name: cap.id.name, version: nil
+                ) { () throws(ConfigSpaceError) in try DecodedCapability(cap, in: config) }
+            }
+            + walk.extended.map { cap in
                 CapabilityEntry(
-                    chain: .extended, offset: cap.offset, id: Int(cap.id.rawValue), name: cap.id.name ?? "Unknown",
-                    version: Int(cap.version), decoded: try? decoded.get(), decodeError: decoded.failure.map { "\($0)" }))
-        }
-        capabilities = entries
+                    chain: .extended, offset: cap.offset, id: Int(cap.id.rawValue), name: cap.id.name,
+                    version: Int(cap.version)
+                ) { () throws(ConfigSpaceError) in try DecodedCapability(cap, in: config) }
+            }
         self.problems = problems + walk.problems.map(\.description)
-    }
-}
-
-extension Result {
-    /// The error, if this is a failure.
-    fileprivate var failure: Failure? {
-        if case let .failure(error) = self { error } else { nil }
     }
 }
