@@ -132,3 +132,8 @@ public struct Capabilities: Hashable, Sendable {
         }
     }
 }
+
+extension ConfigSpace {
+    /// Walks both capability chains; see ``Capabilities``.
+    public var capabilities: Capabilities { Capabilities(walking: self) }
+}

@@ -1,5 +1,5 @@
 /// The two capability chains a function can have.
-public enum CapabilityChain: String, Hashable, Sendable, Codable {
+public enum CapabilityChain: String, Hashable, Sendable, Encodable {
     /// The conventional chain: 8-bit pointers, entries at 0x40–0xff.
     case standard
     /// The PCI Express extended chain: 12-bit pointers, entries at 0x100–0xfff.

@@ -1,7 +1,7 @@
 /// One base address register as the header holds it: what kind of window it is and where it
 /// starts. The window's size is not here: finding it needs the write-ones probe on a live device.
-public struct BaseAddressRegister: Hashable, Sendable, Codable, CustomStringConvertible {
-    public enum Kind: String, Hashable, Sendable, Codable {
+public struct BaseAddressRegister: Hashable, Sendable, Encodable, CustomStringConvertible {
+    public enum Kind: String, Hashable, Sendable, Encodable {
         /// I/O space (bit 0 set).
         case io
         /// 32-bit memory (type 00).

@@ -1,5 +1,5 @@
 /// The 24-bit class code at config offset 0x09: base class, subclass and programming interface.
-public struct ClassCode: Hashable, Sendable, Codable, CustomStringConvertible {
+public struct ClassCode: Hashable, Sendable, Encodable, CustomStringConvertible {
     public let baseClass: UInt8
     public let subclass: UInt8
     public let programmingInterface: UInt8

@@ -39,13 +39,4 @@ extension ConfigSpace {
             return SubsystemIDs(vendorID: try uint16(at: offset), deviceID: try uint16(at: offset + 2))
         }
     }
-
-    /// Walks both capability chains; see ``Capabilities``.
-    public var capabilities: Capabilities { Capabilities(walking: self) }
-}
-
-/// A subsystem vendor ID and subsystem ID pair.
-public struct SubsystemIDs: Hashable, Sendable, Codable {
-    public let vendorID: UInt16
-    public let deviceID: UInt16
 }

@@ -18,8 +18,3 @@ extension ConfigSpace {
         return UInt8(header >> 16 & 0xf)
     }
 }
-
-extension FixedWidthInteger {
-    /// Whether bit `index` is set.
-    func bit(_ index: Int) -> Bool { self >> index & 1 == 1 }
-}
