@@ -72,7 +72,7 @@ public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
 }
 
 /// Why a PCI address was rejected.
-public enum PCIAddressError: Error, Equatable, CustomStringConvertible {
+public enum PCIAddressError: Error, Hashable, Sendable, CustomStringConvertible {
     case malformed(input: String, reason: String)
 
     public var description: String {

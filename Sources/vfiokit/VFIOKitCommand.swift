@@ -5,5 +5,9 @@ struct VFIOKitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vfiokit",
         abstract: "Userspace PCI drivers over VFIO and UIO.",
-        subcommands: [RunCommand.self])
+        subcommands: [
+            InspectCommand.self,
+            RunCommand.self,
+            BenchCommand.self,
+        ])
 }
