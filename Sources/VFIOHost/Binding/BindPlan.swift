@@ -35,8 +35,10 @@ public struct UnbindPlan: Equatable, Sendable {
     }
 
     public var steps: [Step] = []
-    /// Devices already back on their recorded original driver; only their record is dropped.
+    /// Devices already back on their recorded original driver; nothing is written for them.
     public var alreadyRestored: [PCIAddress] = []
+    /// Devices whose records are dropped once the steps succeed: all of them on a restore.
+    public var forget: [PCIAddress] = []
     public var warnings: [BindWarning] = []
 }
 

@@ -64,8 +64,8 @@ public struct SysfsBinder: Sendable {
         return done
     }
 
-    /// Releases each step's device and gives it to its restore target; drops the record of
-    /// every device restored (or found already restored).
+    /// Releases each step's device and gives it to its restore target, then drops the records
+    /// the plan says to forget.
     public func apply(_ plan: UnbindPlan) throws(BindEffectError) -> [Change] {
         var done: [Change] = []
         for step in plan.steps {
@@ -78,9 +78,8 @@ public struct SysfsBinder: Sendable {
             }
             done.append(Change(address: step.address, from: step.currentDriver, to: now))
         }
-        let forgotten = plan.steps.filter { $0.restore != .nothing }.map(\.address) + plan.alreadyRestored
-        if !forgotten.isEmpty {
-            do { try store.update { records in for address in forgotten { records[address] = nil } } } catch {
+        if !plan.forget.isEmpty {
+            do { try store.update { records in for address in plan.forget { records[address] = nil } } } catch {
                 throw .state(error, completed: done)
             }
         }

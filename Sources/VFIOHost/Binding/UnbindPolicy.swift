@@ -18,6 +18,7 @@ public enum UnbindPolicy {
             let record = host.records[address]
             if request.restore, let record, let original = record.originalDriver, device.driver == original {
                 plan.alreadyRestored.append(address)
+                plan.forget.append(address)
                 continue
             }
             if let driver = device.driver, !driver.isUserspaceDriver {
@@ -42,6 +43,7 @@ public enum UnbindPolicy {
                 }
             }
             plan.steps.append(.init(address: address, currentDriver: device.driver, restore: restore))
+            if request.restore { plan.forget.append(address) }
         }
         guard problems.isEmpty else { throw BindRefusal(problems: problems) }
         return plan

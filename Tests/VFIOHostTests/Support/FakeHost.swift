@@ -100,8 +100,8 @@ final class FakeHost {
     }
 
     /// A network interface below a PCI device, with its `sys/class/net` link.
-    func addInterface(under address: String, path: String, operstate: String, flags: String) {
-        let dir = devicePath(address, parent: nil) + "/" + path
+    func addInterface(under address: String, path: String, operstate: String, flags: String, parent: String? = nil) {
+        let dir = devicePath(address, parent: parent) + "/" + path
         mkdir(dir)
         write("\(dir)/operstate", operstate)
         write("\(dir)/flags", flags)
@@ -110,7 +110,8 @@ final class FakeHost {
     }
 
     func mount(_ number: String, at mountPoint: String) {
-        append("proc/self/mountinfo", "40 27 \(number) / \(mountPoint) rw,relatime - ext4 /dev/x rw\n")
+        let escaped = mountPoint.replacingOccurrences(of: " ", with: "\\040")
+        append("proc/self/mountinfo", "40 27 \(number) / \(escaped) rw,relatime - ext4 /dev/x rw\n")
     }
 
     func swap(on device: String) {
