@@ -5,5 +5,10 @@ struct VFIOKitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vfiokit",
         abstract: "Userspace PCI drivers over VFIO and UIO.",
-        subcommands: [])
+        subcommands: [
+            ListCommand.self,
+            InfoCommand.self,
+            BindCommand.self,
+            UnbindCommand.self,
+        ])
 }

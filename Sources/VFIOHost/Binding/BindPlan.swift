@@ -14,6 +14,11 @@ public struct BindPlan: Equatable, Sendable {
     /// Devices already bound to the requested driver; nothing is written for them.
     public var alreadyBound: [PCIAddress] = []
     public var warnings: [BindWarning] = []
+
+    /// The changes the steps will make, for a dry run.
+    public var intendedChanges: [SysfsBinder.Change] {
+        steps.map { .init(address: $0.address, from: $0.currentDriver, to: $0.driver) }
+    }
 }
 
 /// The writes an unbind will make, decided by ``UnbindPolicy``.
@@ -40,6 +45,14 @@ public struct UnbindPlan: Equatable, Sendable {
     /// Devices whose records are dropped once the steps succeed: all of them on a restore.
     public var forget: [PCIAddress] = []
     public var warnings: [BindWarning] = []
+
+    /// The changes the steps will make, for a dry run; `to` is nil where the kernel will choose.
+    public var intendedChanges: [SysfsBinder.Change] {
+        steps.map { step in
+            let target: DriverName? = if case let .driver(name) = step.restore { name } else { nil }
+            return .init(address: step.address, from: step.currentDriver, to: target)
+        }
+    }
 }
 
 /// Something the user should know about a bind or unbind that goes ahead anyway.

@@ -20,6 +20,12 @@ public struct SysfsBinder: Sendable {
         public let from: DriverName?
         public let to: DriverName?
 
+        public init(address: PCIAddress, from: DriverName?, to: DriverName?) {
+            self.address = address
+            self.from = from
+            self.to = to
+        }
+
         private enum CodingKeys: CodingKey { case address, from, to }
 
         public func encode(to encoder: any Encoder) throws {

@@ -49,11 +49,15 @@ public final class PCINameDatabase: Sendable {
 }
 
 /// Owns one `pci_access`, created without `pci_init`: name lookups need no access method,
-/// and `pci_init` would exit the process on a host without PCI.
+/// and `pci_init` would exit the process on a host without PCI. The callbacks `pci_init`
+/// would install are set by the shim instead.
 private final class LibPCIHandle: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<pci_access>
 
-    init() { pointer = pci_alloc() }
+    init() {
+        pointer = pci_alloc()
+        cpci_set_callbacks(pointer)
+    }
 
     deinit { pci_cleanup(pointer) }
 }
