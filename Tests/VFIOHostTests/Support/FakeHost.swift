@@ -66,6 +66,12 @@ final class FakeHost {
         write("\(dir)/numa_node", "\(numa)")
         write("\(dir)/driver_override", "(null)")
         write("\(dir)/resource", resource)
+        var config = [UInt8](repeating: 0, count: 256)
+        config[0] = UInt8(vendor & 0xff); config[1] = UInt8(vendor >> 8)
+        config[2] = UInt8(device & 0xff); config[3] = UInt8(device >> 8)
+        config[8] = revision
+        config[9] = UInt8(classCode & 0xff); config[10] = UInt8(classCode >> 8 & 0xff); config[11] = UInt8(classCode >> 16)
+        _ = FileManager.default.createFile(atPath: "\(root)/\(dir)/config", contents: Data(config))
         Self.link("\(root)/sys/bus/pci/devices/\(address)", to: dir, from: "sys/bus/pci/devices")
         if let group {
             mkdir("sys/kernel/iommu_groups/\(group)/devices")
