@@ -49,12 +49,8 @@ struct BindCommand: ParsableCommand {
     @Flag(help: "Show what would be done and write nothing.")
     var dryRun = false
 
-    @Flag(help: "Print JSON: {changes, alreadyBound, warnings, dryRun}.")
+    @Flag(help: "Print JSON: {changes, unchanged, warnings, dryRun}.")
     var json = false
-
-    func validate() throws {
-        if addresses.isEmpty { throw ValidationError("name at least one device, like 0000:03:00.0") }
-    }
 
     func run() throws {
         let binding = HostBinding(discovery: PCIDiscovery(), store: .fromEnvironment())

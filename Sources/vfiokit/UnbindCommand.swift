@@ -20,7 +20,7 @@ struct UnbindCommand: ParsableCommand {
     @Flag(help: "Bind each device's original driver again.")
     var restore = false
 
-    @Flag(help: "Unbind even a device that is bound to a host driver.")
+    @Flag(help: "Unbind even a device that is bound to a host driver (no in-use check is made then).")
     var force = false
 
     @Flag(help: "Show what would be done and write nothing.")
@@ -28,10 +28,6 @@ struct UnbindCommand: ParsableCommand {
 
     @Flag(help: "Print JSON: {changes, unchanged, warnings, dryRun}.")
     var json = false
-
-    func validate() throws {
-        if addresses.isEmpty { throw ValidationError("name at least one device, like 0000:03:00.0") }
-    }
 
     func run() throws {
         let binding = HostBinding(discovery: PCIDiscovery(), store: .fromEnvironment())

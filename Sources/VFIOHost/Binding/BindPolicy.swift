@@ -19,8 +19,9 @@ public enum BindPolicy {
         if request.driver.isVFIO {
             var index = 0
             while index < targets.count {
-                let device = host.devices[targets[index]]!
+                let address = targets[index]
                 index += 1
+                guard let device = host.devices[address] else { continue }
                 guard let group = device.iommuGroup else {
                     if host.noIOMMUMode { plan.warnings.append(.noIOMMU(device.address)) } else {
                         problems.append(.noIOMMUGroup(device.address))
@@ -42,7 +43,7 @@ public enum BindPolicy {
             }
         }
         for address in targets.sorted() {
-            let device = host.devices[address]!
+            guard let device = host.devices[address] else { continue }
             if device.driver == request.driver {
                 plan.alreadyBound.append(address)
                 continue

@@ -11,9 +11,9 @@ import VFIOKit
 /// in a temporary directory and pass its path, so nothing here assumes it talks to the kernel.
 /// Every access goes through the framework's ``SystemCalls`` seam.
 ///
-/// Paths given to the methods are relative to the root and are built only by ``SysfsLayout``
-/// from validated values (``PCIAddress``, ``DriverName``, numbers, and names the kernel itself
-/// listed), so no user text is ever spliced into a path.
+/// Paths given to the methods are relative to the root and are built from ``SysfsLayout``'s
+/// paths, fixed attribute names and validated values (``PCIAddress``, ``DriverName``,
+/// ``KernelName``, numbers), so no user text is ever spliced into a path.
 public struct HostTree: Sendable {
     /// The directory that plays the part of `/`, without a trailing slash (empty for `/`).
     public let root: String
