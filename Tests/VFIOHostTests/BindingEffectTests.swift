@@ -161,4 +161,21 @@ import Testing
         }
         #expect(host.kernel.log.isEmpty)
     }
+
+    @Test func failedWriteIsReportedAndTheRecordKept() throws {
+        let host = try makeHost()
+        // A kernel without driver_override (before 3.16) has no such file.
+        try FileManager.default.removeItem(atPath: host.root + "/sys/devices/pci0000:00/0000:00:1c.0/0000:03:00.0/driver_override")
+        #expect {
+            try host.binding().bind(BindRequest(addresses: [nvme], wholeGroup: true))
+        } throws: { error in
+            guard case let .failed(.write(.unwritable(path, value, errno), rollback?, completed)) = error as? BindError else {
+                return false
+            }
+            return path.hasSuffix("0000:03:00.0/driver_override") && value == "vfio-pci" && errno == .noSuchFileOrDirectory
+                && rollback.hasPrefix("giving it back to nvme failed too") && completed.isEmpty
+        }
+        #expect(host.driver(of: "0000:03:00.0") == "nvme", "nothing else was written")
+        #expect(try host.store.load()[nvme]?.originalDriver == (try DriverName("nvme")), "the record survives for a later restore")
+    }
 }
