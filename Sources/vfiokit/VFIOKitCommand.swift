@@ -6,6 +6,10 @@ struct VFIOKitCommand: AsyncParsableCommand {
         commandName: "vfiokit",
         abstract: "Userspace PCI drivers over VFIO and UIO.",
         subcommands: [
+            ListCommand.self,
+            InfoCommand.self,
+            BindCommand.self,
+            UnbindCommand.self,
             InspectCommand.self,
             RunCommand.self,
             BenchCommand.self,

@@ -1,0 +1,69 @@
+/// The name of a kernel driver, as in `/sys/bus/pci/drivers/NAME`.
+///
+/// Only letters, digits, `_`, `-` and `.` are accepted, and never `.` or `..` alone, so a name
+/// is always safe to splice into a sysfs path — whether it came from the command line, a state
+/// file or a symlink the kernel made.
+public struct DriverName: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(_ name: String) throws(DriverNameError) {
+        guard !name.isEmpty, name.utf8.count <= 64 else { throw .invalid(name, reason: "must be 1 to 64 characters") }
+        guard name != ".", name != ".." else { throw .invalid(name, reason: "is a path component, not a driver") }
+        guard name.utf8.allSatisfy(Self.allowed) else {
+            throw .invalid(name, reason: "may hold only letters, digits, '_', '-' and '.'")
+        }
+        rawValue = name
+    }
+
+    private init(known name: String) { rawValue = name }
+
+    private static func allowed(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f || c == 0x2d
+            || c == 0x2e
+    }
+
+    public static let vfioPCI = DriverName(known: "vfio-pci")
+    public static let uioPCIGeneric = DriverName(known: "uio_pci_generic")
+    public static let pciStub = DriverName(known: "pci-stub")
+    public static let pcieport = DriverName(known: "pcieport")
+
+    /// Whether a device bound to this driver leaves its IOMMU group usable by VFIO.
+    ///
+    /// This follows the kernel: drivers that set `driver_managed_dma` (vfio-pci and its variant
+    /// drivers such as `mlx5_vfio_pci`, `pci-stub`, `pcieport`) do not claim the group's DMA,
+    /// so they do not stop another member from being opened through VFIO.
+    public var keepsGroupViable: Bool { isVFIO || self == .pciStub || self == .pcieport }
+
+    /// Whether this is vfio-pci or one of its variant drivers (whose names end in `vfio_pci`).
+    public var isVFIO: Bool { self == .vfioPCI || rawValue.hasSuffix("vfio_pci") }
+
+    /// Whether this driver hands the device to userspace: VFIO or `uio_pci_generic`.
+    public var isUserspaceDriver: Bool { isVFIO || self == .uioPCIGeneric }
+
+    public var description: String { rawValue }
+
+    public static func < (a: DriverName, b: DriverName) -> Bool { a.rawValue < b.rawValue }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { try self.init(text) } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
+/// Why a driver name was rejected.
+public enum DriverNameError: Error, Equatable, CustomStringConvertible {
+    case invalid(String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .invalid(name, reason): "invalid driver name \"\(name)\": it \(reason)"
+        }
+    }
+}

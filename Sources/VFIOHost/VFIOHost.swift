@@ -1,1 +1,0 @@
-// VFIOHost: see architecture notes in README.md.

@@ -1,0 +1,48 @@
+import ArgumentParser
+import PCI
+import VFIOHost
+
+/// `vfiokit unbind`: release devices from their userspace driver, optionally restoring the
+/// driver they had before `vfiokit bind`.
+struct UnbindCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unbind",
+        abstract: "Release devices from vfio-pci or uio_pci_generic; with --restore, give them back their original driver.",
+        discussion: """
+            Clears driver_override and unbinds. With --restore, binds the driver recorded by \
+            `vfiokit bind` (or, with no record, lets the kernel probe one) and forgets the record. \
+            Refuses a device on a host driver unless --force.
+            """)
+
+    @Argument(help: "The devices, as 0000:03:00.0 or 03:00.0.", transform: { try PCIAddress(parsing: $0) })
+    var addresses: [PCIAddress]
+
+    @Flag(help: "Bind each device's original driver again.")
+    var restore = false
+
+    @Flag(help: "Unbind even a device that is bound to a host driver (no in-use check is made then).")
+    var force = false
+
+    @Flag(help: "Show what would be done and write nothing.")
+    var dryRun = false
+
+    @Flag(help: "Print JSON: {changes, unchanged, warnings, dryRun}.")
+    var json = false
+
+    func run() throws {
+        let binding = HostBinding(discovery: PCIDiscovery(), store: .fromEnvironment())
+        let request = UnbindRequest(addresses: addresses, restore: restore, force: force)
+        let plan: UnbindPlan
+        let changes: [SysfsBinder.Change]
+        if dryRun {
+            plan = try binding.planUnbind(request)
+            changes = plan.intendedChanges
+        } else {
+            (plan, changes) = try binding.unbind(request)
+        }
+        let outcome = BindingOutcome(
+            changes: changes, unchanged: plan.alreadyRestored.map(\.description), warnings: plan.warnings.map(\.description),
+            dryRun: dryRun)
+        outcome.print(json: json, verb: "unbind", unchangedNote: "already back on its original driver")
+    }
+}
