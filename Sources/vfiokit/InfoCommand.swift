@@ -15,7 +15,7 @@ struct InfoCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let report = try DeviceReport.read(address, discovery: PCIDiscovery(), names: PCINameDatabase())
+        let report = try DeviceReport.read(address, discovery: PCIDiscovery(), names: PCINameDatabase(), vfio: FrameworkVFIOInspector())
         if json {
             print(jsonText(report))
             return

@@ -23,7 +23,7 @@ import Testing
     }
 
     @Test func walkFindsBothListsInOrder() {
-        let caps = CapabilityWalkLister().capabilities(in: Self.configSpace())
+        let caps = DecodingCapabilityLister().capabilities(in: Self.configSpace())
         #expect(caps.map(\.offset) == [0x40, 0x50, 0x70, 0x100, 0x148])
         #expect(caps.map(\.name) == ["Power Management", "MSI-X", "PCI Express", "Advanced Error Reporting", "Access Control Services"])
         #expect(caps[3].version == 2 && caps[3].space == .extended && caps[0].version == nil)
@@ -33,15 +33,15 @@ import Testing
         var looped = Self.configSpace()
         looped[0x71] = 0x40  // PCIe points back at PM
         looped.replaceSubrange(0x148..<0x14c, with: [0x0d, 0x00, 0x01, 0x10])  // ACS points back at 0x100
-        let caps = CapabilityWalkLister().capabilities(in: looped)
+        let caps = DecodingCapabilityLister().capabilities(in: looped)
         #expect(caps.map(\.offset) == [0x40, 0x50, 0x70, 0x100, 0x148])
 
-        #expect(CapabilityWalkLister().capabilities(in: Array(Self.configSpace().prefix(64))).isEmpty, "unprivileged read")
-        #expect(CapabilityWalkLister().capabilities(in: Self.configSpace(size: 256)).count == 3)
-        #expect(CapabilityWalkLister().capabilities(in: []).isEmpty)
+        #expect(DecodingCapabilityLister().capabilities(in: Array(Self.configSpace().prefix(64))).isEmpty, "unprivileged read")
+        #expect(DecodingCapabilityLister().capabilities(in: Self.configSpace(size: 256)).count == 3)
+        #expect(DecodingCapabilityLister().capabilities(in: []).isEmpty)
         var noList = Self.configSpace()
         noList[0x06] = 0
-        #expect(CapabilityWalkLister().capabilities(in: noList).map(\.space) == [.extended, .extended])
+        #expect(DecodingCapabilityLister().capabilities(in: noList).map(\.space) == [.extended, .extended])
     }
 
     struct FakeInspector: VFIODeviceInspector {

@@ -82,18 +82,24 @@ public struct DeviceReport: Hashable, Sendable, Encodable {
         bars = field("BARs") { try config.baseAddressRegisters() } ?? []
 
         let walk = config.capabilities
-        capabilities =
-            walk.standard.map { cap in
-                CapabilityEntry(
-                    chain: .standard, offset: cap.offset, id: Int(cap.id.rawValue), name: cap.id.name, version: nil
-                ) { () throws(ConfigSpaceError) in try DecodedCapability(cap, in: config) }
-            }
-            + walk.extended.map { cap in
-                CapabilityEntry(
-                    chain: .extended, offset: cap.offset, id: Int(cap.id.rawValue), name: cap.id.name,
-                    version: Int(cap.version)
-                ) { () throws(ConfigSpaceError) in try DecodedCapability(cap, in: config) }
-            }
+        capabilities = CapabilityEntry.entries(of: walk, in: config)
         self.problems = problems + walk.problems.map(\.description)
+    }
+}
+
+extension DeviceReport.CapabilityEntry {
+    /// Every capability `walk` found in `config`, standard then extended, each decoded where
+    /// this module has a decoder.
+    public static func entries(of walk: Capabilities, in config: ConfigSpace) -> [Self] {
+        walk.standard.map { cap in
+            Self(chain: .standard, offset: cap.offset, id: Int(cap.id.rawValue), name: cap.id.name, version: nil) {
+                () throws(ConfigSpaceError) in try DecodedCapability(cap, in: config)
+            }
+        }
+            + walk.extended.map { cap in
+                Self(chain: .extended, offset: cap.offset, id: Int(cap.id.rawValue), name: cap.id.name, version: Int(cap.version)) {
+                    () throws(ConfigSpaceError) in try DecodedCapability(cap, in: config)
+                }
+            }
     }
 }

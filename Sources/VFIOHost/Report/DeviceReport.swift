@@ -85,8 +85,8 @@ public struct DeviceReport: Encodable, Sendable {
         try c.encode(vfio, forKey: .vfio)
     }
 
-    /// Reads the report of `address`. `capabilities` decodes config space (by default the
-    /// walk-only lister); `vfio`, when given, is asked about devices on a VFIO driver.
+    /// Reads the report of `address`. `capabilities` decodes config space (by default with
+    /// the PCI module's walk and decoders); `vfio`, when given, is asked about devices on a VFIO driver.
     public static func read(
         _ address: PCIAddress, discovery: PCIDiscovery, names: PCINameDatabase,
         capabilities lister: (any CapabilityLister)? = nil, vfio inspector: (any VFIODeviceInspector)? = nil
@@ -116,7 +116,7 @@ public struct DeviceReport: Encodable, Sendable {
             driverOverride: device.driverOverride?.rawValue,
             bars: try discovery.bars(of: address),
             configBytesRead: config.count,
-            capabilities: (lister ?? CapabilityWalkLister()).capabilities(in: config),
+            capabilities: (lister ?? DecodingCapabilityLister()).capabilities(in: config),
             iommuGroup: group,
             vfio: vfio)
     }

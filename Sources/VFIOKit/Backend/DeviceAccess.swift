@@ -4,6 +4,8 @@ import SystemPackage
 /// `VFIODeviceFile` (vfio-pci, any IOMMU mode) and `UIODeviceFiles` (uio_pci_generic)
 /// implement it; ``PCIDevice`` is written only against this.
 protocol DeviceAccess: AnyObject, Sendable {
+    /// One past the highest region index the device has.
+    var regionCount: Int { get }
     /// Region `index`, or nil when the device has none there (or it is empty).
     func region(_ index: Int) throws(VFIOError) -> RegionInfo?
     /// Reads `buffer.count` bytes at `offset` within the region; short reads are errors.

@@ -65,6 +65,8 @@ final class UIODeviceFiles: DeviceAccess {
 
     var canReset: Bool { (try? system.listDirectory(sysfs.path))?.contains("reset") ?? false }
 
+    var regionCount: Int { configRegion.index + 1 }
+
     func region(_ index: Int) throws(VFIOError) -> RegionInfo? {
         index == configRegion.index ? configRegion : bars.first { $0.index == index }
     }

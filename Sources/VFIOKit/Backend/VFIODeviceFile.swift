@@ -39,6 +39,8 @@ final class VFIODeviceFile: DeviceAccess {
         }
     }
 
+    var regionCount: Int { Int(info.num_regions) }
+
     var canReset: Bool { info.flags & UInt32(VFIO_DEVICE_FLAGS_RESET) != 0 }
 
     func region(_ index: Int) throws(VFIOError) -> RegionInfo? {

@@ -40,6 +40,10 @@ public final class PCIDevice: Sendable {
 
     deinit { close() }
 
+    /// One past the highest region index (9 for vfio-pci: BARs, ROM, config, VGA; more with
+    /// device-specific regions).
+    public var regionCount: Int { access.regionCount }
+
     /// The kernel's description of region `index` (BAR 0–5, ROM 6, config 7).
     public func regionInfo(_ index: Int) throws(VFIOError) -> RegionInfo {
         guard let info = try access.region(index) else { throw .noSuchRegion(index: index, address) }
