@@ -89,6 +89,12 @@ extension VFIOPCIDevice {
             physical = (current & ~physicalMask) | physicalValue
             function.write(config: offset, width: width, value: physical!)
         }
+        if offset <= PCIConfig.command && offset + width > PCIConfig.command {
+            // vfio keeps its own copy of memory and I/O decode, which gates BAR access.
+            let decode = UInt8(PCIConfig.commandMemory | PCIConfig.commandIO)
+            let b = UInt8(truncatingIfNeeded: value >> (8 * UInt32(PCIConfig.command - offset)))
+            vconfig[PCIConfig.command] = (vconfig[PCIConfig.command] & ~decode) | (b & decode)
+        }
         if offset <= PCIConfig.command + 1 && offset + width > PCIConfig.command { emulateINTxDisable() }
         return (flr, physical)
     }
