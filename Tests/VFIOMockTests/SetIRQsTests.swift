@@ -136,6 +136,26 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
         try s.kernel.munmap(bar, length: 65536)
     }
 
+    @Test func msixTableInATrappedBARIsKernelOwned() throws {
+        var o = MemoryBARDevice.Options()
+        o.msixVectors = 4
+        o.msixInTrappedBAR = true
+        let device = MemoryBARDevice(options: o)
+        let s = try LegacySetup(device)
+        let e = try s.eventfd()
+        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, start: 2, fds: [e.rawValue])
+        device.bus!.signalMSIX(vector: 2)
+        #expect(waitEvent(e) == 1)
+        // Vector 0 was allocated but has no eventfd: the kernel keeps it masked.
+        device.bus!.signalMSIX(vector: 0)
+        #expect(waitEvent(e, milliseconds: 10) == 0)
+        // Writes to the table through the region are dropped.
+        try s.pwrite(4, offset: 12 + 32, width: 4, value: 1)
+        device.bus!.signalMSIX(vector: 2)
+        #expect(waitEvent(e) == 1)
+    }
+
     @Test func msiWithPerVectorMask() throws {
         var o = MemoryBARDevice.Options()
         o.msiVectors = 4

@@ -18,28 +18,29 @@ extension MockKernel {
             guard function.busMasterEnabled else { return fault(iova, .busMasterDisabled) }
             guard buffer.count > 0 else { return true }
             guard iova &+ UInt64(buffer.count - 1) >= iova else { return fault(iova, .unmapped) }
-            var pieces: [(host: UnsafeMutableRawPointer, count: Int)] = []
-            var at = iova
-            var left = UInt64(buffer.count)
-            while left > 0 {
-                let piece: (vaddr: UInt64, length: UInt64)
-                switch translate(address, at, isWrite: isWrite) {
-                case .failure(let reason): return fault(at, reason)
-                case .success(let p): piece = p
+            // Two passes: check every byte first, so a refused access changes nothing, then copy.
+            // Neither pass allocates.
+            for pass in 0..<2 {
+                let copying = pass == 1
+                var at = iova
+                var done = 0
+                while done < buffer.count {
+                    let piece: (vaddr: UInt64, length: UInt64)
+                    switch translate(address, at, isWrite: isWrite) {
+                    case .failure(let reason): return fault(at, reason)
+                    case .success(let p): piece = p
+                    }
+                    let n = Int(min(UInt64(buffer.count - done), piece.length))
+                    guard memory.contains(start: piece.vaddr, length: UInt64(n)),
+                          let host = UnsafeMutableRawPointer(bitPattern: UInt(piece.vaddr))
+                    else { return fault(at, .unmapped) }
+                    if copying {
+                        if isWrite { host.copyMemory(from: buffer.baseAddress! + done, byteCount: n) }
+                        else { (buffer.baseAddress! + done).copyMemory(from: host, byteCount: n) }
+                    }
+                    at &+= UInt64(n)
+                    done += n
                 }
-                let n = min(left, piece.length)
-                guard memory.contains(start: piece.vaddr, length: n),
-                      let host = UnsafeMutableRawPointer(bitPattern: UInt(piece.vaddr))
-                else { return fault(at, .unmapped) }
-                pieces.append((host, Int(n)))
-                at &+= n
-                left -= n
-            }
-            var offset = 0
-            for p in pieces {
-                if isWrite { p.host.copyMemory(from: buffer.baseAddress! + offset, byteCount: p.count) }
-                else { (buffer.baseAddress! + offset).copyMemory(from: p.host, byteCount: p.count) }
-                offset += p.count
             }
             return true
         }

@@ -47,6 +47,8 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     deinit {
         for file in files.values { Glibc.close(file.placeholder) }
         for d in vfioDevices.values { d.closeAllTriggers() }
+        // Groups and their container refer to each other until detached.
+        for g in groups.values { g.container?.detach(g) }
     }
 
     /// Runs `body` on the function at `address` under the kernel lock, then runs any device

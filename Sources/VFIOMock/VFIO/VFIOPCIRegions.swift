@@ -24,6 +24,9 @@ extension VFIOPCIDevice {
         arg.store(flags, at: 4)
         arg.store(UInt32(VFIO_PCI_NUM_REGIONS), at: 8)
         arg.store(UInt32(VFIO_PCI_NUM_IRQS), at: 12)
+        // The kernel copies back min(argsz, sizeof) bytes of a zeroed structure: no caps.
+        if arg.load(0, as: UInt32.self) >= 20 { arg.store(UInt32(0), at: 16) }
+        if arg.load(0, as: UInt32.self) >= 24 { arg.store(UInt32(0), at: 20) }
     }
 
     func regionInfo(_ arg: UserPointer) throws(Errno) {
