@@ -162,6 +162,22 @@ import Testing
         #expect(s.kernel.dmaFaults.last == DMAFault(device: a, iova: 0x100010, length: 4, isWrite: false, reason: .unmapped))
     }
 
+    @Test func dmaIsBlockedUntilAnIOMMUDomainIsSet() throws {
+        let k = MockKernel()
+        let device = MemoryBARDevice()
+        let a = address("0000:01:00.0")
+        try k.plug(device, at: a, iommuGroup: 1)
+        let config = try k.open("/sys/bus/pci/devices/0000:01:00.0/config", O_RDWR)
+        var command: UInt16 = 0x6
+        _ = try withUnsafeBytes(of: &command) { b in try k.pwrite(config, from: b, at: 4) }
+        var word: UInt32 = 0
+        #expect(!withUnsafeMutableBytes(of: &word) { device.bus!.dmaRead(iova: 0x1000, into: $0) })
+        #expect(k.dmaFaults == [DMAFault(device: a, iova: 0x1000, length: 4, isWrite: false, reason: .blocked)])
+        k.clearDMAFaults()
+        #expect(k.dmaFaults.isEmpty)
+        try k.close(config)
+    }
+
     @Test func noIOMMUUsesPhysicalAddressesFromPagemap() throws {
         var config = MockKernel.Configuration()
         config.noIOMMU = true

@@ -4,8 +4,8 @@ import PCI
 ///
 /// - With no IOMMU, and for devices bound to kernel drivers (UIO: the host runs with
 ///   `iommu=pt`), the address is a mock physical address of process memory.
-/// - A vfio device uses its container's type1 mappings or its cdev's IOAS; until the user
-///   attaches one (or while the device is not open) its DMA is blocked.
+/// - A vfio device uses its cdev's IOAS or the type1 mappings of the container its group is
+///   attached to; until the user attaches one, its DMA is blocked.
 /// An access that cannot complete whole is recorded as a ``DMAFault`` and does nothing.
 extension MockKernel {
     func deviceDMA(_ address: PCIAddress, iova: UInt64, buffer: UnsafeMutableRawBufferPointer, isWrite: Bool) -> Bool {
@@ -57,11 +57,12 @@ extension MockKernel {
             guard let v = memory.virtualAddress(ofPhysical: iova) else { return .failure(.unmapped) }
             return .success((v.vaddr, v.bytesInPage))
         }
-        guard let device = vfioDevices[address], device.isOpen else { return .failure(.blocked) }
+        guard let device = vfioDevices[address] else { return .failure(.blocked) }
+        // A cdev's IOAS, or the type1 domain the whole group joined at VFIO_SET_IOMMU.
         let table: IOMappingTable
         if let ioas = device.attachedIOAS {
             table = ioas.table
-        } else if let type1 = device.group.container?.type1, device.opener.map({ if case .group = $0 { true } else { false } }) ?? false {
+        } else if let type1 = device.group.container?.type1 {
             table = type1.table
         } else {
             return .failure(.blocked)
