@@ -102,6 +102,26 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
         #expect(state.kind == .none && state.enabledVectors.isEmpty)
     }
 
+    @Test func messageWritesGoThroughInterruptRemapping() throws {
+        let device = msixDevice(4)
+        let s = try LegacySetup(device)
+        let a = address("0000:01:00.0")
+        let bus = try #require(device.bus)
+        let e = try s.eventfd()
+        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        #expect(s.kernel.interruptMessage(of: a, msix: true, vector: 3) == nil)
+        try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, start: 3, fds: [e.rawValue])
+        let message = try #require(s.kernel.interruptMessage(of: a, msix: true, vector: 3))
+        #expect(bus.writeMessage(address: message.address, data: message.data))
+        #expect(waitEvent(e) == 1)
+        #expect(!bus.writeMessage(address: message.address, data: message.data ^ 1))
+        // Outside the MSI window a message is a DMA write.
+        let buf = try s.buffer()
+        try s.mapDMA(vaddr: buf, iova: 0x8000, size: 4096)
+        #expect(bus.writeMessage(address: 0x8010, data: 0xabcd))
+        #expect(buf.load(fromByteOffset: 0x10, as: UInt32.self) == 0xabcd)
+    }
+
     @Test func noresizeRefusesGrowth() throws {
         var config = MockKernel.Configuration()
         config.dynamicMSIX = false

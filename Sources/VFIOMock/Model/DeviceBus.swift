@@ -26,6 +26,13 @@ public final class DeviceBus: @unchecked Sendable {
         kernel?.deviceDMA(address, iova: iova, buffer: UnsafeMutableRawBufferPointer(mutating: bytes), isWrite: true) ?? false
     }
 
+    /// Writes an interrupt message (or any 32-bit value) to `address`, as a device with its
+    /// own message store does: see ``MockKernel/interruptMessage(of:msix:vector:)``.
+    @discardableResult
+    public func writeMessage(address: UInt64, data: UInt32) -> Bool {
+        kernel?.deliverMessage(from: self.address, address: address, data: data) ?? false
+    }
+
     /// Drives the INTx line (level-triggered).
     public func setINTx(asserted: Bool) { kernel?.withFunction(address) { $0.setINTx(asserted) } }
 

@@ -89,6 +89,7 @@ extension VFIOPCIDevice: InterruptRouter {
             flags |= (count == 1 ? 0 : log2) << 4 | PCIConfig.msiFlagsEnable
             function.hostSet(config: cap + 2, width: 2, value: UInt32(flags))
             function.hostSet(config: cap + 4, width: 4, value: 0xfee0_0000)
+            function.hostSet(config: function.layout.msiDataOffset, width: 2, value: messageData(msix: false, vector: 0))
             irqType = .msi
         }
     }
@@ -126,9 +127,16 @@ extension VFIOPCIDevice: InterruptRouter {
         maskVector(vector, msix: msix, masked: false)
     }
 
+    /// The message the host programs for a vector, in the mock's remappable format: the
+    /// interrupt-remapping unit (``MockKernel/deliverMessage(from:address:data:)``) decodes
+    /// the device index, the kind and the vector from the data.
+    func messageData(msix: Bool, vector: Int) -> UInt32 {
+        UInt32(index) << 16 | (msix ? 0x8000 : 0) | UInt32(vector)
+    }
+
     private func maskVector(_ vector: Int, msix: Bool, masked: Bool) {
         if msix {
-            function.programMSIX(vector: vector, address: 0xfee0_0000, data: UInt32(0x4000 + index * 2048 + vector), masked: masked)
+            function.programMSIX(vector: vector, address: 0xfee0_0000, data: messageData(msix: true, vector: vector), masked: masked)
         } else if let msi = function.description.msi, msi.perVectorMasking {
             let mask = function.read(config: function.layout.msiMaskOffset, width: 4)
             let bit = UInt32(1) << UInt32(vector)
