@@ -98,6 +98,9 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
         let s = try LegacySetup(device)
         let p = try s.kernel.mmap(length: 65536, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: s.device, offset: 0)
         p.storeBytes(of: UInt32(0xabcd_ef01), toByteOffset: 0x100, as: UInt32.self)
+        let resets = device.resetCount
+        _ = try s.kernel.ioctl(s.device, UInt(CVFIO_DEVICE_RESET), 0)
+        #expect(device.resetCount == resets + 1)
         let seen = try #require(device.bus?.barMemory(0))
         #expect(seen.load(fromByteOffset: 0x100, as: UInt32.self) == 0xabcd_ef01)
         seen.storeBytes(of: UInt32(0x5555_aaaa), toByteOffset: 0x200, as: UInt32.self)

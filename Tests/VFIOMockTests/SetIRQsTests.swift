@@ -250,5 +250,6 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
         try setIRQs(s.kernel, s.device, index: VFIO_PCI_REQ_IRQ_INDEX, start: 0, count: 0, flags: none | trigger)
         #expect(!s.kernel.requestRemoval(of: a))
         #expect(s.kernel.interruptState(of: a)?.reqArmed == false && s.kernel.interruptState(of: a)?.errArmed == true)
+        #expect(s.kernel.interruptState(of: a)?.removalRequests == 3)
     }
 }

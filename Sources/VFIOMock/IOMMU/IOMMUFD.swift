@@ -84,10 +84,6 @@ final class IOMMUFDContext {
         if !attachments.values.contains(id) { objects[id] = nil }
     }
 
-    var ioasList: [IOAddressSpace] {
-        objects.values.compactMap { if case .ioas(let a) = $0 { a } else { nil } }
-    }
-
     /// Dispatches an iommufd ioctl: `ENOTTY` for one the mock does not serve.
     func ioctl(_ request: UInt, _ argument: UInt, memory: ProcessMemory) throws(Errno) {
         let commands: [UInt: (minSize: Int, size: Int)] = [

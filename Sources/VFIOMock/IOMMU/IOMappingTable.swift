@@ -60,8 +60,6 @@ struct IOMappingTable {
         return bytes
     }
 
-    mutating func removeAll() { mappings.removeAll() }
-
     /// The mapping holding `iova`.
     func lookup(_ iova: UInt64) -> DMAMapping? { find(iova, iova) }
 }

@@ -117,6 +117,4 @@ final class Type1IOMMU {
             arg.store(UInt32(infoSize), at: 16)
         }
     }
-
-    func translate(_ iova: UInt64) -> DMAMapping? { table.lookup(iova) }
 }

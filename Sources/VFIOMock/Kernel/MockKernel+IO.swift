@@ -174,7 +174,6 @@ extension MockKernel {
         guard let p = Glibc.mmap(nil, length, protection, flags, target.fd, off_t(target.offset)), p != MAP_FAILED else {
             throw Errno(rawValue: errno)
         }
-        lock.withLock { fileMappings[UInt(bitPattern: p)] = length }
         return p
     }
 
@@ -192,10 +191,7 @@ extension MockKernel {
 
     public func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
         if Glibc.munmap(address, length) < 0 { throw Errno(rawValue: errno) }
-        lock.withLock {
-            fileMappings[UInt(bitPattern: address)] = nil
-            memory.unregister(start: UInt64(UInt(bitPattern: address)), length: UInt64(length))
-        }
+        lock.withLock { memory.unregister(start: UInt64(UInt(bitPattern: address)), length: UInt64(length)) }
     }
 
     // MARK: Passed through to the host

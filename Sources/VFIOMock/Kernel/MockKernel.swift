@@ -29,8 +29,6 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     var uioDevices: [PCIAddress: UIODevice] = [:]
     var files: [Int32: OpenFile] = [:]
     var memory = ProcessMemory()
-    /// Mappings of device or sysfs files made through the seam, by address.
-    var fileMappings: [UInt: Int] = [:]
     var faults: [DMAFault] = []
     var overrides: [PCIAddress: String] = [:]
     /// Config writes that reached a device through sysfs, to report once the lock is dropped.
@@ -203,7 +201,7 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
             return InterruptState(
                 kind: type, enabledVectors: d.vectorTriggers.keys.sorted(), allocatedVectors: d.allocatedVectors,
                 intxMasked: d.intxMasked, errArmed: d.errTrigger != nil, reqArmed: d.reqTrigger != nil,
-                command: f.command, droppedMessages: f.droppedMessages)
+                command: f.command, droppedMessages: f.droppedMessages, removalRequests: d.removalRequests)
         }
     }
 
@@ -238,6 +236,9 @@ public struct InterruptState: Sendable, Equatable {
     public var command: UInt16
     /// Messages the device sent that reached no eventfd (bus mastering or MSI off, no vector).
     public var droppedMessages: Int
+    /// Removal requests made while the device was open (``MockKernel/requestRemoval(of:)``,
+    /// an unbind through sysfs), whether or not a REQ eventfd was armed.
+    public var removalRequests: Int
 }
 
 /// Errors from the mock's own API (not from the modelled kernel, which reports `Errno`).

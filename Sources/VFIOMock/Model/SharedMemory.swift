@@ -34,7 +34,4 @@ final class SharedMemory: @unchecked Sendable {
         Glibc.munmap(bytes, size)
         Glibc.close(fd)
     }
-
-    /// Zeroes the whole memory (a device reset of plain RAM).
-    func clear() { memset(bytes, 0, size) }
 }

@@ -17,7 +17,7 @@ final class MockContainer {
 
     var type1: Type1IOMMU? { if case .type1(let t)? = driver { t } else { nil } }
 
-    func attach(_ group: MockGroup) throws(Errno) {
+    func attach(_ group: MockGroup) {
         groups.append(group)
         isNoIOMMU = group.isNoIOMMU
     }

@@ -59,7 +59,7 @@ final class MockGroup {
         guard container == nil else { throw .invalidArgument }
         if !c.groups.isEmpty && c.isNoIOMMU != isNoIOMMU { throw .notPermitted }
         if !isNoIOMMU && claimedByKernelDriver(drivers: drivers) { throw .notPermitted }
-        try c.attach(self)
+        c.attach(self)
         container = c
     }
 
