@@ -49,15 +49,13 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
         for g in groups.values { g.container?.detach(g) }
     }
 
-    /// Runs `body` on the function at `address` under the kernel lock, then runs any device
-    /// resets it scheduled, outside the lock.
+    /// Runs `body` on the function at `address` under the kernel lock and wakes blocked
+    /// readers (an interrupt may have arrived). Interrupt paths never schedule device calls.
     func withFunction<T>(_ address: PCIAddress, _ body: (PCIFunction) -> T) -> T? {
-        let result: T? = lock.withLock {
+        lock.withLock {
             defer { lock.broadcast() }
             return functions[address].map(body)
         }
-        runPendingResets()
-        return result
     }
 
     /// Device `reset()` and `configWritten` calls scheduled while the lock was held.
