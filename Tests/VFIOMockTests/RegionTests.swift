@@ -130,6 +130,28 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
         #expect(errno { try s.pread(0, offset: 0, width: 4) } == .ioError)
     }
 
+    @Test func pcieFunctionLevelResetThroughDeviceControl() throws {
+        let device = MemoryBARDevice()
+        let s = try LegacySetup(device)
+        let resets = device.resetCount
+        let devctl = 0x40 + 8
+        let before = try s.pread(VFIO_PCI_CONFIG_REGION_INDEX, offset: devctl, width: 2)
+        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: devctl, width: 2, value: before | 0x8000)
+        #expect(device.resetCount == resets + 1)
+        #expect(try s.pread(VFIO_PCI_CONFIG_REGION_INDEX, offset: devctl, width: 2) & 0x8000 == 0)
+    }
+
+    @Test func readAndWriteUseTheFilePosition() throws {
+        let s = try LegacySetup(EduDevice())
+        var id: UInt32 = 0
+        // The position starts at 0: region 0 (BAR0), offset 0, the ID register.
+        #expect(try withUnsafeMutableBytes(of: &id) { b in try s.kernel.read(s.device, into: b) } == 4)
+        #expect(id == 0x0100_00ed)
+        // It advanced to 0x04, the liveness register (initially 0).
+        #expect(try withUnsafeMutableBytes(of: &id) { b in try s.kernel.read(s.device, into: b) } == 4)
+        #expect(id == 0)
+    }
+
     @Test func configSpaceVirtualization() throws {
         let s = try LegacySetup(EduDevice())
         let a = address("0000:01:00.0")

@@ -56,8 +56,10 @@ extension MockKernel {
             switch file.kind {
             case .device(let df):
                 guard df.accessGranted else { throw .invalidArgument }
-                // Device files have no position: read/write use offset 0 like the kernel's.
-                return .plan(try df.device.planAccess(offset: Int64(position), buffer: buffer, write: write), df.device)
+                let plan = try df.device.planAccess(offset: Int64(position), buffer: buffer, write: write)
+                // read/write move the file position by what they transferred, as vfio-pci's do.
+                if offset == nil { file.position += plan.count }
+                return .plan(plan, df.device)
             case .text(let bytes, let writer):
                 if write {
                     guard let writer else { throw .badFileDescriptor }

@@ -17,6 +17,16 @@ enum RegionAccessPlan {
     case trapped(SimulatedDevice, bar: Int, chunks: [Chunk])
 }
 
+extension RegionAccessPlan {
+    /// The bytes the access transfers.
+    var count: Int {
+        switch self {
+        case .config(let count, _, _), .memory(_, let count, _, _): count
+        case .trapped(_, _, let chunks): chunks.reduce(0) { $0 + $1.width }
+        }
+    }
+}
+
 extension VFIOPCIDevice {
     /// Splits [offset, offset+count) into the accesses `vfio_pci_core_do_io_rw` makes:
     /// 8, 4, 2 or 1 bytes, each naturally aligned.

@@ -77,6 +77,8 @@ extension VFIOPCIDevice: InterruptRouter {
         guard irqType == .none else { throw .invalidArgument }
         guard count >= 1 else { throw .outOfRange }
         allocatedVectors = count
+        // The PCI core turns INTx off while MSI or MSI-X is on (pci_intx_for_msi).
+        setINTxDisable(true)
         if msix {
             let cap = function.layout.msix!
             let flags = UInt16(function.read(config: cap + 2, width: 2)) | PCIConfig.msixFlagsEnable
@@ -105,6 +107,7 @@ extension VFIOPCIDevice: InterruptRouter {
         }
         allocatedVectors = 0
         irqType = .none
+        setINTxDisable(false)
     }
 
     /// `vfio_msi_set_vector_signal`: releases the vector's old eventfd, then (for fd >= 0)
