@@ -1,0 +1,65 @@
+/// One IOVA → process-memory mapping with the device's access rights.
+public struct DMAMapping: Sendable, Equatable {
+    public var iova: UInt64
+    public var size: UInt64
+    public var vaddr: UInt64
+    /// The device may read this memory (`VFIO_DMA_MAP_FLAG_READ`, `IOMMU_IOAS_MAP_READABLE`).
+    public var readable: Bool
+    /// The device may write this memory.
+    public var writable: Bool
+
+    var last: UInt64 { iova + size - 1 }
+}
+
+/// The mappings of one IOMMU domain, kept sorted by IOVA and never overlapping.
+struct IOMappingTable {
+    private(set) var mappings: [DMAMapping] = []
+
+    var count: Int { mappings.count }
+
+    /// Index of the first mapping whose last IOVA is at or above `iova`.
+    private func firstIndex(endingAtOrAfter iova: UInt64) -> Int {
+        var lo = 0, hi = mappings.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if mappings[mid].last < iova { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
+    }
+
+    /// Some mapping intersecting [first, last], like type1's `vfio_find_dma`.
+    func find(_ first: UInt64, _ last: UInt64) -> DMAMapping? {
+        let i = firstIndex(endingAtOrAfter: first)
+        guard i < mappings.count, mappings[i].iova <= last else { return nil }
+        return mappings[i]
+    }
+
+    /// All mappings intersecting [first, last], in IOVA order.
+    func intersecting(_ first: UInt64, _ last: UInt64) -> ArraySlice<DMAMapping> {
+        let start = firstIndex(endingAtOrAfter: first)
+        var end = start
+        while end < mappings.count && mappings[end].iova <= last { end += 1 }
+        return mappings[start..<end]
+    }
+
+    /// Inserts a mapping that the caller has checked overlaps nothing.
+    mutating func insert(_ m: DMAMapping) {
+        mappings.insert(m, at: firstIndex(endingAtOrAfter: m.iova))
+    }
+
+    /// Removes exactly the mappings intersecting [first, last]; returns the bytes removed.
+    mutating func remove(_ first: UInt64, _ last: UInt64) -> UInt64 {
+        let start = firstIndex(endingAtOrAfter: first)
+        var end = start
+        var bytes: UInt64 = 0
+        while end < mappings.count && mappings[end].iova <= last {
+            bytes &+= mappings[end].size
+            end += 1
+        }
+        mappings.removeSubrange(start..<end)
+        return bytes
+    }
+
+    /// The mapping holding `iova`.
+    func lookup(_ iova: UInt64) -> DMAMapping? { find(iova, iova) }
+}

@@ -1,0 +1,65 @@
+extension MockKernel {
+    /// What kind of kernel and machine the mock plays.
+    public struct Configuration: Sendable {
+        /// `/dev/iommu` and `/dev/vfio/devices/vfioN` exist (CONFIG_IOMMUFD, CONFIG_VFIO_DEVICE_CDEV).
+        public var iommufdAvailable = true
+        /// `/dev/vfio/vfio` exists (the legacy container).
+        public var legacyContainerAvailable = true
+        /// The host has no IOMMU and vfio runs with `enable_unsafe_noiommu_mode=1`: groups
+        /// are `/dev/vfio/noiommu-N`, the container offers only `VFIO_NOIOMMU_IOMMU`, and
+        /// devices address process memory by mock physical address.
+        public var noIOMMU = false
+        /// Usable IOVAs once a device is attached (type1's IOVA-range capability, iommufd's
+        /// `IOMMU_IOAS_IOVA_RANGES`).
+        public var iovaRanges = IOVARange.x86Default
+        /// type1's `dma_entry_limit` module parameter.
+        public var dmaEntryLimit: UInt32 = 65535
+        /// The IOMMU's page sizes (`iova_pgsizes`): 4 KiB, 2 MiB and 1 GiB by default.
+        public var iommuPageSizes: UInt64 = 0x4020_1000
+        /// RLIMIT_MEMLOCK in bytes for pinned DMA memory; nil for a process with CAP_IPC_LOCK.
+        public var memlockLimit: UInt64? = nil
+        /// MSI-X vectors can be added while MSI-X is enabled (Linux 6.5+ on interrupt
+        /// remapping hosts); false makes vfio report `VFIO_IRQ_INFO_NORESIZE`.
+        public var dynamicMSIX = true
+        /// How vfio-pci exposes the BAR holding the MSI-X table.
+        public var msixTableMapping = MSIXTableMapping.mappable
+
+        public init() {}
+    }
+
+    /// How the BAR holding the MSI-X table may be mapped.
+    public enum MSIXTableMapping: Sendable, Equatable {
+        /// Linux 4.16+: the whole BAR, with `VFIO_REGION_INFO_CAP_MSIX_MAPPABLE`.
+        case mappable
+        /// Before 4.16: all but the table's pages, described by `VFIO_REGION_INFO_CAP_SPARSE_MMAP`.
+        case sparseAroundTable
+    }
+}
+
+/// The host driver a plugged function is bound to.
+public enum DriverBinding: Sendable, Equatable, CustomStringConvertible {
+    case vfioPCI
+    case uioPCIGeneric
+    case pciStub
+    /// Any other kernel driver, by name (e.g. `"snd_hda_intel"`): it owns the group's DMA.
+    case kernel(String)
+    case none
+
+    public var description: String {
+        switch self {
+        case .vfioPCI: "vfio-pci"
+        case .uioPCIGeneric: "uio_pci_generic"
+        case .pciStub: "pci-stub"
+        case .kernel(let name): name
+        case .none: "(none)"
+        }
+    }
+
+    /// Whether the driver uses the kernel's DMA API, which claims the IOMMU group.
+    var claimsDMA: Bool {
+        switch self {
+        case .uioPCIGeneric, .kernel: true
+        case .vfioPCI, .pciStub, .none: false
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import SystemPackage
+import CVFIO
+import PCI
+
+/// An IOMMU group and its `/dev/vfio/N` (or `noiommu-N`) node (`drivers/vfio/group.c`).
+final class MockGroup {
+    let id: Int
+    let isNoIOMMU: Bool
+    /// Every function in the group, whatever it is bound to.
+    var functions: [PCIFunction] = []
+    /// The vfio-pci devices of the group (functions bound to vfio-pci).
+    var vfioDevices: [VFIOPCIDevice] = []
+    /// The group file is open; device fds obtained from it keep it open after it is closed.
+    var fileReferences = 0
+    var container: MockContainer?
+    /// Devices of this group bound through their cdev, which blocks opening the group.
+    var cdevOpenCount = 0
+
+    init(id: Int, isNoIOMMU: Bool) {
+        self.id = id
+        self.isNoIOMMU = isNoIOMMU
+    }
+
+    var nodeName: String { isNoIOMMU ? "noiommu-\(id)" : "\(id)" }
+
+    /// A kernel driver that manages its own DMA (anything but vfio-pci and pci-stub) owns
+    /// the group's DMA, which makes the group unusable by userspace.
+    func claimedByKernelDriver(drivers: [PCIAddress: DriverBinding]) -> Bool {
+        functions.contains { drivers[$0.address]?.claimsDMA ?? false }
+    }
+
+    /// `vfio_group_fops_open`.
+    func open() throws(Errno) {
+        guard !vfioDevices.isEmpty else { throw .operationNotSupportedByDevice }
+        guard cdevOpenCount == 0, fileReferences == 0 else { throw .resourceBusy }
+        fileReferences = 1
+    }
+
+    /// Drops one reference on the group file; the last one detaches the container.
+    func release() {
+        fileReferences -= 1
+        if fileReferences == 0, let c = container { c.detach(self) }
+    }
+
+    /// `VFIO_GROUP_GET_STATUS`.
+    func status(_ arg: UserPointer, drivers: [PCIAddress: DriverBinding]) throws(Errno) {
+        guard arg.load(0, as: UInt32.self) >= 8 else { throw .invalidArgument }
+        var flags: UInt32 = 0
+        if container != nil {
+            flags = UInt32(VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE)
+        } else if !claimedByKernelDriver(drivers: drivers) {
+            flags = UInt32(VFIO_GROUP_FLAGS_VIABLE)
+        }
+        arg.store(flags, at: 4)
+    }
+
+    /// `VFIO_GROUP_SET_CONTAINER` with a container fd.
+    func setContainer(_ c: MockContainer, drivers: [PCIAddress: DriverBinding]) throws(Errno) {
+        guard container == nil else { throw .invalidArgument }
+        if !c.groups.isEmpty && c.isNoIOMMU != isNoIOMMU { throw .notPermitted }
+        if !isNoIOMMU && claimedByKernelDriver(drivers: drivers) { throw .notPermitted }
+        c.attach(self)
+        container = c
+    }
+
+    /// `VFIO_GROUP_UNSET_CONTAINER`: only while no device of the group is open.
+    func unsetContainer() throws(Errno) {
+        guard let c = container else { throw .invalidArgument }
+        guard fileReferences == 1 else { throw .resourceBusy }
+        c.detach(self)
+    }
+
+    /// The device named `name` for `VFIO_GROUP_GET_DEVICE_FD`: requires a container with
+    /// an IOMMU driver set (`EINVAL`), and a vfio-pci device of that name (`ENODEV`).
+    func deviceForOpen(named name: String) throws(Errno) -> VFIOPCIDevice {
+        guard let device = vfioDevices.first(where: { $0.address.description == name }) else { throw .operationNotSupportedByDevice }
+        guard let c = container, c.driver != nil else { throw .invalidArgument }
+        return device
+    }
+}

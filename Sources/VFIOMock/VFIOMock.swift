@@ -1,1 +1,0 @@
-// VFIOMock: see architecture notes in README.md.

@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CVFIO
+import Dispatch
+import SystemPackage
+import Testing
+@testable import VFIOMock
+
+@Suite struct ConcurrencyTests {
+    /// Devices signal from several threads while the "framework" reads the BAR through
+    /// pread and reprograms another vector: every signal on the stable vector arrives.
+    @Test func concurrentSignalsAndIoctls() throws {
+        var o = MemoryBARDevice.Options()
+        o.msixVectors = 4
+        let device = MemoryBARDevice(options: o)
+        let s = try LegacySetup(device)
+        let bus = try #require(device.bus)
+        let stable = try s.eventfd(), churn = try s.eventfd()
+        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, fds: [stable.rawValue, churn.rawValue])
+        let threads = 4, perThread = 500
+        let kernel = s.kernel, fd = s.device
+        DispatchQueue.concurrentPerform(iterations: threads + 1) { i in
+            if i == threads {
+                for n in 0..<200 {
+                    let e: Int32 = n % 2 == 0 ? -1 : churn.rawValue
+                    try? VFIOMockTests.setIRQs(kernel, fd, index: VFIO_PCI_MSIX_IRQ_INDEX, start: 1, count: 1,
+                                               flags: UInt32(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER), payload: [e].payload)
+                    _ = try? regionRead(kernel, fd, 0, offset: 0x100, width: 4)
+                }
+            } else {
+                for _ in 0..<perThread {
+                    bus.signalMSIX(vector: 0)
+                    bus.signalMSIX(vector: 1)
+                }
+            }
+        }
+        var total: UInt64 = 0
+        while true {
+            let n = waitEvent(stable, milliseconds: 50)
+            if n == 0 { break }
+            total += n
+        }
+        #expect(total == UInt64(threads * perThread))
+    }
+}
