@@ -21,6 +21,8 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
     case interruptUnavailable(IRQIndex, requested: Int, available: Int)
     /// A DMA request cannot be met within the IOVA ranges, alignment and limit.
     case iovaSpaceExhausted(size: Int, limit: UInt64)
+    /// Without an IOMMU, the memory's physical address lies beyond what the device can address.
+    case beyondDeviceReach(physicalAddress: UInt64, size: Int, limit: UInt64)
     /// The kernel's cap on the number of DMA mappings has been reached.
     case dmaMappingLimit(Int)
     /// An address passed to unmap was never mapped by this device.
@@ -52,6 +54,8 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
             return "\(index) has \(available) vector(s); \(requested) requested"
         case let .iovaSpaceExhausted(size, limit):
             return "no free IOVA range of \(size) bytes below 0x\(String(limit, radix: 16)) within the kernel's IOVA ranges"
+        case let .beyondDeviceReach(address, size, limit):
+            return "\(size) bytes at physical address 0x\(String(address, radix: 16)) are beyond the device's reach (below 0x\(String(limit, radix: 16))) and there is no IOMMU to remap them"
         case let .dmaMappingLimit(limit):
             return "the kernel allows \(limit) DMA mappings and all are in use: use larger buffers"
         case let .unknownMapping(iova, length):

@@ -43,8 +43,10 @@ enum DeviceOpening {
         if try sysfs.driver() == "uio_pci_generic" { return .uio }
         let nodes = (try? sysfs.system.listDirectory("/dev/vfio")) ?? []
         if let group = try sysfs.iommuGroup(), nodes.contains("noiommu-\(group)") { return .noIOMMU }
-        let hasIOMMUFD = (try? sysfs.system.listDirectory("/dev"))?.contains("iommu") ?? false
-        if hasIOMMUFD, try !sysfs.children("vfio-dev").isEmpty { return .iommufd }
+        if try !sysfs.children("vfio-dev").isEmpty, let iommufd = try? sysfs.system.open("/dev/iommu", O_RDWR) {
+            try? sysfs.system.close(iommufd)
+            return .iommufd
+        }
         return .legacy
     }
 

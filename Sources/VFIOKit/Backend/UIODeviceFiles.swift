@@ -6,8 +6,8 @@ import Synchronization
 import SystemPackage
 
 /// A device bound to uio_pci_generic: BARs are the sysfs `resourceN` files, config space is
-/// the sysfs `config` file, and INTx is `/dev/uioN` (read waits for the next interrupt,
-/// writing 1 unmasks through the command register's interrupt-disable bit).
+/// the sysfs `config` file, and INTx is `/dev/uioN` (a read returns the interrupt count once
+/// one arrives; unmasking clears the command register's Interrupt Disable bit).
 final class UIODeviceFiles: DeviceAccess {
     private let system: any SystemCalls
     private let sysfs: DeviceSysfs
@@ -123,21 +123,21 @@ final class UIODeviceFiles: DeviceAccess {
         throw .operationUnsupported("UIO delivers only INTx, through /dev/uio; \(index) cannot be wired to eventfds")
     }
 
-    func disable(_ index: IRQIndex) throws(VFIOError) { try writeControl(0) }
-    func unmask(_ index: IRQIndex) throws(VFIOError) { try writeControl(1) }
-    func mask(_ index: IRQIndex) throws(VFIOError) { try writeControl(0) }
+    func disable(_ index: IRQIndex) throws(VFIOError) { try setInterruptDisable(true) }
+    func unmask(_ index: IRQIndex) throws(VFIOError) { try setInterruptDisable(false) }
+    func mask(_ index: IRQIndex) throws(VFIOError) { try setInterruptDisable(true) }
 
     func trigger(_ index: IRQIndex, vector: Int) throws(VFIOError) {
         throw .operationUnsupported("UIO cannot trigger an interrupt from software")
     }
 
-    /// uio_pci_generic's irqcontrol: 1 clears PCI_COMMAND_INTX_DISABLE, 0 sets it.
-    private func writeControl(_ value: Int32) throws(VFIOError) {
-        var v = value
-        let n = try attempt("write /dev/uio control \(value)") { () throws(Errno) in
-            try withUnsafeBytes(of: &v) { (b) throws(Errno) in try system.write(uio, from: b) }
-        }
-        guard n == 4 else { throw .deviceMisbehaved("short write to the UIO control file") }
+    /// uio_pci_generic has no irqcontrol: its handler masks INTx by setting the command
+    /// register's Interrupt Disable bit, and userspace unmasks by clearing it in config space.
+    private func setInterruptDisable(_ disabled: Bool) throws(VFIOError) {
+        var command: UInt16 = 0
+        try withUnsafeMutableBytes(of: &command) { (b) throws(VFIOError) in try read(configRegion, at: 0x04, into: b) }
+        command = disabled ? command | 0x400 : command & ~0x400
+        try withUnsafeBytes(of: &command) { (b) throws(VFIOError) in try write(configRegion, at: 0x04, from: b) }
     }
 
     func reset() throws(VFIOError) {

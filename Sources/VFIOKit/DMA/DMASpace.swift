@@ -87,7 +87,7 @@ public final class DMASpace: Sendable {
                 address = try mapper.map(memory, at: 0)
                 guard address + UInt64(memory.count) <= limit else {
                     try? mapper.unmap(iova: address, length: memory.count)
-                    throw .iovaSpaceExhausted(size: memory.count, limit: limit)
+                    throw .beyondDeviceReach(physicalAddress: address, size: memory.count, limit: limit)
                 }
             }
             s.mappings[address] = (UInt(bitPattern: memory.baseAddress), memory.count, owned)

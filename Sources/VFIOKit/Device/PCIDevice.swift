@@ -53,7 +53,7 @@ public final class PCIDevice: Sendable {
     /// Region `index`, mapped where the kernel allows. The same object is returned each time.
     public func region(_ index: Int) throws(VFIOError) -> Region {
         if let r = regions.withLock({ $0[index] }) { return r }
-        let region = try Region(info: regionInfo(index), access: access)
+        let region = Region(info: try regionInfo(index), access: access)
         return regions.withLock { r in
             if let existing = r[index] { return existing }
             r[index] = region

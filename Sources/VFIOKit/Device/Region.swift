@@ -12,12 +12,14 @@ public final class Region: Sendable {
     private let mapped: [(area: Range<Int>, address: UInt)]
     private let errors = ManagedAtomic<Int>(0)
 
-    init(info: RegionInfo, access: any DeviceAccess) throws(VFIOError) {
+    init(info: RegionInfo, access: any DeviceAccess) {
         self.info = info
         self.access = access
+        // An area the kernel will not map after all (UIO on a BAR it cannot map) is reached
+        // through pread/pwrite instead, like any unmappable part.
         var mapped: [(Range<Int>, UInt)] = []
         for area in info.mappableAreas {
-            mapped.append((area, UInt(bitPattern: try access.map(info, area: area))))
+            if let p = try? access.map(info, area: area) { mapped.append((area, UInt(bitPattern: p))) }
         }
         self.mapped = mapped
     }

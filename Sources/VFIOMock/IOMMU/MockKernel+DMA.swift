@@ -12,7 +12,10 @@ extension MockKernel {
         lock.withLock {
             guard let function = functions[address] else { return false }
             func fault(_ at: UInt64, _ reason: DMAFault.Reason) -> Bool {
-                faults.append(DMAFault(device: address, iova: at, length: buffer.count, isWrite: isWrite, reason: reason))
+                let refused = DMAFault(device: address, iova: at, length: buffer.count, isWrite: isWrite, reason: reason)
+                faults.append(refused)
+                let translated = !configuration.noIOMMU && drivers[address] == .vfioPCI
+                if translated && (reason == .unmapped || reason == .permission) { kernelLog.logDMARFault(refused) }
                 return false
             }
             guard function.busMasterEnabled else { return fault(iova, .busMasterDisabled) }

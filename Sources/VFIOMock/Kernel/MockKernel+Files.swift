@@ -48,6 +48,7 @@ extension MockKernel {
             return .iommufd(IOMMUFDContext(configuration: configuration))
         }
         if path == "/proc/self/pagemap" { return .pagemap }
+        if path == "/dev/kmsg" { return .kmsg }
         if path.hasPrefix("/dev/vfio/devices/") { return try openDeviceNode(String(path.dropFirst(18))) }
         if path.hasPrefix("/dev/vfio/") { return try openGroupNode(String(path.dropFirst(10))) }
         if path.hasPrefix("/dev/uio"), let n = Int(path.dropFirst(8)), String(n) == path.dropFirst(8),

@@ -47,7 +47,7 @@ extension MockKernel {
     private func fileIO(_ fd: FileDescriptor, _ buffer: UnsafeMutableRawBufferPointer, offset: Int64?, write: Bool) throws(Errno) -> Int? {
         enum Step {
             case done(Int)
-            case plan(RegionAccessPlan, VFIOPCIDevice)
+            case plan(RegionAccessPlan, VFIOPCIDevice?)
             case uio(UIODevice, OpenFile)
         }
         let step = try lock.withLock { () throws(Errno) -> Step? in
@@ -77,10 +77,24 @@ extension MockKernel {
             case .pagemap:
                 guard !write else { throw .badFileDescriptor }
                 return .done(try pagemapRead(buffer, at: position))
+            case .kmsg:
+                guard !write, offset == nil else { throw .invalidArgument }
+                let n = try kernelLog.read(file.position, into: buffer)
+                file.position += 1
+                return .done(n)
             case .uio(let u):
                 guard offset == nil else { throw .illegalSeek }
                 return .uio(u, file)
-            case .resource, .container, .group, .iommufd:
+            case .resource(let f, let bar):
+                // sysfs resourceN has read/write only for I/O-port BARs; the mock treats its
+                // trapped BARs the same way, since it cannot trap accesses to a mapping.
+                guard f.barMemory[bar] == nil, let size = f.description.bars.first(where: { $0.index == bar })?.size,
+                      position < size else { throw .ioError }
+                let chunks = VFIOPCIDevice.chunks(offset: position, count: min(buffer.count, size - position)).map {
+                    RegionAccessPlan.Chunk(offset: $0.offset, width: $0.width, excluded: false)
+                }
+                return .plan(.trapped(f.device, bar: bar, chunks: chunks), nil)
+            case .container, .group, .iommufd:
                 throw .invalidArgument
             }
         }
@@ -95,9 +109,10 @@ extension MockKernel {
     }
 
     /// Carries out a region access outside the lock; device models get one call per chunk.
-    private func perform(_ plan: RegionAccessPlan, device: VFIOPCIDevice, buffer: UnsafeMutableRawBufferPointer, write: Bool) throws(Errno) -> Int {
+    private func perform(_ plan: RegionAccessPlan, device: VFIOPCIDevice?, buffer: UnsafeMutableRawBufferPointer, write: Bool) throws(Errno) -> Int {
         switch plan {
         case .config(let count, let writes, let reset):
+            guard let device else { return count }
             for w in writes { device.function.device.configWritten(offset: w.offset, width: w.width, value: w.value) }
             if reset {
                 lock.withLock { device.resetPreservingConfig() }

@@ -30,6 +30,7 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     var files: [Int32: OpenFile] = [:]
     var memory = ProcessMemory()
     var faults: [DMAFault] = []
+    var kernelLog = KernelLog()
     var overrides: [PCIAddress: String] = [:]
     /// Config writes that reached a device through sysfs, to report once the lock is dropped.
     var pendingConfigNotifications: [(SimulatedDevice, Int, Int, UInt32)] = []

@@ -13,6 +13,8 @@ final class OpenFile {
         case resource(PCIFunction, bar: Int)
         case pagemap
         case uio(UIODevice)
+        /// `/dev/kmsg`; the file position is the next record to read.
+        case kmsg
     }
 
     let kind: Kind

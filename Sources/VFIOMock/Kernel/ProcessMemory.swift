@@ -20,7 +20,9 @@ struct ProcessMemory {
     }
 
     private(set) var regions: [Region] = []
-    private var nextPhysical: UInt64 = 0x1_0000_0000
+    /// Physical memory is handed out from 16 MiB up, as on a small machine, so devices with a
+    /// narrow DMA mask (edu: 28 bits) can reach it without an IOMMU.
+    private var nextPhysical: UInt64 = 0x100_0000
 
     /// Registers [start, start+length) backed by pages of `pageSize`.
     mutating func register(start: UInt64, length: UInt64, pageSize: UInt64) {
