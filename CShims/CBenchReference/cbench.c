@@ -3,6 +3,7 @@
 #include "cvfio.h"
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,7 +61,7 @@ int cbench_irq_reference(uint64_t samples, uint64_t *latencies) {
     for (uint64_t i = 0; i < samples; i++) {
         uint64_t one = 1, start = cbench_now_ns();
         if (write(r.event, &one, sizeof one) != sizeof one) break;
-        while (atomic_load(&r.handled) <= i) { }
+        while (atomic_load(&r.handled) <= i) sched_yield();
         latencies[i] = r.stamp - start;
     }
     atomic_store(&r.stop, 1);

@@ -17,7 +17,7 @@ void cbench_write32_loop(void *address, uint64_t iterations);
 
 /*
  * Interrupt-dispatch reference: a thread blocked in epoll_wait on an eventfd, reading it and
- * stamping the time; the caller's thread signals `samples` times, waiting for each to land.
+ * stamping the time; the caller's thread signals `samples` times, yielding until each lands.
  * Writes each signal-to-handler latency in ns to `latencies`. Returns 0, or -errno.
  */
 int cbench_irq_reference(uint64_t samples, uint64_t *latencies);

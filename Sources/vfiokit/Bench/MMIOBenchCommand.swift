@@ -56,7 +56,7 @@ struct MMIOBenchCommand: ParsableCommand {
         }
         let cRead = best(rounds) { sink &+= cbench_read32_loop(pointer, UInt64(n)) }
         let cWrite = best(rounds) { cbench_write32_loop(pointer, UInt64(n)) }
-        blackHole(sink)
+        benchmarkSink = sink
         let perOp = { (ns: UInt64) in Double(ns) / Double(n) }
         let result = Result(
             iterations: n, read_ns: perOp(read), write_ns: perOp(write), c_read_ns: perOp(cRead), c_write_ns: perOp(cWrite),
@@ -79,6 +79,5 @@ struct MMIOBenchCommand: ParsableCommand {
     }
 }
 
-/// Keeps a value alive past the optimizer.
-@inline(never)
-func blackHole<T>(_ value: T) { withExtendedLifetime(value) {} }
+/// Where the read loops' sums end up, so the optimizer must compute them, as the C loop does.
+nonisolated(unsafe) var benchmarkSink: UInt32 = 0
