@@ -3,14 +3,14 @@ import PCI
 import VFIODrivers
 import VFIOKit
 
-/// `vfiokit run --driver edu [ADDRESS] [--backend …]`: runs a sample driver end to end.
+/// `vfiokit run --driver NAME [ADDRESS] [--backend …]`: runs a sample driver end to end.
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a sample driver on a device, step by step; exits 0 only if every step checked out.",
         discussion: "With no ADDRESS the driver runs on a simulated device through the mock VFIO kernel model.")
 
-    @Option(help: "The driver to run (edu).")
+    @Option(help: "The sample driver to run: \(SampleProgram.all.map(\.name).joined(separator: ", ")).")
     var driver: String
 
     @Argument(help: "The device's PCI address, e.g. 0000:00:04.0. Omit it to use the simulated device.")
@@ -20,8 +20,8 @@ struct RunCommand: ParsableCommand {
     var backend: String = "auto"
 
     func run() throws {
-        guard driver == EduDriver.name else {
-            throw ValidationError("unknown driver \"\(driver)\": the sample drivers are: \(EduDriver.name)")
+        guard let program = SampleProgram.named(driver) else {
+            throw ValidationError("unknown driver \"\(driver)\": the sample drivers are \(SampleProgram.all.map(\.name).joined(separator: ", "))")
         }
         guard let chosen = Backend(rawValue: backend) else {
             throw ValidationError("unknown backend \"\(backend)\": use \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -32,20 +32,20 @@ struct RunCommand: ParsableCommand {
             target = try PCIAddress(parsing: address)
             system = HostSystemCalls.shared
         } else {
-            let simulation = try SimulatedEdu(backend: chosen)
-            print("simulated: no ADDRESS given, so the edu driver runs on a simulated edu device at \(simulation.address) through the mock VFIO kernel model")
-            target = simulation.address
-            system = simulation.kernel
+            let machine = try SimulatedMachine(program.simulatedDevice(), backend: chosen)
+            print("simulated: no ADDRESS given, so \(program.name) runs on a simulated device at \(machine.address) through the mock VFIO kernel model")
+            target = machine.address
+            system = machine.kernel
         }
         let device = try PCIDevice.open(target, backend: chosen, system: system)
         defer { device.close() }
         let loop = try EventLoop(system: system)
         try loop.start()
         defer { loop.stop() }
-        let steps = EduSelfTest.run(on: device, loop: loop) { print($0) }
+        let steps = program.run(device, loop) { print($0) }
         let failed = steps.filter { $0.passed == false }.count
         let skipped = steps.filter { $0.passed == nil }.count
-        print("edu: \(steps.count - failed - skipped) ok, \(failed) failed, \(skipped) skipped")
+        print("\(program.name): \(steps.count - failed - skipped) ok, \(failed) failed, \(skipped) skipped")
         if failed > 0 { throw ExitCode.failure }
     }
 }

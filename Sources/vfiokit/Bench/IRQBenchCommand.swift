@@ -3,6 +3,7 @@ import CBenchReference
 import Foundation
 import Synchronization
 import VFIOKit
+import VFIOMock
 
 /// Interrupt dispatch latency: eventfd signalled to handler run, through VFIOKit's event loop
 /// and through a C epoll loop, each signalled the same way, in the same run.
@@ -72,7 +73,7 @@ private final class FrameworkDispatch: Sendable {
     let stamp = Atomic<UInt64>(0)
 
     init() throws {
-        let simulation = try SimulatedEdu(backend: .legacy)
+        let simulation = try SimulatedMachine(EduDevice(), backend: .legacy)
         device = try PCIDevice.open(simulation.address, backend: .legacy, system: simulation.kernel)
         guard let source = try device.interrupts.enable(.msi).first else { throw ValidationError("the simulated device has no MSI") }
         self.source = source
