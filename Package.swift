@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
     ],
     targets: [
         // C shims: only what Swift cannot express.
@@ -52,6 +53,7 @@ let package = Package(
                 "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "CBenchReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
         .testTarget(name: "PCITests", dependencies: ["PCI"]),

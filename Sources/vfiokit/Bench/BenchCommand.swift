@@ -22,3 +22,8 @@ func printResult<T: Encodable>(_ result: T, json: Bool, lines: [String]) throws 
 
 /// A figure with two decimals, for the text output.
 func fixed(_ value: Double) -> String { String(format: "%.2f", value) }
+
+/// The text line for allocation counts, or for why they were not counted (`counted` is nil).
+func allocationLine(_ counted: String?) -> String {
+    "  heap allocations: " + (counted ?? "not counted: \(AllocationCounter.unavailableReason ?? "unknown")")
+}
