@@ -3,35 +3,6 @@ import Testing
 
 /// Runs the built `vfiokit` binary's `inspect` subcommand end to end.
 @Suite struct InspectCommandTests {
-    /// The `vfiokit` executable SwiftPM built next to this test bundle.
-    static func executable() throws -> URL {
-        let places = [
-            Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-        ]
-        for place in places {
-            let candidate = place.appendingPathComponent("vfiokit")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "vfiokit next to \(places.map(\.path))"])
-    }
-
-    /// Runs `vfiokit` with `arguments`; returns its exit status, standard output and error.
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = try executable()
-        process.arguments = arguments
-        let output = Pipe()
-        let error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let outputData = output.fileHandleForReading.readDataToEndOfFile()
-        let errorData = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
-    }
-
     static func temporaryFile(_ text: String) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("vfiokit-inspect-\(UUID())")
         try text.write(to: url, atomically: true, encoding: .utf8)
@@ -50,7 +21,7 @@ import Testing
     @Test func printsEachDeviceAsText() throws {
         let file = try Self.temporaryFile(Self.dump)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try Self.run(["inspect", "--dump", file.path])
+        let result = try runVFIOKit(["inspect", "--dump", file.path])
         #expect(result.status == 0, "stderr: \(result.error)")
         #expect(result.output.hasPrefix("\(file.path): 1 device\n"))
         #expect(result.output.contains(
@@ -61,7 +32,7 @@ import Testing
     @Test func printsJSON() throws {
         let file = try Self.temporaryFile(Self.dump)
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try Self.run(["inspect", "--dump", file.path, "--json"])
+        let result = try runVFIOKit(["inspect", "--dump", file.path, "--json"])
         #expect(result.status == 0, "stderr: \(result.error)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
         let devices = try #require(object["devices"] as? [[String: Any]])
@@ -72,7 +43,7 @@ import Testing
     @Test func rejectsAFileThatIsNotADump() throws {
         let file = try Self.temporaryFile("00:03.0 Ethernet controller: Red Hat\n\tSubsystem: 1af4:0001\n")
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try Self.run(["inspect", "--dump", file.path])
+        let result = try runVFIOKit(["inspect", "--dump", file.path])
         #expect(result.status != 0)
         #expect(result.output.isEmpty)
         #expect(result.error.contains("\(file.path): is not an lspci config-space dump"))
@@ -81,13 +52,13 @@ import Testing
     @Test func namesTheLineOfATruncatedDump() throws {
         let file = try Self.temporaryFile(String(Self.dump.prefix(100)))
         defer { try? FileManager.default.removeItem(at: file) }
-        let result = try Self.run(["inspect", "--dump", file.path])
+        let result = try runVFIOKit(["inspect", "--dump", file.path])
         #expect(result.status != 0)
         #expect(result.error.contains("\(file.path):2: malformed data line: it ends in half a byte"))
     }
 
     @Test func requiresTheDumpOption() throws {
-        let result = try Self.run(["inspect"])
+        let result = try runVFIOKit(["inspect"])
         #expect(result.status != 0)
         #expect(result.error.contains("--dump"))
     }
