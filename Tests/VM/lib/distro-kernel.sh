@@ -1,0 +1,82 @@
+# Debian's distro kernel: the package linux-image-amd64 depends on, fetched with `apt-get download`
+# and unpacked with `dpkg -x` (never installed), with the modules the checks need. Sourced by
+# ../run. Cached outside the clone under the package's name and version plus this recipe.
+
+# Modules to load in the guest, in this order, each after the modules it depends on. The
+# distro kernel builds VFIO, UIO and the real nvme, e1000e and e1000 drivers as modules.
+distro_modules=(vfio_iommu_type1 vfio-pci uio_pci_generic nvme e1000e e1000)
+
+# Prints the directory holding vmlinuz, modules/ and modules.load (the load order), preparing it
+# first when no cached one matches.
+distro_kernel() {
+  local package version
+  package=$(apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+  [ -n "$package" ] || die "apt-cache knows no linux-image-amd64: run apt-get update"
+  version=$(apt-cache policy "$package" | awk '/Candidate:/ { print $2 }')
+  local key
+  key=$({
+    cat "$vm_dir/lib/distro-kernel.sh"
+    echo "$package $version"
+  } | sha256sum | cut -c1-16)
+  local out="$cache_dir/kernel-distro-${package}_$version-$key"
+  if [ -f "$out/modules.load" ]; then
+    echo "$out"
+    return
+  fi
+  note "preparing the distro kernel $package $version"
+  local tmp="$cache_dir/prepare-distro.$$"
+  rm -rf "$tmp" && mkdir -p "$tmp/deb" "$tmp/root" "$tmp/out/modules"
+  (cd "$tmp/deb" && apt-get download -o APT::Sandbox::User=root "$package=$version") >"$tmp/apt.log" 2>&1 ||
+    { cat "$tmp/apt.log" >&2; die "apt-get download $package=$version failed (run apt-get update?)"; }
+  dpkg -x "$tmp"/deb/*.deb "$tmp/root" || die "dpkg -x of $package failed"
+  local release
+  release=$(basename "$(ls -d "$tmp"/root/lib/modules/*/)")
+  depmod -b "$tmp/root" "$release" || die "depmod for $release failed"
+  cp "$tmp/root/boot/vmlinuz-$release" "$tmp/out/vmlinuz"
+  distro_module_order "$tmp/root/lib/modules/$release" "${distro_modules[@]}" >"$tmp/order" || exit 1
+  local path name
+  while read -r path; do
+    name=$(basename "$path")
+    case "$name" in
+      *.ko) cp "$tmp/root/lib/modules/$release/$path" "$tmp/out/modules/$name" ;;
+      *.ko.xz) xz -dc "$tmp/root/lib/modules/$release/$path" >"$tmp/out/modules/${name%.xz}" ;;
+      *.ko.zst) zstd -qdc "$tmp/root/lib/modules/$release/$path" >"$tmp/out/modules/${name%.zst}" ;;
+      *.ko.gz) gzip -dc "$tmp/root/lib/modules/$release/$path" >"$tmp/out/modules/${name%.gz}" ;;
+      *) die "unexpected module file $path" ;;
+    esac
+    echo "${name%.ko*}.ko"
+  done <"$tmp/order" >"$tmp/out/modules.load"
+  echo "$release" >"$tmp/out/release"
+  rm -rf "$out" && mv -T "$tmp/out" "$out"
+  rm -rf "$tmp"
+  echo "$out"
+}
+
+# Prints, one a line, the module files (relative to MODULE_DIR) to load for the named modules:
+# each module after every module it depends on (per modules.dep), none twice.
+distro_module_order() {
+  local dir=$1
+  shift
+  awk -v wanted="$*" '
+    function canon(name) { gsub("-", "_", name); return name }
+    function base(path) { sub(".*/", "", path); sub("[.]ko([.].*)?$", "", path); return canon(path) }
+    {
+      module = $1; sub(":$", "", module)
+      path[base(module)] = module
+      deps[base(module)] = ""
+      for (i = NF; i >= 2; i--) deps[base(module)] = deps[base(module)] " " base($i)
+    }
+    function load(name,   n, list, i) {
+      if (done[name]++) return
+      if (!(name in path)) { print "no module " name " in modules.dep" > "/dev/stderr"; failed = 1; return }
+      n = split(deps[name], list, " ")
+      for (i = 1; i <= n; i++) load(list[i])
+      print path[name]
+    }
+    END {
+      n = split(wanted, names, " ")
+      for (i = 1; i <= n; i++) load(canon(names[i]))
+      exit failed
+    }' "$dir/modules.dep"
+}
