@@ -28,6 +28,11 @@ for role in $(roles); do
   echo "$role $(driver_of "$address") $(cat "$(sysfs "$address")/driver_override" 2>/dev/null)"
 done >/run/vm/initial-drivers
 
+# Joins standard input's lines with "; ".
+join_lines() {
+  awk 'NR > 1 { printf "; " } { printf "%s", $0 }'
+}
+
 # The session of process PID.
 session_of() {
   sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f4
@@ -40,7 +45,7 @@ stray_processes() {
   mine=$(session_of $$)
   for dir in /proc/[0-9]*; do
     pid=${dir#/proc/}
-    [ "$pid" != 1 ] && [ -s "$dir/cmdline" ] || continue # kernel threads have no command line
+    [ "$pid" != 1 ] && [ -e "$dir/exe" ] || continue # kernel threads have no executable
     [ "$(session_of "$pid")" != "$mine" ] || continue
     echo "$pid ($(cat "$dir/comm" 2>/dev/null))"
   done
@@ -50,10 +55,10 @@ stray_processes() {
 left_behind() {
   local fds strays pid role initial override address now now_override
   fds=$(vfio_fds)
-  [ -z "$fds" ] || echo "open file descriptors: $(echo "$fds" | tr '\n' ';')"
+  [ -z "$fds" ] || echo "open file descriptors: $(echo "$fds" | join_lines)"
   strays=$(stray_processes)
   if [ -n "$strays" ]; then
-    echo "processes still running: $(echo "$strays" | tr '\n' ' ')"
+    echo "processes still running: $(echo "$strays" | join_lines)"
     for pid in $(echo "$strays" | cut -d' ' -f1); do kill -9 "$pid" 2>/dev/null; done
     sleep 1
   fi
@@ -68,11 +73,27 @@ left_behind() {
   done </run/vm/initial-drivers
 }
 
+# Waits for the check in session PID to end, killing its whole process group after TIMEOUT
+# seconds; returns its exit status (137 when killed).
+run_with_timeout() {
+  local pid=$1 ticks=$(($2 * 5)) state
+  while state=$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) && [ "$state" != Z ]; do
+    ticks=$((ticks - 1))
+    if [ "$ticks" -le 0 ]; then
+      kill -9 -"$pid" 2>/dev/null
+      break
+    fi
+    sleep 0.2
+  done
+  wait "$pid"
+}
+
 while read -r name timeout path; do
   echo "=== check $name [$config]"
   export VM_VERDICT=/tmp/check/verdict VM_CONFIG=$config
   rm -f "$VM_VERDICT" /tmp/check/out /tmp/check/err
-  timeout -s KILL "$timeout" setsid sh -c '. /vm/helpers.sh; cd /tmp/check; . "$0"' "$path"
+  setsid sh -c '. /vm/helpers.sh; cd /tmp/check; . "$0"' "$path" &
+  run_with_timeout $! "$timeout"
   status=$?
   verdict=$(cut -f1 "$VM_VERDICT" 2>/dev/null)
   reason=$(cut -f2- "$VM_VERDICT" 2>/dev/null)
@@ -86,7 +107,7 @@ while read -r name timeout path; do
   leftovers=$(cat /tmp/check/left-behind)
   if [ -n "$leftovers" ]; then
     echo "$leftovers" | sed 's/^/left behind: /'
-    [ "$verdict" = fail ] || verdict=fail reason="left behind: $(echo "$leftovers" | tr '\n' ';')"
+    [ "$verdict" = fail ] || verdict=fail reason="left behind: $(echo "$leftovers" | join_lines)"
   fi
   echo "=== end $name: $verdict"
   if [ "$verdict" = pass ]; then

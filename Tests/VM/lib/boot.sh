@@ -113,7 +113,7 @@ boot_config() {
     fi
     sleep 1
   done
-  boot_stop "$qemu"
+  if [ -n "$stopped" ]; then boot_stop "$qemu" 0; else boot_stop "$qemu" 10; fi
 
   local passed=0 failed=0 i
   for i in "${!expected[@]}"; do
@@ -142,10 +142,11 @@ boot_config() {
   echo "$passed $failed" >"$work_dir/$config.tally"
 }
 
-# Stops QEMU: it exits by itself when the guest powers off; kill it if it has not within 10 s.
+# Stops QEMU, which exits by itself when the guest powers off: kills it if it has not within
+# GRACE seconds.
 boot_stop() {
-  local qemu=$1 i
-  for ((i = 0; i < 10; i++)); do
+  local qemu=$1 grace=$2 i
+  for ((i = 0; i < grace; i++)); do
     kill -0 "$qemu" 2>/dev/null || break
     sleep 1
   done
