@@ -141,3 +141,23 @@ vfio_fds() {
     esac
   done
 }
+
+# WIDTH bytes (1, 2 or 4) of ADDRESS's config space at OFFSET, little-endian, in decimal.
+config_read() {
+  od -An -tu"$3" -j "$2" -N"$3" "/sys/bus/pci/devices/$1/config" | tr -d ' '
+}
+
+# The config-space offset of ADDRESS's capability with ID (0x11 is MSI-X), or nothing when it has
+# none. The walk stops after 48 entries, so a looping list cannot hang it.
+capability_offset() {
+  local address=$1 id=$(($2)) next steps=0
+  next=$(config_read "$address" 52 1)
+  while [ "$next" -ne 0 ] && [ "$steps" -lt 48 ]; do
+    if [ "$(config_read "$address" "$next" 1)" -eq "$id" ]; then
+      echo "$next"
+      return
+    fi
+    next=$(config_read "$address" $((next + 1)) 1)
+    steps=$((steps + 1))
+  done
+}
