@@ -85,13 +85,17 @@ expect() {
   [ "$status" -eq 0 ] || check_fail "\`$*\` exited with status $status"
 }
 
-# Runs a command that must refuse: exit non-zero, not by a signal, and say why on stderr.
+# Runs a command that must refuse: exit non-zero, not by a signal, and say why on stderr. An
+# argument parser's complaint about an unknown subcommand or option is not a refusal: it means
+# the command under test does not exist.
 expect_refused() {
   run "$@"
   local status=$?
   [ "$status" -ne 0 ] || check_fail "\`$*\` succeeded but must be refused"
   [ "$status" -lt 128 ] || check_fail "\`$*\` was killed by signal $((status - 128)) instead of refusing"
   [ -s "$err" ] || check_fail "\`$*\` refused without a message on stderr"
+  ! grep -qiE "unexpected argument|unknown option|unknown subcommand" "$err" ||
+    check_fail "\`$*\` was not understood: $(head -n1 "$err")"
 }
 
 # Fails the check unless ACTUAL equals EXPECTED; WHAT names the value.
@@ -160,4 +164,20 @@ capability_offset() {
     next=$(config_read "$address" $((next + 1)) 1)
     steps=$((steps + 1))
   done
+}
+
+# Waits up to SECONDS for a command to succeed; returns its last status.
+wait_for() {
+  local tries=$(($1 * 5))
+  shift
+  until "$@" 2>/dev/null; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || return 1
+    sleep 0.2
+  done
+}
+
+# Fails the check unless TOOL is in the guest (jq is copied in when the host has it).
+need_tool() {
+  command -v "$1" >/dev/null || check_fail "$1 is not in the guest: install it on the host (add it to .ci/setup)"
 }
