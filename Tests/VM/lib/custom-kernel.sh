@@ -1,6 +1,7 @@
 # The custom guest kernel: Debian's linux-source-6.12, `make tinyconfig` plus kernel.config.
 # Sourced by ../run. The result is cached outside the clone under a key made of this recipe, the
-# fragment, the source package version and the compiler, so a machine builds it once.
+# fragment, the source package version and the compiler, so a machine builds it once. The caller
+# holds the cache lock.
 
 custom_kernel_source=/usr/src/linux-source-6.12.tar.xz
 
@@ -19,10 +20,10 @@ custom_kernel() {
     echo "$out/bzImage"
     return
   fi
-  note "building the custom kernel (cold cache $out; about 3 minutes on 2 idle cores)"
+  note "building the custom kernel into $out (about 3 to 5 minutes on 2 cores)"
   local started=$SECONDS
-  local tmp="$cache_dir/build-custom-$key.$$"
-  rm -rf "$tmp" && mkdir -p "$tmp/obj"
+  local tmp="$cache_dir/build-custom-$key"
+  rm -rf "$cache_dir"/build-custom-* && mkdir -p "$tmp/obj" # a failed build's, kept for its log
   tar -xf "$custom_kernel_source" -C "$tmp" || die "cannot unpack $custom_kernel_source"
   local src="$tmp/linux-source-6.12" log="$tmp/build.log"
   {
@@ -38,9 +39,9 @@ custom_kernel() {
     die "olddefconfig dropped ${missing[*]} from kernel.config: enable what they depend on"
   make -C "$src" O="$tmp/obj" -j"$(nproc)" bzImage >>"$log" 2>&1 ||
     { tail -n 40 "$log" >&2; die "kernel build failed (log: $log)"; }
-  mkdir -p "$out.$$"
-  cp "$tmp/obj/arch/x86/boot/bzImage" "$tmp/obj/.config" "$out.$$/"
-  mv -T "$out.$$" "$out"
+  mkdir -p "$out.new"
+  cp "$tmp/obj/arch/x86/boot/bzImage" "$tmp/obj/.config" "$out.new/"
+  mv -T "$out.new" "$out"
   rm -rf "$tmp"
   note "custom kernel built in $((SECONDS - started)) s"
   echo "$out/bzImage"

@@ -1,6 +1,7 @@
 # Debian's distro kernel: the package linux-image-amd64 depends on, fetched with `apt-get download`
 # and unpacked with `dpkg -x` (never installed), with the modules the checks need. Sourced by
-# ../run. Cached outside the clone under the package's name and version plus this recipe.
+# ../run. Cached outside the clone under the package's name and version plus this recipe; the
+# caller holds the cache lock.
 
 # Modules to load in the guest, in this order, each after the modules it depends on. The
 # distro kernel builds VFIO, UIO and the real nvme, e1000e and e1000 drivers as modules.
@@ -25,9 +26,12 @@ distro_kernel() {
     return
   fi
   note "preparing the distro kernel $package $version"
-  local tmp="$cache_dir/prepare-distro.$$"
+  local tmp="$cache_dir/prepare-distro"
   rm -rf "$tmp" && mkdir -p "$tmp/deb" "$tmp/root" "$tmp/out/modules"
-  (cd "$tmp/deb" && apt-get download -o APT::Sandbox::User=root "$package=$version") >"$tmp/apt.log" 2>&1 ||
+  local -a sandbox=()
+  # As root, apt drops to the _apt user, who may not write here; download as root instead.
+  [ "$(id -u)" != 0 ] || sandbox=(-o APT::Sandbox::User=root)
+  (cd "$tmp/deb" && apt-get download "${sandbox[@]}" "$package=$version") >"$tmp/apt.log" 2>&1 ||
     { cat "$tmp/apt.log" >&2; die "apt-get download $package=$version failed (run apt-get update?)"; }
   dpkg -x "$tmp"/deb/*.deb "$tmp/root" || die "dpkg -x of $package failed"
   local release

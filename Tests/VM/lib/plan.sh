@@ -48,4 +48,7 @@ write_plans() {
         >>"$plan_dir/$config"
     done
   done
+  for name in "${only_checks[@]}"; do
+    [ -n "${seen[$name]:-}" ] || die "no check named $name (pending ones need --pending)"
+  done
 }
