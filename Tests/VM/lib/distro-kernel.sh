@@ -10,29 +10,42 @@ distro_modules=(vfio_iommu_type1 vfio-pci uio_pci_generic nvme e1000e e1000)
 # Prints the directory holding vmlinuz, modules/ and modules.load (the load order), preparing it
 # first when no cached one matches.
 distro_kernel() {
-  local package version
-  package=$(apt-cache depends linux-image-amd64 2>/dev/null |
-    awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-  [ -n "$package" ] || die "apt-cache knows no linux-image-amd64: run apt-get update"
-  version=$(apt-cache policy "$package" | awk '/Candidate:/ { print $2 }')
-  local key
-  key=$({
-    cat "$vm_dir/lib/distro-kernel.sh"
-    echo "$package $version"
-  } | sha256sum | cut -c1-16)
-  local out="$cache_dir/kernel-distro-${package}_$version-$key"
-  if [ -f "$out/modules.load" ]; then
-    echo "$out"
-    return
-  fi
+  local attempt package version key out
+  for attempt in 1 2; do
+    package=$(distro_kernel_package)
+    version=""
+    [ -z "$package" ] || version=$(apt-cache policy "$package" | awk '/Candidate:/ { print $2 }')
+    if [ -n "$version" ] && [ "$version" != "(none)" ]; then
+      key=$({
+        cat "$vm_dir/lib/distro-kernel.sh"
+        echo "$package $version"
+      } | sha256sum | cut -c1-16)
+      out="$cache_dir/kernel-distro-${package}_$version-$key"
+      if [ -f "$out/modules.load" ] || distro_prepare "$package" "$version" "$out"; then
+        echo "$out"
+        return
+      fi
+    fi
+    # No lists, or stale ones naming a version the archive no longer has.
+    ((attempt == 1)) || die "cannot fetch Debian's kernel package (see the apt output above)"
+    distro_apt_update
+  done
+}
+
+# Fetches PACKAGE=VERSION and fills OUT with vmlinuz, modules/, modules.load and release. Returns
+# non-zero when the download fails; dies on anything else.
+distro_prepare() {
+  local package=$1 version=$2 out=$3
   note "preparing the distro kernel $package $version"
   local tmp="$cache_dir/prepare-distro"
   rm -rf "$tmp" && mkdir -p "$tmp/deb" "$tmp/root" "$tmp/out/modules"
   local -a sandbox=()
   # As root, apt drops to the _apt user, who may not write here; download as root instead.
   [ "$(id -u)" != 0 ] || sandbox=(-o APT::Sandbox::User=root)
-  (cd "$tmp/deb" && apt-get download "${sandbox[@]}" "$package=$version") >"$tmp/apt.log" 2>&1 ||
-    { cat "$tmp/apt.log" >&2; die "apt-get download $package=$version failed (run apt-get update?)"; }
+  if ! (cd "$tmp/deb" && apt-get download "${sandbox[@]}" "$package=$version") >"$tmp/apt.log" 2>&1; then
+    cat "$tmp/apt.log" >&2
+    return 1
+  fi
   dpkg -x "$tmp"/deb/*.deb "$tmp/root" || die "dpkg -x of $package failed"
   local release
   release=$(basename "$(ls -d "$tmp"/root/lib/modules/*/)")
@@ -54,7 +67,18 @@ distro_kernel() {
   echo "$release" >"$tmp/out/release"
   rm -rf "$out" && mv -T "$tmp/out" "$out"
   rm -rf "$tmp"
-  echo "$out"
+}
+
+# The versioned kernel package linux-image-amd64 depends on, or nothing when apt has no lists.
+distro_kernel_package() {
+  apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+
+# Refreshes apt's package lists (a fresh machine may have none); as root only.
+distro_apt_update() {
+  [ "$(id -u)" = 0 ] || die "apt has no package lists: run apt-get update as root"
+  note "apt has no package lists; running apt-get update"
+  apt-get update -q >&2 || die "apt-get update failed"
 }
 
 # Prints, one a line, the module files (relative to MODULE_DIR) to load for the named modules:
