@@ -1,5 +1,6 @@
 #!/bin/sh
-# Check: the booted kernel offers the VFIO interfaces this configuration is for.
+# Check: the booted kernel offers the VFIO interfaces this configuration is for, and 16 huge
+# pages on /dev/hugepages for DMA buffers.
 #   iommu:   the custom 6.12 kernel with intel-iommu: DMAR unit, interrupt remapping, IOMMU groups,
 #            the legacy container /dev/vfio/vfio and iommufd /dev/iommu
 #   noiommu: the custom kernel without an IOMMU, vfio in unsafe no-IOMMU mode, no IOMMU groups
@@ -14,6 +15,9 @@ for driver in vfio-pci uio_pci_generic nvme e1000e e1000; do
   has "/sys/bus/pci/drivers/$driver"
 done
 has /dev/vfio/vfio
+grep -q ' /dev/hugepages hugetlbfs ' /proc/mounts || check_fail "hugetlbfs is not mounted at /dev/hugepages"
+hugepages=$(awk '/^HugePages_Total:/ { print $2 }' /proc/meminfo)
+[ "${hugepages:-0}" -ge 16 ] || check_fail "the kernel reserved ${hugepages:-no} huge pages, not the 16 asked for"
 case "$VM_CONFIG" in
   iommu | distro)
     has /sys/class/iommu/dmar0
