@@ -74,12 +74,14 @@ left_behind() {
 }
 
 # Waits for the check in session PID to end, killing its whole process group after TIMEOUT
-# seconds; returns its exit status (137 when killed).
+# seconds (and setting timed_out); returns its exit status.
 run_with_timeout() {
   local pid=$1 ticks=$(($2 * 5)) state
+  timed_out=""
   while state=$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null) && [ "$state" != Z ]; do
     ticks=$((ticks - 1))
     if [ "$ticks" -le 0 ]; then
+      timed_out=yes
       kill -9 -"$pid" 2>/dev/null
       break
     fi
@@ -92,15 +94,15 @@ while read -r name timeout path; do
   echo "=== check $name [$config]"
   export VM_VERDICT=/tmp/check/verdict VM_CONFIG=$config
   rm -f "$VM_VERDICT" /tmp/check/out /tmp/check/err
-  setsid sh -c '. /vm/helpers.sh; cd /tmp/check; . "$0"' "$path" &
+  setsid sh -c '. /vm/helpers.sh; cd /tmp/check; . "$0"' "$path" </dev/null &
   run_with_timeout $! "$timeout"
   status=$?
   verdict=$(cut -f1 "$VM_VERDICT" 2>/dev/null)
   reason=$(cut -f2- "$VM_VERDICT" 2>/dev/null)
-  case "$verdict:$status" in
-    pass:0) ;;
-    fail:*) verdict=fail ;;
-    *:137) verdict=fail reason="timed out after $timeout s (raise '# timeout:' in the check if it needs longer)" ;;
+  case "$timed_out:$verdict:$status" in
+    :pass:0) ;;
+    :fail:*) verdict=fail ;;
+    yes:*) verdict=fail reason="timed out after $timeout s (raise '# timeout:' in the check if it needs longer)" ;;
     *) verdict=fail reason="ended with status $status without check_pass or check_fail" ;;
   esac
   left_behind >/tmp/check/left-behind
