@@ -98,6 +98,15 @@ expect_refused() {
     check_fail "\`$*\` was not understood: $(head -n1 "$err")"
 }
 
+# Fails the check unless the last command's output has an `ok` line for each STEP, as
+# `vfiokit run` prints them ("ok   factorial: ...").
+expect_steps() {
+  local step
+  for step in "$@"; do
+    grep -q "^ok   $step:" "$out" || check_fail "step '$step' did not check out: $(grep ": " "$out" | grep "$step" | head -n1)"
+  done
+}
+
 # Fails the check unless ACTUAL equals EXPECTED; WHAT names the value.
 expect_eq() {
   [ "$2" = "$3" ] || check_fail "$1 is '$2', expected '$3'"

@@ -58,7 +58,7 @@ build_initramfs() {
   install -m 755 "$vm_dir/guest/init" "$root/init"
   cp "$vm_dir/guest/runner.sh" "$vm_dir/guest/helpers.sh" "$vm_dir/devices" "$root/vm/"
   cp -r "$plan_dir" "$root/vm/plan"
-  cp -r "$vm_dir/checks" "$vm_dir/pending" "$root/vm/"
+  cp -r "$vm_dir/checks" "$root/vm/"
   if [ -n "$module_dir" ]; then
     cp -r "$module_dir/modules" "$root/vm/modules"
     cp "$module_dir/modules.load" "$root/vm/modules.load"

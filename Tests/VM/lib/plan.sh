@@ -49,6 +49,6 @@ write_plans() {
     done
   done
   for name in "${only_checks[@]}"; do
-    [ -n "${seen[$name]:-}" ] || die "no check named $name (pending ones need --pending)"
+    [ -n "${seen[$name]:-}" ] || die "no check named $name"
   done
 }

@@ -3,9 +3,8 @@
 # vendor, device, class, driver, IOMMU group), also after a device changed driver (and, with no
 # IOMMU, gained the group vfio-pci makes for it).
 #
-# Assumes each entry of the array carries HostPCIDevice's fields: "address" ("0000:00:03.0"),
-# "vendorID", "deviceID", "classCode" (numbers), "driver" (a name or null) and "iommuGroup" (a
-# number or null). If the encoding lands differently, change `from_list` below.
+# Each entry carries "address", "vendor", "device" and "class" exactly as sysfs prints them
+# ("0x1234"), "driver" (a name or null) and "iommuGroup" (a number or null).
 # configs: iommu noiommu distro
 need_tool jq
 
@@ -14,14 +13,14 @@ from_sysfs() {
   local path address
   for path in /sys/bus/pci/devices/*; do
     address=${path##*/}
-    echo "$address $(printf %d "$(cat "$path/vendor")") $(printf %d "$(cat "$path/device")")" \
-      "$(printf %d "$(cat "$path/class")") $(driver_of "$address") $(group_of "$address")"
+    echo "$address $(cat "$path/vendor") $(cat "$path/device") $(cat "$path/class")" \
+      "$(driver_of "$address") $(group_of "$address")"
   done | sort
 }
 
 # The same from `vfiokit list --json` in $out.
 from_list() {
-  jq -r '.[] | [.address, .vendorID, .deviceID, .classCode, (.driver // "none"), (.iommuGroup // "none")]
+  jq -r '.[] | [.address, .vendor, .device, .class, (.driver // "none"), (.iommuGroup // "none")]
     | map(tostring) | join(" ")' "$out" | sort
 }
 
@@ -32,7 +31,7 @@ compare() {
   from_sysfs >/tmp/check/sysfs
   from_list >/tmp/check/list || check_fail "vfiokit list --json lacks the expected fields"
   diff /tmp/check/sysfs /tmp/check/list ||
-    check_fail "vfiokit list --json disagrees with sysfs (- sysfs, + list): $(diff /tmp/check/sysfs /tmp/check/list | grep '^[-+][0-9]' | head -n2 | tr '\n' ' ')"
+    check_fail "vfiokit list --json disagrees with sysfs (- sysfs, + list): $(diff /tmp/check/sysfs /tmp/check/list | grep '^[-+][0-9a-f]' | head -n2 | tr '\n' ' ')"
 }
 
 compare

@@ -3,9 +3,8 @@
 # kernel log as a DMAR fault from edu0, and does not hang the driver: the run ends within the
 # timeout with its fault step checked.
 #
-# Assumes `vfiokit run --driver edu` includes a step that starts an edu DMA to an IOVA it never
-# mapped and checks that the transfer does not complete. If that step lands behind a flag, add it
-# to `fault_run` below.
+# `vfiokit run --driver edu`'s "iommu fault" step frees a mapped IOVA, has edu DMA to it, and
+# checks the framework reads the fault back from the kernel log.
 # configs: iommu
 # timeout: 180
 address=$(dev edu0)
@@ -15,6 +14,7 @@ fault_run() { vfiokit run --driver edu "$address" --backend legacy; }
 expect vfiokit bind "$address"
 dmesg_mark
 expect fault_run
+expect_steps "iommu fault"
 dmesg_since_mark >"$out"
 cat "$out"
 grep -q "DMAR:.*\[$short\] fault addr" "$out" ||

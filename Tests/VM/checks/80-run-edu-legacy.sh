@@ -7,5 +7,6 @@ address=$(dev edu0)
 expect vfiokit bind "$address"
 [ -c "/dev/vfio/$(group_of "$address")" ] || check_fail "no group node for edu0 after bind"
 expect vfiokit run --driver edu "$address" --backend legacy
+expect_steps identification liveness factorial "interrupt raise/ack" "dma round trip" "iommu fault"
 expect vfiokit unbind "$address" --restore
 check_pass

@@ -7,5 +7,6 @@ address=$(dev edu0)
 expect vfiokit bind "$address"
 [ -c "/dev/vfio/noiommu-$(group_of "$address")" ] || check_fail "no noiommu group node for edu0 after bind"
 expect vfiokit run --driver edu "$address" --backend noiommu
+expect_steps identification liveness factorial "interrupt raise/ack"
 expect vfiokit unbind "$address" --restore
 check_pass

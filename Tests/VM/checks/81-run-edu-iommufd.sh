@@ -8,5 +8,6 @@ expect vfiokit bind "$address"
 cdev=$(ls "$(sysfs "$address")/vfio-dev" 2>/dev/null)
 [ -n "$cdev" ] && [ -c "/dev/vfio/devices/$cdev" ] || check_fail "no device cdev for edu0 after bind"
 expect vfiokit run --driver edu "$address" --backend iommufd
+expect_steps identification liveness factorial "interrupt raise/ack" "dma round trip" "iommu fault"
 expect vfiokit unbind "$address" --restore
 check_pass

@@ -7,5 +7,6 @@ address=$(dev edu-uio)
 expect vfiokit bind "$address" --driver uio_pci_generic
 [ -c /dev/uio0 ] || check_fail "no /dev/uio0 after binding edu-uio to uio_pci_generic"
 expect vfiokit run --driver edu "$address" --backend uio
+expect_steps identification liveness factorial "interrupt raise/ack"
 expect vfiokit unbind "$address" --restore
 check_pass
