@@ -72,8 +72,15 @@ import Testing
         var iterator = stream.makeAsyncIterator()
         try signal(source)
         #expect(await iterator.next() == 1)
+        // Two firings arrive as one count of 2 or as two counts of 1, depending on when the
+        // loop reads the eventfd; either way nothing is lost or invented.
         try signal(source, times: 2)
-        #expect(await iterator.next() == 2)
+        var total: UInt64 = 0
+        while total < 2, let count = await iterator.next() {
+            #expect(count >= 1)
+            total += count
+        }
+        #expect(total == 2)
         loop.stop()
     }
 
