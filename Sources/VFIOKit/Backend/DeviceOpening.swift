@@ -57,14 +57,27 @@ enum DeviceOpening {
             throw .backendUnavailable(noIOMMU ? .noIOMMU : .legacy, reason: "\(sysfs.address) has no IOMMU group")
         }
         var owned = OwnedDescriptors(system: system)
-        let container = try owned.open("/dev/vfio/vfio")
+        let container: FileDescriptor
+        do {
+            container = try owned.open("/dev/vfio/vfio")
+        } catch .systemCall(_, .noSuchFileOrDirectory) {
+            throw .backendUnavailable(
+                noIOMMU ? .noIOMMU : .legacy,
+                reason: "/dev/vfio/vfio does not exist: the kernel has no VFIO container (CONFIG_VFIO_CONTAINER)"
+                    + (noIOMMU ? "" : "; use the iommufd backend"))
+        }
         let version = try attempt("VFIO_GET_API_VERSION") { () throws(Errno) in try system.ioctl(container, CVFIO_GET_API_VERSION, value: 0) }
         guard version == VFIO_API_VERSION else {
             throw .backendUnavailable(.legacy, reason: "VFIO API version \(version), expected \(VFIO_API_VERSION)")
         }
         let iommuType = try chooseIOMMUType(container: container, noIOMMU: noIOMMU, system: system)
         let groupPath = noIOMMU ? "/dev/vfio/noiommu-\(group)" : "/dev/vfio/\(group)"
-        let groupFD = try owned.open(groupPath)
+        let groupFD: FileDescriptor
+        do {
+            groupFD = try owned.open(groupPath)
+        } catch .systemCall(_, .noSuchFileOrDirectory) where !noIOMMU && ((try? system.listDirectory("/dev/vfio")) ?? []).contains("noiommu-\(group)") {
+            throw .backendUnavailable(.legacy, reason: "IOMMU group \(group) is a no-IOMMU group (the host has no IOMMU): use the noiommu backend")
+        }
 
         var status = vfio_group_status()
         status.argsz = UInt32(MemoryLayout<vfio_group_status>.size)
