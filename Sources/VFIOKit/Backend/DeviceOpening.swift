@@ -149,7 +149,14 @@ enum DeviceOpening {
         let device = try owned.open("/dev/vfio/devices/\(node)")
         let iommufd = try owned.open("/dev/iommu")
         owned.forget(iommufd)  // the address space owns it from here, even when it fails
-        let space = try IOMMUFDAddressSpace(iommufd: iommufd, device: device, system: system)
+        let space: IOMMUFDAddressSpace
+        do {
+            space = try IOMMUFDAddressSpace(iommufd: iommufd, device: device, system: system)
+        } catch .systemCall("VFIO_DEVICE_BIND_IOMMUFD", .notPermitted) {
+            // The IOMMU will not hand the group's DMA to userspace while a kernel driver owns part of it.
+            guard let group = try sysfs.iommuGroup() else { throw .systemCall(operation: "VFIO_DEVICE_BIND_IOMMUFD", errno: .notPermitted) }
+            throw .groupNotViable(group: group, sysfs.address)
+        }
         owned.release()
         do {
             let access = try VFIODeviceFile(fd: device, system: system)
