@@ -118,7 +118,13 @@ final class VFIODeviceFile: DeviceAccess {
         var irq = vfio_irq_info()
         irq.argsz = UInt32(MemoryLayout<vfio_irq_info>.size)
         irq.index = UInt32(index.rawValue)
-        try attempt("VFIO_DEVICE_GET_IRQ_INFO(\(index))") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_GET_IRQ_INFO, &irq) }
+        do {
+            try system.ioctl(fd, CVFIO_DEVICE_GET_IRQ_INFO, &irq)
+        } catch .invalidArgument {
+            return IRQInfo(index: index, count: 0, flags: [])  // vfio-pci's answer for ERR on a conventional PCI device
+        } catch {
+            throw error.vfio("VFIO_DEVICE_GET_IRQ_INFO(\(index))")
+        }
         return IRQInfo(index: index, count: Int(irq.count), flags: IRQInfo.Flags(rawValue: irq.flags))
     }
 
