@@ -150,7 +150,7 @@ final class VFIODeviceFile: DeviceAccess {
         try setIRQs(index, flags: VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_NONE, start: vector, count: 1) { _ in }
     }
 
-    var nativeInterruptSource: (fd: FileDescriptor, width: Int)? { nil }
+    var nativeInterruptSource: InterruptSource? { nil }
 
     /// One VFIO_DEVICE_SET_IRQS call: a struct vfio_irq_set followed by `fill`'s data.
     private func setIRQs(

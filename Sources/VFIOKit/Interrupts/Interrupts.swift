@@ -34,9 +34,8 @@ public final class Interrupts: Sendable {
         if let native = access.nativeInterruptSource {
             guard index == .intx else { throw .interruptUnavailable(index, requested: count, available: 0) }
             try access.unmask(.intx)
-            let source = InterruptSource(index: .intx, vector: 0, fd: native.fd, width: native.width, ownsFile: false)
-            enabled.withLock { $0[.intx] = [source] }
-            return [source]
+            enabled.withLock { $0[.intx] = [native] }
+            return [native]
         }
         let sources = try makeSources(index, vectors: 0..<count)
         do { try access.setTriggers(index, start: 0, eventfds: sources.map(\.fd.rawValue)) } catch {
