@@ -255,6 +255,23 @@ import VFIOMock
         #expect(throws: VFIOError.interruptUnavailable(.err, requested: 1, available: 0)) { try edu.interrupts.enable(.err) }
     }
 
+    @Test func aSecondKindWhileOneIsOnIsRefusedAndTheFirstKeepsWorking() throws {
+        let machine = MockMachine()
+        let device = try machine.open(Devices.memory(msix: 4, msi: 2), on: .iommufd)
+        defer { device.close() }
+        let msi = try device.interrupts.enable(.msi, vectors: 2)
+        #expect(throws: VFIOError.self) { try device.interrupts.enable(.msix, vectors: 4) }
+        #expect(throws: VFIOError.self) { try device.interrupts.enable(.intx) }
+        #expect(device.interrupts.sources(.msix).isEmpty && device.interrupts.sources(.intx).isEmpty)
+        let state = try #require(machine.kernel.interruptState(of: MockMachine.primary))
+        #expect(state.kind == .msi && state.enabledVectors == [0, 1])
+        try device.interrupts.trigger(.msi, vector: 1)
+        #expect(try machine.takeCount(msi[1]) == 1)
+        // Once MSI is off, MSI-X can be enabled.
+        try device.interrupts.disable(.msi)
+        #expect(try device.interrupts.enable(.msix, vectors: 4).count == 4)
+    }
+
     @Test func reenablingAnIndexReplacesItsVectors() throws {
         let machine = MockMachine()
         let device = try machine.open(Devices.memory(msix: 8), on: .legacy)
