@@ -1,11 +1,7 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
 import PCI
 import Synchronization
 import SystemPackage
-import Testing
 import VFIOKit
 import VFIOMock
 
@@ -29,7 +25,7 @@ struct MockMachine {
         self.init { $0.noIOMMU = backend == .noIOMMU }
     }
 
-    /// Plugs `device` at ``primary`` (bound to the driver `backend` needs) and opens it.
+    /// Plugs `device` at `address`, bound to the driver `backend` needs, and opens it there.
     func open(_ device: SimulatedDevice, on backend: Backend, at address: PCIAddress = primary) throws -> PCIDevice {
         try kernel.plug(device, at: address, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
         return try PCIDevice.open(address, backend: backend, system: kernel)
@@ -42,20 +38,20 @@ struct MockMachine {
         return loop
     }
 
-    /// Takes the count a source has accumulated without blocking: nil when it has not fired.
-    /// `width` is 8 for a VFIO eventfd and 4 for UIO's counter.
-    func takeCount(_ source: InterruptSource, width: Int = 8) throws -> UInt64? {
+    /// Takes the count a VFIO source's eventfd has accumulated, without blocking: nil when it
+    /// has not fired.
+    func takeCount(_ source: InterruptSource) throws -> UInt64? {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
         defer { buffer.deallocate() }
         buffer.storeBytes(of: 0, as: UInt64.self)
         let result = Result { () throws(Errno) -> Int in
-            try kernel.read(source.fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<width]))
+            try kernel.read(source.fd, into: buffer)
         }
         switch result {
         case .failure(.resourceTemporarilyUnavailable): return nil
         case .failure(let error): throw error
         case .success(let n):
-            guard n == width else { throw VFIOError.deviceMisbehaved("read \(n) of \(width) bytes from \(source)") }
+            guard n == 8 else { throw VFIOError.deviceMisbehaved("read \(n) of 8 bytes from \(source)") }
             return buffer.load(as: UInt64.self)
         }
     }
@@ -63,11 +59,10 @@ struct MockMachine {
 
 /// The devices tests plug in, with the options that keep tests quick.
 enum Devices {
-    static func edu(ramBAR: Int? = nil, reset: Bool = true) -> EduDevice {
+    /// edu with its DMA completing at once.
+    static func edu() -> EduDevice {
         var o = EduDevice.Options()
         o.dmaDelay = .zero
-        o.ramBARSize = ramBAR
-        o.supportsReset = reset
         return EduDevice(options: o)
     }
 
@@ -108,15 +103,4 @@ final class Arrivals<Value: Sendable>: Sendable {
     }
 
     var all: [Value] { values.withLock { $0 } }
-}
-
-/// Polls `condition` until it holds, for work a device finishes on its own thread; gives up
-/// after `seconds` so a broken device cannot hang the suite.
-func eventually(seconds: Int = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = DispatchTime.now() + .seconds(seconds)
-    while !condition() {
-        if DispatchTime.now() > deadline { return false }
-        sched_yield()
-    }
-    return true
 }
