@@ -34,9 +34,8 @@ public final class Interrupts: Sendable {
         if let native = access.nativeInterruptSource {
             guard index == .intx else { throw .interruptUnavailable(index, requested: count, available: 0) }
             try access.unmask(.intx)
-            let source = InterruptSource(index: .intx, vector: 0, fd: native.fd, width: native.width, ownsFile: false)
-            enabled.withLock { $0[.intx] = [source] }
-            return [source]
+            enabled.withLock { $0[.intx] = [native] }
+            return [native]
         }
         let sources = try makeSources(index, vectors: 0..<count)
         do { try access.setTriggers(index, start: 0, eventfds: sources.map(\.fd.rawValue)) } catch {
@@ -49,7 +48,8 @@ public final class Interrupts: Sendable {
 
     /// Adds vectors to an enabled MSI-X index so it has `count`. Where the kernel allows
     /// dynamic MSI-X (no NORESIZE flag) the running vectors are untouched; otherwise the index
-    /// is re-enabled with all of them, keeping the existing eventfds. Returns the new sources.
+    /// is disabled and re-enabled with all of them, keeping the existing eventfds (a message the
+    /// device sends in between is lost). Returns the new sources.
     public func grow(_ index: IRQIndex, to count: Int) throws(VFIOError) -> [InterruptSource] {
         let info = try access.interruptInfo(index)
         let current = sources(index)
@@ -57,9 +57,16 @@ public final class Interrupts: Sendable {
         guard count <= info.count else { throw .interruptUnavailable(index, requested: count, available: info.count) }
         guard count > current.count else { return [] }
         let added = try makeSources(index, vectors: current.count..<count)
-        do {
+        do throws(VFIOError) {
             if info.flags.contains(.noResize) {
-                try access.setTriggers(index, start: 0, eventfds: (current + added).map(\.fd.rawValue))
+                // vfio allocates vectors only when the index is enabled, so it goes off and on again.
+                try access.disable(index)
+                do throws(VFIOError) {
+                    try access.setTriggers(index, start: 0, eventfds: (current + added).map(\.fd.rawValue))
+                } catch {
+                    try? access.setTriggers(index, start: 0, eventfds: current.map(\.fd.rawValue))
+                    throw error
+                }
             } else {
                 try access.setTriggers(index, start: current.count, eventfds: added.map(\.fd.rawValue))
             }
