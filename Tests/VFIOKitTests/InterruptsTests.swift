@@ -260,8 +260,8 @@ import VFIOMock
         let device = try machine.open(Devices.memory(msix: 4, msi: 2), on: .iommufd)
         defer { device.close() }
         let msi = try device.interrupts.enable(.msi, vectors: 2)
-        #expect(throws: VFIOError.self) { try device.interrupts.enable(.msix, vectors: 4) }
-        #expect(throws: VFIOError.self) { try device.interrupts.enable(.intx) }
+        #expect(throws: VFIOError.interruptKindInUse(requested: .msix, enabled: .msi)) { try device.interrupts.enable(.msix, vectors: 4) }
+        #expect(throws: VFIOError.interruptKindInUse(requested: .intx, enabled: .msi)) { try device.interrupts.enable(.intx) }
         #expect(device.interrupts.sources(.msix).isEmpty && device.interrupts.sources(.intx).isEmpty)
         let state = try #require(machine.kernel.interruptState(of: MockMachine.primary))
         #expect(state.kind == .msi && state.enabledVectors == [0, 1])

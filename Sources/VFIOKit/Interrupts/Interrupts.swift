@@ -7,7 +7,8 @@ import SystemPackage
 
 /// A device's interrupts: which kinds it has, and their vectors as ``InterruptSource``s.
 ///
-/// Only one of INTx, MSI and MSI-X is enabled at a time, as in the kernel. Every eventfd made
+/// Only one of INTx, MSI and MSI-X is enabled at a time, as in the kernel; enabling another
+/// while one is on is refused with ``VFIOError/interruptKindInUse(requested:enabled:)``. Every eventfd made
 /// here is closed when its index is disabled or the device closes. Thread-safe.
 public final class Interrupts: Sendable {
     private let access: any DeviceAccess
@@ -30,6 +31,10 @@ public final class Interrupts: Sendable {
     public func enable(_ index: IRQIndex, vectors count: Int = 1) throws(VFIOError) -> [InterruptSource] {
         let info = try access.interruptInfo(index)
         guard count >= 1, count <= info.count else { throw .interruptUnavailable(index, requested: count, available: info.count) }
+        let exclusive: [IRQIndex] = [.intx, .msi, .msix]
+        if exclusive.contains(index), let other = exclusive.first(where: { $0 != index && !self.sources($0).isEmpty }) {
+            throw .interruptKindInUse(requested: index, enabled: other)
+        }
         try disable(index)
         if let native = access.nativeInterruptSource {
             guard index == .intx else { throw .interruptUnavailable(index, requested: count, available: 0) }
