@@ -19,6 +19,8 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
     case regionTooSmall(index: Int, size: Int, needed: Int)
     /// The device has no interrupt of that kind, or too few vectors.
     case interruptUnavailable(IRQIndex, requested: Int, available: Int)
+    /// INTx, MSI and MSI-X exclude each other, and another of them is enabled.
+    case interruptKindInUse(requested: IRQIndex, enabled: IRQIndex)
     /// A DMA request cannot be met within the IOVA ranges, alignment and limit.
     case iovaSpaceExhausted(size: Int, limit: UInt64)
     /// Without an IOMMU, the memory's physical address lies beyond what the device can address.
@@ -52,6 +54,8 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
             return "region \(index) is \(size) bytes but the registers need \(needed): wrong BAR or wrong device"
         case let .interruptUnavailable(index, requested, available):
             return "\(index) has \(available) vector(s); \(requested) requested"
+        case let .interruptKindInUse(requested, enabled):
+            return "cannot enable \(requested) while \(enabled) is enabled: disable \(enabled) first"
         case let .iovaSpaceExhausted(size, limit):
             return "no free IOVA range of \(size) bytes below 0x\(String(limit, radix: 16)) within the kernel's IOVA ranges"
         case let .beyondDeviceReach(address, size, limit):

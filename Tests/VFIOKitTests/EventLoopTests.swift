@@ -13,11 +13,10 @@ import Testing
         return InterruptSource(index: .msix, vector: 0, fd: fd, width: 8, ownsFile: true)
     }
 
+    /// Adds `times` to the eventfd in one write, so a running loop cannot see part of it.
     func signal(_ s: InterruptSource, times: Int = 1) throws {
-        for _ in 0..<times {
-            var one: UInt64 = 1
-            _ = try withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(s.fd, from: b) }
-        }
+        var count = UInt64(times)
+        _ = try withUnsafeBytes(of: &count) { (b) throws(Errno) in try system.write(s.fd, from: b) }
     }
 
     @Test func handlerGetsTheCoalescedCount() throws {
@@ -72,8 +71,15 @@ import Testing
         var iterator = stream.makeAsyncIterator()
         try signal(source)
         #expect(await iterator.next() == 1)
+        // Two firings arrive as one count of 2 or as two counts of 1, depending on when the
+        // loop reads the eventfd; either way nothing is lost or invented.
         try signal(source, times: 2)
-        #expect(await iterator.next() == 2)
+        var total: UInt64 = 0
+        while total < 2, let count = await iterator.next() {
+            #expect(count >= 1)
+            total += count
+        }
+        #expect(total == 2)
         loop.stop()
     }
 

@@ -11,6 +11,8 @@ import VFIOKit
 public enum MSIXLoopbackTest {
     public static let name = "msix-loopback"
 
+    /// Runs the check on `device`, reporting each step as it finishes. MSI-X is disabled
+    /// again and every handler unregistered before it returns.
     public static func run(on device: PCIDevice, loop: EventLoop, report: @escaping (SelfTestStep) -> Void) -> [SelfTestStep] {
         let recorder = SelfTestRecorder(report: report)
         let info: IRQInfo

@@ -29,9 +29,9 @@ protocol DeviceAccess: AnyObject, Sendable {
     func mask(_ index: IRQIndex) throws(VFIOError)
     /// Fires a vector from software, as the kernel's loopback trigger does.
     func trigger(_ index: IRQIndex, vector: Int) throws(VFIOError)
-    /// The file to wait on for `index`, when the backend has its own (UIO's /dev/uioN), and the
-    /// width of the counter a read returns.
-    var nativeInterruptSource: (fd: FileDescriptor, width: Int)? { get }
+    /// The INTx source, when the backend has its own file for it (UIO's /dev/uioN). The same
+    /// object each time, since it tracks what reads of that file returned.
+    var nativeInterruptSource: InterruptSource? { get }
 
     /// Resets the device (function-level or what the kernel offers).
     func reset() throws(VFIOError)

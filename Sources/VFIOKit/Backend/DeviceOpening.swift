@@ -57,14 +57,27 @@ enum DeviceOpening {
             throw .backendUnavailable(noIOMMU ? .noIOMMU : .legacy, reason: "\(sysfs.address) has no IOMMU group")
         }
         var owned = OwnedDescriptors(system: system)
-        let container = try owned.open("/dev/vfio/vfio")
+        let container: FileDescriptor
+        do {
+            container = try owned.open("/dev/vfio/vfio")
+        } catch .systemCall(_, .noSuchFileOrDirectory) {
+            throw .backendUnavailable(
+                noIOMMU ? .noIOMMU : .legacy,
+                reason: "/dev/vfio/vfio does not exist: the kernel has no VFIO container (CONFIG_VFIO_CONTAINER)"
+                    + (noIOMMU ? "" : "; use the iommufd backend"))
+        }
         let version = try attempt("VFIO_GET_API_VERSION") { () throws(Errno) in try system.ioctl(container, CVFIO_GET_API_VERSION, value: 0) }
         guard version == VFIO_API_VERSION else {
             throw .backendUnavailable(.legacy, reason: "VFIO API version \(version), expected \(VFIO_API_VERSION)")
         }
         let iommuType = try chooseIOMMUType(container: container, noIOMMU: noIOMMU, system: system)
         let groupPath = noIOMMU ? "/dev/vfio/noiommu-\(group)" : "/dev/vfio/\(group)"
-        let groupFD = try owned.open(groupPath)
+        let groupFD: FileDescriptor
+        do {
+            groupFD = try owned.open(groupPath)
+        } catch .systemCall(_, .noSuchFileOrDirectory) where !noIOMMU && ((try? system.listDirectory("/dev/vfio")) ?? []).contains("noiommu-\(group)") {
+            throw .backendUnavailable(.legacy, reason: "IOMMU group \(group) is a no-IOMMU group (the host has no IOMMU): use the noiommu backend")
+        }
 
         var status = vfio_group_status()
         status.argsz = UInt32(MemoryLayout<vfio_group_status>.size)
@@ -136,7 +149,14 @@ enum DeviceOpening {
         let device = try owned.open("/dev/vfio/devices/\(node)")
         let iommufd = try owned.open("/dev/iommu")
         owned.forget(iommufd)  // the address space owns it from here, even when it fails
-        let space = try IOMMUFDAddressSpace(iommufd: iommufd, device: device, system: system)
+        let space: IOMMUFDAddressSpace
+        do {
+            space = try IOMMUFDAddressSpace(iommufd: iommufd, device: device, system: system)
+        } catch .systemCall("VFIO_DEVICE_BIND_IOMMUFD", .notPermitted) {
+            // The IOMMU will not hand the group's DMA to userspace while a kernel driver owns part of it.
+            guard let group = try sysfs.iommuGroup() else { throw .systemCall(operation: "VFIO_DEVICE_BIND_IOMMUFD", errno: .notPermitted) }
+            throw .groupNotViable(group: group, sysfs.address)
+        }
         owned.release()
         do {
             let access = try VFIODeviceFile(fd: device, system: system)

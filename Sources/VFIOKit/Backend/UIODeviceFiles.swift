@@ -12,6 +12,7 @@ final class UIODeviceFiles: DeviceAccess {
     private let system: any SystemCalls
     private let sysfs: DeviceSysfs
     private let uio: FileDescriptor
+    let nativeInterruptSource: InterruptSource?
     private let config: FileDescriptor
     private let bars: [RegionInfo]
     let configRegion: RegionInfo
@@ -30,9 +31,11 @@ final class UIODeviceFiles: DeviceAccess {
         var owned = OwnedDescriptors(system: system)
         let uio = try attempt("open /dev/\(node)") { () throws(Errno) in try system.open("/dev/\(node)", O_RDWR | O_NONBLOCK) }
         owned.adopt(uio)
+        // Reads of /dev/uioN return the device's running total of interrupts; this is where it starts.
+        let total = (try? system.readText("/sys/class/uio/\(node)/event")).flatMap { UInt32($0.filter(\.isNumber)) } ?? 0
         let config = try owned.open(sysfs.path + "/config")
         let resources = try attempt("read \(sysfs.path)/resource") { () throws(Errno) in try system.readText(sysfs.path + "/resource") }
-        let files = try UIODeviceFiles(system: system, sysfs: sysfs, uio: uio, config: config, resources: resources)
+        let files = try UIODeviceFiles(system: system, sysfs: sysfs, uio: uio, config: config, resources: resources, total: total)
         owned.release()
         let mapper: PhysicalAddressSpace
         do { mapper = try PhysicalAddressSpace(system: system) } catch {
@@ -42,7 +45,9 @@ final class UIODeviceFiles: DeviceAccess {
         return OpenedDevice(backend: .uio, access: files, mapper: mapper)
     }
 
-    private init(system: any SystemCalls, sysfs: DeviceSysfs, uio: FileDescriptor, config: FileDescriptor, resources: String) throws(VFIOError) {
+    private init(
+        system: any SystemCalls, sysfs: DeviceSysfs, uio: FileDescriptor, config: FileDescriptor, resources: String, total: UInt32
+    ) throws(VFIOError) {
         self.system = system
         self.sysfs = sysfs
         self.uio = uio
@@ -61,6 +66,7 @@ final class UIODeviceFiles: DeviceAccess {
         var pin: UInt8 = 0
         _ = try? withUnsafeMutableBytes(of: &pin) { (b) throws(Errno) -> Int in try system.pread(config, into: b, at: 0x3d) }
         interruptPin = pin
+        nativeInterruptSource = InterruptSource(index: .intx, vector: 0, fd: uio, width: 4, ownsFile: false, total: total)
     }
 
     var canReset: Bool { (try? system.listDirectory(sysfs.path))?.contains("reset") ?? false }
@@ -116,8 +122,6 @@ final class UIODeviceFiles: DeviceAccess {
             ? IRQInfo(index: .intx, count: 1, flags: [.maskable, .automasked])
             : IRQInfo(index: index, count: 0, flags: [])
     }
-
-    var nativeInterruptSource: (fd: FileDescriptor, width: Int)? { (uio, 4) }
 
     func setTriggers(_ index: IRQIndex, start: Int, eventfds: [Int32]) throws(VFIOError) {
         throw .operationUnsupported("UIO delivers only INTx, through /dev/uio; \(index) cannot be wired to eventfds")

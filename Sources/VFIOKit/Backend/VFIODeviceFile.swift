@@ -118,7 +118,13 @@ final class VFIODeviceFile: DeviceAccess {
         var irq = vfio_irq_info()
         irq.argsz = UInt32(MemoryLayout<vfio_irq_info>.size)
         irq.index = UInt32(index.rawValue)
-        try attempt("VFIO_DEVICE_GET_IRQ_INFO(\(index))") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_GET_IRQ_INFO, &irq) }
+        do {
+            try system.ioctl(fd, CVFIO_DEVICE_GET_IRQ_INFO, &irq)
+        } catch .invalidArgument {
+            return IRQInfo(index: index, count: 0, flags: [])  // vfio-pci's answer for ERR on a conventional PCI device
+        } catch {
+            throw error.vfio("VFIO_DEVICE_GET_IRQ_INFO(\(index))")
+        }
         return IRQInfo(index: index, count: Int(irq.count), flags: IRQInfo.Flags(rawValue: irq.flags))
     }
 
@@ -144,7 +150,7 @@ final class VFIODeviceFile: DeviceAccess {
         try setIRQs(index, flags: VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_NONE, start: vector, count: 1) { _ in }
     }
 
-    var nativeInterruptSource: (fd: FileDescriptor, width: Int)? { nil }
+    var nativeInterruptSource: InterruptSource? { nil }
 
     /// One VFIO_DEVICE_SET_IRQS call: a struct vfio_irq_set followed by `fill`'s data.
     private func setIRQs(

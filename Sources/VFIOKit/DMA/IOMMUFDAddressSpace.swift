@@ -16,26 +16,26 @@ final class IOMMUFDAddressSpace: DMAMapper {
     /// iommufd has no per-mapping cap; memory pinning is bounded by RLIMIT_MEMLOCK instead.
     var mappingLimit: Int { Int(Int32.max) }
 
-    /// Allocates an IOAS on `iommufd` (taking ownership of that fd), binds `device` to the
-    /// iommufd, attaches it to the IOAS, then reads the IOVA ranges, which attaching narrows
-    /// to what the device's IOMMU allows. On failure the iommufd side is released again.
+    /// Binds `device` to `iommufd` (taking ownership of that fd), allocates an IOAS, attaches
+    /// the device to it, then reads the IOVA ranges, which attaching narrows to what the
+    /// device's IOMMU allows. On failure the iommufd side is released again.
     init(iommufd: FileDescriptor, device: FileDescriptor, system: any SystemCalls) throws(VFIOError) {
         self.system = system
         self.fd = iommufd
+        var bind = vfio_device_bind_iommufd()
+        bind.argsz = UInt32(MemoryLayout<vfio_device_bind_iommufd>.size)
+        bind.iommufd = iommufd.rawValue
         var alloc = iommu_ioas_alloc()
         alloc.size = UInt32(MemoryLayout<iommu_ioas_alloc>.size)
         do {
-            try system.ioctl(iommufd, CVFIO_IOMMUFD_IOAS_ALLOC, &alloc)
+            try attempt("VFIO_DEVICE_BIND_IOMMUFD") { () throws(Errno) in try system.ioctl(device, CVFIO_DEVICE_BIND_IOMMUFD, &bind) }
+            try attempt("IOMMU_IOAS_ALLOC") { () throws(Errno) in try system.ioctl(iommufd, CVFIO_IOMMUFD_IOAS_ALLOC, &alloc) }
         } catch {
             try? system.close(iommufd)
-            throw error.vfio("IOMMU_IOAS_ALLOC")
+            throw error
         }
         ioasID = alloc.out_ioas_id
         do {
-            var bind = vfio_device_bind_iommufd()
-            bind.argsz = UInt32(MemoryLayout<vfio_device_bind_iommufd>.size)
-            bind.iommufd = iommufd.rawValue
-            try attempt("VFIO_DEVICE_BIND_IOMMUFD") { () throws(Errno) in try system.ioctl(device, CVFIO_DEVICE_BIND_IOMMUFD, &bind) }
             var attach = vfio_device_attach_iommufd_pt()
             attach.argsz = UInt32(MemoryLayout<vfio_device_attach_iommufd_pt>.size)
             attach.pt_id = alloc.out_ioas_id

@@ -11,6 +11,7 @@ public struct RegionInfo: Sendable, Equatable {
     /// The capability chain, in the kernel's order.
     public let capabilities: [RegionCapability]
 
+    /// What the region allows (VFIO_REGION_INFO_FLAG_*).
     public struct Flags: OptionSet, Sendable, Hashable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }

@@ -8,6 +8,7 @@ public struct PCIMatch: Sendable, Equatable {
     public let classCode: UInt32?
     public let classMask: UInt32
 
+    /// An entry matching every given field; omitted fields match anything (PCI_ANY_ID).
     public init(vendor: UInt16? = nil, device: UInt16? = nil, classCode: UInt32? = nil, classMask: UInt32 = 0xff_ffff) {
         self.vendor = vendor
         self.device = device

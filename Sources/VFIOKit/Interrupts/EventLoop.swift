@@ -208,8 +208,7 @@ public final class EventLoop: Sendable {
             counter.storeBytes(of: 0, as: UInt64.self)
             let read = (try? system.read(source.fd, into: UnsafeMutableRawBufferPointer(rebasing: counter[..<source.width]))) ?? 0
             if read == source.width {
-                let count = source.width == 8 ? counter.load(as: UInt64.self) : UInt64(counter.load(as: UInt32.self))
-                h.run(Swift.max(count, 1))
+                h.run(Swift.max(source.count(read: UnsafeRawBufferPointer(counter)), 1))
             }
         }
         let deferred = table.withLock { t in

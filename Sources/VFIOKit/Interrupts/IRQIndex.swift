@@ -22,6 +22,7 @@ public struct IRQInfo: Sendable, Equatable {
     public let count: Int
     public let flags: Flags
 
+    /// How the index behaves (VFIO_IRQ_INFO_*).
     public struct Flags: OptionSet, Sendable, Hashable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }

@@ -7,7 +7,8 @@ import SystemPackage
 
 /// A device's interrupts: which kinds it has, and their vectors as ``InterruptSource``s.
 ///
-/// Only one of INTx, MSI and MSI-X is enabled at a time, as in the kernel. Every eventfd made
+/// Only one of INTx, MSI and MSI-X is enabled at a time, as in the kernel; enabling another
+/// while one is on is refused with ``VFIOError/interruptKindInUse(requested:enabled:)``. Every eventfd made
 /// here is closed when its index is disabled or the device closes. Thread-safe.
 public final class Interrupts: Sendable {
     private let access: any DeviceAccess
@@ -30,13 +31,16 @@ public final class Interrupts: Sendable {
     public func enable(_ index: IRQIndex, vectors count: Int = 1) throws(VFIOError) -> [InterruptSource] {
         let info = try access.interruptInfo(index)
         guard count >= 1, count <= info.count else { throw .interruptUnavailable(index, requested: count, available: info.count) }
+        let exclusive: [IRQIndex] = [.intx, .msi, .msix]
+        if exclusive.contains(index), let other = exclusive.first(where: { $0 != index && !self.sources($0).isEmpty }) {
+            throw .interruptKindInUse(requested: index, enabled: other)
+        }
         try disable(index)
         if let native = access.nativeInterruptSource {
             guard index == .intx else { throw .interruptUnavailable(index, requested: count, available: 0) }
             try access.unmask(.intx)
-            let source = InterruptSource(index: .intx, vector: 0, fd: native.fd, width: native.width, ownsFile: false)
-            enabled.withLock { $0[.intx] = [source] }
-            return [source]
+            enabled.withLock { $0[.intx] = [native] }
+            return [native]
         }
         let sources = try makeSources(index, vectors: 0..<count)
         do { try access.setTriggers(index, start: 0, eventfds: sources.map(\.fd.rawValue)) } catch {
@@ -49,7 +53,8 @@ public final class Interrupts: Sendable {
 
     /// Adds vectors to an enabled MSI-X index so it has `count`. Where the kernel allows
     /// dynamic MSI-X (no NORESIZE flag) the running vectors are untouched; otherwise the index
-    /// is re-enabled with all of them, keeping the existing eventfds. Returns the new sources.
+    /// is disabled and re-enabled with all of them, keeping the existing eventfds (a message the
+    /// device sends in between is lost). Returns the new sources.
     public func grow(_ index: IRQIndex, to count: Int) throws(VFIOError) -> [InterruptSource] {
         let info = try access.interruptInfo(index)
         let current = sources(index)
@@ -57,9 +62,16 @@ public final class Interrupts: Sendable {
         guard count <= info.count else { throw .interruptUnavailable(index, requested: count, available: info.count) }
         guard count > current.count else { return [] }
         let added = try makeSources(index, vectors: current.count..<count)
-        do {
+        do throws(VFIOError) {
             if info.flags.contains(.noResize) {
-                try access.setTriggers(index, start: 0, eventfds: (current + added).map(\.fd.rawValue))
+                // vfio allocates vectors only when the index is enabled, so it goes off and on again.
+                try access.disable(index)
+                do throws(VFIOError) {
+                    try access.setTriggers(index, start: 0, eventfds: (current + added).map(\.fd.rawValue))
+                } catch {
+                    try? access.setTriggers(index, start: 0, eventfds: current.map(\.fd.rawValue))
+                    throw error
+                }
             } else {
                 try access.setTriggers(index, start: current.count, eventfds: added.map(\.fd.rawValue))
             }

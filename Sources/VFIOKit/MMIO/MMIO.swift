@@ -17,12 +17,16 @@ public struct MMIO<Layout: RegisterLayout>: @unchecked Sendable {
     /// True when accesses are direct loads and stores.
     public var isMapped: Bool { base != nil }
 
+    /// Reads `register`: one volatile load of its width when mapped, else one pread.
     @inlinable @inline(__always)
     public func read<V>(_ register: Register<Layout, V>) -> V {
         if let base { return V.volatileLoad(base + register.offset) }
         return region.trappedRead(at: register.offset)
     }
 
+    /// Writes `register`: one volatile store of its width when mapped, else one pwrite. Stores
+    /// are not reordered with other MMIO accesses; order them against DMA memory with
+    /// ``MemoryBarrier``.
     @inlinable @inline(__always)
     public func write<V>(_ register: Register<Layout, V>, _ value: V) {
         if let base { return V.volatileStore(base + register.offset, value) }

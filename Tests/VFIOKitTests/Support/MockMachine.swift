@@ -1,0 +1,106 @@
+import Dispatch
+import PCI
+import Synchronization
+import SystemPackage
+import VFIOKit
+import VFIOMock
+
+func pciAddress(_ text: String) -> PCIAddress { try! PCIAddress(parsing: text) }
+
+/// A mock kernel set up for a test, with the addresses the tests plug devices at.
+struct MockMachine {
+    static let primary = pciAddress("0000:01:00.0")
+    static let sibling = pciAddress("0000:01:00.1")
+
+    let kernel: MockKernel
+
+    init(_ configure: (inout MockKernel.Configuration) -> Void = { _ in }) {
+        var configuration = MockKernel.Configuration()
+        configure(&configuration)
+        kernel = MockKernel(configuration: configuration)
+    }
+
+    /// A configuration for `backend`: no-IOMMU mode for `.noIOMMU`, the kernel's defaults otherwise.
+    init(for backend: Backend) {
+        self.init { $0.noIOMMU = backend == .noIOMMU }
+    }
+
+    /// Plugs `device` at `address`, bound to the driver `backend` needs, and opens it there.
+    func open(_ device: SimulatedDevice, on backend: Backend, at address: PCIAddress = primary) throws -> PCIDevice {
+        try kernel.plug(device, at: address, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        return try PCIDevice.open(address, backend: backend, system: kernel)
+    }
+
+    /// An event loop on the mock's seam, started.
+    func startedLoop() throws -> EventLoop {
+        let loop = try EventLoop(system: kernel)
+        try loop.start()
+        return loop
+    }
+
+    /// Takes the count a VFIO source's eventfd has accumulated, without blocking: nil when it
+    /// has not fired.
+    func takeCount(_ source: InterruptSource) throws -> UInt64? {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.storeBytes(of: 0, as: UInt64.self)
+        let result = Result { () throws(Errno) -> Int in
+            try kernel.read(source.fd, into: buffer)
+        }
+        switch result {
+        case .failure(.resourceTemporarilyUnavailable): return nil
+        case .failure(let error): throw error
+        case .success(let n):
+            guard n == 8 else { throw VFIOError.deviceMisbehaved("read \(n) of 8 bytes from \(source)") }
+            return buffer.load(as: UInt64.self)
+        }
+    }
+}
+
+/// The devices tests plug in, with the options that keep tests quick.
+enum Devices {
+    /// edu with its DMA completing at once.
+    static func edu() -> EduDevice {
+        var o = EduDevice.Options()
+        o.dmaDelay = .zero
+        return EduDevice(options: o)
+    }
+
+    static func memory(
+        msix: Int? = nil, msi: Int? = nil, trappedTable: Bool = false, pin: UInt8 = 1, reset: Bool = true,
+        barSize: Int = 64 * 1024
+    ) -> MemoryBARDevice {
+        var o = MemoryBARDevice.Options()
+        o.msixVectors = msix
+        o.msiVectors = msi
+        o.msixInTrappedBAR = trappedTable
+        o.interruptPin = pin
+        o.supportsReset = reset
+        o.barSize = barSize
+        return MemoryBARDevice(options: o)
+    }
+}
+
+/// Collects what handlers on the event loop report and lets the test wait for it, boundedly.
+final class Arrivals<Value: Sendable>: Sendable {
+    private let values = Mutex<[Value]>([])
+    private let signal = DispatchSemaphore(value: 0)
+
+    func record(_ value: Value) {
+        values.withLock { $0.append(value) }
+        signal.signal()
+    }
+
+    /// Waits until `count` values have arrived in all, at most `seconds` (a guard against hangs,
+    /// not a timing assertion); returns what arrived.
+    @discardableResult
+    func wait(for count: Int, seconds: Int = 10) -> [Value] {
+        let deadline = DispatchTime.now() + .seconds(seconds)
+        while values.withLock({ $0.count }) < count {
+            if signal.wait(timeout: deadline) == .timedOut { break }
+        }
+        return all
+    }
+
+    var all: [Value] { values.withLock { $0 } }
+}

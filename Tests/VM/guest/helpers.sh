@@ -1,0 +1,192 @@
+# Functions every check may use; the runner sources this file before the check. Busybox ash.
+# The contract is documented in ../README.md ("Writing a check").
+
+# Files the last `run` left: the command's standard output and standard error.
+out=/tmp/check/out
+err=/tmp/check/err
+
+# Ends the check as passed; an optional note is printed with the verdict. A failure recorded
+# earlier, even from a subshell such as $(dev role), stands.
+check_pass() {
+  [ -s "$VM_VERDICT" ] && exit 1
+  printf 'pass\t%s\n' "$*" >"$VM_VERDICT"
+  exit 0
+}
+
+# Ends the check as failed, saying what was wrong. The first failure recorded is the one reported.
+check_fail() {
+  [ -s "$VM_VERDICT" ] || printf 'fail\t%s\n' "${*:-failed without a reason}" >"$VM_VERDICT"
+  exit 1
+}
+
+# The guest address of a device role from /vm/devices (edu0, edu-uio, nvme, e1000e, bridge,
+# bridge-edu, bridge-nic).
+dev() {
+  awk -v role="$1" '$1 == role { print $2; found = 1 } END { exit !found }' /vm/devices ||
+    check_fail "no device role '$1' in /vm/devices"
+}
+
+# The vendor:device that role is expected to have.
+dev_id() {
+  awk -v role="$1" '$1 == role { print $3 }' /vm/devices
+}
+
+# Every role, one a line.
+roles() {
+  awk '!/^#/ && NF { print $1 }' /vm/devices
+}
+
+sysfs() {
+  echo "/sys/bus/pci/devices/$1"
+}
+
+# The name of the driver bound to ADDRESS, or "none".
+driver_of() {
+  if [ -e "/sys/bus/pci/devices/$1/driver" ]; then
+    basename "$(readlink "/sys/bus/pci/devices/$1/driver")"
+  else
+    echo none
+  fi
+}
+
+# The IOMMU group number of ADDRESS, or "none" when it has no group.
+group_of() {
+  if [ -e "/sys/bus/pci/devices/$1/iommu_group" ]; then
+    basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"
+  else
+    echo none
+  fi
+}
+
+# The addresses in ADDRESS's IOMMU group, sorted, on one line.
+group_members() {
+  ls "/sys/bus/pci/devices/$1/iommu_group/devices" | sort | tr '\n' ' ' | sed 's/ $//'
+}
+
+# The driver ROLE's device had when the guest booted (the state every check must leave).
+initial_driver() {
+  awk -v role="$1" '$1 == role { print $2 }' /run/vm/initial-drivers
+}
+
+# Prints and runs a command, keeping its output in $out and $err; returns its exit status.
+run() {
+  echo "\$ $*"
+  "$@" >"$out" 2>"$err"
+  local status=$?
+  cat "$out" "$err"
+  [ "$status" -eq 0 ] || echo "(exit status $status)"
+  return "$status"
+}
+
+# Runs a command that must succeed.
+expect() {
+  run "$@"
+  local status=$?
+  [ "$status" -eq 0 ] || check_fail "\`$*\` exited with status $status"
+}
+
+# Runs a command that must refuse: exit non-zero, not by a signal, and say why on stderr. An
+# argument parser's complaint about an unknown subcommand or option is not a refusal: it means
+# the command under test does not exist.
+expect_refused() {
+  run "$@"
+  local status=$?
+  [ "$status" -ne 0 ] || check_fail "\`$*\` succeeded but must be refused"
+  [ "$status" -lt 128 ] || check_fail "\`$*\` was killed by signal $((status - 128)) instead of refusing"
+  [ -s "$err" ] || check_fail "\`$*\` refused without a message on stderr"
+  ! grep -qiE "unexpected argument|unknown option|unknown subcommand" "$err" ||
+    check_fail "\`$*\` was not understood: $(head -n1 "$err")"
+}
+
+# Fails the check unless the last command's output has an `ok` line for each STEP, as
+# `vfiokit run` prints them ("ok   factorial: ...").
+expect_steps() {
+  local step
+  for step in "$@"; do
+    grep -q "^ok   $step:" "$out" || check_fail "step '$step' did not check out: $(grep ": " "$out" | grep "$step" | head -n1)"
+  done
+}
+
+# Fails the check unless ACTUAL equals EXPECTED; WHAT names the value.
+expect_eq() {
+  [ "$2" = "$3" ] || check_fail "$1 is '$2', expected '$3'"
+}
+
+# Binds ADDRESS to DRIVER through sysfs (driver_override), as a test fixture independent of
+# VFIOKit; fails the check if the kernel does not bind it.
+sysfs_bind() {
+  local address=$1 driver=$2 path="/sys/bus/pci/devices/$1"
+  echo "$driver" >"$path/driver_override" || check_fail "cannot set driver_override of $address"
+  [ ! -e "$path/driver" ] || echo "$address" >"$path/driver/unbind" ||
+    check_fail "cannot unbind $address from $(driver_of "$address")"
+  echo "$address" >/sys/bus/pci/drivers_probe
+  expect_eq "driver of $address" "$(driver_of "$address")" "$driver"
+}
+
+# Clears ADDRESS's driver_override and lets the kernel pick its own driver again.
+sysfs_restore() {
+  local address=$1 path="/sys/bus/pci/devices/$1"
+  echo >"$path/driver_override"
+  [ ! -e "$path/driver" ] || echo "$address" >"$path/driver/unbind"
+  echo "$address" >/sys/bus/pci/drivers_probe
+}
+
+# Marks the kernel log so dmesg_since_mark shows only what came after.
+dmesg_mark() {
+  VM_DMESG_MARK=$(dmesg | wc -l)
+}
+
+dmesg_since_mark() {
+  dmesg | tail -n +"$((${VM_DMESG_MARK:-0} + 1))"
+}
+
+# Open file descriptors, in any process, on VFIO, iommufd or UIO: "PID (COMMAND) FD -> TARGET".
+vfio_fds() {
+  local fd target pid
+  for fd in /proc/[0-9]*/fd/*; do
+    target=$(readlink "$fd" 2>/dev/null) || continue
+    case "$target" in
+      /dev/vfio/* | /dev/iommu | /dev/uio* | *vfio*)
+        pid=${fd#/proc/}
+        pid=${pid%%/*}
+        echo "$pid ($(cat "/proc/$pid/comm" 2>/dev/null)) ${fd##*/} -> $target"
+        ;;
+    esac
+  done
+}
+
+# WIDTH bytes (1, 2 or 4) of ADDRESS's config space at OFFSET, little-endian, in decimal.
+config_read() {
+  od -An -tu"$3" -j "$2" -N"$3" "/sys/bus/pci/devices/$1/config" | tr -d ' '
+}
+
+# The config-space offset of ADDRESS's capability with ID (0x11 is MSI-X), or nothing when it has
+# none. The walk stops after 48 entries, so a looping list cannot hang it.
+capability_offset() {
+  local address=$1 id=$(($2)) next steps=0
+  next=$(config_read "$address" 52 1)
+  while [ "$next" -ne 0 ] && [ "$steps" -lt 48 ]; do
+    if [ "$(config_read "$address" "$next" 1)" -eq "$id" ]; then
+      echo "$next"
+      return
+    fi
+    next=$(config_read "$address" $((next + 1)) 1)
+    steps=$((steps + 1))
+  done
+}
+
+# Waits up to SECONDS for a command to succeed; returns its last status.
+wait_for() {
+  local tries=$(($1 * 5))
+  shift
+  until "$@" 2>/dev/null; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || return 1
+    sleep 0.2
+  done
+}
+
+# Fails the check unless TOOL is in the guest (jq is copied in when the host has it).
+need_tool() {
+  command -v "$1" >/dev/null || check_fail "$1 is not in the guest: install it on the host (add it to .ci/setup)"
+}
