@@ -53,34 +53,25 @@ final class VFIODeviceFile: DeviceAccess {
     /// decodes its capability chain.
     private static func regionInfo(fd: FileDescriptor, system: any SystemCalls, index: Int, count: UInt32) throws(Errno) -> RegionInfo? {
         guard index >= 0, index < Int(count) else { return nil }
-        var size = MemoryLayout<vfio_region_info>.size
-        while true {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
-            defer { buffer.deallocate() }
-            buffer.initializeMemory(as: UInt8.self, repeating: 0)
-            buffer.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
-            buffer.storeBytes(of: UInt32(index), toByteOffset: 8, as: UInt32.self)
-            do {
-                try system.ioctl(fd, CVFIO_DEVICE_GET_REGION_INFO, buffer: buffer)
-            } catch .invalidArgument {
-                return nil  // vfio-pci answers EINVAL for indices it does not implement
-            }
-            let reply = buffer.load(as: vfio_region_info.self)
-            if Int(reply.argsz) > size, size < 1 << 16 {
-                size = Int(reply.argsz)
-                continue
-            }
-            guard reply.size > 0 else { return nil }
-            var caps: [RegionCapability] = []
-            if reply.flags & UInt32(VFIO_REGION_INFO_FLAG_CAPS) != 0 {
-                let raw = UnsafeRawBufferPointer(buffer)
-                walkInfoCapabilities(raw, first: Int(reply.cap_offset)) { id, version, offset in
-                    caps.append(.decode(id: id, version: version, at: offset, in: raw))
+        do {
+            return try system.infoIoctl(
+                fd, CVFIO_DEVICE_GET_REGION_INFO, size: MemoryLayout<vfio_region_info>.size,
+                prepare: { $0.storeBytes(of: UInt32(index), toByteOffset: 8, as: UInt32.self) }
+            ) { (raw) throws(Errno) -> RegionInfo? in
+                let reply = raw.load(as: vfio_region_info.self)
+                guard reply.size > 0 else { return nil }
+                var caps: [RegionCapability] = []
+                if reply.flags & UInt32(VFIO_REGION_INFO_FLAG_CAPS) != 0 {
+                    walkInfoCapabilities(raw, first: Int(reply.cap_offset)) { id, version, offset in
+                        caps.append(.decode(id: id, version: version, at: offset, in: raw))
+                    }
                 }
+                return RegionInfo(
+                    index: index, size: Int(reply.size), offset: Int64(reply.offset),
+                    flags: RegionInfo.Flags(rawValue: reply.flags), capabilities: caps)
             }
-            return RegionInfo(
-                index: index, size: Int(reply.size), offset: Int64(reply.offset),
-                flags: RegionInfo.Flags(rawValue: reply.flags), capabilities: caps)
+        } catch .invalidArgument {
+            return nil  // vfio-pci answers EINVAL for indices it does not implement
         }
     }
 

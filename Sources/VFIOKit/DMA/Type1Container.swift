@@ -37,22 +37,11 @@ final class Type1Container: DMAMapper {
     private static func queryInfo(fd: FileDescriptor, system: any SystemCalls) throws(Errno)
         -> (pageSizes: UInt64, ranges: [ClosedRange<UInt64>], available: Int?)
     {
-        var size = MemoryLayout<vfio_iommu_type1_info>.size
-        while true {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
-            defer { buffer.deallocate() }
-            buffer.initializeMemory(as: UInt8.self, repeating: 0)
-            buffer.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
-            try system.ioctl(fd, CVFIO_IOMMU_GET_INFO, buffer: buffer)
-            let info = buffer.load(as: vfio_iommu_type1_info.self)
-            if Int(info.argsz) > size, size < 1 << 16 {
-                size = Int(info.argsz)
-                continue
-            }
+        try system.infoIoctl(fd, CVFIO_IOMMU_GET_INFO, size: MemoryLayout<vfio_iommu_type1_info>.size, prepare: { _ in }) { raw in
+            let info = raw.load(as: vfio_iommu_type1_info.self)
             var ranges: [ClosedRange<UInt64>] = []
             var available: Int?
             if info.flags & UInt32(VFIO_IOMMU_INFO_CAPS) != 0 {
-                let raw = UnsafeRawBufferPointer(buffer)
                 walkInfoCapabilities(raw, first: Int(info.cap_offset)) { id, _, offset in
                     let body = offset + MemoryLayout<vfio_info_cap_header>.size
                     switch Int32(id) {

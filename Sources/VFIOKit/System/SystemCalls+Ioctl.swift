@@ -15,6 +15,31 @@ extension SystemCalls {
         try ioctl(fd, UInt(request), UInt(bitPattern: buffer.baseAddress))
     }
 
+    /// An info ioctl under VFIO's argsz protocol: the reply starts as `size` zeroed bytes with
+    /// `argsz` (offset 0) set, `prepare` fills in the request, and while the kernel answers with
+    /// a larger argsz (capabilities that did not fit) the call is repeated with that much room,
+    /// up to 64 KiB. `reply` reads the final answer before the buffer is freed.
+    public func infoIoctl<R>(
+        _ fd: FileDescriptor, _ request: Int, size: Int, prepare: (UnsafeMutableRawBufferPointer) -> Void,
+        reply: (UnsafeRawBufferPointer) throws(Errno) -> R
+    ) throws(Errno) -> R {
+        var size = size
+        while true {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 8)
+            defer { buffer.deallocate() }
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            buffer.storeBytes(of: UInt32(size), toByteOffset: 0, as: UInt32.self)
+            prepare(buffer)
+            try ioctl(fd, request, buffer: buffer)
+            let needed = Int(buffer.load(fromByteOffset: 0, as: UInt32.self))
+            if needed > size, needed <= 1 << 16 {
+                size = needed
+                continue
+            }
+            return try reply(UnsafeRawBufferPointer(buffer))
+        }
+    }
+
     /// ioctl(2) whose argument is a plain integer.
     @discardableResult
     public func ioctl(_ fd: FileDescriptor, _ request: Int, value: Int) throws(Errno) -> Int32 {
