@@ -56,19 +56,26 @@ struct BindCommand: ParsableCommand {
         let binding = HostBinding(discovery: PCIDiscovery(), store: .fromEnvironment())
         let request = BindRequest(
             addresses: addresses, driver: driver.name, wholeGroup: wholeGroup, force: force, pinSize: pinSize)
-        let plan: BindPlan
-        let changes: [SysfsBinder.Change]
-        if dryRun {
-            plan = try binding.planBind(request)
-            changes = plan.intendedChanges
-        } else {
-            (plan, changes) = try binding.bind(request)
-        }
-        let outcome = BindingOutcome(
-            changes: changes, unchanged: plan.alreadyBound.map(\.description), warnings: plan.warnings.map(\.description),
-            dryRun: dryRun)
+        let outcome = try BindingOutcome.perform(
+            dryRun: dryRun, plan: { try binding.planBind(request) }, apply: { try binding.bind(request) })
         outcome.print(json: json, verb: "bind", unchangedNote: "already on \(driver.rawValue)")
     }
+}
+
+/// What bind and unbind plans have in common, for the report.
+protocol ReportablePlan {
+    var intendedChanges: [SysfsBinder.Change] { get }
+    /// Devices that are already where the command would put them.
+    var unchangedAddresses: [PCIAddress] { get }
+    var warnings: [BindWarning] { get }
+}
+
+extension BindPlan: ReportablePlan {
+    var unchangedAddresses: [PCIAddress] { alreadyBound }
+}
+
+extension UnbindPlan: ReportablePlan {
+    var unchangedAddresses: [PCIAddress] { alreadyRestored }
 }
 
 /// What `bind` and `unbind` report.
@@ -77,6 +84,25 @@ struct BindingOutcome: Encodable {
     let unchanged: [String]
     let warnings: [String]
     let dryRun: Bool
+
+    /// Plans, then carries the plan out unless `dryRun`, and reports what was (or would be) done.
+    static func perform<Plan: ReportablePlan>(
+        dryRun: Bool, plan: () throws -> Plan, apply: () throws -> (Plan, [SysfsBinder.Change])
+    ) throws -> BindingOutcome {
+        if dryRun {
+            let planned = try plan()
+            return BindingOutcome(planned, changes: planned.intendedChanges, dryRun: true)
+        }
+        let (done, changes) = try apply()
+        return BindingOutcome(done, changes: changes, dryRun: false)
+    }
+
+    private init(_ plan: some ReportablePlan, changes: [SysfsBinder.Change], dryRun: Bool) {
+        self.changes = changes
+        unchanged = plan.unchangedAddresses.map(\.description)
+        warnings = plan.warnings.map(\.description)
+        self.dryRun = dryRun
+    }
 
     func print(json: Bool, verb: String, unchangedNote: String) {
         if json {

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import PCI
 import VFIODrivers
 import VFIOKit
@@ -41,7 +40,7 @@ struct RunCommand: ParsableCommand {
         let device = try PCIDevice.open(target, backend: chosen, system: system)
         defer { device.close() }
         if !device.backend.translatesDMA {
-            printToStandardError(
+            printError(
                 "WARNING: the \(device.backend) backend has no IOMMU: \(device.address) can read and write any memory by DMA")
         }
         let loop = try EventLoop(system: system)
@@ -53,9 +52,4 @@ struct RunCommand: ParsableCommand {
         print("\(program.name): \(steps.count - failed - skipped) ok, \(failed) failed, \(skipped) skipped")
         if failed > 0 { throw ExitCode.failure }
     }
-}
-
-/// Writes a line to standard error.
-func printToStandardError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
 }

@@ -32,17 +32,8 @@ struct UnbindCommand: ParsableCommand {
     func run() throws {
         let binding = HostBinding(discovery: PCIDiscovery(), store: .fromEnvironment())
         let request = UnbindRequest(addresses: addresses, restore: restore, force: force)
-        let plan: UnbindPlan
-        let changes: [SysfsBinder.Change]
-        if dryRun {
-            plan = try binding.planUnbind(request)
-            changes = plan.intendedChanges
-        } else {
-            (plan, changes) = try binding.unbind(request)
-        }
-        let outcome = BindingOutcome(
-            changes: changes, unchanged: plan.alreadyRestored.map(\.description), warnings: plan.warnings.map(\.description),
-            dryRun: dryRun)
+        let outcome = try BindingOutcome.perform(
+            dryRun: dryRun, plan: { try binding.planUnbind(request) }, apply: { try binding.unbind(request) })
         outcome.print(json: json, verb: "unbind", unchangedNote: "already back on its original driver")
     }
 }
