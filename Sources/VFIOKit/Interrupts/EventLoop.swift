@@ -14,7 +14,8 @@ import SystemPackage
 ///   is preallocated and handlers are held unretained while they run (`vfiokit bench irq`
 ///   counts it).
 /// - After ``unregister(_:)`` returns, the handler is not running and never runs again.
-/// - ``stop()`` returns after the thread has exited; no handler runs afterwards.
+/// - ``stop()`` returns after the thread has exited; no handler runs afterwards. A started
+///   loop keeps itself alive until it is stopped.
 public final class EventLoop: Sendable {
     /// A handler's handle, for ``unregister(_:)``.
     public struct Registration: Sendable, Hashable {
