@@ -75,7 +75,6 @@ public final class DMASpace: Sendable {
 
     private func map(_ memory: UnsafeMutableRawBufferPointer, below limit: UInt64, owned: Bool) throws(VFIOError) -> UInt64 {
         try state.withLock { (s) throws(VFIOError) -> UInt64 in
-            guard s.mappings.count < mapper.mappingLimit else { throw .dmaMappingLimit(mapper.mappingLimit) }
             let address: UInt64
             if mapper.translates {
                 let iova = try s.allocator.allocate(size: memory.count, below: limit)
