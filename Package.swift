@@ -46,7 +46,7 @@ let package = Package(
         // Discovery, binding and udev: where the host is touched.
         .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
         // Sample drivers, written on VFIOKit's public API only.
-        .target(name: "VFIODrivers", dependencies: ["VFIOKit"]),
+        .target(name: "VFIODrivers", dependencies: ["VFIOKit", "PCI"]),
         .executableTarget(
             name: "vfiokit",
             dependencies: [

@@ -16,7 +16,7 @@ public final class PCIDevice: Sendable {
     /// The device's interrupts.
     public let interrupts: Interrupts
     let access: any DeviceAccess
-    private let system: any SystemCalls
+    let system: any SystemCalls
     private let regions = Mutex<[Int: Region]>([:])
     private let closed = Atomic<Bool>(false)
 
