@@ -42,6 +42,8 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         let configuration: Configuration
     }
     private let running = Mutex<Running?>(nil)
+    /// The queue memory while ``start()`` runs, to free if it fails.
+    private let setupMemory = Mutex<DMABuffer?>(nil)
     private struct Counts {
         var completions: [UInt64]
         var deliveries: [UInt64]
@@ -72,8 +74,14 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     /// The slot of each queue while running.
     public var slots: [IMSSlot] { running.withLock { $0?.slots ?? [] } }
 
+    /// Brings the queues up; on failure everything set up so far is undone.
     public func start() throws(VFIOError) {
-        do { try bringUp() } catch let error as VFIOError { throw error } catch {
+        do { try bringUp() } catch {
+            registers.write(IMSQueueRegisters.control, 0)
+            try? device.setBusMaster(false)
+            try? device.interrupts.disable(.msix)
+            if let memory = setupMemory.withLock({ m in defer { m = nil }; return m }) { try? device.dma.free(memory) }
+            if let error = error as? VFIOError { throw error }
             throw .deviceMisbehaved("IMS setup failed: \(error)")
         }
     }
@@ -90,6 +98,7 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         let completionBytes = c.ringEntries * IMSQueueRegisters.completionSize
         let perQueue = IMSQueueRegisters.Context.size + ringBytes + completionBytes
         let memory = try device.dma.allocate(c.queues * perQueue)
+        setupMemory.withLock { $0 = memory }
         let base = memory.bytes.baseAddress!
         let ringsAt = c.queues * IMSQueueRegisters.Context.size
         let completionsAt = ringsAt + c.queues * ringBytes
@@ -136,6 +145,7 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
             return slots
         }
         running.withLock { $0 = Running(domain: domain, slots: slots, memory: memory, contexts: base, configuration: c) }
+        setupMemory.withLock { $0 = nil }
     }
 
     /// Quiesces: every slot is shut off, the device is disabled, its memory unmapped.
