@@ -85,6 +85,7 @@ import VFIOMock
         let slots = try (0..<64).map { i in try rig.domain.allocate { _ in arrivals.record(i) } }
         rig.store.fire(slots[5].index)  // masked: held by the device
         for s in slots { try rig.domain.unmask(s) }
+        #expect(arrivals.wait(for: 1) == [5], "the held event is delivered at unmask")
         let order = Array(0..<64).shuffled()
         for i in order { rig.store.fire(slots[i].index) }
         let got = arrivals.wait(for: 65)
