@@ -25,6 +25,8 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         public var store = StoreKind.queueContext
         /// Descriptors per queue ring.
         public var ringEntries = 64
+        /// How long an IMS update waits for the device's acknowledgement.
+        public var commitTimeout = Duration.seconds(1)
         public init() {}
     }
 
@@ -129,7 +131,7 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         try device.setBusMaster(true)
         let control = IMSQueueRegisters.Control.enable | (c.store == .queueContext ? IMSQueueRegisters.Control.contextStore : 0)
         registers.write(IMSQueueRegisters.control, control)
-        let domain = try IMSDomain(store: store, device: device, delivery: .doorbell(doorbell, loop))
+        let domain = try IMSDomain(store: store, device: device, delivery: .doorbell(doorbell, loop), commitTimeout: c.commitTimeout)
         let contextsAddress = UInt(bitPattern: base)
         let handler = IMSHandler { [unowned(unsafe) self] slot in self.completed(queue: slot.index, contexts: contextsAddress) }
         let slots = try domain.batch { (b) throws(IMSError) -> [IMSSlot] in

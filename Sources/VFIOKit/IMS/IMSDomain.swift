@@ -47,6 +47,9 @@ public final class IMSDomain: @unchecked Sendable {
     let dispatchThread = Atomic<UInt>(0)
     private let closed = Atomic<Bool>(false)
     private let eventFDs = Mutex<[Int: FileDescriptor]>([:])
+    /// Serializes store updates with the mask bits they go with: a store is called from one
+    /// thread at a time, and a slot's bit here always agrees with its last committed state.
+    private let updates = Mutex(())
 
     /// Makes a domain over every slot of `store`, with its status area in `device`'s DMA space
     /// below `limit` (for devices that cannot address more). Refuses a store that cannot mask.
@@ -81,9 +84,11 @@ public final class IMSDomain: @unchecked Sendable {
 
     /// Allocates a slot for `handler` and programs its message; the slot starts masked.
     public func allocate(handler: IMSHandler) throws(IMSError) -> IMSSlot {
-        let slot = try allocateStaged(handler)
-        try commit(masking: [slot])
-        return slot
+        try updates.withLock { (_) throws(IMSError) -> IMSSlot in
+            let slot = try allocateStaged(handler)
+            try commit(masking: [slot])
+            return slot
+        }
     }
 
     /// Allocates a slot whose handler is `body`.
@@ -124,10 +129,12 @@ public final class IMSDomain: @unchecked Sendable {
     /// Lets `slot` deliver. A message that arrived while it was masked is delivered now, once.
     /// If the device does not acknowledge, the slot stays masked and the error says so.
     public func unmask(_ slot: IMSSlot) throws(IMSError) {
-        try check(slot)
-        store.unmask(slot.index)
-        try commit(masking: [slot])
-        table.withLock { $0.setMasked(slot.index, false) }
+        try updates.withLock { (_) throws(IMSError) in
+            try check(slot)
+            store.unmask(slot.index)
+            try commit(masking: [slot])
+            table.withLock { $0.setMasked(slot.index, false) }
+        }
         if statusArea.word(slot.index) != 0 { kick() }
     }
 
@@ -135,11 +142,13 @@ public final class IMSDomain: @unchecked Sendable {
     /// slot's handler is not running (unless the caller is that handler), and nothing is
     /// delivered until ``unmask(_:)``; messages in between stay pending.
     public func mask(_ slot: IMSSlot) throws(IMSError) {
-        try check(slot)
-        table.withLock { $0.setMasked(slot.index, true) }
+        try updates.withLock { (_) throws(IMSError) in
+            try check(slot)
+            table.withLock { $0.setMasked(slot.index, true) }
+            store.mask(slot.index)
+            try commit(masking: [])
+        }
         waitUntilNotRunning(slot.index)
-        store.mask(slot.index)
-        try commit(masking: [])
     }
 
     /// Whether a message for `slot` has landed and not been delivered (it is masked), or the
@@ -152,12 +161,14 @@ public final class IMSDomain: @unchecked Sendable {
     /// Frees `slot`: the store shuts it off (message cleared, masked), the handler is released
     /// once it is not running, and the index may be reused with a new tag.
     public func free(_ slot: IMSSlot) throws(IMSError) {
-        try check(slot)
-        table.withLock { $0.setMasked(slot.index, true) }
+        try updates.withLock { (_) throws(IMSError) in
+            try check(slot)
+            table.withLock { $0.setMasked(slot.index, true) }
+            store.shutdown(slot.index)
+            try store.commit(timeout: commitTimeout)
+        }
         waitUntilNotRunning(slot.index)
-        store.shutdown(slot.index)
-        try store.commit(timeout: commitTimeout)
-        release(slot.index)
+        updates.withLock { _ in release(slot.index) }
     }
 
     /// Writes a message of the caller's choosing into `slot`, for a slot whose delivery the
@@ -165,24 +176,30 @@ public final class IMSDomain: @unchecked Sendable {
     /// sees it. A message for the interrupt window is refused before anything is programmed.
     public func program(_ slot: IMSSlot, message: InterruptMessage) throws(IMSError) {
         guard !message.targetsMSIWindow else { throw .addressInMSIWindow(message.address) }
-        try check(slot)
-        table.withLock { $0.setMasked(slot.index, true) }
-        store.mask(slot.index)
-        store.write(message, slot: slot.index)
-        try commit(masking: [slot])
+        try updates.withLock { (_) throws(IMSError) in
+            try check(slot)
+            table.withLock { $0.setMasked(slot.index, true) }
+            store.mask(slot.index)
+            store.write(message, slot: slot.index)
+            try commit(masking: [slot])
+        }
+        waitUntilNotRunning(slot.index)
     }
 
     /// Runs `body` with the store's updates batched: allocations, masks and unmasks inside it
     /// are committed once at the end (the kernel contract's bus lock and unlock).
     public func batch<R>(_ body: (Batch) throws(IMSError) -> R) throws(IMSError) -> R {
         let batch = Batch(domain: self)
-        let result: R
-        do { result = try body(batch) } catch {
-            try? commit(masking: batch.staged + batch.unmasked)
-            throw error
+        let result = try updates.withLock { (_) throws(IMSError) -> R in
+            let result: R
+            do throws(IMSError) { result = try body(batch) } catch {
+                try? commit(masking: batch.staged + batch.unmasked)
+                throw error
+            }
+            try commit(masking: batch.staged + batch.unmasked)
+            table.withLock { t in for s in batch.unmasked where t.holds(s) { t.setMasked(s.index, false) } }
+            return result
         }
-        try commit(masking: batch.staged + batch.unmasked)
-        table.withLock { t in for s in batch.unmasked where t.holds(s) { t.setMasked(s.index, false) } }
         if batch.unmasked.contains(where: { statusArea.word($0.index) != 0 }) { kick() }
         return result
     }
@@ -213,12 +230,16 @@ public final class IMSDomain: @unchecked Sendable {
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let doorbell { doorbell.loop.unregister(doorbell.registration) }
-        let live = table.withLock { t in (0..<t.highWater).filter { t.tags[$0] != 0 } }
-        for index in live {
-            store.shutdown(index)
+        updates.withLock { _ in
+            let live = table.withLock { t in (0..<t.highWater).filter { t.tags[$0] != 0 } }
+            table.withLock { t in for index in live { t.setMasked(index, true) } }
+            for index in live { store.shutdown(index) }
+            try? store.commit(timeout: commitTimeout)
+            for index in live {
+                waitUntilNotRunning(index)
+                release(index)
+            }
         }
-        try? store.commit(timeout: commitTimeout)
-        for index in live { release(index) }
         for h in table.withLock({ $0.takeAllHandlers() }) { h.release() }
         try? device.dma.free(statusArea.buffer)
     }

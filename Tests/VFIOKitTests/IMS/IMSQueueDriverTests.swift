@@ -52,7 +52,10 @@ struct IMSRig {
     let loop: EventLoop
     let driver: IMSQueueDriver
 
-    init(store: IMSQueueDriver.StoreKind, queues: Int, backend: Backend = .legacy, options: IMSQueueDevice.Options = .init()) throws {
+    init(
+        store: IMSQueueDriver.StoreKind, queues: Int, backend: Backend = .legacy, commitTimeout: Duration = .seconds(1),
+        options: IMSQueueDevice.Options = .init()
+    ) throws {
         machine = MockMachine(for: backend)
         simulated = IMSQueueDevice(options: options)
         device = try machine.open(simulated, on: backend)
@@ -60,6 +63,7 @@ struct IMSRig {
         driver = try IMSQueueDriver(device: device, loop: loop)
         driver.configuration.queues = queues
         driver.configuration.store = store
+        driver.configuration.commitTimeout = commitTimeout
         try driver.start()
     }
 

@@ -91,7 +91,8 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
     }
 
     /// Rings the reload doorbell for every changed context and waits for the device to have
-    /// acknowledged them all.
+    /// acknowledged them all. After a timeout the contexts it covered are not reloaded again
+    /// unless they change; the domain masks them, which does.
     public func commit(timeout: Duration) throws(IMSError) {
         let target: UInt32? = dirty.withLock { d in
             guard d.all || !d.queues.isEmpty else { return nil }
@@ -111,6 +112,9 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
         let deadline = ContinuousClock.now + timeout
         while Int32(bitPattern: doorbell.acknowledged() &- target) < 0 {
             guard ContinuousClock.now < deadline else {
+                // Reloads the device dropped are not waited for again: later commits count
+                // from what it has acknowledged by now.
+                dirty.withLock { $0.requested = doorbell.acknowledged() }
                 throw .commitTimeout(store: "the queue contexts' reload doorbell", milliseconds: Int(timeout / .milliseconds(1)))
             }
             sched_yield()
