@@ -23,6 +23,13 @@ struct SampleProgram: Sendable {
                 return MemoryBARDevice(options: options)
             },
             run: MSIXLoopbackTest.run),
+        SampleProgram(
+            name: EduIMSSelfTest.name,
+            summary: "IMS on QEMU's edu device: thousands of slots, message writes by edu DMA through the IOMMU, edu's MSI as doorbell",
+            simulatedDevice: { EduDevice() }, run: EduIMSSelfTest.run),
+        SampleProgram(
+            name: IMSQueueDriver.name, summary: "the simulated IMS multi-queue device: queues with their own IMS slots, work and completions",
+            simulatedDevice: { IMSQueueDevice() }, run: IMSQueueSelfTest.run),
     ]
 
     static func named(_ name: String) -> SampleProgram? { all.first { $0.name == name } }
