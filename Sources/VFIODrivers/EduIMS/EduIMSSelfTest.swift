@@ -88,7 +88,7 @@ public enum EduIMSSelfTest {
                 log = try rig.device.openFaultLog()
                 let stray = try rig.device.dma.allocate(4096, below: EduRegisters.dmaLimit)
                 unmapped = stray.deviceAddress
-                try rig.device.dma.free(stray)
+                try stray.free()
             } catch { throw .framework(error) }
             let slot = rig.slots[spare]
             try rig.domain.program(slot, message: InterruptMessage(address: unmapped, data: slot.tag))
@@ -128,7 +128,6 @@ public enum EduIMSSelfTest {
         let store: EduIMSStore
         let domain: IMSDomain
         let slots: [IMSSlot]
-        let staging: DMABuffer
         let tally = Tally()
         var statusAddress: UInt64 { store.capacity > 0 ? domainStatusAddress : 0 }
         private let domainStatusAddress: UInt64
@@ -140,7 +139,7 @@ public enum EduIMSSelfTest {
                 throw VFIOError.interruptUnavailable(.msi, requested: 1, available: 0)
             }
             try device.setBusMaster(true)
-            staging = try device.dma.allocate(EduRegisters.bufferSize, below: EduRegisters.dmaLimit)
+            let staging = try device.dma.allocate(EduRegisters.bufferSize, below: EduRegisters.dmaLimit)
             store = EduIMSStore(registers: registers, staging: staging, capacity: EduIMSSelfTest.domainSize)
             domain = try IMSDomain(store: store, device: device, delivery: .doorbell(doorbell, loop), below: EduRegisters.dmaLimit)
             var slots: [IMSSlot] = []
@@ -168,7 +167,6 @@ public enum EduIMSSelfTest {
             domain.close()
             try? device.setBusMaster(false)
             try? device.interrupts.disable(.msi)
-            try? device.dma.free(staging)
         }
     }
 }

@@ -33,7 +33,7 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
 
     /// A store of `capacity` slots on an edu device whose BAR0 is `registers`; `staging` is
     /// DMA memory the device can reach, of at least 4 KiB, for ``load(_:)``.
-    public init(registers: MMIO<EduRegisters>, staging: DMABuffer, capacity: Int) {
+    public init(registers: MMIO<EduRegisters>, staging: consuming DMABuffer, capacity: Int) {
         self.registers = registers
         self.staging = staging
         self.capacity = capacity

@@ -36,16 +36,22 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     private let loop: EventLoop
     private let registers: MMIO<IMSQueueRegisters>
     private let doorbells: Region
-    private struct Running: @unchecked Sendable {
+    /// The running queues: their memory (contexts, then rings, then completions), domain and slots.
+    private final class Running: @unchecked Sendable {
+        let memory: DMABuffer
         let domain: IMSDomain
         let slots: [IMSSlot]
-        let memory: DMABuffer
-        let contexts: UnsafeMutableRawPointer
         let configuration: Configuration
+        var contexts: UnsafeMutableRawPointer { memory.bytes.baseAddress! }
+
+        init(memory: consuming DMABuffer, domain: IMSDomain, slots: [IMSSlot], configuration: Configuration) {
+            self.memory = memory
+            self.domain = domain
+            self.slots = slots
+            self.configuration = configuration
+        }
     }
     private let running = Mutex<Running?>(nil)
-    /// The queue memory while ``start()`` runs, to free if it fails.
-    private let setupMemory = Mutex<DMABuffer?>(nil)
     private struct Counts {
         var completions: [UInt64]
         var deliveries: [UInt64]
@@ -54,13 +60,9 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     private let counts = Mutex(Counts(completions: [], deliveries: [], submitted: []))
 
     /// Probes: the device must be the IMS queue device and declare IMS in its Scalable IOV DVSEC.
-    public init(device: PCIDevice, loop: EventLoop) throws(VFIOError) {
-        guard try Self.supports(device) else {
-            throw .deviceMisbehaved("\(device.address) is not the simulated IMS queue device (1b36:1ad0)")
-        }
-        guard try Self.declaresIMS(device) else {
-            throw .deviceMisbehaved("\(device.address) does not declare IMS in a Scalable IOV DVSEC")
-        }
+    public init(device: PCIDevice, loop: EventLoop) throws {
+        guard try Self.supports(device) else { throw IMSQueueError.notIMSQueueDevice(device.address) }
+        guard try Self.declaresIMS(device) else { throw IMSQueueError.noIMS(device.address) }
         self.device = device
         self.loop = loop
         registers = try device.bar(0).mmio(IMSQueueRegisters.self)
@@ -76,15 +78,14 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     /// The slot of each queue while running.
     public var slots: [IMSSlot] { running.withLock { $0?.slots ?? [] } }
 
-    /// Brings the queues up; on failure everything set up so far is undone.
-    public func start() throws(VFIOError) {
+    /// Brings the queues up; on failure everything set up so far is undone. Framework failures
+    /// arrive as `VFIOError` or `IMSError` unchanged.
+    public func start() throws {
         do { try bringUp() } catch {
             registers.write(IMSQueueRegisters.control, 0)
             try? device.setBusMaster(false)
             try? device.interrupts.disable(.msix)
-            if let memory = setupMemory.withLock({ m in defer { m = nil }; return m }) { try? device.dma.free(memory) }
-            if let error = error as? VFIOError { throw error }
-            throw .deviceMisbehaved("IMS setup failed: \(error)")
+            throw error
         }
     }
 
@@ -94,13 +95,12 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
             throw IMSQueueError.tooManyQueues(requested: c.queues, supported: queueCapacity)
         }
         guard let doorbell = try device.interrupts.enable(.msix, vectors: 1).first else {
-            throw VFIOError.interruptUnavailable(.msix, requested: 1, available: 0)
+            throw IMSQueueError.noDoorbell(device.address)
         }
         let ringBytes = c.ringEntries * IMSQueueRegisters.descriptorSize
         let completionBytes = c.ringEntries * IMSQueueRegisters.completionSize
         let perQueue = IMSQueueRegisters.Context.size + ringBytes + completionBytes
         let memory = try device.dma.allocate(c.queues * perQueue)
-        setupMemory.withLock { $0 = memory }
         let base = memory.bytes.baseAddress!
         let ringsAt = c.queues * IMSQueueRegisters.Context.size
         let completionsAt = ringsAt + c.queues * ringBytes
@@ -146,8 +146,8 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
             }
             return slots
         }
-        running.withLock { $0 = Running(domain: domain, slots: slots, memory: memory, contexts: base, configuration: c) }
-        setupMemory.withLock { $0 = nil }
+        let queues = Running(memory: memory, domain: domain, slots: slots, configuration: c)
+        running.withLock { $0 = queues }
     }
 
     /// Quiesces: every slot is shut off, the device is disabled, its memory unmapped.
@@ -157,7 +157,6 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         registers.write(IMSQueueRegisters.control, 0)
         try? device.setBusMaster(false)
         try? device.interrupts.disable(.msix)
-        try? device.dma.free(r.memory)
     }
 
     /// Queues `count` descriptors on `queue` and rings its doorbell.
@@ -224,6 +223,9 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
 
 /// What the IMS queue driver reports.
 public enum IMSQueueError: Error, CustomStringConvertible {
+    case notIMSQueueDevice(PCIAddress)
+    case noIMS(PCIAddress)
+    case noDoorbell(PCIAddress)
     case notStarted
     case noSuchQueue(Int, queues: Int)
     case queueFull(Int, entries: Int)
@@ -232,6 +234,9 @@ public enum IMSQueueError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case let .notIMSQueueDevice(a): "probing \(a): not the simulated IMS queue device (1b36:1ad0); pick the driver that matches its IDs"
+        case let .noIMS(a): "probing \(a): no Scalable IOV DVSEC declares IMS; this driver needs the device's IMS"
+        case let .noDoorbell(a): "\(a) offers no MSI-X vector for the IMS doorbell"
         case .notStarted: "the IMS queue driver is not started: call start() first"
         case let .noSuchQueue(q, n): "queue \(q) does not exist: the driver runs \(n) queues"
         case let .queueFull(q, n): "queue \(q) has \(n) descriptors outstanding: wait for completions"

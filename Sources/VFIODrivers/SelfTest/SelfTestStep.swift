@@ -26,7 +26,7 @@ final class SelfTestRecorder {
     }
 
     /// Runs `body`; a thrown error fails the step with the error's message.
-    func check<Failure: Error>(_ name: String, _ body: () throws(Failure) -> (Bool, String)) {
+    func check(_ name: String, _ body: () throws -> (Bool, String)) {
         do {
             let (ok, detail) = try body()
             record(name, ok, detail)

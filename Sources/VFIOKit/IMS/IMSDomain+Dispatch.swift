@@ -8,16 +8,19 @@
 extension IMSDomain {
     /// Delivers every message that has landed; returns how many handlers ran. In polling mode
     /// this is how handlers run; with a doorbell the event loop calls it.
+    /// After ``close()`` it delivers nothing.
     @discardableResult
     public func poll() -> Int {
         let previous = dispatchThread.exchange(Self.currentThread, ordering: .acquiringAndReleasing)
         defer { dispatchThread.store(previous, ordering: .releasing) }
-        var delivered = 0
-        let end = table.withLock { $0.highWater }
-        statusArea.forEachWritten(below: end) { index in
-            if deliver(index) { delivered += 1 }
+        return withStatusMemory {
+            var delivered = 0
+            let end = table.withLock { $0.highWater }
+            statusArea.forEachWritten(below: end) { index in
+                if deliver(index) { delivered += 1 }
+            }
+            return delivered
         }
-        return delivered
     }
 
     func demux() { poll() }

@@ -39,6 +39,8 @@ public final class IMSDomain: @unchecked Sendable {
     /// How long a commit waits for the device's acknowledgement.
     public let commitTimeout: Duration
     let statusArea: InterruptStatusArea
+    /// The memory behind ``statusArea``, freed by ``close()``; polling holds the lock.
+    private let statusMemory: Mutex<DMABuffer?>
     let table: Mutex<SlotTable>
     private let device: PCIDevice
     /// Set once, in init.
@@ -61,15 +63,15 @@ public final class IMSDomain: @unchecked Sendable {
         self.store = store
         self.device = device
         self.commitTimeout = commitTimeout
-        statusArea = try InterruptStatusArea(slots: store.capacity, dma: device.dma, below: limit)
+        let memory = try InterruptStatusArea.allocate(slots: store.capacity, dma: device.dma, below: limit)
+        statusArea = InterruptStatusArea(memory, slots: store.capacity)
+        statusMemory = Mutex(memory)
         table = Mutex(SlotTable(capacity: store.capacity))
         guard case let .doorbell(source, loop) = delivery else { return }
-        let area = statusArea
         do {
             let registration = try loop.register(source) { [unowned(unsafe) self] _ in self.demux() }
             doorbell = (source, loop, registration)
         } catch {
-            try? device.dma.free(area.buffer)
             throw .framework(error)
         }
     }
@@ -107,7 +109,7 @@ public final class IMSDomain: @unchecked Sendable {
     /// Allocates a slot delivered by signalling an eventfd of its own, for handing the slot to
     /// another thread or process. The domain owns the file and closes it when the slot is freed.
     public func allocateEventFD() throws(IMSError) -> (slot: IMSSlot, eventfd: FileDescriptor) {
-        let system = device.system
+        let system = device.context.system
         let fd: FileDescriptor
         do throws(Errno) { fd = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK)) } catch {
             throw .framework(error.vfio("eventfd for an IMS slot"))
@@ -241,10 +243,18 @@ public final class IMSDomain: @unchecked Sendable {
             }
         }
         for h in table.withLock({ $0.takeAllHandlers() }) { h.release() }
-        try? device.dma.free(statusArea.buffer)
+        statusMemory.withLock { memory in
+            if let buffer = memory.take() { try? buffer.free() }
+        }
     }
 
     // MARK: Internals
+
+    /// Runs `body` while the status area is guaranteed to stay mapped; 0 once closed. (A handler
+    /// must therefore not close its own domain.)
+    func withStatusMemory(_ body: () -> Int) -> Int {
+        statusMemory.withLock { _ in closed.load(ordering: .acquiring) ? 0 : body() }
+    }
 
     func check(_ slot: IMSSlot) throws(IMSError) {
         guard !closed.load(ordering: .acquiring) else { throw .closed }
@@ -286,7 +296,7 @@ public final class IMSDomain: @unchecked Sendable {
         }
         statusArea.clear(index)
         handler?.release()
-        if let fd = eventFDs.withLock({ $0.removeValue(forKey: index) }) { try? device.system.close(fd) }
+        if let fd = eventFDs.withLock({ $0.removeValue(forKey: index) }) { try? device.context.system.close(fd) }
     }
 
     private func waitUntilNotRunning(_ index: Int) {
@@ -298,7 +308,7 @@ public final class IMSDomain: @unchecked Sendable {
     private func kick() {
         guard let doorbell else { return }
         var one: UInt64 = 1
-        _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try device.system.write(doorbell.source.fd, from: b) }
+        _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try device.context.system.write(doorbell.source.fd, from: b) }
     }
 
     static var currentThread: UInt { UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }

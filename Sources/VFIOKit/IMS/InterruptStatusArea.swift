@@ -1,27 +1,35 @@
 /// DMA memory where devices write IMS messages: one 32-bit word per slot, at IOVA
 /// `deviceAddress + 4 × slot`, into which the device writes the slot's tag. The memory lies
 /// outside the interrupt window, so every message is an ordinary DMA write through the IOMMU.
+///
+/// A view of a buffer its ``IMSDomain`` owns; valid while the domain holds the buffer.
 struct InterruptStatusArea: @unchecked Sendable {
-    let buffer: DMABuffer
+    let deviceAddress: UInt64
     let words: UnsafeMutablePointer<UInt32>
     let slots: Int
 
-    /// Allocates the area for `slots` slots below `limit` and checks it stays clear of the
+    /// Allocates the memory for `slots` slots below `limit` and checks it stays clear of the
     /// interrupt window (it is freed again if not).
-    init(slots: Int, dma: DMASpace, below limit: UInt64) throws(IMSError) {
+    static func allocate(slots: Int, dma: DMASpace, below limit: UInt64) throws(IMSError) -> DMABuffer {
+        let buffer: DMABuffer
         do { buffer = try dma.allocate(max(slots, 1) * 4, below: limit) } catch { throw .framework(error) }
-        let last = buffer.deviceAddress + UInt64(slots * 4) - 1
-        if InterruptMessage.msiWindow.overlaps(buffer.deviceAddress...last) {
-            try? dma.free(buffer)
-            throw .addressInMSIWindow(max(buffer.deviceAddress, InterruptMessage.msiWindow.lowerBound))
+        let first = buffer.deviceAddress
+        if InterruptMessage.msiWindow.overlaps(first...first + UInt64(slots * 4) - 1) {
+            try? buffer.free()
+            throw .addressInMSIWindow(max(first, InterruptMessage.msiWindow.lowerBound))
         }
+        return buffer
+    }
+
+    init(_ buffer: borrowing DMABuffer, slots: Int) {
+        deviceAddress = buffer.deviceAddress
         words = buffer.bytes.baseAddress!.bindMemory(to: UInt32.self, capacity: slots)
         self.slots = slots
     }
 
     /// The message that makes the device write `tag` into `index`'s word.
     func message(index: Int, tag: UInt32) -> InterruptMessage {
-        InterruptMessage(address: buffer.deviceAddress + UInt64(index) * 4, data: tag)
+        InterruptMessage(address: deviceAddress + UInt64(index) * 4, data: tag)
     }
 
     /// The word the device last wrote for `index` (0: nothing since it was cleared).

@@ -26,7 +26,7 @@ import VFIOMock
         defer { device.close() }
         let loop = try machine.startedLoop()
         defer { loop.stop() }
-        #expect(throws: VFIOError.self) { try IMSQueueDriver(device: device, loop: loop) }
+        #expect(throws: IMSQueueError.self) { try IMSQueueDriver(device: device, loop: loop) }
     }
 
     @Test func theDeviceDeclaresIMSAndTheTableComesFromItsRegisters() throws {
