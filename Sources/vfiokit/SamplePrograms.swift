@@ -39,12 +39,14 @@ struct SampleProgram: Sendable {
 struct SimulatedMachine {
     let kernel: MockKernel
     let address: PCIAddress
+    /// The device's side of the machine, for code that plays the device.
+    let bus: DeviceBus
 
     init(_ device: any SimulatedDevice, backend: Backend) throws {
         var configuration = MockKernel.Configuration()
         configuration.noIOMMU = backend == .noIOMMU
         kernel = MockKernel(configuration: configuration)
         address = try PCIAddress(domain: 0, bus: 0, device: 4, function: 0)
-        try kernel.plug(device, at: address, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        bus = try kernel.plug(device, at: address, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
     }
 }

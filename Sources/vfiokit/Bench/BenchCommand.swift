@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure MMIO access and interrupt dispatch against a C reference in the same run.",
-        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self])
+        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self, IMSBenchCommand.self])
 }
 
 /// Prints a result as sorted-key JSON or as aligned text lines.
