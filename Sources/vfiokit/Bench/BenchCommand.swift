@@ -20,6 +20,12 @@ func printResult<T: Encodable>(_ result: T, json: Bool, lines: [String]) throws 
     }
 }
 
+/// The median and the 99th percentile of `values`.
+func percentiles(_ values: [UInt64]) -> (p50: UInt64, p99: UInt64) {
+    let sorted = values.sorted()
+    return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
+}
+
 /// A figure with two decimals, for the text output.
 func fixed(_ value: Double) -> String { String(format: "%.2f", value) }
 

@@ -59,6 +59,8 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
         var requested: UInt32 = 0
     }
     private let dirty = Mutex(Dirty())
+    /// Set while every context is to be reloaded, so further changes skip the lock.
+    private let allDirty = Atomic<Bool>(false)
 
     /// A store over `queues` contexts starting at `contexts`, which the caller keeps mapped
     /// for the store's lifetime.
@@ -106,6 +108,7 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
             }
             d.queues.removeAll(keepingCapacity: true)
             d.all = false
+            allDirty.store(false, ordering: .releasing)
             return d.requested
         }
         guard let target else { return }
@@ -127,12 +130,14 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
     }
 
     private func touch(_ slot: Int) {
+        guard !allDirty.load(ordering: .acquiring) else { return }
         dirty.withLock { d in
             guard !d.all else { return }
             if d.queues.count < Self.reloadAllThreshold {
                 if d.queues.last != slot { d.queues.append(slot) }
             } else {
                 d.all = true
+                allDirty.store(true, ordering: .releasing)
                 d.queues.removeAll(keepingCapacity: true)
             }
         }
