@@ -21,6 +21,12 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
     case interruptUnavailable(IRQIndex, requested: Int, available: Int)
     /// INTx, MSI and MSI-X exclude each other, and another of them is enabled.
     case interruptKindInUse(requested: IRQIndex, enabled: IRQIndex)
+    /// An event loop already dispatches as many sources as it has slots for.
+    case eventLoopFull(capacity: Int)
+    /// An event loop's `epoll_wait` failed with an error that retrying cannot cure; the loop stopped.
+    case eventLoopFailed(errno: Errno)
+    /// The interrupt source belongs to an index that has since been disabled or re-enabled.
+    case interruptSourceRetired(IRQIndex, vector: Int)
     /// A DMA request cannot be met within the IOVA ranges, alignment and limit.
     case iovaSpaceExhausted(size: Int, limit: UInt64)
     /// Without an IOMMU, the memory's physical address lies beyond what the device can address.
@@ -56,6 +62,12 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
             return "\(index) has \(available) vector(s); \(requested) requested"
         case let .interruptKindInUse(requested, enabled):
             return "cannot enable \(requested) while \(enabled) is enabled: disable \(enabled) first"
+        case let .eventLoopFull(capacity):
+            return "the event loop already dispatches \(capacity) sources: end registrations no longer needed, or spread sources over another EventLoop"
+        case let .eventLoopFailed(errno):
+            return "the event loop stopped: epoll_wait failed: \(errno) (errno \(errno.rawValue)); its handlers no longer run: end its registrations and register them on a new EventLoop"
+        case let .interruptSourceRetired(index, vector):
+            return "\(index) vector \(vector) was disabled and its eventfd released: register the sources the latest enable or grow returned"
         case let .iovaSpaceExhausted(size, limit):
             return "no free IOVA range of \(size) bytes below 0x\(String(limit, radix: 16)) within the kernel's IOVA ranges"
         case let .beyondDeviceReach(address, size, limit):
