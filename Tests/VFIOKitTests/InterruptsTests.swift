@@ -47,8 +47,9 @@ import VFIOMock
         #expect(Set(sources.map(\.fd)).count == 8)
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.enabledVectors == Array(0..<8))
         let arrivals = Arrivals<Int>()
+        var registrations = EventLoop.Registrations()
         for source in sources {
-            try loop.register(source) { _ in arrivals.record(source.vector) }
+            registrations.append(try loop.register(source) { _ in arrivals.record(source.vector) })
         }
         for vector in [5, 0, 7, 2, 1, 6, 3, 4] { try device.interrupts.trigger(.msix, vector: vector) }
         #expect(arrivals.wait(for: 8).sorted() == Array(0..<8))
@@ -169,7 +170,7 @@ import VFIOMock
         let source = try #require(try device.interrupts.enable(.intx).first)
         #expect(bus.command & 0x400 == 0)  // enabling unmasks
         let counts = Arrivals<UInt64>()
-        try loop.register(source) { counts.record($0) }
+        let registration = try loop.register(source) { counts.record($0) }
 
         bus.setINTx(asserted: true)
         #expect(counts.wait(for: 1) == [1])
@@ -184,6 +185,7 @@ import VFIOMock
         try device.interrupts.unmask()
         bus.setINTx(asserted: true)
         #expect(counts.wait(for: 3) == [1, 1, 1])
+        registration.end()
     }
 
     @Test func uioOffersOnlyINTx() throws {
@@ -207,12 +209,13 @@ import VFIOMock
         let source = try #require(try device.interrupts.enable(.req).first)
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.reqArmed == true)
         let requests = Arrivals<UInt64>()
-        try loop.register(source) { requests.record($0) }
+        let registration = try loop.register(source) { requests.record($0) }
         #expect(machine.kernel.requestRemoval(of: MockMachine.primary))
         #expect(requests.wait(for: 1) == [1])
         try device.interrupts.disable(.req)
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.reqArmed == false)
         #expect(!machine.kernel.requestRemoval(of: MockMachine.primary))
+        registration.end()  // disabling ended it already: nothing left to do
     }
 
     @Test func anAsyncStreamYieldsEachInterrupt() async throws {
