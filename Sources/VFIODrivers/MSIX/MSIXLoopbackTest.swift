@@ -29,7 +29,7 @@ public enum MSIXLoopbackTest {
         defer { try? device.interrupts.disable(.msix) }
 
         var sources: [InterruptSource] = []
-        recorder.check("arm") { () throws(VFIOError) in
+        recorder.check("arm") {
             if dynamic && info.count > 1 {
                 let first = info.count / 2
                 sources = try device.interrupts.enable(.msix, vectors: first)
@@ -44,7 +44,7 @@ public enum MSIXLoopbackTest {
         let received = Mutex<[UInt64]>(Array(repeating: 0, count: sources.count))
         let arrivals = DispatchSemaphore(value: 0)
         var registrations = EventLoop.Registrations()  // ended when the function returns
-        recorder.check("fire and receive") { () throws(VFIOError) in
+        recorder.check("fire and receive") {
             for source in sources {
                 let vector = source.vector
                 registrations.append(
