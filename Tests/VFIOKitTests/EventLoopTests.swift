@@ -13,7 +13,7 @@ import Testing
 
     func makeSource() throws -> InterruptSource {
         let fd = try system.eventfd(initialValue: 0, flags: 0o4000)  // EFD_NONBLOCK
-        return InterruptSource(eventfd: fd, index: .msix, vector: 0, system: system)
+        return InterruptSource(eventfd: fd, address: MockMachine.primary, index: .msix, vector: 0, system: system)
     }
 
     /// Does what disabling its index does: ends its registrations and closes its eventfd.

@@ -31,7 +31,7 @@ import VFIOMock
         }
         try #require(new !== old && new.fd == old.fd, "the eventfd number was not reused")
         let newToken = try loop.register(new) { _ in arrivals.record("new") }
-        #expect(throws: VFIOError.interruptSourceRetired(.msix, vector: 0)) { _ = try loop.register(old) { _ in } }
+        #expect(throws: VFIOError.interruptSourceRetired(MockMachine.primary, .msix, vector: 0)) { _ = try loop.register(old) { _ in } }
 
         oldToken.end()
         try device.interrupts.trigger(.msix, vector: 0)

@@ -44,7 +44,7 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
         let msi = try device.interrupts.info(.msi)
         let kind: IRQIndex = msi.count > 0 && msi.flags.contains(.eventfd) ? .msi : .intx
         guard let source = try device.interrupts.enable(kind, vectors: 1).first else {
-            throw VFIOError.interruptUnavailable(kind, requested: 1, available: 0)
+            throw VFIOError.interruptUnavailable(device.address, kind, requested: 1, available: 0)
         }
         self.kind.withLock { $0 = kind }
         try registration.withLock { (r) throws(VFIOError) in

@@ -53,7 +53,7 @@ extension EventLoop {
     /// Runs `handler` on the loop thread each time `source` fires, until the returned
     /// registration ends or the source's index is disabled.
     ///
-    /// Throws ``VFIOError/interruptSourceRetired(_:vector:)`` for a source of a disabled index,
+    /// Throws ``VFIOError/interruptSourceRetired(_:_:vector:)`` for a source of a disabled index,
     /// ``VFIOError/eventLoopFull(capacity:)`` when every slot is taken, and the loop's ``failure``
     /// if it failed.
     public func register(_ source: InterruptSource, handler: @escaping @Sendable (UInt64) -> Void) throws(VFIOError) -> Registration {

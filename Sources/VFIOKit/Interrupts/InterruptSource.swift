@@ -1,3 +1,4 @@
+import PCI
 import Synchronization
 import SystemPackage
 
@@ -10,6 +11,8 @@ import SystemPackage
 /// registered, never before the last `EPOLL_CTL_DEL`. UIO's file belongs to the backend and is
 /// never closed here. Thread-safe.
 public final class InterruptSource: Sendable, CustomStringConvertible {
+    /// The device the vector belongs to.
+    public let address: PCIAddress
     public let index: IRQIndex
     public let vector: Int
     /// The file descriptor, valid while the source is enabled or registered; read it, never close it.
@@ -39,7 +42,8 @@ public final class InterruptSource: Sendable, CustomStringConvertible {
     }
 
     /// A VFIO vector's eventfd, owned by the source from now on.
-    init(eventfd fd: FileDescriptor, index: IRQIndex, vector: Int, system: any SystemCalls) {
+    init(eventfd fd: FileDescriptor, address: PCIAddress, index: IRQIndex, vector: Int, system: any SystemCalls) {
+        self.address = address
         self.index = index
         self.vector = vector
         self.fd = fd
@@ -49,7 +53,8 @@ public final class InterruptSource: Sendable, CustomStringConvertible {
     }
 
     /// UIO's INTx file, which stays the backend's; `total` is UIO's running total now.
-    init(uio fd: FileDescriptor, total: UInt32) {
+    init(uio fd: FileDescriptor, address: PCIAddress, total: UInt32) {
+        self.address = address
         index = .intx
         vector = 0
         self.fd = fd
@@ -67,15 +72,15 @@ public final class InterruptSource: Sendable, CustomStringConvertible {
         return UInt64(total &- lastTotal.exchange(total, ordering: .relaxed))
     }
 
-    public var description: String { "\(index) vector \(vector)" }
+    public var description: String { "\(index) vector \(vector) of \(address)" }
 
     // MARK: Registrations (the event loop's side)
 
     /// Records a registration on `loop`, running `add` (the `EPOLL_CTL_ADD`) while no disable
-    /// can slip in between. Throws ``VFIOError/interruptSourceRetired(_:vector:)`` once disabling began.
+    /// can slip in between. Throws ``VFIOError/interruptSourceRetired(_:_:vector:)`` once disabling began.
     func attach(to loop: EventLoop, token: UInt64, add: (FileDescriptor) throws(VFIOError) -> Void) throws(VFIOError) {
         try state.withLock { (s) throws(VFIOError) in
-            guard case .enabled = s.phase else { throw .interruptSourceRetired(index, vector: vector) }
+            guard case .enabled = s.phase else { throw .interruptSourceRetired(address, index, vector: vector) }
             try add(fd)
             s.registrations.append((loop, token))
         }

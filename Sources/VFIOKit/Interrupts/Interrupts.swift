@@ -2,13 +2,14 @@
 import Glibc
 #endif
 import CVFIO
+import PCI
 import Synchronization
 import SystemPackage
 
 /// A device's interrupts: which kinds it has, and their vectors as ``InterruptSource``s.
 ///
 /// Only one of INTx, MSI and MSI-X is enabled at a time, as in the kernel; enabling another
-/// while one is on is refused with ``VFIOError/interruptKindInUse(requested:enabled:)``.
+/// while one is on is refused with ``VFIOError/interruptKindInUse(_:requested:enabled:)``.
 ///
 /// Thread-safe. ``enable(_:vectors:)``, ``grow(_:to:)``, ``disable(_:)`` and closing the device
 /// run one at a time, each from its check to its record, so what this object records is what
@@ -17,6 +18,8 @@ import SystemPackage
 /// Handlers must therefore not call these three (see ``EventLoop``); the other methods never wait.
 public final class Interrupts: Sendable {
     private typealias Wiring = [IRQIndex: [InterruptSource]]
+    /// The device, named in errors.
+    private let address: PCIAddress
     private let access: any DeviceAccess
     private let system: any SystemCalls
     /// Held from start to end of enable, grow and disable.
@@ -24,7 +27,8 @@ public final class Interrupts: Sendable {
     /// What `wiring` holds after the last operation, for ``sources(_:)``, which never waits.
     private let published = Mutex<Wiring>([:])
 
-    init(access: any DeviceAccess, system: any SystemCalls) {
+    init(address: PCIAddress, access: any DeviceAccess, system: any SystemCalls) {
+        self.address = address
         self.access = access
         self.system = system
     }
@@ -49,7 +53,7 @@ public final class Interrupts: Sendable {
         try operate { (w) throws(VFIOError) in
             guard let current = w[index] else { return try enable(index, vectors: count, &w) }
             let info = try access.interruptInfo(index)
-            guard count <= info.count else { throw .interruptUnavailable(index, requested: count, available: info.count) }
+            guard count <= info.count else { throw .interruptUnavailable(address, index, requested: count, available: info.count) }
             guard count > current.count else { return [] }
             let added = try makeSources(index, vectors: current.count..<count)
             do throws(VFIOError) {
@@ -114,14 +118,14 @@ public final class Interrupts: Sendable {
 
     private func enable(_ index: IRQIndex, vectors count: Int, _ w: inout Wiring) throws(VFIOError) -> [InterruptSource] {
         let info = try access.interruptInfo(index)
-        guard count >= 1, count <= info.count else { throw .interruptUnavailable(index, requested: count, available: info.count) }
+        guard count >= 1, count <= info.count else { throw .interruptUnavailable(address, index, requested: count, available: info.count) }
         let exclusive: [IRQIndex] = [.intx, .msi, .msix]
         if exclusive.contains(index), let other = exclusive.first(where: { $0 != index && w[$0] != nil }) {
-            throw .interruptKindInUse(requested: index, enabled: other)
+            throw .interruptKindInUse(address, requested: index, enabled: other)
         }
         try disable(index, &w)
         if let native = access.nativeInterruptSource {
-            guard index == .intx else { throw .interruptUnavailable(index, requested: count, available: 0) }
+            guard index == .intx else { throw .interruptUnavailable(address, index, requested: count, available: 0) }
             try access.unmask(.intx)
             native.rearm()
             w[.intx] = [native]
@@ -162,7 +166,7 @@ public final class Interrupts: Sendable {
         for vector in vectors {
             do {
                 let fd = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
-                made.append(InterruptSource(eventfd: fd, index: index, vector: vector, system: system))
+                made.append(InterruptSource(eventfd: fd, address: address, index: index, vector: vector, system: system))
             } catch {
                 close(made)
                 throw error.vfio("eventfd for \(index) vector \(vector)")
