@@ -6,6 +6,7 @@ import Synchronization
 import SystemPackage
 import Testing
 @testable import VFIOKit
+import VFIOMock
 
 /// The event loop over real eventfds of the host kernel.
 @Suite struct EventLoopTests {
@@ -65,13 +66,17 @@ import Testing
     }
 
     @Test func aRegistrationNotKeptEndsAtOnce() throws {
-        let recorder = RecordingSystemCalls(system)
-        let loop = try EventLoop(system: recorder)
+        let calls = Arrivals<InterposedKernel.Call>()
+        let seam = InterposedKernel(MockKernel()) { call in
+            if case .epollControl = call { calls.record(call) }
+        }
+        let loop = try EventLoop(system: seam)
         let source = try makeSource()
         defer { retire(source) }
         _ = try loop.register(source) { _ in }
-        let fd = source.fd.rawValue
-        #expect(recorder.calls.suffix(2) == [.epollControl(operation: 1, fd: fd), .epollControl(operation: 2, fd: fd)])  // ADD, DEL
+        let add = InterposedKernel.Call.epollControl(operation: 1, file: source.fd)
+        let del = InterposedKernel.Call.epollControl(operation: 2, file: source.fd)
+        #expect(calls.all.suffix(2) == [add, del])
         // The slot is free again, so a loop of one slot takes another registration.
         let small = try EventLoop(capacity: 1)
         _ = try small.register(source) { _ in }
@@ -209,19 +214,24 @@ import Testing
     }
 
     @Test func aFailingEpollWaitStopsTheLoopAndSaysWhy() throws {
-        let failing = RecordingSystemCalls(system, epollWaitError: .badFileDescriptor)
+        let waits = Arrivals<Int>()
+        let failing = InterposedKernel(MockKernel()) { (call) throws(Errno) in
+            guard case .epollWait = call else { return }
+            waits.record(1)
+            throw .badFileDescriptor
+        }
         let loop = try EventLoop(system: failing)
         let source = try makeSource()
         defer { retire(source) }
         try loop.start()
         // The thread exits by itself; wait for it as stop would, without asking it to stop.
         loop.lifecycle.wait { $0.started == 1 && $0.exited == 1 }
-        #expect(failing.epollWaits == 1)  // it did not retry
+        #expect(waits.all.count == 1)  // it did not retry
         #expect(loop.failure == .eventLoopFailed(errno: .badFileDescriptor))
         #expect(throws: VFIOError.eventLoopFailed(errno: .badFileDescriptor)) { _ = try loop.register(source) { _ in } }
         #expect(throws: VFIOError.eventLoopFailed(errno: .badFileDescriptor)) { try loop.start() }
         loop.stop()  // nothing to stop
-        #expect(failing.epollWaits == 1)
+        #expect(waits.all.count == 1)
         #expect(loop.failure?.description.contains("epoll_wait failed") == true)
     }
 }

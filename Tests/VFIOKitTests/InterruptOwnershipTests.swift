@@ -11,7 +11,13 @@ import VFIOMock
     @Test(arguments: [Backend.legacy, .iommufd])
     func anOldTokenCannotTouchARegistrationOnTheSameFdNumber(_ backend: Backend) throws {
         let machine = MockMachine()
-        let seam = RecordingSystemCalls(machine.kernel)
+        let log = Arrivals<InterposedKernel.Call>()
+        let seam = InterposedKernel(machine.kernel) { call in
+            switch call {
+            case .close, .epollControl: log.record(call)
+            default: break
+            }
+        }
         try machine.kernel.plug(Devices.memory(msix: 2), at: MockMachine.primary)
         let device = try PCIDevice.open(MockMachine.primary, backend: backend, system: seam)
         defer { device.close() }
@@ -39,10 +45,10 @@ import VFIOMock
 
         // On the seam, the number was closed only while in no epoll set, and never removed
         // from one while closed: no stale number reached epoll_ctl.
-        let fd = old.fd.rawValue
-        let add = RecordingSystemCalls.Call.epollControl(operation: 1, fd: fd)
-        let del = RecordingSystemCalls.Call.epollControl(operation: 2, fd: fd)
-        let calls = seam.calls.filter { $0 == .close(fd) || $0 == add || $0 == del }
+        let fd = old.fd
+        let add = InterposedKernel.Call.epollControl(operation: 1, file: fd)
+        let del = InterposedKernel.Call.epollControl(operation: 2, file: fd)
+        let calls = log.all.filter { $0 == .close(fd) || $0 == add || $0 == del }
         #expect(calls.prefix(3) == [add, del, .close(fd)])
         #expect(calls.last == add)
         var inEpoll = false
