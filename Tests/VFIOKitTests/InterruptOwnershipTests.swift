@@ -64,6 +64,24 @@ import VFIOMock
         newToken.end()
     }
 
+    @Test func endingATokenLeavesTheSourceEnabledForTheNextRegistration() throws {
+        let machine = MockMachine()
+        let device = try machine.open(Devices.memory(msix: 1), on: .legacy)
+        defer { device.close() }
+        let loop = try machine.startedLoop()
+        defer { loop.stop() }
+        let source = try #require(try device.interrupts.enable(.msix).first)
+        let first = Arrivals<Int>()
+        try loop.register(source) { _ in first.record(1) }.end()
+        // Still wired and open: the kernel's next message reaches a new registration.
+        let second = Arrivals<Int>()
+        let token = try loop.register(source) { _ in second.record(2) }
+        try device.interrupts.trigger(.msix, vector: 0)
+        #expect(second.wait(for: 1) == [2])
+        #expect(first.all.isEmpty)
+        token.end()
+    }
+
     @Test func disablingEndsRegistrationsAndTheHandlerNeverRunsAgain() throws {
         let machine = MockMachine()
         let device = try machine.open(Devices.memory(msix: 4), on: .iommufd)
