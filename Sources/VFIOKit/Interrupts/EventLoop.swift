@@ -23,13 +23,17 @@ import SystemPackage
 /// - If `epoll_wait` fails (other than `EINTR`, which the ``SystemCalls`` seam retries), the loop
 ///   stops rather than retry, and ``failure`` says why.
 ///
-/// Rules for handlers, which keep the loop free of deadlock: a handler must not wait for
-/// anything that waits for a handler of the same loop to return. So it must not end another
-/// registration of its loop, stop the loop from another thread and wait for that, or call
-/// ``Interrupts/enable(_:vectors:)``, ``Interrupts/grow(_:to:)``, ``Interrupts/disable(_:)`` or
-/// `PCIDevice.close()` (they end registrations and wait for running handlers). It may end its
-/// own registration, call ``stop()``, and use ``Interrupts/mask(_:)``, ``Interrupts/unmask(_:)``,
-/// ``Interrupts/trigger(_:vector:)``, ``Interrupts/sources(_:)`` and ``Interrupts/info(_:)``.
+/// Rules for handlers, which keep loops free of deadlock: a handler must never wait for
+/// something that itself waits for that handler to return.
+/// - It must not call ``Interrupts/enable(_:vectors:)``, ``Interrupts/grow(_:to:)``,
+///   ``Interrupts/disable(_:)`` or `PCIDevice.close()`: they end registrations and wait for
+///   running handlers, and another thread inside one of them may be waiting for this handler.
+/// - It may end any registration of its own loop (its own takes effect when it returns), call
+///   ``stop()``, and use ``Interrupts/mask(_:)``, ``Interrupts/unmask(_:)``,
+///   ``Interrupts/trigger(_:vector:)``, ``Interrupts/sources(_:)`` and ``Interrupts/info(_:)``,
+///   none of which waits.
+/// - Ending a registration on another loop, or stopping another loop, waits for that loop's
+///   running handler: do it only if that loop's handlers never wait for this one.
 public final class EventLoop: Sendable {
     final class Handler: Sendable {
         let run: @Sendable (UInt64) -> Void
