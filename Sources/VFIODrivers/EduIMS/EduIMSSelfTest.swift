@@ -136,7 +136,7 @@ public enum EduIMSSelfTest {
             self.device = device
             let registers = try device.bar(0).mmio(EduRegisters.self)
             guard let doorbell = try device.interrupts.enable(.msi, vectors: 1).first else {
-                throw VFIOError.interruptUnavailable(.msi, requested: 1, available: 0)
+                throw VFIOError.interruptUnavailable(device.address, .msi, requested: 1, available: 0)
             }
             try device.setBusMaster(true)
             let staging = try device.dma.allocate(EduRegisters.bufferSize, below: EduRegisters.dmaLimit)

@@ -43,8 +43,10 @@ public final class IMSDomain: @unchecked Sendable {
     private let statusMemory: Mutex<DMABuffer?>
     let table: Mutex<SlotTable>
     private let device: PCIDevice
-    /// Set once, in init.
-    private var doorbell: (source: InterruptSource, loop: EventLoop, registration: EventLoop.Registration)? = nil
+    /// The doorbell's source (set once, in init) and its registration on the loop, ended by close().
+    private var doorbell: InterruptSource? = nil
+    /// Set in init; taken once by close(), which the `closed` flag lets through only once.
+    private var registration: EventLoop.Registration? = nil
     /// The thread running the demux now (0: none), so a handler can mask its own slot.
     let dispatchThread = Atomic<UInt>(0)
     private let closed = Atomic<Bool>(false)
@@ -69,8 +71,8 @@ public final class IMSDomain: @unchecked Sendable {
         table = Mutex(SlotTable(capacity: store.capacity))
         guard case let .doorbell(source, loop) = delivery else { return }
         do {
-            let registration = try loop.register(source) { [unowned(unsafe) self] _ in self.demux() }
-            doorbell = (source, loop, registration)
+            registration = try loop.register(source) { [unowned(unsafe) self] _ in self.demux() }
+            doorbell = source
         } catch {
             throw .framework(error)
         }
@@ -231,7 +233,7 @@ public final class IMSDomain: @unchecked Sendable {
     /// Shuts every slot off, stops the doorbell and frees the status area. Safe to call twice.
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        if let doorbell { doorbell.loop.unregister(doorbell.registration) }
+        if let token = registration.take() { token.end() }
         updates.withLock { _ in
             let live = table.withLock { t in (0..<t.highWater).filter { t.tags[$0] != 0 } }
             table.withLock { t in for index in live { t.setMasked(index, true) } }
@@ -308,7 +310,7 @@ public final class IMSDomain: @unchecked Sendable {
     private func kick() {
         guard let doorbell else { return }
         var one: UInt64 = 1
-        _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try device.context.system.write(doorbell.source.fd, from: b) }
+        _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try device.context.system.write(doorbell.fd, from: b) }
     }
 
     static var currentThread: UInt { UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }

@@ -20,6 +20,8 @@ final class IMSBenchRig: @unchecked Sendable {
     let stamp = Atomic<UInt64>(0)
     let loopThreadID = Atomic<UInt>(0)
     private var target: IMSSlot?
+    /// The plain MSI-X vector's registration, kept for the rig's life.
+    private var msixRegistration: EventLoop.Registration?
     /// Resident memory before the domain was made: what it and its slots add is measured from here.
     private let residentBefore: Int
 
@@ -44,7 +46,7 @@ final class IMSBenchRig: @unchecked Sendable {
         loop = try EventLoop()
         residentBefore = residentBytes()
         domain = try IMSDomain(store: store, device: device, delivery: .doorbell(vectors[0], loop), commitTimeout: .seconds(30))
-        try loop.register(vectors[1]) { [unowned(unsafe) self] _ in self.handle() }
+        msixRegistration = try loop.register(vectors[1]) { [unowned(unsafe) self] _ in self.handle() }
         try loop.start()
     }
 
