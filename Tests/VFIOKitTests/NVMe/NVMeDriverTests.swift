@@ -1,0 +1,33 @@
+import Testing
+import VFIODrivers
+import VFIOKit
+import VFIOMock
+
+/// The NVMe driver against the simulated controller: bring-up, Identify, I/O, shutdown.
+@Suite struct NVMeDriverTests {
+    @Test func bringUpIdentifiesControllerAndNamespace() throws {
+        let bench = try NVMeTestBench(blocks: 8192)
+        let identity = try #require(bench.driver.controller)
+        #expect(identity.modelNumber == "VFIOKit simulated NVMe")
+        #expect(identity.serialNumber == "VFIOKIT-SIM-0001")
+        #expect(identity.maxDataTransferExponent == 7)
+        #expect(identity.namespaceCount == 1)
+        #expect(bench.driver.namespaces.map(\.id) == [1])
+        #expect(bench.driver.namespaces.first?.size == 8192)
+        #expect(bench.driver.namespaces.first?.blockSize == 512)
+        #expect(bench.controller.ioSubmissionQueues == [1])
+        #expect(bench.controller.status & 1 == 1)
+    }
+
+    @Test(arguments: [false, true])
+    func writeThenReadRoundTrips(polled: Bool) async throws {
+        let bench = try NVMeTestBench(driverOptions: { $0.polled = polled })
+        let out = try bench.patterned(8192, seed: 7)
+        try await bench.driver.write(lba: 100, blocks: 16, from: out)
+        #expect(bench.namespace.read(lba: 100, count: 16) == Array(out.bytes))
+        let back = try bench.device.dma.allocate(8192)
+        try await bench.driver.read(lba: 100, blocks: 16, into: back)
+        #expect(Array(back.bytes) == Array(out.bytes))
+        try await bench.driver.flush()
+    }
+}
