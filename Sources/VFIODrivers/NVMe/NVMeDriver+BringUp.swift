@@ -9,12 +9,16 @@ extension NVMeDriver {
     /// failure everything set up so far is undone.
     public func bringUp() throws(NVMeError) {
         do { try bringUpSteps() } catch {
+            if case .invalidArgument = error { throw error }
             shutDown()
             throw error
         }
     }
 
     private func bringUpSteps() throws(NVMeError) {
+        guard !active.exchange(true, ordering: .acquiringAndReleasing) else {
+            throw .invalidArgument("the driver is already brought up: shut it down first")
+        }
         failure.withLock { $0 = nil }
         try disable()
         try framework { () throws(VFIOError) in try device.setBusMaster(true) }
@@ -33,8 +37,9 @@ extension NVMeDriver {
         let identity = try identifyController()
         controller = identity
         namespaces = try identifyNamespaces()
-        try createQueues(maxTransfer: identity.maxDataTransferExponent == 0
-            ? Int.max : capabilities.minPageSize << Int(identity.maxDataTransferExponent))
+        let limit = identity.maxDataTransferExponent == 0 ? Int.max : capabilities.minPageSize << Int(identity.maxDataTransferExponent)
+        maxTransfer = min(limit, NVMeQueuePair.pageSize * (NVMeQueuePair.pageSize / 8))
+        try createQueues(maxTransfer: maxTransfer)
         startWatchdog()
     }
 
@@ -120,14 +125,18 @@ extension NVMeDriver {
 
     /// Deletes the I/O queues, shuts the controller down (CC.SHN, waiting up to CAP.TO for
     /// CSTS.SHST = complete), disables it and releases interrupts, DMA memory and bus
-    /// mastering. Safe to call more than once, and after a failed bring-up.
-    public func shutDown() {
+    /// mastering. Safe to call more than once, and after a failed bring-up. Returns true when
+    /// the controller reported the shutdown complete, or there was nothing to shut down.
+    @discardableResult
+    public func shutDown() -> Bool {
+        guard active.exchange(false, ordering: .acquiringAndReleasing) else { return true }
         watchdog?.cancel()
         watchdog = nil
         for r in registrations { loop.unregister(r) }
         registrations.removeAll()
         let queues = pairs.withLock { q in defer { q.removeAll() }; return q }
         let status = registers.read(NVMeRegisters.status)
+        var shutDownComplete = false
         let usable = failure.withLock { $0 == nil } && status & (NVMeControl.ready | NVMeControl.fatalStatus) == NVMeControl.ready
         if usable {
             for q in queues.reversed() {
@@ -136,7 +145,7 @@ extension NVMeDriver {
             }
             let cc = registers.read(NVMeRegisters.configuration)
             registers.write(NVMeRegisters.configuration, (cc & ~NVMeControl.shutdownMask) | NVMeControl.shutdownNormal)
-            _ = waitForShutdown()
+            shutDownComplete = waitForShutdown()
         }
         try? disable()
         for q in queues { q.pair.withLock { $0.release() } }
@@ -146,11 +155,11 @@ extension NVMeDriver {
         if let page = identifyPage { try? device.dma.free(page) }
         identifyPage = nil
         try? device.setBusMaster(false)
+        return shutDownComplete
     }
 
     /// Waits for CSTS.SHST to say the shutdown is complete, at most CAP.TO.
-    @discardableResult
-    func waitForShutdown() -> Bool {
+    private func waitForShutdown() -> Bool {
         let clock = ContinuousClock()
         let deadline = clock.now + capabilities.readyTimeout
         while registers.read(NVMeRegisters.status) & NVMeControl.shutdownStatusMask != NVMeControl.shutdownComplete {

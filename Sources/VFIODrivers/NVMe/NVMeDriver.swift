@@ -47,6 +47,8 @@ public final class NVMeDriver: @unchecked Sendable {
     /// Set by ``bringUp()``.
     public internal(set) var controller: NVMeControllerIdentity?
     public internal(set) var namespaces: [NVMeNamespaceIdentity] = []
+    /// The most one command transfers, in bytes: MDTS, and at most one PRP list page (2 MiB).
+    public internal(set) var maxTransfer = NVMeQueuePair.pageSize
     /// The I/O queue pairs, each behind its lock.
     let pairs = Mutex<[IOQueue]>([])
     let admin = Mutex<NVMeQueuePair?>(nil)
@@ -58,6 +60,8 @@ public final class NVMeDriver: @unchecked Sendable {
     var registrations: [EventLoop.Registration] = []
     var watchdog: DispatchSourceTimer?
     var msixEnabled = false
+    /// True from the start of ``bringUp()`` until ``shutDown()``: what there is to undo.
+    let active = Atomic<Bool>(false)
 
     /// An I/O queue pair and its lock.
     final class IOQueue: Sendable {

@@ -163,6 +163,13 @@ public final class NVMeQueuePair: @unchecked Sendable {
 
     // MARK: Completion
 
+    /// True when the next completion entry has arrived: one load, for a caller that spins.
+    @inline(__always)
+    public var hasCompletion: Bool {
+        let entry = completionQueue.bytes.baseAddress! + state.pointee.cqHead * 16
+        return (UInt32.volatileLoad(entry + 12) >> 16) & 1 == state.pointee.phase
+    }
+
     /// Consumes up to `limit` new completion entries, frees their slots and hands each to
     /// `body` (which may submit again), then writes the CQ head doorbell once. Returns how many.
     @inline(__always) @discardableResult
