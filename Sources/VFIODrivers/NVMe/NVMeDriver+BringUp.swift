@@ -27,7 +27,6 @@ extension NVMeDriver {
             id: 0, entries: adminEntries, maxTransfer: NVMeQueuePair.pageSize, dma: device.dma, bar: bar,
             doorbellStride: capabilities.doorbellStride)
         admin.withLock { $0 = adminPair }
-        identifyPage = try framework { () throws(VFIOError) in try device.dma.allocate(NVMeQueuePair.pageSize) }
         registers.write(NVMeRegisters.adminQueueAttributes, UInt32(adminEntries - 1) << 16 | UInt32(adminEntries - 1))
         registers.write(NVMeRegisters.adminSubmissionQueue, adminPair.submissionQueue.deviceAddress)
         registers.write(NVMeRegisters.adminCompletionQueue, adminPair.completionQueue.deviceAddress)
@@ -46,33 +45,27 @@ extension NVMeDriver {
     // MARK: Identify
 
     func identifyController() throws(NVMeError) -> NVMeControllerIdentity {
-        let page = try identify(cns: 1, namespaceID: 0)
-        return NVMeControllerIdentity(page: UnsafeRawBufferPointer(page.bytes))
+        try identify(cns: 1, namespaceID: 0) { NVMeControllerIdentity(page: $0) }
     }
 
     /// The active namespaces (CNS 2), each identified (CNS 0).
     func identifyNamespaces() throws(NVMeError) -> [NVMeNamespaceIdentity] {
-        let list = try identify(cns: 2, namespaceID: 0)
-        var ids: [UInt32] = []
-        for i in 0..<1024 {
-            let id = list.bytes.load(fromByteOffset: 4 * i, as: UInt32.self)
-            if id == 0 { break }
-            ids.append(id)
+        let ids = try identify(cns: 2, namespaceID: 0) { list in
+            Array((0..<1024).lazy.map { list.load(fromByteOffset: 4 * $0, as: UInt32.self) }.prefix { $0 != 0 })
         }
         var result: [NVMeNamespaceIdentity] = []
         for id in ids {
-            let page = try identify(cns: 0, namespaceID: id)
-            result.append(NVMeNamespaceIdentity(id: id, page: UnsafeRawBufferPointer(page.bytes)))
+            result.append(try identify(cns: 0, namespaceID: id) { NVMeNamespaceIdentity(id: id, page: $0) })
         }
         return result
     }
 
-    private func identify(cns: UInt32, namespaceID: UInt32) throws(NVMeError) -> DMABuffer {
-        guard let page = identifyPage else { throw .controllerFailed("the driver is not brought up") }
-        page.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+    /// Runs Identify into a fresh page and parses it with `parse`.
+    private func identify<T>(cns: UInt32, namespaceID: UInt32, _ parse: (UnsafeRawBufferPointer) -> T) throws(NVMeError) -> T {
+        let page = try framework { () throws(VFIOError) in try device.dma.allocate(NVMeQueuePair.pageSize) }
         try adminCommand(.identify(cns: cns, namespaceID: namespaceID, page: page.deviceAddress))
         MemoryBarrier.read()
-        return page
+        return parse(UnsafeRawBufferPointer(page.bytes))
     }
 
     // MARK: Queues
@@ -96,9 +89,6 @@ extension NVMeDriver {
                     id: id, entries: entries, memory: pair.completionQueue.deviceAddress, vector: configuration.polled ? nil : id))
                 try adminCommand(.createSubmissionQueue(
                     id: id, entries: entries, memory: pair.submissionQueue.deviceAddress, completionQueue: id))
-            } catch {
-                pair.release()
-                throw error
             }
             let queue = IOQueue(pair)
             pairs.withLock { $0.append(queue) }
@@ -148,12 +138,9 @@ extension NVMeDriver {
             shutDownComplete = waitForShutdown()
         }
         try? disable()
-        for q in queues { q.pair.withLock { $0.release() } }
         if msixEnabled { try? device.interrupts.disable(.msix) }
         msixEnabled = false
-        admin.withLock { a in a?.release(); a = nil }
-        if let page = identifyPage { try? device.dma.free(page) }
-        identifyPage = nil
+        admin.withLock { $0 = nil }
         try? device.setBusMaster(false)
         return shutDownComplete
     }

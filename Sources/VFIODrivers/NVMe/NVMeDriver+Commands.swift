@@ -9,11 +9,11 @@ extension NVMeDriver {
     /// Runs an admin command and waits for its completion (polling the admin CQ), at most
     /// ``Configuration/commandTimeout``. Returns DW0. A timeout resets the controller.
     @discardableResult
-    public func adminCommand(_ command: NVMeCommand, data: DMABuffer? = nil) throws(NVMeError) -> UInt32 {
+    public func adminCommand(_ command: NVMeCommand, data: NVMeDataRange? = nil) throws(NVMeError) -> UInt32 {
         try checkUsable()
         let outcome: Result<UInt32, NVMeError>? = try admin.withLock { (a) throws(NVMeError) in
             guard let pair = a else { throw .controllerFailed("the driver is not brought up") }
-            let cid = try pair.submit(command, data: data, offset: 0, length: data?.bytes.count ?? 0)
+            let cid = try pair.submit(command, data: data)
             pair.keepCompletion(cid)
             pair.ring()
             let clock = ContinuousClock()
@@ -42,43 +42,69 @@ extension NVMeDriver {
 
     // MARK: The asynchronous block API
 
-    /// Reads `blocks` blocks at `lba` of namespace `namespaceID` into `buffer` from `offset`.
-    public func read(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into buffer: DMABuffer, offset: Int = 0) async throws(NVMeError) {
-        let length = try checkRange(namespaceID, lba, blocks)
-        _ = try await perform(.readWrite(write: false, namespaceID: namespaceID, lba: lba, blocks: blocks), buffer, offset, length)
+    /// Reads `blocks` blocks at `lba` of namespace `namespaceID` into `range`, which must hold
+    /// exactly that many bytes.
+    public func read(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into range: NVMeDataRange) async throws(NVMeError) {
+        try checkRange(namespaceID, lba, blocks, range)
+        _ = try await perform(.readWrite(write: false, namespaceID: namespaceID, lba: lba, blocks: blocks), range)
     }
 
-    /// Writes `blocks` blocks at `lba` of namespace `namespaceID` from `buffer` at `offset`.
-    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from buffer: DMABuffer, offset: Int = 0) async throws(NVMeError) {
-        let length = try checkRange(namespaceID, lba, blocks)
-        _ = try await perform(.readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks), buffer, offset, length)
+    /// Writes `blocks` blocks at `lba` of namespace `namespaceID` from `range`, which must hold
+    /// exactly that many bytes.
+    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from range: NVMeDataRange) async throws(NVMeError) {
+        try checkRange(namespaceID, lba, blocks, range)
+        _ = try await perform(.readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks), range)
+    }
+
+    /// Reads into `buffer` from `offset`.
+    public func read(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into buffer: borrowing DMABuffer, offset: Int = 0) async throws(NVMeError) {
+        try await read(namespace: namespaceID, lba: lba, blocks: blocks, into: range(buffer, offset, namespaceID, blocks))
+    }
+
+    /// Writes from `buffer` at `offset`.
+    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from buffer: borrowing DMABuffer, offset: Int = 0) async throws(NVMeError) {
+        try await write(namespace: namespaceID, lba: lba, blocks: blocks, from: range(buffer, offset, namespaceID, blocks))
     }
 
     /// Commits the namespace's volatile write cache to media.
     public func flush(namespace namespaceID: UInt32 = 1) async throws(NVMeError) {
-        _ = try await perform(.flush(namespaceID: namespaceID), nil, 0, 0)
+        _ = try await perform(.flush(namespaceID: namespaceID), nil)
     }
 
     /// Submits `command` exactly as given (no range checks) and waits for it, for callers
     /// (and tests) that need a command the typed calls refuse to build.
     @discardableResult
-    public func submit(_ command: NVMeCommand, data: DMABuffer? = nil, offset: Int = 0, length: Int = 0) async throws(NVMeError) -> UInt32 {
-        try await perform(command, data, offset, length)
+    public func submit(_ command: NVMeCommand, data: NVMeDataRange? = nil) async throws(NVMeError) -> UInt32 {
+        try await perform(command, data)
     }
 
-    /// The namespace's block size times `blocks`, after checking the namespace exists and the
-    /// range lies in it.
-    private func checkRange(_ namespaceID: UInt32, _ lba: UInt64, _ blocks: Int) throws(NVMeError) -> Int {
-        guard let ns = namespaces.first(where: { $0.id == namespaceID }) else {
-            throw .invalidArgument("namespace \(namespaceID) does not exist: the active namespaces are \(namespaces.map(\.id))")
+    private func namespace(_ id: UInt32) throws(NVMeError) -> NVMeNamespaceIdentity {
+        guard let ns = namespaces.first(where: { $0.id == id }) else {
+            throw .invalidArgument("namespace \(id) does not exist: the active namespaces are \(namespaces.map(\.id))")
         }
+        return ns
+    }
+
+    private func range(_ buffer: borrowing DMABuffer, _ offset: Int, _ namespaceID: UInt32, _ blocks: Int) throws(NVMeError) -> NVMeDataRange {
+        let bytes = try namespace(namespaceID).blockSize * max(blocks, 1)
+        guard let range = NVMeDataRange(buffer, offset: offset, count: bytes) else {
+            throw .invalidArgument("\(bytes) bytes at offset \(offset) do not fit the \(buffer.count)-byte buffer")
+        }
+        return range
+    }
+
+    /// Checks the namespace exists, the blocks lie in it and `range` holds exactly them.
+    private func checkRange(_ namespaceID: UInt32, _ lba: UInt64, _ blocks: Int, _ range: NVMeDataRange) throws(NVMeError) {
+        let ns = try namespace(namespaceID)
         guard blocks >= 1, blocks <= 65536, lba < ns.size, ns.size - lba >= UInt64(blocks) else {
             throw .invalidArgument("blocks \(lba)..<\(lba + UInt64(max(blocks, 0))) are outside namespace \(namespaceID) (\(ns.size) blocks of \(ns.blockSize) bytes)")
         }
-        return blocks * ns.blockSize
+        guard range.count == blocks * ns.blockSize else {
+            throw .invalidArgument("\(blocks) blocks of namespace \(namespaceID) are \(blocks * ns.blockSize) bytes, but the data range holds \(range.count)")
+        }
     }
 
-    private func perform(_ command: NVMeCommand, _ data: DMABuffer?, _ offset: Int, _ length: Int) async throws(NVMeError) -> UInt32 {
+    private func perform(_ command: NVMeCommand, _ data: NVMeDataRange?) async throws(NVMeError) -> UInt32 {
         let queues = pairs.withLock { $0 }
         guard !queues.isEmpty else { throw .controllerFailed("the driver is not brought up") }
         let queue = queues[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue % queues.count]
@@ -88,8 +114,8 @@ extension NVMeDriver {
             try checkUsable()
             do {
                 return configuration.polled
-                    ? try await performPolled(command, data, offset, length, queue)
-                    : try await performWithInterrupt(command, data, offset, length, queue)
+                    ? try await performPolled(command, data, queue)
+                    : try await performWithInterrupt(command, data, queue)
             } catch .queueFull(let q) {
                 guard clock.now < deadline else { throw NVMeError.queueFull(queue: q) }
                 await Task.yield()
@@ -98,13 +124,13 @@ extension NVMeDriver {
     }
 
     private func performWithInterrupt(
-        _ command: NVMeCommand, _ data: DMABuffer?, _ offset: Int, _ length: Int, _ queue: IOQueue
+        _ command: NVMeCommand, _ data: NVMeDataRange?, _ queue: IOQueue
     ) async throws(NVMeError) -> UInt32 {
         do {
             return try await withUnsafeThrowingContinuation { (waiter: UnsafeContinuation<UInt32, any Error>) in
                 do {
                     try queue.pair.withLock { (pair) throws(NVMeError) in
-                        let cid = try pair.submit(command, data: data, offset: offset, length: length)
+                        let cid = try pair.submit(command, data: data)
                         pair.setWaiter(cid, waiter)
                         pair.ring()
                     }
@@ -120,10 +146,10 @@ extension NVMeDriver {
     }
 
     private func performPolled(
-        _ command: NVMeCommand, _ data: DMABuffer?, _ offset: Int, _ length: Int, _ queue: IOQueue
+        _ command: NVMeCommand, _ data: NVMeDataRange?, _ queue: IOQueue
     ) async throws(NVMeError) -> UInt32 {
         let cid = try queue.pair.withLock { (pair) throws(NVMeError) in
-            let cid = try pair.submit(command, data: data, offset: offset, length: length)
+            let cid = try pair.submit(command, data: data)
             pair.keepCompletion(cid)
             pair.ring()
             return cid

@@ -52,8 +52,6 @@ public final class NVMeDriver: @unchecked Sendable {
     /// The I/O queue pairs, each behind its lock.
     let pairs = Mutex<[IOQueue]>([])
     let admin = Mutex<NVMeQueuePair?>(nil)
-    /// Identify data lands here: one page.
-    var identifyPage: DMABuffer?
     /// Why the controller was given up on, once it was.
     let failure = Mutex<String?>(nil)
     let nextQueue = Atomic<Int>(0)
@@ -143,19 +141,13 @@ extension NVMeDriver: PCIDriver {
     /// Any NVM Express controller: class 01 (storage), 08 (non-volatile memory), 02 (NVMe).
     public static let matches = [PCIMatch(classCode: 0x010802)]
 
-    public convenience init(device: PCIDevice, loop: EventLoop) throws(VFIOError) {
-        do { try self.init(device: device, loop: loop, configuration: Configuration()) } catch {
-            if case .framework(let e) = error { throw e }
-            throw .deviceMisbehaved(error.description)
-        }
+    /// Probes with the default ``Configuration``; throws ``NVMeError``.
+    public convenience init(device: PCIDevice, loop: EventLoop) throws {
+        try self.init(device: device, loop: loop, configuration: Configuration())
     }
 
-    public func start() throws(VFIOError) {
-        do { try bringUp() } catch {
-            if case .framework(let e) = error { throw e }
-            throw .deviceMisbehaved(error.description)
-        }
-    }
+    /// ``bringUp()``; throws ``NVMeError``.
+    public func start() throws { try bringUp() }
 
     public func stop() { shutDown() }
 }

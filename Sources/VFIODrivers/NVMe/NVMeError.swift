@@ -111,6 +111,6 @@ public enum NVMeError: Error, Equatable, CustomStringConvertible {
 
 /// Runs `body`, wrapping a framework error.
 @inline(__always)
-func framework<T>(_ body: () throws(VFIOError) -> T) throws(NVMeError) -> T {
+func framework<T: ~Copyable>(_ body: () throws(VFIOError) -> T) throws(NVMeError) -> T {
     do { return try body() } catch { throw .framework(error) }
 }

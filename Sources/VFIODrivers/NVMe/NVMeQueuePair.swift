@@ -53,24 +53,18 @@ public final class NVMeQueuePair: @unchecked Sendable {
     private let state: UnsafeMutablePointer<State>
     let slots: UnsafeMutablePointer<Slot>
     private let freeIDs: UnsafeMutablePointer<UInt16>
-    private let dma: DMASpace
 
     init(id: Int, entries: Int, maxTransfer: Int, dma: DMASpace, bar: Region, doorbellStride: Int) throws(NVMeError) {
         self.id = id
         self.entries = entries
         self.maxTransfer = min(maxTransfer, Self.pageSize * (Self.pageSize / 8))
-        self.dma = dma
-        var buffers: [DMABuffer] = []
         do throws(VFIOError) {
-            for size in [entries * 64, entries * 16, entries * Self.pageSize] { buffers.append(try dma.allocate(size)) }
+            submissionQueue = try dma.allocate(entries * 64)
+            completionQueue = try dma.allocate(entries * 16)
+            prpLists = try dma.allocate(entries * Self.pageSize)
         } catch {
-            for b in buffers { try? dma.free(b) }
             throw .framework(error)
         }
-        let (sq, cq, lists) = (buffers[0], buffers[1], buffers[2])
-        submissionQueue = sq
-        completionQueue = cq
-        prpLists = lists
         sqDoorbell = NVMeDoorbell(region: bar, queue: id, completion: false, stride: doorbellStride)
         cqDoorbell = NVMeDoorbell(region: bar, queue: id, completion: true, stride: doorbellStride)
         state = .allocate(capacity: 1)
@@ -83,11 +77,9 @@ public final class NVMeQueuePair: @unchecked Sendable {
         state.pointee.freeCount = entries - 1
     }
 
-    /// Frees the queue memory. The controller must no longer use the queues.
-    func release() {
-        try? dma.free(submissionQueue)
-        try? dma.free(completionQueue)
-        try? dma.free(prpLists)
+    /// Frees the queue memory (the DMA buffers go with the object): the controller no longer
+    /// uses the queues by then, as the driver deletes them or disables the controller first.
+    deinit {
         slots.deinitialize(count: entries)
         slots.deallocate()
         freeIDs.deallocate()
@@ -101,27 +93,26 @@ public final class NVMeQueuePair: @unchecked Sendable {
 
     // MARK: Submission
 
-    /// Places `command` in the SQ, with PRPs for `length` bytes of `data` from `offset`, and
-    /// returns its command id. The controller sees it after ``ring()``. Throws
-    /// ``NVMeError/queueFull(queue:)`` when every slot is in use and
-    /// ``NVMeError/invalidArgument(_:)`` for a transfer the buffer or the controller cannot take.
+    /// Places `command` in the SQ, with PRPs for `range`, and returns its command id. The
+    /// controller sees it after ``ring()``. Throws ``NVMeError/queueFull(queue:)`` when every
+    /// slot is in use and ``NVMeError/invalidArgument(_:)`` for a range the controller cannot take.
     @inline(__always) @discardableResult
-    public func submit(_ command: NVMeCommand, data: DMABuffer? = nil, offset: Int = 0, length: Int = 0) throws(NVMeError) -> UInt16 {
+    public func submit(_ command: NVMeCommand, data range: NVMeDataRange? = nil) throws(NVMeError) -> UInt16 {
         let s = state
         guard s.pointee.freeCount > 0 else { throw .queueFull(queue: id) }
         var command = command
-        if let data {
-            guard offset >= 0, length > 0, offset <= data.bytes.count - length, length <= maxTransfer else {
-                throw .invalidArgument("a transfer of \(length) bytes at offset \(offset) does not fit the \(data.bytes.count)-byte buffer or the \(maxTransfer)-byte transfer limit")
+        if let range {
+            guard range.count > 0, range.count <= maxTransfer else {
+                throw .invalidArgument("a transfer of \(range.count) bytes is outside 1…\(maxTransfer) (the controller's MDTS)")
             }
-            guard (data.deviceAddress + UInt64(offset)) & 3 == 0 else {
-                throw .invalidArgument("data at offset \(offset) is not 4-byte aligned, as NVMe's PRP1 must be")
+            guard range.deviceAddress & 3 == 0 else {
+                throw .invalidArgument("data at device address 0x\(String(range.deviceAddress, radix: 16)) is not 4-byte aligned, as NVMe's PRP1 must be")
             }
         }
         s.pointee.freeCount -= 1
         let cid = freeIDs[s.pointee.freeCount]
         command.commandID = cid
-        if let data { setPRPs(&command, address: data.deviceAddress + UInt64(offset), length: length, list: Int(cid)) }
+        if let range { setPRPs(&command, address: range.deviceAddress, length: range.count, list: Int(cid)) }
         let slot = slots + Int(cid)
         slot.pointee.inUse = true
         slot.pointee.command = command

@@ -105,18 +105,18 @@ struct NVMeBenchCommand: AsyncParsableCommand {
     }
 
     private func runPolled(_ session: NVMeSession, _ work: NVMeWorkload, _ control: BenchControl) throws -> Outcome {
-        var buffers: [DMABuffer] = []
-        defer { for b in buffers { try? session.device.dma.free(b) } }
-        for _ in 0..<queues { buffers.append(try session.device.dma.allocate(queueDepth * blockSize)) }
+        // One buffer, a slice of queueDepth I/Os per queue.
+        let buffer = try session.device.dma.allocate(queues * queueDepth * blockSize)
+        let slices = (0..<queues).map { NVMeDataRange(deviceAddress: buffer.deviceAddress + UInt64($0 * queueDepth * blockSize), count: queueDepth * blockSize) }
         let driver = session.driver
         let others = Mutex<[Swift.Result<PolledQueueStats, NVMeError>]>([])
         let group = DispatchGroup()
         for q in 1..<queues {
-            let buffer = buffers[q]
+            let slice = slices[q]
             group.enter()
             Thread {
                 let r = Swift.Result { () throws(NVMeError) in
-                    try runPolledQueue(driver, queue: q, workload: work, depth: queueDepth, buffer: buffer, seed: UInt64(q) &* 0x9e37_79b9,
+                    try runPolledQueue(driver, queue: q, workload: work, depth: queueDepth, slice: slice, seed: UInt64(q) &* 0x9e37_79b9,
                                        control: control)
                 }
                 others.withLock { $0.append(r) }
@@ -127,7 +127,7 @@ struct NVMeBenchCommand: AsyncParsableCommand {
         var first: Swift.Result<PolledQueueStats, NVMeError> = .failure(.invalidArgument("not run"))
         let allocations = AllocationCounter.countIfAvailable(onThread: pthread_self()) {
             first = Swift.Result { () throws(NVMeError) in
-                try runPolledQueue(driver, queue: 0, workload: work, depth: queueDepth, buffer: buffers[0], seed: 0x2545_f491,
+                try runPolledQueue(driver, queue: 0, workload: work, depth: queueDepth, slice: slices[0], seed: 0x2545_f491,
                                    control: control)
             }
         }
@@ -147,7 +147,7 @@ struct NVMeBenchCommand: AsyncParsableCommand {
     private func runAsync(_ session: NVMeSession, _ work: NVMeWorkload, _ control: BenchControl) async throws -> Outcome {
         let tasks = queueDepth * queues
         let buffer = try session.device.dma.allocate(tasks * blockSize)
-        defer { try? session.device.dma.free(buffer) }
+        let base = buffer.deviceAddress
         let driver = session.driver
         control.start()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -157,11 +157,12 @@ struct NVMeBenchCommand: AsyncParsableCommand {
                     var n = t
                     while !control.stop.load(ordering: .relaxed) {
                         let lba = work.lba(n, &random)
+                        let range = NVMeDataRange(deviceAddress: base + UInt64(t * work.bytes), count: work.bytes)
                         do {
                             if work.kind.writes {
-                                try await driver.write(namespace: work.namespaceID, lba: lba, blocks: work.blocks, from: buffer, offset: t * work.bytes)
+                                try await driver.write(namespace: work.namespaceID, lba: lba, blocks: work.blocks, from: range)
                             } else {
-                                try await driver.read(namespace: work.namespaceID, lba: lba, blocks: work.blocks, into: buffer, offset: t * work.bytes)
+                                try await driver.read(namespace: work.namespaceID, lba: lba, blocks: work.blocks, into: range)
                             }
                         } catch NVMeError.failed {
                             control.errors.add(1, ordering: .relaxed)

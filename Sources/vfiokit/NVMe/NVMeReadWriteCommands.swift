@@ -20,9 +20,9 @@ struct NVMeReadCommand: AsyncParsableCommand {
         defer { session.close() }
         let ns = try session.namespace(namespace)
         var data = Data(capacity: blocks * ns.blockSize)
-        try await transferInChunks(session, ns, lba: lba, blocks: blocks) { driver, lba, count, buffer in
-            try await driver.read(namespace: ns.id, lba: lba, blocks: count, into: buffer)
-            data.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<count * ns.blockSize]))
+        try await transferInChunks(session, ns, lba: lba, blocks: blocks) { driver, lba, count, range, bytes in
+            try await driver.read(namespace: ns.id, lba: lba, blocks: count, into: range)
+            data.append(contentsOf: UnsafeRawBufferPointer(bytes))
         }
         if let output {
             do { try data.write(to: URL(fileURLWithPath: output)) } catch {
@@ -59,15 +59,14 @@ struct NVMeWriteCommand: AsyncParsableCommand {
         let ns = try session.namespace(namespace)
         let blocks = (data.count + ns.blockSize - 1) / ns.blockSize
         var done = 0
-        try await transferInChunks(session, ns, lba: lba, blocks: blocks) { driver, lba, count, buffer in
-            let bytes = count * ns.blockSize
-            buffer.bytes.initializeMemory(as: UInt8.self, repeating: 0)
-            let n = min(bytes, data.count - done)
+        try await transferInChunks(session, ns, lba: lba, blocks: blocks) { driver, lba, count, range, bytes in
+            bytes.initializeMemory(as: UInt8.self, repeating: 0)
+            let n = min(bytes.count, data.count - done)
             data.withUnsafeBytes { source in
-                buffer.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[done..<done + n]))
+                bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[done..<done + n]))
             }
-            try await driver.write(namespace: ns.id, lba: lba, blocks: count, from: buffer)
-            done += bytes
+            try await driver.write(namespace: ns.id, lba: lba, blocks: count, from: range)
+            done += bytes.count
         }
         try await session.driver.flush(namespace: ns.id)
         printError("wrote \(blocks) blocks (\(data.count) bytes\(data.count % ns.blockSize == 0 ? "" : ", zero-padded")) at LBA \(lba) of namespace \(ns.id)")
@@ -75,22 +74,24 @@ struct NVMeWriteCommand: AsyncParsableCommand {
 }
 
 /// Runs `body` over `blocks` blocks from `lba` in pieces of at most one command's transfer,
-/// each with the same DMA buffer; checks the range first.
+/// each in the same DMA buffer (its range for the device, its bytes for the CPU); checks the
+/// range first.
 func transferInChunks(
     _ session: NVMeSession, _ ns: NVMeNamespaceIdentity, lba: UInt64, blocks: Int,
-    _ body: (NVMeDriver, UInt64, Int, DMABuffer) async throws -> Void
+    _ body: (NVMeDriver, UInt64, Int, NVMeDataRange, UnsafeMutableRawBufferPointer) async throws -> Void
 ) async throws {
     guard lba < ns.size, ns.size - lba >= UInt64(blocks) else {
         throw ValidationError("LBA \(lba) + \(blocks) blocks is beyond namespace \(ns.id), which has \(ns.size) blocks")
     }
     let perCommand = max(1, min(session.driver.maxTransfer / ns.blockSize, 65536))
     let buffer = try session.device.dma.allocate(min(blocks, perCommand) * ns.blockSize)
-    defer { try? session.device.dma.free(buffer) }
     var at = lba
     var left = blocks
     while left > 0 {
         let count = min(left, perCommand)
-        try await body(session.driver, at, count, buffer)
+        let bytes = count * ns.blockSize
+        try await body(session.driver, at, count, NVMeDataRange(deviceAddress: buffer.deviceAddress, count: bytes),
+                       UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<bytes]))
         at += UInt64(count)
         left -= count
     }

@@ -27,13 +27,13 @@ struct NVMeVerifyCommand: AsyncParsableCommand {
             ("a buffer 512 bytes into a page (PRP1 offset, list)", 1024 + UInt64(perCommand), min(perCommand - 1, 3 * pageBlocks), 512),
             ("the last blocks of the namespace", ns.size - UInt64(min(perCommand, 4 * pageBlocks)), min(perCommand, 4 * pageBlocks), 0),
         ]
-        var failed = 0
+        var failed = 0, ran = 0
         for (index, (name, lba, blocks, offset)) in cases.enumerated() where lba + UInt64(blocks) <= ns.size {
+            ran += 1
             let bytes = blocks * ns.blockSize
             let original = try session.device.dma.allocate(bytes + offset)
             let pattern = try session.device.dma.allocate(bytes + offset)
             let back = try session.device.dma.allocate(bytes + offset)
-            defer { for b in [original, pattern, back] { try? session.device.dma.free(b) } }
             for i in 0..<bytes { pattern.bytes[offset + i] = UInt8(truncatingIfNeeded: (i &* 7) ^ (i >> 8) ^ (index &* 0x35)) }
             let driver = session.driver
             try await driver.read(namespace: ns.id, lba: lba, blocks: blocks, into: original, offset: offset)
@@ -49,7 +49,7 @@ struct NVMeVerifyCommand: AsyncParsableCommand {
             }
         }
         try await session.driver.flush(namespace: ns.id)
-        print("verify: \(cases.count - failed) ok, \(failed) failed")
+        print("verify: \(ran - failed) ok, \(failed) failed")
         if failed > 0 { throw ExitCode.failure }
     }
 }

@@ -55,10 +55,10 @@ struct PolledQueueStats {
     }
 }
 
-/// Keeps `depth` commands in flight on one queue pair, polled from the calling thread, until
+/// Keeps `depth` commands in flight on one queue pair, each in its part of `slice`, polled from the calling thread, until
 /// the control says stop; then waits for the last ones. Allocates nothing once running.
 func runPolledQueue(
-    _ driver: NVMeDriver, queue: Int, workload: NVMeWorkload, depth: Int, buffer: DMABuffer, seed: UInt64,
+    _ driver: NVMeDriver, queue: Int, workload: NVMeWorkload, depth: Int, slice: NVMeDataRange, seed: UInt64,
     control: BenchControl
 ) throws(NVMeError) -> PolledQueueStats {
     var stats = PolledQueueStats()
@@ -71,7 +71,8 @@ func runPolledQueue(
         @inline(__always) func submit() throws(NVMeError) {
             let command = NVMeCommand.readWrite(
                 write: workload.kind.writes, namespaceID: workload.namespaceID, lba: workload.lba(issued, &random), blocks: workload.blocks)
-            try pair.submit(command, data: buffer, offset: (issued % depth) * workload.bytes, length: workload.bytes)
+            let range = NVMeDataRange(deviceAddress: slice.deviceAddress + UInt64((issued % depth) * workload.bytes), count: workload.bytes)
+            try pair.submit(command, data: range)
             issued += 1
         }
         let start = threadCPUTime()

@@ -64,12 +64,12 @@ import VFIOMock
         let buffer = try bench.device.dma.allocate(8 * 512)
         try bench.driver.withQueuePair(0) { (pair) throws(NVMeError) in
             for i in 0..<7 {
-                try pair.submit(.readWrite(write: false, namespaceID: 1, lba: UInt64(i), blocks: 1), data: buffer, offset: 512 * i, length: 512)
+                try pair.submit(.readWrite(write: false, namespaceID: 1, lba: UInt64(i), blocks: 1), data: NVMeDataRange(buffer, offset: 512 * i, count: 512))
             }
             #expect(pair.outstanding == 7)
             #expect(!pair.canSubmit)
             #expect(throws: NVMeError.queueFull(queue: 1)) {
-                try pair.submit(.readWrite(write: false, namespaceID: 1, lba: 7, blocks: 1), data: buffer, offset: 0, length: 512)
+                try pair.submit(.readWrite(write: false, namespaceID: 1, lba: 7, blocks: 1), data: NVMeDataRange(buffer, count: 512))
             }
             pair.ring()
             var ids: [UInt16] = []
@@ -90,9 +90,10 @@ import VFIOMock
         #expect(bench.controller.ioSubmissionQueues == [1, 2, 3, 4])
         let out = try bench.patterned(64 * 4096, seed: 9)
         let driver = bench.driver
+        let ranges = (0..<64).map { NVMeDataRange(out, offset: 4096 * $0, count: 4096)! }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<64 {
-                group.addTask { try await driver.write(lba: UInt64(8 * i), blocks: 8, from: out, offset: 4096 * i) }
+                group.addTask { try await driver.write(lba: UInt64(8 * i), blocks: 8, from: ranges[i]) }
             }
             try await group.waitForAll()
         }
