@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import PCI
 import VFIODrivers
 import VFIOKit
@@ -14,6 +15,8 @@ struct NVMeTarget: ParsableArguments {
 
     @Option(help: "auto, iommufd, legacy or noiommu (default: auto; VFIOKIT_BACKEND overrides auto).")
     var backend: String = "auto"
+
+    @OptionGroup var logging: LoggingOptions
 
     /// Opens the device and brings the driver up; the session closes everything.
     func open(_ configuration: NVMeDriver.Configuration, controllerThread: Bool = false) throws -> NVMeSession {
@@ -31,14 +34,17 @@ struct NVMeTarget: ParsableArguments {
             }
             let controller = NVMeController(namespaces: [namespace], options: options)
             let machine = try SimulatedMachine(controller, backend: chosen)
-            return try NVMeSession(address: machine.address, backend: chosen, system: machine.kernel, configuration: configuration) {
+            return try NVMeSession(
+                address: machine.address, backend: chosen, system: machine.kernel, logger: logging.logger(), configuration: configuration
+            ) {
                 controller.stop()
             }
         }
         guard let address else { throw ValidationError("give the controller's PCI address, or --simulated") }
         let parsed: PCIAddress
         do { parsed = try PCIAddress(parsing: address) } catch { throw ValidationError("\"\(address)\" is not a PCI address: \(error)") }
-        return try NVMeSession(address: parsed, backend: chosen, system: HostSystemCalls.shared, configuration: configuration) {}
+        return try NVMeSession(
+            address: parsed, backend: chosen, system: HostSystemCalls.shared, logger: logging.logger(), configuration: configuration) {}
     }
 }
 
@@ -49,10 +55,10 @@ final class NVMeSession {
     let driver: NVMeDriver
     private let onClose: () -> Void
 
-    init(address: PCIAddress, backend: Backend, system: any SystemCalls, configuration: NVMeDriver.Configuration,
+    init(address: PCIAddress, backend: Backend, system: any SystemCalls, logger: Logger, configuration: NVMeDriver.Configuration,
          onClose: @escaping () -> Void) throws {
         self.onClose = onClose
-        device = try PCIDevice.open(address, backend: backend, system: system)
+        device = try PCIDevice.open(address, backend: backend, system: system, logger: logger)
         do {
             loop = try EventLoop(system: system)
             try loop.start()
