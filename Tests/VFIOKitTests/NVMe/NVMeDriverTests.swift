@@ -34,7 +34,8 @@ import VFIOMock
 
 /// The controller on its own thread, with BAR 0 mapped as on hardware: doorbells are plain
 /// stores the controller thread picks up.
-@Suite struct NVMeThreadedControllerTests {
+@Suite(.disabled(if: threadSanitizerIsActive, "device-style shared memory that TSan cannot see ordered"))
+struct NVMeThreadedControllerTests {
     @Test(arguments: [false, true])
     func dataRoundTripsWithTheControllerOnItsOwnThread(polled: Bool) async throws {
         let bench = try NVMeTestBench(controllerOptions: { $0.processing = .thread }, driverOptions: { $0.polled = polled; $0.queues = 2 })

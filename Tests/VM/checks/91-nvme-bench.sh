@@ -5,7 +5,8 @@
 # both ran without errors; the ratio is a figure, not a verdict (the target is ≥ 1.0). fio uses
 # io_uring, else libaio, at iodepth 32; the custom tinyconfig kernel has neither (no
 # CONFIG_IO_URING, no CONFIG_AIO), so there it runs 32 psync jobs, the same 32 reads in flight.
-# For figures, run with VFIOKIT_BIN set to a release build.
+# fio runs its jobs as threads (--thread): the custom kernel has no SysV shared memory for
+# its processes. For figures, run with VFIOKIT_BIN set to a release build.
 # configs: iommu distro
 # timeout: 180
 need_tool jq
@@ -17,7 +18,7 @@ kernel=""
 for engine in io_uring libaio psync; do
   if [ "$engine" = psync ]; then depth="--iodepth=1 --numjobs=32 --group_reporting"; else depth="--iodepth=32 --numjobs=1"; fi
   # shellcheck disable=SC2086
-  if run fio --name=randread --filename=/dev/nvme0n1 --direct=1 --ioengine="$engine" --rw=randread --bs=4k $depth \
+  if run fio --name=randread --thread --filename=/dev/nvme0n1 --direct=1 --ioengine="$engine" --rw=randread --bs=4k $depth \
     --time_based --runtime="$seconds" --output-format=json --output=/tmp/fio.json; then
     kernel=$(jq '.jobs[0].read.iops | floor' /tmp/fio.json)
     break

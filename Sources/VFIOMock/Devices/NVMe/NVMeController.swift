@@ -45,7 +45,9 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
 
     public let options: Options
     public let namespaces: [NVMeNamespace]
-    private let engine: Mutex<NVMeEngine>
+    /// A pthread mutex (``KernelLock``), which ThreadSanitizer sees, around the engine.
+    private let lock = KernelLock()
+    private var engine: NVMeEngine
     private let privateRegisters: UnsafeMutableRawPointer?
     private let running = Atomic<Bool>(false)
     private let busBox = Mutex<DeviceBus?>(nil)
@@ -66,11 +68,11 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         } else {
             privateRegisters = nil
         }
-        self.engine = Mutex(engine)
+        self.engine = engine
     }
 
     deinit {
-        engine.withLock { $0.deallocate() }
+        engine.deallocate()
         privateRegisters?.deallocate()
     }
 
@@ -92,7 +94,7 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
 
     public func attach(to bus: DeviceBus) {
         busBox.withLock { $0 = bus }
-        engine.withLock { e in
+        withEngine { e in
             e.bus = bus
             if options.processing == .thread, let memory = bus.barMemory(0) {
                 e.registers = memory.baseAddress
@@ -106,21 +108,23 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         let ones: UInt64 = width == 8 ? ~0 : (1 << UInt64(width * 8)) - 1
         guard bar == 0, width == 4 || width == 8, offset % width == 0,
               offset + width <= NVMeEngine.Offset.doorbells + NVMeEngine.doorbellAreaSize(options) else { return ones }
-        return engine.withLock { e in width == 8 ? e.load64(offset) : UInt64(e.load32(offset)) }
+        return withEngine { e in width == 8 ? e.load64(offset) : UInt64(e.load32(offset)) }
     }
 
     public func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
         guard bar == 0 else { return }
         var vectors: [Int] = []
-        engine.withLock { e in
+        withEngine { e in
             guard e.write(offset: offset, width: width, value: value) else { return }
             _ = e.service(interrupts: &vectors)
         }
         signal(vectors)
     }
 
+    private func withEngine<T>(_ body: (inout NVMeEngine) -> T) -> T { lock.withLock { body(&engine) } }
+
     /// Function-level reset: the controller is disabled and its registers return to power-on.
-    public func reset() { engine.withLock { $0.powerOn() } }
+    public func reset() { withEngine { $0.powerOn() } }
 
     private func signal(_ vectors: [Int]) {
         guard !vectors.isEmpty, let bus = busBox.withLock({ $0 }) else { return }
@@ -133,21 +137,21 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
     /// when nil) are fetched and never completed; an Abort for one completes it with Command
     /// Abort Requested, deleting its SQ with Command Aborted due to SQ Deletion.
     public func stall(commands: Int = 1, admin: Bool = false, opcode: UInt8? = nil) {
-        engine.withLock { $0.stalls = (commands, admin, opcode) }
+        withEngine { $0.stalls = (commands, admin, opcode) }
     }
 
     /// Sets CSTS.CFS: the controller stops processing commands until it is reset (CC.EN 1 → 0).
-    public func injectFatalStatus() { engine.withLock { $0.setFatal() } }
+    public func injectFatalStatus() { withEngine { $0.setFatal() } }
 
     /// Commands fetched and held by ``stall(commands:admin:opcode:)``, not yet aborted.
-    public var heldCommands: Int { engine.withLock { $0.held.count } }
+    public var heldCommands: Int { withEngine { $0.held.count } }
 
     /// CSTS as the controller last set it.
-    public var status: UInt32 { engine.withLock { $0.csts } }
+    public var status: UInt32 { withEngine { $0.csts } }
 
     /// The I/O queue pairs that exist (SQ ids).
     public var ioSubmissionQueues: [Int] {
-        engine.withLock { e in e.submissionQueues.indices.filter { $0 > 0 && e.submissionQueues[$0] != nil } }
+        withEngine { e in e.submissionQueues.indices.filter { $0 > 0 && e.submissionQueues[$0] != nil } }
     }
 
     // MARK: The controller thread
@@ -163,7 +167,7 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
             vectors.reserveCapacity(64)
             while let controller = self, controller.running.load(ordering: .acquiring) {
                 vectors.removeAll(keepingCapacity: true)
-                let worked = controller.engine.withLock { $0.service(interrupts: &vectors) }
+                let worked = controller.withEngine { $0.service(interrupts: &vectors) }
                 controller.signal(vectors)
                 if worked { idle = 0; continue }
                 idle += 1

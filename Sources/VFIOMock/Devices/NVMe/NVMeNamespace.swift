@@ -1,13 +1,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 
 /// The storage behind one namespace of a simulated ``NVMeController``: anonymous memory, or an
 /// image file mapped shared so that what the controller writes lands in the file (and a later
 /// run, or another process, sees it).
 ///
-/// The bytes are guarded by a lock, so tests may read and write them while the controller runs.
+/// The bytes are guarded by a lock (a pthread mutex, which ThreadSanitizer sees), so tests may
+/// read and write them while the controller runs.
 public final class NVMeNamespace: @unchecked Sendable {
     public enum StorageError: Error, CustomStringConvertible {
         case cannotOpen(path: String, errno: Int32)
@@ -29,7 +29,7 @@ public final class NVMeNamespace: @unchecked Sendable {
     /// Size in logical blocks (NSZE = NCAP = NUSE).
     public let blockCount: UInt64
     private let bytes: UnsafeMutableRawBufferPointer
-    private let lock = Mutex(())
+    private let lock = KernelLock()
     private let file: Int32?
 
     /// A namespace of `blockCount` zeroed blocks in memory.
@@ -77,7 +77,7 @@ public final class NVMeNamespace: @unchecked Sendable {
 
     /// Runs `body` on the blocks `lba ..< lba + count`; the caller has checked the range.
     func withBlocks<T>(_ lba: UInt64, count: Int, _ body: (UnsafeMutableRawBufferPointer) -> T) -> T {
-        lock.withLock { _ in
+        lock.withLock {
             let start = Int(lba) * blockSize
             return body(UnsafeMutableRawBufferPointer(rebasing: bytes[start..<start + count * blockSize]))
         }
@@ -98,6 +98,6 @@ public final class NVMeNamespace: @unchecked Sendable {
     /// Makes written data durable (msync for an image; nothing for memory).
     func flush() {
         guard file != nil else { return }
-        lock.withLock { _ in _ = msync(bytes.baseAddress, bytes.count, MS_SYNC) }
+        lock.withLock { _ = msync(bytes.baseAddress, bytes.count, MS_SYNC) }
     }
 }
