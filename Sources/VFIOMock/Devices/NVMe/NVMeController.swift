@@ -18,6 +18,9 @@ import Synchronization
 /// - `.thread`: BAR 0 is shared memory the driver maps, as on hardware; a controller thread
 ///   watches CC and the doorbells and does the work, spinning while busy and backing off to
 ///   sleeps when idle. It ends when the controller is released or ``stop()`` is called.
+///   Driver and controller then share doorbells and queue entries through plain memory, as a
+///   CPU and a device do, ordered by the CPU's memory model and the driver's barriers, which
+///   ThreadSanitizer cannot see: it reports them, so TSan runs use `.synchronous`.
 ///
 /// Faults to inject: ``stall(commands:admin:opcode:)`` (commands that never complete unless
 /// aborted), ``injectFatalStatus()`` (CSTS.CFS); an out-of-range LBA or unknown namespace is
