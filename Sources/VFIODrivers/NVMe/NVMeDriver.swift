@@ -50,10 +50,10 @@ public final class NVMeDriver: @unchecked Sendable {
     /// The most one command transfers, in bytes: MDTS, and at most one PRP list page (2 MiB).
     public internal(set) var maxTransfer = NVMeQueuePair.pageSize
     /// The I/O queue pairs, each behind its lock.
-    let pairs = Mutex<[IOQueue]>([])
-    let admin = Mutex<NVMeQueuePair?>(nil)
+    let pairs = NVMeLocked<[IOQueue]>([])
+    let admin = NVMeLocked<NVMeQueuePair?>(nil)
     /// Why the controller was given up on, once it was.
-    let failure = Mutex<String?>(nil)
+    let failure = NVMeLocked<String?>(nil)
     let nextQueue = Atomic<Int>(0)
     var registrations: [EventLoop.Registration] = []
     var watchdog: DispatchSourceTimer?
@@ -63,11 +63,11 @@ public final class NVMeDriver: @unchecked Sendable {
 
     /// An I/O queue pair and its lock.
     final class IOQueue: Sendable {
-        let pair: Mutex<NVMeQueuePair>
+        let pair: NVMeLocked<NVMeQueuePair>
         let id: Int
         init(_ pair: NVMeQueuePair) {
             id = pair.id
-            self.pair = Mutex(pair)
+            self.pair = NVMeLocked(pair)
         }
     }
 
