@@ -29,7 +29,7 @@ vfiokit_iops=$(jq '.iops | floor' "$out")
 errors=$(jq '.errors' "$out")
 expect vfiokit unbind "$address" --restore
 expect_eq "benchmark errors" "$errors" 0
-ratio=$(awk -v a="$vfiokit_iops" -v b="$kernel" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+ratio=$(awk -v a="$vfiokit_iops" -v b="$kernel" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
 line="nvme randread 4k qd32: vfiokit $vfiokit_iops IOPS, kernel $kernel IOPS, ratio $ratio"
 echo "$line"
 check_pass "$line (fio $engine)"
