@@ -122,8 +122,7 @@ extension NVMeDriver {
         guard active.exchange(false, ordering: .acquiringAndReleasing) else { return true }
         watchdog?.cancel()
         watchdog = nil
-        for r in registrations { loop.unregister(r) }
-        registrations.removeAll()
+        registrations = EventLoop.Registrations()
         let queues = pairs.withLock { q in defer { q.removeAll() }; return q }
         let status = registers.read(NVMeRegisters.status)
         var shutDownComplete = false

@@ -55,7 +55,8 @@ public final class NVMeDriver: @unchecked Sendable {
     /// Why the controller was given up on, once it was.
     let failure = NVMeLocked<String?>(nil)
     let nextQueue = Atomic<Int>(0)
-    var registrations: [EventLoop.Registration] = []
+    /// The CQ vectors' handlers on the loop; replacing them ends them.
+    var registrations = EventLoop.Registrations()
     var watchdog: DispatchSourceTimer?
     var msixEnabled = false
     /// True from the start of ``bringUp()`` until ``shutDown()``: what there is to undo.
