@@ -54,10 +54,14 @@ let package = Package(
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
+        // The README's "Writing a driver" snippets, built and run by ExampleTests.
+        .target(name: "DoorbellDriver", dependencies: ["VFIOKit", "VFIOMock"], path: "Examples/DoorbellDriver"),
+
         .testTarget(name: "PCITests", dependencies: ["PCI"]),
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
         .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
+        .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
     ]
 )
