@@ -14,5 +14,6 @@ struct VFIOKitCommand: AsyncParsableCommand {
             RunCommand.self,
             ContextCommand.self,
             BenchCommand.self,
+            NVMeToolCommand.self,
         ])
 }
