@@ -34,6 +34,8 @@ public final class DMASpace: Sendable {
     public var mappingLimit: Int { mapper.mappingLimit }
     /// How many mappings are live.
     public var mappingCount: Int { state.withLock { $0.mappings.count } }
+    /// The bytes the live mappings cover.
+    public var mappedBytes: Int { state.withLock { $0.mappings.values.reduce(0) { $0 + $1.length } } }
 
     /// Allocates zeroed, page-aligned memory of at least `size` bytes and maps it for the
     /// device below `limit` (exclusive), for a device that cannot address more (edu: 2^28).
@@ -111,16 +113,22 @@ public final class DMASpace: Sendable {
         }
     }
 
+    /// Undoes every mapping and frees the memory this space allocated, leaving the address
+    /// space open for new ones. Buffers handed out before are invalid afterwards.
+    public func unmapAll() {
+        state.withLock { s in
+            for (address, m) in s.mappings {
+                try? mapper.unmap(iova: address, length: m.length)
+                if mapper.translates { try? s.allocator.release(address) }
+                if m.owned, let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.munmap(p, length: m.length) }
+            }
+            s.mappings.removeAll()
+        }
+    }
+
     /// Undoes every mapping and releases the address space. Called when the device closes.
     func close() {
-        let owned = state.withLock { s in
-            defer { s.mappings.removeAll() }
-            return s.mappings.map { (key: $0.key, value: $0.value) }
-        }
-        for m in owned {
-            try? mapper.unmap(iova: m.key, length: m.value.length)
-            if m.value.owned, let p = UnsafeMutableRawPointer(bitPattern: m.value.address) { try? system.munmap(p, length: m.value.length) }
-        }
+        unmapAll()
         mapper.close()
     }
 }
