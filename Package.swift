@@ -74,7 +74,13 @@ let package = Package(
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
         .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
-        .testTarget(name: "VFIODaemonTests", dependencies: ["VFIODaemon", "VFIOMock", "VFIODrivers", "VFIOKit"]),
+        .testTarget(
+            name: "VFIODaemonTests",
+            dependencies: [
+                "VFIODaemon", "VFIOMock", "VFIODrivers", "VFIOKit", "VFIOHost",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
     ]
 )
