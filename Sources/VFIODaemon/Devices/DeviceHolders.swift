@@ -1,9 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import PCI
 import VFIOKit
 
-/// The processes that have a device's VFIO or UIO files open, found through `/proc/PID/fd`
-/// the way `fuser` finds them: "pid 1234 (vfiokit)". Processes this one may not inspect are
-/// left out.
+/// The other processes that have a device's VFIO or UIO files open, found through
+/// `/proc/PID/fd` the way `fuser` finds them: "pid 1234 (vfiokit)". This process and those it
+/// may not inspect are left out.
 enum DeviceHolders {
     static func of(_ address: PCIAddress, system: any SystemCalls) -> [String] {
         let device = "/sys/bus/pci/devices/\(address)"
@@ -15,7 +18,7 @@ enum DeviceHolders {
         nodes += ((try? system.listDirectory(device + "/uio")) ?? []).map { "/dev/\($0)" }
         guard !nodes.isEmpty, let processes = try? system.listDirectory("/proc") else { return [] }
         var holders: [String] = []
-        for pid in processes where Int32(pid) != nil {
+        for pid in processes where Int32(pid) != nil && Int32(pid) != getpid() {
             let fds = (try? system.listDirectory("/proc/\(pid)/fd")) ?? []
             guard fds.contains(where: { fd in (try? system.readLink("/proc/\(pid)/fd/\(fd)")).map(nodes.contains) ?? false }) else { continue }
             let command = (try? system.readText("/proc/\(pid)/comm")) ?? "?"

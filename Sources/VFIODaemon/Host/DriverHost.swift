@@ -192,11 +192,11 @@ public final class DriverHost: Sendable {
         state.withLock { $0.devices[device.address] = hosted }
     }
 
+    /// The kernel refuses a second open in several ways (EBUSY for a group, EINVAL for a cdev
+    /// bound elsewhere), so whoever else holds the device's files is looked for on any failure.
     private func openFailure(_ address: PCIAddress, _ error: VFIOError) -> DaemonError {
-        if case .systemCall(_, .resourceBusy) = error {
-            return .deviceInUse(address, holders: DeviceHolders.of(address, system: system))
-        }
-        return .setup("cannot open \(address): \(error)")
+        let holders = DeviceHolders.of(address, system: system)
+        return holders.isEmpty ? .setup("cannot open \(address): \(error)") : .deviceInUse(address, holders: holders)
     }
 
     private func makeStateDirectory() throws(DaemonError) {
