@@ -25,14 +25,7 @@ final class StatusServer: Sendable {
     /// Listens on a Unix socket at `path` with `mode` (0660: the owner and its group), replacing
     /// a stale socket file a killed daemon left (the caller holds the daemon lock).
     init(unixPath path: String, mode: mode_t, respond: @escaping @Sendable (String) -> [UInt8]) throws(DaemonError) {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else { throw .setup("the socket path \(path) is longer than \(capacity - 1) bytes") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
+        guard var address = StatusClient.unixAddress(path) else { throw .setup("the socket path \(path) is too long for a Unix socket") }
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .setup("cannot create the status socket: \(String(cString: strerror(errno)))") }
