@@ -7,7 +7,7 @@ import VFIOKit
 /// One device the daemon hosts: its driver, the work loop that exercises it, its REQ
 /// (removal request) interrupt, and its release in the order the daemon's shutdown takes.
 ///
-/// The release is split into phases (``stopDriver()``, ``quiesce()``, ``unmapDMA()``,
+/// The release is split into phases (``stopDriver()``, ``quiesce()``, ``unmapDMA(of:logger:)`` on the context,
 /// ``reset()``, ``close()``) so that at shutdown the daemon can run each phase on every device
 /// before the next; a single removal runs them all at once with ``release(_:)``. Every phase
 /// is safe to repeat and safe after a failed start.
@@ -121,12 +121,14 @@ final class HostedDevice: Sendable {
         }
     }
 
-    /// Unmaps every DMA mapping still live (a driver should have freed its own).
-    func unmapDMA() {
-        guard isOpen else { return }
-        let left = device.dma.mappingCount
-        if left > 0 { logger.notice("unmapping \(left) DMA mappings the driver left") }
-        device.dma.unmapAll()
+    /// The IOMMU context the device shares with the others of its group or configured context.
+    var iommuContext: IOMMUContext { device.context }
+
+    /// Unmaps every DMA mapping still live in `context` (a driver should have freed its own).
+    static func unmapDMA(of context: IOMMUContext, logger: Logger) {
+        let left = context.dma.mappingCount
+        if left > 0 { logger.notice("unmapping \(left) DMA mappings the drivers left") }
+        context.dma.unmapAll()
     }
 
     /// Resets the device where the kernel can.
@@ -147,13 +149,17 @@ final class HostedDevice: Sendable {
         device.close()
     }
 
-    /// Runs every phase and records why.
+    /// Runs every phase and records why. The context's DMA is unmapped, and the context closed,
+    /// only when no other device is open in it: the others' drivers are still running.
     func release(_ state: State) {
         stopDriver()
         quiesce()
-        unmapDMA()
+        let context = device.context
+        let alone = context.devices.allSatisfy { $0 === device }
+        if alone { Self.unmapDMA(of: context, logger: logger) }
         reset()
         close()
+        if alone { context.close() }
         mutable.withLock { m in if m.state == .running { m.state = state } }
     }
 

@@ -1,3 +1,4 @@
+import Logging
 import PCI
 import VFIOKit
 
@@ -43,15 +44,17 @@ struct IOMMUContextPlan: Equatable {
     }
 }
 
-/// Opens the devices of one IOMMU context. This is the one place a context is created: today
-/// every device still opens its own container or IOAS (VFIOKit's shared `IOMMUContext` has not
-/// landed), so two devices of one group cannot both be opened on the legacy backend yet.
+/// Opens the devices of one planned context into one VFIOKit ``IOMMUContext``: the one place
+/// the daemon makes contexts.
 enum ContextOpener {
     static func open(
-        _ context: IOMMUContextPlan.Context, backend: Backend, system: any SystemCalls
+        _ planned: IOMMUContextPlan.Context, backend: Backend, system: any SystemCalls, logger: Logger
     ) -> [(device: DaemonConfiguration.Device, opened: Result<PCIDevice, VFIOError>)] {
-        context.devices.map { device in
-            (device, Result { () throws(VFIOError) in try PCIDevice.open(device.address, backend: backend, system: system) })
+        let context = IOMMUContext(backend: backend, system: system, logger: logger)
+        let opened = planned.devices.map { device in
+            (device, Result { () throws(VFIOError) in try context.open(device.address) })
         }
+        if context.devices.isEmpty { context.close() }
+        return opened
     }
 }

@@ -81,7 +81,7 @@ public final class DriverHost: Sendable {
         let plan = IOMMUContextPlan(configuration.devices) { IOMMUContextPlan.group(of: $0, system: system) }
         var failure: DaemonError?
         for context in plan.contexts {
-            for (entry, opened) in ContextOpener.open(context, backend: configuration.backend, system: system) {
+            for (entry, opened) in ContextOpener.open(context, backend: configuration.backend, system: system, logger: logger) {
                 switch opened {
                 case let .success(device): attach(device, entry: entry, context: context.name)
                 case let .failure(error): failure = failure ?? openFailure(entry.address, error)
@@ -110,7 +110,7 @@ public final class DriverHost: Sendable {
         do {
             if configuration.bind { try bind([address]) }
             let context = IOMMUContextPlan([entry]) { IOMMUContextPlan.group(of: $0, system: system) }.contexts[0]
-            for (entry, opened) in ContextOpener.open(context, backend: configuration.backend, system: system) {
+            for (entry, opened) in ContextOpener.open(context, backend: configuration.backend, system: system, logger: logger) {
                 switch opened {
                 case let .success(device): attach(device, entry: entry, context: context.name)
                 case let .failure(error): logger.error("cannot open the added device: \(openFailure(address, error))")
@@ -151,14 +151,16 @@ public final class DriverHost: Sendable {
         }) else { return }
         waitForRemovals()
         logger.info("shutting down \(devices.count) devices")
+        let contexts = devices.reduce(into: [ObjectIdentifier: IOMMUContext]()) { $0[ObjectIdentifier($1.iommuContext)] = $1.iommuContext }.values
         for d in devices { d.stopDriver() }
         for d in devices { d.quiesce() }
-        for d in devices { d.unmapDMA() }
+        for c in contexts { HostedDevice.unmapDMA(of: c, logger: logger) }
         for d in devices { d.reset() }
         for d in devices {
             d.close()
             d.markStopped()
         }
+        for c in contexts { c.close() }
         loop.stop()
         restoreBindings()
         state.withLock { $0.lock = nil }

@@ -30,16 +30,12 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
     /// The interrupt kind in use once started.
     public var interruptKind: IRQIndex? { kind.withLock { $0 } }
 
-    public init(device: PCIDevice, loop: EventLoop) throws(VFIOError) {
-        guard try Self.supports(device) else {
-            throw .deviceMisbehaved("\(device.address) is not an edu device (1234:11e8)")
-        }
+    public init(device: PCIDevice, loop: EventLoop) throws {
+        guard try Self.supports(device) else { throw EduError.notEdu(device.address) }
         self.device = device
         self.loop = loop
         registers = try device.bar(0).mmio(EduRegisters.self)
-        guard identification & 0xff == 0xed else {
-            throw .deviceMisbehaved("edu identification register reads 0x\(String(identification, radix: 16)), expected 0x..ed")
-        }
+        guard identification & 0xff == 0xed else { throw EduError.badIdentification(device.address, identification) }
     }
 
     /// The identification register (0x010000ed for edu 1.0).
@@ -51,11 +47,11 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
         return registers.read(EduRegisters.liveness) == ~value
     }
 
-    public func start() throws(VFIOError) {
+    public func start() throws {
         let msi = try device.interrupts.info(.msi)
         let kind: IRQIndex = msi.count > 0 && msi.flags.contains(.eventfd) ? .msi : .intx
         guard let source = try device.interrupts.enable(kind, vectors: 1).first else {
-            throw .interruptUnavailable(kind, requested: 1, available: 0)
+            throw VFIOError.interruptUnavailable(kind, requested: 1, available: 0)
         }
         self.kind.withLock { $0 = kind }
         let r = try loop.register(source) { [unowned self] _ in self.handleInterrupt() }
@@ -67,7 +63,9 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
         try? device.setBusMaster(false)
         if let r = registration.withLock({ r in defer { r = nil }; return r }) { loop.unregister(r) }
         if let kind = kind.withLock({ k in defer { k = nil }; return k }) { try? device.interrupts.disable(kind) }
-        if let buffer = workBuffer.withLock({ b in defer { b = nil }; return b }) { try? device.dma.free(buffer) }
+        workBuffer.withLock { slot in
+            if let buffer = slot.take() { try? buffer.free() }
+        }
     }
 
     /// Runs on the event loop: acknowledges every cause and hands them to the waiter.
@@ -81,12 +79,12 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
     }
 
     /// Waits until the handler has seen all of `causes`, then consumes them.
-    private func waitForInterrupt(_ causes: UInt32, what: String, timeout: Duration) throws(VFIOError) {
+    private func waitForInterrupt(_ causes: UInt32, what: String, timeout: Duration) throws(EduError) {
         let milliseconds = Int(timeout / .milliseconds(1))
         let deadline = DispatchTime.now() + .milliseconds(milliseconds)
         while pending.load(ordering: .acquiring) & causes != causes {
             guard arrived.wait(timeout: deadline) == .success else {
-                throw .timeout(what: "\(what) (no interrupt)", milliseconds: milliseconds)
+                throw .timeout(device.address, operation: what, milliseconds: milliseconds)
             }
         }
         pending.bitwiseAnd(~causes, ordering: .acquiringAndReleasing)
@@ -104,16 +102,28 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
     public func exercise() throws {
         let count = exercises.wrappingAdd(1, ordering: .relaxed).oldValue
         do {
-            if count % 8 == 7, let buffer = try workBuffer.withLock({ (b) throws(VFIOError) in
-                if b == nil { b = try? device.dma.allocate(4096, below: EduRegisters.dmaLimit) }
-                return b
-            }) {
-                try roundTrip(buffer, pattern: UInt8(truncatingIfNeeded: count))
-            } else {
+            let roundTripped = try workBuffer.withLock { (slot) throws(EduError) -> Bool in
+                guard count % 8 == 7 else { return false }
+                let kept = slot.take()
+                let buffer: DMABuffer
+                if let kept {
+                    buffer = kept
+                } else {
+                    guard let made = try? device.dma.allocate(4096, below: EduRegisters.dmaLimit) else { return false }
+                    buffer = made
+                }
+                do throws(EduError) { try roundTrip(buffer, pattern: UInt8(truncatingIfNeeded: count)) } catch {
+                    slot = consume buffer
+                    throw error
+                }
+                slot = consume buffer
+                return true
+            }
+            if !roundTripped {
                 let n = count % 12 + 1
                 let result = try factorial(n, timeout: .seconds(2))
                 let expected = (1...n).reduce(1, *)
-                guard result == expected else { throw VFIOError.deviceMisbehaved("edu computed \(n)! = \(result), expected \(expected)") }
+                guard result == expected else { throw EduError.misbehaved(device.address, "it computed \(n)! = \(result), expected \(expected)") }
             }
             counters.completed()
         } catch {
@@ -123,30 +133,30 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
     }
 
     /// Copies 64 bytes from the first half of `buffer` through the device into the second.
-    private func roundTrip(_ buffer: DMABuffer, pattern: UInt8) throws(VFIOError) {
+    private func roundTrip(_ buffer: borrowing DMABuffer, pattern: UInt8) throws(EduError) {
         let half = buffer.bytes.count / 2
         for i in 0..<64 { buffer.bytes[i] = pattern &+ UInt8(truncatingIfNeeded: i) }
         for i in half..<half + 64 { buffer.bytes[i] = 0 }
         try dma(toRAM: false, deviceAddress: buffer.deviceAddress, count: 64, timeout: .seconds(2))
         try dma(toRAM: true, deviceAddress: buffer.deviceAddress + UInt64(half), count: 64, timeout: .seconds(2))
         guard buffer.bytes[half..<half + 64].elementsEqual(buffer.bytes[0..<64]) else {
-            throw .deviceMisbehaved("edu DMA round trip of 64 bytes came back different")
+            throw .misbehaved(device.address, "a DMA round trip of 64 bytes came back different")
         }
     }
 
     /// Computes n! on the device, completion signalled by interrupt.
-    public func factorial(_ n: UInt32, timeout: Duration = .seconds(5)) throws(VFIOError) -> UInt32 {
+    public func factorial(_ n: UInt32, timeout: Duration = .seconds(5)) throws(EduError) -> UInt32 {
         registers.write(EduRegisters.status, EduRegisters.Status.interruptOnFactorial)
         registers.write(EduRegisters.factorial, n)
         try waitForInterrupt(EduRegisters.Interrupt.factorial, what: "factorial of \(n)", timeout: timeout)
         guard registers.read(EduRegisters.status) & EduRegisters.Status.computing == 0 else {
-            throw .deviceMisbehaved("factorial interrupt arrived while the device still computes")
+            throw .misbehaved(device.address, "the factorial interrupt arrived while the device still computes")
         }
         return registers.read(EduRegisters.factorial)
     }
 
     /// Raises an interrupt with `value` as its cause and waits for the handler to see it.
-    public func raiseInterrupt(_ value: UInt32, timeout: Duration = .seconds(5)) throws(VFIOError) {
+    public func raiseInterrupt(_ value: UInt32, timeout: Duration = .seconds(5)) throws(EduError) {
         registers.write(EduRegisters.interruptRaise, value)
         try waitForInterrupt(value, what: "raised interrupt 0x\(String(value, radix: 16))", timeout: timeout)
     }
@@ -158,9 +168,9 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
     /// and waits for the completion interrupt.
     public func dma(
         toRAM: Bool, deviceAddress: UInt64, bufferOffset: Int = 0, count: Int, timeout: Duration = .seconds(5)
-    ) throws(VFIOError) {
+    ) throws(EduError) {
         guard count > 0, bufferOffset >= 0, bufferOffset + count < EduRegisters.bufferSize else {
-            throw .operationUnsupported("edu DMA of \(count) bytes at buffer offset \(bufferOffset) does not fit its \(EduRegisters.bufferSize)-byte buffer (full-size transfers crash QEMU 7.2)")
+            throw .transferTooLarge(device.address, count: count, offset: bufferOffset)
         }
         let internalAddress = EduRegisters.bufferAddress + UInt64(bufferOffset)
         MemoryBarrier.write()
