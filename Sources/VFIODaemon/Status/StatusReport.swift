@@ -31,6 +31,7 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     public var errors: UInt64
     /// The last error of the work loop, while it keeps failing.
     public var lastError: String?
+    /// The DMA of the device's IOMMU context, which the devices sharing it share.
     public var dma: DMA
     /// IOMMU faults read from the kernel log since start; nil when the log cannot be read
     /// (no IOMMU, or no permission to read /dev/kmsg).
