@@ -81,6 +81,7 @@ final class HostedDevice: Sendable {
         do {
             try instance.start()
         } catch {
+            instance.stop()
             fail("start failed: \(Self.describe(error))")
             return
         }

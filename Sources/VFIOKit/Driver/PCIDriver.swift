@@ -70,12 +70,12 @@ public struct PCIDeviceIdentity: Sendable, Equatable {
 ///   its registers, but when it returns (or throws) the device generates no DMA and no
 ///   interrupts. A probe that throws leaves nothing to release.
 /// - ``start()`` brings the device up. Afterwards it may DMA to what the driver mapped and
-///   interrupt on what the driver enabled. A start that throws must undo what it did, as
-///   ``stop()`` would; the host then releases the device.
+///   interrupt on what the driver enabled. A start that throws is followed by ``stop()``, which
+///   must therefore cope with a start done half-way; the host then releases the device.
 /// - ``stop()`` quiesces the device. Afterwards it generates no DMA and no interrupts, every
 ///   handler the driver registered on the loop is unregistered, and every buffer it allocated
 ///   is freed. Work waiting on the device fails with an error rather than waiting forever.
-///   It is called once after a successful start, and never concurrently with `start`. The
+///   It is called once after each start, and never concurrently with `start`. The
 ///   host disables interrupts, unmaps DMA and resets the device after it, so a driver that
 ///   cannot reach the device any more (it was removed) may simply return.
 public protocol PCIDriver: AnyObject, Sendable {
