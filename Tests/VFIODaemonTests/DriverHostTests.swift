@@ -135,3 +135,23 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: journal))
     }
 }
+
+/// Hot addition on the mock: a configured device that appears later is attached.
+@Suite struct HotAdditionTests {
+    @Test func aConfiguredDeviceThatAppearsLaterIsAttachedOnItsAddEvent() throws {
+        let machine = try DaemonMachine(edu: [first])
+        defer { machine.removeStateDirectory() }
+        let host = try machine.host([.init(address: first), .init(address: second)])
+        try host.start()
+        defer { host.shutdown() }
+        #expect(host.device(second) == nil)
+        host.deviceAdded(pciAddress("0000:00:09.0"))  // not in the configuration: ignored
+        #expect(host.status().devices.count == 1)
+
+        try machine.kernel.plug(EduDevice(), at: second)
+        host.deviceAdded(second)
+        #expect(host.device(second)?.state == "running")
+        #expect(eventually { (host.device(second)?.operations ?? 0) > 4 })
+        #expect(host.device(first)?.state == "running")
+    }
+}

@@ -64,21 +64,26 @@ public final class DriverHost: Sendable {
     // MARK: Start
 
     /// Takes the lock, finishes a killed daemon's restore, binds if asked, and attaches every
-    /// configured device. Throws when another daemon runs, a device is held by another
-    /// process or cannot be opened, or no device could be started at all.
+    /// configured device. A configured device that is not there (yet) is attached when udev
+    /// reports it added. Throws when another daemon runs, a device is held by another process
+    /// or cannot be opened, or devices are there but none could be started.
     public func start() throws(DaemonError) {
         try makeStateDirectory()
         let lock = try DaemonLock(stateDirectory: configuration.stateDirectory)
         state.withLock { $0.lock = lock }
+        let present = configuration.devices.filter { binding.discovery.exists($0.address) }
+        for absent in configuration.devices where !present.contains(absent) {
+            logger.warning("not present; attached when udev reports it added", metadata: ["device": "\(absent.address)"])
+        }
         do throws(DaemonError) {
             try finishLeftoverRestore()
             do { try loop.start() } catch { throw DaemonError.setup("cannot start the event loop: \(error)") }
-            if configuration.bind { try bind(configuration.devices.map(\.address)) }
+            if configuration.bind { try bind(present.map(\.address)) }
         } catch {
             shutdown()
             throw error
         }
-        let plan = IOMMUContextPlan(configuration.devices) { IOMMUContextPlan.group(of: $0, system: system) }
+        let plan = IOMMUContextPlan(present) { IOMMUContextPlan.group(of: $0, system: system) }
         var failure: DaemonError?
         for context in plan.contexts {
             for (entry, opened) in ContextOpener.open(context, backend: configuration.backend, system: system, logger: logger) {
@@ -93,7 +98,7 @@ public final class DriverHost: Sendable {
             throw failure
         }
         let running = state.withLock { $0.devices.values.filter { $0.state == .running }.count }
-        if running == 0 && !configuration.devices.isEmpty {
+        if running == 0 && !present.isEmpty {
             let reasons = status().devices.compactMap { d in d.detail.map { "\(d.address): \($0)" } }
             shutdown()
             throw .setup("no device could be started: \(reasons.joined(separator: "; "))")
