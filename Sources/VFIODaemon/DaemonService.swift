@@ -52,7 +52,7 @@ public struct DaemonService: Service {
                     try StatusServer(tcpHost: address.host, port: address.port) { [host] request in
                         Self.answerHTTP(request, host: host, metrics: metrics)
                     })
-                logger.info("serving metrics on http://\(address.host):\(address.port)/metrics")
+                logger.notice("serving metrics on http://\(address.host):\(address.port)/metrics")
             }
             servers = made
         } catch {
@@ -60,7 +60,7 @@ public struct DaemonService: Service {
             throw error
         }
         watcher = host.configuration.watchUdev ? UdevWatcher(host: host, logger: logger) : nil
-        logger.info("running; status on \(host.configuration.socketPath)")
+        logger.notice("running; status on \(host.configuration.socketPath)")
 
         let tick = options.statsInterval ?? .seconds(1)
         do {

@@ -14,6 +14,7 @@ struct VFIOKitCommand: AsyncParsableCommand {
             RunCommand.self,
             StatusCommand.self,
             SelfTestCommand.self,
+            ContextCommand.self,
             BenchCommand.self,
         ])
 }

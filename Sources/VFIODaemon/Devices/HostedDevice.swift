@@ -87,7 +87,7 @@ final class HostedDevice: Sendable {
         }
         mutable.withLock { $0.driver = instance }
         armRemovalRequest(onRemovalRequest)
-        logger.info("started", metadata: ["backend": "\(device.backend)", "context": "\(context)"])
+        logger.notice("started", metadata: ["backend": "\(device.backend)", "context": "\(context)"])
         if let exercisable = instance as? any ExercisableDriver { startWork(exercisable, interval: workInterval) }
     }
 

@@ -111,7 +111,7 @@ public final class DriverHost: Sendable {
         guard let entry = configuration.device(address) else { return }
         let current = state.withLock { s in s.shutDown ? HostedDevice.State.stopped : s.devices[address]?.state }
         guard current != .running, current != .stopped else { return }
-        logger.info("device added; attaching", metadata: ["device": "\(address)"])
+        logger.notice("device added; attaching", metadata: ["device": "\(address)"])
         do {
             if configuration.bind { try bind([address]) }
             let context = IOMMUContextPlan([entry]) { IOMMUContextPlan.group(of: $0, system: system) }.contexts[0]
@@ -226,7 +226,7 @@ public final class DriverHost: Sendable {
         try journal.record(bound, pid: getpid())
         do {
             let (_, changes) = try binding.bind(BindRequest(addresses: needed, driver: driver))
-            for change in changes { logger.info("bound \(change.address): \(change.from?.rawValue ?? "no driver") → \(driver)") }
+            for change in changes { logger.notice("bound \(change.address): \(change.from?.rawValue ?? "no driver") → \(driver)") }
         } catch {
             throw .setup("cannot bind \(needed.map(\.description).joined(separator: ", ")): \(error)")
         }
@@ -239,7 +239,7 @@ public final class DriverHost: Sendable {
         if !present.isEmpty {
             do {
                 let (_, changes) = try binding.unbind(UnbindRequest(addresses: present, restore: true))
-                for change in changes { logger.info("restored \(change.address) to \(change.to?.rawValue ?? "no driver")") }
+                for change in changes { logger.notice("restored \(change.address) to \(change.to?.rawValue ?? "no driver")") }
             } catch {
                 logger.error("cannot restore \(present.map(\.description).joined(separator: ", ")): \(error); run `vfiokit unbind --restore`")
                 return

@@ -12,7 +12,8 @@
 /// ``Region/accessErrors``.
 public struct MMIO<Layout: RegisterLayout>: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutableRawPointer?
-    @usableFromInline let region: Region
+    /// The region the view reads, kept alive by the view.
+    public let region: Region
 
     init(base: UnsafeMutableRawPointer?, region: Region) {
         self.base = base

@@ -47,26 +47,17 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds between two units of work on a device whose driver exercises it.")
     var workInterval: Int = 10
 
-    @Option(help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         guard let backend = Backend(rawValue: backend) else {
             throw ValidationError("unknown backend \"\(self.backend)\": use \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("unknown log level \"\(logLevel)\": use \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
         let metrics = try metricsAddress.map(Self.parseLoopbackAddress)
         if let driver, DriverRegistry.named(driver) == nil {
             throw ValidationError("unknown driver \"\(driver)\": the drivers are \(DriverRegistry.names)")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "vfiokit.daemon")
+        let logger = logging.logger(label: "vfiokit.daemon", defaultLevel: .notice)
 
         var devices = addresses.map { DaemonConfiguration.Device(address: $0) }
         var bind = self.bind
