@@ -10,12 +10,17 @@ export VFIOKIT_STATE_DIR=/tmp/check/state
 
 vfiokit run "$edu0" --bind --stats-interval 0 >/tmp/check/first.out 2>/tmp/check/first.err &
 first=$!
-answers() { vfiokit status --json 2>/dev/null | jq -e '.devices[0].state == "running"' >/dev/null; }
+# jq 1.6 -e exits 0 on empty input (no daemon yet), so the answer itself is checked.
+answers() { [ "$(vfiokit status --json 2>/dev/null | jq -r '.devices[0].state')" = running ]; }
 wait_for 60 answers || { kill -KILL "$first"; cat /tmp/check/first.err; check_fail "the first daemon never reported edu0 running"; }
 
 # Another state directory, so only the kernel's refusal of a second open stands in the way.
 expect_refused env VFIOKIT_STATE_DIR=/tmp/check/other vfiokit run "$edu0" --stats-interval 0
-grep -q "$edu0 is in use by pid $first (vfiokit)" "$err" || { kill -KILL "$first"; check_fail "the refusal does not name the holder's pid $first"; }
+grep -q "$edu0 is in use by pid $first (vfiokit)" "$err" || {
+  cat /tmp/check/first.err
+  kill -KILL "$first"
+  check_fail "the refusal does not name the holder's pid $first"
+}
 # The same state directory: the daemon lock names it too.
 expect_refused vfiokit run "$edu0" --stats-interval 0
 grep -q "another vfiokit daemon (pid $first) is running" "$err" || { kill -KILL "$first"; check_fail "the lock refusal does not name pid $first"; }
