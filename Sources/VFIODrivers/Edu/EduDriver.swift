@@ -47,7 +47,11 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
         return registers.read(EduRegisters.liveness) == ~value
     }
 
+    /// Enables MSI (else INTx) and bus mastering, after acknowledging any interrupt cause a
+    /// previous user left pending (one killed mid-operation), so it is not taken for a new one.
     public func start() throws {
+        let stale = interruptStatus
+        if stale != 0 { registers.write(EduRegisters.interruptAcknowledge, stale) }
         let msi = try device.interrupts.info(.msi)
         let kind: IRQIndex = msi.count > 0 && msi.flags.contains(.eventfd) ? .msi : .intx
         guard let source = try device.interrupts.enable(kind, vectors: 1).first else {
