@@ -36,7 +36,6 @@ final class HostedDevice: Sendable {
         var finalActivity = DriverActivity()
         var lastWorkError: String?
         var iommuFaults = 0
-        var removalRegistration: EventLoop.Registration?
         var closed = false
         /// The kernel log reader for this device's IOMMU faults; nil without an IOMMU or
         /// permission, and once closed.
@@ -44,6 +43,8 @@ final class HostedDevice: Sendable {
         var faultsReadable = false
     }
     private let mutable = Mutex(Mutable())
+    /// The REQ handler's registration; ended by quiesce.
+    private let removalRegistration = Mutex<EventLoop.Registration?>(nil)
     private let stopWork = DispatchSemaphore(value: 0)
     private let workFinished = DispatchSemaphore(value: 0)
     private let working = Atomic<Bool>(false)
@@ -111,9 +112,7 @@ final class HostedDevice: Sendable {
 
     /// Turns bus mastering off, masks INTx and disables every interrupt index, REQ included.
     func quiesce() {
-        if let r = mutable.withLock({ m in defer { m.removalRegistration = nil }; return m.removalRegistration }) {
-            loop.unregister(r)
-        }
+        removalRegistration.withLock { $0 = nil }  // ends it
         guard isOpen else { return }
         try? device.setBusMaster(false)
         for index in [IRQIndex.intx, .msi, .msix, .err, .req] where !device.interrupts.sources(index).isEmpty {
@@ -201,8 +200,9 @@ final class HostedDevice: Sendable {
         do {
             guard let source = try device.interrupts.enable(.req).first else { return }
             let address = self.address
-            let r = try loop.register(source) { _ in onRequest(address) }
-            mutable.withLock { $0.removalRegistration = r }
+            try removalRegistration.withLock { (r) throws(VFIOError) in
+                r = try loop.register(source) { _ in onRequest(address) }
+            }
         } catch {
             logger.warning("no REQ interrupt, so a removal request waits for udev: \(error)")
         }

@@ -19,7 +19,7 @@ public final class MSIXLoopbackDriver: ExercisableDriver {
     private let loop: EventLoop
     private let vectorCount: Int
     private let counters: ActivityCounters
-    private let registrations = Mutex<[EventLoop.Registration]>([])
+    private let registrations = Mutex(EventLoop.Registrations())
     /// Vectors fired by the current exercise and not yet seen arriving.
     private let outstanding = Atomic<Int>(0)
     private let arrived = DispatchSemaphore(value: 0)
@@ -37,24 +37,22 @@ public final class MSIXLoopbackDriver: ExercisableDriver {
 
     public func start() throws {
         let sources = try device.interrupts.enable(.msix, vectors: vectorCount)
-        do {
+        try registrations.withLock { (owned) throws(VFIOError) in
             for source in sources {
                 let vector = source.vector
-                let r = try loop.register(source) { [unowned self] count in
-                    counters.interrupted(vector, count: count)
-                    outstanding.subtract(1, ordering: .releasing)
-                    arrived.signal()
-                }
-                registrations.withLock { $0.append(r) }
+                owned.append(
+                    try loop.register(source) { [unowned self] count in
+                        counters.interrupted(vector, count: count)
+                        outstanding.subtract(1, ordering: .releasing)
+                        arrived.signal()
+                    })
             }
-        } catch {
-            stop()
-            throw error
         }
     }
 
+    /// Ends every handler and disables MSI-X; safe after a start that failed half-way.
     public func stop() {
-        for r in registrations.withLock({ r in defer { r = [] }; return r }) { loop.unregister(r) }
+        registrations.withLock { $0 = EventLoop.Registrations() }  // the old ones end
         try? device.interrupts.disable(.msix)
     }
 
