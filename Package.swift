@@ -68,6 +68,9 @@ let package = Package(
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
+        // The README's "Writing a driver" snippets, built and run by ExampleTests.
+        .target(name: "DoorbellDriver", dependencies: ["VFIOKit", "VFIOMock"], path: "Examples/DoorbellDriver"),
+
         .testTarget(name: "PCITests", dependencies: ["PCI"]),
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
         .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
@@ -80,5 +83,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
+        .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
     ]
 )
