@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/ordo-one/malloc-interposer", from: "1.6.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C shims: only what Swift cannot express.
@@ -45,12 +48,23 @@ let package = Package(
         .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
         // Sample drivers, written on VFIOKit's public API only.
         .target(name: "VFIODrivers", dependencies: ["VFIOKit", "PCI"]),
+        // The driver daemon behind `vfiokit run`: hosts drivers on devices until told to stop.
+        .target(
+            name: "VFIODaemon",
+            dependencies: [
+                "PCI", "VFIOKit", "VFIOHost", "VFIODrivers",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         .executableTarget(
             name: "vfiokit",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "CBenchReference",
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "CBenchReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
@@ -61,6 +75,13 @@ let package = Package(
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
         .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
+        .testTarget(
+            name: "VFIODaemonTests",
+            dependencies: [
+                "VFIODaemon", "VFIOMock", "VFIODrivers", "VFIOKit", "VFIOHost",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
         .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
     ]

@@ -3,7 +3,7 @@ import VFIODrivers
 import VFIOKit
 import VFIOMock
 
-/// The sample drivers `vfiokit run` knows: each runs end to end on a device, and names the
+/// The sample drivers `vfiokit selftest` knows: each runs end to end on a device, and names the
 /// simulated device it runs on when no address is given.
 struct SampleProgram: Sendable {
     let name: String
@@ -42,11 +42,12 @@ struct SimulatedMachine {
     /// The device's side of the machine, for code that plays the device.
     let bus: DeviceBus
 
-    init(_ device: any SimulatedDevice, backend: Backend) throws {
+    /// Plugs `device` at 0000:00:04.0 bound to `driver` (default: the backend's own).
+    init(_ device: any SimulatedDevice, backend: Backend, driver: DriverBinding? = nil) throws {
         var configuration = MockKernel.Configuration()
         configuration.noIOMMU = backend == .noIOMMU
         kernel = MockKernel(configuration: configuration)
         address = try PCIAddress(domain: 0, bus: 0, device: 4, function: 0)
-        bus = try kernel.plug(device, at: address, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        bus = try kernel.plug(device, at: address, driver: driver ?? (backend == .uio ? .uioPCIGeneric : .vfioPCI))
     }
 }

@@ -12,6 +12,8 @@ struct VFIOKitCommand: AsyncParsableCommand {
             UnbindCommand.self,
             InspectCommand.self,
             RunCommand.self,
+            StatusCommand.self,
+            SelfTestCommand.self,
             ContextCommand.self,
             BenchCommand.self,
             NVMeToolCommand.self,

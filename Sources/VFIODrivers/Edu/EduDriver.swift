@@ -7,7 +7,7 @@ import VFIOKit
 ///
 /// Interrupts come as MSI when the device and backend offer it, else INTx (unmasked again
 /// after each one is acknowledged). Every wait is bounded and ends in a timeout error.
-public final class EduDriver: PCIDriver, @unchecked Sendable {
+public final class EduDriver: ExercisableDriver, @unchecked Sendable {
     public static let name = "edu"
     public static let matches = [PCIMatch(vendor: 0x1234, device: 0x11e8)]
 
@@ -19,6 +19,13 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
     private let arrived = DispatchSemaphore(value: 0)
     private let registration = Mutex<EventLoop.Registration?>(nil)
     private let kind = Mutex<IRQIndex?>(nil)
+    private let counters = ActivityCounters(vectors: [("vector 0", nil)])
+    /// Counts ``exercise()`` calls: they cycle through 1!...12! (12! fits 32 bits), and every
+    /// eighth is a DMA round trip instead.
+    private let exercises = Atomic<UInt32>(0)
+    /// The buffer ``exercise()`` round-trips through the device, made on first use; nil also
+    /// when no DMA memory could be had (no hugepages without an IOMMU).
+    private let workBuffer = Mutex<DMABuffer?>(nil)
 
     /// The interrupt kind in use once started.
     public var interruptKind: IRQIndex? { kind.withLock { $0 } }
@@ -40,7 +47,11 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
         return registers.read(EduRegisters.liveness) == ~value
     }
 
+    /// Enables MSI (else INTx) and bus mastering, after acknowledging any interrupt cause a
+    /// previous user left pending (one killed mid-operation), so it is not taken for a new one.
     public func start() throws {
+        let stale = interruptStatus
+        if stale != 0 { registers.write(EduRegisters.interruptAcknowledge, stale) }
         let msi = try device.interrupts.info(.msi)
         let kind: IRQIndex = msi.count > 0 && msi.flags.contains(.eventfd) ? .msi : .intx
         guard let source = try device.interrupts.enable(kind, vectors: 1).first else {
@@ -57,10 +68,14 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
         try? device.setBusMaster(false)
         registration.withLock { $0 = nil }  // ends it
         if let kind = kind.withLock({ k in defer { k = nil }; return k }) { try? device.interrupts.disable(kind) }
+        workBuffer.withLock { slot in
+            if let buffer = slot.take() { try? buffer.free() }
+        }
     }
 
     /// Runs on the event loop: acknowledges every cause and hands them to the waiter.
     private func handleInterrupt() {
+        counters.interrupted(0, count: 1)
         let causes = registers.read(EduRegisters.interruptStatus)
         if causes != 0 { registers.write(EduRegisters.interruptAcknowledge, causes) }
         if interruptKind == .intx { try? device.interrupts.unmask(.intx) }
@@ -78,6 +93,60 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
             }
         }
         pending.bitwiseAnd(~causes, ordering: .acquiringAndReleasing)
+    }
+
+    /// Interrupts by vector (named for the kind in use) and factorials computed.
+    public var activity: DriverActivity {
+        var snapshot = counters.snapshot
+        if let kind = interruptKind { snapshot.interrupts[0].name = "\(kind) 0" }
+        return snapshot
+    }
+
+    /// Computes the next of 1!...12!, or every eighth time copies 64 bytes RAM → device → RAM,
+    /// and checks the result. Runs on one thread at a time.
+    public func exercise() throws {
+        let count = exercises.wrappingAdd(1, ordering: .relaxed).oldValue
+        do {
+            let roundTripped = try workBuffer.withLock { (slot) throws(EduError) -> Bool in
+                guard count % 8 == 7 else { return false }
+                let kept = slot.take()
+                let buffer: DMABuffer
+                if let kept {
+                    buffer = kept
+                } else {
+                    guard let made = try? device.dma.allocate(4096, below: EduRegisters.dmaLimit) else { return false }
+                    buffer = made
+                }
+                do throws(EduError) { try roundTrip(buffer, pattern: UInt8(truncatingIfNeeded: count)) } catch {
+                    slot = consume buffer
+                    throw error
+                }
+                slot = consume buffer
+                return true
+            }
+            if !roundTripped {
+                let n = count % 12 + 1
+                let result = try factorial(n, timeout: .seconds(2))
+                let expected = (1...n).reduce(1, *)
+                guard result == expected else { throw EduError.misbehaved(device.address, "it computed \(n)! = \(result), expected \(expected)") }
+            }
+            counters.completed()
+        } catch {
+            counters.failed()
+            throw error
+        }
+    }
+
+    /// Copies 64 bytes from the first half of `buffer` through the device into the second.
+    private func roundTrip(_ buffer: borrowing DMABuffer, pattern: UInt8) throws(EduError) {
+        let half = buffer.bytes.count / 2
+        for i in 0..<64 { buffer.bytes[i] = pattern &+ UInt8(truncatingIfNeeded: i) }
+        for i in half..<half + 64 { buffer.bytes[i] = 0 }
+        try dma(toRAM: false, deviceAddress: buffer.deviceAddress, count: 64, timeout: .seconds(2))
+        try dma(toRAM: true, deviceAddress: buffer.deviceAddress + UInt64(half), count: 64, timeout: .seconds(2))
+        guard buffer.bytes[half..<half + 64].elementsEqual(buffer.bytes[0..<64]) else {
+            throw .misbehaved(device.address, "a DMA round trip of 64 bytes came back different")
+        }
     }
 
     /// Computes n! on the device, completion signalled by interrupt.

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import VFIOKit
 
-/// The edu driver's end-to-end check, step by step, as `vfiokit run --driver edu` prints it.
+/// The edu driver's end-to-end check, step by step, as `vfiokit selftest --driver edu` prints it.
 /// Each step reports whether it checked out; a failing step never stops the later ones
 /// unless they depend on it, and the device is always stopped at the end.
 public enum EduSelfTest {

@@ -4,7 +4,7 @@ import Glibc
 import Synchronization
 import VFIOKit
 
-/// IMS through a real IOMMU, on QEMU's edu device (`vfiokit run --driver edu-ims`): a domain
+/// IMS through a real IOMMU, on QEMU's edu device (`vfiokit selftest --driver edu-ims`): a domain
 /// of thousands of slots over an ``EduIMSStore``, whose message writes are edu DMAs into the
 /// domain's status area and whose doorbell is edu's MSI. The same code runs on the mock.
 public enum EduIMSSelfTest {

@@ -230,6 +230,7 @@ public enum IMSQueueError: Error, CustomStringConvertible {
     case noSuchQueue(Int, queues: Int)
     case queueFull(Int, entries: Int)
     case tooManyQueues(requested: Int, supported: Int)
+    case timeout(PCIAddress, queues: Int)
     case device(VFIOError)
 
     public var description: String {
@@ -241,6 +242,7 @@ public enum IMSQueueError: Error, CustomStringConvertible {
         case let .noSuchQueue(q, n): "queue \(q) does not exist: the driver runs \(n) queues"
         case let .queueFull(q, n): "queue \(q) has \(n) descriptors outstanding: wait for completions"
         case let .tooManyQueues(r, s): "\(r) queues requested but the device or its IMS store supports \(s)"
+        case let .timeout(a, n): "\(a) completed no work on some of its \(n) queues within 5 s: the device may be hung; reset it"
         case let .device(e): e.description
         }
     }

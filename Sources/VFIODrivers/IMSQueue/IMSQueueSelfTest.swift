@@ -3,7 +3,7 @@ import Glibc
 #endif
 import VFIOKit
 
-/// The IMS queue driver's end-to-end check (`vfiokit run --driver ims-queue`): with each store
+/// The IMS queue driver's end-to-end check (`vfiokit selftest --driver ims-queue`): with each store
 /// kind, queues get work and every completion is counted on its own queue.
 public enum IMSQueueSelfTest {
     public static let queues = 64

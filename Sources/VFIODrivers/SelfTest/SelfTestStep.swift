@@ -1,6 +1,6 @@
 import VFIOKit
 
-/// One step of a sample driver's end-to-end check, as `vfiokit run` prints it.
+/// One step of a sample driver's end-to-end check, as `vfiokit selftest` prints it.
 public struct SelfTestStep: Sendable, CustomStringConvertible {
     public let name: String
     /// nil when the step does not apply (to this backend or device).

@@ -167,18 +167,31 @@ public final class DMASpace: Sendable {
         }
     }
 
+    /// Removes every mapping from the IOMMU and leaves the space open for new ones: no device
+    /// of the context can reach any memory mapped before, and buffers still alive keep their
+    /// memory until they go. For a host that has stopped every driver of the context and is about
+    /// to reset its devices.
+    public func unmapAll() {
+        state.withLock { s in Self.unmapEvery(&s, releasingIOVAs: true) }
+    }
+
     /// Removes every mapping from the IOMMU and releases the address space; memory of buffers
     /// still alive is freed when they go. Called when the context closes.
     func close() {
         let mapper = state.withLock { (s) -> (any DMAMapper)? in
             guard !s.closed else { return nil }
             s.closed = true
-            for id in s.mappings.keys where s.mappings[id]!.mapped {
-                try? s.mapper?.unmap(iova: s.mappings[id]!.deviceAddress, length: s.mappings[id]!.length)
-                s.mappings[id]!.mapped = false
-            }
+            Self.unmapEvery(&s, releasingIOVAs: false)
             return s.mapper
         }
         mapper?.close()
+    }
+
+    private static func unmapEvery(_ s: inout State, releasingIOVAs: Bool) {
+        for id in s.mappings.keys where s.mappings[id]!.mapped {
+            try? s.mapper?.unmap(iova: s.mappings[id]!.deviceAddress, length: s.mappings[id]!.length)
+            s.mappings[id]!.mapped = false
+            if releasingIOVAs { try? s.allocator?.release(s.mappings[id]!.deviceAddress) }
+        }
     }
 }

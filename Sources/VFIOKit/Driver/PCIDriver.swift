@@ -1,51 +1,114 @@
 import PCI
 
-/// Which devices a driver takes, like Linux's `struct pci_device_id`: nil fields match anything.
+/// Which devices a driver takes, like Linux's `struct pci_device_id`: nil fields match anything
+/// (PCI_ANY_ID), and the class code is compared under a mask.
 public struct PCIMatch: Sendable, Equatable {
     public let vendor: UInt16?
     public let device: UInt16?
+    public let subsystemVendor: UInt16?
+    public let subsystemDevice: UInt16?
     /// The 24-bit class code (base, sub, interface), compared under `classMask`.
     public let classCode: UInt32?
     public let classMask: UInt32
 
-    /// An entry matching every given field; omitted fields match anything (PCI_ANY_ID).
-    public init(vendor: UInt16? = nil, device: UInt16? = nil, classCode: UInt32? = nil, classMask: UInt32 = 0xff_ffff) {
+    /// An entry matching every given field; omitted fields match anything.
+    public init(
+        vendor: UInt16? = nil, device: UInt16? = nil, subsystemVendor: UInt16? = nil, subsystemDevice: UInt16? = nil,
+        classCode: UInt32? = nil, classMask: UInt32 = 0xff_ffff
+    ) {
         self.vendor = vendor
         self.device = device
+        self.subsystemVendor = subsystemVendor
+        self.subsystemDevice = subsystemDevice
         self.classCode = classCode
         self.classMask = classMask
     }
 
-    /// True when a function with these IDs and class is one this entry takes.
-    public func matches(vendor v: UInt16, device d: UInt16, classCode c: UInt32) -> Bool {
-        (vendor == nil || vendor == v) && (device == nil || device == d)
-            && (classCode.map { $0 & classMask == c & classMask } ?? true)
+    /// True when a function with these IDs is one this entry takes.
+    public func matches(_ ids: PCIDeviceIdentity) -> Bool {
+        (vendor == nil || vendor == ids.vendor) && (device == nil || device == ids.device)
+            && (subsystemVendor == nil || subsystemVendor == ids.subsystemVendor)
+            && (subsystemDevice == nil || subsystemDevice == ids.subsystemDevice)
+            && (classCode.map { $0 & classMask == ids.classCode & classMask } ?? true)
     }
 }
 
-/// A userspace PCI driver, in the shape of the kernel's VFIO selftest drivers.
+/// The IDs a ``PCIMatch`` is compared with, as a function's config space holds them.
+public struct PCIDeviceIdentity: Sendable, Equatable {
+    public var vendor: UInt16
+    public var device: UInt16
+    public var subsystemVendor: UInt16
+    public var subsystemDevice: UInt16
+    public var classCode: UInt32
+
+    public init(vendor: UInt16, device: UInt16, subsystemVendor: UInt16 = 0, subsystemDevice: UInt16 = 0, classCode: UInt32 = 0) {
+        self.vendor = vendor
+        self.device = device
+        self.subsystemVendor = subsystemVendor
+        self.subsystemDevice = subsystemDevice
+        self.classCode = classCode
+    }
+
+    /// Reads the IDs from `device`'s config space (type 0 header).
+    public init(reading device: PCIDevice) throws(VFIOError) {
+        vendor = try device.readConfig(at: 0x00)
+        self.device = try device.readConfig(at: 0x02)
+        classCode = try device.readConfig(UInt32.self, at: 0x08) >> 8
+        subsystemVendor = try device.readConfig(at: 0x2c)
+        subsystemDevice = try device.readConfig(at: 0x2e)
+    }
+}
+
+/// A userspace PCI driver, in the shape of the kernel's VFIO selftest drivers
+/// (`tools/testing/selftests/vfio/lib/include/libvfio/vfio_pci_driver.h`).
 ///
-/// - `init(device:loop:)` probes: it checks the device is one it drives and may read it,
-///   but leaves it as it found it (no DMA, no interrupts) and throws if it is not.
+/// Each operation may throw an error type of the driver's own; a host reports it by its
+/// description.
 ///
-/// Drivers throw their own error types; `VFIOError` is for what the framework refuses.
-/// - ``start()`` brings the device up; afterwards it may DMA and interrupt.
-/// - ``stop()`` quiesces it; afterwards the device generates no DMA and no interrupts, and
-///   every interrupt source the driver registered on the loop is gone.
-public protocol PCIDriver: AnyObject {
+/// - `init(device:loop:)` probes. Before: the device is opened, with no interrupt enabled and
+///   no DMA mapped. The driver checks that the device is one it drives and may read and write
+///   its registers, but when it returns (or throws) the device generates no DMA and no
+///   interrupts. A probe that throws leaves nothing to release.
+/// - ``start()`` brings the device up. Afterwards it may DMA to what the driver mapped and
+///   interrupt on what the driver enabled. A start that throws is followed by ``stop()``, which
+///   must therefore cope with a start done half-way; the host then releases the device.
+/// - ``stop()`` quiesces the device. Afterwards it generates no DMA and no interrupts, every
+///   handler the driver registered on the loop is unregistered, and every buffer it allocated
+///   is freed. Work waiting on the device fails with an error rather than waiting forever.
+///   It is called once after each start, and never concurrently with `start`. The
+///   host disables interrupts, unmaps DMA and resets the device after it, so a driver that
+///   cannot reach the device any more (it was removed) may simply return.
+public protocol PCIDriver: AnyObject, Sendable {
+    /// The name `vfiokit run --driver` and the registry know the driver by.
     static var name: String { get }
+    /// The devices the driver takes, first match wins.
     static var matches: [PCIMatch] { get }
     init(device: PCIDevice, loop: EventLoop) throws
     func start() throws
     func stop()
+    /// What the driver has done since it started, for a host's status and metrics. Reading
+    /// it never blocks the driver's hot paths for long and allocates only for the snapshot.
+    var activity: DriverActivity { get }
 }
 
 extension PCIDriver {
+    public var activity: DriverActivity { DriverActivity() }
+
+    /// True when a function with these IDs is one of ``matches``.
+    public static func supports(_ identity: PCIDeviceIdentity) -> Bool {
+        matches.contains { $0.matches(identity) }
+    }
+
     /// True when `device`'s config space identifies it as one of ``matches``.
     public static func supports(_ device: PCIDevice) throws(VFIOError) -> Bool {
-        let vendor: UInt16 = try device.readConfig(at: 0x00)
-        let id: UInt16 = try device.readConfig(at: 0x02)
-        let classCode = try device.readConfig(UInt32.self, at: 0x08) >> 8
-        return matches.contains { $0.matches(vendor: vendor, device: id, classCode: classCode) }
+        supports(try PCIDeviceIdentity(reading: device))
     }
+}
+
+/// A driver that can make its device do work on its own, with no client: a host calls
+/// ``exercise()`` in a loop so that interrupts and I/O flow on sample devices.
+public protocol ExercisableDriver: PCIDriver {
+    /// Does one unit of work and waits for it, within a bounded time. Throws when the device
+    /// fails it or stops answering (for instance after it was removed).
+    func exercise() throws
 }

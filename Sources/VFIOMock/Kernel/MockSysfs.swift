@@ -99,6 +99,17 @@ extension MockKernel {
                 }
             }
         }
+        if let (f, rest) = devicePath(path), rest == ["driver", "unbind"], let d = drivers[f.address], d != DriverBinding.none {
+            // The device's `driver` link leads to its driver's directory.
+            return .text([]) { [unowned self] (s: String) throws(Errno) in
+                guard s.trimmingCharacters(in: "\n") == f.address.description else { throw .operationNotSupportedByDevice }
+                try self.unbind(f)
+            }
+        }
+        if parts.count == 5, parts[0] == "sys", parts[1] == "bus", parts[2] == "pci", parts[3] == "drivers",
+           Self.boundDrivers[String(parts[4])] != nil {
+            return .text([], write: nil)  // the driver's directory: it is loaded
+        }
         if path == "/sys/bus/pci/drivers_probe" {
             return .text([]) { [unowned self] (s: String) throws(Errno) in
                 guard let a = try? PCIAddress(parsing: s.trimmingCharacters(in: "\n")), let f = self.functions[a] else {

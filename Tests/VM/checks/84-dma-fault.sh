@@ -3,13 +3,13 @@
 # kernel log as a DMAR fault from edu0, and does not hang the driver: the run ends within the
 # timeout with its fault step checked.
 #
-# `vfiokit run --driver edu`'s "iommu fault" step frees a mapped IOVA, has edu DMA to it, and
+# `vfiokit selftest --driver edu`'s "iommu fault" step frees a mapped IOVA, has edu DMA to it, and
 # checks the framework reads the fault back from the kernel log.
 # configs: iommu
 # timeout: 180
 address=$(dev edu0)
 short=${address#0000:}
-fault_run() { vfiokit run --driver edu "$address" --backend legacy; }
+fault_run() { vfiokit selftest --driver edu "$address" --backend legacy; }
 
 expect vfiokit bind "$address"
 dmesg_mark

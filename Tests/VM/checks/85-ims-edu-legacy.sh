@@ -1,5 +1,5 @@
 #!/bin/sh
-# Check: IMS through the real kernel's IOMMU on the legacy VFIO container: `vfiokit run --driver
+# Check: IMS through the real kernel's IOMMU on the legacy VFIO container: `vfiokit selftest --driver
 # edu-ims ADDRESS --backend legacy` builds a domain of 4096 slots whose message writes are edu
 # DMAs into the status area and whose doorbell is edu's MSI, fires 64 slots in random order
 # (each delivered once to its own handler), holds masked slots until unmask, refuses a message
@@ -8,7 +8,7 @@
 # timeout: 240
 address=$(dev edu0)
 short=${address#0000:}
-ims_run() { vfiokit run --driver edu-ims "$address" --backend legacy; }
+ims_run() { vfiokit selftest --driver edu-ims "$address" --backend legacy; }
 
 expect vfiokit bind "$address"
 dmesg_mark

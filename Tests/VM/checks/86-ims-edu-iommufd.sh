@@ -1,6 +1,6 @@
 #!/bin/sh
 # Check: IMS through the real kernel's IOMMU on the VFIO device cdev bound to iommufd:
-# `vfiokit run --driver edu-ims ADDRESS --backend iommufd` builds a domain of 4096 slots whose message writes are edu
+# `vfiokit selftest --driver edu-ims ADDRESS --backend iommufd` builds a domain of 4096 slots whose message writes are edu
 # DMAs into the status area and whose doorbell is edu's MSI, fires 64 slots in random order
 # (each delivered once to its own handler), holds masked slots until unmask, refuses a message
 # for the MSI window, and catches a message to an unmapped IOVA as a DMAR fault.
@@ -8,7 +8,7 @@
 # timeout: 240
 address=$(dev edu0)
 short=${address#0000:}
-ims_run() { vfiokit run --driver edu-ims "$address" --backend iommufd; }
+ims_run() { vfiokit selftest --driver edu-ims "$address" --backend iommufd; }
 
 expect vfiokit bind "$address"
 dmesg_mark

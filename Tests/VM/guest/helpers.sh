@@ -99,7 +99,7 @@ expect_refused() {
 }
 
 # Fails the check unless the last command's output has an `ok` line for each STEP, as
-# `vfiokit run` prints them ("ok   factorial: ...").
+# `vfiokit selftest` prints them ("ok   factorial: ...").
 expect_steps() {
   local step
   for step in "$@"; do

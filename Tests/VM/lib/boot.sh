@@ -33,7 +33,7 @@ qemu_command() {
   printf '%s\n' -m 1G -smp 2 -nodefaults -no-user-config -display none -no-reboot \
     -serial "file:$console" -serial "file:$results" \
     -kernel "$kernel" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 quiet hugepages=16 vfiokit_vm_config=$config ${config_append[$config]}"
+    -append "console=ttyS0 panic=-1 quiet no_timer_check hugepages=16 vfiokit_vm_config=$config ${config_append[$config]}"
   if [ "${config_iommu[$config]}" = 1 ]; then
     printf '%s\n' -device intel-iommu,intremap=on,caching-mode=on
   fi

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Check: the edu sample driver runs to the end on the VFIO device cdev (/dev/vfio/devices/vfioN)
-# bound to iommufd (/dev/iommu): `vfiokit run --driver edu ADDRESS --backend iommufd` exits 0
+# bound to iommufd (/dev/iommu): `vfiokit selftest --driver edu ADDRESS --backend iommufd` exits 0
 # only if every step checked out.
 # configs: iommu
 address=$(dev edu0)
 expect vfiokit bind "$address"
 cdev=$(ls "$(sysfs "$address")/vfio-dev" 2>/dev/null)
 [ -n "$cdev" ] && [ -c "/dev/vfio/devices/$cdev" ] || check_fail "no device cdev for edu0 after bind"
-expect vfiokit run --driver edu "$address" --backend iommufd
+expect vfiokit selftest --driver edu "$address" --backend iommufd
 expect_steps identification liveness factorial "interrupt raise/ack" "dma round trip" "iommu fault"
 expect vfiokit unbind "$address" --restore
 check_pass

@@ -1,12 +1,12 @@
 #!/bin/sh
 # Check: the edu sample driver runs to the end on the legacy VFIO container and group with the
-# type1 IOMMU (/dev/vfio/vfio, /dev/vfio/GROUP): `vfiokit run --driver edu ADDRESS --backend
+# type1 IOMMU (/dev/vfio/vfio, /dev/vfio/GROUP): `vfiokit selftest --driver edu ADDRESS --backend
 # legacy` exits 0 only if every step checked out.
 # configs: iommu distro
 address=$(dev edu0)
 expect vfiokit bind "$address"
 [ -c "/dev/vfio/$(group_of "$address")" ] || check_fail "no group node for edu0 after bind"
-expect vfiokit run --driver edu "$address" --backend legacy
+expect vfiokit selftest --driver edu "$address" --backend legacy
 expect_steps identification liveness factorial "interrupt raise/ack" "dma round trip" "iommu fault"
 expect vfiokit unbind "$address" --restore
 check_pass

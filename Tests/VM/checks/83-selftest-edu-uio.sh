@@ -1,12 +1,12 @@
 #!/bin/sh
 # Check: the edu sample driver runs to the end on uio_pci_generic (/dev/uio0; INTx through
-# reads and writes of the UIO node): `vfiokit run --driver edu ADDRESS --backend uio` exits 0
+# reads and writes of the UIO node): `vfiokit selftest --driver edu ADDRESS --backend uio` exits 0
 # only if every step checked out.
 # configs: iommu distro
 address=$(dev edu-uio)
 expect vfiokit bind "$address" --driver uio_pci_generic
 [ -c /dev/uio0 ] || check_fail "no /dev/uio0 after binding edu-uio to uio_pci_generic"
-expect vfiokit run --driver edu "$address" --backend uio
+expect vfiokit selftest --driver edu "$address" --backend uio
 expect_steps identification liveness factorial "interrupt raise/ack"
 expect vfiokit unbind "$address" --restore
 check_pass

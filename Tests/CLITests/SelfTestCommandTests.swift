@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 
-/// `vfiokit run`: the sample edu driver end to end on the simulated device, and its refusals.
-@Suite struct RunCommandTests {
+/// `vfiokit selftest`: the sample edu driver end to end on the simulated device, and its refusals.
+@Suite struct SelfTestCommandTests {
     /// The step lines (`ok`, `FAIL` or `skip`) and the count of steps the summary says passed.
     static func report(_ output: String) throws -> (steps: [Substring], ok: Int, failed: Int) {
         let lines = output.split(separator: "\n")
@@ -13,7 +13,7 @@ import Testing
     }
 
     @Test func runsEveryEduStepOnTheSimulatedDevice() throws {
-        let result = try runVFIOKit(["run", "--driver", "edu"])
+        let result = try runVFIOKit(["selftest", "--driver", "edu"])
         #expect(result.status == 0, "stderr: \(result.error)")
         let report = try Self.report(result.output)
         #expect(report.steps.count >= 6)
@@ -25,7 +25,7 @@ import Testing
 
     @Test(arguments: ["uio", "noiommu"])
     func runsOnTheBackendsWithoutAnIOMMU(_ backend: String) throws {
-        let result = try runVFIOKit(["run", "--driver", "edu", "--backend", backend])
+        let result = try runVFIOKit(["selftest", "--driver", "edu", "--backend", backend])
         #expect(result.status == 0, "stderr: \(result.error)")
         let report = try Self.report(result.output)
         #expect(report.failed == 0)
@@ -35,14 +35,14 @@ import Testing
     }
 
     @Test func refusesAnUnknownDriver() throws {
-        let result = try runVFIOKit(["run", "--driver", "nope"])
+        let result = try runVFIOKit(["selftest", "--driver", "nope"])
         #expect(result.status != 0)
         #expect(result.output.isEmpty)
         #expect(result.error.contains("unknown driver \"nope\": the sample drivers are edu"))
     }
 
     @Test func refusesABadAddressNamingIt() throws {
-        let result = try runVFIOKit(["run", "--driver", "edu", "0000:zz:00.0"])
+        let result = try runVFIOKit(["selftest", "--driver", "edu", "0000:zz:00.0"])
         #expect(result.status != 0)
         #expect(result.output.isEmpty)
         #expect(result.error.contains("invalid PCI address \"0000:zz:00.0\""))

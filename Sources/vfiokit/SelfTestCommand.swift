@@ -3,14 +3,14 @@ import PCI
 import VFIODrivers
 import VFIOKit
 
-/// `vfiokit run --driver NAME [ADDRESS] [--backend …]`: runs a sample driver end to end.
-struct RunCommand: ParsableCommand {
+/// `vfiokit selftest --driver NAME [ADDRESS] [--backend …]`: runs a sample driver end to end.
+struct SelfTestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run",
+        commandName: "selftest",
         abstract: "Run a sample driver on a device, step by step; exits 0 only if every step checked out.",
         discussion: "With no ADDRESS the driver runs on a simulated device through the mock VFIO kernel model.")
 
-    @Option(help: "The sample driver to run: \(SampleProgram.all.map(\.name).joined(separator: ", ")).")
+    @Option(help: "The sample driver to check: \(SampleProgram.all.map(\.name).joined(separator: ", ")).")
     var driver: String
 
     @Argument(help: "The device's PCI address, e.g. 0000:00:04.0. Omit it to use the simulated device.")

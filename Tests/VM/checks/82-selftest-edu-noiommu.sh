@@ -1,12 +1,12 @@
 #!/bin/sh
 # Check: the edu sample driver runs to the end on VFIO in unsafe no-IOMMU mode
-# (/dev/vfio/noiommu-N; DMA to physical addresses): `vfiokit run --driver edu ADDRESS --backend
+# (/dev/vfio/noiommu-N; DMA to physical addresses): `vfiokit selftest --driver edu ADDRESS --backend
 # noiommu` exits 0 only if every step checked out.
 # configs: noiommu
 address=$(dev edu0)
 expect vfiokit bind "$address"
 [ -c "/dev/vfio/noiommu-$(group_of "$address")" ] || check_fail "no noiommu group node for edu0 after bind"
-expect vfiokit run --driver edu "$address" --backend noiommu
+expect vfiokit selftest --driver edu "$address" --backend noiommu
 expect_steps identification liveness factorial "interrupt raise/ack"
 expect vfiokit unbind "$address" --restore
 check_pass

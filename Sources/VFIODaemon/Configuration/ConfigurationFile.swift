@@ -1,0 +1,63 @@
+import FoundationEssentials
+import PCI
+import VFIOKit
+
+/// The `--config` file: JSON, read with Foundation's decoder (no extra dependency; the daemon's
+/// state files are JSON too).
+///
+///     {
+///       "bind": true,
+///       "backend": "auto",
+///       "devices": [
+///         { "address": "0000:00:03.0", "driver": "edu", "context": "a" },
+///         { "address": "0000:00:05.0", "driver": "msix-loopback" }
+///       ]
+///     }
+///
+/// Only `devices` and each `address` are required. Devices with the same `context` share one
+/// IOMMU context.
+public struct ConfigurationFile: Decodable, Sendable {
+    public struct Entry: Decodable, Sendable {
+        public var address: String
+        public var driver: String?
+        public var context: String?
+    }
+
+    public var bind: Bool?
+    public var backend: String?
+    public var devices: [Entry]
+
+    /// Reads and checks `path`: every address parses, no device is named twice, the backend
+    /// is known.
+    public static func load(_ path: String) throws(DaemonError) -> ConfigurationFile {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw .badConfiguration(path: path, reason: "cannot read it (\(error))")
+        }
+        let file: ConfigurationFile
+        do { file = try JSONDecoder().decode(ConfigurationFile.self, from: data) } catch {
+            throw .badConfiguration(path: path, reason: "not the expected JSON: \(error)")
+        }
+        if let backend = file.backend, Backend(rawValue: backend) == nil {
+            throw .badConfiguration(
+                path: path, reason: "backend \"\(backend)\" is not one of \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        var seen = Set<PCIAddress>()
+        for device in try file.parsedDevices(path: path) where !seen.insert(device.address).inserted {
+            throw .badConfiguration(path: path, reason: "\(device.address) is listed twice")
+        }
+        return file
+    }
+
+    /// The entries with their addresses parsed.
+    public func parsedDevices(path: String) throws(DaemonError) -> [DaemonConfiguration.Device] {
+        var result: [DaemonConfiguration.Device] = []
+        for entry in devices {
+            guard let address = try? PCIAddress(parsing: entry.address) else {
+                throw .badConfiguration(path: path, reason: "\"\(entry.address)\" is not a PCI address (use 0000:03:00.0)")
+            }
+            result.append(DaemonConfiguration.Device(address: address, driver: entry.driver, context: entry.context))
+        }
+        return result
+    }
+}

@@ -1,0 +1,30 @@
+import PCI
+
+/// Why the daemon refused to start or could not take a device.
+public enum DaemonError: Error, Equatable, CustomStringConvertible {
+    /// Another daemon holds the state directory's lock.
+    case alreadyRunning(pid: Int32?, lock: String)
+    /// A process other than this one has the device open.
+    case deviceInUse(PCIAddress, holders: [String])
+    /// The configuration file is missing, unreadable or wrong.
+    case badConfiguration(path: String, reason: String)
+    /// A driver name that the registry does not hold.
+    case unknownDriver(String, known: String)
+    /// The state directory, socket or metrics address cannot be set up.
+    case setup(String)
+
+    public var description: String {
+        switch self {
+        case let .alreadyRunning(pid, lock):
+            "another vfiokit daemon \(pid.map { "(pid \($0)) " } ?? "")is running with the lock \(lock): stop it first, or give this one its own VFIOKIT_STATE_DIR"
+        case let .deviceInUse(address, holders):
+            "\(address) is in use by \(holders.isEmpty ? "another process" : holders.joined(separator: ", ")): stop it first"
+        case let .badConfiguration(path, reason):
+            "the configuration \(path) is not usable: \(reason)"
+        case let .unknownDriver(name, known):
+            "unknown driver \"\(name)\": the drivers are \(known)"
+        case let .setup(reason):
+            reason
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import CoreMetrics
+import Prometheus
+import Synchronization
+
+/// The daemon's Prometheus metrics, made through swift-metrics with swift-prometheus's
+/// factory on a registry of the daemon's own (no global bootstrap, so tests can make several).
+///
+/// Drivers keep their own counts (``DriverActivity``); ``update(_:)`` carries a status
+/// report into the metrics, adding to each counter what it grew by since the last update.
+final class DaemonMetrics: Sendable {
+    private let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private struct Recorded {
+        var counters: [String: (counter: CoreMetrics.Counter, last: UInt64)] = [:]
+        var gauges: [String: CoreMetrics.Gauge] = [:]
+    }
+    private let recorded = Mutex(Recorded())
+
+    init() { factory = PrometheusMetricsFactory(registry: registry) }
+
+    /// Records `report`'s counts and levels.
+    func update(_ report: StatusReport) {
+        recorded.withLock { r in
+            for state in ["running", "failed", "removed", "stopped"] {
+                gauge(&r, "vfiokit_devices", ["state": state], Double(report.devices.filter { $0.state == state }.count))
+            }
+            for d in report.devices {
+                let device = ["device": d.address, "driver": d.driver]
+                for v in d.interrupts {
+                    var labels = device
+                    labels["vector"] = v.name
+                    if let g = v.group { labels["group"] = g }
+                    count(&r, "vfiokit_interrupts_total", labels, v.count)
+                }
+                count(&r, "vfiokit_operations_total", device, d.operations)
+                count(&r, "vfiokit_errors_total", device, d.errors)
+                if let faults = d.iommuFaults { count(&r, "vfiokit_iommu_faults_total", device, UInt64(faults)) }
+                gauge(&r, "vfiokit_dma_mapped_bytes", device, Double(d.dma.bytes))
+                gauge(&r, "vfiokit_dma_mappings", device, Double(d.dma.mappings))
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    func text() -> String { registry.emitToString() }
+
+    private func key(_ name: String, _ labels: [String: String]) -> String {
+        name + labels.sorted { $0.key < $1.key }.map { "|\($0.key)=\($0.value)" }.joined()
+    }
+
+    private func count(_ r: inout Recorded, _ name: String, _ labels: [String: String], _ total: UInt64) {
+        let k = key(name, labels)
+        let entry = r.counters[k] ?? (CoreMetrics.Counter(label: name, dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, factory: factory), 0)
+        // A device attached again starts counting from zero; count its new total.
+        let grown = total >= entry.last ? total - entry.last : total
+        if grown > 0 { entry.counter.increment(by: Int64(clamping: grown)) }
+        r.counters[k] = (entry.counter, total)
+    }
+
+    private func gauge(_ r: inout Recorded, _ name: String, _ labels: [String: String], _ value: Double) {
+        let k = key(name, labels)
+        let g = r.gauges[k] ?? CoreMetrics.Gauge(label: name, dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, factory: factory)
+        g.record(value)
+        r.gauges[k] = g
+    }
+}

@@ -1,0 +1,67 @@
+import VFIOKit
+
+/// What `vfiokit status` shows: the daemon and each device it hosts.
+public struct StatusReport: Codable, Sendable, Equatable {
+    public var pid: Int32
+    /// True when the devices are simulated by the mock kernel, not real hardware.
+    public var simulated: Bool
+    /// Seconds since the daemon started.
+    public var uptimeSeconds: Double
+    public var devices: [DeviceStatus]
+}
+
+/// One hosted device.
+public struct DeviceStatus: Codable, Sendable, Equatable {
+    public struct DMA: Codable, Sendable, Equatable {
+        public var mappings: Int
+        public var bytes: Int
+    }
+
+    public var address: String
+    public var driver: String
+    public var backend: String
+    /// The IOMMU context the device shares with others ("group 12", or the config's name).
+    public var context: String
+    /// running, failed, removed or stopped.
+    public var state: String
+    /// Why it failed or was removed.
+    public var detail: String?
+    public var interrupts: [DriverActivity.Vector]
+    public var operations: UInt64
+    public var errors: UInt64
+    /// The last error of the work loop, while it keeps failing.
+    public var lastError: String?
+    /// The DMA of the device's IOMMU context, which the devices sharing it share.
+    public var dma: DMA
+    /// IOMMU faults read from the kernel log since start; nil when the log cannot be read
+    /// (no IOMMU, or no permission to read /dev/kmsg).
+    public var iommuFaults: Int?
+}
+
+extension StatusReport {
+    /// The report as a person reads it.
+    public var text: String {
+        var lines = ["vfiokit daemon pid \(pid), up \(Int(uptimeSeconds)) s\(simulated ? ", SIMULATED devices (mock VFIO kernel model)" : "")"]
+        if devices.isEmpty { lines.append("  no devices") }
+        for d in devices {
+            lines.append("  \(d.address)  \(d.driver)  \(d.state)\(d.detail.map { ": \($0)" } ?? "")")
+            lines.append("    backend \(d.backend), context \(d.context)")
+            let vectors = d.interrupts.map { "\($0.group.map { "\($0)/" } ?? "")\($0.name)=\($0.count)" }
+            lines.append("    interrupts \(d.interrupts.reduce(0) { $0 + $1.count })\(vectors.isEmpty ? "" : " (\(vectors.joined(separator: ", ")))")")
+            for (group, count) in Self.groupTotals(d.interrupts) { lines.append("    group \(group): \(count) interrupts") }
+            lines.append("    operations \(d.operations), errors \(d.errors)\(d.lastError.map { " (last: \($0))" } ?? "")")
+            lines.append("    DMA \(d.dma.mappings) mappings, \(d.dma.bytes) bytes; IOMMU faults \(d.iommuFaults.map(String.init) ?? "not readable")")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Interrupt totals per slot group (IMS), in order of first appearance.
+    static func groupTotals(_ vectors: [DriverActivity.Vector]) -> [(String, UInt64)] {
+        var totals: [(String, UInt64)] = []
+        for v in vectors {
+            guard let g = v.group else { continue }
+            if let i = totals.firstIndex(where: { $0.0 == g }) { totals[i].1 += v.count } else { totals.append((g, v.count)) }
+        }
+        return totals
+    }
+}

@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Synchronization
+
+/// A listening socket on its own thread that answers each connection with one response:
+/// the Unix status socket (`vfiokit status`) and the TCP metrics address.
+///
+/// Each connection sends one request line; `respond` turns it into the bytes to send back,
+/// and the connection is closed. A client that sends nothing within two seconds is dropped,
+/// so a stuck client cannot hold the server.
+final class StatusServer: Sendable {
+    /// Where it listens, for messages.
+    let endpoint: String
+    private let fd: Int32
+    private let respond: @Sendable (String) -> [UInt8]
+    /// The socket file to remove when stopping; nil for TCP.
+    private let socketFile: String?
+    /// The end of a request: a newline, or for HTTP the blank line after the headers.
+    private let terminator: [UInt8]
+    private let stopping = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    /// Listens on a Unix socket at `path` with `mode` (0660: the owner and its group), replacing
+    /// a stale socket file a killed daemon left (the caller holds the daemon lock).
+    init(unixPath path: String, mode: mode_t, respond: @escaping @Sendable (String) -> [UInt8]) throws(DaemonError) {
+        guard var address = StatusClient.unixAddress(path) else { throw .setup("the socket path \(path) is too long for a Unix socket") }
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .setup("cannot create the status socket: \(String(cString: strerror(errno)))") }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, chmod(path, mode) == 0, listen(fd, 16) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .setup("cannot listen on \(path): \(reason)")
+        }
+        self.fd = fd
+        endpoint = path
+        self.respond = respond
+        terminator = Array("\n".utf8)
+        socketFile = path
+        startThread()
+    }
+
+    /// Listens on TCP `host:port` (an IPv4 address such as 127.0.0.1).
+    init(tcpHost host: String, port: UInt16, respond: @escaping @Sendable (String) -> [UInt8]) throws(DaemonError) {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            throw .setup("--metrics-address wants an IPv4 address and port such as 127.0.0.1:9464, not \"\(host)\"")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .setup("cannot create the metrics socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 16) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw .setup("cannot listen on \(host):\(port): \(reason)")
+        }
+        self.fd = fd
+        endpoint = "\(host):\(port)"
+        self.respond = respond
+        terminator = Array("\r\n\r\n".utf8)
+        socketFile = nil
+        startThread()
+    }
+
+    /// Stops accepting and waits for the thread to finish the connection in hand.
+    func stop() {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        shutdown(fd, Int32(SHUT_RDWR))
+        finished.wait()
+        close(fd)
+        if let socketFile { unlink(socketFile) }
+    }
+
+    private func startThread() {
+        let thread = DispatchQueue(label: "vfiokit.status.\(endpoint)")
+        thread.async { [self] in
+            defer { finished.signal() }
+            while !stopping.load(ordering: .acquiring) {
+                let client = accept(fd, nil, nil)
+                if client < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    break
+                }
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                serve(client)
+                close(client)
+            }
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var request: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        while request.firstRange(of: terminator) == nil && request.count < 8192 {
+            let n = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }
+            request += chunk[..<n]
+        }
+        let line = String(decoding: request.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        var response = respond(line.hasSuffix("\r") ? String(line.dropLast()) : line)
+        var sent = 0
+        while sent < response.count {
+            let n = response.withUnsafeMutableBytes { send(client, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { break }
+            sent += n
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import PCI
+import ServiceLifecycle
+import VFIODaemon
+import VFIODrivers
+import VFIOKit
+
+/// `vfiokit run [ADDRESS...] [--driver NAME] [--config FILE] [--bind]`: the driver daemon.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Host drivers on devices until SIGTERM or SIGINT (the driver daemon).",
+        discussion: """
+            Opens the devices named, or those of --config, on vfio-pci or uio_pci_generic (with --bind it \
+            binds them first and gives their original drivers back at the end), attaches the driver whose \
+            match table takes each (or --driver), and runs until told to stop. Then it stops the drivers, \
+            disables interrupts, unmaps DMA, resets the devices and restores the bindings it made. \
+            A REQ interrupt or a udev removal releases that device alone. `vfiokit status` asks it what it \
+            is doing. With no device and no config it runs on a simulated device and says so.
+            """)
+
+    @Argument(help: "The devices, as 0000:03:00.0 or 03:00.0.", transform: { try PCIAddress(parsing: $0) })
+    var addresses: [PCIAddress] = []
+
+    @Option(help: "The driver for devices that name none (default: the first whose match table takes the device): \(DriverRegistry.names).")
+    var driver: String?
+
+    @Option(help: ArgumentHelp("A JSON file of devices: {\"bind\": true, \"devices\": [{\"address\": …, \"driver\": …, \"context\": …}]}.", valueName: "file"))
+    var config: String?
+
+    @Flag(help: "Bind the devices to vfio-pci (uio_pci_generic with --backend uio) first, and give back their original drivers at shutdown.")
+    var bind = false
+
+    @Option(help: "auto, iommufd, legacy, noiommu or uio (default: auto; VFIOKIT_BACKEND overrides auto).")
+    var backend: String = "auto"
+
+    @Option(help: ArgumentHelp("Also serve Prometheus metrics over HTTP at this loopback address.", valueName: "127.0.0.1:port"))
+    var metricsAddress: String?
+
+    @Option(help: "Seconds between stats lines on stderr; 0 for none (default: 5 on a terminal, else none).")
+    var statsInterval: Double?
+
+    @Option(help: "Milliseconds between two units of work on a device whose driver exercises it.")
+    var workInterval: Int = 10
+
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        guard let backend = Backend(rawValue: backend) else {
+            throw ValidationError("unknown backend \"\(self.backend)\": use \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let metrics = try metricsAddress.map(Self.parseLoopbackAddress)
+        if let driver, DriverRegistry.named(driver) == nil {
+            throw ValidationError("unknown driver \"\(driver)\": the drivers are \(DriverRegistry.names)")
+        }
+        let logger = logging.logger(label: "vfiokit.daemon", defaultLevel: .notice)
+
+        var devices = addresses.map { DaemonConfiguration.Device(address: $0) }
+        var bind = self.bind
+        var backendChoice = backend
+        if let config {
+            let file = try ConfigurationFile.load(config)
+            devices += try file.parsedDevices(path: config)
+            bind = bind || (file.bind ?? false)
+            if let b = file.backend.flatMap(Backend.init(rawValue:)), b != .auto { backendChoice = b }
+        }
+        var system: any SystemCalls = HostSystemCalls.shared
+        var simulated: SimulatedMachine?
+        if devices.isEmpty {
+            let machine = try SimulatedDaemonDevice.machine(backend: backendChoice, bind: bind)
+            print(
+                "SIMULATED: no device or config given, so the \(SimulatedDaemonDevice.name) driver runs on a simulated "
+                    + "\(SimulatedDaemonDevice.name) device at \(machine.address) through the mock VFIO kernel model; no hardware is touched")
+            devices = [DaemonConfiguration.Device(address: machine.address)]
+            system = machine.kernel
+            simulated = machine
+        }
+        let configuration = DaemonConfiguration(
+            devices: devices, bind: bind, backend: backendChoice, stateDirectory: StateDirectory.forDaemon(),
+            workInterval: .milliseconds(workInterval), watchUdev: simulated == nil)
+        let host = try DriverHost(
+            configuration: configuration, system: system, simulated: simulated != nil, driverOverride: driver, logger: logger)
+        let interval = statsInterval ?? (isatty(2) != 0 ? 5 : 0)
+        let options = DaemonService.Options(
+            metricsAddress: metrics, statsInterval: interval > 0 ? .milliseconds(Int(interval * 1000)) : nil,
+            printStats: { printError($0) })
+        let service = DaemonService(host: host, options: options, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        if let simulated { print(Self.simulatedAftermath(simulated)) }
+    }
+
+    /// What the mock kernel holds after shutdown: proof that nothing was left behind.
+    private static func simulatedAftermath(_ machine: SimulatedMachine) -> String {
+        let kernel = machine.kernel
+        let state = kernel.interruptState(of: machine.address)
+        let driver = try? kernel.readLink("/sys/bus/pci/devices/\(machine.address)/driver")
+        let irqs = state.map { $0.kind == .none && !$0.reqArmed ? "none enabled" : "\($0.kind) still enabled" } ?? "none enabled"
+        return "simulated kernel after shutdown: \(kernel.dmaMappings(of: machine.address).count) DMA mappings, interrupts \(irqs), "
+            + "\(kernel.openFileCount) open files, driver \(driver.map { String($0.split(separator: "/").last ?? "") } ?? "none")"
+    }
+
+    static func parseLoopbackAddress(_ text: String) throws -> (host: String, port: UInt16) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
+            throw ValidationError("--metrics-address wants host:port such as 127.0.0.1:9464, not \"\(text)\"")
+        }
+        return (String(text[..<colon]), port)
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+
+/// systemd/vfiokit.service passes `systemd-analyze verify`, with ExecStart pointed at the
+/// vfiokit this test bundle was built with.
+@Suite struct SystemdUnitTests {
+    static let analyzer = "/usr/bin/systemd-analyze"
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: analyzer), "systemd-analyze is not installed (.ci/setup installs systemd)"))
+    func theUnitVerifies() throws {
+        let unit = try String(contentsOf: Self.repository.appendingPathComponent("systemd/vfiokit.service"), encoding: .utf8)
+        #expect(unit.contains("ExecStart=/usr/local/bin/vfiokit run "))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vfiokit-unit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let copy = directory.appendingPathComponent("vfiokit.service")
+        try unit.replacingOccurrences(of: "/usr/local/bin/vfiokit", with: try vfiokitExecutable().path).write(to: copy, atomically: true, encoding: .utf8)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.analyzer)
+        process.arguments = ["verify", copy.path]
+        let error = Pipe()
+        process.standardError = error
+        process.standardOutput = error
+        try process.run()
+        let messages = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(messages)")
+        #expect(messages.isEmpty, "systemd-analyze complained: \(messages)")
+    }
+
+    @Test func theUnitRunsUnprivilegedWithOnlyCAP_IPC_LOCK() throws {
+        let unit = try String(contentsOf: Self.repository.appendingPathComponent("systemd/vfiokit.service"), encoding: .utf8)
+        let settings = Set(unit.split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init))
+        for expected in [
+            "DynamicUser=yes", "Group=vfio", "AmbientCapabilities=CAP_IPC_LOCK", "CapabilityBoundingSet=CAP_IPC_LOCK",
+            "LimitMEMLOCK=infinity", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+        ] {
+            #expect(settings.contains(expected), "missing \(expected)")
+        }
+    }
+}

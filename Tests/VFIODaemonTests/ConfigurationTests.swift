@@ -1,0 +1,56 @@
+import FoundationEssentials
+import PCI
+import Testing
+@testable import VFIODaemon
+
+/// The --config file and how devices are put into IOMMU contexts.
+@Suite struct ConfigurationTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vfiokit-config-\(UInt64.random(in: 0 ... .max)).json").path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test func theShippedExampleParses() throws {
+        let path = Self.repository.appendingPathComponent("systemd/daemon.json").path
+        let devices = try ConfigurationFile.load(path).parsedDevices(path: path)
+        #expect(devices.map(\.driver) == ["edu", "msix-loopback"])
+        #expect(devices.map(\.address.description) == ["0000:00:03.0", "0000:00:05.0"])
+    }
+
+    @Test func readsEveryField() throws {
+        let path = try write(#"{"bind": true, "backend": "legacy", "devices": [{"address": "03:00.0", "driver": "edu", "context": "a"}]}"#)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try ConfigurationFile.load(path)
+        #expect(file.bind == true)
+        #expect(file.backend == "legacy")
+        #expect(try file.parsedDevices(path: path) == [.init(address: pciAddress("0000:03:00.0"), driver: "edu", context: "a")])
+    }
+
+    @Test(arguments: [
+        (#"{"devices": [{"address": "zz"}]}"#, "\"zz\" is not a PCI address"),
+        (#"{"devices": [{"address": "03:00.0"}, {"address": "0000:03:00.0"}]}"#, "0000:03:00.0 is listed twice"),
+        (#"{"backend": "fast", "devices": []}"#, "backend \"fast\" is not one of"),
+        (#"{"device": []}"#, "not the expected JSON"),
+    ])
+    func refusesBadFilesNamingWhatIsWrong(_ text: String, _ complaint: String) throws {
+        let path = try write(text)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let error = #expect(throws: DaemonError.self) { try ConfigurationFile.load(path) }
+        #expect(error?.description.contains("the configuration \(path) is not usable") == true)
+        #expect(error?.description.contains(complaint) == true, "\(String(describing: error))")
+    }
+
+    @Test func devicesOfOneGroupOrNamedTogetherShareAContext() {
+        let a = pciAddress("0000:01:00.0"), b = pciAddress("0000:01:00.1"), c = pciAddress("0000:02:00.0")
+        let d = pciAddress("0000:03:00.0"), e = pciAddress("0000:04:00.0")
+        let groups = [a: 7, b: 7, c: 8, d: 9]
+        let plan = IOMMUContextPlan(
+            [.init(address: a), .init(address: c, context: "x"), .init(address: b), .init(address: d, context: "x"), .init(address: e)]
+        ) { groups[$0] }
+        #expect(plan.contexts.map(\.name) == ["group 7", "x", "device 0000:04:00.0"])
+        #expect(plan.contexts.map { $0.devices.map(\.address) } == [[a, b], [c, d], [e]])
+    }
+}
