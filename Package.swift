@@ -43,6 +43,8 @@ let package = Package(
             ]),
         // A model of the kernel's VFIO, served at the framework's system-call seam.
         .target(name: "VFIOMock", dependencies: ["VFIOKit", "PCI", "CVFIO"]),
+        // The conformance scenarios: one ioctl list, run against the mock and the real kernel.
+        .target(name: "VFIOConformance", dependencies: ["VFIOKit", "VFIOMock", "PCI", "CVFIO"]),
         // Discovery, binding and udev: where the host is touched.
         .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
         // Sample drivers, written on VFIOKit's public API only.
@@ -50,7 +52,7 @@ let package = Package(
         .executableTarget(
             name: "vfiokit",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "CBenchReference",
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIOConformance", "CBenchReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
@@ -60,6 +62,7 @@ let package = Package(
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
         .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
+        .testTarget(name: "ConformanceTests", dependencies: ["VFIOConformance", "VFIOMock", "PCI"]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
     ]
 )

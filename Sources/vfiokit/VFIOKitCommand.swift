@@ -13,5 +13,6 @@ struct VFIOKitCommand: AsyncParsableCommand {
             InspectCommand.self,
             RunCommand.self,
             BenchCommand.self,
+            ConformanceCommand.self,
         ])
 }

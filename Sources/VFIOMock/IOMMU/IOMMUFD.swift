@@ -167,7 +167,7 @@ final class IOMMUFDContext {
             guard iova < .max, length < .max else { throw .overflow }
             guard length != 0 else { throw .invalidArgument }
             guard iova &+ (length - 1) >= iova else { throw .overflow }
-            unmapped = try ioas.unmap(first: iova, last: iova + length - 1)
+            unmapped = try ioas.unmap(first: iova, last: iova + (length - 1))
             guard unmapped != 0 else { throw .noSuchFileOrDirectory }
         }
         arg.store(unmapped, at: 16)

@@ -8,7 +8,7 @@ public struct DMAMapping: Sendable, Equatable {
     /// The device may write this memory.
     public var writable: Bool
 
-    var last: UInt64 { iova + size - 1 }
+    var last: UInt64 { iova + (size - 1) }
 }
 
 /// The mappings of one IOMMU domain, kept sorted by IOVA and never overlapping.
