@@ -18,10 +18,12 @@ public enum GuestKernel: String, CaseIterable, Sendable {
     }
 
     /// The mock configuration of this kernel on the guest machine: QEMU 7.2's intel-iommu
-    /// translates 39-bit IOVAs (`aw-bits` 39) and reserves the MSI window.
+    /// translates 39-bit IOVAs (`aw-bits` 39) and reserves the MSI window; SeaBIOS leaves
+    /// I/O, memory and SERR# enabled in each function's command register.
     public var configuration: MockKernel.Configuration {
         var c = MockKernel.Configuration()
         c.iommufdAvailable = self == .linux6_12
+        c.firmwareCommand = 0x103
         c.iovaRanges = [IOVARange(first: 0, last: 0xfedf_ffff), IOVARange(first: 0xfef0_0000, last: (1 << 39) - 1)]
         return c
     }
@@ -34,7 +36,10 @@ extension MockKernel {
     /// the e1000 driver holds (the guest's bridge pair).
     public static func conformanceGuest(_ target: ConformanceTarget, kernel: GuestKernel) throws -> MockKernel {
         let mock = MockKernel(configuration: kernel.configuration)
-        try mock.plug(EduDevice(), at: target.edu)
+        // QEMU's edu has neither FLR nor PM reset, so vfio-pci offers no reset.
+        var edu = EduDevice.Options()
+        edu.supportsReset = false
+        try mock.plug(EduDevice(options: edu), at: target.edu)
         if let msix = target.msix {
             var nvme = MemoryBARDevice.Options()
             nvme.vendorID = 0x1b36
@@ -47,7 +52,7 @@ extension MockKernel {
         }
         if let shared = target.nonViable {
             let group = 1000
-            try mock.plug(EduDevice(), at: shared, iommuGroup: group)
+            try mock.plug(EduDevice(options: edu), at: shared, iommuGroup: group)
             var nic = MemoryBARDevice.Options()
             nic.vendorID = 0x8086
             nic.deviceID = 0x100e

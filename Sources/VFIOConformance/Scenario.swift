@@ -64,9 +64,10 @@ public enum Conformance {
         return records
     }
 
-    /// The summary line every run prints.
-    public static func summary(scenarios: Int, modes: Int, differences: Int) -> String {
-        "conformance: \(scenarios) scenarios x \(modes) modes, \(differences) differences"
+    /// The summary line every run prints: `D` counts the differences no ``KnownDifference``
+    /// explains; the known ones follow it.
+    public static func summary(scenarios: Int, modes: Int, differences: Int, known: Int) -> String {
+        "conformance: \(scenarios) scenarios x \(modes) modes, \(differences) differences (\(known) known)"
     }
 }
 

@@ -99,4 +99,7 @@ final class IOAddressSpace {
     }
 
     func unmapAll() -> UInt64 { table.remove(0, .max) }
+
+    /// `iopt_cut_iova`: splits the mapping holding `iova` so that `iova` ends a piece.
+    func cut(at iova: UInt64) { table.split(endingAt: iova) }
 }
