@@ -12,6 +12,7 @@ struct VFIOKitCommand: AsyncParsableCommand {
             UnbindCommand.self,
             InspectCommand.self,
             RunCommand.self,
+            ContextCommand.self,
             BenchCommand.self,
             ConformanceCommand.self,
         ])
