@@ -12,7 +12,7 @@ public struct Scenario: Sendable {
     public let needs: @Sendable (ConformanceTarget) -> Bool
     let body: @Sendable (Session) throws(Session.Stop) -> Void
 
-    init(_ name: String, origin: String, modes: Set<IOMMUMode> = IOMMUMode.all,
+    init(_ name: String, origin: String, modes: Set<IOMMUMode> = IOMMUMode.allSelftestModes,
          needs: @escaping @Sendable (ConformanceTarget) -> Bool = { _ in true },
          _ body: @escaping @Sendable (Session) throws(Session.Stop) -> Void) {
         self.name = name
@@ -27,7 +27,7 @@ public struct Scenario: Sendable {
         let session = Session(system: system, mode: mode, target: target)
         do { try body(session) } catch {}
         session.finish()
-        return ConformanceRecord(scenario: name, mode: mode.rawValue, lines: session.lines)
+        return ConformanceRecord(scenario: name, mode: mode.name, lines: session.lines)
     }
 }
 
@@ -45,12 +45,7 @@ public enum Conformance {
             return true
         }
         let legacy = exists("/dev/vfio/vfio"), iommufd = exists("/dev/iommu")
-        return IOMMUMode.allCases.filter { mode in
-            switch mode {
-            case .type1, .type1v2: legacy
-            case .compatType1, .compatType1v2, .iommufd: iommufd
-            }
-        }
+        return IOMMUMode.selftestModes.filter { $0.containerPath == "/dev/vfio/vfio" ? legacy : iommufd }
     }
 
     /// Runs every scenario that `target` has the devices for, in each of `modes` it applies to.

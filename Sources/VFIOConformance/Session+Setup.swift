@@ -20,7 +20,7 @@ extension Session {
     /// SET_CONTAINER, CHECK_EXTENSION, SET_IOMMU, GET_DEVICE_FD; or cdev, `/dev/iommu`,
     /// BIND_IOMMUFD, IOAS_ALLOC, ATTACH_IOMMUFD_PT.
     func openDevice(_ address: PCIAddress) throws(Stop) -> OpenDevice {
-        if mode.usesGroup {
+        if mode.containerPath != nil {
             let container = try openContainerWithIOMMU(for: address)
             return OpenDevice(fd: try require(deviceFD(container.group, address)), dma: .container(container.fd))
         }
@@ -34,12 +34,12 @@ extension Session {
 
     /// The group-mode set-up up to SET_IOMMU.
     func openContainerWithIOMMU(for address: PCIAddress) throws(Stop) -> (fd: FileDescriptor, group: FileDescriptor) {
-        let container = try require(open(mode.containerPath, as: "container \(mode.containerPath)"))
+        let container = try require(open(mode.containerNode, as: "container \(mode.containerNode)"))
         let group = try require(openGroup(address))
         groupStatus(group)
         try require(setContainer(group, container) ? () : nil)
-        ioctl("CHECK_EXTENSION \(mode.iommuType)", container, CVFIO_CHECK_EXTENSION, value: mode.iommuType)
-        try require(ioctl("SET_IOMMU \(mode.iommuType)", container, CVFIO_SET_IOMMU, value: mode.iommuType))
+        ioctl("CHECK_EXTENSION \(mode.iommuTypeArgument)", container, CVFIO_CHECK_EXTENSION, value: mode.iommuTypeArgument)
+        try require(ioctl("SET_IOMMU \(mode.iommuTypeArgument)", container, CVFIO_SET_IOMMU, value: mode.iommuTypeArgument))
         return (container, group)
     }
 

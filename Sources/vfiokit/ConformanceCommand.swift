@@ -52,7 +52,7 @@ struct ConformanceCommand: ParsableCommand {
         let modes = Conformance.availableModes(host)
         var differences: [String] = []
         if modes != mockModes {
-            differences.append("modes: kernel \(modes.map(\.rawValue)) | mock \(mockModes.map(\.rawValue))")
+            differences.append("modes: kernel \(modes.map(\.name)) | mock \(mockModes.map(\.name))")
         }
         let kernelRecords = Conformance.run(on: host, target: target, modes: modes)
         let comparison = conformanceComparison(kernel: kernelRecords, mock: mockRecords)

@@ -30,6 +30,6 @@ import VFIOMock
         print(Conformance.summary(scenarios: Conformance.scenarios.count, modes: modes.count, differences: differences.count, known: known.count))
         #expect(differences.count == 0)
         #expect(mock.openFileCount == 0)
-        #expect(Set(recorded.map(\.mode)) == Set(modes.map(\.rawValue)))
+        #expect(Set(recorded.map(\.mode)) == Set(modes.map(\.name)))
     }
 }

@@ -1,4 +1,5 @@
 import CVFIO
+import PCI
 import Foundation
 import SystemPackage
 import Testing
@@ -7,17 +8,20 @@ import VFIOMock
 
 /// Inputs that crashed a fuzz target (Tests/Fuzz/regressions/TARGET), replayed through the
 /// same path, plus the rule each one broke, stated directly.
+/// The address the replayed device is opened as.
+let replayAddress = try! PCIAddress(parsing: "0000:00:03.0")
+
 @Suite struct FuzzRegressionTests {
     static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz/regressions")
 
     /// The vfio-info target's path: device info, every region, type1 IOMMU info.
     func replayInfo(_ script: [UInt8]) {
         let kernel = ReplayKernel(script)
-        if let device = try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), system: kernel) {
+        if let device = try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: kernel, logger: .vfiokitSilent) {
             for index in 0..<min(device.regionCount, 16) { _ = try? device.region(index)?.mappableAreas }
             device.close()
         }
-        if let container = try? Type1Container(fd: FileDescriptor(rawValue: 1001), group: FileDescriptor(rawValue: 1002), system: kernel) {
+        if let container = try? Type1Container(fd: FileDescriptor(rawValue: 1001), system: kernel) {
             container.close()
         }
     }
@@ -44,10 +48,10 @@ import VFIOMock
     }
 
     @Test func aRegionLargerThanTheAddressSpaceIsAnErrorNamingTheIoctl() {
-        #expect(throws: VFIOError.self) { try VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), system: ReplayKernel(deviceWithRegion(size: 1 << 63))) }
-        #expect((try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), system: ReplayKernel(deviceWithRegion(size: 256)))) != nil)
+        #expect(throws: VFIOError.self) { try VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: 1 << 63)), logger: .vfiokitSilent) }
+        #expect((try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: 256)), logger: .vfiokitSilent)) != nil)
         do {
-            _ = try VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), system: ReplayKernel(deviceWithRegion(size: .max)))
+            _ = try VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: .max)), logger: .vfiokitSilent)
         } catch {
             #expect("\(error)".contains("VFIO_DEVICE_GET_INFO") || "\(error)".contains("REGION_INFO"))
         }

@@ -88,12 +88,12 @@ extension Conformance {
         },
         Scenario("map-before-set-iommu", origin: "DPDK: MAP_DMA before VFIO_SET_IOMMU", modes: IOMMUMode.groupModes) {
             s throws(Session.Stop) in
-            let container = try s.require(s.open(s.mode.containerPath, as: "container \(s.mode.containerPath)"))
+            let container = try s.require(s.open(s.mode.containerNode, as: "container \(s.mode.containerNode)"))
             let group = try s.require(s.openGroup(s.target.edu))
             try s.require(s.setContainer(group, container) ? () : nil)
             let vaddr = try s.anonymousMemory(0x1000)
             s.map(.container(container), iova: 0x10_0000, size: 0x1000, vaddr: vaddr)
-            s.ioctl("SET_IOMMU \(s.mode.iommuType)", container, CVFIO_SET_IOMMU, value: s.mode.iommuType)
+            s.ioctl("SET_IOMMU \(s.mode.iommuTypeArgument)", container, CVFIO_SET_IOMMU, value: s.mode.iommuTypeArgument)
             s.map(.container(container), iova: 0x20_0000, size: 0x1000, vaddr: vaddr)
             s.unmapAll(.container(container))
         },

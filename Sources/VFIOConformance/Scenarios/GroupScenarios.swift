@@ -14,11 +14,11 @@ extension Conformance {
         Scenario("group-not-viable", origin: "a group a host driver also holds", modes: IOMMUMode.groupModes,
                  needs: { $0.nonViable != nil }) { s throws(Session.Stop) in
             let address = try s.require(s.target.nonViable)
-            let container = try s.require(s.open(s.mode.containerPath, as: "container \(s.mode.containerPath)"))
+            let container = try s.require(s.open(s.mode.containerNode, as: "container \(s.mode.containerNode)"))
             let group = try s.require(s.openGroup(address))
             s.groupStatus(group)
             _ = s.setContainer(group, container)
-            s.ioctl("SET_IOMMU \(s.mode.iommuType)", container, CVFIO_SET_IOMMU, value: s.mode.iommuType)
+            s.ioctl("SET_IOMMU \(s.mode.iommuTypeArgument)", container, CVFIO_SET_IOMMU, value: s.mode.iommuTypeArgument)
             _ = s.deviceFD(group, address)
         },
         Scenario("group-device-by-wrong-name", origin: "VFIO_GROUP_GET_DEVICE_FD with a name not in the group", modes: IOMMUMode.groupModes) {
