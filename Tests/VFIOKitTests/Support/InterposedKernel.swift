@@ -2,13 +2,20 @@ import SystemPackage
 import VFIOKit
 import VFIOMock
 
-/// Passes every call to a mock kernel, showing ioctls and mmaps to a hook first, which may
-/// refuse them: for tests of the order of calls and of the framework's fallbacks.
+/// Passes every call to a mock kernel, showing it to a hook first, which may refuse it: for
+/// tests of the order of calls, of the framework's fallbacks, and of injected faults. A
+/// refused close still closes (Linux releases the descriptor whatever close reports).
 final class InterposedKernel: SystemCalls, @unchecked Sendable {
     enum Call {
         case ioctl(request: UInt)
         /// `file` is nil for anonymous memory.
         case mmap(file: FileDescriptor?)
+        case open(path: String)
+        case close
+        case munmap
+        case pread, pwrite, read, write
+        case eventfd, epollCreate, epollControl, epollWait
+        case readLink, listDirectory
     }
     let kernel: MockKernel
     private let hook: (Call) throws(Errno) -> Void
@@ -27,28 +34,62 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         return try kernel.mmap(length: length, protection: protection, flags: flags, fd: fd, offset: offset)
     }
 
-    func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor { try kernel.open(path, flags) }
-    func close(_ fd: FileDescriptor) throws(Errno) { try kernel.close(fd) }
-    func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) { try kernel.munmap(address, length: length) }
+    func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor {
+        try hook(.open(path: path))
+        return try kernel.open(path, flags)
+    }
+    func close(_ fd: FileDescriptor) throws(Errno) {
+        do { try hook(.close) } catch {
+            try? kernel.close(fd)
+            throw error
+        }
+        try kernel.close(fd)
+    }
+    func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
+        try hook(.munmap)
+        try kernel.munmap(address, length: length)
+    }
     func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try kernel.pread(fd, into: buffer, at: offset)
+        try hook(.pread)
+        return try kernel.pread(fd, into: buffer, at: offset)
     }
     func pwrite(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try kernel.pwrite(fd, from: buffer, at: offset)
+        try hook(.pwrite)
+        return try kernel.pwrite(fd, from: buffer, at: offset)
     }
-    func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int { try kernel.read(fd, into: buffer) }
-    func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int { try kernel.write(fd, from: buffer) }
-    func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor { try kernel.eventfd(initialValue: initialValue, flags: flags) }
-    func epollCreate() throws(Errno) -> FileDescriptor { try kernel.epollCreate() }
+    func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try hook(.read)
+        return try kernel.read(fd, into: buffer)
+    }
+    func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        try hook(.write)
+        return try kernel.write(fd, from: buffer)
+    }
+    func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor {
+        try hook(.eventfd)
+        return try kernel.eventfd(initialValue: initialValue, flags: flags)
+    }
+    func epollCreate() throws(Errno) -> FileDescriptor {
+        try hook(.epollCreate)
+        return try kernel.epollCreate()
+    }
     func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {
+        try hook(.epollControl)
         try kernel.epollControl(epoll, operation, fd, events: events, data: data)
     }
     func epollWait(
         _ epoll: FileDescriptor, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>, capacity: Int32,
         timeoutMilliseconds: Int32
     ) throws(Errno) -> Int {
-        try kernel.epollWait(epoll, events: events, data: data, capacity: capacity, timeoutMilliseconds: timeoutMilliseconds)
+        try hook(.epollWait)
+        return try kernel.epollWait(epoll, events: events, data: data, capacity: capacity, timeoutMilliseconds: timeoutMilliseconds)
     }
-    func readLink(_ path: String) throws(Errno) -> String { try kernel.readLink(path) }
-    func listDirectory(_ path: String) throws(Errno) -> [String] { try kernel.listDirectory(path) }
+    func readLink(_ path: String) throws(Errno) -> String {
+        try hook(.readLink)
+        return try kernel.readLink(path)
+    }
+    func listDirectory(_ path: String) throws(Errno) -> [String] {
+        try hook(.listDirectory)
+        return try kernel.listDirectory(path)
+    }
 }
