@@ -23,6 +23,9 @@ public enum GuestKernel: String, CaseIterable, Sendable {
     public var configuration: MockKernel.Configuration {
         var c = MockKernel.Configuration()
         c.iommufdAvailable = self == .linux6_12
+        // 6.1 predates dynamic MSI-X (6.5) and packs info capabilities.
+        c.dynamicMSIX = self == .linux6_12
+        c.padsInfoCapabilities = self == .linux6_12
         c.firmwareCommand = 0x103
         c.iovaRanges = [IOVARange(first: 0, last: 0xfedf_ffff), IOVARange(first: 0xfef0_0000, last: (1 << 39) - 1)]
         return c

@@ -13,22 +13,22 @@ final class IoctlArgument {
     var address: UInt { UInt(bitPattern: bytes.baseAddress) }
 
     subscript(u32 offset: Int) -> UInt32 {
-        get { bytes.load(fromByteOffset: offset, as: UInt32.self) }
+        get { bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
         set { bytes.storeBytes(of: newValue, toByteOffset: offset, as: UInt32.self) }
     }
 
     subscript(u64 offset: Int) -> UInt64 {
-        get { bytes.load(fromByteOffset: offset, as: UInt64.self) }
+        get { bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
         set { bytes.storeBytes(of: newValue, toByteOffset: offset, as: UInt64.self) }
     }
 
     subscript(i32 offset: Int) -> Int32 {
-        get { bytes.load(fromByteOffset: offset, as: Int32.self) }
+        get { bytes.loadUnaligned(fromByteOffset: offset, as: Int32.self) }
         set { bytes.storeBytes(of: newValue, toByteOffset: offset, as: Int32.self) }
     }
 
     subscript(u16 offset: Int) -> UInt16 {
-        bytes.load(fromByteOffset: offset, as: UInt16.self)
+        bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
     }
 }
 

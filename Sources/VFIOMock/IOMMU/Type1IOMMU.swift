@@ -12,6 +12,7 @@ final class Type1IOMMU {
     let pageSizes: UInt64
     let ranges: [IOVARange]
     private(set) var lockedBytes: UInt64 = 0
+    private let padsCapabilities: Bool
 
     init(v2: Bool, configuration: MockKernel.Configuration) {
         self.v2 = v2
@@ -19,6 +20,7 @@ final class Type1IOMMU {
         entryLimit = configuration.dmaEntryLimit
         pageSizes = configuration.iommuPageSizes
         ranges = configuration.iovaRanges
+        padsCapabilities = configuration.padsInfoCapabilities
     }
 
     private var minPageSize: UInt64 { pageSizes & (~pageSizes &+ 1) }
@@ -99,7 +101,7 @@ final class Type1IOMMU {
         // struct vfio_iommu_type1_info { argsz, flags, iova_pgsizes, cap_offset, pad }
         let argsz: UInt32 = arg.load(0)
         guard argsz >= 16 else { throw .invalidArgument }
-        var caps = InfoCapabilityChain()
+        var caps = InfoCapabilityChain(padded: padsCapabilities)
         caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION), version: 1,
                  body: le(UInt32(0)) + le(UInt32(0)) + le(minPageSize) + le(UInt64(1) << 28))
         caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL), version: 1, body: le(dmaAvailable))
