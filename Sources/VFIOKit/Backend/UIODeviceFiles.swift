@@ -62,7 +62,7 @@ final class UIODeviceFiles: DeviceAccess {
         var pin: UInt8 = 0
         _ = try? withUnsafeMutableBytes(of: &pin) { (b) throws(Errno) -> Int in try system.pread(config, into: b, at: 0x3d) }
         interruptPin = pin
-        nativeInterruptSource = InterruptSource(index: .intx, vector: 0, fd: uio, width: 4, ownsFile: false, total: total)
+        nativeInterruptSource = InterruptSource(uio: uio, address: sysfs.address, total: total)
     }
 
     var canReset: Bool { (try? system.listDirectory(sysfs.path))?.contains("reset") ?? false }

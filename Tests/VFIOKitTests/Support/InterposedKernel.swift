@@ -6,15 +6,18 @@ import VFIOMock
 /// tests of the order of calls, of the framework's fallbacks, and of injected faults. A
 /// refused close still closes (Linux releases the descriptor whatever close reports).
 final class InterposedKernel: SystemCalls, @unchecked Sendable {
-    enum Call {
+    enum Call: Equatable {
         case ioctl(request: UInt)
         /// `file` is nil for anonymous memory.
         case mmap(file: FileDescriptor?)
+        case close(FileDescriptor)
+        /// `operation` is EPOLL_CTL_ADD (1), _DEL (2) or _MOD (3); `file` the fd added or removed.
+        case epollControl(operation: Int32, file: FileDescriptor)
+        case epollWait
         case open(path: String)
-        case close
         case munmap
         case pread, pwrite, read, write
-        case eventfd, epollCreate, epollControl, epollWait
+        case eventfd, epollCreate
         case readLink, listDirectory
     }
     let kernel: MockKernel
@@ -33,13 +36,12 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         try hook(.mmap(file: fd))
         return try kernel.mmap(length: length, protection: protection, flags: flags, fd: fd, offset: offset)
     }
-
     func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor {
         try hook(.open(path: path))
         return try kernel.open(path, flags)
     }
     func close(_ fd: FileDescriptor) throws(Errno) {
-        do { try hook(.close) } catch {
+        do { try hook(.close(fd)) } catch {
             try? kernel.close(fd)
             throw error
         }
@@ -74,7 +76,7 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         return try kernel.epollCreate()
     }
     func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {
-        try hook(.epollControl)
+        try hook(.epollControl(operation: operation, file: fd))
         try kernel.epollControl(epoll, operation, fd, events: events, data: data)
     }
     func epollWait(
