@@ -46,7 +46,7 @@ let package = Package(
         // Discovery, binding and udev: where the host is touched.
         .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
         // Sample drivers, written on VFIOKit's public API only.
-        .target(name: "VFIODrivers", dependencies: ["VFIOKit"]),
+        .target(name: "VFIODrivers", dependencies: ["VFIOKit", "PCI"]),
         .executableTarget(
             name: "vfiokit",
             dependencies: [
@@ -56,11 +56,15 @@ let package = Package(
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
+        // The README's "Writing a driver" snippets, built and run by ExampleTests.
+        .target(name: "DoorbellDriver", dependencies: ["VFIOKit", "VFIOMock"], path: "Examples/DoorbellDriver"),
+
         .testTarget(name: "PCITests", dependencies: ["PCI"]),
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
         .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
         .testTarget(name: "ConformanceTests", dependencies: ["VFIOConformance", "VFIOMock", "PCI"], exclude: ["Records"]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
+        .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
     ]
 )

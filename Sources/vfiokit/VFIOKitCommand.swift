@@ -15,5 +15,6 @@ struct VFIOKitCommand: AsyncParsableCommand {
             ContextCommand.self,
             BenchCommand.self,
             ConformanceCommand.self,
+            NVMeToolCommand.self,
         ])
 }

@@ -8,7 +8,7 @@ import VFIOMock
 /// Tests/VM gave for the same scenarios and devices (Records/linux-VERSION.json, written by
 /// `vfiokit conformance --json` in the guest). `Tests/VM/run --check conformance` compares
 /// against the live kernel; this suite keeps the mock honest without a VM.
-@Suite struct MockConformanceTests {
+@Suite(.serialized) struct MockConformanceTests {
     /// The guest's devices: edu0, NVMe, and the edu behind the bridge that shares its group.
     static let target = ConformanceTarget(
         edu: try! PCIAddress(parsing: "0000:00:03.0"), msix: try! PCIAddress(parsing: "0000:00:05.0"),

@@ -10,7 +10,7 @@ import VFIOMock
 /// call failing. After every run: the error (if the operation reports one) carries the
 /// kernel's reason, no descriptor is left open, no mapping is left in the IOMMU, no interrupt
 /// is left enabled, and the device opens again as the kernel model has it.
-@Suite struct FaultInjectionTests {
+@Suite(.serialized) struct FaultInjectionTests {
     /// The errnos injected, in turn: pread and pwrite fail with EIO.
     static let errnos: [Errno] = [.interrupted, .noMemory, .resourceBusy, .badAddress, .noSuchAddressOrDevice, .operationNotSupportedByDevice]
 

@@ -6,7 +6,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure MMIO access and interrupt dispatch against a C reference in the same run.",
-        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self])
+        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self, IMSBenchCommand.self])
 }
 
 /// Prints a result as sorted-key JSON or as aligned text lines.
@@ -18,6 +18,12 @@ func printResult<T: Encodable>(_ result: T, json: Bool, lines: [String]) throws 
     } else {
         lines.forEach { print($0) }
     }
+}
+
+/// The median and the 99th percentile of `values`.
+func percentiles(_ values: [UInt64]) -> (p50: UInt64, p99: UInt64) {
+    let sorted = values.sorted()
+    return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
 }
 
 /// A figure with two decimals, for the text output.

@@ -70,11 +70,6 @@ struct IRQBenchCommand: ParsableCommand {
             }),
         ])
     }
-
-    private func percentiles(_ values: [UInt64]) -> (UInt64, UInt64) {
-        let sorted = values.sorted()
-        return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
-    }
 }
 
 /// An MSI vector of a simulated device, delivered through VFIOKit's event loop. Each sample

@@ -1,4 +1,4 @@
-# The guest's initramfs: busybox, the vfiokit binary and jq with the shared libraries they load
+# The guest's initramfs: busybox, the vfiokit binary, jq and fio with the shared libraries they load
 # (at the paths they are loaded from), the guest scripts, the checks and their plans, and the
 # distro kernel's modules when there are any. Sourced by ../run. Built by an ordinary user: the
 # one device node, /dev/console, is written as a newc cpio entry by hand.
@@ -49,11 +49,13 @@ build_initramfs() {
 
   initramfs_add_with_closure "$root" "$vfiokit_bin"
   ln -s "$vfiokit_bin" "$root/vm/bin/vfiokit"
-  local jq
-  if jq=$(command -v jq); then
-    initramfs_add_with_closure "$root" "$(readlink -f "$jq")"
-    ln -s "$(readlink -f "$jq")" "$root/vm/bin/jq"
-  fi
+  local tool path
+  for tool in jq fio; do
+    if path=$(command -v "$tool"); then
+      initramfs_add_with_closure "$root" "$(readlink -f "$path")"
+      ln -s "$(readlink -f "$path")" "$root/vm/bin/$tool"
+    fi
+  done
 
   install -m 755 "$vm_dir/guest/init" "$root/init"
   cp "$vm_dir/guest/runner.sh" "$vm_dir/guest/helpers.sh" "$vm_dir/devices" "$root/vm/"

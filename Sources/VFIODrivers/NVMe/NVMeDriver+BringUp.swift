@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import VFIOKit
+
+extension NVMeDriver {
+    /// Resets and enables the controller, identifies it and creates the I/O queues. On
+    /// failure everything set up so far is undone.
+    public func bringUp() throws(NVMeError) {
+        do { try bringUpSteps() } catch {
+            if case .invalidArgument = error { throw error }
+            shutDown()
+            throw error
+        }
+    }
+
+    private func bringUpSteps() throws(NVMeError) {
+        guard !active.exchange(true, ordering: .acquiringAndReleasing) else {
+            throw .invalidArgument("the driver is already brought up: shut it down first")
+        }
+        failure.withLock { $0 = nil }
+        try disable()
+        try framework { () throws(VFIOError) in try device.setBusMaster(true) }
+        let adminEntries = min(configuration.adminQueueDepth, capabilities.maxQueueEntries, 4096)
+        let adminPair = try NVMeQueuePair(
+            id: 0, entries: adminEntries, maxTransfer: NVMeQueuePair.pageSize, dma: device.dma, bar: bar,
+            doorbellStride: capabilities.doorbellStride)
+        admin.withLock { $0 = adminPair }
+        registers.write(NVMeRegisters.adminQueueAttributes, UInt32(adminEntries - 1) << 16 | UInt32(adminEntries - 1))
+        registers.write(NVMeRegisters.adminSubmissionQueue, adminPair.submissionQueue.deviceAddress)
+        registers.write(NVMeRegisters.adminCompletionQueue, adminPair.completionQueue.deviceAddress)
+        registers.write(NVMeRegisters.configuration, NVMeControl.entrySizes | NVMeControl.enable)
+        try waitForReady(true)
+
+        let identity = try identifyController()
+        controller = identity
+        namespaces = try identifyNamespaces()
+        let limit = identity.maxDataTransferExponent == 0 ? Int.max : capabilities.minPageSize << Int(identity.maxDataTransferExponent)
+        maxTransfer = min(limit, NVMeQueuePair.pageSize * (NVMeQueuePair.pageSize / 8))
+        try createQueues(maxTransfer: maxTransfer)
+        startWatchdog()
+    }
+
+    // MARK: Identify
+
+    func identifyController() throws(NVMeError) -> NVMeControllerIdentity {
+        try identify(cns: 1, namespaceID: 0) { NVMeControllerIdentity(page: $0) }
+    }
+
+    /// The active namespaces (CNS 2), each identified (CNS 0).
+    func identifyNamespaces() throws(NVMeError) -> [NVMeNamespaceIdentity] {
+        let ids = try identify(cns: 2, namespaceID: 0) { list in
+            Array((0..<1024).lazy.map { list.load(fromByteOffset: 4 * $0, as: UInt32.self) }.prefix { $0 != 0 })
+        }
+        var result: [NVMeNamespaceIdentity] = []
+        for id in ids {
+            result.append(try identify(cns: 0, namespaceID: id) { NVMeNamespaceIdentity(id: id, page: $0) })
+        }
+        return result
+    }
+
+    /// Runs Identify into a fresh page and parses it with `parse`.
+    private func identify<T>(cns: UInt32, namespaceID: UInt32, _ parse: (UnsafeRawBufferPointer) -> T) throws(NVMeError) -> T {
+        let page = try framework { () throws(VFIOError) in try device.dma.allocate(NVMeQueuePair.pageSize) }
+        try adminCommand(.identify(cns: cns, namespaceID: namespaceID, page: page.deviceAddress))
+        MemoryBarrier.read()
+        return parse(UnsafeRawBufferPointer(page.bytes))
+    }
+
+    // MARK: Queues
+
+    private func createQueues(maxTransfer: Int) throws(NVMeError) {
+        let wanted = max(1, configuration.queues)
+        let granted = try adminCommand(.setNumberOfQueues(wanted))
+        let count = min(wanted, Int(granted & 0xffff) + 1, Int(granted >> 16) + 1)
+        let entries = min(max(2, configuration.queueDepth), capabilities.maxQueueEntries)
+        var sources: [InterruptSource] = []
+        if !configuration.polled {
+            sources = try framework { () throws(VFIOError) in try device.interrupts.enable(.msix, vectors: count + 1) }
+            msixEnabled = true
+        }
+        for id in 1...count {
+            let pair = try NVMeQueuePair(
+                id: id, entries: entries, maxTransfer: maxTransfer, dma: device.dma, bar: bar,
+                doorbellStride: capabilities.doorbellStride)
+            do {
+                try adminCommand(.createCompletionQueue(
+                    id: id, entries: entries, memory: pair.completionQueue.deviceAddress, vector: configuration.polled ? nil : id))
+                try adminCommand(.createSubmissionQueue(
+                    id: id, entries: entries, memory: pair.submissionQueue.deviceAddress, completionQueue: id))
+            }
+            let queue = IOQueue(pair)
+            pairs.withLock { $0.append(queue) }
+            if !configuration.polled {
+                let r = try framework { () throws(VFIOError) in
+                    try loop.register(sources[id]) { _ in queue.pair.withLock { _ = $0.poll { _ in } } }
+                }
+                registrations.append(r)
+            }
+        }
+    }
+
+    /// Aborts I/O commands past their deadline, every tenth of a second; a failed abort resets
+    /// the controller.
+    private func startWatchdog() {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "nvme-watchdog"))
+        timer.schedule(deadline: .now() + .milliseconds(100), repeating: .milliseconds(100))
+        timer.setEventHandler { [weak self] in self?.expireCommands() }
+        timer.resume()
+        watchdog = timer
+    }
+
+    // MARK: Shutdown
+
+    /// Deletes the I/O queues, shuts the controller down (CC.SHN, waiting up to CAP.TO for
+    /// CSTS.SHST = complete), disables it and releases interrupts, DMA memory and bus
+    /// mastering. Safe to call more than once, and after a failed bring-up. Returns true when
+    /// the controller reported the shutdown complete, or there was nothing to shut down.
+    @discardableResult
+    public func shutDown() -> Bool {
+        guard active.exchange(false, ordering: .acquiringAndReleasing) else { return true }
+        watchdog?.cancel()
+        watchdog = nil
+        registrations = EventLoop.Registrations()
+        let queues = pairs.withLock { q in defer { q.removeAll() }; return q }
+        let status = registers.read(NVMeRegisters.status)
+        var shutDownComplete = false
+        let usable = failure.withLock { $0 == nil } && status & (NVMeControl.ready | NVMeControl.fatalStatus) == NVMeControl.ready
+        if usable {
+            for q in queues.reversed() {
+                _ = try? adminCommand(.deleteQueue(id: q.id, submission: true))
+                _ = try? adminCommand(.deleteQueue(id: q.id, submission: false))
+            }
+            let cc = registers.read(NVMeRegisters.configuration)
+            registers.write(NVMeRegisters.configuration, (cc & ~NVMeControl.shutdownMask) | NVMeControl.shutdownNormal)
+            shutDownComplete = waitForShutdown()
+        }
+        try? disable()
+        if msixEnabled { try? device.interrupts.disable(.msix) }
+        msixEnabled = false
+        admin.withLock { $0 = nil }
+        try? device.setBusMaster(false)
+        return shutDownComplete
+    }
+
+    /// Waits for CSTS.SHST to say the shutdown is complete, at most CAP.TO.
+    private func waitForShutdown() -> Bool {
+        let clock = ContinuousClock()
+        let deadline = clock.now + capabilities.readyTimeout
+        while registers.read(NVMeRegisters.status) & NVMeControl.shutdownStatusMask != NVMeControl.shutdownComplete {
+            if clock.now >= deadline { return false }
+            usleep(1000)
+        }
+        return true
+    }
+}

@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VFIOKit
+
+extension NVMeDriver {
+    // MARK: Admin commands
+
+    /// Runs an admin command and waits for its completion (polling the admin CQ), at most
+    /// ``Configuration/commandTimeout``. Returns DW0. A timeout resets the controller.
+    @discardableResult
+    public func adminCommand(_ command: NVMeCommand, data: NVMeDataRange? = nil) throws(NVMeError) -> UInt32 {
+        try checkUsable()
+        let outcome: Result<UInt32, NVMeError>? = try admin.withLock { (a) throws(NVMeError) in
+            guard let pair = a else { throw .controllerFailed("the driver is not brought up") }
+            let cid = try pair.submit(command, data: data)
+            pair.keepCompletion(cid)
+            pair.ring()
+            let clock = ContinuousClock()
+            let deadline = clock.now + configuration.commandTimeout
+            var spins = 0
+            while true {
+                pair.poll { _ in }
+                if let outcome = pair.takeOutcome(cid) { return outcome }
+                if registers.read(NVMeRegisters.status) & NVMeControl.fatalStatus != 0 {
+                    throw .controllerFatal(step: command.name(admin: true))
+                }
+                if clock.now >= deadline { return nil }
+                spins += 1
+                if spins > 100 { usleep(100) }
+            }
+        }
+        guard let outcome else {
+            let error = NVMeError.timeout(
+                command: command.name(admin: true), milliseconds: timeoutMilliseconds,
+                recovery: "the driver reset the controller (CC.EN cleared); bring it up again")
+            resetController(because: "admin command \(command.name(admin: true)) timed out", failing: error)
+            throw error
+        }
+        return try outcome.get()
+    }
+
+    // MARK: The asynchronous block API
+
+    /// Reads `blocks` blocks at `lba` of namespace `namespaceID` into `range`, which must hold
+    /// exactly that many bytes.
+    public func read(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into range: NVMeDataRange) async throws(NVMeError) {
+        try checkRange(namespaceID, lba, blocks, range)
+        _ = try await perform(.readWrite(write: false, namespaceID: namespaceID, lba: lba, blocks: blocks), range)
+    }
+
+    /// Writes `blocks` blocks at `lba` of namespace `namespaceID` from `range`, which must hold
+    /// exactly that many bytes.
+    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from range: NVMeDataRange) async throws(NVMeError) {
+        try checkRange(namespaceID, lba, blocks, range)
+        _ = try await perform(.readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks), range)
+    }
+
+    /// Reads into `buffer` from `offset`.
+    public func read(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into buffer: borrowing DMABuffer, offset: Int = 0) async throws(NVMeError) {
+        try await read(namespace: namespaceID, lba: lba, blocks: blocks, into: range(buffer, offset, namespaceID, blocks))
+    }
+
+    /// Writes from `buffer` at `offset`.
+    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from buffer: borrowing DMABuffer, offset: Int = 0) async throws(NVMeError) {
+        try await write(namespace: namespaceID, lba: lba, blocks: blocks, from: range(buffer, offset, namespaceID, blocks))
+    }
+
+    /// Commits the namespace's volatile write cache to media.
+    public func flush(namespace namespaceID: UInt32 = 1) async throws(NVMeError) {
+        _ = try await perform(.flush(namespaceID: namespaceID), nil)
+    }
+
+    /// Submits `command` exactly as given (no range checks) and waits for it, for callers
+    /// (and tests) that need a command the typed calls refuse to build.
+    @discardableResult
+    public func submit(_ command: NVMeCommand, data: NVMeDataRange? = nil) async throws(NVMeError) -> UInt32 {
+        try await perform(command, data)
+    }
+
+    private func namespace(_ id: UInt32) throws(NVMeError) -> NVMeNamespaceIdentity {
+        guard let ns = namespaces.first(where: { $0.id == id }) else {
+            throw .invalidArgument("namespace \(id) does not exist: the active namespaces are \(namespaces.map(\.id))")
+        }
+        return ns
+    }
+
+    private func range(_ buffer: borrowing DMABuffer, _ offset: Int, _ namespaceID: UInt32, _ blocks: Int) throws(NVMeError) -> NVMeDataRange {
+        let bytes = try namespace(namespaceID).blockSize * max(blocks, 1)
+        guard let range = NVMeDataRange(buffer, offset: offset, count: bytes) else {
+            throw .invalidArgument("\(bytes) bytes at offset \(offset) do not fit the \(buffer.count)-byte buffer")
+        }
+        return range
+    }
+
+    /// Checks the namespace exists, the blocks lie in it and `range` holds exactly them.
+    private func checkRange(_ namespaceID: UInt32, _ lba: UInt64, _ blocks: Int, _ range: NVMeDataRange) throws(NVMeError) {
+        let ns = try namespace(namespaceID)
+        guard blocks >= 1, blocks <= 65536, lba < ns.size, ns.size - lba >= UInt64(blocks) else {
+            throw .invalidArgument("blocks \(lba)..<\(lba + UInt64(max(blocks, 0))) are outside namespace \(namespaceID) (\(ns.size) blocks of \(ns.blockSize) bytes)")
+        }
+        guard range.count == blocks * ns.blockSize else {
+            throw .invalidArgument("\(blocks) blocks of namespace \(namespaceID) are \(blocks * ns.blockSize) bytes, but the data range holds \(range.count)")
+        }
+    }
+
+    private func perform(_ command: NVMeCommand, _ data: NVMeDataRange?) async throws(NVMeError) -> UInt32 {
+        let queues = pairs.withLock { $0 }
+        guard !queues.isEmpty else { throw .controllerFailed("the driver is not brought up") }
+        let queue = queues[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue % queues.count]
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.commandTimeout
+        while true {
+            try checkUsable()
+            do {
+                return configuration.polled
+                    ? try await performPolled(command, data, queue)
+                    : try await performWithInterrupt(command, data, queue)
+            } catch .queueFull(let q) {
+                guard clock.now < deadline else { throw NVMeError.queueFull(queue: q) }
+                await Task.yield()
+            }
+        }
+    }
+
+    private func performWithInterrupt(
+        _ command: NVMeCommand, _ data: NVMeDataRange?, _ queue: IOQueue
+    ) async throws(NVMeError) -> UInt32 {
+        do {
+            return try await withUnsafeThrowingContinuation { (waiter: UnsafeContinuation<UInt32, any Error>) in
+                do {
+                    try queue.pair.withLock { (pair) throws(NVMeError) in
+                        let cid = try pair.submit(command, data: data)
+                        pair.setWaiter(cid, waiter)
+                        pair.ring()
+                    }
+                } catch {
+                    waiter.resume(throwing: error)
+                }
+            }
+        } catch let error as NVMeError {
+            throw error
+        } catch {
+            throw .controllerFailed("unexpected error \(error)")
+        }
+    }
+
+    private func performPolled(
+        _ command: NVMeCommand, _ data: NVMeDataRange?, _ queue: IOQueue
+    ) async throws(NVMeError) -> UInt32 {
+        let cid = try queue.pair.withLock { (pair) throws(NVMeError) in
+            let cid = try pair.submit(command, data: data)
+            pair.keepCompletion(cid)
+            pair.ring()
+            return cid
+        }
+        while true {
+            let outcome = queue.pair.withLock { pair in
+                pair.poll { _ in }
+                return pair.takeOutcome(cid)
+            }
+            if let outcome { return try outcome.get() }
+            await Task.yield()
+        }
+    }
+
+    // MARK: Exclusive queue use
+
+    /// Runs `body` with I/O queue pair `index` (0-based) held exclusively: the fastest path,
+    /// for a caller polling one queue from one thread. Commands submitted through it complete
+    /// to `poll`'s closure; the caller enforces its own deadlines.
+    public func withQueuePair<T>(_ index: Int, _ body: (NVMeQueuePair) throws(NVMeError) -> T) throws(NVMeError) -> T {
+        try checkUsable()
+        let queues = pairs.withLock { $0 }
+        guard queues.indices.contains(index) else {
+            throw .invalidArgument("no I/O queue pair \(index): the driver has \(queues.count)")
+        }
+        return try queues[index].pair.withLock { (pair) throws(NVMeError) in try body(pair) }
+    }
+
+    /// The number of I/O queue pairs created.
+    public var queueCount: Int { pairs.withLock { $0.count } }
+
+    // MARK: Timeouts
+
+    /// Aborts every I/O command older than the timeout; resets the controller when an abort
+    /// does not take. Queues held through ``withQueuePair(_:_:)`` are skipped.
+    func expireCommands() {
+        guard failure.withLock({ $0 == nil }) else { return }
+        let limit = UInt64(configuration.commandTimeout / .nanoseconds(1))
+        var expired: [(queue: Int, cid: UInt16, name: String)] = []
+        for q in pairs.withLock({ $0 }) {
+            q.pair.withLockIfAvailable { pair in
+                pair.expire(olderThan: limit) { cid, command in expired.append((q.id, cid, command.name(admin: false))) }
+            }
+        }
+        for e in expired {
+            let aborted = (try? adminCommand(.abort(queue: e.queue, commandID: e.cid))).map { $0 & 1 == 0 } ?? false
+            if !aborted {
+                let error = NVMeError.timeout(
+                    command: e.name, milliseconds: timeoutMilliseconds,
+                    recovery: "the abort did not take, so the driver reset the controller (CC.EN cleared); bring it up again")
+                resetController(because: "\(e.name) timed out and could not be aborted", failing: error)
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Synchronization
+import VFIOKit
+
+/// A userspace NVMe driver on VFIOKit's public API: it runs unchanged on the mock's simulated
+/// controller and on real (or QEMU's) NVMe under vfio-pci.
+///
+/// ``bringUp()`` resets and enables the controller (waiting at most CAP.TO), creates the admin
+/// queue, identifies the controller and its active namespaces and creates
+/// ``Configuration/queues`` I/O queue pairs, each completing on its own MSI-X vector or, with
+/// ``Configuration/polled``, polled by whoever waits. I/O goes through the `async` block API
+/// (``read(namespace:lba:blocks:into:offset:)``, ``write(namespace:lba:blocks:from:offset:)``,
+/// ``flush(namespace:)``) or, for a caller that owns a queue, ``withQueuePair(_:_:)``.
+///
+/// Every wait is bounded. An I/O command outstanding longer than
+/// ``Configuration/commandTimeout`` is aborted; if the abort fails, or an admin command times
+/// out, the controller is reset (CC.EN cleared) and every outstanding and later command fails
+/// with a clear error until the driver is brought up again. ``shutDown()`` deletes the queues,
+/// sets CC.SHN and waits for CSTS.SHST to report the shutdown complete.
+///
+/// Start and stop are not concurrent with I/O; I/O calls are thread-safe.
+public final class NVMeDriver: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// I/O queue pairs to create (capped by what the controller grants).
+        public var queues = 1
+        /// Entries per I/O queue (capped by CAP.MQES); a queue holds entries − 1 commands.
+        public var queueDepth = 256
+        /// Poll completion queues instead of taking MSI-X interrupts.
+        public var polled = false
+        /// How long an I/O or admin command may take before the driver gives up on it.
+        public var commandTimeout: Duration = .seconds(5)
+        public var adminQueueDepth = 32
+
+        public init() {}
+    }
+
+    public let device: PCIDevice
+    let loop: EventLoop
+    public let configuration: Configuration
+    let registers: MMIO<NVMeRegisters>
+    let bar: Region
+    public let capabilities: NVMeCapabilities
+
+    /// Set by ``bringUp()``.
+    public internal(set) var controller: NVMeControllerIdentity?
+    public internal(set) var namespaces: [NVMeNamespaceIdentity] = []
+    /// The most one command transfers, in bytes: MDTS, and at most one PRP list page (2 MiB).
+    public internal(set) var maxTransfer = NVMeQueuePair.pageSize
+    /// The I/O queue pairs, each behind its lock.
+    let pairs = NVMeLocked<[IOQueue]>([])
+    let admin = NVMeLocked<NVMeQueuePair?>(nil)
+    /// Why the controller was given up on, once it was.
+    let failure = NVMeLocked<String?>(nil)
+    let nextQueue = Atomic<Int>(0)
+    /// The CQ vectors' handlers on the loop; replacing them ends them.
+    var registrations = EventLoop.Registrations()
+    var watchdog: DispatchSourceTimer?
+    var msixEnabled = false
+    /// True from the start of ``bringUp()`` until ``shutDown()``: what there is to undo.
+    let active = Atomic<Bool>(false)
+
+    /// An I/O queue pair and its lock.
+    final class IOQueue: Sendable {
+        let pair: NVMeLocked<NVMeQueuePair>
+        let id: Int
+        init(_ pair: NVMeQueuePair) {
+            id = pair.id
+            self.pair = NVMeLocked(pair)
+        }
+    }
+
+    /// Probes `device`: class 0x010802 (NVM Express), a BAR 0 holding the registers, and a
+    /// controller that supports the NVM command set with 4 KiB pages. Leaves it untouched.
+    public init(device: PCIDevice, loop: EventLoop, configuration: Configuration) throws(NVMeError) {
+        self.device = device
+        self.loop = loop
+        self.configuration = configuration
+        let (bar, registers) = try framework { () throws(VFIOError) in
+            let bar = try device.bar(0)
+            return (bar, try bar.mmio(NVMeRegisters.self))
+        }
+        self.bar = bar
+        self.registers = registers
+        capabilities = NVMeCapabilities(registers.read(NVMeRegisters.capabilities))
+        guard capabilities.raw != ~0 else { throw .unsupported("CAP reads all ones: the device is not responding") }
+        guard capabilities.supportsNVMCommandSet else { throw .unsupported("CAP.CSS lacks the NVM command set") }
+        guard capabilities.minPageSize <= 4096, capabilities.maxPageSize >= 4096 else {
+            throw .unsupported("4 KiB pages are outside CAP.MPSMIN…MPSMAX (\(capabilities.minPageSize)…\(capabilities.maxPageSize))")
+        }
+    }
+
+    deinit { shutDown() }
+
+    var timeoutMilliseconds: Int { Int(configuration.commandTimeout / .milliseconds(1)) }
+
+    // MARK: Controller state
+
+    /// Clears CC.EN and waits for CSTS.RDY to drop, within CAP.TO.
+    func disable() throws(NVMeError) {
+        let cc = registers.read(NVMeRegisters.configuration)
+        if cc & NVMeControl.enable != 0 { registers.write(NVMeRegisters.configuration, cc & ~NVMeControl.enable) }
+        try waitForReady(false)
+    }
+
+    /// Waits for CSTS.RDY to equal `ready`, at most CAP.TO; a fatal status ends the wait.
+    func waitForReady(_ ready: Bool) throws(NVMeError) {
+        let limit = capabilities.readyTimeout
+        let ms = Int(limit / .milliseconds(1))
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        while true {
+            let status = registers.read(NVMeRegisters.status)
+            if status == ~0 { throw .controllerFailed("CSTS reads all ones: the device stopped responding") }
+            if (status & NVMeControl.ready != 0) == ready { return }
+            if ready, status & NVMeControl.fatalStatus != 0 { throw .controllerFatal(step: "enable") }
+            if clock.now >= deadline { throw .notReady(expected: ready, milliseconds: ms) }
+            usleep(1000)
+        }
+    }
+
+    /// Gives the controller up: CC.EN is cleared, every outstanding command fails with
+    /// `error`, and later ones fail with ``NVMeError/controllerFailed(_:)``.
+    func resetController(because reason: String, failing error: NVMeError) {
+        failure.withLock { if $0 == nil { $0 = reason } }
+        try? disable()
+        for q in pairs.withLock({ $0 }) { q.pair.withLock { $0.failAll(error) } }
+    }
+
+    func checkUsable() throws(NVMeError) {
+        if let why = failure.withLock({ $0 }) { throw .controllerFailed(why) }
+    }
+
+    /// Whether the controller reports CSTS.CFS.
+    public var hasFatalStatus: Bool { registers.read(NVMeRegisters.status) & NVMeControl.fatalStatus != 0 }
+}
+
+extension NVMeDriver: PCIDriver {
+    public static let name = "nvme"
+    /// Any NVM Express controller: class 01 (storage), 08 (non-volatile memory), 02 (NVMe).
+    public static let matches = [PCIMatch(classCode: 0x010802)]
+
+    /// Probes with the default ``Configuration``; throws ``NVMeError``.
+    public convenience init(device: PCIDevice, loop: EventLoop) throws {
+        try self.init(device: device, loop: loop, configuration: Configuration())
+    }
+
+    /// ``bringUp()``; throws ``NVMeError``.
+    public func start() throws { try bringUp() }
+
+    public func stop() { shutDown() }
+}

@@ -1,0 +1,72 @@
+/// What Identify Controller (CNS 1) says, the fields a host needs: serial number at byte 4
+/// (20 ASCII bytes), model number at 24 (40), firmware revision at 64 (8), MDTS at 77,
+/// controller id at 78, version at 80, NN at 516, VWC at 525.
+public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
+    public let vendorID: UInt16
+    public let subsystemVendorID: UInt16
+    public let serialNumber: String
+    public let modelNumber: String
+    public let firmwareRevision: String
+    /// Maximum data transfer: 2^MDTS minimum pages; 0 means no limit.
+    public let maxDataTransferExponent: UInt8
+    public let controllerID: UInt16
+    public let version: UInt32
+    public let namespaceCount: UInt32
+    public let volatileWriteCache: Bool
+
+    init(page: UnsafeRawBufferPointer) {
+        vendorID = page.load(fromByteOffset: 0, as: UInt16.self)
+        subsystemVendorID = page.load(fromByteOffset: 2, as: UInt16.self)
+        serialNumber = Self.ascii(page, 4, 20)
+        modelNumber = Self.ascii(page, 24, 40)
+        firmwareRevision = Self.ascii(page, 64, 8)
+        maxDataTransferExponent = page[77]
+        controllerID = page.load(fromByteOffset: 78, as: UInt16.self)
+        version = page.load(fromByteOffset: 80, as: UInt32.self)
+        namespaceCount = page.load(fromByteOffset: 516, as: UInt32.self)
+        volatileWriteCache = page[525] & 1 != 0
+    }
+
+    /// An ASCII field without its space padding (and NULs some controllers pad with).
+    static func ascii(_ page: UnsafeRawBufferPointer, _ offset: Int, _ width: Int) -> String {
+        let bytes = page[offset..<offset + width].map { $0 == 0 ? 0x20 : $0 }
+        return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " ")
+    }
+}
+
+/// What Identify Namespace (CNS 0) says: NSZE at byte 0, NCAP at 8, NUSE at 16, NLBAF at 25,
+/// FLBAS at 26 (bits 3:0 pick the format) and the LBA formats from 128, 4 bytes each
+/// (metadata size in bits 15:0, LBADS in 23:16).
+public struct NVMeNamespaceIdentity: Sendable, Equatable, Codable {
+    public let id: UInt32
+    /// Size in logical blocks.
+    public let size: UInt64
+    public let capacity: UInt64
+    public let utilization: UInt64
+    /// Bytes per logical block of the format in use.
+    public let blockSize: Int
+    /// Metadata bytes per block of the format in use.
+    public let metadataSize: Int
+
+    init(id: UInt32, page: UnsafeRawBufferPointer) {
+        self.id = id
+        size = page.load(fromByteOffset: 0, as: UInt64.self)
+        capacity = page.load(fromByteOffset: 8, as: UInt64.self)
+        utilization = page.load(fromByteOffset: 16, as: UInt64.self)
+        let format = Int(page[26] & 0xf)
+        let lbaf = page.load(fromByteOffset: 128 + 4 * format, as: UInt32.self)
+        blockSize = 1 << Int((lbaf >> 16) & 0xff)
+        metadataSize = Int(lbaf & 0xffff)
+    }
+
+    public var bytes: UInt64 { size * UInt64(blockSize) }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.last == set { s.removeLast() }
+        while s.first == set { s.removeFirst() }
+        return String(s)
+    }
+}

@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The storage behind one namespace of a simulated ``NVMeController``: anonymous memory, or an
+/// image file mapped shared so that what the controller writes lands in the file (and a later
+/// run, or another process, sees it).
+///
+/// The bytes are guarded by a lock (a pthread mutex, which ThreadSanitizer sees), so tests may
+/// read and write them while the controller runs.
+public final class NVMeNamespace: @unchecked Sendable {
+    public enum StorageError: Error, CustomStringConvertible {
+        case cannotOpen(path: String, errno: Int32)
+        case badSize(path: String, size: Int, blockSize: Int)
+        case cannotMap(path: String, errno: Int32)
+
+        public var description: String {
+            switch self {
+            case let .cannotOpen(path, e): "cannot open NVMe image \(path): \(String(cString: strerror(e)))"
+            case let .badSize(path, size, blockSize):
+                "NVMe image \(path) is \(size) bytes: it must be a non-zero multiple of the \(blockSize)-byte block size"
+            case let .cannotMap(path, e): "cannot map NVMe image \(path): \(String(cString: strerror(e)))"
+            }
+        }
+    }
+
+    /// Bytes per logical block: 512 or 4096.
+    public let blockSize: Int
+    /// Size in logical blocks (NSZE = NCAP = NUSE).
+    public let blockCount: UInt64
+    private let bytes: UnsafeMutableRawBufferPointer
+    private let lock = KernelLock()
+    private let file: Int32?
+
+    /// A namespace of `blockCount` zeroed blocks in memory.
+    public init(blockCount: UInt64, blockSize: Int = 512) {
+        precondition(blockSize == 512 || blockSize == 4096, "block size must be 512 or 4096")
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(blockCount) * blockSize, alignment: 4096)
+        memory.initializeMemory(as: UInt8.self, repeating: 0)
+        self.blockSize = blockSize
+        self.blockCount = blockCount
+        bytes = memory
+        file = nil
+    }
+
+    /// A namespace backed by the image at `path`, created with `createSize` bytes when absent.
+    public init(imageAt path: String, blockSize: Int = 512, createSize: Int = 64 << 20) throws(StorageError) {
+        precondition(blockSize == 512 || blockSize == 4096, "block size must be 512 or 4096")
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
+        var info = stat()
+        fstat(fd, &info)
+        var size = Int(info.st_size)
+        if size == 0 {
+            guard ftruncate(fd, off_t(createSize)) == 0 else { close(fd); throw .cannotOpen(path: path, errno: errno) }
+            size = createSize
+        }
+        guard size > 0, size % blockSize == 0 else { close(fd); throw .badSize(path: path, size: size, blockSize: blockSize) }
+        guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
+            close(fd)
+            throw .cannotMap(path: path, errno: errno)
+        }
+        self.blockSize = blockSize
+        blockCount = UInt64(size / blockSize)
+        bytes = UnsafeMutableRawBufferPointer(start: p, count: size)
+        file = fd
+    }
+
+    deinit {
+        if let file {
+            munmap(bytes.baseAddress, bytes.count)
+            close(file)
+        } else {
+            bytes.deallocate()
+        }
+    }
+
+    /// Runs `body` on the blocks `lba ..< lba + count`; the caller has checked the range.
+    func withBlocks<T>(_ lba: UInt64, count: Int, _ body: (UnsafeMutableRawBufferPointer) -> T) -> T {
+        lock.withLock {
+            let start = Int(lba) * blockSize
+            return body(UnsafeMutableRawBufferPointer(rebasing: bytes[start..<start + count * blockSize]))
+        }
+    }
+
+    /// A copy of `count` blocks at `lba`, for tests and tools.
+    public func read(lba: UInt64, count: Int) -> [UInt8] {
+        precondition(lba + UInt64(count) <= blockCount, "read beyond the namespace")
+        return withBlocks(lba, count: count) { Array($0) }
+    }
+
+    /// Overwrites blocks from `lba` with `data` (a whole number of blocks), for tests and tools.
+    public func write(lba: UInt64, _ data: [UInt8]) {
+        precondition(data.count % blockSize == 0 && lba + UInt64(data.count / blockSize) <= blockCount, "write beyond the namespace")
+        data.withUnsafeBytes { source in withBlocks(lba, count: data.count / blockSize) { $0.copyMemory(from: source) } }
+    }
+
+    /// Makes written data durable (msync for an image; nothing for memory).
+    func flush() {
+        guard file != nil else { return }
+        lock.withLock { _ = msync(bytes.baseAddress, bytes.count, MS_SYNC) }
+    }
+}

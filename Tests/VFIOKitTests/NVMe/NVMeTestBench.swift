@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VFIODrivers
+import VFIOKit
+import VFIOMock
+
+/// A simulated NVMe controller on a mock machine, opened and brought up by the driver.
+final class NVMeTestBench {
+    let machine: MockMachine
+    let controller: NVMeController
+    let device: PCIDevice
+    let loop: EventLoop
+    let driver: NVMeDriver
+    var namespace: NVMeNamespace { controller.namespaces[0] }
+
+    /// `blocks` 512-byte blocks in namespace 1 (and any `extra` namespaces).
+    init(
+        blocks: UInt64 = 4096, blockSize: Int = 512, extra: [NVMeNamespace] = [], backend: Backend = .iommufd,
+        controllerOptions: (inout NVMeController.Options) -> Void = { _ in },
+        driverOptions: (inout NVMeDriver.Configuration) -> Void = { _ in }
+    ) throws {
+        machine = MockMachine(for: backend)
+        var options = NVMeController.Options()
+        controllerOptions(&options)
+        controller = NVMeController(namespaces: [NVMeNamespace(blockCount: blocks, blockSize: blockSize)] + extra, options: options)
+        device = try machine.open(controller, on: backend)
+        loop = try machine.startedLoop()
+        var configuration = NVMeDriver.Configuration()
+        configuration.commandTimeout = .milliseconds(500)
+        driverOptions(&configuration)
+        driver = try NVMeDriver(device: device, loop: loop, configuration: configuration)
+        try driver.bringUp()
+    }
+
+    deinit {
+        driver.shutDown()
+        loop.stop()
+        device.close()
+        controller.stop()
+    }
+
+    /// A DMA buffer of `size` bytes filled with a pattern derived from `seed`.
+    func patterned(_ size: Int, seed: UInt8) throws -> DMABuffer {
+        let buffer = try device.dma.allocate(size)
+        for i in 0..<size { buffer.bytes[i] = UInt8(truncatingIfNeeded: i &* 31 &+ Int(seed) &+ i >> 9) }
+        return buffer
+    }
+}
+
+/// True when this process runs under ThreadSanitizer. The controller thread and the driver
+/// share BAR and queue memory as a device and a CPU do: doorbells and queue entries are plain
+/// stores whose order the hardware (here x86's) guarantees and TSan cannot see, so tests of
+/// the threaded controller run only without it.
+let threadSanitizerIsActive = dlsym(nil, "__tsan_init") != nil
