@@ -44,6 +44,8 @@ let package = Package(
             ]),
         // A model of the kernel's VFIO, served at the framework's system-call seam.
         .target(name: "VFIOMock", dependencies: ["VFIOKit", "PCI", "CVFIO"]),
+        // The conformance scenarios: one ioctl list, run against the mock and the real kernel.
+        .target(name: "VFIOConformance", dependencies: ["VFIOKit", "VFIOMock", "PCI", "CVFIO"]),
         // Discovery, binding and udev: where the host is touched.
         .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
         // Sample drivers, written on VFIOKit's public API only.
@@ -61,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "vfiokit",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "CBenchReference",
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CBenchReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -82,6 +84,7 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        .testTarget(name: "ConformanceTests", dependencies: ["VFIOConformance", "VFIOMock", "PCI"], exclude: ["Records"]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
         .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
     ]

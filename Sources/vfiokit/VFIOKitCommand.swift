@@ -16,6 +16,7 @@ struct VFIOKitCommand: AsyncParsableCommand {
             SelfTestCommand.self,
             ContextCommand.self,
             BenchCommand.self,
+            ConformanceCommand.self,
             NVMeToolCommand.self,
         ])
 }

@@ -70,6 +70,8 @@ final class VFIODeviceFile: DeviceAccess {
             ) { (raw) throws(Errno) -> RegionInfo? in
                 let reply = raw.load(as: vfio_region_info.self)
                 guard reply.size > 0 else { return nil }
+                // A region larger than the address space, or at an offset a file cannot have.
+                guard let size = Int(exactly: reply.size), let offset = Int64(exactly: reply.offset) else { throw .overflow }
                 var caps: [RegionCapability] = []
                 if reply.flags & UInt32(VFIO_REGION_INFO_FLAG_CAPS) != 0 {
                     walkInfoCapabilities(raw, first: Int(reply.cap_offset)) { id, version, offset in
@@ -77,7 +79,7 @@ final class VFIODeviceFile: DeviceAccess {
                     }
                 }
                 return RegionInfo(
-                    index: index, size: Int(reply.size), offset: Int64(reply.offset),
+                    index: index, size: size, offset: offset,
                     flags: RegionInfo.Flags(rawValue: reply.flags), capabilities: caps)
             }
         } catch .invalidArgument {

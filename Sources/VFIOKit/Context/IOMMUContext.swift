@@ -150,8 +150,10 @@ public final class IOMMUContext: Sendable {
             if isNew { container.close() }
             throw error
         }
+        var opening: VFIODeviceFile?
         do throws(VFIOError) {
             let access = try VFIODeviceFile(fd: opened.device, address: sysfs.address, system: system, logger: logger)
+            opening = access
             if isNew {
                 s.setup = .groups(container, try installMapper(for: container))
                 s.mode = container.mode
@@ -163,6 +165,8 @@ public final class IOMMUContext: Sendable {
             }
             return Attachment(access: access, backend: backend, group: group)
         } catch {
+            // The device file is set up but the IOMMU behind it is not: close the device first.
+            opening?.close()
             container.deviceClosed(group: group, keepLast: !isNew)
             if isNew { container.close() }
             throw error

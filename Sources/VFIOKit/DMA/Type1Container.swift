@@ -41,8 +41,9 @@ final class Type1Container: DMAMapper {
                     let body = offset + MemoryLayout<vfio_info_cap_header>.size
                     switch Int32(id) {
                     case VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE where body + 8 <= raw.count:
-                        let n = Int(raw.loadUnaligned(fromByteOffset: body, as: UInt32.self))
-                        for i in 0..<n where body + 8 + 16 * (i + 1) <= raw.count {
+                        // Only the ranges that are in the buffer.
+                        let n = min(Int(raw.loadUnaligned(fromByteOffset: body, as: UInt32.self)), (raw.count - body - 8) / 16)
+                        for i in 0..<n {
                             let start = raw.loadUnaligned(fromByteOffset: body + 8 + 16 * i, as: UInt64.self)
                             let end = raw.loadUnaligned(fromByteOffset: body + 16 + 16 * i, as: UInt64.self)
                             if start <= end { ranges.append(start...end) }

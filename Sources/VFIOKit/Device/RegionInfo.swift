@@ -89,14 +89,16 @@ extension RegionCapability {
         case VFIO_REGION_INFO_CAP_SPARSE_MMAP:
             let countOffset = offset + MemoryLayout<vfio_info_cap_header>.size
             guard countOffset + 8 <= buffer.count else { return .other(id: id, version: version) }
-            let count = Int(buffer.loadUnaligned(fromByteOffset: countOffset, as: UInt32.self))
+            // Only the areas that are in the buffer, and of those only the ones that fit Int.
+            let count = min(Int(buffer.loadUnaligned(fromByteOffset: countOffset, as: UInt32.self)), (buffer.count - countOffset - 8) / 16)
             var areas: [Range<Int>] = []
-            var p = countOffset + 8
-            for _ in 0..<count where p + 16 <= buffer.count {
-                let start = Int(buffer.loadUnaligned(fromByteOffset: p, as: UInt64.self))
-                let size = Int(buffer.loadUnaligned(fromByteOffset: p + 8, as: UInt64.self))
-                if size > 0 { areas.append(start..<start + size) }
-                p += 16
+            for i in 0..<count {
+                let p = countOffset + 8 + 16 * i
+                let start = buffer.loadUnaligned(fromByteOffset: p, as: UInt64.self)
+                let size = buffer.loadUnaligned(fromByteOffset: p + 8, as: UInt64.self)
+                if size > 0, let first = Int(exactly: start), let end = Int(exactly: start &+ size), end > first {
+                    areas.append(first..<end)
+                }
             }
             return .sparseMmap(areas)
         case VFIO_REGION_INFO_CAP_MSIX_MAPPABLE:

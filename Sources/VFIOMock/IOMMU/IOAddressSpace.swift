@@ -50,8 +50,8 @@ final class IOAddressSpace {
         if let fixed {
             guard fixed & (alignment - 1) == 0 else { throw .invalidArgument }
             guard fixed &+ (length - 1) >= fixed else { throw .overflow }
-            guard !reserved(fixed, fixed + length - 1) else { throw .invalidArgument }
-            guard table.find(fixed, fixed + length - 1) == nil else { throw .fileExists }
+            guard !reserved(fixed, fixed + (length - 1)) else { throw .invalidArgument }
+            guard table.find(fixed, fixed + (length - 1)) == nil else { throw .fileExists }
             iova = fixed
         } else {
             iova = try allocate(length: length, vaddr: vaddr)
@@ -99,4 +99,7 @@ final class IOAddressSpace {
     }
 
     func unmapAll() -> UInt64 { table.remove(0, .max) }
+
+    /// `iopt_cut_iova`: splits the mapping holding `iova` so that `iova` ends a piece.
+    func cut(at iova: UInt64) { table.split(endingAt: iova) }
 }

@@ -11,15 +11,19 @@ final class IOMMUFDContext {
         case hwpt(IOAddressSpace)
     }
 
-    private(set) var objects: [UInt32: Object] = [:]
+    var objects: [UInt32: Object] = [:]
     /// Bound device id → the HWPT it is attached to.
     private var attachments: [UInt32: UInt32] = [:]
-    private let configuration: MockKernel.Configuration
+    let configuration: MockKernel.Configuration
+    /// The IOAS a VFIO group set on this iommufd maps into (`ictx->vfio_ioas`).
+    var compatIOAS: UInt32?
+    /// VFIO_SET_IOMMU chose type1 (v1): unmaps may cut mappings.
+    var compatSplits = false
 
     init(configuration: MockKernel.Configuration) { self.configuration = configuration }
 
     /// The lowest free object id, from 1, as `xa_alloc` hands them out.
-    private func allocateID() -> UInt32 {
+    func allocateID() -> UInt32 {
         var id: UInt32 = 1
         while objects[id] != nil { id += 1 }
         return id
@@ -84,14 +88,18 @@ final class IOMMUFDContext {
         if !attachments.values.contains(id) { objects[id] = nil }
     }
 
-    /// Dispatches an iommufd ioctl: `ENOTTY` for one the mock does not serve.
-    func ioctl(_ request: UInt, _ argument: UInt, memory: ProcessMemory) throws(Errno) {
+    /// Dispatches an iommufd ioctl, or a VFIO container ioctl to the compat layer:
+    /// `ENOTTY` for one the mock does not serve.
+    func ioctl(_ request: UInt, _ argument: UInt, memory: ProcessMemory) throws(Errno) -> Int32 {
         let commands: [UInt: (minSize: Int, size: Int)] = [
             UInt(CVFIO_IOMMUFD_DESTROY): (8, 8), UInt(CVFIO_IOMMUFD_IOAS_ALLOC): (12, 12),
             UInt(CVFIO_IOMMUFD_IOAS_IOVA_RANGES): (32, 32), UInt(CVFIO_IOMMUFD_IOAS_MAP): (40, 40),
             UInt(CVFIO_IOMMUFD_IOAS_UNMAP): (24, 24),
         ]
-        guard let shape = commands[request] else { throw .inappropriateIOCTLForDevice }
+        guard let shape = commands[request] else {
+            guard let result = try compatIOCTL(request, argument, memory: memory) else { throw .inappropriateIOCTLForDevice }
+            return result
+        }
         let arg = try UserPointer(argument)
         let userSize = Int(arg.load(0, as: UInt32.self))
         guard userSize >= shape.minSize else { throw .invalidArgument }
@@ -109,6 +117,7 @@ final class IOMMUFDContext {
         case UInt(CVFIO_IOMMUFD_IOAS_MAP): try map(arg, memory: memory)
         default: try unmap(arg)
         }
+        return 0
     }
 
     private func destroy(_ id: UInt32) throws(Errno) {
@@ -150,11 +159,17 @@ final class IOMMUFDContext {
         guard iova < .max, length < .max else { throw .overflow }
         guard flags & (writeable | readable) != 0 else { throw .invalidArgument }
         let ioas = try ioas(arg.load(8))
-        guard length == 0 || memory.contains(start: vaddr, length: length) else { throw .badAddress }
-        let chosen = try ioas.map(
-            vaddr: vaddr, length: length, iova: flags & fixed != 0 ? iova : nil,
-            readable: flags & readable != 0, writable: flags & writeable != 0)
+        let chosen = try mapUser(
+            ioas, vaddr: vaddr, length: length, iova: flags & fixed != 0 ? iova : nil,
+            readable: flags & readable != 0, writable: flags & writeable != 0, memory: memory)
         arg.store(chosen, at: 32)
+    }
+
+    /// `iopt_map_user_pages`: process memory at `vaddr` into `ioas`, at `iova` or where it fits.
+    func mapUser(_ ioas: IOAddressSpace, vaddr: UInt64, length: UInt64, iova: UInt64?, readable: Bool, writable: Bool,
+                 memory: ProcessMemory) throws(Errno) -> UInt64 {
+        guard length == 0 || memory.contains(start: vaddr, length: length) else { throw .badAddress }
+        return try ioas.map(vaddr: vaddr, length: length, iova: iova, readable: readable, writable: writable)
     }
 
     private func unmap(_ arg: UserPointer) throws(Errno) {
@@ -167,7 +182,7 @@ final class IOMMUFDContext {
             guard iova < .max, length < .max else { throw .overflow }
             guard length != 0 else { throw .invalidArgument }
             guard iova &+ (length - 1) >= iova else { throw .overflow }
-            unmapped = try ioas.unmap(first: iova, last: iova + length - 1)
+            unmapped = try ioas.unmap(first: iova, last: iova + (length - 1))
             guard unmapped != 0 else { throw .noSuchFileOrDirectory }
         }
         arg.store(unmapped, at: 16)

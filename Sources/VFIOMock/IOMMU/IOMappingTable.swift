@@ -8,7 +8,7 @@ public struct DMAMapping: Sendable, Equatable {
     /// The device may write this memory.
     public var writable: Bool
 
-    var last: UInt64 { iova + size - 1 }
+    var last: UInt64 { iova + (size - 1) }
 }
 
 /// The mappings of one IOMMU domain, kept sorted by IOVA and never overlapping.
@@ -58,6 +58,18 @@ struct IOMappingTable {
         }
         mappings.removeSubrange(start..<end)
         return bytes
+    }
+
+    /// Splits the mapping holding `iova` in two so that `iova` is the last IOVA of the first.
+    mutating func split(endingAt iova: UInt64) {
+        let i = firstIndex(endingAtOrAfter: iova)
+        guard i < mappings.count, mappings[i].iova <= iova, mappings[i].last != iova else { return }
+        let m = mappings[i]
+        let head = iova - m.iova + 1
+        mappings[i].size = head
+        mappings.insert(
+            DMAMapping(iova: iova + 1, size: m.size - head, vaddr: m.vaddr + head, readable: m.readable, writable: m.writable),
+            at: i + 1)
     }
 
     /// The mapping holding `iova`.

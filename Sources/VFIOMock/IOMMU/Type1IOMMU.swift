@@ -12,6 +12,7 @@ final class Type1IOMMU {
     let pageSizes: UInt64
     let ranges: [IOVARange]
     private(set) var lockedBytes: UInt64 = 0
+    private let padsCapabilities: Bool
 
     init(v2: Bool, configuration: MockKernel.Configuration) {
         self.v2 = v2
@@ -19,6 +20,7 @@ final class Type1IOMMU {
         entryLimit = configuration.dmaEntryLimit
         pageSizes = configuration.iommuPageSizes
         ranges = configuration.iovaRanges
+        padsCapabilities = configuration.padsInfoCapabilities
     }
 
     private var minPageSize: UInt64 { pageSizes & (~pageSizes &+ 1) }
@@ -37,7 +39,7 @@ final class Type1IOMMU {
         let mask = minPageSize - 1
         guard size != 0, (size | iova | vaddr) & mask == 0 else { throw .invalidArgument }
         guard iova &+ size &- 1 >= iova, vaddr &+ size &- 1 >= vaddr else { throw .invalidArgument }
-        let existing = table.find(iova, iova + size - 1)
+        let existing = table.find(iova, iova + (size - 1))
         if setVaddr {
             // The mock never invalidates vaddrs (VFIO_DMA_UNMAP_FLAG_VADDR is refused), so
             // there is no mapping whose vaddr may be replaced.
@@ -45,7 +47,7 @@ final class Type1IOMMU {
         }
         guard existing == nil else { throw .fileExists }
         guard dmaAvailable > 0 else { throw .noSpace }
-        guard ranges.contains(where: { $0.contains(iova, iova + size - 1) }) else { throw .invalidArgument }
+        guard ranges.contains(where: { $0.contains(iova, iova + (size - 1)) }) else { throw .invalidArgument }
         guard memory.contains(start: vaddr, length: size) else { throw .badAddress }
         if let limit = memlockLimit, otherLocked + lockedBytes + size > limit { throw .noMemory }
         table.insert(DMAMapping(iova: iova, size: size, vaddr: vaddr, readable: readable, writable: writable))
@@ -74,7 +76,7 @@ final class Type1IOMMU {
         } else {
             guard size != 0, size & mask == 0, iova &+ size &- 1 >= iova else { throw .invalidArgument }
         }
-        let last = size == .max ? UInt64.max : iova + size - 1
+        let last = size == .max ? UInt64.max : iova + (size - 1)
         if v2 && flags & all == 0 {
             if let m = table.find(iova, iova), m.iova != iova { throw .invalidArgument }
             if let m = table.find(last, last), m.last != last { throw .invalidArgument }
@@ -99,7 +101,7 @@ final class Type1IOMMU {
         // struct vfio_iommu_type1_info { argsz, flags, iova_pgsizes, cap_offset, pad }
         let argsz: UInt32 = arg.load(0)
         guard argsz >= 16 else { throw .invalidArgument }
-        var caps = InfoCapabilityChain()
+        var caps = InfoCapabilityChain(padded: padsCapabilities)
         caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION), version: 1,
                  body: le(UInt32(0)) + le(UInt32(0)) + le(minPageSize) + le(UInt64(1) << 28))
         caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL), version: 1, body: le(dmaAvailable))

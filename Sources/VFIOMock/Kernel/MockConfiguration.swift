@@ -21,6 +21,12 @@ extension MockKernel {
         /// MSI-X vectors can be added while MSI-X is enabled (Linux 6.5+ on interrupt
         /// remapping hosts); false makes vfio report `VFIO_IRQ_INFO_NORESIZE`.
         public var dynamicMSIX = true
+        /// The command register firmware leaves in every function at boot (SeaBIOS in the
+        /// Tests/VM guests: I/O, memory and SERR# enable, 0x103); vfio-pci keeps those bits.
+        public var firmwareCommand: UInt16 = 0
+        /// `vfio_info_cap_add` pads every info capability to 8 bytes (6.12 does; 6.1 packs
+        /// them, so the chain's offsets and argsz are 4-byte aligned).
+        public var padsInfoCapabilities = true
         /// How vfio-pci exposes the BAR holding the MSI-X table.
         public var msixTableMapping = MSIXTableMapping.mappable
 

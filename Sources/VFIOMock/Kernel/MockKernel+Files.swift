@@ -109,7 +109,9 @@ extension MockKernel {
             d.openCount -= 1
             if d.openCount == 0 {
                 d.disable()
+                if case .cdev(let context, let id)? = d.opener { context.unbindDevice(id) }
                 d.opener = nil
+                d.attachedIOAS = nil
             }
             group.release()
         } else if df.accessGranted {

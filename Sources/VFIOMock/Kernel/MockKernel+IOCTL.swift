@@ -15,9 +15,7 @@ extension MockKernel {
                 return try c.ioctl(request, argument, memory: memory, otherLocked: totalLockedBytes() - locked)
             case .group(let g): return try groupIOCTL(g, request, argument)
             case .device(let df): return try deviceIOCTL(df, request, argument)
-            case .iommufd(let ctx):
-                try ctx.ioctl(request, argument, memory: memory)
-                return 0
+            case .iommufd(let ctx): return try ctx.ioctl(request, argument, memory: memory)
             default: throw .inappropriateIOCTLForDevice
             }
         }
@@ -50,9 +48,11 @@ extension MockKernel {
                 guard fd >= 0, fcntl(fd, F_GETFD) >= 0 else { throw .badFileDescriptor }
                 throw .badFileDescriptorState
             }
-            // A group joins an iommufd through the compat path, which the mock does not serve.
-            guard case .container(let c) = file.kind else { throw .badFileDescriptorState }
-            try g.setContainer(c, drivers: drivers)
+            switch file.kind {
+            case .container(let c): try g.setContainer(c, drivers: drivers)
+            case .iommufd(let ctx): try g.setIOMMUFD(ctx)
+            default: throw .badFileDescriptorState
+            }
             return 0
         case UInt(CVFIO_GROUP_UNSET_CONTAINER):
             try g.unsetContainer()
@@ -61,11 +61,22 @@ extension MockKernel {
             guard let p = UnsafePointer<CChar>(bitPattern: argument) else { throw .badAddress }
             let name = String(cString: p)
             let device = try g.deviceForOpen(named: name)
-            device.openCount += 1
-            if device.openCount == 1 {
+            if device.openCount == 0, let ctx = g.iommufd {
+                // vfio_df_group_open on an iommufd: bind (claiming DMA ownership) and attach
+                // to the compat IOAS (vfio_iommufd_compat_attach_ioas).
+                guard !g.claimedByKernelDriver(drivers: drivers) else { throw .notPermitted }
+                let id = ctx.bindDevice(device.address)
+                guard let compat = ctx.compatIOAS, let (_, ioas) = try? ctx.attach(device: id, to: compat) else {
+                    ctx.unbindDevice(id)
+                    throw .operationNotSupportedByDevice
+                }
+                device.opener = .cdev(context: ctx, deviceID: id)
+                device.attachedIOAS = ioas
+            } else if device.openCount == 0 {
                 device.opener = .group
-                device.enable()
             }
+            device.openCount += 1
+            if device.openCount == 1 { device.enable() }
             g.fileReferences += 1
             return try install(.device(DeviceFile(device: device, group: g)), flags: O_RDWR)
         default:

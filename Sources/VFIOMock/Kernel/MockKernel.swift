@@ -103,6 +103,9 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
             let function: PCIFunction
             do { function = try PCIFunction(address: address, device: device, barAddresses: addresses) }
             catch { throw .hostFailure("could not create BAR memory for \(address): \(error)") }
+            if configuration.firmwareCommand != 0 {
+                function.hostSet(config: PCIConfig.command, width: 2, value: UInt32(configuration.firmwareCommand))
+            }
             let groupID = iommuGroup ?? ((groups.keys.max() ?? -1) + 1)
             let group = groups[groupID] ?? MockGroup(id: groupID, isNoIOMMU: configuration.noIOMMU)
             groups[groupID] = group

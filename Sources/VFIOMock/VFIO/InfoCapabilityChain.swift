@@ -1,10 +1,14 @@
 /// A VFIO info capability chain as `vfio_info_cap_add` builds it: each capability starts
-/// with `vfio_info_cap_header` (id u16, version u16, next u32), is padded to 8 bytes, and
+/// with `vfio_info_cap_header` (id u16, version u16, next u32), is padded to 8 bytes unless
+/// the kernel packs them (``MockKernel/Configuration/padsInfoCapabilities``), and
 /// `next` holds the offset of the following one from the start of the info structure
 /// (0 ends the chain).
 struct InfoCapabilityChain {
     private var buffer: [UInt8] = []
     private var lastHeader: Int? = nil
+    private let padded: Bool
+
+    init(padded: Bool) { self.padded = padded }
 
     var isEmpty: Bool { buffer.isEmpty }
     var size: Int { buffer.count }
@@ -12,7 +16,7 @@ struct InfoCapabilityChain {
     /// Appends a capability whose body (the bytes after the 8-byte header) is `body`.
     mutating func add(id: UInt16, version: UInt16, body: [UInt8]) {
         let start = buffer.count
-        let size = (8 + body.count + 7) & ~7
+        let size = padded ? (8 + body.count + 7) & ~7 : 8 + body.count
         buffer += [UInt8](repeating: 0, count: size)
         withUnsafeBytes(of: id.littleEndian) { buffer.replaceSubrange(start..<start + 2, with: $0) }
         withUnsafeBytes(of: version.littleEndian) { buffer.replaceSubrange(start + 2..<start + 4, with: $0) }

@@ -13,6 +13,8 @@ final class MockGroup {
     /// The group file is open; device fds obtained from it keep it open after it is closed.
     var fileReferences = 0
     var container: MockContainer?
+    /// The iommufd set as the group's container (vfio's `group->iommufd`, the compat path).
+    var iommufd: IOMMUFDContext?
     /// Devices of this group bound through their cdev, which blocks opening the group.
     var cdevOpenCount = 0
 
@@ -40,13 +42,14 @@ final class MockGroup {
     func release() {
         fileReferences -= 1
         if fileReferences == 0, let c = container { c.detach(self) }
+        if fileReferences == 0 { iommufd = nil }
     }
 
     /// `VFIO_GROUP_GET_STATUS`.
     func status(_ arg: UserPointer, drivers: [PCIAddress: DriverBinding]) throws(Errno) {
         guard arg.load(0, as: UInt32.self) >= 8 else { throw .invalidArgument }
         var flags: UInt32 = 0
-        if container != nil {
+        if container != nil || iommufd != nil {
             flags = UInt32(VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE)
         } else if !claimedByKernelDriver(drivers: drivers) {
             flags = UInt32(VFIO_GROUP_FLAGS_VIABLE)
@@ -56,25 +59,34 @@ final class MockGroup {
 
     /// `VFIO_GROUP_SET_CONTAINER` with a container fd.
     func setContainer(_ c: MockContainer, drivers: [PCIAddress: DriverBinding]) throws(Errno) {
-        guard container == nil else { throw .invalidArgument }
+        guard container == nil, iommufd == nil else { throw .invalidArgument }
         if !c.groups.isEmpty && c.isNoIOMMU != isNoIOMMU { throw .notPermitted }
         if !isNoIOMMU && claimedByKernelDriver(drivers: drivers) { throw .notPermitted }
         c.attach(self)
         container = c
     }
 
+    /// `VFIO_GROUP_SET_CONTAINER` with an iommufd (`vfio_group_ioctl_set_container`): no
+    /// viability check here; the device open claims DMA ownership.
+    func setIOMMUFD(_ ctx: IOMMUFDContext) throws(Errno) {
+        guard container == nil, iommufd == nil else { throw .invalidArgument }
+        ctx.compatIOASCreate()
+        iommufd = ctx
+    }
+
     /// `VFIO_GROUP_UNSET_CONTAINER`: only while no device of the group is open.
     func unsetContainer() throws(Errno) {
-        guard let c = container else { throw .invalidArgument }
+        guard container != nil || iommufd != nil else { throw .invalidArgument }
         guard fileReferences == 1 else { throw .resourceBusy }
-        c.detach(self)
+        container?.detach(self)
+        iommufd = nil
     }
 
     /// The device named `name` for `VFIO_GROUP_GET_DEVICE_FD`: requires a container with
     /// an IOMMU driver set (`EINVAL`), and a vfio-pci device of that name (`ENODEV`).
     func deviceForOpen(named name: String) throws(Errno) -> VFIOPCIDevice {
         guard let device = vfioDevices.first(where: { $0.address.description == name }) else { throw .operationNotSupportedByDevice }
-        guard let c = container, c.driver != nil else { throw .invalidArgument }
+        guard iommufd != nil || container?.driver != nil else { throw .invalidArgument }
         return device
     }
 }

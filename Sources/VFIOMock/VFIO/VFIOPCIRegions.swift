@@ -36,7 +36,7 @@ extension VFIOPCIDevice {
         guard argsz >= 32 else { throw .invalidArgument }
         var flags: UInt32 = 0
         var size: UInt64 = 0
-        var caps = InfoCapabilityChain()
+        var caps = InfoCapabilityChain(padded: configuration.padsInfoCapabilities)
         let rw = UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE)
         switch Int(index) {
         case VFIO_PCI_CONFIG_REGION_INDEX:

@@ -2,8 +2,9 @@ import SystemPackage
 import VFIOKit
 import VFIOMock
 
-/// Passes every call to a mock kernel, showing ioctls, mmaps, closes and epoll calls to a hook
-/// first, which may refuse them: for tests of the order of calls and of the framework's fallbacks.
+/// Passes every call to a mock kernel, showing it to a hook first, which may refuse it: for
+/// tests of the order of calls, of the framework's fallbacks, and of injected faults. A
+/// refused close still closes (Linux releases the descriptor whatever close reports).
 final class InterposedKernel: SystemCalls, @unchecked Sendable {
     enum Call: Equatable {
         case ioctl(request: UInt)
@@ -13,6 +14,11 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         /// `operation` is EPOLL_CTL_ADD (1), _DEL (2) or _MOD (3); `file` the fd added or removed.
         case epollControl(operation: Int32, file: FileDescriptor)
         case epollWait
+        case open(path: String)
+        case munmap
+        case pread, pwrite, read, write
+        case eventfd, epollCreate
+        case readLink, listDirectory
     }
     let kernel: MockKernel
     private let hook: (Call) throws(Errno) -> Void
@@ -30,23 +36,45 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         try hook(.mmap(file: fd))
         return try kernel.mmap(length: length, protection: protection, flags: flags, fd: fd, offset: offset)
     }
-
-    func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor { try kernel.open(path, flags) }
+    func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor {
+        try hook(.open(path: path))
+        return try kernel.open(path, flags)
+    }
     func close(_ fd: FileDescriptor) throws(Errno) {
-        try hook(.close(fd))
+        do { try hook(.close(fd)) } catch {
+            try? kernel.close(fd)
+            throw error
+        }
         try kernel.close(fd)
     }
-    func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) { try kernel.munmap(address, length: length) }
+    func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
+        try hook(.munmap)
+        try kernel.munmap(address, length: length)
+    }
     func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try kernel.pread(fd, into: buffer, at: offset)
+        try hook(.pread)
+        return try kernel.pread(fd, into: buffer, at: offset)
     }
     func pwrite(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try kernel.pwrite(fd, from: buffer, at: offset)
+        try hook(.pwrite)
+        return try kernel.pwrite(fd, from: buffer, at: offset)
     }
-    func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int { try kernel.read(fd, into: buffer) }
-    func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int { try kernel.write(fd, from: buffer) }
-    func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor { try kernel.eventfd(initialValue: initialValue, flags: flags) }
-    func epollCreate() throws(Errno) -> FileDescriptor { try kernel.epollCreate() }
+    func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try hook(.read)
+        return try kernel.read(fd, into: buffer)
+    }
+    func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        try hook(.write)
+        return try kernel.write(fd, from: buffer)
+    }
+    func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor {
+        try hook(.eventfd)
+        return try kernel.eventfd(initialValue: initialValue, flags: flags)
+    }
+    func epollCreate() throws(Errno) -> FileDescriptor {
+        try hook(.epollCreate)
+        return try kernel.epollCreate()
+    }
     func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {
         try hook(.epollControl(operation: operation, file: fd))
         try kernel.epollControl(epoll, operation, fd, events: events, data: data)
@@ -58,6 +86,12 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         try hook(.epollWait)
         return try kernel.epollWait(epoll, events: events, data: data, capacity: capacity, timeoutMilliseconds: timeoutMilliseconds)
     }
-    func readLink(_ path: String) throws(Errno) -> String { try kernel.readLink(path) }
-    func listDirectory(_ path: String) throws(Errno) -> [String] { try kernel.listDirectory(path) }
+    func readLink(_ path: String) throws(Errno) -> String {
+        try hook(.readLink)
+        return try kernel.readLink(path)
+    }
+    func listDirectory(_ path: String) throws(Errno) -> [String] {
+        try hook(.listDirectory)
+        return try kernel.listDirectory(path)
+    }
 }

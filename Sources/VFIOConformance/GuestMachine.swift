@@ -1,0 +1,67 @@
+import PCI
+import VFIOKit
+import VFIOMock
+
+/// The kernels of `Tests/VM`, as mock configurations. Where 6.1 and 6.12 answer differently,
+/// the difference is a ``MockKernel/Configuration`` option set here.
+public enum GuestKernel: String, CaseIterable, Sendable {
+    /// The custom 6.12 kernel of the `iommu` configuration: legacy container and iommufd.
+    case linux6_12 = "6.12"
+    /// Debian's 6.1 kernel of the `distro` configuration: no iommufd.
+    case linux6_1 = "6.1"
+
+    /// The kernel a `uname -r` release string names (`6.1.0-28-amd64`, `6.12.48`).
+    public init?(release: String) {
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2, parts[0] == 6 else { return nil }
+        if parts[1] >= 12 { self = .linux6_12 } else if parts[1] >= 1 { self = .linux6_1 } else { return nil }
+    }
+
+    /// The mock configuration of this kernel on the guest machine: QEMU 7.2's intel-iommu
+    /// translates 39-bit IOVAs (`aw-bits` 39) and reserves the MSI window; SeaBIOS leaves
+    /// I/O, memory and SERR# enabled in each function's command register.
+    public var configuration: MockKernel.Configuration {
+        var c = MockKernel.Configuration()
+        c.iommufdAvailable = self == .linux6_12
+        // 6.1 predates dynamic MSI-X (6.5) and packs info capabilities.
+        c.dynamicMSIX = self == .linux6_12
+        c.padsInfoCapabilities = self == .linux6_12
+        c.firmwareCommand = 0x103
+        c.iovaRanges = [IOVARange(first: 0, last: 0xfedf_ffff), IOVARange(first: 0xfef0_0000, last: (1 << 39) - 1)]
+        return c
+    }
+}
+
+extension MockKernel {
+    /// A mock holding the devices of `target` as the `Tests/VM` guest has them, bound to
+    /// vfio-pci: QEMU's edu, QEMU's NVMe controller (65 MSI-X vectors in BAR0) for the MSI-X
+    /// device, and for the non-viable function an edu sharing its group with an e1000 that
+    /// the e1000 driver holds (the guest's bridge pair).
+    public static func conformanceGuest(_ target: ConformanceTarget, kernel: GuestKernel) throws -> MockKernel {
+        let mock = MockKernel(configuration: kernel.configuration)
+        // QEMU's edu has neither FLR nor PM reset, so vfio-pci offers no reset.
+        var edu = EduDevice.Options()
+        edu.supportsReset = false
+        try mock.plug(EduDevice(options: edu), at: target.edu)
+        if let msix = target.msix {
+            var nvme = MemoryBARDevice.Options()
+            nvme.vendorID = 0x1b36
+            nvme.deviceID = 0x0010
+            nvme.classCode = 0x010802
+            nvme.barSize = 16 * 1024
+            nvme.is64Bit = true
+            nvme.msixVectors = 65
+            try mock.plug(MemoryBARDevice(options: nvme), at: msix)
+        }
+        if let shared = target.nonViable {
+            let group = 1000
+            try mock.plug(EduDevice(options: edu), at: shared, iommuGroup: group)
+            var nic = MemoryBARDevice.Options()
+            nic.vendorID = 0x8086
+            nic.deviceID = 0x100e
+            let sibling = try PCIAddress(domain: shared.domain, bus: shared.bus, device: shared.device &+ 1, function: 0)
+            try mock.plug(MemoryBARDevice(options: nic), at: sibling, iommuGroup: group, driver: .kernel("e1000"))
+        }
+        return mock
+    }
+}

@@ -1,0 +1,117 @@
+import CVFIO
+import PCI
+import SystemPackage
+import VFIOKit
+
+/// Where a device's DMA is mapped: a container (type1, or `/dev/iommu` as one) or an IOAS.
+enum DMAContext {
+    case container(FileDescriptor)
+    case ioas(iommufd: FileDescriptor, id: UInt32)
+}
+
+/// A device fd and its DMA context, as one mode's set-up leaves them.
+struct OpenDevice {
+    let fd: FileDescriptor
+    let dma: DMAContext
+}
+
+extension Session {
+    /// Opens `address` as the mode does, recording each step: container, group, status,
+    /// SET_CONTAINER, CHECK_EXTENSION, SET_IOMMU, GET_DEVICE_FD; or cdev, `/dev/iommu`,
+    /// BIND_IOMMUFD, IOAS_ALLOC, ATTACH_IOMMUFD_PT.
+    func openDevice(_ address: PCIAddress) throws(Stop) -> OpenDevice {
+        if mode.containerPath != nil {
+            let container = try openContainerWithIOMMU(for: address)
+            return OpenDevice(fd: try require(deviceFD(container.group, address)), dma: .container(container.fd))
+        }
+        let device = try require(open("/dev/vfio/devices/\(try cdevName(address))", as: "device cdev"))
+        let iommufd = try require(open("/dev/iommu", as: "/dev/iommu"))
+        try require(bind(device, iommufd: iommufd.rawValue))
+        let ioas = try require(allocateIOAS(iommufd))
+        try require(attach(device, to: ioas))
+        return OpenDevice(fd: device, dma: .ioas(iommufd: iommufd, id: ioas))
+    }
+
+    /// The group-mode set-up up to SET_IOMMU.
+    func openContainerWithIOMMU(for address: PCIAddress) throws(Stop) -> (fd: FileDescriptor, group: FileDescriptor) {
+        let container = try require(open(mode.containerNode, as: "container \(mode.containerNode)"))
+        let group = try require(openGroup(address))
+        groupStatus(group)
+        try require(setContainer(group, container) ? () : nil)
+        ioctl("CHECK_EXTENSION \(mode.iommuTypeArgument)", container, CVFIO_CHECK_EXTENSION, value: mode.iommuTypeArgument)
+        try require(ioctl("SET_IOMMU \(mode.iommuTypeArgument)", container, CVFIO_SET_IOMMU, value: mode.iommuTypeArgument))
+        return (container, group)
+    }
+
+    func openGroup(_ address: PCIAddress) throws(Stop) -> FileDescriptor? {
+        open("/dev/vfio/\(try groupNumber(address))", as: "group")
+    }
+
+    /// VFIO_GROUP_GET_STATUS: records the flags (VIABLE 1, CONTAINER_SET 2).
+    @discardableResult
+    func groupStatus(_ group: FileDescriptor) -> UInt32? {
+        let arg = IoctlArgument(size: 8)
+        arg[u32: 0] = 8
+        return step("GROUP_GET_STATUS", describe: { "flags \(hex($0))" }) { () throws(Errno) in
+            _ = try system.ioctl(group, UInt(CVFIO_GROUP_GET_STATUS), arg.address)
+            return arg[u32: 4]
+        }
+    }
+
+    func setContainer(_ group: FileDescriptor, _ container: FileDescriptor) -> Bool {
+        let arg = IoctlArgument(size: 4)
+        arg[i32: 0] = container.rawValue
+        return ioctl("GROUP_SET_CONTAINER", group, CVFIO_GROUP_SET_CONTAINER, arg)
+    }
+
+    /// VFIO_GROUP_GET_DEVICE_FD by the device's name.
+    func deviceFD(_ group: FileDescriptor, _ address: PCIAddress) -> FileDescriptor? {
+        let fd = step("GROUP_GET_DEVICE_FD", describe: { _ in "ok" }) { () throws(Errno) -> FileDescriptor in
+            let name = Array(address.description.utf8CString)
+            let arg = IoctlArgument(size: name.count)
+            for (i, c) in name.enumerated() { arg.bytes[i] = UInt8(bitPattern: c) }
+            return FileDescriptor(rawValue: try system.ioctl(group, UInt(CVFIO_GROUP_GET_DEVICE_FD), arg.address))
+        }
+        if let fd { adopt(fd) }
+        return fd
+    }
+
+    /// VFIO_DEVICE_BIND_IOMMUFD: records the device id the kernel hands back.
+    func bind(_ device: FileDescriptor, iommufd: Int32) -> UInt32? {
+        let arg = IoctlArgument(size: 16)
+        arg[u32: 0] = 16
+        arg[i32: 8] = iommufd
+        return step("DEVICE_BIND_IOMMUFD", describe: { "dev id \($0)" }) { () throws(Errno) in
+            _ = try system.ioctl(device, UInt(CVFIO_DEVICE_BIND_IOMMUFD), arg.address)
+            return arg[u32: 12]
+        }
+    }
+
+    /// IOMMU_IOAS_ALLOC: records the new IOAS id.
+    func allocateIOAS(_ iommufd: FileDescriptor) -> UInt32? {
+        let arg = IoctlArgument(size: 12)
+        arg[u32: 0] = 12
+        return step("IOAS_ALLOC", describe: { "ioas \($0)" }) { () throws(Errno) in
+            _ = try system.ioctl(iommufd, UInt(CVFIO_IOMMUFD_IOAS_ALLOC), arg.address)
+            return arg[u32: 8]
+        }
+    }
+
+    /// VFIO_DEVICE_ATTACH_IOMMUFD_PT: records the HWPT id the kernel writes back.
+    func attach(_ device: FileDescriptor, to id: UInt32) -> UInt32? {
+        let arg = IoctlArgument(size: 12)
+        arg[u32: 0] = 12
+        arg[u32: 8] = id
+        return step("DEVICE_ATTACH_IOMMUFD_PT \(id)", describe: { "pt \($0)" }) { () throws(Errno) in
+            _ = try system.ioctl(device, UInt(CVFIO_DEVICE_ATTACH_IOMMUFD_PT), arg.address)
+            return arg[u32: 8]
+        }
+    }
+
+    @discardableResult
+    func detach(_ device: FileDescriptor) -> Bool {
+        let arg = IoctlArgument(size: 8)
+        arg[u32: 0] = 8
+        return ioctl("DEVICE_DETACH_IOMMUFD_PT", device, CVFIO_DEVICE_DETACH_IOMMUFD_PT, arg)
+    }
+}

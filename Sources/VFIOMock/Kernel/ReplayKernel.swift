@@ -1,0 +1,40 @@
+import SystemPackage
+import VFIOKit
+
+/// A kernel that answers every ioctl with the next bytes of a script, as many as the caller's
+/// argsz, written over the whole argument (argsz, flags, offsets and capability chains
+/// included): a buggy kernel, for fuzzing and regression tests of the info parsers. Other
+/// calls fail or do nothing. Not thread-safe.
+public final class ReplayKernel: SystemCalls, @unchecked Sendable {
+    private var input: ArraySlice<UInt8>
+
+    public init(_ input: [UInt8]) { self.input = input[...] }
+
+    public func ioctl(_ fd: FileDescriptor, _ request: UInt, _ argument: UInt) throws(Errno) -> Int32 {
+        guard let p = UnsafeMutableRawPointer(bitPattern: argument) else { throw .badAddress }
+        guard !input.isEmpty else { throw .invalidArgument }
+        let argsz = Int(p.loadUnaligned(as: UInt32.self))
+        let n = min(argsz, input.count)
+        input.prefix(n).withUnsafeBytes { p.copyMemory(from: $0.baseAddress!, byteCount: n) }
+        input = input.dropFirst(n)
+        return 0
+    }
+
+    public func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor { throw .noSuchFileOrDirectory }
+    public func close(_ fd: FileDescriptor) throws(Errno) {}
+    public func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64) throws(Errno) -> UnsafeMutableRawPointer {
+        throw .noMemory
+    }
+    public func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {}
+    public func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int { throw .ioError }
+    public func pwrite(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int { throw .ioError }
+    public func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int { throw .ioError }
+    public func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int { throw .ioError }
+    public func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor { throw .noMemory }
+    public func epollCreate() throws(Errno) -> FileDescriptor { throw .noMemory }
+    public func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {}
+    public func epollWait(_ epoll: FileDescriptor, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>,
+                   capacity: Int32, timeoutMilliseconds: Int32) throws(Errno) -> Int { 0 }
+    public func readLink(_ path: String) throws(Errno) -> String { throw .noSuchFileOrDirectory }
+    public func listDirectory(_ path: String) throws(Errno) -> [String] { throw .noSuchFileOrDirectory }
+}

@@ -1,0 +1,173 @@
+import PCI
+import Synchronization
+import SystemPackage
+import Testing
+import VFIOKit
+import VFIOMock
+
+/// Faults injected at the system-call seam, in the manner of swift-system's ForceErrno: each
+/// multi-call operation runs once to count the calls it makes, then once per call with that
+/// call failing. After every run: the error (if the operation reports one) carries the
+/// kernel's reason, no descriptor is left open, no mapping is left in the IOMMU, no interrupt
+/// is left enabled, and the device opens again as the kernel model has it.
+@Suite(.serialized) struct FaultInjectionTests {
+    /// The errnos injected, in turn: pread and pwrite fail with EIO.
+    static let errnos: [Errno] = [.interrupted, .noMemory, .resourceBusy, .badAddress, .noSuchAddressOrDevice, .operationNotSupportedByDevice]
+
+    /// Counts the calls it sees while armed and fails the `failAt`-th.
+    final class Plan: Sendable {
+        private struct State {
+            var armed = false
+            var calls = 0
+            var failAt: Int?
+            var injected: Errno?
+            var failedCall = ""
+        }
+        private let state = Mutex(State())
+        init(failAt: Int?) { state.withLock { $0.failAt = failAt } }
+        func arm() { state.withLock { $0.armed = true } }
+        func disarm() { state.withLock { $0.armed = false } }
+        var calls: Int { state.withLock { $0.calls } }
+        var injected: Errno? { state.withLock { $0.injected } }
+        /// The call that was failed, as `ioctl(request)`, `open(path)` or the call's name.
+        var failedCall: String { state.withLock { $0.failedCall } }
+
+        func see(_ call: InterposedKernel.Call) throws(Errno) {
+            let errno: Errno? = state.withLock { s in
+                guard s.armed else { return nil }
+                defer { s.calls += 1 }
+                guard s.calls == s.failAt else { return nil }
+                let e: Errno
+                switch call {
+                case .pread, .pwrite: e = .ioError
+                default: e = FaultInjectionTests.errnos[s.calls % FaultInjectionTests.errnos.count]
+                }
+                s.injected = e
+                s.failedCall = "\(call)"
+                return e
+            }
+            if let errno { throw errno }
+        }
+    }
+
+    /// One operation under test: `body` gets the seam and the plan, arms the plan around the
+    /// calls under test, and leaves the device closed however it ends.
+    struct Operation: CustomTestStringConvertible, Sendable {
+        let name: String
+        let backend: Backend
+        let device: @Sendable () -> SimulatedDevice
+        let body: @Sendable (PCIAddress, any SystemCalls, Plan) throws -> Void
+        var testDescription: String { name }
+    }
+
+    static let address = MockMachine.primary
+
+    static func opening(_ backend: Backend) -> Operation {
+        Operation(name: "open (\(backend))", backend: backend, device: { Devices.edu() }) { address, system, plan in
+            plan.arm()
+            let device = try PCIDevice.open(address, backend: backend, system: system)
+            plan.disarm()
+            device.close()
+        }
+    }
+
+    /// Opens on the seam with the plan disarmed, arms it for `step`, and closes.
+    static func onOpenDevice(_ name: String, _ device: @escaping @Sendable () -> SimulatedDevice,
+                             _ step: @escaping @Sendable (PCIDevice) throws -> Void) -> Operation {
+        Operation(name: name, backend: .legacy, device: device) { address, system, plan in
+            let device = try PCIDevice.open(address, backend: .legacy, system: system)
+            defer {
+                plan.disarm()
+                device.close()
+            }
+            plan.arm()
+            try step(device)
+        }
+    }
+
+    static let operations: [Operation] = [
+        opening(.legacy), opening(.iommufd), opening(.uio), opening(.noIOMMU),
+        onOpenDevice("region mapping", { Devices.memory() }) { device in _ = try device.bar(0) },
+        onOpenDevice("interrupt enable (MSI-X)", { Devices.memory(msix: 8) }) { device in _ = try device.interrupts.enable(.msix, vectors: 2) },
+        onOpenDevice("interrupt enable (MSI)", { Devices.edu() }) { device in _ = try device.interrupts.enable(.msi) },
+        Operation(name: "interrupt grow (MSI-X)", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan in
+            let device = try PCIDevice.open(address, backend: .legacy, system: system)
+            defer {
+                plan.disarm()
+                device.close()
+            }
+            _ = try device.interrupts.enable(.msix, vectors: 1)
+            plan.arm()
+            _ = try device.interrupts.grow(.msix, to: 4)
+        },
+        onOpenDevice("DMA allocate and map", { Devices.edu() }) { device in
+            let buffer = try device.dma.allocate(8192)
+            try buffer.free()
+        },
+        Operation(name: "device close", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan in
+            let device = try PCIDevice.open(address, backend: .legacy, system: system)
+            _ = try device.interrupts.enable(.msix, vectors: 2)
+            _ = try device.bar(0)
+            let buffer = try device.dma.allocate(4096)
+            plan.arm()
+            device.close()
+            plan.disarm()
+            _ = consume buffer
+        },
+    ]
+
+    /// A fresh mock holding the operation's device, bound as its backend needs.
+    static func machine(for operation: Operation) throws -> MockMachine {
+        let machine = MockMachine(for: operation.backend)
+        try machine.kernel.plug(operation.device(), at: address, driver: operation.backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        return machine
+    }
+
+    /// Runs `operation` with call `failAt` failing (none when nil); returns the plan and the error.
+    static func run(_ operation: Operation, failAt: Int?) throws -> (Plan, Error?, MockKernel) {
+        let machine = try machine(for: operation)
+        let plan = Plan(failAt: failAt)
+        let seam = InterposedKernel(machine.kernel) { (call) throws(Errno) in try plan.see(call) }
+        do {
+            try operation.body(address, seam, plan)
+            return (plan, nil, machine.kernel)
+        } catch {
+            return (plan, error, machine.kernel)
+        }
+    }
+
+    @Test(arguments: operations)
+    func everyCallFailingLeavesNothingBehind(_ operation: Operation) throws {
+        let (counting, error, _) = try Self.run(operation, failAt: nil)
+        #expect(error == nil, "\(operation.name) fails without an injected fault: \(String(describing: error))")
+        let points = counting.calls
+        #expect(points > 0)
+        for i in 0..<points {
+            let (plan, error, kernel) = try Self.run(operation, failAt: i)
+            let injected = try #require(plan.injected)
+            let what = "\(operation.name), call \(i) (\(plan.failedCall)) failing with \(injected)"
+            if let error {
+                // The kernel's reason reaches the caller.
+                #expect("\(error)".contains(injected.description), "\(what): \(error)")
+            }
+            #expect(kernel.openFileCount == 0, "\(what): \(kernel.openFileCount) descriptors left open")
+            #expect(kernel.dmaMappings(of: Self.address).isEmpty, "\(what): IOMMU mappings left")
+            if let state = kernel.interruptState(of: Self.address) {
+                #expect(state.kind == .none && state.enabledVectors.isEmpty, "\(what): interrupts left enabled")
+            }
+            // The device is as the kernel model had it: it opens and closes again.
+            let again = try PCIDevice.open(Self.address, backend: operation.backend, system: kernel)
+            again.close()
+            #expect(kernel.openFileCount == 0)
+        }
+        print("fault injection: \(operation.name): \(points) call points, each failed in turn")
+    }
+
+    /// The count of operation x call-point pairs the suite covers, on a line of its own.
+    @Test func pairsCovered() throws {
+        var pairs = 0
+        for operation in Self.operations { pairs += try Self.run(operation, failAt: nil).0.calls }
+        #expect(pairs > 0)
+        print("fault injection: \(Self.operations.count) operations, \(pairs) operation x call-point pairs, every call failed in turn")
+    }
+}
