@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "VFIOHost", targets: ["VFIOHost"]),
         .library(name: "VFIODrivers", targets: ["VFIODrivers"]),
         .executable(name: "vfiokit", targets: ["vfiokit"]),
+        .executable(name: "vfiokit-bench", targets: ["vfiokit-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -50,9 +51,17 @@ let package = Package(
         .executableTarget(
             name: "vfiokit",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "CBenchReference",
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The hot-path benchmarks, with the C references and the malloc interposer they need,
+        // kept out of the binary users run.
+        .executableTarget(
+            name: "vfiokit-bench",
+            dependencies: [
+                "PCI", "VFIOKit", "VFIOMock", "CBenchReference",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
@@ -60,6 +69,6 @@ let package = Package(
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
         .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
-        .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
+        .testTarget(name: "CLITests", dependencies: ["vfiokit", "vfiokit-bench"]),
     ]
 )

@@ -12,6 +12,5 @@ struct VFIOKitCommand: AsyncParsableCommand {
             UnbindCommand.self,
             InspectCommand.self,
             RunCommand.self,
-            BenchCommand.self,
         ])
 }

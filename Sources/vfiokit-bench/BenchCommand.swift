@@ -1,10 +1,14 @@
 import ArgumentParser
 import Foundation
+import PCI
+import VFIOKit
+import VFIOMock
 
-/// `vfiokit bench mmio|irq [--json]`: the framework's hot paths against plain C in one run.
+/// `vfiokit-bench mmio|irq [--json]`: the framework's hot paths against plain C in one run.
+@main
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench",
+        commandName: "vfiokit-bench",
         abstract: "Measure MMIO access and interrupt dispatch against a C reference in the same run.",
         subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self])
 }
@@ -26,4 +30,13 @@ func fixed(_ value: Double) -> String { String(format: "%.2f", value) }
 /// The text line for allocation counts, or for why they were not counted (`counted` is nil).
 func allocationLine(_ counted: String?) -> String {
     "  heap allocations: " + (counted ?? "not counted: \(AllocationCounter.unavailableReason ?? "unknown")")
+}
+
+/// Opens `device` plugged into a fresh mock kernel, through the legacy backend; its eventfds
+/// and BAR memory are the host's, so the hot paths run as they do on hardware.
+func openSimulated(_ device: any SimulatedDevice) throws -> PCIDevice {
+    let kernel = MockKernel()
+    let address = try PCIAddress(domain: 0, bus: 0, device: 4, function: 0)
+    try kernel.plug(device, at: address)
+    return try PCIDevice.open(address, backend: .legacy, system: kernel)
 }
