@@ -1,9 +1,13 @@
 import PCI
 import SystemPackage
 
-/// Everything that can go wrong in VFIOKit. Each message names what was wrong and what to do.
+/// What went wrong in the framework, one case for each thing a caller would handle
+/// differently. Each message names the device or context, the operation, and what to do.
+///
+/// Drivers report their own failures with their own error types; this type is for what the
+/// framework and the kernel refuse.
 public enum VFIOError: Error, Equatable, CustomStringConvertible {
-    /// A system call failed; `operation` says which call on which file.
+    /// A system call failed; `operation` names the call, its file and the device.
     case systemCall(operation: String, errno: Errno)
     /// No such PCI device in sysfs.
     case noSuchDevice(PCIAddress)
@@ -13,24 +17,46 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
     case backendUnavailable(Backend, reason: String)
     /// The device's IOMMU group has members that are not bound to vfio-pci.
     case groupNotViable(group: Int, PCIAddress)
+    /// The device is already open in this process; a second handle would fight the first
+    /// over its interrupts and DMA.
+    case alreadyOpen(PCIAddress)
+    /// The device or the context it belongs to was closed, or the device was removed.
+    case deviceClosed(PCIAddress, operation: String)
+    /// The device is bound to a driver the backend of its context cannot use.
+    case contextMismatch(PCIAddress, context: Backend, driver: String)
+    /// The IOMMU context was closed.
+    case contextClosed(operation: String)
+    /// The IOMMU context has no device yet, and the kernel sets its IOMMU up with the first.
+    case contextEmpty(operation: String)
     /// The device has no region with that index.
     case noSuchRegion(index: Int, PCIAddress)
     /// The region is smaller than the registers a driver accesses.
-    case regionTooSmall(index: Int, size: Int, needed: Int)
+    case regionTooSmall(PCIAddress, index: Int, size: Int, needed: Int)
     /// The device has no interrupt of that kind, or too few vectors.
     case interruptUnavailable(IRQIndex, requested: Int, available: Int)
     /// INTx, MSI and MSI-X exclude each other, and another of them is enabled.
     case interruptKindInUse(requested: IRQIndex, enabled: IRQIndex)
+    /// The event loop holds as many sources as it can.
+    case eventLoopFull(capacity: Int)
+    /// The backend cannot do this at all (UIO has only INTx, for example).
+    case unsupportedByBackend(Backend, operation: String, PCIAddress)
     /// A DMA request cannot be met within the IOVA ranges, alignment and limit.
     case iovaSpaceExhausted(size: Int, limit: UInt64)
     /// Without an IOMMU, the memory's physical address lies beyond what the device can address.
     case beyondDeviceReach(physicalAddress: UInt64, size: Int, limit: UInt64)
     /// The kernel's cap on the number of DMA mappings has been reached.
     case dmaMappingLimit(Int)
-    /// An address passed to unmap was never mapped by this device.
+    /// An address passed to unmap was never mapped.
     case unknownMapping(iova: UInt64, length: Int)
-    /// The backend has no IOMMU, so DMA cannot be translated (only physical addresses exist).
-    case operationUnsupported(String)
+    /// Without an IOMMU, DMA memory must be hugepages, and none could be had.
+    case hugePagesUnavailable(bytes: Int, errno: Errno)
+    /// `/proc/self/pagemap` gave no physical address (not resident, or PFNs hidden from
+    /// processes without CAP_SYS_ADMIN).
+    case physicalAddressUnavailable(virtualAddress: UInt64)
+    /// Without an IOMMU, a DMA buffer must be physically contiguous, and this one is not.
+    case notPhysicallyContiguous(size: Int)
+    /// The framework was asked for something that cannot be done with these arguments.
+    case invalidArgument(operation: String, reason: String)
     /// A device did not respond within the bounded wait.
     case timeout(what: String, milliseconds: Int)
     /// The device answered with something that breaks its contract.
@@ -48,26 +74,46 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
             return "the \(b) backend is unavailable: \(reason)"
         case let .groupNotViable(group, a):
             return "IOMMU group \(group) of \(a) is not viable: bind every device in it to vfio-pci (`vfiokit bind \(a) --whole-group`)"
+        case let .alreadyOpen(a):
+            return "\(a) is already open in this process: use the PCIDevice you have, or close it before opening it again"
+        case let .deviceClosed(a, operation):
+            return "\(operation) on \(a): the device was closed or removed; open it again if it is still there"
+        case let .contextMismatch(a, context, driver):
+            return "\(a) is bound to \(driver), which the \(context) backend of its IOMMU context cannot use: open it in a context of its own"
+        case let .contextClosed(operation):
+            return "\(operation): the IOMMU context was closed; make a new one"
+        case let .contextEmpty(operation):
+            return "\(operation): the IOMMU context has no device yet; open a device into it first (the kernel sets the IOMMU up with the first group)"
         case let .noSuchRegion(index, a):
-            return "\(a) has no region \(index)"
-        case let .regionTooSmall(index, size, needed):
-            return "region \(index) is \(size) bytes but the registers need \(needed): wrong BAR or wrong device"
+            return "\(a) has no region \(index): BARs are 0–5, the ROM 6, config space 7 (see `vfiokit info \(a)`)"
+        case let .regionTooSmall(a, index, size, needed):
+            return "region \(index) of \(a) is \(size) bytes but the access needs \(needed): wrong BAR, wrong offset or wrong device"
         case let .interruptUnavailable(index, requested, available):
-            return "\(index) has \(available) vector(s); \(requested) requested"
+            return "\(index) has \(available) vector(s) and \(requested) were requested: ask for at most \(available)"
         case let .interruptKindInUse(requested, enabled):
             return "cannot enable \(requested) while \(enabled) is enabled: disable \(enabled) first"
+        case let .eventLoopFull(capacity):
+            return "the event loop holds \(capacity) sources already: unregister some, or use another EventLoop"
+        case let .unsupportedByBackend(backend, operation, a):
+            return "\(operation) on \(a) is not possible on the \(backend) backend: bind the device to vfio-pci instead"
         case let .iovaSpaceExhausted(size, limit):
-            return "no free IOVA range of \(size) bytes below 0x\(String(limit, radix: 16)) within the kernel's IOVA ranges"
+            return "no free IOVA range of \(size) bytes below 0x\(String(limit, radix: 16)) within the kernel's IOVA ranges: free buffers or allocate fewer, larger ones"
         case let .beyondDeviceReach(address, size, limit):
-            return "\(size) bytes at physical address 0x\(String(address, radix: 16)) are beyond the device's reach (below 0x\(String(limit, radix: 16))) and there is no IOMMU to remap them"
+            return "\(size) bytes at physical address 0x\(String(address, radix: 16)) are beyond the device's reach (below 0x\(String(limit, radix: 16))) and there is no IOMMU to remap them: use an IOMMU backend"
         case let .dmaMappingLimit(limit):
             return "the kernel allows \(limit) DMA mappings and all are in use: use larger buffers"
         case let .unknownMapping(iova, length):
             return "no DMA mapping at IOVA 0x\(String(iova, radix: 16)) of \(length) bytes"
-        case let .operationUnsupported(what):
-            return what
+        case let .hugePagesUnavailable(bytes, errno):
+            return "cannot allocate \(bytes) bytes of hugepage memory for DMA without an IOMMU (\(errno)): reserve hugepages with `echo 64 > /proc/sys/vm/nr_hugepages`"
+        case let .physicalAddressUnavailable(virtual):
+            return "no physical address for 0x\(String(virtual, radix: 16)) in /proc/self/pagemap: DMA without an IOMMU needs CAP_SYS_ADMIN (run as root)"
+        case let .notPhysicallyContiguous(size):
+            return "a DMA buffer of \(size) bytes is not physically contiguous: reserve hugepages (`echo 64 > /proc/sys/vm/nr_hugepages`) or use an IOMMU backend"
+        case let .invalidArgument(operation, reason):
+            return "\(operation): \(reason)"
         case let .timeout(what, ms):
-            return "\(what) did not complete within \(ms) ms"
+            return "\(what) did not complete within \(ms) ms: the device may be hung; reset it"
         case let .deviceMisbehaved(what):
             return "device misbehaved: \(what)"
         }
@@ -78,9 +124,13 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
         case .permissionDenied, .notPermitted:
             return ": run as root or add yourself to group vfio (see udev-rules/)"
         case .resourceBusy:
-            return ": another process holds the device or group open"
+            return ": another process (or another IOMMU context in this one) holds the device or group open"
         case .noSuchFileOrDirectory:
             return ": is the device bound (`vfiokit bind`) and the module loaded?"
+        case .noSuchAddressOrDevice, .operationNotSupportedByDevice:
+            return ": the device is gone or refused (removed, unbound, or without that feature)"
+        case .noMemory:
+            return ": raise RLIMIT_MEMLOCK (`ulimit -l`, or LimitMEMLOCK in the service) for pinned DMA memory"
         default:
             return ""
         }

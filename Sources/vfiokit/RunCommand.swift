@@ -19,6 +19,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "auto, iommufd, legacy, noiommu or uio (default: auto; VFIOKIT_BACKEND overrides auto).")
     var backend: String = "auto"
 
+    @OptionGroup var logging: LoggingOptions
+
     func run() throws {
         guard let program = SampleProgram.named(driver) else {
             throw ValidationError("unknown driver \"\(driver)\": the sample drivers are \(SampleProgram.all.map(\.name).joined(separator: ", "))")
@@ -37,7 +39,7 @@ struct RunCommand: ParsableCommand {
             target = machine.address
             system = machine.kernel
         }
-        let device = try PCIDevice.open(target, backend: chosen, system: system)
+        let device = try PCIDevice.open(target, backend: chosen, system: system, logger: logging.logger())
         defer { device.close() }
         if !device.backend.translatesDMA {
             printError(

@@ -12,5 +12,6 @@ struct VFIOKitCommand: AsyncParsableCommand {
             UnbindCommand.self,
             InspectCommand.self,
             RunCommand.self,
+            ContextCommand.self,
         ])
 }

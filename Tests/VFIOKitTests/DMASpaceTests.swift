@@ -1,6 +1,6 @@
 import PCI
 import Testing
-import VFIOKit
+@testable import VFIOKit
 import VFIOMock
 
 /// DMA buffers and their device addresses, checked against what the mock IOMMU holds and
@@ -33,20 +33,22 @@ import VFIOMock
         #expect(a.deviceAddress + 4096 <= b.deviceAddress || b.deviceAddress + UInt64(b.bytes.count) <= a.deviceAddress)
         let mappings = machine.kernel.dmaMappings(of: MockMachine.primary)
         #expect(mappings.count == 2)
-        for buffer in [a, b] {
-            let m = try #require(mappings.first { $0.iova == buffer.deviceAddress })
-            #expect(m.size == UInt64(buffer.bytes.count))
-            #expect(m.vaddr == UInt64(UInt(bitPattern: buffer.bytes.baseAddress)))
+        for (address, memory) in [(a.deviceAddress, a.bytes), (b.deviceAddress, b.bytes)] {
+            let m = try #require(mappings.first { $0.iova == address })
+            #expect(m.size == UInt64(memory.count))
+            #expect(m.vaddr == UInt64(UInt(bitPattern: memory.baseAddress)))
             #expect(m.readable && m.writable)
         }
-        #expect(device.dma.mappingCount == 2)
+        #expect(device.dma.mappingCount == 2 && device.dma.mappedBytes == 5 * 4096)
 
-        try device.dma.free(a)
-        #expect(machine.kernel.dmaMappings(of: MockMachine.primary).map(\.iova) == [b.deviceAddress])
+        let aMemory = a.bytes.baseAddress!
+        let bAddress = b.deviceAddress
+        try a.free()
+        #expect(machine.kernel.dmaMappings(of: MockMachine.primary).map(\.iova) == [bAddress])
         #expect(device.dma.mappingCount == 1)
         // The memory went back too.
-        #expect(machine.kernel.physicalAddress(of: a.bytes.baseAddress!) == nil)
-        try device.dma.free(b)
+        #expect(machine.kernel.physicalAddress(of: aMemory) == nil)
+        try b.free()
         #expect(machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
     }
 
@@ -64,9 +66,9 @@ import VFIOMock
         #expect(first.deviceAddress == 0x10_0000)
         #expect(second.deviceAddress == 0x18_0000)
         #expect(third.deviceAddress == 0x100_0000)
-        for buffer in [first, second, third] {
-            let last = buffer.deviceAddress + UInt64(buffer.bytes.count) - 1
-            #expect(ranges.contains { $0.contains(buffer.deviceAddress, last) })
+        for address in [first.deviceAddress, second.deviceAddress, third.deviceAddress] {
+            let last = address + UInt64(half) - 1
+            #expect(ranges.contains { $0.contains(address, last) })
         }
     }
 
@@ -88,7 +90,7 @@ import VFIOMock
         let device = try machine.open(Devices.memory(), on: backend)
         defer { device.close() }
         #expect(throws: VFIOError.iovaSpaceExhausted(size: 4096, limit: 1 << 28)) {
-            try device.dma.allocate(4096, below: 1 << 28)
+            _ = try device.dma.allocate(4096, below: 1 << 28)
         }
         #expect(machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
         #expect(device.dma.mappingCount == 0)
@@ -102,27 +104,67 @@ import VFIOMock
         let device = try machine.open(Devices.memory(), on: .legacy)
         defer { device.close() }
         #expect(device.dma.mappingLimit == 3)
-        let buffers = try (0..<3).map { _ in try device.dma.allocate(4096) }
-        #expect(throws: VFIOError.dmaMappingLimit(3)) { try device.dma.allocate(4096) }
+        let first = try device.dma.allocate(4096)
+        let second = try device.dma.allocate(4096)
+        let third = try device.dma.allocate(4096)
+        #expect(throws: VFIOError.dmaMappingLimit(3)) { _ = try device.dma.allocate(4096) }
         #expect(machine.kernel.dmaMappings(of: MockMachine.primary).count == 3)
-        try device.dma.free(buffers[1])
+        try second.free()
         let again = try device.dma.allocate(4096)
+        _ = (first.deviceAddress, third.deviceAddress)
         #expect(machine.kernel.dmaMappings(of: MockMachine.primary).contains { $0.iova == again.deviceAddress })
     }
 
     @Test(arguments: allBackends)
-    func unmappingAnUnknownAddressIsRefusedAndChangesNothing(_ backend: Backend) throws {
+    func aFreedIdentityNeverReleasesTheBufferThatReusedItsIOVA(_ backend: Backend) throws {
         let machine = MockMachine(for: backend)
         let device = try machine.open(Devices.memory(), on: backend)
         defer { device.close() }
-        let buffer = try device.dma.allocate(4096)
-        #expect(throws: VFIOError.unknownMapping(iova: 0xdead_0000, length: 0)) { try device.dma.unmap(0xdead_0000) }
-        #expect(throws: VFIOError.unknownMapping(iova: buffer.deviceAddress + 4096, length: 0)) {
-            try device.dma.unmap(buffer.deviceAddress + 4096)
+        let old = try device.dma.allocate(4096)
+        let oldID = old.id
+        let oldAddress = old.deviceAddress
+        try old.free()
+        let reused = try device.dma.allocate(4096)
+        if device.dma.translates { #expect(reused.deviceAddress == oldAddress) }  // the IOVA came back
+        // What a stale copy would do, were copies possible: free by the old identity.
+        #expect(throws: VFIOError.invalidArgument(operation: "freeing DMA mapping \(oldID)", reason: "it was freed already")) {
+            try device.dma.free(id: oldID)
         }
         #expect(device.dma.mappingCount == 1)
-        try device.dma.free(buffer)
-        #expect(throws: VFIOError.unknownMapping(iova: buffer.deviceAddress, length: 0)) { try device.dma.free(buffer) }
+        reused.bytes.storeBytes(of: 0x1234_5678, as: UInt32.self)  // the live buffer is untouched
+        #expect(reused.bytes.load(as: UInt32.self) == 0x1234_5678)
+        if device.dma.translates {
+            #expect(machine.kernel.dmaMappings(of: MockMachine.primary).map(\.iova) == [reused.deviceAddress])
+        }
+    }
+
+    @Test(arguments: translating)
+    func aBufferLetGoIsUnmappedAndFreed(_ backend: Backend) throws {
+        let machine = MockMachine()
+        let device = try machine.open(Devices.memory(), on: backend)
+        defer { device.close() }
+        var memory: UnsafeMutableRawPointer?
+        do {
+            let scoped = try device.dma.allocate(4096)
+            memory = scoped.bytes.baseAddress
+            #expect(device.dma.mappingCount == 1)
+        }
+        #expect(device.dma.mappingCount == 0)
+        #expect(machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
+        #expect(machine.kernel.physicalAddress(of: try #require(memory)) == nil)
+    }
+
+    @Test(arguments: translating)
+    func aBufferOutlivingItsContextKeepsItsMemoryButNotItsMapping(_ backend: Backend) throws {
+        let machine = MockMachine()
+        let device = try machine.open(Devices.memory(), on: backend)
+        let buffer = try device.dma.allocate(4096)
+        device.close()  // a private context: it closes with the device
+        #expect(machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
+        #expect(device.dma.mappingCount == 0)
+        buffer.bytes.storeBytes(of: 0xabcd, as: UInt16.self)  // still the process's memory
+        #expect(buffer.bytes.load(as: UInt16.self) == 0xabcd)
+        #expect(throws: VFIOError.contextClosed(operation: "allocating 4096 bytes of DMA memory")) { _ = try device.dma.allocate(4096) }
     }
 
     @Test(arguments: translating)
@@ -134,9 +176,10 @@ import VFIOMock
         let pointer = try machine.kernel.mmap(length: 8192, protection: 3, flags: 0x22, fd: nil, offset: 0)  // RW, private|anonymous
         defer { try? machine.kernel.munmap(pointer, length: 8192) }
         let memory = UnsafeMutableRawBufferPointer(start: pointer, count: 8192)
-        let iova = try device.dma.map(memory)
+        let mapping = try device.dma.map(memory)
         #expect(machine.kernel.dmaMappings(of: MockMachine.primary).first?.vaddr == UInt64(UInt(bitPattern: pointer)))
-        try device.dma.unmap(iova)
+        #expect(machine.kernel.dmaMappings(of: MockMachine.primary).first?.iova == mapping.deviceAddress)
+        try mapping.unmap()
         #expect(machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
         #expect(machine.kernel.physicalAddress(of: pointer) != nil)  // still the caller's
     }
@@ -194,18 +237,19 @@ import VFIOMock
         #expect(log.newFaults().isEmpty)
         let stray = try device.dma.allocate(4096)
         let kept = try device.dma.allocate(4096)
-        try device.dma.free(stray)
+        let strayAddress = stray.deviceAddress
+        try stray.free()
 
-        #expect(!deviceWrite(bus, [0xaa, 0xbb], at: stray.deviceAddress + 0x10))
-        #expect(deviceRead(bus, count: 4, at: stray.deviceAddress) == nil)
+        #expect(!deviceWrite(bus, [0xaa, 0xbb], at: strayAddress + 0x10))
+        #expect(deviceRead(bus, count: 4, at: strayAddress) == nil)
         let recorded = machine.kernel.dmaFaults
         #expect(recorded.map(\.device) == [MockMachine.primary, MockMachine.primary])
-        #expect(recorded.map(\.iova) == [stray.deviceAddress + 0x10, stray.deviceAddress])
+        #expect(recorded.map(\.iova) == [strayAddress + 0x10, strayAddress])
         #expect(recorded.map(\.length) == [2, 4])
         #expect(recorded.map(\.isWrite) == [true, false])
         #expect(recorded.map(\.reason) == [.unmapped, .unmapped])
         let faults = log.newFaults()
-        #expect(faults.map(\.address) == [stray.deviceAddress + 0x10, stray.deviceAddress])
+        #expect(faults.map(\.address) == [strayAddress + 0x10, strayAddress])
         #expect(faults.map(\.isWrite) == [true, false])
         #expect(log.newFaults().isEmpty)  // each fault is reported once
         // A mapped neighbour still works, and a fault of another device is not ours.
@@ -233,8 +277,9 @@ import VFIOMock
         // A stray physical address is refused by the bus and no IOMMU reports it.
         let log = try device.openFaultLog()
         try device.setBusMaster(true)
-        try device.dma.free(buffer)
-        #expect(!deviceWrite(try #require(model.bus), [1], at: buffer.deviceAddress))
+        let physical = buffer.deviceAddress
+        try buffer.free()
+        #expect(!deviceWrite(try #require(model.bus), [1], at: physical))
         #expect(machine.kernel.dmaFaults.last?.reason == .unmapped)
         #expect(log.newFaults().isEmpty)
     }
@@ -244,7 +289,7 @@ import VFIOMock
         let machine = MockMachine(for: backend)
         let device = try machine.open(Devices.memory(), on: backend)
         defer { device.close() }
-        let error = #expect(throws: VFIOError.self) { try device.dma.allocate(4096, below: 0x10_0000) }
+        let error = #expect(throws: VFIOError.self) { _ = try device.dma.allocate(4096, below: 0x10_0000) }
         guard case .beyondDeviceReach(let physical, 4096, 0x10_0000)? = error else {
             Issue.record("expected beyondDeviceReach, got \(String(describing: error))")
             return
@@ -258,18 +303,20 @@ import VFIOMock
         let model = Devices.memory()
         let device = try machine.open(model, on: .noIOMMU)
         defer { device.close() }
-        switch Result(catching: { () throws(VFIOError) in try device.dma.allocate(3 * 4096) }) {
-        case .success(let buffer):
+        let bus = try #require(model.bus)
+        do throws(VFIOError) {
+            let buffer = try device.dma.allocate(3 * 4096)
             // The host has hugepages: the buffer is physically contiguous.
             try device.setBusMaster(true)
             let pattern = (0..<3 * 4096).map { UInt8(truncatingIfNeeded: $0 >> 4) }
-            #expect(deviceWrite(try #require(model.bus), pattern, at: buffer.deviceAddress))
+            #expect(deviceWrite(bus, pattern, at: buffer.deviceAddress))
             #expect(Array(buffer.bytes[0..<pattern.count]) == pattern)
-        case .failure(.operationUnsupported(let why)):
-            #expect(why.contains("hugepages"))
+        } catch .hugePagesUnavailable(let bytes, _) {
+            #expect(bytes == 2 << 20)
+            #expect("\(VFIOError.hugePagesUnavailable(bytes: bytes, errno: .noMemory))".contains("nr_hugepages"))
             #expect(device.dma.mappingCount == 0)
-        case .failure(let error):
-            Issue.record("expected a buffer or operationUnsupported, got \(error)")
+        } catch {
+            Issue.record("expected a buffer or hugePagesUnavailable, got \(error)")
         }
     }
 }

@@ -97,8 +97,8 @@ import VFIOMock
         let loop = try machine.startedLoop()
         defer { loop.stop() }
         #expect(try !EduDriver.supports(device))
-        let error = #expect(throws: VFIOError.self) { try EduDriver(device: device, loop: loop) }
-        #expect(error?.description.contains("not an edu device") == true)
+        #expect(throws: EduError.notEdu(device.address)) { _ = try EduDriver(device: device, loop: loop) }
+        #expect("\(EduError.notEdu(device.address))".contains("not an edu device"))
         let steps = EduSelfTest.run(on: device, loop: loop) { _ in }
         #expect(steps.map(\.name) == ["probe"] && steps.first?.passed == false)
     }

@@ -56,7 +56,7 @@ private final class RecordingKernel: SystemCalls, @unchecked Sendable {
         try recorder.kernel.plug(MemoryBARDevice(), at: address)
         let device = try PCIDevice.open(address, backend: backend, system: recorder)
         let buffer = try device.dma.allocate(4096)
-        try device.dma.free(buffer)
+        try buffer.free()
         device.close()
         // Region and IRQ info queries come and go with what a driver asks; the order of the
         // set-up and DMA calls is what the kernel constrains.
@@ -64,10 +64,11 @@ private final class RecordingKernel: SystemCalls, @unchecked Sendable {
         return recorder.ioctls.filter { !info.contains($0) }
     }
 
-    @Test func iommufdBindsAllocatesAttachesReadsRangesThenMaps() throws {
+    /// The context allocates its IOAS once; each device then binds and attaches to it.
+    @Test func iommufdAllocatesBindsAttachesReadsRangesThenMaps() throws {
         #expect(
             try sequence(.iommufd) == [
-                CVFIO_DEVICE_BIND_IOMMUFD, CVFIO_IOMMUFD_IOAS_ALLOC, CVFIO_DEVICE_ATTACH_IOMMUFD_PT,
+                CVFIO_IOMMUFD_IOAS_ALLOC, CVFIO_DEVICE_BIND_IOMMUFD, CVFIO_DEVICE_ATTACH_IOMMUFD_PT,
                 CVFIO_IOMMUFD_IOAS_IOVA_RANGES, CVFIO_IOMMUFD_IOAS_IOVA_RANGES,  // EMSGSIZE, then with room
                 CVFIO_IOMMUFD_IOAS_MAP, CVFIO_IOMMUFD_IOAS_UNMAP, CVFIO_IOMMUFD_DESTROY,
             ])

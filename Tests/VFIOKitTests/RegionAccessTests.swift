@@ -142,7 +142,7 @@ enum OversizedRegisters: RegisterLayout {
         try device.writeConfig(UInt32.max, at: 0x10)
         #expect(try device.readConfig(UInt32.self, at: 0x10) == 0xfff0_0000)
         try device.writeConfig(saved, at: 0x10)
-        #expect(throws: VFIOError.regionTooSmall(index: 7, size: 256, needed: 258)) {
+        #expect(throws: VFIOError.regionTooSmall(device.address, index: 7, size: 256, needed: 258)) {
             try device.readConfig(UInt16.self, at: 256)
         }
     }
@@ -199,13 +199,13 @@ enum OversizedRegisters: RegisterLayout {
         let device = try machine.open(Devices.memory(barSize: 0x4000), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
-        #expect(throws: VFIOError.regionTooSmall(index: 0, size: 0x4000, needed: 0x8000)) {
-            try bar.mmio(OversizedRegisters.self)
+        #expect(throws: VFIOError.regionTooSmall(device.address, index: 0, size: 0x4000, needed: 0x8000)) {
+            _ = try bar.mmio(OversizedRegisters.self)
         }
-        #expect(throws: VFIOError.regionTooSmall(index: 0, size: 0x4000, needed: 0x4002)) {
+        #expect(throws: VFIOError.regionTooSmall(device.address, index: 0, size: 0x4000, needed: 0x4002)) {
             try bar.read(UInt32.self, at: 0x3ffe)
         }
-        #expect(throws: VFIOError.regionTooSmall(index: 0, size: 0x4000, needed: 0x4008)) {
+        #expect(throws: VFIOError.regionTooSmall(device.address, index: 0, size: 0x4000, needed: 0x4008)) {
             try bar.write(UInt64(1), at: 0x4000)
         }
         #expect(throws: VFIOError.self) { try bar.read(UInt32.self, at: -4) }

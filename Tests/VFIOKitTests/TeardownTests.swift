@@ -8,11 +8,10 @@ import VFIOMock
 @Suite struct TeardownTests {
     static let allBackends: [Backend] = [.legacy, .iommufd, .noIOMMU, .uio]
 
-    /// Uses the device the way a driver does: a mapped BAR, DMA, interrupts, bus mastering.
-    func exercise(_ device: PCIDevice, on backend: Backend) throws -> [DMABuffer] {
+    /// Uses the device the way a driver does: a mapped BAR, interrupts, bus mastering.
+    func exercise(_ device: PCIDevice, on backend: Backend) throws {
         try device.bar(0).write(UInt32(0xabcd), at: 0x40)
         _ = try device.readConfigSpace()
-        let buffers = try (0..<3).map { _ in try device.dma.allocate(1024) }
         try device.setBusMaster(true)
         if backend == .uio {
             _ = try device.interrupts.enable(.intx)
@@ -20,7 +19,6 @@ import VFIOMock
             _ = try device.interrupts.enable(.msix, vectors: 4)
             _ = try device.interrupts.enable(.req)
         }
-        return buffers
     }
 
     @Test(arguments: allBackends)
@@ -32,14 +30,22 @@ import VFIOMock
         let bus = try #require(model.bus)
 
         let device = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
-        let buffers = try exercise(device, on: backend)
-        #expect(machine.kernel.openFileCount > baseline)
-        if backend.translatesDMA { #expect(machine.kernel.dmaMappings(of: MockMachine.primary).count == 3) }
-        device.close()
-
-        #expect(machine.kernel.openFileCount == baseline)
-        #expect(machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
-        for buffer in buffers { #expect(machine.kernel.physicalAddress(of: buffer.bytes.baseAddress!) == nil) }
+        var memory: [UnsafeMutableRawPointer] = []
+        do {
+            let a = try device.dma.allocate(1024)
+            let b = try device.dma.allocate(1024)
+            let c = try device.dma.allocate(1024)
+            memory = [a.bytes.baseAddress!, b.bytes.baseAddress!, c.bytes.baseAddress!]
+            try exercise(device, on: backend)
+            #expect(machine.kernel.openFileCount > baseline)
+            if backend.translatesDMA { #expect(machine.kernel.dmaMappings(of: MockMachine.primary).count == 3) }
+            device.close()
+            #expect(machine.kernel.openFileCount == baseline)
+            #expect(machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
+            // Live buffers keep their memory, which the device can no longer reach.
+            for p in memory { #expect(machine.kernel.physicalAddress(of: p) != nil) }
+        }
+        for p in memory { #expect(machine.kernel.physicalAddress(of: p) == nil) }
         #expect(!bus.busMasterEnabled)
         #expect(!bus.msixEnabled)
         if backend != .uio {
@@ -53,7 +59,7 @@ import VFIOMock
 
         let again = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
         #expect(try again.bar(0).read(UInt32.self, at: 0x40) == 0xabcd)  // BAR memory is the device's
-        _ = try exercise(again, on: backend)
+        try exercise(again, on: backend)
         again.close()
         #expect(machine.kernel.openFileCount == baseline)
     }
@@ -64,7 +70,9 @@ import VFIOMock
         try machine.kernel.plug(Devices.memory(msix: 4), at: MockMachine.primary, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
         func useAndDrop() throws {
             let device = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
-            _ = try exercise(device, on: backend)
+            let buffer = try device.dma.allocate(1024)
+            try exercise(device, on: backend)
+            _ = buffer.deviceAddress
         }
         try useAndDrop()
         #expect(machine.kernel.openFileCount == 0)
@@ -79,7 +87,7 @@ import VFIOMock
         try machine.kernel.plug(Devices.memory(), at: MockMachine.primary, iommuGroup: 5)
         try machine.kernel.plug(Devices.memory(), at: MockMachine.sibling, iommuGroup: 5, driver: .kernel("snd_hda_intel"))
         #expect(throws: VFIOError.groupNotViable(group: 5, MockMachine.primary)) {
-            try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
+            _ = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
         }
         #expect(machine.kernel.openFileCount == 0)
         // Neither the group nor the cdev was left claimed: the group file opens (it would be
@@ -87,7 +95,7 @@ import VFIOMock
         let group = try machine.kernel.open("/dev/vfio/5", 2)
         try machine.kernel.close(group)
         #expect(throws: VFIOError.groupNotViable(group: 5, MockMachine.primary)) {
-            try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
+            _ = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
         }
         #expect(machine.kernel.openFileCount == 0)
     }
@@ -96,7 +104,7 @@ import VFIOMock
         let machine = MockMachine()
         try machine.kernel.plug(Devices.memory(), at: MockMachine.primary)
         // The container opens before no-IOMMU mode is found missing.
-        #expect(throws: VFIOError.self) { try PCIDevice.open(MockMachine.primary, backend: .noIOMMU, system: machine.kernel) }
+        #expect(throws: VFIOError.self) { _ = try PCIDevice.open(MockMachine.primary, backend: .noIOMMU, system: machine.kernel) }
         #expect(machine.kernel.openFileCount == 0)
         let device = try PCIDevice.open(MockMachine.primary, backend: .legacy, system: machine.kernel)
         device.close()

@@ -23,16 +23,12 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
     /// The interrupt kind in use once started.
     public var interruptKind: IRQIndex? { kind.withLock { $0 } }
 
-    public init(device: PCIDevice, loop: EventLoop) throws(VFIOError) {
-        guard try Self.supports(device) else {
-            throw .deviceMisbehaved("\(device.address) is not an edu device (1234:11e8)")
-        }
+    public init(device: PCIDevice, loop: EventLoop) throws {
+        guard try Self.supports(device) else { throw EduError.notEdu(device.address) }
         self.device = device
         self.loop = loop
         registers = try device.bar(0).mmio(EduRegisters.self)
-        guard identification & 0xff == 0xed else {
-            throw .deviceMisbehaved("edu identification register reads 0x\(String(identification, radix: 16)), expected 0x..ed")
-        }
+        guard identification & 0xff == 0xed else { throw EduError.badIdentification(device.address, identification) }
     }
 
     /// The identification register (0x010000ed for edu 1.0).
@@ -44,11 +40,11 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
         return registers.read(EduRegisters.liveness) == ~value
     }
 
-    public func start() throws(VFIOError) {
+    public func start() throws {
         let msi = try device.interrupts.info(.msi)
         let kind: IRQIndex = msi.count > 0 && msi.flags.contains(.eventfd) ? .msi : .intx
         guard let source = try device.interrupts.enable(kind, vectors: 1).first else {
-            throw .interruptUnavailable(kind, requested: 1, available: 0)
+            throw VFIOError.interruptUnavailable(kind, requested: 1, available: 0)
         }
         self.kind.withLock { $0 = kind }
         let r = try loop.register(source) { [unowned self] _ in self.handleInterrupt() }
@@ -72,30 +68,30 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
     }
 
     /// Waits until the handler has seen all of `causes`, then consumes them.
-    private func waitForInterrupt(_ causes: UInt32, what: String, timeout: Duration) throws(VFIOError) {
+    private func waitForInterrupt(_ causes: UInt32, what: String, timeout: Duration) throws(EduError) {
         let milliseconds = Int(timeout / .milliseconds(1))
         let deadline = DispatchTime.now() + .milliseconds(milliseconds)
         while pending.load(ordering: .acquiring) & causes != causes {
             guard arrived.wait(timeout: deadline) == .success else {
-                throw .timeout(what: "\(what) (no interrupt)", milliseconds: milliseconds)
+                throw .timeout(device.address, operation: what, milliseconds: milliseconds)
             }
         }
         pending.bitwiseAnd(~causes, ordering: .acquiringAndReleasing)
     }
 
     /// Computes n! on the device, completion signalled by interrupt.
-    public func factorial(_ n: UInt32, timeout: Duration = .seconds(5)) throws(VFIOError) -> UInt32 {
+    public func factorial(_ n: UInt32, timeout: Duration = .seconds(5)) throws(EduError) -> UInt32 {
         registers.write(EduRegisters.status, EduRegisters.Status.interruptOnFactorial)
         registers.write(EduRegisters.factorial, n)
         try waitForInterrupt(EduRegisters.Interrupt.factorial, what: "factorial of \(n)", timeout: timeout)
         guard registers.read(EduRegisters.status) & EduRegisters.Status.computing == 0 else {
-            throw .deviceMisbehaved("factorial interrupt arrived while the device still computes")
+            throw .misbehaved(device.address, "the factorial interrupt arrived while the device still computes")
         }
         return registers.read(EduRegisters.factorial)
     }
 
     /// Raises an interrupt with `value` as its cause and waits for the handler to see it.
-    public func raiseInterrupt(_ value: UInt32, timeout: Duration = .seconds(5)) throws(VFIOError) {
+    public func raiseInterrupt(_ value: UInt32, timeout: Duration = .seconds(5)) throws(EduError) {
         registers.write(EduRegisters.interruptRaise, value)
         try waitForInterrupt(value, what: "raised interrupt 0x\(String(value, radix: 16))", timeout: timeout)
     }
@@ -107,9 +103,9 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
     /// and waits for the completion interrupt.
     public func dma(
         toRAM: Bool, deviceAddress: UInt64, bufferOffset: Int = 0, count: Int, timeout: Duration = .seconds(5)
-    ) throws(VFIOError) {
+    ) throws(EduError) {
         guard count > 0, bufferOffset >= 0, bufferOffset + count < EduRegisters.bufferSize else {
-            throw .operationUnsupported("edu DMA of \(count) bytes at buffer offset \(bufferOffset) does not fit its \(EduRegisters.bufferSize)-byte buffer (full-size transfers crash QEMU 7.2)")
+            throw .transferTooLarge(device.address, count: count, offset: bufferOffset)
         }
         let internalAddress = EduRegisters.bufferAddress + UInt64(bufferOffset)
         MemoryBarrier.write()

@@ -14,7 +14,7 @@ public enum EduSelfTest {
         do {
             driver = try EduDriver(device: device, loop: loop)
         } catch {
-            recorder.record("probe", false, error.description)
+            recorder.record("probe", false, "\(error)")
             return recorder.steps
         }
         recorder.record("probe", true, "\(device.address) on the \(device.backend) backend")
@@ -24,17 +24,17 @@ public enum EduSelfTest {
         do {
             try driver.start()
         } catch {
-            recorder.record("start", false, error.description)
+            recorder.record("start", false, "\(error)")
             return recorder.steps
         }
         defer { driver.stop() }
         recorder.record("start", true, "\(driver.interruptKind.map(String.init(describing:)) ?? "no") interrupts, bus master on")
 
-        recorder.check("factorial") { () throws(VFIOError) in
+        recorder.check("factorial") {
             let result = try driver.factorial(10)
             return (result == 3_628_800, "10! = \(result), completion by interrupt")
         }
-        recorder.check("interrupt raise/ack") { () throws(VFIOError) in
+        recorder.check("interrupt raise/ack") {
             try driver.raiseInterrupt(0x5a00)
             let left = driver.interruptStatus
             return (left == 0, "0x5a00 delivered and acknowledged, status now 0x\(String(left, radix: 16))")
@@ -43,23 +43,10 @@ public enum EduSelfTest {
         return recorder.steps
     }
 
-    private static func dmaRoundTrip(_ driver: EduDriver, _ recorder: SelfTestRecorder) {
-        let dma = driver.device.dma
-        let count = 1024
-        let source: DMABuffer
-        let target: DMABuffer
-        do {
-            source = try dma.allocate(count, below: EduRegisters.dmaLimit)
-            target = try dma.allocate(count, below: EduRegisters.dmaLimit)
-        } catch {
-            recorder.record("dma round trip", dma.translates ? false : nil, "no DMA memory the device can reach: \(error)")
-            return
-        }
-        defer {
-            try? dma.free(source)
-            try? dma.free(target)
-        }
-        recorder.check("dma round trip") { () throws(VFIOError) in
+    private static func roundTrip(
+        _ driver: EduDriver, _ recorder: SelfTestRecorder, count: Int, source: borrowing DMABuffer, target: borrowing DMABuffer
+    ) {
+        recorder.check("dma round trip") {
             for i in 0..<count { source.bytes[i] = UInt8(truncatingIfNeeded: i &* 7 &+ 3) }
             target.bytes.initializeMemory(as: UInt8.self, repeating: 0)
             try driver.dma(toRAM: false, deviceAddress: source.deviceAddress, count: count)
@@ -67,15 +54,29 @@ public enum EduSelfTest {
             let same = source.bytes.elementsEqual(target.bytes)
             return (same, "\(count) bytes RAM → device → RAM via 0x\(String(source.deviceAddress, radix: 16)) and 0x\(String(target.deviceAddress, radix: 16))")
         }
+    }
+
+    private static func dmaRoundTrip(_ driver: EduDriver, _ recorder: SelfTestRecorder) {
+        let dma = driver.device.dma
+        let count = 1024
+        do {
+            // Both buffers are freed when they go out of scope.
+            let source = try dma.allocate(count, below: EduRegisters.dmaLimit)
+            let target = try dma.allocate(count, below: EduRegisters.dmaLimit)
+            roundTrip(driver, recorder, count: count, source: source, target: target)
+        } catch {
+            recorder.record("dma round trip", dma.translates ? false : nil, "no DMA memory the device can reach: \(error)")
+            return
+        }
         guard dma.translates else {
             recorder.record("iommu fault", nil, "the \(driver.device.backend) backend has no IOMMU to catch a stray DMA")
             return
         }
-        recorder.check("iommu fault") { () throws(VFIOError) in
+        recorder.check("iommu fault") {
             let log = try driver.device.openFaultLog()
             let stray = try dma.allocate(4096, below: EduRegisters.dmaLimit)
             let unmapped = stray.deviceAddress
-            try dma.free(stray)
+            try stray.free()
             try driver.dma(toRAM: true, deviceAddress: unmapped, count: 64)
             var faults: [IOMMUFault] = []
             for _ in 0..<50 where faults.isEmpty {

@@ -29,7 +29,7 @@ public enum MSIXLoopbackTest {
         defer { try? device.interrupts.disable(.msix) }
 
         var sources: [InterruptSource] = []
-        recorder.check("arm") { () throws(VFIOError) in
+        recorder.check("arm") {
             if dynamic && info.count > 1 {
                 let first = info.count / 2
                 sources = try device.interrupts.enable(.msix, vectors: first)
@@ -45,7 +45,7 @@ public enum MSIXLoopbackTest {
         let arrivals = DispatchSemaphore(value: 0)
         var registrations: [EventLoop.Registration] = []
         defer { registrations.forEach(loop.unregister) }
-        recorder.check("fire and receive") { () throws(VFIOError) in
+        recorder.check("fire and receive") {
             for source in sources {
                 let vector = source.vector
                 registrations.append(

@@ -26,12 +26,12 @@ final class SelfTestRecorder {
     }
 
     /// Runs `body`; a thrown error fails the step with the error's message.
-    func check(_ name: String, _ body: () throws(VFIOError) -> (Bool, String)) {
+    func check(_ name: String, _ body: () throws -> (Bool, String)) {
         do {
             let (ok, detail) = try body()
             record(name, ok, detail)
         } catch {
-            record(name, false, error.description)
+            record(name, false, "\(error)")
         }
     }
 }

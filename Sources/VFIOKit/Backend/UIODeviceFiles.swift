@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CVFIO
+import Logging
 import Synchronization
 import SystemPackage
 
@@ -17,13 +18,13 @@ final class UIODeviceFiles: DeviceAccess {
     private let bars: [RegionInfo]
     let configRegion: RegionInfo
     private let interruptPin: UInt8
-    private let state = Mutex<(resources: [Int: FileDescriptor], mappings: [(address: UInt, length: Int)])>(([:], []))
-    private let closed = Atomic<Bool>(false)
+    private let resources = Mutex<[Int: FileDescriptor]>([:])
+    private let open: OpenFileGuard
 
     private static let ioResourceIO: UInt64 = 0x100
     private static let ioResourceMem: UInt64 = 0x200
 
-    static func open(_ sysfs: DeviceSysfs) throws(VFIOError) -> OpenedDevice {
+    static func open(_ sysfs: DeviceSysfs, logger: Logger) throws(VFIOError) -> UIODeviceFiles {
         let system = sysfs.system
         guard let node = try sysfs.children("uio").first(where: { $0.hasPrefix("uio") }) else {
             throw .backendUnavailable(.uio, reason: "\(sysfs.address) has no UIO node: is uio_pci_generic bound?")
@@ -37,12 +38,7 @@ final class UIODeviceFiles: DeviceAccess {
         let resources = try attempt("read \(sysfs.path)/resource") { () throws(Errno) in try system.readText(sysfs.path + "/resource") }
         let files = try UIODeviceFiles(system: system, sysfs: sysfs, uio: uio, config: config, resources: resources, total: total)
         owned.release()
-        let mapper: PhysicalAddressSpace
-        do { mapper = try PhysicalAddressSpace(system: system) } catch {
-            files.close()
-            throw error
-        }
-        return OpenedDevice(backend: .uio, access: files, mapper: mapper)
+        return files
     }
 
     private init(
@@ -50,6 +46,7 @@ final class UIODeviceFiles: DeviceAccess {
     ) throws(VFIOError) {
         self.system = system
         self.sysfs = sysfs
+        open = OpenFileGuard(address: sysfs.address)
         self.uio = uio
         self.config = config
         bars = resources.split(separator: "\n").prefix(6).enumerated().compactMap { index, line in
@@ -79,42 +76,46 @@ final class UIODeviceFiles: DeviceAccess {
 
     private func file(for region: RegionInfo) throws(VFIOError) -> FileDescriptor {
         if region.index == configRegion.index { return config }
-        if let fd = state.withLock({ $0.resources[region.index] }) { return fd }
+        if let fd = resources.withLock({ $0[region.index] }) { return fd }
         let path = sysfs.path + "/resource\(region.index)"
         let fd = try attempt("open \(path)") { () throws(Errno) in try system.open(path, O_RDWR) }
-        return state.withLock { s in
-            if let existing = s.resources[region.index] {
+        return resources.withLock { r in
+            if let existing = r[region.index] {
                 try? system.close(fd)
                 return existing
             }
-            s.resources[region.index] = fd
+            r[region.index] = fd
             return fd
         }
     }
 
     func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
-        let fd = try file(for: region)
-        let n = try attempt("pread of \(sysfs.address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) in
-            try system.pread(fd, into: buffer, at: Int64(offset))
+        let n = try open.use("pread of region \(region.index)") { () throws(VFIOError) in
+            let fd = try file(for: region)
+            return try attempt("pread of \(sysfs.address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) in
+                try system.pread(fd, into: buffer, at: Int64(offset))
+            }
         }
         guard n == buffer.count else { throw .deviceMisbehaved("short read of region \(region.index): \(n) of \(buffer.count) bytes") }
     }
 
     func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        let fd = try file(for: region)
-        let n = try attempt("pwrite of \(sysfs.address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) in
-            try system.pwrite(fd, from: buffer, at: Int64(offset))
+        let n = try open.use("pwrite of region \(region.index)") { () throws(VFIOError) in
+            let fd = try file(for: region)
+            return try attempt("pwrite of \(sysfs.address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) in
+                try system.pwrite(fd, from: buffer, at: Int64(offset))
+            }
         }
         guard n == buffer.count else { throw .deviceMisbehaved("short write of region \(region.index): \(n) of \(buffer.count) bytes") }
     }
 
     func map(_ region: RegionInfo, area: Range<Int>) throws(VFIOError) -> UnsafeMutableRawPointer {
-        let fd = try file(for: region)
-        let p = try attempt("mmap of \(sysfs.address) resource\(region.index)") { () throws(Errno) in
-            try system.mmap(length: area.count, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: fd, offset: Int64(area.lowerBound))
+        try open.use("mmap of resource\(region.index)") { () throws(VFIOError) in
+            let fd = try file(for: region)
+            return try attempt("mmap of \(sysfs.address) resource\(region.index)") { () throws(Errno) in
+                try system.mmap(length: area.count, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: fd, offset: Int64(area.lowerBound))
+            }
         }
-        state.withLock { $0.mappings.append((UInt(bitPattern: p), area.count)) }
-        return p
     }
 
     func interruptInfo(_ index: IRQIndex) throws(VFIOError) -> IRQInfo {
@@ -124,7 +125,7 @@ final class UIODeviceFiles: DeviceAccess {
     }
 
     func setTriggers(_ index: IRQIndex, start: Int, eventfds: [Int32]) throws(VFIOError) {
-        throw .operationUnsupported("UIO delivers only INTx, through /dev/uio; \(index) cannot be wired to eventfds")
+        throw .unsupportedByBackend(.uio, operation: "wiring \(index) to eventfds (UIO delivers only INTx, through /dev/uio)", sysfs.address)
     }
 
     func disable(_ index: IRQIndex) throws(VFIOError) { try setInterruptDisable(true) }
@@ -132,7 +133,7 @@ final class UIODeviceFiles: DeviceAccess {
     func mask(_ index: IRQIndex) throws(VFIOError) { try setInterruptDisable(true) }
 
     func trigger(_ index: IRQIndex, vector: Int) throws(VFIOError) {
-        throw .operationUnsupported("UIO cannot trigger an interrupt from software")
+        throw .unsupportedByBackend(.uio, operation: "triggering \(index) vector \(vector) from software", sysfs.address)
     }
 
     /// uio_pci_generic has no irqcontrol: its handler masks INTx by setting the command
@@ -145,18 +146,16 @@ final class UIODeviceFiles: DeviceAccess {
     }
 
     func reset() throws(VFIOError) {
-        try attempt("write \(sysfs.path)/reset") { () throws(Errno) in try system.writeText(sysfs.path + "/reset", "1") }
+        try open.use("reset") { () throws(VFIOError) in
+            try attempt("write \(sysfs.path)/reset") { () throws(Errno) in try system.writeText(sysfs.path + "/reset", "1") }
+        }
     }
 
     func close() {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        let (resources, mappings) = state.withLock { s in
-            defer { s = ([:], []) }
-            return (s.resources, s.mappings)
+        open.close {
+            for fd in resources.withLock({ r in defer { r = [:] }; return r }).values { try? system.close(fd) }
+            try? system.close(config)
+            try? system.close(uio)
         }
-        for m in mappings { if let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.munmap(p, length: m.length) } }
-        for fd in resources.values { try? system.close(fd) }
-        try? system.close(config)
-        try? system.close(uio)
     }
 }

@@ -1,21 +1,27 @@
 import CVFIO
-import Synchronization
+import Logging
+import PCI
 import SystemPackage
 
 /// An open vfio-pci device file, however it was obtained (group or cdev): region info and
 /// access, interrupt wiring through VFIO_DEVICE_SET_IRQS, and reset.
+///
+/// Every call fails with ``VFIOError/deviceClosed(_:operation:)`` once the file is closed, and a
+/// call in progress holds the close back (``OpenFileGuard``). Mappings belong to the regions.
 final class VFIODeviceFile: DeviceAccess {
     let fd: FileDescriptor
     private let system: any SystemCalls
+    private let logger: Logger
     private let info: vfio_device_info
     let configRegion: RegionInfo
-    private let closed = Atomic<Bool>(false)
-    private let mappings = Mutex<[(address: UInt, length: Int)]>([])
+    private let open: OpenFileGuard
 
     /// Takes ownership of `fd` and reads the device's description; closes `fd` on failure.
-    init(fd: FileDescriptor, system: any SystemCalls) throws(VFIOError) {
+    init(fd: FileDescriptor, address: PCIAddress, system: any SystemCalls, logger: Logger) throws(VFIOError) {
         self.fd = fd
         self.system = system
+        self.logger = logger
+        open = OpenFileGuard(address: address)
         do {
             var info = vfio_device_info()
             info.argsz = UInt32(MemoryLayout<vfio_device_info>.size)
@@ -29,7 +35,7 @@ final class VFIODeviceFile: DeviceAccess {
             self.configRegion = config
         } catch let error as Errno {
             try? system.close(fd)
-            throw error.vfio("VFIO_DEVICE_GET_INFO")
+            throw error.vfio("VFIO_DEVICE_GET_INFO(\(address))")
         } catch let error as VFIOError {
             try? system.close(fd)
             throw error
@@ -43,9 +49,13 @@ final class VFIODeviceFile: DeviceAccess {
 
     var canReset: Bool { info.flags & UInt32(VFIO_DEVICE_FLAGS_RESET) != 0 }
 
+    var address: PCIAddress { open.address }
+
     func region(_ index: Int) throws(VFIOError) -> RegionInfo? {
-        try attempt("VFIO_DEVICE_GET_REGION_INFO(\(index))") { () throws(Errno) -> RegionInfo? in
-            try Self.regionInfo(fd: fd, system: system, index: index, count: info.num_regions)
+        try open.use("VFIO_DEVICE_GET_REGION_INFO(\(index))") { () throws(VFIOError) in
+            try attempt("VFIO_DEVICE_GET_REGION_INFO(\(address), region \(index))") { () throws(Errno) -> RegionInfo? in
+                try Self.regionInfo(fd: fd, system: system, index: index, count: info.num_regions)
+            }
         }
     }
 
@@ -76,8 +86,10 @@ final class VFIODeviceFile: DeviceAccess {
     }
 
     func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
-        let n = try attempt("pread of region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) -> Int in
-            try system.pread(fd, into: buffer, at: region.offset + Int64(offset))
+        let n = try open.use("pread of region \(region.index)") { () throws(VFIOError) in
+            try attempt("pread of \(address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) -> Int in
+                try system.pread(fd, into: buffer, at: region.offset + Int64(offset))
+            }
         }
         guard n == buffer.count else {
             throw .deviceMisbehaved("short read of region \(region.index) at 0x\(String(offset, radix: 16)): \(n) of \(buffer.count) bytes")
@@ -85,8 +97,10 @@ final class VFIODeviceFile: DeviceAccess {
     }
 
     func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        let n = try attempt("pwrite of region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) -> Int in
-            try system.pwrite(fd, from: buffer, at: region.offset + Int64(offset))
+        let n = try open.use("pwrite of region \(region.index)") { () throws(VFIOError) in
+            try attempt("pwrite of \(address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) -> Int in
+                try system.pwrite(fd, from: buffer, at: region.offset + Int64(offset))
+            }
         }
         guard n == buffer.count else {
             throw .deviceMisbehaved("short write of region \(region.index) at 0x\(String(offset, radix: 16)): \(n) of \(buffer.count) bytes")
@@ -96,12 +110,12 @@ final class VFIODeviceFile: DeviceAccess {
     func map(_ region: RegionInfo, area: Range<Int>) throws(VFIOError) -> UnsafeMutableRawPointer {
         var protection = PROT_READ
         if region.flags.contains(.write) { protection |= PROT_WRITE }
-        let p = try attempt("mmap of region \(region.index) [0x\(String(area.lowerBound, radix: 16)), +0x\(String(area.count, radix: 16)))") {
-            () throws(Errno) -> UnsafeMutableRawPointer in
-            try system.mmap(length: area.count, protection: protection, flags: MAP_SHARED, fd: fd, offset: region.offset + Int64(area.lowerBound))
+        return try open.use("mmap of region \(region.index)") { () throws(VFIOError) in
+            try attempt("mmap of \(address) region \(region.index) [0x\(String(area.lowerBound, radix: 16)), +0x\(String(area.count, radix: 16)))") {
+                () throws(Errno) -> UnsafeMutableRawPointer in
+                try system.mmap(length: area.count, protection: protection, flags: MAP_SHARED, fd: fd, offset: region.offset + Int64(area.lowerBound))
+            }
         }
-        mappings.withLock { $0.append((UInt(bitPattern: p), area.count)) }
-        return p
     }
 
     func interruptInfo(_ index: IRQIndex) throws(VFIOError) -> IRQInfo {
@@ -109,12 +123,16 @@ final class VFIODeviceFile: DeviceAccess {
         var irq = vfio_irq_info()
         irq.argsz = UInt32(MemoryLayout<vfio_irq_info>.size)
         irq.index = UInt32(index.rawValue)
-        do {
-            try system.ioctl(fd, CVFIO_DEVICE_GET_IRQ_INFO, &irq)
-        } catch .invalidArgument {
-            return IRQInfo(index: index, count: 0, flags: [])  // vfio-pci's answer for ERR on a conventional PCI device
-        } catch {
-            throw error.vfio("VFIO_DEVICE_GET_IRQ_INFO(\(index))")
+        try open.use("VFIO_DEVICE_GET_IRQ_INFO(\(index))") { () throws(VFIOError) in
+            do throws(Errno) {
+                try system.ioctl(fd, CVFIO_DEVICE_GET_IRQ_INFO, &irq)
+            } catch .invalidArgument {
+                logger.debug("the kernel has no \(index) index here (EINVAL); reporting 0 vectors", metadata: ["device": "\(address)"])
+                irq.count = 0  // vfio-pci's answer for ERR on a conventional PCI device
+                irq.flags = 0
+            } catch {
+                throw error.vfio("VFIO_DEVICE_GET_IRQ_INFO(\(address), \(index))")
+            }
         }
         return IRQInfo(index: index, count: Int(irq.count), flags: IRQInfo.Flags(rawValue: irq.flags))
     }
@@ -159,20 +177,20 @@ final class VFIODeviceFile: DeviceAccess {
         set.count = UInt32(count)
         buffer.storeBytes(of: set, as: vfio_irq_set.self)
         fill(UnsafeMutableRawBufferPointer(rebasing: buffer[header...]))
-        try attempt("VFIO_DEVICE_SET_IRQS(\(index), start \(start), count \(count))") { () throws(Errno) in
-            try system.ioctl(fd, CVFIO_DEVICE_SET_IRQS, buffer: buffer)
+        try open.use("VFIO_DEVICE_SET_IRQS(\(index))") { () throws(VFIOError) in
+            try attempt("VFIO_DEVICE_SET_IRQS(\(address), \(index), start \(start), count \(count))") { () throws(Errno) in
+                try system.ioctl(fd, CVFIO_DEVICE_SET_IRQS, buffer: buffer)
+            }
         }
     }
 
     func reset() throws(VFIOError) {
-        try attempt("VFIO_DEVICE_RESET") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_RESET, value: 0) }
+        try open.use("VFIO_DEVICE_RESET") { () throws(VFIOError) in
+            try attempt("VFIO_DEVICE_RESET(\(address))") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_RESET, value: 0) }
+        }
     }
 
     func close() {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        for m in mappings.withLock({ m in defer { m.removeAll() }; return m }) {
-            if let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.munmap(p, length: m.length) }
-        }
-        try? system.close(fd)
+        open.close { try? system.close(fd) }
     }
 }

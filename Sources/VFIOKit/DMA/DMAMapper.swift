@@ -6,10 +6,6 @@
 protocol DMAMapper: AnyObject, Sendable {
     /// True when the device's addresses go through an IOMMU that the framework programs.
     var translates: Bool { get }
-    /// The IOVA ranges the kernel allows, inclusive, sorted.
-    var iovaRanges: [ClosedRange<UInt64>] { get }
-    /// The alignment every IOVA and length must have.
-    var iovaAlignment: UInt64 { get }
     /// How many mappings the kernel allows at once.
     var mappingLimit: Int { get }
     /// Makes `memory` reachable by the device. With translation it is placed at `iova`;

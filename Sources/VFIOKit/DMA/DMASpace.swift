@@ -1,47 +1,86 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import Synchronization
 import SystemPackage
 
-/// A device's DMA: buffers the framework allocates, memory the driver brings, and the IOVAs
-/// for both. With an IOMMU, IOVAs come from an ``IOVAAllocator`` that honours the kernel's
-/// ranges, alignment and mapping limit; without one, the device address is physical.
+/// The DMA of one ``IOMMUContext``: buffers the framework allocates, memory the driver brings,
+/// and the IOVAs for both. A mapping made here is reachable by every device in the context.
 ///
-/// Every mapping made here is undone when the device closes. Thread-safe.
+/// With an IOMMU, IOVAs come from an ``IOVAAllocator`` that honours the kernel's ranges,
+/// alignment and mapping limit; without one, the device address is physical. Each mapping has
+/// an identity of its own, so a buffer that was freed can never release one that reused its
+/// IOVA. When the context closes every mapping is removed from the IOMMU; memory a live
+/// ``DMABuffer`` holds is freed when that buffer goes. Thread-safe.
 public final class DMASpace: Sendable {
-    let mapper: any DMAMapper
     private let system: any SystemCalls
-    private struct State {
-        var allocator: IOVAAllocator
-        /// Live mappings by device address: the memory, and whether this space owns it.
-        var mappings: [UInt64: (address: UInt, length: Int, owned: Bool)] = [:]
+    private let logger: Logger
+    private struct Mapping {
+        let deviceAddress: UInt64
+        let memory: UInt
+        let length: Int
+        /// True when this space allocated the memory and frees it.
+        let owned: Bool
+        /// False once the context closed and the IOMMU forgot it.
+        var mapped: Bool
     }
-    private let state: Mutex<State>
+    private struct State {
+        var mapper: (any DMAMapper)?
+        var ranges: [ClosedRange<UInt64>] = []
+        var allocator: IOVAAllocator?
+        var mappings: [UInt64: Mapping] = [:]
+        var nextID: UInt64 = 1
+        var closed = false
+    }
+    private let state = Mutex(State())
     private static let hugePageSize = 2 << 20
 
-    init(mapper: any DMAMapper, system: any SystemCalls) {
-        self.mapper = mapper
+    init(system: any SystemCalls, logger: Logger) {
         self.system = system
-        state = Mutex(State(allocator: IOVAAllocator(ranges: mapper.iovaRanges, alignment: mapper.iovaAlignment, mappingLimit: mapper.mappingLimit)))
+        self.logger = logger
     }
 
-    /// True when device addresses are IOVAs translated by an IOMMU.
-    public var translates: Bool { mapper.translates }
-    /// The IOVA ranges the kernel allows, inclusive.
-    public var iovaRanges: [ClosedRange<UInt64>] { mapper.iovaRanges }
-    /// The kernel's cap on simultaneous mappings.
-    public var mappingLimit: Int { mapper.mappingLimit }
-    /// How many mappings are live.
-    public var mappingCount: Int { state.withLock { $0.mappings.count } }
+    /// Starts translating through `mapper`, once the context's first device has set the IOMMU up.
+    func install(_ mapper: any DMAMapper, ranges: [ClosedRange<UInt64>], alignment: UInt64) {
+        state.withLock { s in
+            s.mapper = mapper
+            s.ranges = ranges
+            s.allocator = mapper.translates ? IOVAAllocator(ranges: ranges, alignment: alignment, mappingLimit: mapper.mappingLimit) : nil
+        }
+    }
 
-    /// Allocates zeroed, page-aligned memory of at least `size` bytes and maps it for the
-    /// device below `limit` (exclusive), for a device that cannot address more (edu: 2^28).
-    /// Without an IOMMU the memory is locked hugepage memory (a single page when it fits),
-    /// so it is resident and physically contiguous.
+    /// Narrows the IOVA ranges after another device joined (its IOMMU may reserve more).
+    func restrict(to ranges: [ClosedRange<UInt64>]) {
+        state.withLock { s in
+            s.ranges = IOVAAllocator.intersect(s.ranges, ranges)
+            s.allocator?.restrict(to: ranges)
+        }
+    }
+
+    /// True when device addresses are IOVAs translated by an IOMMU (false before the first device).
+    public var translates: Bool { state.withLock { $0.mapper?.translates ?? false } }
+    /// The IOVA ranges the kernel allows, inclusive (empty before the first device).
+    public var iovaRanges: [ClosedRange<UInt64>] { state.withLock { $0.ranges } }
+    /// The kernel's cap on simultaneous mappings.
+    public var mappingLimit: Int { state.withLock { $0.mapper?.mappingLimit ?? 0 } }
+    /// How many mappings the IOMMU holds now.
+    public var mappingCount: Int { state.withLock { s in s.mappings.values.count { $0.mapped } } }
+    /// How many bytes the IOMMU maps now.
+    public var mappedBytes: Int { state.withLock { s in s.mappings.values.reduce(0) { $0 + ($1.mapped ? $1.length : 0) } } }
+
+    /// Allocates zeroed, page-aligned memory of at least `size` bytes and maps it for every
+    /// device of the context, below `limit` (exclusive) for a device that cannot address more
+    /// (edu: 2^28). Without an IOMMU the memory is locked hugepage memory (a single page when it
+    /// fits), so it is resident and physically contiguous.
     public func allocate(_ size: Int, below limit: UInt64 = .max) throws(VFIOError) -> DMABuffer {
+        guard size > 0 else { throw .invalidArgument(operation: "allocating DMA memory", reason: "the size is \(size); ask for at least 1 byte") }
+        let physical = try state.withLock { (s) throws(VFIOError) -> Bool in
+            guard !s.closed else { throw .contextClosed(operation: "allocating \(size) bytes of DMA memory") }
+            guard let mapper = s.mapper else { throw .contextEmpty(operation: "allocating \(size) bytes of DMA memory") }
+            return !mapper.translates
+        }
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let physical = !mapper.translates
         let huge = size > pageSize && (physical || size >= Self.hugePageSize)
         let granule = huge ? Self.hugePageSize : pageSize
         let length = (size + granule - 1) / granule * granule
@@ -51,35 +90,39 @@ public final class DMASpace: Sendable {
         do {
             memory = try system.mmap(length: length, protection: PROT_READ | PROT_WRITE, flags: huge ? flags | MAP_HUGETLB : flags, fd: nil, offset: 0)
         } catch where huge && !physical {
+            logger.notice("no hugepages for a DMA buffer; using 4 KiB pages", metadata: ["bytes": "\(length)", "errno": "\(error)"])
             memory = try attempt("mmap \(length) bytes for DMA") { () throws(Errno) in
                 try system.mmap(length: length, protection: PROT_READ | PROT_WRITE, flags: flags, fd: nil, offset: 0)
             }
         } catch {
-            throw .operationUnsupported("cannot allocate \(length) bytes of hugepage memory for DMA without an IOMMU (\(error)): reserve hugepages with `echo 64 > /proc/sys/vm/nr_hugepages`")
+            throw .hugePagesUnavailable(bytes: length, errno: error)
         }
         let bytes = UnsafeMutableRawBufferPointer(start: memory, count: length)
         do {
-            let address = try map(bytes, below: limit, owned: true)
-            return DMABuffer(bytes: bytes, deviceAddress: address)
+            let (address, id) = try map(bytes, below: limit, owned: true)
+            return DMABuffer(bytes: bytes, deviceAddress: address, id: id, space: self)
         } catch {
             try? system.munmap(memory, length: length)
             throw error
         }
     }
 
-    /// Maps memory the caller owns (page-aligned, a whole number of pages) and returns its
-    /// device address. The caller keeps it alive until ``unmap(_:)``.
-    public func map(_ memory: UnsafeMutableRawBufferPointer, below limit: UInt64 = .max) throws(VFIOError) -> UInt64 {
-        try map(memory, below: limit, owned: false)
+    /// Maps memory the caller owns (page-aligned, a whole number of pages) for every device of
+    /// the context. The caller keeps the memory alive while the returned mapping lives.
+    public func map(_ memory: UnsafeMutableRawBufferPointer, below limit: UInt64 = .max) throws(VFIOError) -> DMAMapping {
+        let (address, id) = try map(memory, below: limit, owned: false)
+        return DMAMapping(deviceAddress: address, count: memory.count, id: id, space: self)
     }
 
-    private func map(_ memory: UnsafeMutableRawBufferPointer, below limit: UInt64, owned: Bool) throws(VFIOError) -> UInt64 {
-        try state.withLock { (s) throws(VFIOError) -> UInt64 in
+    private func map(_ memory: UnsafeMutableRawBufferPointer, below limit: UInt64, owned: Bool) throws(VFIOError) -> (UInt64, UInt64) {
+        try state.withLock { (s) throws(VFIOError) -> (UInt64, UInt64) in
+            guard !s.closed else { throw .contextClosed(operation: "mapping \(memory.count) bytes for DMA") }
+            guard let mapper = s.mapper else { throw .contextEmpty(operation: "mapping \(memory.count) bytes for DMA") }
             let address: UInt64
-            if mapper.translates {
-                let iova = try s.allocator.allocate(size: memory.count, below: limit)
+            if s.allocator != nil {
+                let iova = try s.allocator!.allocate(size: memory.count, below: limit)
                 do throws(VFIOError) { address = try mapper.map(memory, at: iova) } catch {
-                    try? s.allocator.release(iova)
+                    try? s.allocator!.release(iova)
                     throw error
                 }
             } else {
@@ -89,38 +132,53 @@ public final class DMASpace: Sendable {
                     throw .beyondDeviceReach(physicalAddress: address, size: memory.count, limit: limit)
                 }
             }
-            s.mappings[address] = (UInt(bitPattern: memory.baseAddress), memory.count, owned)
-            return address
+            let id = s.nextID
+            s.nextID += 1
+            s.mappings[id] = Mapping(deviceAddress: address, memory: UInt(bitPattern: memory.baseAddress), length: memory.count, owned: owned, mapped: true)
+            return (address, id)
         }
     }
 
-    /// Unmaps a buffer from ``allocate(_:below:)`` and frees its memory.
-    public func free(_ buffer: DMABuffer) throws(VFIOError) {
-        try unmap(buffer.deviceAddress)
+    /// Removes mapping `id` from the IOMMU and frees memory this space allocated. An identity
+    /// that is no longer live is an error and touches nothing.
+    func free(id: UInt64) throws(VFIOError) {
+        let (mapping, failure) = state.withLock { (s) -> (Mapping?, VFIOError?) in
+            guard let m = s.mappings.removeValue(forKey: id) else { return (nil, nil) }
+            guard m.mapped, let mapper = s.mapper else { return (m, nil) }
+            do throws(VFIOError) {
+                try mapper.unmap(iova: m.deviceAddress, length: m.length)
+            } catch {
+                // The IOMMU may still reach the memory, so it stays allocated and the entry live.
+                s.mappings[id] = m
+                return (nil, error)
+            }
+            try? s.allocator?.release(m.deviceAddress)
+            return (m, nil)
+        }
+        if let failure { throw failure }
+        guard let mapping else { throw .invalidArgument(operation: "freeing DMA mapping \(id)", reason: "it was freed already") }
+        if mapping.owned, let p = UnsafeMutableRawPointer(bitPattern: mapping.memory) { try? system.munmap(p, length: mapping.length) }
     }
 
-    /// Removes the mapping at `deviceAddress`; memory this space allocated is freed too.
-    /// Unknown addresses are rejected with ``VFIOError/unknownMapping(iova:length:)``.
-    public func unmap(_ deviceAddress: UInt64) throws(VFIOError) {
-        try state.withLock { (s) throws(VFIOError) in
-            guard let m = s.mappings[deviceAddress] else { throw .unknownMapping(iova: deviceAddress, length: 0) }
-            try mapper.unmap(iova: deviceAddress, length: m.length)
-            s.mappings[deviceAddress] = nil
-            if mapper.translates { try? s.allocator.release(deviceAddress) }
-            if m.owned, let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.munmap(p, length: m.length) }
+    /// ``free(id:)`` for a buffer or mapping that went out of scope: what fails is logged.
+    func release(id: UInt64) {
+        do { try free(id: id) } catch {
+            logger.error("releasing a DMA mapping failed", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Undoes every mapping and releases the address space. Called when the device closes.
+    /// Removes every mapping from the IOMMU and releases the address space; memory of buffers
+    /// still alive is freed when they go. Called when the context closes.
     func close() {
-        let owned = state.withLock { s in
-            defer { s.mappings.removeAll() }
-            return s.mappings.map { (key: $0.key, value: $0.value) }
+        let mapper = state.withLock { (s) -> (any DMAMapper)? in
+            guard !s.closed else { return nil }
+            s.closed = true
+            for id in s.mappings.keys where s.mappings[id]!.mapped {
+                try? s.mapper?.unmap(iova: s.mappings[id]!.deviceAddress, length: s.mappings[id]!.length)
+                s.mappings[id]!.mapped = false
+            }
+            return s.mapper
         }
-        for m in owned {
-            try? mapper.unmap(iova: m.key, length: m.value.length)
-            if m.value.owned, let p = UnsafeMutableRawPointer(bitPattern: m.value.address) { try? system.munmap(p, length: m.value.length) }
-        }
-        mapper.close()
+        mapper?.close()
     }
 }

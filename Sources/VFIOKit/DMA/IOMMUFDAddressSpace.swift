@@ -1,53 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CVFIO
+import PCI
 import Synchronization
 import SystemPackage
 
-/// An iommufd IO address space (IOAS) with a VFIO cdev attached to it.
+/// An iommufd IO address space (IOAS) that any number of VFIO cdevs attach to: a mapping made
+/// here is seen by every attached device. Owns the `/dev/iommu` file.
 final class IOMMUFDAddressSpace: DMAMapper {
     private let system: any SystemCalls
     /// The `/dev/iommu` fd.
     let fd: FileDescriptor
     let ioasID: UInt32
-    let iovaRanges: [ClosedRange<UInt64>]
-    let iovaAlignment: UInt64
     private let closed = Atomic<Bool>(false)
 
     var translates: Bool { true }
     /// iommufd has no per-mapping cap; memory pinning is bounded by RLIMIT_MEMLOCK instead.
     var mappingLimit: Int { Int(Int32.max) }
 
-    /// Binds `device` to `iommufd` (taking ownership of that fd), allocates an IOAS, attaches
-    /// the device to it, then reads the IOVA ranges, which attaching narrows to what the
-    /// device's IOMMU allows. On failure the iommufd side is released again.
-    init(iommufd: FileDescriptor, device: FileDescriptor, system: any SystemCalls) throws(VFIOError) {
+    /// Opens `/dev/iommu` and allocates an IOAS in it.
+    init(system: any SystemCalls) throws(VFIOError) {
         self.system = system
-        self.fd = iommufd
-        var bind = vfio_device_bind_iommufd()
-        bind.argsz = UInt32(MemoryLayout<vfio_device_bind_iommufd>.size)
-        bind.iommufd = iommufd.rawValue
+        let fd: FileDescriptor
+        do {
+            fd = try system.open("/dev/iommu", O_RDWR)
+        } catch .noSuchFileOrDirectory {
+            throw .backendUnavailable(.iommufd, reason: "/dev/iommu does not exist: the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy backend")
+        } catch {
+            throw error.vfio("open /dev/iommu")
+        }
         var alloc = iommu_ioas_alloc()
         alloc.size = UInt32(MemoryLayout<iommu_ioas_alloc>.size)
         do {
-            try attempt("VFIO_DEVICE_BIND_IOMMUFD") { () throws(Errno) in try system.ioctl(device, CVFIO_DEVICE_BIND_IOMMUFD, &bind) }
-            try attempt("IOMMU_IOAS_ALLOC") { () throws(Errno) in try system.ioctl(iommufd, CVFIO_IOMMUFD_IOAS_ALLOC, &alloc) }
+            try attempt("IOMMU_IOAS_ALLOC") { () throws(Errno) in try system.ioctl(fd, CVFIO_IOMMUFD_IOAS_ALLOC, &alloc) }
         } catch {
-            try? system.close(iommufd)
+            try? system.close(fd)
             throw error
         }
+        self.fd = fd
         ioasID = alloc.out_ioas_id
-        do {
-            var attach = vfio_device_attach_iommufd_pt()
-            attach.argsz = UInt32(MemoryLayout<vfio_device_attach_iommufd_pt>.size)
-            attach.pt_id = alloc.out_ioas_id
-            try attempt("VFIO_DEVICE_ATTACH_IOMMUFD_PT(ioas \(alloc.out_ioas_id))") { () throws(Errno) in
-                try system.ioctl(device, CVFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach)
-            }
-            (iovaRanges, iovaAlignment) = try attempt("IOMMU_IOAS_IOVA_RANGES") { () throws(Errno) in
-                try Self.readRanges(iommufd: iommufd, ioas: alloc.out_ioas_id, system: system)
-            }
-        } catch {
-            Self.destroy(iommufd: iommufd, ioas: alloc.out_ioas_id, system: system)
-            throw error
+    }
+
+    /// Binds the cdev `device` of `address` to this iommufd and attaches it to the IOAS, then
+    /// returns the IOVA ranges and alignment, which each attachment narrows to what the devices'
+    /// IOMMUs allow.
+    func attach(device: FileDescriptor, address: PCIAddress) throws(VFIOError) -> (ranges: [ClosedRange<UInt64>], alignment: UInt64) {
+        var bind = vfio_device_bind_iommufd()
+        bind.argsz = UInt32(MemoryLayout<vfio_device_bind_iommufd>.size)
+        bind.iommufd = fd.rawValue
+        try attempt("VFIO_DEVICE_BIND_IOMMUFD(\(address))") { () throws(Errno) in try system.ioctl(device, CVFIO_DEVICE_BIND_IOMMUFD, &bind) }
+        var attach = vfio_device_attach_iommufd_pt()
+        attach.argsz = UInt32(MemoryLayout<vfio_device_attach_iommufd_pt>.size)
+        attach.pt_id = ioasID
+        try attempt("VFIO_DEVICE_ATTACH_IOMMUFD_PT(\(address), ioas \(ioasID))") { () throws(Errno) in
+            try system.ioctl(device, CVFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach)
+        }
+        return try attempt("IOMMU_IOAS_IOVA_RANGES") { () throws(Errno) in
+            try Self.readRanges(iommufd: fd, ioas: ioasID, system: system)
         }
     }
 
@@ -74,14 +84,6 @@ final class IOMMUFDAddressSpace: DMAMapper {
         }
         let valid = ranges.prefix(Int(query.num_iovas)).filter { $0.start <= $0.last }.map { $0.start...$0.last }
         return (valid, Swift.max(query.out_iova_alignment, 1))
-    }
-
-    private static func destroy(iommufd: FileDescriptor, ioas: UInt32, system: any SystemCalls) {
-        var destroy = iommu_destroy()
-        destroy.size = UInt32(MemoryLayout<iommu_destroy>.size)
-        destroy.id = ioas
-        _ = try? system.ioctl(iommufd, CVFIO_IOMMUFD_DESTROY, &destroy)
-        try? system.close(iommufd)
     }
 
     func map(_ memory: UnsafeMutableRawBufferPointer, at iova: UInt64) throws(VFIOError) -> UInt64 {
@@ -113,8 +115,13 @@ final class IOMMUFDAddressSpace: DMAMapper {
         }
     }
 
+    /// Destroys the IOAS and closes `/dev/iommu`; safe to call twice.
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        Self.destroy(iommufd: fd, ioas: ioasID, system: system)
+        var destroy = iommu_destroy()
+        destroy.size = UInt32(MemoryLayout<iommu_destroy>.size)
+        destroy.id = ioasID
+        _ = try? system.ioctl(fd, CVFIO_IOMMUFD_DESTROY, &destroy)
+        try? system.close(fd)
     }
 }

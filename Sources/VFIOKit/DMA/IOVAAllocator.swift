@@ -6,7 +6,7 @@
 /// serialises access.
 public struct IOVAAllocator: Sendable {
     /// Free ranges, sorted and disjoint, half-open.
-    private var free: [Range<UInt64>]
+    fileprivate var free: [Range<UInt64>]
     private var live: [UInt64: UInt64] = [:]
     public let alignment: UInt64
     public let mappingLimit: Int
@@ -68,5 +68,25 @@ public struct IOVAAllocator: Sendable {
     static func roundUp(_ value: UInt64, _ alignment: UInt64) -> UInt64? {
         let (sum, overflow) = value.addingReportingOverflow(alignment - 1)
         return overflow ? nil : sum & ~(alignment - 1)
+    }
+}
+
+extension IOVAAllocator {
+    /// Keeps only the free space inside `ranges` (inclusive), after the kernel narrowed what it
+    /// allows; live ranges are the kernel's to have refused.
+    public mutating func restrict(to ranges: [ClosedRange<UInt64>]) {
+        free = free.flatMap { f in
+            ranges.compactMap { r -> Range<UInt64>? in
+                let lower = Swift.max(f.lowerBound, r.lowerBound)
+                let upper = r.upperBound == .max ? f.upperBound : Swift.min(f.upperBound, r.upperBound + 1)
+                return lower < upper ? lower..<upper : nil
+            }
+        }.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    /// The parts two lists of inclusive ranges have in common.
+    static func intersect(_ a: [ClosedRange<UInt64>], _ b: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
+        a.flatMap { x in b.compactMap { y in x.overlaps(y) ? Swift.max(x.lowerBound, y.lowerBound)...Swift.min(x.upperBound, y.upperBound) : nil } }
+            .sorted { $0.lowerBound < $1.lowerBound }
     }
 }

@@ -10,27 +10,17 @@ import SystemPackage
 final class PhysicalAddressSpace: DMAMapper {
     private let system: any SystemCalls
     private let pagemap: FileDescriptor
-    /// Files that must stay open while the device is in use (a no-IOMMU group and container).
-    private let companions: [FileDescriptor]
     private let mapped = Mutex<[UInt64: Int]>([:])
     private let closed = Atomic<Bool>(false)
     let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
 
     var translates: Bool { false }
-    var iovaRanges: [ClosedRange<UInt64>] { [0...UInt64.max] }
-    var iovaAlignment: UInt64 { pageSize }
     var mappingLimit: Int { Int(Int32.max) }
 
-    /// Opens the pagemap; takes ownership of `companions`, closing them on failure.
-    init(system: any SystemCalls, companions: [FileDescriptor] = []) throws(VFIOError) {
+    /// Opens the pagemap.
+    init(system: any SystemCalls) throws(VFIOError) {
         self.system = system
-        self.companions = companions
-        do {
-            pagemap = try system.open("/proc/self/pagemap", O_RDONLY)
-        } catch {
-            for fd in companions { try? system.close(fd) }
-            throw error.vfio("open /proc/self/pagemap")
-        }
+        pagemap = try attempt("open /proc/self/pagemap") { () throws(Errno) in try system.open("/proc/self/pagemap", O_RDONLY) }
     }
 
     /// The physical address of the byte at `address`, which must be resident.
@@ -44,21 +34,21 @@ final class PhysicalAddressSpace: DMAMapper {
         }
         let frame = entry & (1 << 55 - 1)
         guard n == 8, entry & (1 << 63) != 0, frame != 0 else {
-            throw .operationUnsupported(
-                "no physical address for 0x\(String(virtual, radix: 16)): the page is not resident or reading PFNs needs CAP_SYS_ADMIN")
+            throw .physicalAddressUnavailable(virtualAddress: virtual)
         }
         return frame * pageSize + virtual % pageSize
     }
 
     func map(_ memory: UnsafeMutableRawBufferPointer, at iova: UInt64) throws(VFIOError) -> UInt64 {
-        guard let base = memory.baseAddress else { throw .operationUnsupported("cannot map an empty buffer for DMA") }
+        guard let base = memory.baseAddress, memory.count > 0 else {
+            throw .invalidArgument(operation: "mapping memory for DMA", reason: "the buffer is empty")
+        }
         let first = try physicalAddress(of: base)
         var offset = Int(pageSize - first % pageSize)
         while offset < memory.count {
             let physical = try physicalAddress(of: base + offset)
             guard physical == first + UInt64(offset) else {
-                throw .operationUnsupported(
-                    "DMA buffer of \(memory.count) bytes is not physically contiguous: reserve hugepages (echo 64 > /proc/sys/vm/nr_hugepages)")
+                throw .notPhysicallyContiguous(size: memory.count)
             }
             offset += Int(pageSize)
         }
@@ -75,6 +65,5 @@ final class PhysicalAddressSpace: DMAMapper {
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try? system.close(pagemap)
-        for fd in companions { try? system.close(fd) }
     }
 }

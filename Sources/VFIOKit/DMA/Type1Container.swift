@@ -2,36 +2,31 @@ import CVFIO
 import Synchronization
 import SystemPackage
 
-/// A VFIO container with the type1 IOMMU: DMA mappings through VFIO_IOMMU_MAP_DMA.
+/// DMA through a VFIO container's type1 IOMMU (VFIO_IOMMU_MAP_DMA). The container's file
+/// belongs to the context's ``GroupContainer``, which closes it.
 final class Type1Container: DMAMapper {
     private let system: any SystemCalls
-    /// The container fd; the group fds attached to it stay open as long as it does.
     let fd: FileDescriptor
-    private let groups: Mutex<[FileDescriptor]>
     let iovaRanges: [ClosedRange<UInt64>]
     let iovaAlignment: UInt64
     let mappingLimit: Int
-    private let closed = Atomic<Bool>(false)
 
     var translates: Bool { true }
 
     /// Reads the IOMMU's page sizes, IOVA ranges and mapping budget (VFIO_IOMMU_GET_INFO).
-    /// Takes ownership of `fd` and `group`, closing both if the query fails.
-    init(fd: FileDescriptor, group: FileDescriptor, system: any SystemCalls) throws(VFIOError) {
+    init(fd: FileDescriptor, system: any SystemCalls) throws(VFIOError) {
         self.system = system
         self.fd = fd
-        self.groups = Mutex([group])
-        do {
-            let info = try Self.queryInfo(fd: fd, system: system)
-            // The smallest supported page size is the mapping granule.
-            iovaAlignment = info.pageSizes == 0 ? 4096 : info.pageSizes & (~info.pageSizes + 1)
-            iovaRanges = info.ranges.isEmpty ? [0...UInt64.max] : info.ranges
-            mappingLimit = info.available ?? 65535
-        } catch {
-            try? system.close(group)
-            try? system.close(fd)
-            throw error.vfio("VFIO_IOMMU_GET_INFO")
-        }
+        let info = try attempt("VFIO_IOMMU_GET_INFO") { () throws(Errno) in try Self.queryInfo(fd: fd, system: system) }
+        // The smallest supported page size is the mapping granule.
+        iovaAlignment = info.pageSizes == 0 ? 4096 : info.pageSizes & (~info.pageSizes + 1)
+        iovaRanges = info.ranges
+        mappingLimit = info.available ?? 65535
+    }
+
+    /// The IOVA ranges the kernel allows now; a group joining the container may narrow them.
+    func currentRanges() throws(VFIOError) -> [ClosedRange<UInt64>] {
+        try attempt("VFIO_IOMMU_GET_INFO") { () throws(Errno) in try Self.queryInfo(fd: fd, system: system).ranges }
     }
 
     private static func queryInfo(fd: FileDescriptor, system: any SystemCalls) throws(Errno)
@@ -60,7 +55,7 @@ final class Type1Container: DMAMapper {
                 }
             }
             let pageSizes = info.flags & UInt32(VFIO_IOMMU_INFO_PGSIZES) != 0 ? info.iova_pgsizes : 0
-            return (pageSizes, ranges.sorted { $0.lowerBound < $1.lowerBound }, available)
+            return (pageSizes, ranges.isEmpty ? [0...UInt64.max] : ranges.sorted { $0.lowerBound < $1.lowerBound }, available)
         }
     }
 
@@ -89,10 +84,6 @@ final class Type1Container: DMAMapper {
         guard unmap.size == UInt64(length) else { throw .unknownMapping(iova: iova, length: length) }
     }
 
-    func close() {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        // Closing the groups detaches them; the container's mappings go with its last close.
-        for group in groups.withLock({ $0 }) { try? system.close(group) }
-        try? system.close(fd)
-    }
+    /// Nothing to release: the container's file is the context's.
+    func close() {}
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import PCI
 import SystemPackage
 
@@ -23,11 +24,14 @@ public final class IOMMUFaultLog: Sendable {
     private let system: any SystemCalls
     private let fd: FileDescriptor
     private let address: PCIAddress
+    private let logger: Logger
 
-    /// Opens the kernel log for `address` and skips what is already there.
-    public init(address: PCIAddress, system: any SystemCalls = HostSystemCalls.shared) throws(VFIOError) {
+    /// Opens the kernel log for `address` and skips what is already there. Each fault read
+    /// is also logged as a warning to `logger`.
+    public init(address: PCIAddress, system: any SystemCalls = HostSystemCalls.shared, logger: Logger = .vfiokitSilent) throws(VFIOError) {
         self.system = system
         self.address = address
+        self.logger = logger
         fd = try attempt("open /dev/kmsg") { () throws(Errno) in try system.open("/dev/kmsg", O_RDONLY | O_NONBLOCK) }
         _ = readRecords()
     }
@@ -36,7 +40,9 @@ public final class IOMMUFaultLog: Sendable {
 
     /// Faults logged for this device since the last call (or since the log was opened).
     public func newFaults() -> [IOMMUFault] {
-        readRecords().compactMap { Self.parse($0, device: address) }
+        let faults = readRecords().compactMap { Self.parse($0, device: address) }
+        for fault in faults { logger.warning("IOMMU fault", metadata: ["device": "\(address)", "fault": "\(fault)"]) }
+        return faults
     }
 
     /// Every record available now; /dev/kmsg returns one per read and EAGAIN at the end.

@@ -1,44 +1,70 @@
 import CVFIO
+import Logging
 import PCI
 import Synchronization
 
 /// A PCI function opened for a userspace driver.
 ///
-/// Open it with ``open(_:backend:system:)``; everything it hands out (regions, DMA buffers,
-/// interrupt sources) is valid until ``close()``, which disables interrupts, unmaps all DMA,
-/// unmaps regions and closes every file it opened, leaving the device as the kernel had it.
+/// Open it into a shared ``IOMMUContext`` with ``IOMMUContext/open(_:)``, or with
+/// ``open(_:backend:system:logger:)``, which makes a private context that closes with the
+/// device. Regions, register views and interrupt sources keep the device open for as long as
+/// they live. ``close()`` disables interrupts, retires every region (stale views read all
+/// ones), closes the device's files and releases its group, leaving the device as the kernel
+/// had it; DMA buffers belong to the context.
 public final class PCIDevice: Sendable {
     public let address: PCIAddress
     /// The backend in use (never `.auto`).
     public let backend: Backend
-    /// The device's DMA: buffers and IOVAs.
-    public let dma: DMASpace
+    /// The IO address space the device's DMA goes through.
+    public let context: IOMMUContext
     /// The device's interrupts.
     public let interrupts: Interrupts
     let access: any DeviceAccess
-    private let system: any SystemCalls
-    private let regions = Mutex<[Int: Region]>([:])
+    private let logger: Logger
+    private let ownsContext: Bool
+    private struct WeakRegion { weak var region: Region? }
+    private let regions = Mutex<[Int: WeakRegion]>([:])
     private let closed = Atomic<Bool>(false)
 
-    /// Opens `address` on `backend` (`.auto` chooses at run time; see ``Backend``), through
-    /// `system`: the real kernel by default, or a model of it.
+    /// Opens `address` on `backend` (`.auto` chooses at run time; see ``Backend``) in a private
+    /// IOMMU context, through `system`: the real kernel by default, or a model of it.
     public static func open(
-        _ address: PCIAddress, backend: Backend = .auto, system: any SystemCalls = HostSystemCalls.shared
+        _ address: PCIAddress, backend: Backend = .auto, system: any SystemCalls = HostSystemCalls.shared,
+        logger: Logger = .vfiokitSilent
     ) throws(VFIOError) -> PCIDevice {
-        let opened = try DeviceOpening.open(address, backend: backend, system: system)
-        return PCIDevice(address: address, opened: opened, system: system)
+        let context = IOMMUContext(backend: backend, system: system, logger: logger)
+        do {
+            return try open(address, in: context, ownsContext: true)
+        } catch {
+            context.close()
+            throw error
+        }
     }
 
-    private init(address: PCIAddress, opened: OpenedDevice, system: any SystemCalls) {
+    static func open(_ address: PCIAddress, in context: IOMMUContext, ownsContext: Bool = false) throws(VFIOError) -> PCIDevice {
+        let attachment = try context.attach(address)
+        let device = PCIDevice(address: address, context: context, attachment: attachment, ownsContext: ownsContext)
+        context.adopt(device)
+        return device
+    }
+
+    private init(address: PCIAddress, context: IOMMUContext, attachment: IOMMUContext.Attachment, ownsContext: Bool) {
         self.address = address
-        self.backend = opened.backend
-        self.access = opened.access
-        self.dma = DMASpace(mapper: opened.mapper, system: system)
-        self.interrupts = Interrupts(access: opened.access, system: system)
-        self.system = system
+        self.backend = attachment.backend
+        self.access = attachment.access
+        self.context = context
+        self.ownsContext = ownsContext
+        self.logger = context.logger
+        self.interrupts = Interrupts(access: attachment.access, system: context.system)
     }
 
     deinit { close() }
+
+    /// The context's DMA: buffers every device of the context can reach.
+    public var dma: DMASpace { context.dma }
+
+    /// True once ``close()`` ran (or the context closed).
+    public var isClosed: Bool { closed.load(ordering: .acquiring) }
 
     /// One past the highest region index (9 for vfio-pci: BARs, ROM, config, VGA; more with
     /// device-specific regions).
@@ -50,13 +76,15 @@ public final class PCIDevice: Sendable {
         return info
     }
 
-    /// Region `index`, mapped where the kernel allows. The same object is returned each time.
+    /// Region `index`, mapped where the kernel allows. The same object is returned while any
+    /// user holds it; it keeps the device open.
     public func region(_ index: Int) throws(VFIOError) -> Region {
-        if let r = regions.withLock({ $0[index] }) { return r }
-        let region = Region(info: try regionInfo(index), access: access)
+        guard !isClosed else { throw .deviceClosed(address, operation: "opening region \(index)") }
+        if let r = regions.withLock({ $0[index]?.region }) { return r }
+        let region = Region(info: try regionInfo(index), device: self, access: access, system: context.system, logger: logger)
         return regions.withLock { r in
-            if let existing = r[index] { return existing }
-            r[index] = region
+            if let existing = r[index]?.region { return existing }
+            r[index] = WeakRegion(region: region)
             return region
         }
     }
@@ -69,24 +97,32 @@ public final class PCIDevice: Sendable {
 
     /// Reads a little-endian config-space value.
     public func readConfig<V: MMIOValue>(_ type: V.Type = V.self, at offset: Int) throws(VFIOError) -> V {
-        try configRegion.read(type, at: offset)
+        try checkConfig(offset, MemoryLayout<V>.size)
+        var value = V.zero
+        try withUnsafeMutableBytes(of: &value) { (b) throws(VFIOError) in try access.read(access.configRegion, at: offset, into: b) }
+        return V(littleEndian: value)
     }
 
     /// Writes a little-endian config-space value.
     public func writeConfig<V: MMIOValue>(_ value: V, at offset: Int) throws(VFIOError) {
-        try configRegion.write(value, at: offset)
+        try checkConfig(offset, MemoryLayout<V>.size)
+        var le = value.littleEndian
+        try withUnsafeBytes(of: &le) { (b) throws(VFIOError) in try access.write(access.configRegion, at: offset, from: b) }
     }
 
     /// The whole config space the backend exposes (256 or 4096 bytes), for the PCI model's
     /// capability walk.
     public func readConfigSpace() throws(VFIOError) -> [UInt8] {
-        let region = try configRegion
-        var bytes = [UInt8](repeating: 0, count: region.size)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: region.size, alignment: 8)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: access.configRegion.size, alignment: 8)
         defer { buffer.deallocate() }
-        try region.read(into: buffer, at: 0)
-        bytes.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(buffer)) }
-        return bytes
+        try access.read(access.configRegion, at: 0, into: buffer)
+        return Array(buffer)
+    }
+
+    private func checkConfig(_ offset: Int, _ width: Int) throws(VFIOError) {
+        guard offset >= 0, offset + width <= access.configRegion.size else {
+            throw .regionTooSmall(address, index: access.configRegion.index, size: access.configRegion.size, needed: offset + width)
+        }
     }
 
     /// Sets or clears Bus Master Enable in the command register. vfio-pci leaves it as the
@@ -99,7 +135,7 @@ public final class PCIDevice: Sendable {
 
     /// Starts reading the IOMMU's fault reports for this device; see ``IOMMUFaultLog``.
     public func openFaultLog() throws(VFIOError) -> IOMMUFaultLog {
-        try IOMMUFaultLog(address: address, system: system)
+        try IOMMUFaultLog(address: address, system: context.system, logger: logger)
     }
 
     /// True when the kernel can reset the device.
@@ -108,19 +144,14 @@ public final class PCIDevice: Sendable {
     /// Resets the device. Interrupt wiring is kept as the kernel keeps it; device state is not.
     public func reset() throws(VFIOError) { try access.reset() }
 
-    /// Releases everything; safe to call more than once.
+    /// Disables interrupts, retires every region, closes the device's files and releases its
+    /// group; a private context closes too. Safe to call more than once, from any thread.
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         interrupts.disableAll()
+        for region in regions.withLock({ r in defer { r.removeAll() }; return r.values.compactMap(\.region) }) { region.retire() }
         access.close()
-        dma.close()
-        regions.withLock { $0.removeAll() }
-    }
-
-    private var configRegion: Region {
-        get throws(VFIOError) {
-            if let r = regions.withLock({ $0[access.configRegion.index] }) { return r }
-            return try region(access.configRegion.index)
-        }
+        context.detach(address)
+        if ownsContext { context.close() }
     }
 }

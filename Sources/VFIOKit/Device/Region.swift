@@ -1,27 +1,53 @@
-import Atomics
+import Logging
+import Synchronization
 
-/// One region of an open device (a BAR or config space), mapped when the kernel allows it.
+/// One region of an open device (a BAR or config space), mapped where the kernel allows it.
 ///
 /// Accesses use the mapping when one covers them and pread/pwrite on the device otherwise, so
-/// a driver works unchanged on mappable and trapped regions. A region lives as long as the
-/// ``PCIDevice`` it came from; using it after the device closes is an error the kernel reports.
+/// a driver works unchanged on mappable and trapped regions.
+///
+/// Lifetime: a region keeps its ``PCIDevice`` open for as long as the region, or any ``MMIO``
+/// view made from it, lives. When the device is closed explicitly or removed, the region is
+/// retired: its mappings are replaced in place by anonymous memory that reads all ones (as a
+/// PCI read of a vanished device does), and trapped accesses fail with
+/// ``VFIOError/deviceClosed(_:operation:)``, which ``MMIO`` turns into all ones as well. A write
+/// through a stale view reaches neither the device nor any memory in use. The address range
+/// stays reserved until the region itself goes.
 public final class Region: Sendable {
     public let info: RegionInfo
+    /// The device, kept open by the region.
+    public let device: PCIDevice
     let access: any DeviceAccess
-    /// Mapped areas as (area, first byte).
+    private let system: any SystemCalls
+    /// Mapped areas as (area, first byte); the region owns them and unmaps them in `deinit`.
     private let mapped: [(area: Range<Int>, address: UInt)]
-    private let errors = ManagedAtomic<Int>(0)
+    private let errors = Atomic<Int>(0)
+    private let retired = Atomic<Bool>(false)
 
-    init(info: RegionInfo, access: any DeviceAccess) {
+    init(info: RegionInfo, device: PCIDevice, access: any DeviceAccess, system: any SystemCalls, logger: Logger) {
         self.info = info
+        self.device = device
         self.access = access
+        self.system = system
         // An area the kernel will not map after all (UIO on a BAR it cannot map) is reached
         // through pread/pwrite instead, like any unmappable part.
         var mapped: [(Range<Int>, UInt)] = []
         for area in info.mappableAreas {
-            if let p = try? access.map(info, area: area) { mapped.append((area, UInt(bitPattern: p))) }
+            do {
+                mapped.append((area, UInt(bitPattern: try access.map(info, area: area))))
+            } catch {
+                logger.notice(
+                    "mmap refused; using pread/pwrite for this area",
+                    metadata: ["device": "\(device.address)", "region": "\(info.index)", "area": "\(area)", "error": "\(error)"])
+            }
         }
         self.mapped = mapped
+    }
+
+    deinit {
+        for m in mapped {
+            if let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.munmap(p, length: m.area.count) }
+        }
     }
 
     public var size: Int { info.size }
@@ -29,14 +55,16 @@ public final class Region: Sendable {
     /// How many trapped accesses failed since the region was opened.
     public var accessErrors: Int { errors.load(ordering: .relaxed) }
 
-    /// A typed register view. Throws ``VFIOError/regionTooSmall(index:size:needed:)`` when the
-    /// region is shorter than `Layout.extent`.
+    /// A typed register view, which keeps the region (and so the device) alive. Throws
+    /// ``VFIOError/regionTooSmall(_:index:size:needed:)`` when the region is shorter than
+    /// `Layout.extent`.
     public func mmio<Layout: RegisterLayout>(_ layout: Layout.Type) throws(VFIOError) -> MMIO<Layout> {
-        guard Layout.extent <= info.size else { throw .regionTooSmall(index: info.index, size: info.size, needed: Layout.extent) }
+        guard Layout.extent <= info.size else { throw .regionTooSmall(device.address, index: info.index, size: info.size, needed: Layout.extent) }
         return MMIO(base: pointer(covering: 0..<Layout.extent), region: self)
     }
 
-    /// The mapped address of `range`'s first byte, when one mapping covers all of it.
+    /// The mapped address of `range`'s first byte, when one mapping covers all of it. Valid
+    /// while the region lives; after the device closes it reads all ones.
     public func pointer(covering range: Range<Int>) -> UnsafeMutableRawPointer? {
         for m in mapped where m.area.lowerBound <= range.lowerBound && range.upperBound <= m.area.upperBound {
             return UnsafeMutableRawPointer(bitPattern: m.address + UInt(range.lowerBound - m.area.lowerBound))
@@ -46,7 +74,7 @@ public final class Region: Sendable {
 
     /// Reads a value at `offset`, checked against the region's size.
     public func read<V: MMIOValue>(_ type: V.Type = V.self, at offset: Int) throws(VFIOError) -> V {
-        try check(offset, MemoryLayout<V>.size)
+        try check(offset, MemoryLayout<V>.size, "read")
         if let p = pointer(covering: offset..<offset + MemoryLayout<V>.size) { return V.volatileLoad(p) }
         var value = V.zero
         try withUnsafeMutableBytes(of: &value) { (b) throws(VFIOError) in try access.read(info, at: offset, into: b) }
@@ -55,7 +83,7 @@ public final class Region: Sendable {
 
     /// Writes a value at `offset`, checked against the region's size.
     public func write<V: MMIOValue>(_ value: V, at offset: Int) throws(VFIOError) {
-        try check(offset, MemoryLayout<V>.size)
+        try check(offset, MemoryLayout<V>.size, "write")
         if let p = pointer(covering: offset..<offset + MemoryLayout<V>.size) { return V.volatileStore(p, value) }
         var le = value.littleEndian
         try withUnsafeBytes(of: &le) { (b) throws(VFIOError) in try access.write(info, at: offset, from: b) }
@@ -63,26 +91,37 @@ public final class Region: Sendable {
 
     /// Reads `buffer.count` bytes at `offset` (any alignment) through pread.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(VFIOError) {
-        try check(offset, buffer.count)
+        try check(offset, buffer.count, "read")
         try access.read(info, at: offset, into: buffer)
     }
 
-    private func check(_ offset: Int, _ width: Int) throws(VFIOError) {
+    private func check(_ offset: Int, _ width: Int, _ what: String) throws(VFIOError) {
+        guard !retired.load(ordering: .acquiring) else {
+            throw .deviceClosed(device.address, operation: "\(what) of region \(info.index) at 0x\(String(offset, radix: 16))")
+        }
         guard offset >= 0, offset + width <= info.size else {
-            throw .regionTooSmall(index: info.index, size: info.size, needed: offset + width)
+            throw .regionTooSmall(device.address, index: info.index, size: info.size, needed: offset + width)
+        }
+    }
+
+    /// The device closed or went away: mapped areas now read all ones and trapped accesses fail.
+    func retire() {
+        guard !retired.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for m in mapped {
+            if let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.retireMapping(p, length: m.area.count) }
         }
     }
 
     @usableFromInline
     func trappedRead<V: MMIOValue>(at offset: Int) -> V {
         do { return try read(V.self, at: offset) } catch {
-            errors.wrappingIncrement(ordering: .relaxed)
+            errors.add(1, ordering: .relaxed)
             return V.max
         }
     }
 
     @usableFromInline
     func trappedWrite<V: MMIOValue>(_ value: V, at offset: Int) {
-        do { try write(value, at: offset) } catch { errors.wrappingIncrement(ordering: .relaxed) }
+        do { try write(value, at: offset) } catch { errors.add(1, ordering: .relaxed) }
     }
 }

@@ -27,14 +27,16 @@ public struct PCIMatch: Sendable, Equatable {
 ///
 /// - `init(device:loop:)` probes: it checks the device is one it drives and may read it,
 ///   but leaves it as it found it (no DMA, no interrupts) and throws if it is not.
+///
+/// Drivers throw their own error types; `VFIOError` is for what the framework refuses.
 /// - ``start()`` brings the device up; afterwards it may DMA and interrupt.
 /// - ``stop()`` quiesces it; afterwards the device generates no DMA and no interrupts, and
 ///   every interrupt source the driver registered on the loop is gone.
 public protocol PCIDriver: AnyObject {
     static var name: String { get }
     static var matches: [PCIMatch] { get }
-    init(device: PCIDevice, loop: EventLoop) throws(VFIOError)
-    func start() throws(VFIOError)
+    init(device: PCIDevice, loop: EventLoop) throws
+    func start() throws
     func stop()
 }
 

@@ -84,7 +84,7 @@ public final class EventLoop: Sendable {
         let box = Unmanaged.passRetained(Handler(handler, source: source))
         let registration = try table.withLock { (t) throws(VFIOError) -> Registration in
             guard let slot = t.free.popLast() else {
-                throw .operationUnsupported("the event loop holds \(Self.capacity) sources already")
+                throw .eventLoopFull(capacity: Self.capacity)
             }
             t.slots[slot].generation &+= 1
             t.slots[slot].handler = box

@@ -1,5 +1,10 @@
 /// A typed view of a region's registers, made by ``Region/mmio(_:)``.
 ///
+/// The view keeps its region, and so the device, alive: a function may return only
+/// `try device.bar(0).mmio(...)`. Like swift-nio's `ByteBuffer`, copying the view retains the
+/// region and accessing through it does not: the base pointer is cached in the view. After the
+/// device is closed or removed, reads return all ones and writes reach nothing (see ``Region``).
+///
 /// When the region is mapped, each access is one volatile load or store: no allocation,
 /// no reference counting, no system call. When it cannot be mapped (a trapped region, or a
 /// layout crossing an unmappable hole), the same calls go through pread/pwrite. A failed
@@ -7,7 +12,8 @@
 /// ``Region/accessErrors``.
 public struct MMIO<Layout: RegisterLayout>: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutableRawPointer?
-    @usableFromInline unowned(unsafe) let region: Region
+    /// The region the view reads, kept alive by the view.
+    public let region: Region
 
     init(base: UnsafeMutableRawPointer?, region: Region) {
         self.base = base

@@ -25,6 +25,9 @@ public protocol SystemCalls: AnyObject, Sendable {
         throws(Errno) -> UnsafeMutableRawPointer
     /// munmap(2).
     func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno)
+    /// Replaces a mapping, in place, with private anonymous memory that reads all ones
+    /// (mmap(2) with `MAP_FIXED`), so stale pointers into it stay harmless until munmap.
+    func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno)
     /// pread(2): returns the number of bytes read, which may be short.
     func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int
     /// pwrite(2): returns the number of bytes written, which may be short.
@@ -53,6 +56,13 @@ public protocol SystemCalls: AnyObject, Sendable {
 }
 
 extension SystemCalls {
+    public func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
+        guard let p = Glibc.mmap(address, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), p != MAP_FAILED else {
+            throw Errno(rawValue: errno)
+        }
+        p.initializeMemory(as: UInt8.self, repeating: 0xff, count: length)
+    }
+
     /// Reads a whole small file (a sysfs attribute) as text, trailing newline removed.
     public func readText(_ path: String) throws(Errno) -> String {
         let fd = try open(path, O_RDONLY)

@@ -1,0 +1,25 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SystemPackage
+
+/// Files opened during a multi-step set-up, closed together unless the set-up succeeds.
+struct OwnedDescriptors: ~Copyable {
+    let system: any SystemCalls
+    private var fds: [FileDescriptor] = []
+
+    init(system: any SystemCalls) { self.system = system }
+
+    mutating func open(_ path: String) throws(VFIOError) -> FileDescriptor {
+        let fd = try attempt("open \(path)") { () throws(Errno) in try system.open(path, O_RDWR) }
+        fds.append(fd)
+        return fd
+    }
+
+    mutating func adopt(_ fd: FileDescriptor) { fds.append(fd) }
+    mutating func forget(_ fd: FileDescriptor) { fds.removeAll { $0 == fd } }
+    /// The set-up succeeded: the files now belong to their users.
+    mutating func release() { fds.removeAll() }
+
+    deinit { for fd in fds.reversed() { try? system.close(fd) } }
+}
