@@ -85,7 +85,7 @@ enum Devices {
 /// One `NSCondition` guards the values and wakes the waiter: a pthread mutex and condition
 /// variable, whose hand-offs ThreadSanitizer sees. (A `Synchronization.Mutex` handed over
 /// under contention goes through the kernel's PI futex, which ThreadSanitizer cannot see:
-/// `.ci/tsan/mutex-handoff.swift`.)
+/// `.ci/sanitizers/mutex-handoff.swift`.)
 final class Arrivals<Value: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     /// Guarded by `condition`.
