@@ -33,11 +33,15 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
     /// The region is smaller than the registers a driver accesses.
     case regionTooSmall(PCIAddress, index: Int, size: Int, needed: Int)
     /// The device has no interrupt of that kind, or too few vectors.
-    case interruptUnavailable(IRQIndex, requested: Int, available: Int)
+    case interruptUnavailable(PCIAddress, IRQIndex, requested: Int, available: Int)
     /// INTx, MSI and MSI-X exclude each other, and another of them is enabled.
-    case interruptKindInUse(requested: IRQIndex, enabled: IRQIndex)
-    /// The event loop holds as many sources as it can.
+    case interruptKindInUse(PCIAddress, requested: IRQIndex, enabled: IRQIndex)
+    /// An event loop already dispatches as many sources as it has slots for.
     case eventLoopFull(capacity: Int)
+    /// An event loop's `epoll_wait` failed with an error that retrying cannot cure; the loop stopped.
+    case eventLoopFailed(errno: Errno)
+    /// The interrupt source belongs to an index that has since been disabled or re-enabled.
+    case interruptSourceRetired(PCIAddress, IRQIndex, vector: Int)
     /// The backend cannot do this at all (UIO has only INTx, for example).
     case unsupportedByBackend(Backend, operation: String, PCIAddress)
     /// A DMA request cannot be met within the IOVA ranges, alignment and limit.
@@ -88,12 +92,16 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
             return "\(a) has no region \(index): BARs are 0–5, the ROM 6, config space 7 (see `vfiokit info \(a)`)"
         case let .regionTooSmall(a, index, size, needed):
             return "region \(index) of \(a) is \(size) bytes but the access needs \(needed): wrong BAR, wrong offset or wrong device"
-        case let .interruptUnavailable(index, requested, available):
-            return "\(index) has \(available) vector(s) and \(requested) were requested: ask for at most \(available)"
-        case let .interruptKindInUse(requested, enabled):
-            return "cannot enable \(requested) while \(enabled) is enabled: disable \(enabled) first"
+        case let .interruptUnavailable(a, index, requested, available):
+            return "\(index) of \(a) has \(available) vector(s) and \(requested) were requested: ask for at most \(available)"
+        case let .interruptKindInUse(a, requested, enabled):
+            return "cannot enable \(requested) of \(a) while \(enabled) is enabled: disable \(enabled) first"
         case let .eventLoopFull(capacity):
-            return "the event loop holds \(capacity) sources already: unregister some, or use another EventLoop"
+            return "the event loop already dispatches \(capacity) sources: end registrations no longer needed, or spread sources over another EventLoop"
+        case let .eventLoopFailed(errno):
+            return "the event loop stopped: epoll_wait failed: \(errno) (errno \(errno.rawValue)); its handlers no longer run: end its registrations and register them on a new EventLoop"
+        case let .interruptSourceRetired(a, index, vector):
+            return "\(index) vector \(vector) of \(a) was disabled and its eventfd released: register the sources the latest enable or grow returned"
         case let .unsupportedByBackend(backend, operation, a):
             return "\(operation) on \(a) is not possible on the \(backend) backend: bind the device to vfio-pci instead"
         case let .iovaSpaceExhausted(size, limit):

@@ -84,6 +84,7 @@ private final class FrameworkDispatch: Sendable {
     let device: PCIDevice
     let loop: EventLoop
     let source: InterruptSource
+    let registration = Mutex<EventLoop.Registration?>(nil)
     let handled = Atomic<UInt64>(0)
     let stamp = Atomic<UInt64>(0)
     /// The event loop's thread, as its handler last saw it.
@@ -95,10 +96,12 @@ private final class FrameworkDispatch: Sendable {
         self.source = source
         // The eventfds are the host kernel's, so the loop waits on them with real epoll, as in production.
         loop = try EventLoop()
-        try loop.register(source) { [unowned self] _ in
-            self.stamp.store(cbench_now_ns(), ordering: .relaxed)
-            self.loopThreadID.store(UInt(pthread_self()), ordering: .relaxed)
-            self.handled.add(1, ordering: .releasing)
+        try registration.withLock { r in
+            r = try loop.register(source) { [unowned self] _ in
+                self.stamp.store(cbench_now_ns(), ordering: .relaxed)
+                self.loopThreadID.store(UInt(pthread_self()), ordering: .relaxed)
+                self.handled.add(1, ordering: .releasing)
+            }
         }
         try loop.start()
     }
@@ -121,6 +124,7 @@ private final class FrameworkDispatch: Sendable {
 
     func close() {
         loop.stop()
+        registration.withLock { $0 = nil }  // ends it
         device.close()
     }
 }

@@ -121,7 +121,7 @@ import VFIOMock
         let device = try machine.open(Devices.memory(), on: backend)
         defer { device.close() }
         let old = try device.dma.allocate(4096)
-        let oldID = old.id
+        let oldID = old.handle.id
         let oldAddress = old.deviceAddress
         try old.free()
         let reused = try device.dma.allocate(4096)

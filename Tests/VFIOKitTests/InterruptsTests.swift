@@ -47,8 +47,9 @@ import VFIOMock
         #expect(Set(sources.map(\.fd)).count == 8)
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.enabledVectors == Array(0..<8))
         let arrivals = Arrivals<Int>()
+        var registrations = EventLoop.Registrations()
         for source in sources {
-            try loop.register(source) { _ in arrivals.record(source.vector) }
+            registrations.append(try loop.register(source) { _ in arrivals.record(source.vector) })
         }
         for vector in [5, 0, 7, 2, 1, 6, 3, 4] { try device.interrupts.trigger(.msix, vector: vector) }
         #expect(arrivals.wait(for: 8).sorted() == Array(0..<8))
@@ -81,7 +82,7 @@ import VFIOMock
             #expect(try machine.takeCount(source) == 1)
         }
         #expect(try device.interrupts.grow(.msix, to: 4).isEmpty)  // already has more
-        #expect(throws: VFIOError.interruptUnavailable(.msix, requested: 9, available: 8)) {
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msix, requested: 9, available: 8)) {
             try device.interrupts.grow(.msix, to: 9)
         }
         #expect(device.interrupts.sources(.msix).count == 6)
@@ -169,7 +170,7 @@ import VFIOMock
         let source = try #require(try device.interrupts.enable(.intx).first)
         #expect(bus.command & 0x400 == 0)  // enabling unmasks
         let counts = Arrivals<UInt64>()
-        try loop.register(source) { counts.record($0) }
+        let registration = try loop.register(source) { counts.record($0) }
 
         bus.setINTx(asserted: true)
         #expect(counts.wait(for: 1) == [1])
@@ -184,6 +185,7 @@ import VFIOMock
         try device.interrupts.unmask()
         bus.setINTx(asserted: true)
         #expect(counts.wait(for: 3) == [1, 1, 1])
+        registration.end()
     }
 
     @Test func uioOffersOnlyINTx() throws {
@@ -191,8 +193,8 @@ import VFIOMock
         let device = try machine.open(Devices.edu(), on: .uio)
         defer { device.close() }
         #expect(try device.interrupts.info(.msi).count == 0)
-        #expect(throws: VFIOError.interruptUnavailable(.msi, requested: 1, available: 0)) { try device.interrupts.enable(.msi) }
-        #expect(throws: VFIOError.interruptUnavailable(.msix, requested: 1, available: 0)) { try device.interrupts.enable(.msix) }
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msi, requested: 1, available: 0)) { try device.interrupts.enable(.msi) }
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msix, requested: 1, available: 0)) { try device.interrupts.enable(.msix) }
         #expect(throws: VFIOError.self) { try device.interrupts.trigger(.intx, vector: 0) }
     }
 
@@ -207,12 +209,13 @@ import VFIOMock
         let source = try #require(try device.interrupts.enable(.req).first)
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.reqArmed == true)
         let requests = Arrivals<UInt64>()
-        try loop.register(source) { requests.record($0) }
+        let registration = try loop.register(source) { requests.record($0) }
         #expect(machine.kernel.requestRemoval(of: MockMachine.primary))
         #expect(requests.wait(for: 1) == [1])
         try device.interrupts.disable(.req)
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.reqArmed == false)
         #expect(!machine.kernel.requestRemoval(of: MockMachine.primary))
+        registration.end()  // disabling ended it already: nothing left to do
     }
 
     @Test func anAsyncStreamYieldsEachInterrupt() async throws {
@@ -235,24 +238,24 @@ import VFIOMock
         let machine = MockMachine()
         let memory = try machine.open(Devices.memory(msix: 8, pin: 0), on: .legacy)
         defer { memory.close() }
-        #expect(throws: VFIOError.interruptUnavailable(.msix, requested: 9, available: 8)) {
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msix, requested: 9, available: 8)) {
             try memory.interrupts.enable(.msix, vectors: 9)
         }
-        #expect(throws: VFIOError.interruptUnavailable(.msix, requested: 0, available: 8)) {
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msix, requested: 0, available: 8)) {
             try memory.interrupts.enable(.msix, vectors: 0)
         }
-        #expect(throws: VFIOError.interruptUnavailable(.msi, requested: 1, available: 0)) { try memory.interrupts.enable(.msi) }
-        #expect(throws: VFIOError.interruptUnavailable(.intx, requested: 1, available: 0)) { try memory.interrupts.enable(.intx) }
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msi, requested: 1, available: 0)) { try memory.interrupts.enable(.msi) }
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .intx, requested: 1, available: 0)) { try memory.interrupts.enable(.intx) }
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.kind == InterruptState.Kind.none)
 
         let eduAddress = pciAddress("0000:02:00.0")
         let edu = try machine.open(Devices.edu(), on: .iommufd, at: eduAddress)
         defer { edu.close() }
-        #expect(throws: VFIOError.interruptUnavailable(.msi, requested: 2, available: 1)) { try edu.interrupts.enable(.msi, vectors: 2) }
-        #expect(throws: VFIOError.interruptUnavailable(.msix, requested: 1, available: 0)) { try edu.interrupts.enable(.msix) }
+        #expect(throws: VFIOError.interruptUnavailable(eduAddress, .msi, requested: 2, available: 1)) { try edu.interrupts.enable(.msi, vectors: 2) }
+        #expect(throws: VFIOError.interruptUnavailable(eduAddress, .msix, requested: 1, available: 0)) { try edu.interrupts.enable(.msix) }
         // edu is conventional PCI: vfio-pci has no ERR interrupt for it.
         #expect(try edu.interrupts.info(.err).count == 0)
-        #expect(throws: VFIOError.interruptUnavailable(.err, requested: 1, available: 0)) { try edu.interrupts.enable(.err) }
+        #expect(throws: VFIOError.interruptUnavailable(eduAddress, .err, requested: 1, available: 0)) { try edu.interrupts.enable(.err) }
     }
 
     @Test func aSecondKindWhileOneIsOnIsRefusedAndTheFirstKeepsWorking() throws {
@@ -260,8 +263,8 @@ import VFIOMock
         let device = try machine.open(Devices.memory(msix: 4, msi: 2), on: .iommufd)
         defer { device.close() }
         let msi = try device.interrupts.enable(.msi, vectors: 2)
-        #expect(throws: VFIOError.interruptKindInUse(requested: .msix, enabled: .msi)) { try device.interrupts.enable(.msix, vectors: 4) }
-        #expect(throws: VFIOError.interruptKindInUse(requested: .intx, enabled: .msi)) { try device.interrupts.enable(.intx) }
+        #expect(throws: VFIOError.interruptKindInUse(MockMachine.primary, requested: .msix, enabled: .msi)) { try device.interrupts.enable(.msix, vectors: 4) }
+        #expect(throws: VFIOError.interruptKindInUse(MockMachine.primary, requested: .intx, enabled: .msi)) { try device.interrupts.enable(.intx) }
         #expect(device.interrupts.sources(.msix).isEmpty && device.interrupts.sources(.intx).isEmpty)
         let state = try #require(machine.kernel.interruptState(of: MockMachine.primary))
         #expect(state.kind == .msi && state.enabledVectors == [0, 1])

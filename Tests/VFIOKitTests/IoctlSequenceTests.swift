@@ -1,58 +1,20 @@
 import CVFIO
 import PCI
+import Synchronization
 import SystemPackage
 import Testing
 import VFIOMock
 @testable import VFIOKit
-
-/// Passes every call to a mock kernel and records the ioctls, so a test can check the order
-/// in which each backend drives the kernel.
-private final class RecordingKernel: SystemCalls, @unchecked Sendable {
-    let kernel: MockKernel
-    private(set) var ioctls: [Int] = []
-
-    init(_ kernel: MockKernel) { self.kernel = kernel }
-
-    func ioctl(_ fd: FileDescriptor, _ request: UInt, _ argument: UInt) throws(Errno) -> Int32 {
-        ioctls.append(Int(request))
-        return try kernel.ioctl(fd, request, argument)
-    }
-
-    func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor { try kernel.open(path, flags) }
-    func close(_ fd: FileDescriptor) throws(Errno) { try kernel.close(fd) }
-    func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64) throws(Errno) -> UnsafeMutableRawPointer {
-        try kernel.mmap(length: length, protection: protection, flags: flags, fd: fd, offset: offset)
-    }
-    func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) { try kernel.munmap(address, length: length) }
-    func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try kernel.pread(fd, into: buffer, at: offset)
-    }
-    func pwrite(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
-        try kernel.pwrite(fd, from: buffer, at: offset)
-    }
-    func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int { try kernel.read(fd, into: buffer) }
-    func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int { try kernel.write(fd, from: buffer) }
-    func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor { try kernel.eventfd(initialValue: initialValue, flags: flags) }
-    func epollCreate() throws(Errno) -> FileDescriptor { try kernel.epollCreate() }
-    func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {
-        try kernel.epollControl(epoll, operation, fd, events: events, data: data)
-    }
-    func epollWait(
-        _ epoll: FileDescriptor, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>, capacity: Int32,
-        timeoutMilliseconds: Int32
-    ) throws(Errno) -> Int {
-        try kernel.epollWait(epoll, events: events, data: data, capacity: capacity, timeoutMilliseconds: timeoutMilliseconds)
-    }
-    func readLink(_ path: String) throws(Errno) -> String { try kernel.readLink(path) }
-    func listDirectory(_ path: String) throws(Errno) -> [String] { try kernel.listDirectory(path) }
-}
 
 @Suite struct IoctlSequenceTests {
     let address = try! PCIAddress(parsing: "0000:00:04.0")
 
     /// Opens the device, maps and unmaps one buffer, and closes, returning the ioctls made.
     private func sequence(_ backend: Backend, configuration: MockKernel.Configuration = .init()) throws -> [Int] {
-        let recorder = RecordingKernel(MockKernel(configuration: configuration))
+        let ioctls = Mutex<[Int]>([])
+        let recorder = InterposedKernel(MockKernel(configuration: configuration)) { call in
+            if case .ioctl(let request) = call { ioctls.withLock { $0.append(Int(request)) } }
+        }
         try recorder.kernel.plug(MemoryBARDevice(), at: address)
         let device = try PCIDevice.open(address, backend: backend, system: recorder)
         let buffer = try device.dma.allocate(4096)
@@ -61,7 +23,7 @@ private final class RecordingKernel: SystemCalls, @unchecked Sendable {
         // Region and IRQ info queries come and go with what a driver asks; the order of the
         // set-up and DMA calls is what the kernel constrains.
         let info = [CVFIO_DEVICE_GET_INFO, CVFIO_DEVICE_GET_REGION_INFO, CVFIO_DEVICE_GET_IRQ_INFO]
-        return recorder.ioctls.filter { !info.contains($0) }
+        return ioctls.withLock { $0 }.filter { !info.contains($0) }
     }
 
     /// The context allocates its IOAS once; each device then binds and attaches to it.

@@ -117,8 +117,9 @@ import VFIOMock
         let device = try machine.open(Devices.memory(msix: 4), on: backend)
         let loop = try machine.startedLoop()
         let arrivals = Arrivals<Int>()
+        var registrations = EventLoop.Registrations()
         for source in try device.interrupts.enable(.msix, vectors: 4) {
-            try loop.register(source) { _ in arrivals.record(source.vector) }
+            registrations.append(try loop.register(source) { _ in arrivals.record(source.vector) })
         }
         try device.interrupts.trigger(.msix, vector: 3)
         #expect(arrivals.wait(for: 1) == [3])
@@ -126,5 +127,6 @@ import VFIOMock
         loop.stop()
         #expect(machine.kernel.openFileCount == 0)
         #expect(arrivals.all == [3])
+        registrations.end()  // closing ended them already: nothing left to do
     }
 }

@@ -44,17 +44,18 @@ public final class EduDriver: PCIDriver, @unchecked Sendable {
         let msi = try device.interrupts.info(.msi)
         let kind: IRQIndex = msi.count > 0 && msi.flags.contains(.eventfd) ? .msi : .intx
         guard let source = try device.interrupts.enable(kind, vectors: 1).first else {
-            throw VFIOError.interruptUnavailable(kind, requested: 1, available: 0)
+            throw VFIOError.interruptUnavailable(device.address, kind, requested: 1, available: 0)
         }
         self.kind.withLock { $0 = kind }
-        let r = try loop.register(source) { [unowned self] _ in self.handleInterrupt() }
-        registration.withLock { $0 = r }
+        try registration.withLock { (r) throws(VFIOError) in
+            r = try loop.register(source) { [unowned self] _ in self.handleInterrupt() }
+        }
         try device.setBusMaster(true)
     }
 
     public func stop() {
         try? device.setBusMaster(false)
-        if let r = registration.withLock({ r in defer { r = nil }; return r }) { loop.unregister(r) }
+        registration.withLock { $0 = nil }  // ends it
         if let kind = kind.withLock({ k in defer { k = nil }; return k }) { try? device.interrupts.disable(kind) }
     }
 

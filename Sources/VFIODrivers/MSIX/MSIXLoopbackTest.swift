@@ -43,8 +43,7 @@ public enum MSIXLoopbackTest {
 
         let received = Mutex<[UInt64]>(Array(repeating: 0, count: sources.count))
         let arrivals = DispatchSemaphore(value: 0)
-        var registrations: [EventLoop.Registration] = []
-        defer { registrations.forEach(loop.unregister) }
+        var registrations = EventLoop.Registrations()  // ended when the function returns
         recorder.check("fire and receive") {
             for source in sources {
                 let vector = source.vector

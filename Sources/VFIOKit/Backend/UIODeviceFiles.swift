@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CVFIO
-import Logging
 import Synchronization
 import SystemPackage
 
@@ -24,7 +23,7 @@ final class UIODeviceFiles: DeviceAccess {
     private static let ioResourceIO: UInt64 = 0x100
     private static let ioResourceMem: UInt64 = 0x200
 
-    static func open(_ sysfs: DeviceSysfs, logger: Logger) throws(VFIOError) -> UIODeviceFiles {
+    static func open(_ sysfs: DeviceSysfs) throws(VFIOError) -> UIODeviceFiles {
         let system = sysfs.system
         guard let node = try sysfs.children("uio").first(where: { $0.hasPrefix("uio") }) else {
             throw .backendUnavailable(.uio, reason: "\(sysfs.address) has no UIO node: is uio_pci_generic bound?")
@@ -63,7 +62,7 @@ final class UIODeviceFiles: DeviceAccess {
         var pin: UInt8 = 0
         _ = try? withUnsafeMutableBytes(of: &pin) { (b) throws(Errno) -> Int in try system.pread(config, into: b, at: 0x3d) }
         interruptPin = pin
-        nativeInterruptSource = InterruptSource(index: .intx, vector: 0, fd: uio, width: 4, ownsFile: false, total: total)
+        nativeInterruptSource = InterruptSource(uio: uio, address: sysfs.address, total: total)
     }
 
     var canReset: Bool { (try? system.listDirectory(sysfs.path))?.contains("reset") ?? false }

@@ -201,34 +201,41 @@ public final class IOMMUContext: Sendable {
             try? system.close(device)
             throw error
         }
+        let ranges: [ClosedRange<UInt64>]
+        let alignment: UInt64
         do throws(VFIOError) {
-            let (ranges, alignment): ([ClosedRange<UInt64>], UInt64)
-            do throws(VFIOError) {
-                (ranges, alignment) = try space.attach(device: device, address: sysfs.address)
-            } catch .systemCall(let operation, .notPermitted) where operation.hasPrefix("VFIO_DEVICE_BIND_IOMMUFD") {
-                // The IOMMU will not hand the group's DMA to userspace while a kernel driver owns part of it.
-                guard let group = try sysfs.iommuGroup() else { throw .systemCall(operation: operation, errno: .notPermitted) }
-                throw .groupNotViable(group: group, sysfs.address)
-            }
-            let access = try VFIODeviceFile(fd: device, address: sysfs.address, system: system, logger: logger)
-            if isNew {
-                dma.install(space, ranges: ranges, alignment: alignment)
-                s.setup = .iommufd(space)
-                s.mode = .iommufd
-            } else {
-                dma.restrict(to: ranges)
-            }
-            return Attachment(access: access, backend: .iommufd, group: try? sysfs.iommuGroup())
+            (ranges, alignment) = try space.attach(device: device, address: sysfs.address)
         } catch {
             try? system.close(device)
             if isNew { space.close() }
+            if case .systemCall(let operation, .notPermitted) = error, operation.hasPrefix("VFIO_DEVICE_BIND_IOMMUFD"),
+                let group = try sysfs.iommuGroup()
+            {
+                // The IOMMU will not hand the group's DMA to userspace while a kernel driver owns part of it.
+                throw .groupNotViable(group: group, sysfs.address)
+            }
             throw error
         }
+        let access: VFIODeviceFile
+        do {
+            access = try VFIODeviceFile(fd: device, address: sysfs.address, system: system, logger: logger)  // closes `device` on failure
+        } catch {
+            if isNew { space.close() }
+            throw error
+        }
+        if isNew {
+            dma.install(space, ranges: ranges, alignment: alignment)
+            s.setup = .iommufd(space)
+            s.mode = .iommufd
+        } else {
+            dma.restrict(to: ranges)
+        }
+        return Attachment(access: access, backend: .iommufd, group: try? sysfs.iommuGroup())
     }
 
     /// UIO: the device's files, with DMA by physical address.
     private func attachUIO(_ sysfs: DeviceSysfs, state s: inout State) throws(VFIOError) -> Attachment {
-        let files = try UIODeviceFiles.open(sysfs, logger: logger)
+        let files = try UIODeviceFiles.open(sysfs)
         if s.setup == nil {
             do {
                 let physical = try PhysicalAddressSpace(system: system)

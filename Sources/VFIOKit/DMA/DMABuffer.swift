@@ -10,16 +10,12 @@ public struct DMABuffer: ~Copyable, @unchecked Sendable {
     public let bytes: UnsafeMutableRawBufferPointer
     /// The address to program into the device: an IOVA, or a physical address without an IOMMU.
     public let deviceAddress: UInt64
-    /// Which mapping of the space this is; IOVAs are reused, identities are not.
-    let id: UInt64
-    /// Retained for as long as the buffer lives (a trivial field, so `free` can `discard self`).
-    private let space: Unmanaged<DMASpace>
+    let handle: MappingHandle
 
-    init(bytes: UnsafeMutableRawBufferPointer, deviceAddress: UInt64, id: UInt64, space: DMASpace) {
+    init(bytes: UnsafeMutableRawBufferPointer, deviceAddress: UInt64, handle: MappingHandle) {
         self.bytes = bytes
         self.deviceAddress = deviceAddress
-        self.id = id
-        self.space = Unmanaged.passRetained(space)
+        self.handle = handle
     }
 
     /// The buffer's length in bytes (whole pages).
@@ -27,17 +23,12 @@ public struct DMABuffer: ~Copyable, @unchecked Sendable {
 
     /// Unmaps the buffer from the IOMMU, then frees its memory; reports what the kernel refused.
     public consuming func free() throws(VFIOError) {
-        let space = self.space
-        let id = self.id
+        let handle = self.handle
         discard self
-        defer { space.release() }
-        try space.takeUnretainedValue().free(id: id)
+        try handle.free()
     }
 
-    deinit {
-        space.takeUnretainedValue().release(id: id)
-        space.release()
-    }
+    deinit { handle.release() }
 }
 
 /// Memory the caller owns, mapped for the device by ``DMASpace/map(_:below:)``. The mapping
@@ -48,26 +39,42 @@ public struct DMAMapping: ~Copyable, @unchecked Sendable {
     public let deviceAddress: UInt64
     /// The mapped length in bytes.
     public let count: Int
-    let id: UInt64
-    private let space: Unmanaged<DMASpace>
+    let handle: MappingHandle
 
-    init(deviceAddress: UInt64, count: Int, id: UInt64, space: DMASpace) {
+    init(deviceAddress: UInt64, count: Int, handle: MappingHandle) {
         self.deviceAddress = deviceAddress
         self.count = count
-        self.id = id
-        self.space = Unmanaged.passRetained(space)
+        self.handle = handle
     }
 
     /// Removes the mapping; reports what the kernel refused.
     public consuming func unmap() throws(VFIOError) {
-        let space = self.space
-        let id = self.id
+        let handle = self.handle
         discard self
+        try handle.free()
+    }
+
+    deinit { handle.release() }
+}
+
+/// One mapping's identity in its space, which it keeps alive. Trivial, so its owners can
+/// `discard self`; each handle is ended exactly once, by `free` or `release`.
+struct MappingHandle {
+    /// IOVAs are reused; identities are not.
+    let id: UInt64
+    private let space: Unmanaged<DMASpace>
+
+    init(id: UInt64, space: DMASpace) {
+        self.id = id
+        self.space = Unmanaged.passRetained(space)
+    }
+
+    func free() throws(VFIOError) {
         defer { space.release() }
         try space.takeUnretainedValue().free(id: id)
     }
 
-    deinit {
+    func release() {
         space.takeUnretainedValue().release(id: id)
         space.release()
     }

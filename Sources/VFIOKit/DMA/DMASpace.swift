@@ -100,7 +100,7 @@ public final class DMASpace: Sendable {
         let bytes = UnsafeMutableRawBufferPointer(start: memory, count: length)
         do {
             let (address, id) = try map(bytes, below: limit, owned: true)
-            return DMABuffer(bytes: bytes, deviceAddress: address, id: id, space: self)
+            return DMABuffer(bytes: bytes, deviceAddress: address, handle: MappingHandle(id: id, space: self))
         } catch {
             try? system.munmap(memory, length: length)
             throw error
@@ -111,7 +111,7 @@ public final class DMASpace: Sendable {
     /// the context. The caller keeps the memory alive while the returned mapping lives.
     public func map(_ memory: UnsafeMutableRawBufferPointer, below limit: UInt64 = .max) throws(VFIOError) -> DMAMapping {
         let (address, id) = try map(memory, below: limit, owned: false)
-        return DMAMapping(deviceAddress: address, count: memory.count, id: id, space: self)
+        return DMAMapping(deviceAddress: address, count: memory.count, handle: MappingHandle(id: id, space: self))
     }
 
     private func map(_ memory: UnsafeMutableRawBufferPointer, below limit: UInt64, owned: Bool) throws(VFIOError) -> (UInt64, UInt64) {

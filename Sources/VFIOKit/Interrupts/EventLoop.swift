@@ -13,17 +13,29 @@ import SystemPackage
 /// - Dispatch to a registered handler allocates nothing and retains nothing: the handler table
 ///   is preallocated and handlers are held unretained while they run (`vfiokit bench irq`
 ///   counts it).
-/// - After ``unregister(_:)`` returns, the handler is not running and never runs again.
-/// - ``stop()`` returns after the thread has exited; no handler runs afterwards. A started
-///   loop keeps itself alive until it is stopped.
+/// - Each registration is identified in epoll by its slot and that slot's generation, so an
+///   event for an ended registration is dropped even when a new one took the slot or the fd number.
+/// - Once ``Registration/end()`` returns on another thread, its handler is not running and never
+///   runs again; ended from inside that handler, it takes effect when the handler returns.
+/// - ``stop()`` from another thread returns once the loop thread has finished its last handler
+///   and let go of the loop. From inside a handler it returns at once, and no handler runs after
+///   the one that called it returns. A started loop keeps itself alive until it stops.
+/// - If `epoll_wait` fails (other than `EINTR`, which the ``SystemCalls`` seam retries), the loop
+///   stops rather than retry, and ``failure`` says why.
+///
+/// Rules for handlers, which keep loops free of deadlock: a handler must never wait for
+/// something that itself waits for that handler to return.
+/// - It must not call ``Interrupts/enable(_:vectors:)``, ``Interrupts/grow(_:to:)``,
+///   ``Interrupts/disable(_:)`` or `PCIDevice.close()`: they end registrations and wait for
+///   running handlers, and another thread inside one of them may be waiting for this handler.
+/// - It may end any registration of its own loop (its own takes effect when it returns), call
+///   ``stop()``, and use ``Interrupts/mask(_:)``, ``Interrupts/unmask(_:)``,
+///   ``Interrupts/trigger(_:vector:)``, ``Interrupts/sources(_:)`` and ``Interrupts/info(_:)``,
+///   none of which waits.
+/// - Ending a registration on another loop, or stopping another loop, waits for that loop's
+///   running handler: do it only if that loop's handlers never wait for this one.
 public final class EventLoop: Sendable {
-    /// A handler's handle, for ``unregister(_:)``.
-    public struct Registration: Sendable, Hashable {
-        let slot: Int
-        let generation: UInt32
-    }
-
-    private final class Handler: Sendable {
+    final class Handler: Sendable {
         let run: @Sendable (UInt64) -> Void
         let source: InterruptSource
         init(_ run: @escaping @Sendable (UInt64) -> Void, source: InterruptSource) {
@@ -32,33 +44,49 @@ public final class EventLoop: Sendable {
         }
     }
 
-    private struct Slot {
+    struct Slot {
         var generation: UInt32 = 0
         var handler: Unmanaged<Handler>?
     }
 
-    private struct Table {
+    struct Table {
         var slots: [Slot]
         var free: [Int]
-        /// The slot whose handler is running now, if any.
-        var running: Int?
-        /// Handlers unregistered from their own handler, released once it returns.
+        /// The token of the registration whose handler runs now, if any.
+        var running: UInt64?
+        /// The running handler, ended while it ran: released once it returns.
         var releaseAfterRun: Unmanaged<Handler>?
+        /// Handler runs completed so far, so a waiter can tell when the one it waits for is over.
+        var completedRuns: UInt64 = 0
+        /// Threads waiting for the running handler to return.
+        var waiters = 0
     }
 
-    public static let capacity = 4096
-    private let system: any SystemCalls
-    private let epoll: FileDescriptor
+    /// The loop thread's life; kept apart from the loop so the thread can report its exit after
+    /// letting go of the loop.
+    struct Lifecycle: Sendable {
+        var started: UInt64 = 0
+        var exited: UInt64 = 0
+        var failure: VFIOError?
+    }
+
+    /// How many registrations a loop holds unless told otherwise.
+    public static let defaultCapacity = 4096
+    /// How many registrations the loop holds at once (at most 2^32; slots are 32 bits of epoll_data).
+    public let capacity: Int
+    let system: any SystemCalls
+    let epoll: FileDescriptor
     private let wake: FileDescriptor
-    private let table: Mutex<Table>
+    let table: Mutex<Table>
+    let lifecycle = Monitor(Lifecycle())
     private let stopping = Atomic<Bool>(false)
-    private let thread = Mutex<pthread_t?>(nil)
     private let loopThreadID = Atomic<UInt>(0)
     private static let wakeToken = UInt64.max
 
     /// Creates the epoll set; call ``start()`` to begin dispatching.
-    public init(system: any SystemCalls = HostSystemCalls.shared) throws(VFIOError) {
+    public init(system: any SystemCalls = HostSystemCalls.shared, capacity: Int = defaultCapacity) throws(VFIOError) {
         self.system = system
+        self.capacity = min(max(capacity, 0), Int(UInt32.max))
         epoll = try attempt("epoll_create1") { () throws(Errno) in try system.epollCreate() }
         do {
             wake = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
@@ -67,104 +95,70 @@ public final class EventLoop: Sendable {
             try? system.close(epoll)
             throw error.vfio("creating the event loop's wake eventfd")
         }
-        table = Mutex(Table(slots: Array(repeating: Slot(), count: Self.capacity), free: Array((0..<Self.capacity).reversed()), running: nil))
+        table = Mutex(Table(slots: Array(repeating: Slot(), count: self.capacity), free: Array((0..<self.capacity).reversed())))
     }
 
+    /// Every registration holds the loop, so none is left when it goes.
     deinit {
-        stop()
-        let leftovers = table.withLock { t in t.slots.compactMap(\.handler) }
-        for h in leftovers { h.release() }
         try? system.close(wake)
         try? system.close(epoll)
     }
 
-    /// Runs `handler` on the loop thread each time `source` fires.
-    @discardableResult
-    public func register(_ source: InterruptSource, handler: @escaping @Sendable (UInt64) -> Void) throws(VFIOError) -> Registration {
-        let box = Unmanaged.passRetained(Handler(handler, source: source))
-        let registration = try table.withLock { (t) throws(VFIOError) -> Registration in
-            guard let slot = t.free.popLast() else {
-                throw .eventLoopFull(capacity: Self.capacity)
-            }
-            t.slots[slot].generation &+= 1
-            t.slots[slot].handler = box
-            return Registration(slot: slot, generation: t.slots[slot].generation)
-        }
-        do {
-            try system.epollControl(epoll, EPOLL_CTL_ADD, source.fd, events: EPOLLIN.rawValue, data: Self.token(registration))
-        } catch {
-            table.withLock { t in
-                t.slots[registration.slot].handler = nil
-                t.free.append(registration.slot)
-            }
-            box.release()
-            throw error.vfio("epoll_ctl ADD \(source)")
-        }
-        return registration
-    }
+    /// Why the loop stopped by itself (``VFIOError/eventLoopFailed(errno:)``); nil while it is healthy.
+    public var failure: VFIOError? { lifecycle.withLock { $0.failure } }
 
-    /// An async sequence of fire counts for `source`; ending the iteration unregisters it.
-    /// A convenience outside the dispatch guarantee: yielding into an `AsyncStream` and resuming
-    /// the awaiting task allocate inside the Swift runtime. Use ``register(_:handler:)`` on hot paths.
-    public func stream(_ source: InterruptSource) throws(VFIOError) -> AsyncStream<UInt64> {
-        let (stream, continuation) = AsyncStream<UInt64>.makeStream(bufferingPolicy: .unbounded)
-        let registration = try register(source) { count in continuation.yield(count) }
-        continuation.onTermination = { [weak self] _ in self?.unregister(registration) }
-        return stream
-    }
+    /// True on the loop's own thread, that is, inside a handler.
+    var onLoopThread: Bool { loopThreadID.load(ordering: .acquiring) == Self.currentThreadID }
 
-    /// Stops dispatching to a handler. Waits for it to finish if it is running on another
-    /// thread; from inside the handler itself it takes effect when the handler returns.
-    public func unregister(_ registration: Registration) {
-        let onLoop = loopThreadID.load(ordering: .acquiring) == Self.currentThreadID
-        while true {
-            let outcome: (done: Bool, release: Unmanaged<Handler>?) = table.withLock { t in
-                let slot = t.slots[registration.slot]
-                guard slot.generation == registration.generation, let handler = slot.handler else { return (true, nil) }
-                if t.running == registration.slot && !onLoop { return (false, nil) }
-                try? system.epollControl(epoll, EPOLL_CTL_DEL, handler.takeUnretainedValue().source.fd, events: 0, data: 0)
-                t.slots[registration.slot].handler = nil
-                t.free.append(registration.slot)
-                if t.running == registration.slot {
-                    t.releaseAfterRun = handler
-                    return (true, nil)
-                }
-                return (true, handler)
-            }
-            if outcome.done {
-                outcome.release?.release()
-                return
-            }
-            sched_yield()
-        }
-    }
-
-    /// Starts the loop thread. Calling it again while running does nothing.
+    /// Starts the loop thread. Calling it again while running does nothing; a loop that is
+    /// stopping is waited for and started anew. A loop that failed throws its ``failure``.
     public func start() throws(VFIOError) {
-        try thread.withLock { (t) throws(VFIOError) in
-            guard t == nil else { return }
+        guard !onLoopThread else { return }
+        try lifecycle.withLock(after: { s in s.started == s.exited || !stopping.load(ordering: .acquiring) }) {
+            (s) throws(VFIOError) in
+            if let failure = s.failure { throw failure }
+            guard s.started == s.exited else { return }
             stopping.store(false, ordering: .releasing)
-            var id = pthread_t()
-            let context = Unmanaged.passRetained(self).toOpaque()
-            let rc = pthread_create(&id, nil, { raw in
-                let loop = Unmanaged<EventLoop>.fromOpaque(raw!).takeRetainedValue()
-                loop.run()
-                return nil
-            }, context)
-            guard rc == 0 else {
-                Unmanaged<EventLoop>.fromOpaque(context).release()
-                throw .systemCall(operation: "pthread_create for the event loop", errno: Errno(rawValue: rc))
-            }
-            t = id
+            try spawnThread()
+            s.started += 1
         }
     }
 
-    /// Stops the loop and waits for its thread to exit.
+    /// Starts a detached thread that runs the loop, holding it until the loop ends, and then
+    /// reports its exit.
+    private func spawnThread() throws(VFIOError) {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        var id = pthread_t()
+        let rc = pthread_create(&id, nil, { raw in
+            let lifecycle: Monitor<Lifecycle>
+            do {
+                let loop = Unmanaged<EventLoop>.fromOpaque(raw!).takeRetainedValue()
+                lifecycle = loop.lifecycle
+                loop.run()
+            }
+            lifecycle.update { $0.exited += 1 }
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<EventLoop>.fromOpaque(context).release()
+            throw .systemCall(operation: "pthread_create for the event loop", errno: Errno(rawValue: rc))
+        }
+        pthread_detach(id)
+    }
+
+    /// Stops the loop. From another thread, returns once the loop thread has finished its last
+    /// handler and let go of the loop. From inside a handler, returns at once; no handler runs
+    /// after the current one returns. Stopping a loop that is not running does nothing.
     public func stop() {
-        guard let id = thread.withLock({ t in defer { t = nil }; return t }) else { return }
-        stopping.store(true, ordering: .releasing)
+        let thread: UInt64? = lifecycle.withLock { s in
+            guard s.started != s.exited else { return nil }
+            stopping.store(true, ordering: .releasing)
+            return s.started
+        }
+        guard let thread else { return }
         signalWake()
-        if pthread_equal(id, pthread_self()) == 0 { pthread_join(id, nil) } else { pthread_detach(id) }
+        guard !onLoopThread else { return }
+        lifecycle.wait { $0.exited >= thread }
     }
 
     private func signalWake() {
@@ -184,8 +178,16 @@ public final class EventLoop: Sendable {
             counter.deallocate()
         }
         while !stopping.load(ordering: .acquiring) {
-            guard let n = try? system.epollWait(epoll, events: events, data: data, capacity: 64, timeoutMilliseconds: -1) else { continue }
+            let n: Int
+            do {
+                n = try system.epollWait(epoll, events: events, data: data, capacity: 64, timeoutMilliseconds: -1)
+            } catch {
+                lifecycle.withLock { $0.failure = .eventLoopFailed(errno: error) }
+                return
+            }
             for i in 0..<n {
+                // A handler may have stopped the loop: nothing runs after it.
+                if stopping.load(ordering: .acquiring) { return }
                 if data[i] == Self.wakeToken {
                     _ = try? system.read(wake, into: counter)
                 } else {
@@ -198,12 +200,11 @@ public final class EventLoop: Sendable {
     /// Reads the source's counter and runs its handler, holding no reference and no lock.
     @inline(__always)
     private func dispatch(token: UInt64, counter: UnsafeMutableRawBufferPointer) {
-        let slot = Int(token & 0xffff_ffff)
-        let generation = UInt32(token >> 32)
-        guard slot < Self.capacity else { return }
+        let (slot, generation) = Self.split(token)
+        guard slot < capacity else { return }
         let handler: Unmanaged<Handler>? = table.withLock { t in
             guard t.slots[slot].generation == generation, let h = t.slots[slot].handler else { return nil }
-            t.running = slot
+            t.running = token
             return h
         }
         guard let handler else { return }
@@ -215,15 +216,19 @@ public final class EventLoop: Sendable {
                 h.run(Swift.max(source.count(read: UnsafeRawBufferPointer(counter)), 1))
             }
         }
-        let deferred = table.withLock { t in
+        let (ended, waited) = table.withLock { t in
             t.running = nil
+            t.completedRuns &+= 1
             defer { t.releaseAfterRun = nil }
-            return t.releaseAfterRun
+            return (t.releaseAfterRun, t.waiters > 0)
         }
-        deferred?.release()
+        ended?.release()
+        if waited { lifecycle.notifyAll() }
     }
 
-    private static func token(_ r: Registration) -> UInt64 { UInt64(r.generation) << 32 | UInt64(r.slot) }
+    static func token(slot: Int, generation: UInt32) -> UInt64 { UInt64(generation) << 32 | UInt64(slot) }
+
+    static func split(_ token: UInt64) -> (slot: Int, generation: UInt32) { (Int(token & 0xffff_ffff), UInt32(token >> 32)) }
 
     private static var currentThreadID: UInt { UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }
 }

@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// State guarded by a mutex, with a condition variable for waits that sleep instead of spin.
+///
+/// Whoever changes what a waiter waits for calls ``update(_:)`` or, when that state is kept
+/// under another lock, changes it there first and then calls ``notifyAll()``: a waiter tests its
+/// predicate with this mutex held, so no wakeup is lost between its test and its sleep.
+final class Monitor<State: Sendable>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// Guarded by `mutex`.
+    private var state: State
+
+    init(_ state: State) {
+        self.state = state
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Sleeps until `ready` holds, then runs `body`, both with the mutex held.
+    func withLock<R, E: Error>(after ready: (State) -> Bool = { _ in true }, _ body: (inout State) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !ready(state) { pthread_cond_wait(condition, mutex) }
+        return try body(&state)
+    }
+
+    /// Sleeps until `ready` holds.
+    func wait(until ready: (State) -> Bool) { withLock(after: ready) { _ in } }
+
+    /// Changes the state and wakes every waiter to test its predicate again.
+    func update(_ body: (inout State) -> Void) {
+        withLock(body)
+        notifyAll()
+    }
+
+    /// Wakes every waiter to test its predicate again.
+    func notifyAll() {
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+}

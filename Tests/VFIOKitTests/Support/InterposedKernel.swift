@@ -1,0 +1,63 @@
+import SystemPackage
+import VFIOKit
+import VFIOMock
+
+/// Passes every call to a mock kernel, showing ioctls, mmaps, closes and epoll calls to a hook
+/// first, which may refuse them: for tests of the order of calls and of the framework's fallbacks.
+final class InterposedKernel: SystemCalls, @unchecked Sendable {
+    enum Call: Equatable {
+        case ioctl(request: UInt)
+        /// `file` is nil for anonymous memory.
+        case mmap(file: FileDescriptor?)
+        case close(FileDescriptor)
+        /// `operation` is EPOLL_CTL_ADD (1), _DEL (2) or _MOD (3); `file` the fd added or removed.
+        case epollControl(operation: Int32, file: FileDescriptor)
+        case epollWait
+    }
+    let kernel: MockKernel
+    private let hook: (Call) throws(Errno) -> Void
+
+    init(_ kernel: MockKernel, hook: @escaping (Call) throws(Errno) -> Void) {
+        self.kernel = kernel
+        self.hook = hook
+    }
+
+    func ioctl(_ fd: FileDescriptor, _ request: UInt, _ argument: UInt) throws(Errno) -> Int32 {
+        try hook(.ioctl(request: request))
+        return try kernel.ioctl(fd, request, argument)
+    }
+    func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64) throws(Errno) -> UnsafeMutableRawPointer {
+        try hook(.mmap(file: fd))
+        return try kernel.mmap(length: length, protection: protection, flags: flags, fd: fd, offset: offset)
+    }
+
+    func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor { try kernel.open(path, flags) }
+    func close(_ fd: FileDescriptor) throws(Errno) {
+        try hook(.close(fd))
+        try kernel.close(fd)
+    }
+    func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) { try kernel.munmap(address, length: length) }
+    func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
+        try kernel.pread(fd, into: buffer, at: offset)
+    }
+    func pwrite(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
+        try kernel.pwrite(fd, from: buffer, at: offset)
+    }
+    func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int { try kernel.read(fd, into: buffer) }
+    func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int { try kernel.write(fd, from: buffer) }
+    func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor { try kernel.eventfd(initialValue: initialValue, flags: flags) }
+    func epollCreate() throws(Errno) -> FileDescriptor { try kernel.epollCreate() }
+    func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {
+        try hook(.epollControl(operation: operation, file: fd))
+        try kernel.epollControl(epoll, operation, fd, events: events, data: data)
+    }
+    func epollWait(
+        _ epoll: FileDescriptor, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>, capacity: Int32,
+        timeoutMilliseconds: Int32
+    ) throws(Errno) -> Int {
+        try hook(.epollWait)
+        return try kernel.epollWait(epoll, events: events, data: data, capacity: capacity, timeoutMilliseconds: timeoutMilliseconds)
+    }
+    func readLink(_ path: String) throws(Errno) -> String { try kernel.readLink(path) }
+    func listDirectory(_ path: String) throws(Errno) -> [String] { try kernel.listDirectory(path) }
+}
