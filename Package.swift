@@ -45,7 +45,7 @@ let package = Package(
         // Discovery, binding and udev: where the host is touched.
         .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
         // Sample drivers, written on VFIOKit's public API only.
-        .target(name: "VFIODrivers", dependencies: ["VFIOKit"]),
+        .target(name: "VFIODrivers", dependencies: ["VFIOKit", "PCI"]),
         .executableTarget(
             name: "vfiokit",
             dependencies: [
@@ -58,15 +58,19 @@ let package = Package(
         .executableTarget(
             name: "vfiokit-bench",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "CBenchReference",
+                "PCI", "VFIOKit", "VFIOMock", "VFIODrivers", "CBenchReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
+
+        // The README's "Writing a driver" snippets, built and run by ExampleTests.
+        .target(name: "DoorbellDriver", dependencies: ["VFIOKit", "VFIOMock"], path: "Examples/DoorbellDriver"),
 
         .testTarget(name: "PCITests", dependencies: ["PCI"]),
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
         .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit", "vfiokit-bench"]),
+        .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
     ]
 )

@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vfiokit-bench",
         abstract: "Measure MMIO access and interrupt dispatch against a C reference in the same run.",
-        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self])
+        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self, IMSBenchCommand.self])
 }
 
 /// Prints a result as sorted-key JSON or as aligned text lines.
@@ -24,6 +24,12 @@ func printResult<T: Encodable>(_ result: T, json: Bool, lines: [String]) throws 
     }
 }
 
+/// The median and the 99th percentile of `values`.
+func percentiles(_ values: [UInt64]) -> (p50: UInt64, p99: UInt64) {
+    let sorted = values.sorted()
+    return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
+}
+
 /// A figure with two decimals, for the text output.
 func fixed(_ value: Double) -> String { String(format: "%.2f", value) }
 
@@ -32,11 +38,12 @@ func allocationLine(_ counted: String?) -> String {
     "  heap allocations: " + (counted ?? "not counted: \(AllocationCounter.unavailableReason ?? "unknown")")
 }
 
-/// Opens `device` plugged into a fresh mock kernel, through the legacy backend; its eventfds
-/// and BAR memory are the host's, so the hot paths run as they do on hardware.
-func openSimulated(_ device: any SimulatedDevice) throws -> PCIDevice {
+/// Opens `device` plugged into a fresh mock kernel, through the legacy backend, with the bus the
+/// device drives; its eventfds and BAR memory are the host's, so the hot paths run as they do
+/// on hardware.
+func openSimulated(_ device: any SimulatedDevice) throws -> (device: PCIDevice, bus: DeviceBus) {
     let kernel = MockKernel()
     let address = try PCIAddress(domain: 0, bus: 0, device: 4, function: 0)
-    try kernel.plug(device, at: address)
-    return try PCIDevice.open(address, backend: .legacy, system: kernel)
+    let bus = try kernel.plug(device, at: address)
+    return (try PCIDevice.open(address, backend: .legacy, system: kernel), bus)
 }

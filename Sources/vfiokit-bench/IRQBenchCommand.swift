@@ -70,11 +70,6 @@ struct IRQBenchCommand: ParsableCommand {
             }),
         ])
     }
-
-    private func percentiles(_ values: [UInt64]) -> (UInt64, UInt64) {
-        let sorted = values.sorted()
-        return (sorted[sorted.count / 2], sorted[min(sorted.count - 1, sorted.count * 99 / 100)])
-    }
 }
 
 /// An MSI vector of a simulated device, delivered through VFIOKit's event loop. Each sample
@@ -91,7 +86,7 @@ private final class FrameworkDispatch: Sendable {
     let loopThreadID = Atomic<UInt>(0)
 
     init() throws {
-        device = try openSimulated(EduDevice())
+        device = try openSimulated(EduDevice()).device
         guard let source = try device.interrupts.enable(.msi).first else { throw ValidationError("the simulated device has no MSI") }
         self.source = source
         // The eventfds are the host kernel's, so the loop waits on them with real epoll, as in production.

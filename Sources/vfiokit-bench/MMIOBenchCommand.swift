@@ -61,7 +61,7 @@ struct MMIOBenchCommand: ParsableCommand {
             throw ValidationError("the scattered layout \(Scattered.offsets) differs from the C reference's \(cOffsets)")
         }
         AllocationCounter.preloadIfNotCounting()
-        let device = try openSimulated(MemoryBARDevice())
+        let device = try openSimulated(MemoryBARDevice()).device
         defer { device.close() }
         let bar = try device.bar(0)
         let one = try bar.mmio(Scratch.self)

@@ -23,6 +23,13 @@ struct SampleProgram: Sendable {
                 return MemoryBARDevice(options: options)
             },
             run: MSIXLoopbackTest.run),
+        SampleProgram(
+            name: EduIMSSelfTest.name,
+            summary: "IMS on QEMU's edu device: thousands of slots, message writes by edu DMA through the IOMMU, edu's MSI as doorbell",
+            simulatedDevice: { EduDevice() }, run: EduIMSSelfTest.run),
+        SampleProgram(
+            name: IMSQueueDriver.name, summary: "the simulated IMS multi-queue device: queues with their own IMS slots, work and completions",
+            simulatedDevice: { IMSQueueDevice() }, run: IMSQueueSelfTest.run),
     ]
 
     static func named(_ name: String) -> SampleProgram? { all.first { $0.name == name } }
@@ -32,12 +39,14 @@ struct SampleProgram: Sendable {
 struct SimulatedMachine {
     let kernel: MockKernel
     let address: PCIAddress
+    /// The device's side of the machine, for code that plays the device.
+    let bus: DeviceBus
 
     init(_ device: any SimulatedDevice, backend: Backend) throws {
         var configuration = MockKernel.Configuration()
         configuration.noIOMMU = backend == .noIOMMU
         kernel = MockKernel(configuration: configuration)
         address = try PCIAddress(domain: 0, bus: 0, device: 4, function: 0)
-        try kernel.plug(device, at: address, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        bus = try kernel.plug(device, at: address, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
     }
 }

@@ -52,6 +52,20 @@ import VFIOMock
         #expect(logs.all.contains { $0.level == .warning && $0.message == "IOMMU fault" && $0.metadata["device"] == "0000:01:00.0" })
     }
 
+    @Test(arguments: [true, false])
+    func msixGrowthIsLoggedWithHowItWasDone(_ dynamic: Bool) throws {
+        let machine = MockMachine { $0.dynamicMSIX = dynamic }
+        try machine.kernel.plug(Devices.memory(msix: 8), at: MockMachine.primary)
+        let logs = CapturedLogs()
+        let device = try PCIDevice.open(MockMachine.primary, backend: .legacy, system: machine.kernel, logger: logs.logger())
+        defer { device.close() }
+        _ = try device.interrupts.enable(.msix, vectors: 2)
+        _ = try device.interrupts.grow(.msix, to: 6)
+        let grew = try #require(logs.all.first { $0.message.hasPrefix("grew MSI-X") })
+        #expect(grew.message.contains(dynamic ? "while enabled" : "re-enabling"))
+        #expect(grew.metadata["from"] == "2" && grew.metadata["to"] == "6")
+    }
+
     @Test func withoutALoggerNothingIsLogged() throws {
         // The default is swift-log's no-op handler: a library nobody configured prints nothing.
         #expect(Logger.vfiokitSilent.handler is SwiftLogNoOpLogHandler)

@@ -55,7 +55,7 @@ public final class PCIDevice: Sendable {
         self.context = context
         self.ownsContext = ownsContext
         self.logger = context.logger
-        self.interrupts = Interrupts(address: address, access: attachment.access, system: context.system)
+        self.interrupts = Interrupts(address: address, access: attachment.access, system: context.system, logger: context.logger)
     }
 
     deinit { close() }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CVFIO
+import Logging
 import PCI
 import Synchronization
 import SystemPackage
@@ -22,15 +23,17 @@ public final class Interrupts: Sendable {
     private let address: PCIAddress
     private let access: any DeviceAccess
     private let system: any SystemCalls
+    private let logger: Logger
     /// Held from start to end of enable, grow and disable.
     private let wiring = Mutex<Wiring>([:])
     /// What `wiring` holds after the last operation, for ``sources(_:)``, which never waits.
     private let published = Mutex<Wiring>([:])
 
-    init(address: PCIAddress, access: any DeviceAccess, system: any SystemCalls) {
+    init(address: PCIAddress, access: any DeviceAccess, system: any SystemCalls, logger: Logger) {
         self.address = address
         self.access = access
         self.system = system
+        self.logger = logger
     }
 
     /// What the kernel reports for `index`.
@@ -74,6 +77,9 @@ public final class Interrupts: Sendable {
                 throw error
             }
             w[index] = current + added
+            logger.info(
+                info.flags.contains(.noResize) ? "grew \(index) by disabling and re-enabling it (the kernel has no dynamic MSI-X)" : "grew \(index) while enabled",
+                metadata: ["device": "\(address)", "from": "\(current.count)", "to": "\(count)"])
             return added
         }
     }

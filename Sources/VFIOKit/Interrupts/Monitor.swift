@@ -1,37 +1,21 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// State guarded by a mutex, with a condition variable for waits that sleep instead of spin.
 ///
 /// Whoever changes what a waiter waits for calls ``update(_:)`` or, when that state is kept
 /// under another lock, changes it there first and then calls ``notifyAll()``: a waiter tests its
 /// predicate with this mutex held, so no wakeup is lost between its test and its sleep.
 final class Monitor<State: Sendable>: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    /// Guarded by `mutex`.
+    private let lock = ConditionLock()
+    /// Guarded by `lock`.
     private var state: State
 
-    init(_ state: State) {
-        self.state = state
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
+    init(_ state: State) { self.state = state }
 
     /// Sleeps until `ready` holds, then runs `body`, both with the mutex held.
     func withLock<R, E: Error>(after ready: (State) -> Bool = { _ in true }, _ body: (inout State) throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        while !ready(state) { pthread_cond_wait(condition, mutex) }
-        return try body(&state)
+        try lock.withLock { () throws(E) -> R in
+            while !ready(state) { lock.wait() }
+            return try body(&state)
+        }
     }
 
     /// Sleeps until `ready` holds.
@@ -44,9 +28,5 @@ final class Monitor<State: Sendable>: @unchecked Sendable {
     }
 
     /// Wakes every waiter to test its predicate again.
-    func notifyAll() {
-        pthread_mutex_lock(mutex)
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
-    }
+    func notifyAll() { lock.withLock { lock.broadcast() } }
 }

@@ -72,6 +72,17 @@ struct ConfigSpaceBuilder {
             }
         }
         buildCapabilities(d)
+        if d.hasIMS && size == 4096 { buildScalableIOVDVSEC() }
+    }
+
+    /// The Scalable IOV DVSEC at 0x100: DVSEC header (ID 0x23), vendor 0x8086 revision 0 length
+    /// 0x18, DVSEC ID 5, and bit 0 of DVSEC+0x14, "IMS supported".
+    private mutating func buildScalableIOVDVSEC() {
+        let at = 0x100
+        put32(at, 0x0023 | 1 << 16)
+        put32(at + 4, 0x8086 | 0x18 << 20)
+        put16(at + 8, 5)
+        put32(at + 0x14, 1)
     }
 
     private mutating func buildCapabilities(_ d: DeviceDescription) {

@@ -18,6 +18,9 @@ public struct DeviceDescription: Sendable {
     public var isPCIExpress: Bool
     /// Whether the function supports a function-level reset (vfio's `VFIO_DEVICE_FLAGS_RESET`).
     public var supportsReset: Bool
+    /// Adds Intel's Scalable IOV DVSEC (vendor 0x8086, ID 5) at 0x100 with its "IMS supported"
+    /// bit set; needs `isPCIExpress` for the extended config space.
+    public var hasIMS = false
 
     public init(
         vendorID: UInt16, deviceID: UInt16, classCode: UInt32, revision: UInt8 = 0,

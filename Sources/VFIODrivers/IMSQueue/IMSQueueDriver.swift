@@ -1,0 +1,247 @@
+import PCI
+import Synchronization
+import VFIOKit
+
+/// A driver for the simulated IMS multi-queue device, on VFIOKit's public API only: it sets up
+/// N queues, each with its own IMS slot, submits work and counts completions per queue.
+///
+/// Each queue's interrupt is one slot of an ``IMSDomain`` over the store chosen in
+/// ``configuration`` (the device's DSA-layout table, or the queues' own contexts); every slot
+/// shares MSI-X vector 0 as the doorbell. The handler consumes the queue's completions up to
+/// its producer index, so a delivery that stands for several completions counts them all.
+public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
+    public static let name = "ims-queue"
+    public static let matches = [PCIMatch(vendor: 0x1b36, device: 0x1ad0)]
+
+    public enum StoreKind: String, Sendable, CaseIterable {
+        /// The DSA-layout table in BAR0.
+        case deviceTable = "table"
+        /// Messages and masks in each queue's context in host memory.
+        case queueContext = "context"
+    }
+
+    public struct Configuration: Sendable {
+        public var queues = 16
+        public var store = StoreKind.queueContext
+        /// Descriptors per queue ring.
+        public var ringEntries = 64
+        /// How long an IMS update waits for the device's acknowledgement.
+        public var commitTimeout = Duration.seconds(1)
+        public init() {}
+    }
+
+    /// Read by ``start()``; set it before.
+    public var configuration = Configuration()
+    public let device: PCIDevice
+    private let loop: EventLoop
+    private let registers: MMIO<IMSQueueRegisters>
+    private let doorbells: Region
+    /// The running queues: their memory (contexts, then rings, then completions), domain and slots.
+    private final class Running: @unchecked Sendable {
+        let memory: DMABuffer
+        let domain: IMSDomain
+        let slots: [IMSSlot]
+        let configuration: Configuration
+        var contexts: UnsafeMutableRawPointer { memory.bytes.baseAddress! }
+
+        init(memory: consuming DMABuffer, domain: IMSDomain, slots: [IMSSlot], configuration: Configuration) {
+            self.memory = memory
+            self.domain = domain
+            self.slots = slots
+            self.configuration = configuration
+        }
+    }
+    private let running = Mutex<Running?>(nil)
+    private struct Counts {
+        var completions: [UInt64]
+        var deliveries: [UInt64]
+        var submitted: [UInt32]
+    }
+    private let counts = Mutex(Counts(completions: [], deliveries: [], submitted: []))
+
+    /// Probes: the device must be the IMS queue device and declare IMS in its Scalable IOV DVSEC.
+    public init(device: PCIDevice, loop: EventLoop) throws {
+        guard try Self.supports(device) else { throw IMSQueueError.notIMSQueueDevice(device.address) }
+        guard try Self.declaresIMS(device) else { throw IMSQueueError.noIMS(device.address) }
+        self.device = device
+        self.loop = loop
+        registers = try device.bar(0).mmio(IMSQueueRegisters.self)
+        doorbells = try device.bar(IMSQueueRegisters.doorbellBAR)
+    }
+
+    /// How many queues the device supports.
+    public var queueCapacity: Int { Int(registers.read(IMSQueueRegisters.queueCapacity)) }
+
+    /// The IMS domain of the running driver, for masking and inspection.
+    public var domain: IMSDomain? { running.withLock { $0?.domain } }
+
+    /// The slot of each queue while running.
+    public var slots: [IMSSlot] { running.withLock { $0?.slots ?? [] } }
+
+    /// Brings the queues up; on failure everything set up so far is undone. Framework failures
+    /// arrive as `VFIOError` or `IMSError` unchanged.
+    public func start() throws {
+        do { try bringUp() } catch {
+            registers.write(IMSQueueRegisters.control, 0)
+            try? device.setBusMaster(false)
+            try? device.interrupts.disable(.msix)
+            throw error
+        }
+    }
+
+    private func bringUp() throws {
+        let c = configuration
+        guard c.queues >= 1, c.queues <= queueCapacity else {
+            throw IMSQueueError.tooManyQueues(requested: c.queues, supported: queueCapacity)
+        }
+        guard let doorbell = try device.interrupts.enable(.msix, vectors: 1).first else {
+            throw IMSQueueError.noDoorbell(device.address)
+        }
+        let ringBytes = c.ringEntries * IMSQueueRegisters.descriptorSize
+        let completionBytes = c.ringEntries * IMSQueueRegisters.completionSize
+        let perQueue = IMSQueueRegisters.Context.size + ringBytes + completionBytes
+        let memory = try device.dma.allocate(c.queues * perQueue)
+        let base = memory.bytes.baseAddress!
+        let ringsAt = c.queues * IMSQueueRegisters.Context.size
+        let completionsAt = ringsAt + c.queues * ringBytes
+        for q in 0..<c.queues {
+            let context = base + q * IMSQueueRegisters.Context.size
+            context.storeBytes(of: memory.deviceAddress + UInt64(ringsAt + q * ringBytes), toByteOffset: IMSQueueRegisters.Context.ringAddress, as: UInt64.self)
+            context.storeBytes(of: UInt32(c.ringEntries), toByteOffset: IMSQueueRegisters.Context.ringEntries, as: UInt32.self)
+            context.storeBytes(of: UInt32(q), toByteOffset: IMSQueueRegisters.Context.tableEntry, as: UInt32.self)
+            context.storeBytes(of: memory.deviceAddress + UInt64(completionsAt + q * completionBytes), toByteOffset: IMSQueueRegisters.Context.completionAddress, as: UInt64.self)
+        }
+        registers.write(IMSQueueRegisters.queueCount, UInt32(c.queues))
+        registers.write(IMSQueueRegisters.contexts, memory.deviceAddress)
+        registers.write(IMSQueueRegisters.doorbellVector, 0)
+        let store: any InterruptMessageStore
+        switch c.store {
+        case .deviceTable: store = try DSAInterruptTable(bar: try device.bar(0))
+        case .queueContext:
+            let mmio = registers
+            store = QueueContextStore(
+                contexts: base, queues: c.queues, layout: IMSQueueRegisters.Context.storeLayout,
+                doorbell: .init(
+                    request: { q in mmio.write(IMSQueueRegisters.reload, q.map { UInt32($0) } ?? IMSQueueRegisters.reloadAll) },
+                    acknowledged: { mmio.read(IMSQueueRegisters.reloadAcknowledged) }))
+        }
+        guard store.capacity >= c.queues else { throw IMSQueueError.tooManyQueues(requested: c.queues, supported: store.capacity) }
+        counts.withLock { $0 = Counts(completions: Array(repeating: 0, count: c.queues), deliveries: Array(repeating: 0, count: c.queues), submitted: Array(repeating: 0, count: c.queues)) }
+        // The device reads its contexts by DMA, from the first reload on.
+        try device.setBusMaster(true)
+        let control = IMSQueueRegisters.Control.enable | (c.store == .queueContext ? IMSQueueRegisters.Control.contextStore : 0)
+        registers.write(IMSQueueRegisters.control, control)
+        let domain = try IMSDomain(store: store, device: device, delivery: .doorbell(doorbell, loop), commitTimeout: c.commitTimeout)
+        let contextsAddress = UInt(bitPattern: base)
+        let handler = IMSHandler { [unowned(unsafe) self] slot in self.completed(queue: slot.index, contexts: contextsAddress) }
+        let slots = try domain.batch { (b) throws(IMSError) -> [IMSSlot] in
+            var slots: [IMSSlot] = []
+            slots.reserveCapacity(c.queues)
+            for q in 0..<c.queues {
+                let slot = try b.allocate(handler: handler)
+                // A fresh domain hands out indices in order: queue q's interrupt is slot q.
+                guard slot.index == q else { throw .store("slot \(slot.index) allocated for queue \(q)") }
+                try b.unmask(slot)
+                slots.append(slot)
+            }
+            return slots
+        }
+        let queues = Running(memory: memory, domain: domain, slots: slots, configuration: c)
+        running.withLock { $0 = queues }
+    }
+
+    /// Quiesces: every slot is shut off, the device is disabled, its memory unmapped.
+    public func stop() {
+        guard let r = running.withLock({ r in defer { r = nil }; return r }) else { return }
+        r.domain.close()
+        registers.write(IMSQueueRegisters.control, 0)
+        try? device.setBusMaster(false)
+        try? device.interrupts.disable(.msix)
+    }
+
+    /// Queues `count` descriptors on `queue` and rings its doorbell.
+    public func submit(queue: Int, count: Int = 1) throws(IMSQueueError) {
+        guard let r = running.withLock({ $0 }) else { throw .notStarted }
+        guard queue >= 0, queue < r.configuration.queues else { throw .noSuchQueue(queue, queues: r.configuration.queues) }
+        let entries = r.configuration.ringEntries
+        let tail: UInt32? = counts.withLock { c in
+            let outstanding = Int(c.submitted[queue]) - Int(c.completions[queue] & 0xffff_ffff)
+            guard outstanding + count <= entries else { return nil }
+            let ring = r.contexts.load(fromByteOffset: queue * IMSQueueRegisters.Context.size + IMSQueueRegisters.Context.ringAddress, as: UInt64.self)
+            let ringBase = r.memory.bytes.baseAddress! + Int(ring - r.memory.deviceAddress)
+            for i in 0..<count {
+                let id = c.submitted[queue] &+ UInt32(i)
+                ringBase.storeBytes(of: UInt64(queue) << 32 | UInt64(id), toByteOffset: Int(id % UInt32(entries)) * IMSQueueRegisters.descriptorSize, as: UInt64.self)
+            }
+            c.submitted[queue] &+= UInt32(count)
+            return c.submitted[queue]
+        }
+        guard let tail else { throw .queueFull(queue, entries: entries) }
+        MemoryBarrier.write()
+        do { try doorbells.write(tail, at: queue * 4) } catch { throw .device(error) }
+    }
+
+    /// Completions the driver has consumed on `queue`.
+    public func completions(queue: Int) -> UInt64 { counts.withLock { $0.completions.indices.contains(queue) ? $0.completions[queue] : 0 } }
+
+    /// Completions per group of `groupSize` consecutive queues (one figure per queue for 1).
+    public func completionCounts(groupSize: Int = 1) -> [UInt64] {
+        let all = counts.withLock { $0.completions }
+        let size = max(groupSize, 1)
+        return stride(from: 0, to: all.count, by: size).map { all[$0..<min($0 + size, all.count)].reduce(0, +) }
+    }
+
+    /// Interrupt deliveries per queue: at most one per completion, fewer when completions
+    /// arrived together.
+    public func deliveries(queue: Int) -> UInt64 { counts.withLock { $0.deliveries.indices.contains(queue) ? $0.deliveries[queue] : 0 } }
+
+    public var totalCompletions: UInt64 { counts.withLock { $0.completions.reduce(0, +) } }
+
+    /// Runs on the event loop for `queue`'s slot: consumes completions up to the producer index.
+    private func completed(queue: Int, contexts: UInt) {
+        let context = UnsafeMutableRawPointer(bitPattern: contexts)! + queue * IMSQueueRegisters.Context.size
+        let layout = IMSQueueRegisters.Context.storeLayout
+        let producer = UInt32.volatileLoad(context + layout.producer)
+        MemoryBarrier.read()
+        counts.withLock { c in
+            let consumed = UInt32(truncatingIfNeeded: c.completions[queue])
+            c.completions[queue] += UInt64(producer &- consumed)
+            c.deliveries[queue] += 1
+        }
+        UInt32.volatileStore(context + layout.consumer, producer)
+    }
+
+    private static func declaresIMS(_ device: PCIDevice) throws(VFIOError) -> Bool {
+        guard let config = try? ConfigSpace(bytes: device.readConfigSpace()) else { return false }
+        let capabilities = Capabilities(walking: config)
+        return capabilities.all(.designatedVendorSpecific).contains { cap in
+            if case .scalableIOV(let siov)? = try? DecodedCapability(cap, in: config) { return siov.isIMSSupported }
+            return false
+        }
+    }
+}
+
+/// What the IMS queue driver reports.
+public enum IMSQueueError: Error, CustomStringConvertible {
+    case notIMSQueueDevice(PCIAddress)
+    case noIMS(PCIAddress)
+    case noDoorbell(PCIAddress)
+    case notStarted
+    case noSuchQueue(Int, queues: Int)
+    case queueFull(Int, entries: Int)
+    case tooManyQueues(requested: Int, supported: Int)
+    case device(VFIOError)
+
+    public var description: String {
+        switch self {
+        case let .notIMSQueueDevice(a): "probing \(a): not the simulated IMS queue device (1b36:1ad0); pick the driver that matches its IDs"
+        case let .noIMS(a): "probing \(a): no Scalable IOV DVSEC declares IMS; this driver needs the device's IMS"
+        case let .noDoorbell(a): "\(a) offers no MSI-X vector for the IMS doorbell"
+        case .notStarted: "the IMS queue driver is not started: call start() first"
+        case let .noSuchQueue(q, n): "queue \(q) does not exist: the driver runs \(n) queues"
+        case let .queueFull(q, n): "queue \(q) has \(n) descriptors outstanding: wait for completions"
+        case let .tooManyQueues(r, s): "\(r) queues requested but the device or its IMS store supports \(s)"
+        case let .device(e): e.description
+        }
+    }
+}

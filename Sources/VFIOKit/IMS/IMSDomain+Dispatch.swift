@@ -1,0 +1,54 @@
+/// Delivery: from the status area to the slots' handlers.
+///
+/// A message has landed when its slot's word holds the slot's tag. The demux walks the words
+/// below the highest index ever allocated, eight at a time; for each written word it checks the
+/// tag (a stale tag is dropped) and the mask (a masked slot keeps its word, so the message stays
+/// pending), clears the word and then runs the handler, so a message that lands after the clear
+/// is seen by the next pass. It allocates nothing and holds the handler unretained.
+extension IMSDomain {
+    /// Delivers every message that has landed; returns how many handlers ran. In polling mode
+    /// this is how handlers run; with a doorbell the event loop calls it.
+    /// After ``close()`` it delivers nothing.
+    @discardableResult
+    public func poll() -> Int {
+        let previous = dispatchThread.exchange(Self.currentThread, ordering: .acquiringAndReleasing)
+        defer { dispatchThread.store(previous, ordering: .releasing) }
+        return withStatusMemory {
+            var delivered = 0
+            let end = table.withLock { $0.highWater }
+            statusArea.forEachWritten(below: end) { index in
+                if deliver(index) { delivered += 1 }
+            }
+            return delivered
+        }
+    }
+
+    func demux() { poll() }
+
+    /// Delivers slot `index` if its word holds its live tag and it is unmasked.
+    @inline(__always)
+    private func deliver(_ index: Int) -> Bool {
+        let word = statusArea.word(index)
+        let handler: Unmanaged<IMSHandler>? = table.withLock { t in
+            let tag = t.tags[index]
+            guard tag != 0, word == tag else {
+                statusArea.clear(index)  // a freed slot, or an old owner's message
+                return nil
+            }
+            guard !t.isMasked(index), let h = t.handlers[index] else { return nil }
+            statusArea.clear(index)
+            t.running = index
+            return h
+        }
+        guard let handler else { return false }
+        MemoryBarrier.full()
+        handler._withUnsafeGuaranteedRef { $0.run(IMSSlot(index: index, tag: word)) }
+        let deferred = table.withLock { t in
+            t.running = nil
+            defer { t.releaseAfterRun = nil }
+            return t.releaseAfterRun
+        }
+        deferred?.release()
+        return true
+    }
+}

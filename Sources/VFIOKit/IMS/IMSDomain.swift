@@ -1,0 +1,317 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CVFIO
+import Synchronization
+import SystemPackage
+
+/// The framework half of IMS: a space of interrupt slots in a driver's ``InterruptMessageStore``,
+/// each with its own handler, delivered through one interrupt status area and one doorbell.
+///
+/// The domain chooses every message: the address of the slot's word in its
+/// ``InterruptStatusArea`` (DMA memory, never the interrupt window) and a tag, fresh for each
+/// allocation, as the data. The device's message write lands in that word through the IOMMU;
+/// the doorbell, one MSI-X or MSI vector, tells the domain to look. A million slots need one
+/// file descriptor and one event-loop registration.
+///
+/// Guarantees:
+/// - **No lost interrupts.** A message that arrives while its slot is masked stays pending and
+///   is delivered once, after ``unmask(_:)``. Messages that arrive for a slot before its handler
+///   runs are delivered as one call, which runs after the last of them landed.
+/// - **No spurious interrupts.** Once ``mask(_:)`` returns, the device has acknowledged the
+///   mask and the slot's handler is not running and will not run until it is unmasked.
+/// - **Silence on teardown.** After ``free(_:)`` or ``close()`` returns, the slot delivers
+///   nothing; the store has shut it off (message cleared, masked).
+/// - **Clean reuse.** A reallocated slot gets a new tag; a late message with the old tag is
+///   dropped.
+/// - Dispatch allocates nothing and retains nothing.
+public final class IMSDomain: @unchecked Sendable {
+    /// How the domain learns that messages have landed.
+    public enum Delivery {
+        /// `doorbell` (an enabled MSI-X or MSI vector the device sends after each message write)
+        /// is registered on `loop`, where handlers run.
+        case doorbell(InterruptSource, EventLoop)
+        /// No doorbell: the driver calls ``poll()``, and handlers run on its thread.
+        case polling
+    }
+
+    public let store: any InterruptMessageStore
+    /// How long a commit waits for the device's acknowledgement.
+    public let commitTimeout: Duration
+    let statusArea: InterruptStatusArea
+    /// The memory behind ``statusArea``, freed by ``close()``; polling holds the lock.
+    private let statusMemory: Mutex<DMABuffer?>
+    let table: Mutex<SlotTable>
+    private let device: PCIDevice
+    /// The doorbell's source (set once, in init) and its registration on the loop, ended by close().
+    private var doorbell: InterruptSource? = nil
+    /// Set in init; taken once by close(), which the `closed` flag lets through only once.
+    private var registration: EventLoop.Registration? = nil
+    /// The thread running the demux now (0: none), so a handler can mask its own slot.
+    let dispatchThread = Atomic<UInt>(0)
+    private let closed = Atomic<Bool>(false)
+    private let eventFDs = Mutex<[Int: FileDescriptor]>([:])
+    /// Serializes store updates with the mask bits they go with: a store is called from one
+    /// thread at a time, and a slot's bit here always agrees with its last committed state.
+    private let updates = Mutex(())
+
+    /// Makes a domain over every slot of `store`, with its status area in `device`'s DMA space
+    /// below `limit` (for devices that cannot address more). Refuses a store that cannot mask.
+    public init(
+        store: any InterruptMessageStore, device: PCIDevice, delivery: Delivery,
+        below limit: UInt64 = .max, commitTimeout: Duration = .seconds(1)
+    ) throws(IMSError) {
+        guard store.supportsMasking else { throw .storeCannotMask(store: String(describing: type(of: store))) }
+        self.store = store
+        self.device = device
+        self.commitTimeout = commitTimeout
+        let memory = try InterruptStatusArea.allocate(slots: store.capacity, dma: device.dma, below: limit)
+        statusArea = InterruptStatusArea(memory, slots: store.capacity)
+        statusMemory = Mutex(memory)
+        table = Mutex(SlotTable(capacity: store.capacity))
+        guard case let .doorbell(source, loop) = delivery else { return }
+        do {
+            registration = try loop.register(source) { [unowned(unsafe) self] _ in self.demux() }
+            doorbell = source
+        } catch {
+            throw .framework(error)
+        }
+    }
+
+    deinit { close() }
+
+    /// How many slots the domain has.
+    public var capacity: Int { statusArea.slots }
+
+    /// How many slots are allocated now.
+    public var allocatedCount: Int { table.withLock { t in t.tags.lazy.filter { $0 != 0 }.count } }
+
+    /// Allocates a slot for `handler` and programs its message; the slot starts masked.
+    public func allocate(handler: IMSHandler) throws(IMSError) -> IMSSlot {
+        try updates.withLock { (_) throws(IMSError) -> IMSSlot in
+            let slot = try allocateStaged(handler)
+            try commit(masking: [slot])
+            return slot
+        }
+    }
+
+    /// Allocates a slot whose handler is `body`.
+    public func allocate(_ body: @escaping @Sendable (IMSSlot) -> Void) throws(IMSError) -> IMSSlot {
+        try allocate(handler: IMSHandler(body))
+    }
+
+    /// Allocates a slot delivered as an async stream of its firings. The stream buffers every
+    /// delivery; it is a convenience outside the dispatch guarantee (yielding allocates).
+    public func allocateStream() throws(IMSError) -> (slot: IMSSlot, deliveries: AsyncStream<Void>) {
+        let (stream, continuation) = AsyncStream<Void>.makeStream()
+        let slot = try allocate { _ in continuation.yield() }
+        return (slot, stream)
+    }
+
+    /// Allocates a slot delivered by signalling an eventfd of its own, for handing the slot to
+    /// another thread or process. The domain owns the file and closes it when the slot is freed.
+    public func allocateEventFD() throws(IMSError) -> (slot: IMSSlot, eventfd: FileDescriptor) {
+        let system = device.context.system
+        let fd: FileDescriptor
+        do throws(Errno) { fd = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK)) } catch {
+            throw .framework(error.vfio("eventfd for an IMS slot"))
+        }
+        let slot: IMSSlot
+        do {
+            slot = try allocate { _ in
+                var one: UInt64 = 1
+                _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(fd, from: b) }
+            }
+        } catch {
+            try? system.close(fd)
+            throw error
+        }
+        eventFDs.withLock { $0[slot.index] = fd }
+        return (slot, fd)
+    }
+
+    /// Lets `slot` deliver. A message that arrived while it was masked is delivered now, once.
+    /// If the device does not acknowledge, the slot stays masked and the error says so.
+    public func unmask(_ slot: IMSSlot) throws(IMSError) {
+        try updates.withLock { (_) throws(IMSError) in
+            try check(slot)
+            store.unmask(slot.index)
+            try commit(masking: [slot])
+            table.withLock { $0.setMasked(slot.index, false) }
+        }
+        if statusArea.word(slot.index) != 0 { kick() }
+    }
+
+    /// Stops `slot` from delivering. When it returns, the device has acknowledged the mask, the
+    /// slot's handler is not running (unless the caller is that handler), and nothing is
+    /// delivered until ``unmask(_:)``; messages in between stay pending.
+    public func mask(_ slot: IMSSlot) throws(IMSError) {
+        try updates.withLock { (_) throws(IMSError) in
+            try check(slot)
+            table.withLock { $0.setMasked(slot.index, true) }
+            store.mask(slot.index)
+            try commit(masking: [])
+        }
+        waitUntilNotRunning(slot.index)
+    }
+
+    /// Whether a message for `slot` has landed and not been delivered (it is masked), or the
+    /// device holds one it has not sent.
+    public func isPending(_ slot: IMSSlot) throws(IMSError) -> Bool {
+        try check(slot)
+        return statusArea.word(slot.index) == slot.tag || store.pending(slot.index)
+    }
+
+    /// Frees `slot`: the store shuts it off (message cleared, masked), the handler is released
+    /// once it is not running, and the index may be reused with a new tag.
+    public func free(_ slot: IMSSlot) throws(IMSError) {
+        try updates.withLock { (_) throws(IMSError) in
+            try check(slot)
+            table.withLock { $0.setMasked(slot.index, true) }
+            store.shutdown(slot.index)
+            try store.commit(timeout: commitTimeout)
+        }
+        waitUntilNotRunning(slot.index)
+        updates.withLock { _ in release(slot.index) }
+    }
+
+    /// Writes a message of the caller's choosing into `slot`, for a slot whose delivery the
+    /// caller takes over (a consumer that watches its own memory); the domain's demux no longer
+    /// sees it. A message for the interrupt window is refused before anything is programmed.
+    public func program(_ slot: IMSSlot, message: InterruptMessage) throws(IMSError) {
+        guard !message.targetsMSIWindow else { throw .addressInMSIWindow(message.address) }
+        try updates.withLock { (_) throws(IMSError) in
+            try check(slot)
+            table.withLock { $0.setMasked(slot.index, true) }
+            store.mask(slot.index)
+            store.write(message, slot: slot.index)
+            try commit(masking: [slot])
+        }
+        waitUntilNotRunning(slot.index)
+    }
+
+    /// Runs `body` with the store's updates batched: allocations, masks and unmasks inside it
+    /// are committed once at the end (the kernel contract's bus lock and unlock).
+    public func batch<R>(_ body: (Batch) throws(IMSError) -> R) throws(IMSError) -> R {
+        let batch = Batch(domain: self)
+        let result = try updates.withLock { (_) throws(IMSError) -> R in
+            let result: R
+            do throws(IMSError) { result = try body(batch) } catch {
+                try? commit(masking: batch.staged + batch.unmasked)
+                throw error
+            }
+            try commit(masking: batch.staged + batch.unmasked)
+            table.withLock { t in for s in batch.unmasked where t.holds(s) { t.setMasked(s.index, false) } }
+            return result
+        }
+        if batch.unmasked.contains(where: { statusArea.word($0.index) != 0 }) { kick() }
+        return result
+    }
+
+    /// Updates collected by ``batch(_:)``.
+    public final class Batch: @unchecked Sendable {
+        fileprivate let domain: IMSDomain
+        fileprivate var staged: [IMSSlot] = []
+        fileprivate var unmasked: [IMSSlot] = []
+        fileprivate init(domain: IMSDomain) { self.domain = domain }
+
+        /// Allocates a masked slot for `handler`; its message is written at commit.
+        public func allocate(handler: IMSHandler) throws(IMSError) -> IMSSlot {
+            let slot = try domain.allocateStaged(handler)
+            staged.append(slot)
+            return slot
+        }
+
+        /// Unmasks `slot` at commit.
+        public func unmask(_ slot: IMSSlot) throws(IMSError) {
+            try domain.check(slot)
+            domain.store.unmask(slot.index)
+            unmasked.append(slot)
+        }
+    }
+
+    /// Shuts every slot off, stops the doorbell and frees the status area. Safe to call twice.
+    public func close() {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if let token = registration.take() { token.end() }
+        updates.withLock { _ in
+            let live = table.withLock { t in (0..<t.highWater).filter { t.tags[$0] != 0 } }
+            table.withLock { t in for index in live { t.setMasked(index, true) } }
+            for index in live { store.shutdown(index) }
+            try? store.commit(timeout: commitTimeout)
+            for index in live {
+                waitUntilNotRunning(index)
+                release(index)
+            }
+        }
+        for h in table.withLock({ $0.takeAllHandlers() }) { h.release() }
+        statusMemory.withLock { memory in
+            if let buffer = memory.take() { try? buffer.free() }
+        }
+    }
+
+    // MARK: Internals
+
+    /// Runs `body` while the status area is guaranteed to stay mapped; 0 once closed. (A handler
+    /// must therefore not close its own domain.)
+    func withStatusMemory(_ body: () -> Int) -> Int {
+        statusMemory.withLock { _ in closed.load(ordering: .acquiring) ? 0 : body() }
+    }
+
+    func check(_ slot: IMSSlot) throws(IMSError) {
+        guard !closed.load(ordering: .acquiring) else { throw .closed }
+        guard table.withLock({ $0.holds(slot) }) else { throw .staleSlot(index: slot.index) }
+    }
+
+    /// Takes an index and writes its message into the store, masked, without committing.
+    fileprivate func allocateStaged(_ handler: IMSHandler) throws(IMSError) -> IMSSlot {
+        guard !closed.load(ordering: .acquiring) else { throw .closed }
+        let box = Unmanaged.passRetained(handler)
+        guard let slot = table.withLock({ $0.allocate(box) }) else {
+            box.release()
+            throw .domainFull(capacity: capacity)
+        }
+        statusArea.clear(slot.index)
+        store.mask(slot.index)
+        store.write(statusArea.message(index: slot.index, tag: slot.tag), slot: slot.index)
+        return slot
+    }
+
+    /// Commits the store; on timeout the given slots are masked again (in the store and here)
+    /// before the error is thrown.
+    private func commit(masking slots: [IMSSlot]) throws(IMSError) {
+        do { try store.commit(timeout: commitTimeout) } catch {
+            for s in slots { store.mask(s.index) }
+            table.withLock { t in for s in slots where t.holds(s) { t.setMasked(s.index, true) } }
+            throw error
+        }
+    }
+
+    private func release(_ index: Int) {
+        let handler = table.withLock { t -> Unmanaged<IMSHandler>? in
+            let h = t.release(index)
+            if t.running == index {
+                t.releaseAfterRun = h
+                return nil
+            }
+            return h
+        }
+        statusArea.clear(index)
+        handler?.release()
+        if let fd = eventFDs.withLock({ $0.removeValue(forKey: index) }) { try? device.context.system.close(fd) }
+    }
+
+    private func waitUntilNotRunning(_ index: Int) {
+        guard dispatchThread.load(ordering: .acquiring) != Self.currentThread else { return }
+        while table.withLock({ $0.running == index }) { sched_yield() }
+    }
+
+    /// Rings the doorbell from software, so the loop demuxes a message that became deliverable.
+    private func kick() {
+        guard let doorbell else { return }
+        var one: UInt64 = 1
+        _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try device.context.system.write(doorbell.fd, from: b) }
+    }
+
+    static var currentThread: UInt { UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }
+}

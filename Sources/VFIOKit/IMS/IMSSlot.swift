@@ -1,0 +1,17 @@
+/// One allocated slot of an ``IMSDomain``: its index in the store and the tag that is its
+/// message's data. A handle of a freed slot is stale: the domain refuses it, and a message the
+/// device still sends with the old tag is dropped, never delivered to the slot's next owner.
+public struct IMSSlot: Sendable, Hashable, CustomStringConvertible {
+    public let index: Int
+    public let tag: UInt32
+
+    public var description: String { "IMS slot \(index) (tag 0x\(String(tag, radix: 16)))" }
+}
+
+/// What runs when a slot fires: on the domain's event loop thread (or the polling thread), one
+/// call per delivery, with the slot that fired. One handler may serve many slots.
+public final class IMSHandler: Sendable {
+    let run: @Sendable (IMSSlot) -> Void
+
+    public init(_ run: @escaping @Sendable (IMSSlot) -> Void) { self.run = run }
+}
