@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "VFIOHost", targets: ["VFIOHost"]),
         .library(name: "VFIODrivers", targets: ["VFIODrivers"]),
         .executable(name: "vfiokit", targets: ["vfiokit"]),
+        .executable(name: "vfiokit-bench", targets: ["vfiokit-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,6 +35,8 @@ let package = Package(
 
         // The pure PCI model: no system calls.
         .target(name: "PCI"),
+        // The result output the measuring commands of both executables share.
+        .target(name: "CLIOutput"),
         // The framework a driver author imports.
         .target(
             name: "VFIOKit",
@@ -63,10 +66,18 @@ let package = Package(
         .executableTarget(
             name: "vfiokit",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CBenchReference",
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CLIOutput",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // The hot-path benchmarks, with the C references and the malloc interposer they need,
+        // kept out of the binary users run.
+        .executableTarget(
+            name: "vfiokit-bench",
+            dependencies: [
+                "PCI", "VFIOKit", "VFIOMock", "VFIODrivers", "CBenchReference", "CLIOutput",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
 
@@ -85,7 +96,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(name: "ConformanceTests", dependencies: ["VFIOConformance", "VFIOMock", "PCI"], exclude: ["Records"]),
-        .testTarget(name: "CLITests", dependencies: ["vfiokit"]),
+        .testTarget(name: "CLITests", dependencies: ["vfiokit", "vfiokit-bench"]),
         .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
     ]
 )

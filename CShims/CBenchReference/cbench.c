@@ -24,6 +24,38 @@ void cbench_write32_loop(void *address, uint64_t iterations) {
     for (uint64_t i = 0; i < iterations; i++) cvfio_write32(address, (uint32_t)i);
 }
 
+const uint32_t cbench_scattered_offsets[8] = {0x00, 0x04, 0x08, 0x20, 0x24, 0x60, 0x64, 0x80};
+
+uint32_t cbench_read32_scattered_loop(const void *base, uint64_t rounds) {
+    const char *b = base;
+    uint32_t sum = 0;
+    for (uint64_t i = 0; i < rounds; i++) {
+        sum += cvfio_read32(b + 0x00);
+        sum += cvfio_read32(b + 0x04);
+        sum += cvfio_read32(b + 0x08);
+        sum += cvfio_read32(b + 0x20);
+        sum += cvfio_read32(b + 0x24);
+        sum += cvfio_read32(b + 0x60);
+        sum += cvfio_read32(b + 0x64);
+        sum += cvfio_read32(b + 0x80);
+    }
+    return sum;
+}
+
+void cbench_write32_scattered_loop(void *base, uint64_t rounds) {
+    char *b = base;
+    for (uint64_t i = 0; i < rounds; i++) {
+        cvfio_write32(b + 0x00, (uint32_t)i);
+        cvfio_write32(b + 0x04, (uint32_t)i);
+        cvfio_write32(b + 0x08, (uint32_t)i);
+        cvfio_write32(b + 0x20, (uint32_t)i);
+        cvfio_write32(b + 0x24, (uint32_t)i);
+        cvfio_write32(b + 0x60, (uint32_t)i);
+        cvfio_write32(b + 0x64, (uint32_t)i);
+        cvfio_write32(b + 0x80, (uint32_t)i);
+    }
+}
+
 struct irq_reference {
     int epoll;
     int event;

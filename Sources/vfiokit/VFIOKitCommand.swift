@@ -15,7 +15,6 @@ struct VFIOKitCommand: AsyncParsableCommand {
             StatusCommand.self,
             SelfTestCommand.self,
             ContextCommand.self,
-            BenchCommand.self,
             ConformanceCommand.self,
             NVMeToolCommand.self,
         ])

@@ -1,14 +1,20 @@
 import Foundation
 import Testing
+@testable import vfiokit_bench
 
-/// `vfiokit bench`: the shape of its JSON and the allocation figures. Timings are never
-/// asserted: they belong to the benchmark's own output.
+/// `vfiokit-bench`: the shape of its JSON and the allocation figures. Timings are never
+/// asserted: they belong to the benchmark's own output. The bench is built with the same
+/// sanitizer as this process, so ``AllocationCounter/sanitizer`` says whether it can count.
 @Suite struct BenchCommandTests {
     struct MMIO: Decodable {
         let iterations: Int
         let read_ns, write_ns, c_read_ns, c_write_ns, read_ratio, write_ratio: Double
-        let read_allocations, write_allocations: Int?
+        let scattered_read_ns, scattered_write_ns, c_scattered_read_ns, c_scattered_write_ns: Double
+        let scattered_read_ratio, scattered_write_ratio: Double
+        let read_allocations, write_allocations, scattered_read_allocations, scattered_write_allocations: Int?
         let allocations_not_counted: String?
+
+        var allocations: [Int?] { [read_allocations, write_allocations, scattered_read_allocations, scattered_write_allocations] }
     }
 
     struct IRQ: Decodable {
@@ -20,61 +26,95 @@ import Testing
         let allocations_not_counted: String?
     }
 
-    static let mmio = ["bench", "mmio", "--json", "--iterations", "100000", "--rounds", "1"]
-    static let irq = ["bench", "irq", "--json", "--samples", "200", "--rounds", "2"]
+    static let mmio = ["mmio", "--json", "--iterations", "100000", "--rounds", "1"]
+    static let irq = ["irq", "--json", "--samples", "200", "--rounds", "2"]
+    static let noSanitizer = AllocationCounter.sanitizer == nil
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+        try runVFIOKit(arguments, environment: environment, executable: "vfiokit-bench")
+    }
 
     static func decode<T: Decodable>(_ type: T.Type, _ arguments: [String], environment: [String: String] = [:]) throws -> T {
-        let result = try runVFIOKit(arguments, environment: environment)
+        let result = try run(arguments, environment: environment)
         #expect(result.status == 0, "stderr: \(result.error)")
         return try JSONDecoder().decode(type, from: Data(result.output.utf8))
     }
 
-    /// The interposer `vfiokit` links, by its real path (as the process maps it).
+    /// The interposer `vfiokit-bench` links, by its real path (as the process maps it).
     static func interposer() throws -> String {
-        try vfiokitExecutable().deletingLastPathComponent()
+        try builtExecutable("vfiokit-bench").deletingLastPathComponent()
             .appendingPathComponent("libMallocInterposerSwift.so").resolvingSymlinksInPath().path
     }
 
-    @Test func mmioPrintsRatiosAndAllocationsAsNumbers() throws {
+    @Test func mmioPrintsEveryPatternAndItsAllocations() throws {
         let result = try Self.decode(MMIO.self, Self.mmio)
         #expect(result.iterations == 100_000)
-        #expect(result.read_allocations != nil && result.write_allocations != nil)
-        #expect(result.allocations_not_counted == nil)
+        #expect([result.read_ratio, result.write_ratio, result.scattered_read_ratio, result.scattered_write_ratio].allSatisfy { $0 > 0 })
+        Self.expectCounted(result.allocations, notCounted: result.allocations_not_counted)
     }
 
-    @Test func irqPrintsRatiosAndAllocationsAsNumbers() throws {
+    @Test func irqPrintsRatiosAndAllocations() throws {
         let result = try Self.decode(IRQ.self, Self.irq)
         #expect(result.samples == 200)
         #expect(result.dispatches == 200)
-        #expect(result.dispatch_allocations != nil && result.dispatch_allocations_total != nil)
-        #expect(result.allocations_not_counted == nil)
+        #expect(result.p50_ratio > 0 && result.p99_ratio > 0)
+        Self.expectCounted([result.dispatch_allocations, result.dispatch_allocations_total], notCounted: result.allocations_not_counted)
     }
 
-    @Test func textNamesTheAllocationCounts() throws {
-        let result = try runVFIOKit(Array(Self.mmio.filter { $0 != "--json" }))
+    /// Counts are numbers, except in a sanitizer build, where the output names the sanitizer instead.
+    static func expectCounted(_ counts: [Int?], notCounted: String?, sourceLocation: SourceLocation = #_sourceLocation) {
+        if let sanitizer = AllocationCounter.sanitizer {
+            #expect(counts.allSatisfy { $0 == nil }, sourceLocation: sourceLocation)
+            #expect(notCounted?.contains(sanitizer) == true, sourceLocation: sourceLocation)
+        } else {
+            #expect(counts.allSatisfy { $0 != nil }, sourceLocation: sourceLocation)
+            #expect(notCounted == nil, sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test(.enabled(if: noSanitizer, "a sanitizer's malloc comes before the interposer, so nothing is counted"))
+    func textNamesTheAllocationCounts() throws {
+        let result = try Self.run(Array(Self.mmio.filter { $0 != "--json" }))
         #expect(result.status == 0, "stderr: \(result.error)")
-        #expect(result.output.contains(/heap allocations: read \d+, write \d+ in the timed loops/))
+        #expect(result.output.contains(/heap allocations: read \d+, write \d+, scattered read \d+, scattered write \d+ in the timed loops/))
     }
 
     /// With libc preloaded, its malloc comes before the interposer's: the bench runs itself again
-    /// with the interposer preloaded first, and counts.
-    @Test func countsWhenAnotherMallocIsPreloaded() throws {
+    /// with the interposer preloaded first, and counts. (A sanitizer's runtime refuses to run
+    /// behind a preloaded library.)
+    @Test(.enabled(if: noSanitizer, "a sanitizer's runtime must come before any preloaded library"))
+    func countsWhenAnotherMallocIsPreloaded() throws {
         let result = try Self.decode(MMIO.self, Self.mmio, environment: ["LD_PRELOAD": "libc.so.6"])
-        #expect(result.read_allocations != nil && result.write_allocations != nil)
+        #expect(result.allocations.allSatisfy { $0 != nil })
         #expect(result.allocations_not_counted == nil)
     }
 
     /// With the interposer preloaded behind libc nothing can be counted, and the output says so
     /// rather than printing a count.
-    @Test func saysPlainlyWhenItCannotCount() throws {
+    @Test(.enabled(if: noSanitizer, "a sanitizer's runtime must come before any preloaded library"))
+    func saysPlainlyWhenItCannotCount() throws {
         let environment = ["LD_PRELOAD": "libc.so.6:\(try Self.interposer())"]
         let json = try Self.decode(IRQ.self, Self.irq, environment: environment)
         #expect(json.dispatch_allocations == nil && json.dispatch_allocations_total == nil)
         #expect(json.allocations_not_counted?.contains("does not see this process's allocations") == true)
 
-        let text = try runVFIOKit(Array(Self.mmio.filter { $0 != "--json" }), environment: environment)
+        let text = try Self.run(Array(Self.mmio.filter { $0 != "--json" }), environment: environment)
         #expect(text.status == 0, "stderr: \(text.error)")
         #expect(text.output.contains("heap allocations: not counted: the malloc interposer"))
         #expect(!text.output.contains("read 0, write 0"))
+    }
+
+    /// The binary users run carries no benchmark machinery: no interposer among its libraries,
+    /// no C reference loops, no `bench` command.
+    @Test func vfiokitLinksNoBenchmarkMachinery() throws {
+        let binary = try Data(contentsOf: try builtExecutable("vfiokit"))
+        #expect(binary.range(of: Data("libMallocInterposerSwift".utf8)) == nil)
+        #expect(binary.range(of: Data("cbench_read32_loop".utf8)) == nil)
+        let bench = try Data(contentsOf: try builtExecutable("vfiokit-bench"))
+        #expect(bench.range(of: Data("libMallocInterposerSwift".utf8)) != nil)
+        #expect(bench.range(of: Data("cbench_read32_loop".utf8)) != nil)
+        let result = try runVFIOKit(["bench", "mmio"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("bench"))
     }
 }

@@ -67,7 +67,7 @@ import Testing
     static let threadSanitizerIsActive = dlsym(nil, "__tsan_init") != nil
 
     @Test(.disabled(if: threadSanitizerIsActive, "the threaded simulated controller under TSan"))
-    func polledBenchReportsIOPSDriverTimeAndAllocations() throws {
+    func polledBenchReportsIOPSAndDriverTime() throws {
         let result = try runVFIOKit(["nvme", "bench", "--simulated", "--poll", "--json", "--seconds", "0.5", "--queue-depth", "8"])
         #expect(result.status == 0, "stderr: \(result.error)")
         let bench = try JSONDecoder().decode(Bench.self, from: Data(result.output.utf8))
@@ -75,8 +75,9 @@ import Testing
         #expect(bench.errors == 0)
         #expect(bench.polled && bench.queue_depth == 8)
         #expect(bench.driver_ns_per_io.map { $0 > 0 } == true)
-        #expect(bench.allocations_per_io != nil)
-        #expect(bench.allocations_not_counted == nil)
+        // The binary users run carries no malloc interposer, and says so.
+        #expect(bench.allocations_per_io == nil)
+        #expect(bench.allocations_not_counted?.contains("vfiokit-bench") == true)
     }
 
     @Test(.disabled(if: threadSanitizerIsActive, "the threaded simulated controller under TSan"))

@@ -15,7 +15,7 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let copy = directory.appendingPathComponent("vfiokit.service")
-        try unit.replacingOccurrences(of: "/usr/local/bin/vfiokit", with: try vfiokitExecutable().path).write(to: copy, atomically: true, encoding: .utf8)
+        try unit.replacingOccurrences(of: "/usr/local/bin/vfiokit", with: try builtExecutable().path).write(to: copy, atomically: true, encoding: .utf8)
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.analyzer)

@@ -1,23 +1,25 @@
 import Foundation
 
-/// The `vfiokit` executable SwiftPM built next to this test bundle.
-func vfiokitExecutable() throws -> URL {
+/// The executable `name` (`vfiokit` or `vfiokit-bench`) that SwiftPM built next to this test bundle.
+func builtExecutable(_ name: String = "vfiokit") throws -> URL {
     let places = [
         Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent(),
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
     ]
     for place in places {
-        let candidate = place.appendingPathComponent("vfiokit")
+        let candidate = place.appendingPathComponent(name)
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
     }
-    throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "vfiokit next to \(places.map(\.path))"])
+    throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "\(name) next to \(places.map(\.path))"])
 }
 
-/// Runs `vfiokit` with `arguments`, and with `environment` over this process's environment;
-/// returns its exit status, standard output and error.
-func runVFIOKit(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+/// Runs the built `executable` with `arguments`, and with `environment` over this process's
+/// environment; returns its exit status, standard output and error.
+func runVFIOKit(
+    _ arguments: [String], environment: [String: String] = [:], executable: String = "vfiokit"
+) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
-    process.executableURL = try vfiokitExecutable()
+    process.executableURL = try builtExecutable(executable)
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let output = Pipe()
@@ -43,7 +45,7 @@ final class BackgroundVFIOKit {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("out").path, contents: nil)
         _ = FileManager.default.createFile(atPath: directory.appendingPathComponent("err").path, contents: nil)
-        process.executableURL = try vfiokitExecutable()
+        process.executableURL = try builtExecutable()
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("out"))

@@ -7,24 +7,24 @@ import VFIOMock
 /// Registers over the first page of a shared-memory BAR, one of each width.
 enum ScratchRegisters: RegisterLayout {
     static let extent = 0x1000
-    static let byte = Register<ScratchRegisters, UInt8>(0x01)
-    static let half = Register<ScratchRegisters, UInt16>(0x02)
-    static let word = Register<ScratchRegisters, UInt32>(0x10)
-    static let quad = Register<ScratchRegisters, UInt64>(0x18)
+    static var byte: Register<Self, UInt8> { .init(0x01) }
+    static var half: Register<Self, UInt16> { .init(0x02) }
+    static var word: Register<Self, UInt32> { .init(0x10) }
+    static var quad: Register<Self, UInt64> { .init(0x18) }
 }
 
 /// Registers spanning the first 16 KiB of a BAR, across an MSI-X table page at 0x2000.
 enum SpanningRegisters: RegisterLayout {
     static let extent = 0x4000
-    static let low = Register<SpanningRegisters, UInt32>(0x0100)
-    static let nearTable = Register<SpanningRegisters, UInt32>(0x2800)
-    static let high = Register<SpanningRegisters, UInt64>(0x3ff8)
+    static var low: Register<Self, UInt32> { .init(0x0100) }
+    static var nearTable: Register<Self, UInt32> { .init(0x2800) }
+    static var high: Register<Self, UInt64> { .init(0x3ff8) }
 }
 
 /// A layout larger than the 16 KiB BAR it is tried on.
 enum OversizedRegisters: RegisterLayout {
     static let extent = 0x8000
-    static let last = Register<OversizedRegisters, UInt32>(0x7ffc)
+    static var last: Register<Self, UInt32> { .init(0x7ffc) }
 }
 
 /// Regions, the MMIO views over them and config space, through the public API.

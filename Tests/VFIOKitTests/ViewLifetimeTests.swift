@@ -11,7 +11,7 @@ import VFIOMock
 @Suite struct ViewLifetimeTests {
     enum Layout: RegisterLayout {
         static let extent = 0x100
-        static let scratch = Register<Layout, UInt32>(0x40)
+        static var scratch: Register<Self, UInt32> { .init(0x40) }
     }
 
     /// What a driver helper might do: open, and return nothing but the registers.

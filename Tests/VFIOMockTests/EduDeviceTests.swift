@@ -141,10 +141,12 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
         #expect(try s.pread(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2) == 0x6)
         let noReset = try LegacySetup(fastEdu { $0.supportsReset = false })
         #expect(errno { try noReset.kernel.ioctl(noReset.device, UInt(CVFIO_DEVICE_RESET), 0) } == .invalidArgument)
+        // This header's vfio_device_info predates 6.12's trailing pad: argsz says what it has.
         var info = vfio_device_info()
-        info.argsz = 24
+        info.argsz = UInt32(MemoryLayout<vfio_device_info>.size)
         try ioctl(noReset.kernel, noReset.device, CVFIO_DEVICE_GET_INFO, &info)
         #expect(info.flags == UInt32(VFIO_DEVICE_FLAGS_PCI))
+        #expect(info.argsz == 20 && info.cap_offset == 0)
     }
 
     @Test func closingTheDeviceResetsItAndStopsBusMastering() throws {

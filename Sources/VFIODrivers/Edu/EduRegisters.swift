@@ -5,22 +5,22 @@ public enum EduRegisters: RegisterLayout {
     public static let extent = 0x100
 
     /// 0xRRrr00ed: major and minor version over the 0xed signature.
-    public static let identification = Register<EduRegisters, UInt32>(0x00)
+    @inlinable public static var identification: Register<Self, UInt32> { .init(0x00) }
     /// Reads back the bitwise inverse of what was written.
-    public static let liveness = Register<EduRegisters, UInt32>(0x04)
+    @inlinable public static var liveness: Register<Self, UInt32> { .init(0x04) }
     /// Write n to start computing n!; read the result once `status` clears `computing`.
-    public static let factorial = Register<EduRegisters, UInt32>(0x08)
-    public static let status = Register<EduRegisters, UInt32>(0x20)
+    @inlinable public static var factorial: Register<Self, UInt32> { .init(0x08) }
+    @inlinable public static var status: Register<Self, UInt32> { .init(0x20) }
     /// The causes of the pending interrupt, ORed.
-    public static let interruptStatus = Register<EduRegisters, UInt32>(0x24)
+    @inlinable public static var interruptStatus: Register<Self, UInt32> { .init(0x24) }
     /// Writing ORs the value into `interruptStatus` and raises the interrupt.
-    public static let interruptRaise = Register<EduRegisters, UInt32>(0x60)
+    @inlinable public static var interruptRaise: Register<Self, UInt32> { .init(0x60) }
     /// Writing clears those bits of `interruptStatus`; INTx drops when none are left.
-    public static let interruptAcknowledge = Register<EduRegisters, UInt32>(0x64)
-    public static let dmaSource = Register<EduRegisters, UInt64>(0x80)
-    public static let dmaDestination = Register<EduRegisters, UInt64>(0x88)
-    public static let dmaCount = Register<EduRegisters, UInt64>(0x90)
-    public static let dmaCommand = Register<EduRegisters, UInt64>(0x98)
+    @inlinable public static var interruptAcknowledge: Register<Self, UInt32> { .init(0x64) }
+    @inlinable public static var dmaSource: Register<Self, UInt64> { .init(0x80) }
+    @inlinable public static var dmaDestination: Register<Self, UInt64> { .init(0x88) }
+    @inlinable public static var dmaCount: Register<Self, UInt64> { .init(0x90) }
+    @inlinable public static var dmaCommand: Register<Self, UInt64> { .init(0x98) }
 
     public enum Status {
         public static let computing: UInt32 = 0x01

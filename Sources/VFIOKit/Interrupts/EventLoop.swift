@@ -11,7 +11,7 @@ import SystemPackage
 /// - Handlers run on the loop's thread, one at a time, in the order epoll reports sources.
 /// - A handler receives the number of times its source fired since it last ran (≥ 1).
 /// - Dispatch to a registered handler allocates nothing and retains nothing: the handler table
-///   is preallocated and handlers are held unretained while they run (`vfiokit bench irq`
+///   is preallocated and handlers are held unretained while they run (`vfiokit-bench irq`
 ///   counts it).
 /// - Each registration is identified in epoll by its slot and that slot's generation, so an
 ///   event for an ended registration is dropped even when a new one took the slot or the fd number.

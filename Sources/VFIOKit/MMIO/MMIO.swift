@@ -27,7 +27,7 @@ public struct MMIO<Layout: RegisterLayout>: @unchecked Sendable {
     @inlinable @inline(__always)
     public func read<V>(_ register: Register<Layout, V>) -> V {
         if let base { return V.volatileLoad(base + register.offset) }
-        return region.trappedRead(at: register.offset)
+        return trappedRead(at: register.offset)
     }
 
     /// Writes `register`: one volatile store of its width when mapped, else one pwrite. Stores
@@ -36,6 +36,14 @@ public struct MMIO<Layout: RegisterLayout>: @unchecked Sendable {
     @inlinable @inline(__always)
     public func write<V>(_ register: Register<Layout, V>, _ value: V) {
         if let base { return V.volatileStore(base + register.offset, value) }
-        region.trappedWrite(value, at: register.offset)
+        trappedWrite(value, at: register.offset)
     }
+
+    // The trapped paths, out of line but specialized for each width, so values pass in
+    // registers: a loop of mapped accesses then keeps no spill slot for the path it never takes.
+    @inlinable @inline(never)
+    func trappedRead<V: MMIOValue>(at offset: Int) -> V { region.trappedRead(at: offset) }
+
+    @inlinable @inline(never)
+    func trappedWrite<V: MMIOValue>(_ value: V, at offset: Int) { region.trappedWrite(value, at: offset) }
 }

@@ -98,9 +98,9 @@ final class Type1IOMMU {
     /// `VFIO_IOMMU_GET_INFO`: page sizes plus the migration, DMA-avail and IOVA-range
     /// capabilities in the kernel's order, with the argsz protocol.
     func info(_ arg: UserPointer) throws(Errno) {
-        // struct vfio_iommu_type1_info { argsz, flags, iova_pgsizes, cap_offset, pad }
-        let argsz: UInt32 = arg.load(0)
-        guard argsz >= 16 else { throw .invalidArgument }
+        // struct vfio_iommu_type1_info { argsz, flags, iova_pgsizes, cap_offset, pad }: minsz
+        // ends at iova_pgsizes.
+        var info = try InfoReply(arg, size: 24, minsz: 16)
         var caps = InfoCapabilityChain(padded: padsCapabilities)
         caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION), version: 1,
                  body: le(UInt32(0)) + le(UInt32(0)) + le(minPageSize) + le(UInt64(1) << 28))
@@ -108,15 +108,9 @@ final class Type1IOMMU {
         var iovas = le(UInt32(ranges.count)) + le(UInt32(0))
         for r in ranges { iovas += le(r.first) + le(r.last) }
         caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE), version: 1, body: iovas)
-        let infoSize = 24
-        arg.store(UInt32(VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS), at: 4)
-        arg.store(pageSizes, at: 8)
-        if Int(argsz) < infoSize + caps.size {
-            arg.store(UInt32(infoSize + caps.size), at: 0)
-            if argsz >= 20 { arg.store(UInt32(0), at: 16) }
-        } else {
-            arg.copy(from: caps.shifted(by: infoSize), at: infoSize)
-            arg.store(UInt32(infoSize), at: 16)
-        }
+        info.store(UInt32(VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS), at: 4)
+        info.store(pageSizes, at: 8)
+        info.offer(caps, capOffsetField: 16)
+        info.copyOut(to: arg)
     }
 }

@@ -46,8 +46,10 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     deinit {
         for file in files.values { Glibc.close(file.placeholder) }
         for d in vfioDevices.values { d.closeAllTriggers() }
-        // Groups and their container refer to each other until detached.
+        // Groups and their container refer to each other until detached, and an open
+        // /dev/uioN and its device until the file is closed.
         for g in groups.values { g.container?.detach(g) }
+        for file in files.values { if case .uio(let u) = file.kind { u.listeners.removeAll() } }
     }
 
     /// Runs `body` on the function at `address` under the kernel lock and wakes blocked

@@ -47,14 +47,16 @@ final class MockGroup {
 
     /// `VFIO_GROUP_GET_STATUS`.
     func status(_ arg: UserPointer, drivers: [PCIAddress: DriverBinding]) throws(Errno) {
-        guard arg.load(0, as: UInt32.self) >= 8 else { throw .invalidArgument }
+        // struct vfio_group_status { argsz, flags }: minsz is all of it.
+        var status = try InfoReply(arg, size: 8, minsz: 8)
         var flags: UInt32 = 0
         if container != nil || iommufd != nil {
             flags = UInt32(VFIO_GROUP_FLAGS_CONTAINER_SET | VFIO_GROUP_FLAGS_VIABLE)
         } else if !claimedByKernelDriver(drivers: drivers) {
             flags = UInt32(VFIO_GROUP_FLAGS_VIABLE)
         }
-        arg.store(flags, at: 4)
+        status.store(flags, at: 4)
+        status.copyOut(to: arg)
     }
 
     /// `VFIO_GROUP_SET_CONTAINER` with a container fd.

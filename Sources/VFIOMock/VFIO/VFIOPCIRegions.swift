@@ -17,23 +17,22 @@ extension VFIOPCIDevice {
     }
 
     func deviceInfo(_ arg: UserPointer) throws(Errno) {
-        // struct vfio_device_info { argsz, flags, num_regions, num_irqs, cap_offset, pad }
-        guard arg.load(0, as: UInt32.self) >= 16 else { throw .invalidArgument }
+        // struct vfio_device_info { argsz, flags, num_regions, num_irqs, cap_offset, pad }:
+        // minsz ends at num_irqs. No capability (zPCI, AtomicOps) is modelled.
+        var info = try InfoReply(arg, size: 24, minsz: 16)
         var flags = UInt32(VFIO_DEVICE_FLAGS_PCI)
         if resetWorks { flags |= UInt32(VFIO_DEVICE_FLAGS_RESET) }
-        arg.store(flags, at: 4)
-        arg.store(UInt32(VFIO_PCI_NUM_REGIONS), at: 8)
-        arg.store(UInt32(VFIO_PCI_NUM_IRQS), at: 12)
-        // The kernel copies back min(argsz, sizeof) bytes of a zeroed structure: no caps.
-        if arg.load(0, as: UInt32.self) >= 20 { arg.store(UInt32(0), at: 16) }
-        if arg.load(0, as: UInt32.self) >= 24 { arg.store(UInt32(0), at: 20) }
+        info.store(flags, at: 4)
+        info.store(UInt32(VFIO_PCI_NUM_REGIONS), at: 8)
+        info.store(UInt32(VFIO_PCI_NUM_IRQS), at: 12)
+        info.copyOut(to: arg)
     }
 
     func regionInfo(_ arg: UserPointer) throws(Errno) {
-        // struct vfio_region_info { argsz, flags, index, cap_offset, size, offset }
-        let argsz: UInt32 = arg.load(0)
-        let index: UInt32 = arg.load(8)
-        guard argsz >= 32 else { throw .invalidArgument }
+        // struct vfio_region_info { argsz, flags, index, cap_offset, size, offset }: minsz is
+        // all of it, so a cap_offset the caller passed comes back when there are no capabilities.
+        var info = try InfoReply(arg, size: 32, minsz: 32)
+        let index: UInt32 = info.load(8)
         var flags: UInt32 = 0
         var size: UInt64 = 0
         var caps = InfoCapabilityChain(padded: configuration.padsInfoCapabilities)
@@ -59,20 +58,12 @@ extension VFIOPCIDevice {
         default:
             throw .invalidArgument
         }
-        let infoSize = 32
-        arg.store(UInt64(index) << Self.offsetShift, at: 24)
-        arg.store(size, at: 16)
-        if !caps.isEmpty {
-            flags |= UInt32(VFIO_REGION_INFO_FLAG_CAPS)
-            if Int(argsz) < infoSize + caps.size {
-                arg.store(UInt32(infoSize + caps.size), at: 0)
-                arg.store(UInt32(0), at: 12)
-            } else {
-                arg.copy(from: caps.shifted(by: infoSize), at: infoSize)
-                arg.store(UInt32(infoSize), at: 12)
-            }
-        }
-        arg.store(flags, at: 4)
+        info.store(UInt64(index) << Self.offsetShift, at: 24)
+        info.store(size, at: 16)
+        if !caps.isEmpty { flags |= UInt32(VFIO_REGION_INFO_FLAG_CAPS) }
+        info.store(flags, at: 4)
+        info.offer(caps, capOffsetField: 12)
+        info.copyOut(to: arg)
     }
 
     /// Linux 4.16 and later advertise that the MSI-X BAR may be mapped whole; earlier kernels
@@ -98,9 +89,10 @@ extension VFIOPCIDevice {
     }
 
     func irqInfo(_ arg: UserPointer) throws(Errno) {
-        // struct vfio_irq_info { argsz, flags, index, count }
-        let index: UInt32 = arg.load(8)
-        guard arg.load(0, as: UInt32.self) >= 16, index < UInt32(VFIO_PCI_NUM_IRQS) else { throw .invalidArgument }
+        // struct vfio_irq_info { argsz, flags, index, count }: minsz is all of it.
+        var info = try InfoReply(arg, size: 16, minsz: 16)
+        let index: UInt32 = info.load(8)
+        guard index < UInt32(VFIO_PCI_NUM_IRQS) else { throw .invalidArgument }
         if Int(index) == VFIO_PCI_ERR_IRQ_INDEX && !function.description.isPCIExpress { throw .invalidArgument }
         var flags = UInt32(VFIO_IRQ_INFO_EVENTFD)
         if Int(index) == VFIO_PCI_INTX_IRQ_INDEX {
@@ -108,7 +100,8 @@ extension VFIOPCIDevice {
         } else if Int(index) != VFIO_PCI_MSIX_IRQ_INDEX || !hasDynamicMSIX {
             flags |= UInt32(VFIO_IRQ_INFO_NORESIZE)
         }
-        arg.store(flags, at: 4)
-        arg.store(UInt32(irqCount(index)), at: 12)
+        info.store(flags, at: 4)
+        info.store(UInt32(irqCount(index)), at: 12)
+        info.copyOut(to: arg)
     }
 }

@@ -1,6 +1,5 @@
-import Dispatch
+import Foundation
 import PCI
-import Synchronization
 import SystemPackage
 import VFIOKit
 import VFIOMock
@@ -82,25 +81,37 @@ enum Devices {
 }
 
 /// Collects what handlers on the event loop report and lets the test wait for it, boundedly.
-final class Arrivals<Value: Sendable>: Sendable {
-    private let values = Mutex<[Value]>([])
-    private let signal = DispatchSemaphore(value: 0)
+///
+/// One `NSCondition` guards the values and wakes the waiter: a pthread mutex and condition
+/// variable, whose hand-offs ThreadSanitizer sees. (A `Synchronization.Mutex` handed over
+/// under contention goes through the kernel's PI futex, which ThreadSanitizer cannot see:
+/// `.ci/sanitizers/mutex-handoff.swift`.)
+final class Arrivals<Value: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    /// Guarded by `condition`.
+    private var values: [Value] = []
 
     func record(_ value: Value) {
-        values.withLock { $0.append(value) }
-        signal.signal()
+        condition.lock()
+        values.append(value)
+        condition.broadcast()
+        condition.unlock()
     }
 
     /// Waits until `count` values have arrived in all, at most `seconds` (a guard against hangs,
     /// not a timing assertion); returns what arrived.
     @discardableResult
     func wait(for count: Int, seconds: Int = 10) -> [Value] {
-        let deadline = DispatchTime.now() + .seconds(seconds)
-        while values.withLock({ $0.count }) < count {
-            if signal.wait(timeout: deadline) == .timedOut { break }
-        }
-        return all
+        let deadline = Date(timeIntervalSinceNow: TimeInterval(seconds))
+        condition.lock()
+        defer { condition.unlock() }
+        while values.count < count, condition.wait(until: deadline) {}
+        return values
     }
 
-    var all: [Value] { values.withLock { $0 } }
+    var all: [Value] {
+        condition.lock()
+        defer { condition.unlock() }
+        return values
+    }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIOutput
 import CBenchReference
 import Foundation
 import Synchronization
@@ -86,8 +87,7 @@ private final class FrameworkDispatch: Sendable {
     let loopThreadID = Atomic<UInt>(0)
 
     init() throws {
-        let simulation = try SimulatedMachine(EduDevice(), backend: .legacy)
-        device = try PCIDevice.open(simulation.address, backend: .legacy, system: simulation.kernel)
+        device = try openSimulated(EduDevice()).device
         guard let source = try device.interrupts.enable(.msi).first else { throw ValidationError("the simulated device has no MSI") }
         self.source = source
         // The eventfds are the host kernel's, so the loop waits on them with real epoll, as in production.

@@ -26,10 +26,8 @@ final class IMSBenchRig: @unchecked Sendable {
     private let residentBefore: Int
 
     init(slots: Int) throws {
-        let machine = try SimulatedMachine(IMSQueueDevice(), backend: .legacy)
-        bus = machine.bus
+        (device, bus) = try openSimulated(IMSQueueDevice())
         self.slots = slots
-        device = try PCIDevice.open(machine.address, backend: .legacy, system: machine.kernel)
         let vectors = try device.interrupts.enable(.msix, vectors: 2)
         try device.setBusMaster(true)
         contexts = try device.dma.allocate(slots * IMSQueueRegisters.Context.size)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIOutput
 import CBenchReference
 import Foundation
 import Synchronization

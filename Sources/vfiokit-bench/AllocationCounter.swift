@@ -8,9 +8,9 @@ import Synchronization
 /// Heap allocations (malloc, calloc, realloc, posix_memalign, aligned_alloc, memalign) made
 /// while a piece of code runs, counted by ordo-one's malloc interposer.
 ///
-/// vfiokit links `libMallocInterposerSwift.so` ahead of libc, so the interposer's `malloc`
+/// vfiokit-bench links `libMallocInterposerSwift.so` ahead of libc, so the interposer's `malloc`
 /// is the process's from the start; it only counts between ``count(onThread:_:)``'s brackets,
-/// which only `vfiokit bench` opens. Counting is process-wide: one count at a time.
+/// which only the benchmarks open. Counting is process-wide: one count at a time.
 enum AllocationCounter {
     struct Counts {
         /// Allocations by every thread of the process.
@@ -22,6 +22,11 @@ enum AllocationCounter {
     /// Why allocations cannot be counted in this process, or nil when they can. Found once, by
     /// counting an allocation that is certain to happen.
     static let unavailableReason: String? = probe()
+
+    /// The sanitizer built into this process, whose allocator replaces `malloc` ahead of any
+    /// interposer, or nil.
+    static let sanitizer: String? = [("__asan_init", "AddressSanitizer"), ("__tsan_init", "ThreadSanitizer")]
+        .first { dlsym(UnsafeMutableRawPointer(bitPattern: 0), $0.0) != nil }?.1
 
     /// Counts the allocations made while `body` runs, in the whole process and on `thread`.
     static func count(onThread thread: pthread_t, _ body: () throws -> Void) rethrows -> Counts {
@@ -54,9 +59,10 @@ enum AllocationCounter {
     /// When counting is off because another `malloc` comes before the interposer's (an
     /// `LD_PRELOAD`ed allocator, or a link order with libc first), runs this program again with
     /// the interposer preloaded first. Returns only if counting is on, or if `LD_PRELOAD` names
-    /// the interposer already, or if the program cannot be run again: then counting stays off.
+    /// the interposer already, or if a sanitizer owns `malloc`, or if the program cannot be run
+    /// again: then counting stays off.
     static func preloadIfNotCounting() {
-        guard unavailableReason != nil, let library = interposerLibrary else { return }
+        guard unavailableReason != nil, sanitizer == nil, let library = interposerLibrary else { return }
         let preload = getenv("LD_PRELOAD").map { String(cString: $0) } ?? ""
         guard !preload.split(separator: ":").contains(Substring(library)) else { return }
         setenv("LD_PRELOAD", preload.isEmpty ? library : "\(library):\(preload)", 1)
@@ -78,6 +84,9 @@ enum AllocationCounter {
         let counts = count(onThread: pthread_self()) { probeSink = ProbeAllocation() }
         probeSink = nil
         if counts.onThread >= 1 && counts.total >= 1 { return nil }
+        if let sanitizer {
+            return "this build has \(sanitizer), whose malloc comes before the interposer's; run a build without sanitizers"
+        }
         let library = interposerLibrary ?? "libMallocInterposerSwift.so"
         return "the malloc interposer (\(library)) does not see this process's allocations, as another malloc comes before it; "
             + "run with LD_PRELOAD=\(library) first"
