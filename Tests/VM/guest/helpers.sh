@@ -190,3 +190,20 @@ wait_for() {
 need_tool() {
   command -v "$1" >/dev/null || check_fail "$1 is not in the guest: install it on the host (add it to .ci/setup)"
 }
+
+# The IMS-through-edu check on one backend (checks 85 and 86): the self-test's steps pass and
+# the kernel logs a DMAR fault for the stray message write.
+ims_edu_check() {
+  local backend=$1 address short
+  address=$(dev edu0)
+  short=${address#0000:}
+  expect vfiokit bind "$address"
+  dmesg_mark
+  expect vfiokit selftest --driver edu-ims "$address" --backend "$backend"
+  expect_steps domain load "random slots" "masked slots" "msi window refused" "unmapped iova"
+  dmesg_since_mark >"$out"
+  grep -q "DMAR:.*\[$short\] fault addr" "$out" ||
+    check_fail "the kernel logged no DMAR fault from $short for the stray message write"
+  expect vfiokit unbind "$address" --restore
+  check_pass
+}
