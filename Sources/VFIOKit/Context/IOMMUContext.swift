@@ -190,8 +190,15 @@ public final class IOMMUContext: Sendable {
         guard let node = try sysfs.children("vfio-dev").first(where: { $0.hasPrefix("vfio") }) else {
             throw .backendUnavailable(.iommufd, reason: "\(sysfs.address) has no VFIO cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)")
         }
-        let device = try attempt("open /dev/vfio/devices/\(node) for \(sysfs.address)") { () throws(Errno) in
-            try system.open("/dev/vfio/devices/\(node)", O_RDWR)
+        let device: FileDescriptor
+        do {
+            device = try system.open("/dev/vfio/devices/\(node)", O_RDWR)
+        } catch .noSuchFileOrDirectory {
+            // Linux before 6.6 lists vfio-dev in sysfs but makes no /dev/vfio/devices node.
+            throw .backendUnavailable(
+                .iommufd, reason: "/dev/vfio/devices/\(node) does not exist: the kernel has no VFIO device cdevs (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6 and later); use the legacy backend")
+        } catch {
+            throw error.vfio("open /dev/vfio/devices/\(node) for \(sysfs.address)")
         }
         let space: IOMMUFDAddressSpace
         let isNew: Bool

@@ -8,7 +8,8 @@ first=$(dev edu0) second=$(dev edu-uio)
 expect vfiokit bind "$first"
 expect vfiokit bind "$second"
 backends=legacy
-[ -n "$(ls "$(sysfs "$first")/vfio-dev" 2>/dev/null)" ] && backends="legacy iommufd"
+cdev=$(ls "$(sysfs "$first")/vfio-dev" 2>/dev/null)
+[ -n "$cdev" ] && [ -c "/dev/vfio/devices/$cdev" ] && backends="legacy iommufd"
 for backend in $backends; do
   expect vfiokit context "$first" "$second" --backend "$backend"
   expect_steps "one context" "shared buffer"
