@@ -112,7 +112,7 @@ public final class IOMMUContext: Sendable {
     private func attach(_ address: PCIAddress, state s: inout State) throws(VFIOError) -> Attachment {
         let sysfs = DeviceSysfs(address: address, system: system)
         let backend: Backend
-        if let mode = s.mode { backend = mode.backend } else { backend = try DeviceOpening.resolve(requested, sysfs: sysfs) }
+        if let mode = s.mode { backend = mode.backend } else { backend = try Backend.resolve(requested, sysfs: sysfs) }
         let driver = try sysfs.driver()
         let needed = backend == .uio ? "uio_pci_generic" : "vfio-pci"
         guard driver == needed else {

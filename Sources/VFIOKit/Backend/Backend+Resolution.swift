@@ -5,10 +5,10 @@ import CVFIO
 import PCI
 import SystemPackage
 
-/// Chooses the backend for a device, the way libvfn picks iommufd or the legacy container at
-/// run time. Opening itself is the ``IOMMUContext``'s.
-enum DeviceOpening {
-    /// Turns `.auto` (or the environment's choice) into a concrete backend.
+extension Backend {
+    /// Turns `.auto` (or the environment's choice) into a concrete backend for one device, the
+    /// way libvfn picks iommufd or the legacy container at run time. Opening itself is the
+    /// ``IOMMUContext``'s.
     static func resolve(_ requested: Backend, sysfs: DeviceSysfs) throws(VFIOError) -> Backend {
         var choice = requested
         if choice == .auto, let value = getenv(Backend.environmentVariable).map({ String(cString: $0) }), !value.isEmpty {
