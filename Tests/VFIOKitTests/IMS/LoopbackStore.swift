@@ -69,12 +69,19 @@ struct LoopbackRig {
     let store: LoopbackStore
     let domain: IMSDomain
 
-    init(capacity: Int = 4096, polling: Bool = false, backend: Backend = .legacy) throws {
+    /// `watch`, when given, sees every call the device and the domain make (see ``InterposedKernel``).
+    init(
+        capacity: Int = 4096, polling: Bool = false, backend: Backend = .legacy,
+        watch: ((InterposedKernel.Call) -> Void)? = nil
+    ) throws {
         machine = MockMachine(for: backend)
         let simulated = Devices.memory(msix: 4)
         let bus = try machine.kernel.plug(simulated, at: MockMachine.primary)
-        device = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
-        loop = try machine.startedLoop()
+        let kernel = machine.kernel
+        let system: any SystemCalls = watch.map { w in InterposedKernel(kernel) { w($0) } } ?? kernel
+        device = try PCIDevice.open(MockMachine.primary, backend: backend, system: system)
+        loop = try EventLoop(system: system)
+        try loop.start()
         store = LoopbackStore(capacity: capacity, bus: bus)
         let doorbell = try #require(try device.interrupts.enable(.msix, vectors: 1).first)
         try device.setBusMaster(true)
