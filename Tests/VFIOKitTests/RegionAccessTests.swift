@@ -41,7 +41,7 @@ enum OversizedRegisters: RegisterLayout {
         #expect(bar.info.isFullyMappable)
         let registers = try bar.mmio(ScratchRegisters.self)
         #expect(registers.isMapped)
-        let memory = try #require(model.bus?.barMemory(0))
+        let memory = try #require(model.bus?.barMemory(0)).bytes
 
         registers.write(ScratchRegisters.word, 0xdead_beef)
         registers.write(ScratchRegisters.quad, 0x0123_4567_89ab_cdef)
@@ -98,7 +98,7 @@ enum OversizedRegisters: RegisterLayout {
         // A view spanning the hole cannot be one mapping; it falls back to pread/pwrite.
         let registers = try bar.mmio(SpanningRegisters.self)
         #expect(!registers.isMapped)
-        let memory = try #require(model.bus?.barMemory(0))
+        let memory = try #require(model.bus?.barMemory(0)).bytes
         registers.write(SpanningRegisters.low, 0x1111_1111)
         registers.write(SpanningRegisters.nearTable, 0x2222_2222)
         registers.write(SpanningRegisters.high, 0x3333_3333_4444_4444)

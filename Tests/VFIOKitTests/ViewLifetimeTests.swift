@@ -30,7 +30,7 @@ import VFIOMock
             #expect(view.isMapped)
             view.write(Layout.scratch, 0x1234_5678)
             #expect(view.read(Layout.scratch) == 0x1234_5678)
-            #expect(try #require(model.bus).barMemory(0)!.load(fromByteOffset: 0x40, as: UInt32.self) == 0x1234_5678)
+            #expect(try #require(model.bus).barMemory(0)!.bytes.load(fromByteOffset: 0x40, as: UInt32.self) == 0x1234_5678)
             #expect(machine.kernel.openFileCount > 0)
         }
         // The last view gone, the device closed itself.
@@ -49,7 +49,7 @@ import VFIOMock
         #expect(view.read(Layout.scratch) == 0xffff_ffff)
         view.write(Layout.scratch, 0x0bad_0bad)
         // The device's register kept what was written while it was open.
-        #expect(try #require(model.bus).barMemory(0)!.load(fromByteOffset: 0x40, as: UInt32.self) == 0xaaaa_5555)
+        #expect(try #require(model.bus).barMemory(0)!.bytes.load(fromByteOffset: 0x40, as: UInt32.self) == 0xaaaa_5555)
         #expect(throws: VFIOError.deviceClosed(MockMachine.primary, operation: "read of region 0 at 0x40")) {
             _ = try view.region.read(UInt32.self, at: 0x40)
         }

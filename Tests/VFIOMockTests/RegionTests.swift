@@ -101,7 +101,7 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
         let resets = device.resetCount
         _ = try s.kernel.ioctl(s.device, UInt(CVFIO_DEVICE_RESET), 0)
         #expect(device.resetCount == resets + 1)
-        let seen = try #require(device.bus?.barMemory(0))
+        let seen = try #require(device.bus?.barMemory(0)).bytes
         #expect(seen.load(fromByteOffset: 0x100, as: UInt32.self) == 0xabcd_ef01)
         seen.storeBytes(of: UInt32(0x5555_aaaa), toByteOffset: 0x200, as: UInt32.self)
         #expect(p.load(fromByteOffset: 0x200, as: UInt32.self) == 0x5555_aaaa)

@@ -97,7 +97,7 @@ import Testing
         let uio = try k.open("/dev/uio0", O_RDWR)
         let p = try k.mmap(length: 65536, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: uio, offset: 0)
         p.storeBytes(of: UInt32(9), toByteOffset: 16, as: UInt32.self)
-        #expect(device.bus!.barMemory(0)!.load(fromByteOffset: 16, as: UInt32.self) == 9)
+        #expect(device.bus!.barMemory(0)!.bytes.load(fromByteOffset: 16, as: UInt32.self) == 9)
         #expect(errno { try k.mmap(length: 4096, protection: PROT_READ, flags: MAP_SHARED, fd: uio, offset: 4096) } == .invalidArgument)
         let res = try k.open("/sys/bus/pci/devices/0000:06:00.0/resource0", O_RDWR)
         let q = try k.mmap(length: 65536, protection: PROT_READ, flags: MAP_SHARED, fd: res, offset: 0)

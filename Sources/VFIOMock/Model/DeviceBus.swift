@@ -51,9 +51,16 @@ public final class DeviceBus: @unchecked Sendable {
     public var msixEnabled: Bool { kernel?.withFunction(address) { $0.msixEnabled } ?? false }
 
     /// The bytes of a shared-memory BAR, as the device sees them; nil for a trapped BAR.
-    public func barMemory(_ index: Int) -> UnsafeMutableRawBufferPointer? {
-        kernel?.withFunction(address) { f in
-            f.barMemory[index].map { UnsafeMutableRawBufferPointer(start: $0.bytes, count: $0.size) }
-        } ?? nil
+    public func barMemory(_ index: Int) -> BARMemory? {
+        kernel?.withFunction(address) { f in f.barMemory[index].map(BARMemory.init) } ?? nil
     }
+}
+
+/// A shared-memory BAR's bytes, which stay mapped while this value lives: a device model's
+/// thread may outlive the function it was plugged in as.
+public struct BARMemory: @unchecked Sendable {
+    private let owner: SharedMemory
+    public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: owner.bytes, count: owner.size) }
+
+    init(_ owner: SharedMemory) { self.owner = owner }
 }

@@ -1,3 +1,5 @@
+import Glibc
+import Synchronization
 import SystemPackage
 import VFIOKit
 import VFIOMock
@@ -22,10 +24,17 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
     }
     let kernel: MockKernel
     private let hook: (Call) throws(Errno) -> Void
+    private let nextEventfdNumber = Mutex<FileDescriptor?>(nil)
 
     init(_ kernel: MockKernel, hook: @escaping (Call) throws(Errno) -> Void) {
         self.kernel = kernel
         self.hook = hook
+    }
+
+    /// Moves the next eventfd to `number` (with dup2), which the test holds or which is free:
+    /// so a test can reuse a closed number without racing parallel tests for it.
+    func placeNextEventfd(at number: FileDescriptor) {
+        nextEventfdNumber.withLock { $0 = number }
     }
 
     func ioctl(_ fd: FileDescriptor, _ request: UInt, _ argument: UInt) throws(Errno) -> Int32 {
@@ -69,7 +78,12 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
     }
     func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor {
         try hook(.eventfd)
-        return try kernel.eventfd(initialValue: initialValue, flags: flags)
+        let fd = try kernel.eventfd(initialValue: initialValue, flags: flags)
+        guard let target = nextEventfdNumber.withLock({ $0.take() }) else { return fd }
+        defer { try? kernel.close(fd) }
+        guard dup2(fd.rawValue, target.rawValue) == target.rawValue else { throw Errno(rawValue: errno) }
+        _ = fcntl(target.rawValue, F_SETFD, FD_CLOEXEC)
+        return target
     }
     func epollCreate() throws(Errno) -> FileDescriptor {
         try hook(.epollCreate)

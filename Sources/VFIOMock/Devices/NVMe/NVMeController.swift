@@ -100,7 +100,8 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         withEngine { e in
             e.bus = bus
             if options.processing == .thread, let memory = bus.barMemory(0) {
-                e.registers = memory.baseAddress
+                e.registers = memory.bytes.baseAddress
+                e.registerMemory = memory
                 e.powerOn()
             }
         }

@@ -44,6 +44,8 @@ struct NVMeEngine {
     var bus: DeviceBus?
     /// The register file: the BAR's own memory on the threaded controller, private otherwise.
     var registers: UnsafeMutableRawPointer?
+    /// Keeps a shared-memory BAR behind ``registers`` mapped while the controller thread runs.
+    var registerMemory: BARMemory?
     /// CC as last acted upon.
     var cc: UInt32 = 0
     var csts: UInt32 = 0
