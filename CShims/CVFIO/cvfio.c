@@ -18,19 +18,17 @@ int cvfio_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int capacity, i
     return n;
 }
 
-uint32_t cvfio_nonzero8(const void *a) {
-#if defined(__has_feature) && __has_feature(thread_sanitizer)
-    uint32_t mask = 0;
-    for (int i = 0; i < 8; i++) mask |= (cvfio_read32((const uint32_t *)a + i) != 0) << i;
-    return mask;
-#elif defined(__SSE2__)
+uint64_t cvfio_nonzero64(const void *a, unsigned count) {
+    const uint32_t *words = a;
+    uint64_t mask = 0;
+    unsigned i = 0;
+#if !(defined(__has_feature) && __has_feature(thread_sanitizer)) && defined(__SSE2__)
     __m128i zero = _mm_setzero_si128();
-    int low = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128((const __m128i *)a), zero)));
-    int high = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_load_si128((const __m128i *)a + 1), zero)));
-    return ~(uint32_t)(low | high << 4) & 0xff;
-#else
-    uint32_t mask = 0;
-    for (int i = 0; i < 8; i++) mask |= (((const uint32_t *)a)[i] != 0) << i;
-    return mask;
+    for (; i + 4 <= count; i += 4) {
+        int zeros = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(words + i)), zero)));
+        mask |= (uint64_t)(~zeros & 0xf) << i;
+    }
 #endif
+    for (; i < count; i++) mask |= (uint64_t)(cvfio_read32(words + i) != 0) << i;
+    return mask;
 }

@@ -84,10 +84,14 @@ CVFIO_INLINE void cvfio_write16(void *a, uint16_t v) { __atomic_store_n((volatil
 CVFIO_INLINE void cvfio_write32(void *a, uint32_t v) { __atomic_store_n((volatile uint32_t *)a, v, __ATOMIC_RELAXED); }
 CVFIO_INLINE void cvfio_write64(void *a, uint64_t v) { __atomic_store_n((volatile uint64_t *)a, v, __ATOMIC_RELAXED); }
 
-/* Which of the eight 32-bit words at `a` (32-byte aligned, in memory a device writes) are not
- * zero: bit i for word i. One vector compare; word by word, as relaxed atomics, in a
+/* Which of the `count` (at most 64) 32-bit words at `a`, in memory a device writes, are not
+ * zero: bit i for word i. Vector compares; word by word, as relaxed atomics, in a
  * ThreadSanitizer build. */
-uint32_t cvfio_nonzero8(const void *a);
+uint64_t cvfio_nonzero64(const void *a, unsigned count);
+
+/* Reads the 32-bit word at `a` and leaves 0 there, as one atomic exchange: a full barrier, so
+ * what is read next was written no earlier than the word was emptied. */
+CVFIO_INLINE uint32_t cvfio_take32(void *a) { return __atomic_exchange_n((volatile uint32_t *)a, 0, __ATOMIC_SEQ_CST); }
 
 /* Barriers: full, read (loads before later loads), write (stores before later stores). */
 CVFIO_INLINE void cvfio_mb(void) {

@@ -77,32 +77,24 @@ struct InterruptStatusArea: @unchecked Sendable {
         let summary = words + layout.levelOffsets[level - 1] / 4
         let start = group * IMSStatusLayout.fanOut
         forEachNonZero(summary, start..<min(start + IMSStatusLayout.fanOut, layout.levelCounts[level - 1])) { j in
-            UInt32.volatileStore(summary + j, 0)
-            MemoryBarrier.full()
+            _ = cvfio_take32(summary + j)
             visit(level: level - 1, group: j, body)
         }
     }
 }
 
 /// Calls `body` with each index in `range` whose word in `words` is not zero, in order; reads
-/// eight aligned words at a time where it can.
+/// 64 words at a time.
 @inline(__always)
 private func forEachNonZero(_ words: UnsafeMutablePointer<UInt32>, _ range: Range<Int>, _ body: (Int) -> Void) {
     var i = range.lowerBound
-    while i < range.upperBound, i % 8 != 0 {
-        if UInt32.volatileLoad(words + i) != 0 { body(i) }
-        i += 1
-    }
-    while i + 8 <= range.upperBound {
-        var mask = cvfio_nonzero8(words + i)
+    while i < range.upperBound {
+        let count = min(64, range.upperBound - i)
+        var mask = cvfio_nonzero64(words + i, UInt32(count))
         while mask != 0 {
             body(i + mask.trailingZeroBitCount)
             mask &= mask - 1
         }
-        i += 8
-    }
-    while i < range.upperBound {
-        if UInt32.volatileLoad(words + i) != 0 { body(i) }
-        i += 1
+        i += count
     }
 }
