@@ -66,17 +66,19 @@ let package = Package(
         .executableTarget(
             name: "vfiokit",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CLIOutput",
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CLIOutput", "NVMeWorkloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
+        // The NVMe benchmark workload both executables run.
+        .target(name: "NVMeWorkloads", dependencies: ["VFIODrivers", "VFIOKit", "CLIOutput"]),
         // The hot-path benchmarks, with the C references and the malloc interposer they need,
         // kept out of the binary users run.
         .executableTarget(
             name: "vfiokit-bench",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIODrivers", "CBenchReference", "CLIOutput",
+                "PCI", "VFIOKit", "VFIOMock", "VFIODrivers", "CBenchReference", "CLIOutput", "NVMeWorkloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),

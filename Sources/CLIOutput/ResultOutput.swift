@@ -14,3 +14,9 @@ public func printResult<T: Encodable>(_ result: T, json: Bool, lines: [String]) 
 
 /// A figure with two decimals, for the text output.
 public func fixed(_ value: Double) -> String { String(format: "%.2f", value) }
+
+/// Writes a line to standard error.
+public func printError(_ line: String) {
+    let text = line + "\n"
+    _ = text.withCString { write(2, $0, strlen($0)) }
+}

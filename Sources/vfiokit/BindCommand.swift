@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIOutput
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -116,10 +117,4 @@ struct BindingOutcome: Encodable {
         }
         for address in unchanged { Swift.print("\(address): \(unchangedNote)") }
     }
-}
-
-/// Writes a line to standard error.
-func printError(_ line: String) {
-    let text = line + "\n"
-    _ = text.withCString { write(2, $0, strlen($0)) }
 }

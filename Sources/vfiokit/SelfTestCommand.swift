@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIOutput
 import PCI
 import VFIODrivers
 import VFIOKit

@@ -26,6 +26,14 @@ import Testing
         let allocations_not_counted: String?
     }
 
+    struct NVMe: Decodable {
+        let ios, errors: Int
+        let driver_ns_per_io: Double
+        let allocations_per_io: Double?
+        let allocations_on_thread, allocations_total: Int?
+        let allocations_not_counted: String?
+    }
+
     static let mmio = ["mmio", "--json", "--iterations", "100000", "--rounds", "1"]
     static let irq = ["irq", "--json", "--samples", "200", "--rounds", "2"]
     static let noSanitizer = AllocationCounter.sanitizer == nil
@@ -59,6 +67,15 @@ import Testing
         #expect(result.dispatches == 200)
         #expect(result.p50_ratio > 0 && result.p99_ratio > 0)
         Self.expectCounted([result.dispatch_allocations, result.dispatch_allocations_total], notCounted: result.allocations_not_counted)
+    }
+
+    @Test(.disabled(if: NVMeCommandTests.threadSanitizerIsActive, "the threaded simulated controller under TSan"))
+    func nvmePrintsDriverTimeAndAllocationsPerIO() throws {
+        let result = try Self.decode(NVMe.self, ["nvme", "--json", "--seconds", "0.5", "--queue-depth", "8"])
+        #expect(result.ios > 0 && result.errors == 0)
+        #expect(result.driver_ns_per_io > 0)
+        Self.expectCounted([result.allocations_on_thread, result.allocations_total], notCounted: result.allocations_not_counted)
+        #expect((result.allocations_per_io != nil) == (result.allocations_on_thread != nil))
     }
 
     /// Counts are numbers, except in a sanitizer build, where the output names the sanitizer instead.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CLIOutput
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -3,6 +3,7 @@ import CLIOutput
 import Foundation
 import Synchronization
 import VFIODrivers
+import NVMeWorkloads
 import VFIOKit
 
 /// `vfiokit nvme bench ADDRESS [--workload …] [--block-size …] [--queue-depth …] [--queues …]
@@ -190,7 +191,7 @@ struct NVMeBenchCommand: AsyncParsableCommand {
             spdk_ns_per_io: Self.spdkNanosecondsPerIO, ratio_to_spdk: driverNs.map { $0 / Self.spdkNanosecondsPerIO },
             allocations_per_io: o.allocations.map { firstIOs == 0 ? 0 : Double($0.onThread) / Double(firstIOs) },
             allocations_on_thread: o.allocations?.onThread, allocations_total: o.allocations?.total,
-            allocations_not_counted: "vfiokit carries no malloc interposer (it lives in vfiokit-bench), so allocations are not counted here")
+            allocations_not_counted: "vfiokit carries no malloc interposer, so allocations are not counted here: `vfiokit-bench nvme` counts them")
         var lines = [
             "nvme \(workload) \(blockSize / 1024 > 0 && blockSize % 1024 == 0 ? "\(blockSize / 1024)k" : "\(blockSize)b") qd\(queueDepth) x \(queues) queue(s), \(poll ? "polled" : "MSI-X")\(target.simulated ? ", simulated controller on its own thread" : ""):",
             "  \(o.ios) I/Os in \(fixed(elapsed)) s: \(Int(iops)) IOPS, \(fixed(result.mib_per_s)) MiB/s, \(o.errors) errors",
@@ -204,46 +205,4 @@ struct NVMeBenchCommand: AsyncParsableCommand {
         try printResult(result, json: json, lines: lines)
         if o.errors > 0 { throw ExitCode.failure }
     }
-}
-
-/// The run's clock and counters: stops the workload after `seconds` and, on long runs, prints
-/// IOPS to standard error once a second meanwhile.
-final class BenchControl: Sendable {
-    let progress = Atomic<Int>(0)
-    let stop = Atomic<Bool>(false)
-    let errors = Atomic<Int>(0)
-    /// The monotonic clock's own share of a timed interval, measured before the run.
-    let clockNanoseconds = clockCost()
-    private let seconds: Double
-    private let quiet: Bool
-    private let ended = DispatchSemaphore(value: 0)
-
-    init(seconds: Double, quiet: Bool) {
-        self.seconds = seconds
-        self.quiet = quiet
-    }
-
-    /// Starts the clock on its own thread.
-    func start() {
-        Thread { [self] in
-            let start = monotonicNow()
-            var last = 0
-            var tick = 1.0
-            while true {
-                let elapsed = Double(monotonicNow() - start) / 1e9
-                if elapsed >= seconds { break }
-                usleep(UInt32(min(tick - elapsed, seconds - elapsed) * 1e6) + 1000)
-                guard Double(monotonicNow() - start) / 1e9 >= tick else { continue }
-                let done = progress.load(ordering: .relaxed)
-                if !quiet { printError("  \(Int(tick))/\(Int(seconds.rounded(.up))) s: \(done - last) IOPS") }
-                last = done
-                tick += 1
-            }
-            stop.store(true, ordering: .relaxed)
-            ended.signal()
-        }.start()
-    }
-
-    /// Waits for the clock to run out.
-    func waitForEnd() { ended.wait() }
 }

@@ -6,24 +6,32 @@ import VFIODrivers
 import VFIOKit
 
 /// One benchmark workload: which command, how big, where.
-struct NVMeWorkload: Sendable {
-    enum Kind: String, CaseIterable, Sendable {
+public struct NVMeWorkload: Sendable {
+    public enum Kind: String, CaseIterable, Sendable {
         case randread, randwrite, read, write
-        var writes: Bool { self == .randwrite || self == .write }
-        var random: Bool { self == .randread || self == .randwrite }
+        public var writes: Bool { self == .randwrite || self == .write }
+        public var random: Bool { self == .randread || self == .randwrite }
     }
 
-    let kind: Kind
-    let namespaceID: UInt32
+    public let kind: Kind
+    public let namespaceID: UInt32
     /// Logical blocks per I/O and bytes per I/O.
-    let blocks: Int
-    let bytes: Int
+    public let blocks: Int
+    public let bytes: Int
     /// How many I/O-sized slots the namespace has.
-    let slots: UInt64
+    public let slots: UInt64
+
+    public init(kind: Kind, namespaceID: UInt32, blocks: Int, bytes: Int, slots: UInt64) {
+        self.kind = kind
+        self.namespaceID = namespaceID
+        self.blocks = blocks
+        self.bytes = bytes
+        self.slots = slots
+    }
 
     /// The LBA of the `n`th I/O: random (xorshift) or sequential, wrapping at the end.
     @inline(__always)
-    func lba(_ n: Int, _ state: inout UInt64) -> UInt64 {
+    public func lba(_ n: Int, _ state: inout UInt64) -> UInt64 {
         if kind.random {
             state ^= state << 13
             state ^= state >> 7
@@ -35,29 +43,29 @@ struct NVMeWorkload: Sendable {
 }
 
 /// What one polled queue did.
-struct PolledQueueStats {
-    var ios = 0
-    var failures = 0
-    var firstFailure: String?
+public struct PolledQueueStats: Sendable {
+    public var ios = 0
+    public var failures = 0
+    public var firstFailure: String?
     /// CPU time of the polling thread while the workload ran, spinning included.
-    var cpuNanoseconds: UInt64 = 0
+    public var cpuNanoseconds: UInt64 = 0
     /// Time inside the driver's completion and submission code: from the moment a completion
     /// was seen to the doorbell write after resubmitting, summed over batches, less the
     /// clock's own cost (`clockNanoseconds` per batch).
-    var workNanoseconds: UInt64 = 0
-    var batches = 0
-    var clockNanoseconds = 0.0
+    public var workNanoseconds: UInt64 = 0
+    public var batches = 0
+    public var clockNanoseconds = 0.0
     /// Polls that found the CQ empty: time waiting for the device, not driver work.
-    var emptyPolls = 0
+    public var emptyPolls = 0
 
-    var driverNanosecondsPerIO: Double {
+    public var driverNanosecondsPerIO: Double {
         ios == 0 ? 0 : max(0, Double(workNanoseconds) - Double(batches) * clockNanoseconds) / Double(ios)
     }
 }
 
 /// Keeps `depth` commands in flight on one queue pair, each in its part of `slice`, polled from the calling thread, until
 /// the control says stop; then waits for the last ones. Allocates nothing once running.
-func runPolledQueue(
+public func runPolledQueue(
     _ driver: NVMeDriver, queue: Int, workload: NVMeWorkload, depth: Int, slice: NVMeDataRange, seed: UInt64,
     control: BenchControl
 ) throws(NVMeError) -> PolledQueueStats {
@@ -126,7 +134,7 @@ func runPolledQueue(
 
 /// What two back-to-back monotonic clock reads measure: the clock's own share of a timed
 /// interval. The median of many, so a preemption does not count.
-func clockCost() -> Double {
+public func clockCost() -> Double {
     var samples = [UInt64](repeating: 0, count: 10_001)
     for i in samples.indices {
         let a = monotonicNow()
@@ -138,10 +146,10 @@ func clockCost() -> Double {
 
 /// This thread's CPU time in nanoseconds.
 @inline(__always)
-func threadCPUTime() -> UInt64 { clockNanoseconds(CLOCK_THREAD_CPUTIME_ID) }
+public func threadCPUTime() -> UInt64 { clockNanoseconds(CLOCK_THREAD_CPUTIME_ID) }
 
 @inline(__always)
-func monotonicNow() -> UInt64 { clockNanoseconds(CLOCK_MONOTONIC) }
+public func monotonicNow() -> UInt64 { clockNanoseconds(CLOCK_MONOTONIC) }
 
 @inline(__always)
 private func clockNanoseconds(_ clock: clockid_t) -> UInt64 {
