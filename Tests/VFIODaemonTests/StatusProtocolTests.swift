@@ -39,4 +39,20 @@ import Testing
         #expect(String(decoding: DaemonService.answerHTTP("GET / HTTP/1.1", host: host, metrics: metrics), as: UTF8.self).hasPrefix("HTTP/1.0 404"))
     }
 
+    static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fuzz/regressions/status-protocol")
+
+    /// Replies that trapped `text` (Tests/Fuzz/regressions/status-protocol): an uptime beyond
+    /// `Int`, interrupt counts whose total passes `UInt64.max`.
+    @Test func anyReplyThatDecodesShowsAsText() throws {
+        let uptime = try JSONDecoder().decode(StatusReport.self, from: Data(contentsOf: Self.regressions.appendingPathComponent("uptime-beyond-int")))
+        #expect(uptime.text.hasPrefix("vfiokit daemon pid 1, up 1e+300 s"))
+        let counts = try JSONDecoder().decode(StatusReport.self, from: Data(contentsOf: Self.regressions.appendingPathComponent("interrupts-beyond-uint64")))
+        #expect(counts.text.contains("    interrupts 18446744073709551615 (g/IMS 0=18446744073709551615, g/IMS 1=1)"))
+        #expect(counts.text.contains("    group g: 18446744073709551615 interrupts"))
+        for file in try FileManager.default.contentsOfDirectory(atPath: Self.regressions.path) {
+            let bytes = try Data(contentsOf: Self.regressions.appendingPathComponent(file))
+            #expect(try JSONDecoder().decode(StatusReport.self, from: bytes).text.hasPrefix("vfiokit daemon pid"), "\(file)")
+        }
+    }
 }
