@@ -33,7 +33,7 @@ public enum EduIMSSelfTest {
             return recorder.steps
         }
         defer { rig.close() }
-        recorder.record("domain", true, "\(domainSize) slots, status area at IOVA 0x\(String(rig.statusAddress, radix: 16)), edu's MSI as the one doorbell")
+        recorder.record("domain", true, "\(domainSize) slots, status area at IOVA 0x\(String(rig.statusAddress, radix: 16)), each message write posting its summaries, edu's MSI as the one doorbell")
         let chosen = Array((0..<domainSize).shuffled().prefix(fired + masked + 1))
         let firing = Array(chosen.prefix(fired))
         let held = Array(chosen[fired..<fired + masked])
@@ -141,7 +141,8 @@ public enum EduIMSSelfTest {
             try device.setBusMaster(true)
             let staging = try device.dma.allocate(EduRegisters.bufferSize, below: EduRegisters.dmaLimit)
             store = EduIMSStore(registers: registers, staging: staging, capacity: EduIMSSelfTest.domainSize)
-            domain = try IMSDomain(store: store, device: device, delivery: .doorbell(doorbell, loop), below: EduRegisters.dmaLimit)
+            domain = try IMSDomain(
+                store: store, device: device, delivery: .doorbell(doorbell, loop), posting: store.summaryPosting, below: EduRegisters.dmaLimit)
             var slots: [IMSSlot] = []
             let tally = self.tally
             for i in 0..<EduIMSSelfTest.domainSize {
@@ -155,7 +156,8 @@ public enum EduIMSSelfTest {
 
         /// Waits, boundedly, until each of `indices` has been delivered `times` times.
         func wait(for indices: [Int], times: Int = 1) -> Bool {
-            let deadline = ContinuousClock.now + .milliseconds(200 * indices.count + 2000)
+            // edu takes about 100 ms per DMA: a message and its two summary writes.
+            let deadline = ContinuousClock.now + .milliseconds(500 * indices.count + 2000)
             while ContinuousClock.now < deadline {
                 if indices.allSatisfy({ count($0) >= times }) { return true }
                 usleep(5000)

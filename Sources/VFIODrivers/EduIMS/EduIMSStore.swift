@@ -13,11 +13,16 @@ import VFIOKit
 /// 100 ms per DMA, so ``load(_:)`` puts the data of every slot about to fire into edu's buffer
 /// in one transfer first. A masked slot's event is held and sent at unmask; a commit waits for
 /// the engine to go idle, so no message write is in flight when it returns.
+///
+/// It posts summaries (``summaryPosting``): after the message write, one more DMA per summary
+/// level copies a word holding 1 from edu's buffer to the summary word, and only the last
+/// raises the MSI.
 public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
     public let capacity: Int
     public var supportsMasking: Bool { true }
-    /// How many slots' data edu's buffer holds (QEMU 7.2 crashes on a transfer of all 4096 bytes).
-    public static let bufferSlots = EduRegisters.bufferSize / 4 - 1
+    /// How many slots' data edu's buffer holds (QEMU 7.2 crashes on a transfer of all 4096
+    /// bytes), followed by the word of 1 that summary writes copy.
+    public static let bufferSlots = EduRegisters.bufferSize / 4 - 2
     private let registers: MMIO<EduRegisters>
     private let staging: DMABuffer
     private struct Slot {
@@ -30,6 +35,8 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
     private let slots: Mutex<[Slot]>
     /// The DMA engine runs one transfer at a time.
     private let engine = Mutex(())
+    /// The domain's status area, once it has enabled posting.
+    private let posting = Mutex<IMSStatusLayout?>(nil)
 
     /// A store of `capacity` slots on an edu device whose BAR0 is `registers`; `staging` is
     /// DMA memory the device can reach, of at least 4 KiB, for ``load(_:)``.
@@ -55,6 +62,11 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
 
     public func pending(_ slot: Int) -> Bool { slots.withLock { $0[slot].pending } }
 
+    /// Makes every message write post its summaries into the domain's status area.
+    public var summaryPosting: IMSDomain.SummaryPosting {
+        IMSDomain.SummaryPosting { layout in self.posting.withLock { $0 = layout } }
+    }
+
     /// The message `slot` holds.
     public func message(_ slot: Int) -> InterruptMessage { slots.withLock { $0[slot].message } }
 
@@ -76,9 +88,10 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
                 staging.bytes.storeBytes(of: s[index].message.data, toByteOffset: position * 4, as: UInt32.self)
             }
         }
+        staging.bytes.storeBytes(of: UInt32(1), toByteOffset: Self.bufferSlots * 4, as: UInt32.self)
         try engine.withLock { (_) throws(IMSError) in
             try waitIdle(.seconds(2))
-            start(source: staging.deviceAddress, destination: EduRegisters.bufferAddress, count: indices.count * 4, toRAM: false, interrupt: false)
+            start(source: staging.deviceAddress, destination: EduRegisters.bufferAddress, count: (Self.bufferSlots + 1) * 4, toRAM: false, interrupt: false)
             try waitIdle(.seconds(2))
         }
     }
@@ -93,15 +106,25 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
     }
 
     /// The message write: one edu DMA from the slot's word in the buffer to the message address,
-    /// raising edu's MSI when done.
+    /// then one per summary word when posting, the last raising edu's MSI.
     private func send(_ slot: Int) throws(IMSError) {
         let (message, position) = slots.withLock { ($0[slot].message, $0[slot].position) }
         guard let position else { throw .store("slot \(slot)'s data is not in edu's buffer: load it first") }
+        var writes = [(source: EduRegisters.bufferAddress + UInt64(position * 4), destination: message.address)]
+        if let layout = posting.withLock({ $0 }), let index = layout.slot(at: message.address) {
+            let one = EduRegisters.bufferAddress + UInt64(Self.bufferSlots * 4)
+            layout.forEachSummary(of: index) { writes.append((one, $0)) }
+        }
         try engine.withLock { (_) throws(IMSError) in
-            try waitIdle(.seconds(2))
-            let acknowledged = registers.read(EduRegisters.interruptStatus)
-            if acknowledged != 0 { registers.write(EduRegisters.interruptAcknowledge, acknowledged) }
-            start(source: EduRegisters.bufferAddress + UInt64(position * 4), destination: message.address, count: 4, toRAM: true, interrupt: true)
+            for (n, write) in writes.enumerated() {
+                try waitIdle(.seconds(2))
+                let last = n == writes.count - 1
+                if last {
+                    let acknowledged = registers.read(EduRegisters.interruptStatus)
+                    if acknowledged != 0 { registers.write(EduRegisters.interruptAcknowledge, acknowledged) }
+                }
+                start(source: write.source, destination: write.destination, count: 4, toRAM: true, interrupt: last)
+            }
         }
     }
 

@@ -131,7 +131,9 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         try device.setBusMaster(true)
         let control = IMSQueueRegisters.Control.enable | (c.store == .queueContext ? IMSQueueRegisters.Control.contextStore : 0)
         registers.write(IMSQueueRegisters.control, control)
-        let domain = try IMSDomain(store: store, device: device, delivery: .doorbell(doorbell, loop), commitTimeout: c.commitTimeout)
+        let domain = try IMSDomain(
+            store: store, device: device, delivery: .doorbell(doorbell, loop), posting: IMSQueueRegisters.summaryPosting(registers),
+            commitTimeout: c.commitTimeout)
         let contextsAddress = UInt(bitPattern: base)
         let handler = IMSHandler { [unowned(unsafe) self] slot in self.completed(queue: slot.index, contexts: contextsAddress) }
         let slots = try domain.batch { (b) throws(IMSError) -> [IMSSlot] in

@@ -14,10 +14,25 @@ public enum IMSQueueRegisters: RegisterLayout {
     /// Write a queue index, or ``reloadAll``, to make the device reread contexts.
     public static let reload = Register<IMSQueueRegisters, UInt32>(0x40)
     public static let reloadAcknowledged = Register<IMSQueueRegisters, UInt32>(0x44)
+    /// The status area the device posts summaries into (``IMSStatusLayout``): its first slot
+    /// word's IOVA and its slot count.
+    public static let postingBase = Register<IMSQueueRegisters, UInt64>(0x48)
+    public static let postingSlots = Register<IMSQueueRegisters, UInt32>(0x50)
 
     public enum Control {
         public static let enable: UInt32 = 1
         public static let contextStore: UInt32 = 2
+        public static let postSummaries: UInt32 = 4
+    }
+
+    /// Programs the device in `registers` to post summaries for a domain's status area.
+    public static func summaryPosting(_ registers: MMIO<IMSQueueRegisters>) -> IMSDomain.SummaryPosting {
+        IMSDomain.SummaryPosting { layout throws(IMSError) in
+            guard let slots = UInt32(exactly: layout.slots) else { throw .store("\(layout.slots) slots do not fit the posting register") }
+            registers.write(postingBase, layout.base)
+            registers.write(postingSlots, slots)
+            registers.write(control, registers.read(control) | Control.postSummaries)
+        }
     }
 
     public static let reloadAll: UInt32 = 0xffff_ffff

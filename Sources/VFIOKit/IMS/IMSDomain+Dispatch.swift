@@ -1,7 +1,9 @@
 /// Delivery: from the status area to the slots' handlers.
 ///
-/// A message has landed when its slot's word holds the slot's tag. The demux walks the words
-/// below the highest index ever allocated, eight at a time; for each written word it checks the
+/// A message has landed when its slot's word holds the slot's tag. When the device posts
+/// summaries, the demux walks them down to the written words, reading 64 words per level on each
+/// pending slot's path; otherwise it reads every word below the highest index ever allocated,
+/// eight at a time. For each written word it checks the
 /// tag (a stale tag is dropped) and the mask (a masked slot keeps its word, so the message stays
 /// pending), clears the word and then runs the handler, so a message that lands after the clear
 /// is seen by the next pass. It allocates nothing and holds the handler unretained.
@@ -15,9 +17,15 @@ extension IMSDomain {
         defer { dispatchThread.store(previous, ordering: .releasing) }
         return withStatusMemory {
             var delivered = 0
-            let end = table.withLock { $0.highWater }
-            statusArea.forEachWritten(below: end) { index in
-                if deliver(index) { delivered += 1 }
+            if posted {
+                statusArea.forEachPosted { index in
+                    if deliver(index) { delivered += 1 }
+                }
+            } else {
+                let end = table.withLock { $0.highWater }
+                statusArea.forEachWritten(below: end) { index in
+                    if deliver(index) { delivered += 1 }
+                }
             }
             return delivered
         }
@@ -28,8 +36,9 @@ extension IMSDomain {
     /// Delivers slot `index` if its word holds its live tag and it is unmasked.
     @inline(__always)
     private func deliver(_ index: Int) -> Bool {
-        let word = statusArea.word(index)
+        var word: UInt32 = 0
         let handler: Unmanaged<IMSHandler>? = table.withLock { t in
+            word = statusArea.word(index)
             let tag = t.tags[index]
             guard tag != 0, word == tag else {
                 statusArea.clear(index)  // a freed slot, or an old owner's message

@@ -35,10 +35,21 @@ public final class IMSDomain: @unchecked Sendable {
         case polling
     }
 
+    /// How a device that posts summaries (see ``IMSStatusLayout``) is told where: `enable`
+    /// programs it with the domain's status area, and throws if it cannot. With it, the demux
+    /// reads O(pending) words; without, it reads every allocated slot's word.
+    public struct SummaryPosting: Sendable {
+        public var enable: @Sendable (IMSStatusLayout) throws(IMSError) -> Void
+
+        public init(enable: @escaping @Sendable (IMSStatusLayout) throws(IMSError) -> Void) { self.enable = enable }
+    }
+
     public let store: any InterruptMessageStore
     /// How long a commit waits for the device's acknowledgement.
     public let commitTimeout: Duration
     let statusArea: InterruptStatusArea
+    /// Whether the device posts summaries, so the demux walks them.
+    let posted: Bool
     /// The memory behind ``statusArea``, freed by ``close()``; polling holds the lock.
     private let statusMemory: Mutex<DMABuffer?>
     let table: Mutex<SlotTable>
@@ -56,9 +67,10 @@ public final class IMSDomain: @unchecked Sendable {
     private let updates = Mutex(())
 
     /// Makes a domain over every slot of `store`, with its status area in `device`'s DMA space
-    /// below `limit` (for devices that cannot address more). Refuses a store that cannot mask.
+    /// below `limit` (for devices that cannot address more), and `posting` when the device
+    /// posts summaries. Refuses a store that cannot mask.
     public init(
-        store: any InterruptMessageStore, device: PCIDevice, delivery: Delivery,
+        store: any InterruptMessageStore, device: PCIDevice, delivery: Delivery, posting: SummaryPosting? = nil,
         below limit: UInt64 = .max, commitTimeout: Duration = .seconds(1)
     ) throws(IMSError) {
         guard store.supportsMasking else { throw .storeCannotMask(store: String(describing: type(of: store))) }
@@ -67,6 +79,13 @@ public final class IMSDomain: @unchecked Sendable {
         self.commitTimeout = commitTimeout
         let memory = try InterruptStatusArea.allocate(slots: store.capacity, dma: device.dma, below: limit)
         statusArea = InterruptStatusArea(memory, slots: store.capacity)
+        if let posting {
+            do throws(IMSError) { try posting.enable(statusArea.layout) } catch {
+                try? memory.free()
+                throw error
+            }
+        }
+        posted = posting != nil
         statusMemory = Mutex(memory)
         table = Mutex(SlotTable(capacity: store.capacity))
         guard case let .doorbell(source, loop) = delivery else { return }
@@ -139,7 +158,7 @@ public final class IMSDomain: @unchecked Sendable {
             try commit(masking: [slot])
             table.withLock { $0.setMasked(slot.index, false) }
         }
-        if statusArea.word(slot.index) != 0 { kick() }
+        if statusArea.word(slot.index) != 0 { kick(slot.index) }
     }
 
     /// Stops `slot` from delivering. When it returns, the device has acknowledged the mask, the
@@ -204,7 +223,7 @@ public final class IMSDomain: @unchecked Sendable {
             table.withLock { t in for s in batch.unmasked where t.holds(s) { t.setMasked(s.index, false) } }
             return result
         }
-        if batch.unmasked.contains(where: { statusArea.word($0.index) != 0 }) { kick() }
+        for slot in batch.unmasked where statusArea.word(slot.index) != 0 { kick(slot.index) }
         return result
     }
 
@@ -306,8 +325,10 @@ public final class IMSDomain: @unchecked Sendable {
         while table.withLock({ $0.running == index }) { sched_yield() }
     }
 
-    /// Rings the doorbell from software, so the loop demuxes a message that became deliverable.
-    private func kick() {
+    /// Rings the doorbell from software, so the loop demuxes `index`'s message, which became
+    /// deliverable (its summaries are posted again: the pass that found it masked cleared them).
+    private func kick(_ index: Int) {
+        if posted { statusArea.post(index) }
         guard let doorbell else { return }
         var one: UInt64 = 1
         _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try device.context.system.write(doorbell.fd, from: b) }

@@ -1,20 +1,23 @@
-/// DMA memory where devices write IMS messages: one 32-bit word per slot, at IOVA
-/// `deviceAddress + 4 × slot`, into which the device writes the slot's tag. The memory lies
-/// outside the interrupt window, so every message is an ordinary DMA write through the IOMMU.
+/// DMA memory where devices write IMS messages, laid out as ``IMSStatusLayout`` says: one
+/// 32-bit word per slot, into which the device writes the slot's tag, then the summary levels.
+/// The memory lies outside the interrupt window, so every message is an ordinary DMA write
+/// through the IOMMU.
 ///
 /// A view of a buffer its ``IMSDomain`` owns; valid while the domain holds the buffer.
 struct InterruptStatusArea: @unchecked Sendable {
-    let deviceAddress: UInt64
+    let layout: IMSStatusLayout
     let words: UnsafeMutablePointer<UInt32>
-    let slots: Int
+
+    var slots: Int { layout.slots }
 
     /// Allocates the memory for `slots` slots below `limit` and checks it stays clear of the
     /// interrupt window (it is freed again if not).
     static func allocate(slots: Int, dma: DMASpace, below limit: UInt64) throws(IMSError) -> DMABuffer {
+        let bytes = IMSStatusLayout(base: 0, slots: slots).byteCount
         let buffer: DMABuffer
-        do { buffer = try dma.allocate(max(slots, 1) * 4, below: limit) } catch { throw .framework(error) }
+        do { buffer = try dma.allocate(bytes, below: limit) } catch { throw .framework(error) }
         let first = buffer.deviceAddress
-        if InterruptMessage.msiWindow.overlaps(first...first + UInt64(slots * 4) - 1) {
+        if InterruptMessage.msiWindow.overlaps(first...first + UInt64(bytes) - 1) {
             try? buffer.free()
             throw .addressInMSIWindow(max(first, InterruptMessage.msiWindow.lowerBound))
         }
@@ -22,14 +25,13 @@ struct InterruptStatusArea: @unchecked Sendable {
     }
 
     init(_ buffer: borrowing DMABuffer, slots: Int) {
-        deviceAddress = buffer.deviceAddress
-        words = buffer.bytes.baseAddress!.bindMemory(to: UInt32.self, capacity: slots)
-        self.slots = slots
+        layout = IMSStatusLayout(base: buffer.deviceAddress, slots: slots)
+        words = buffer.bytes.baseAddress!.bindMemory(to: UInt32.self, capacity: layout.byteCount / 4)
     }
 
     /// The message that makes the device write `tag` into `index`'s word.
     func message(index: Int, tag: UInt32) -> InterruptMessage {
-        InterruptMessage(address: deviceAddress + UInt64(index) * 4, data: tag)
+        InterruptMessage(address: layout.address(ofSlot: index), data: tag)
     }
 
     /// The word the device last wrote for `index` (0: nothing since it was cleared).
@@ -37,22 +39,68 @@ struct InterruptStatusArea: @unchecked Sendable {
 
     @inline(__always) func clear(_ index: Int) { UInt32.volatileStore(words + index, 0) }
 
-    /// Calls `body` with each index below `end` whose word is not zero, in index order. Reads
-    /// eight words at a time and allocates nothing.
+    /// Marks the summaries above `index`, as a posting device does after a message: so the
+    /// next pass of ``forEachPosted(_:)`` looks at the slot again.
+    func post(_ index: Int) {
+        layout.forEachSummary(of: index) { address in
+            UInt32.volatileStore(words + Int((address - layout.base) / 4), 1)
+        }
+        MemoryBarrier.full()
+    }
+
+    /// Calls `body` with each slot index below `end` whose word is not zero, in index order,
+    /// reading every word: for devices that do not post summaries. Allocates nothing.
     @inline(__always)
     func forEachWritten(below end: Int, _ body: (Int) -> Void) {
-        let raw = UnsafeRawPointer(words)
-        var i = 0
-        while i + 8 <= end {
-            let chunk = raw.load(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
-            if chunk != SIMD8<UInt32>(repeating: 0) {
-                for j in 0..<8 where chunk[j] != 0 { body(i + j) }
-            }
-            i += 8
+        forEachNonZero(words, 0..<end, body)
+    }
+
+    /// Calls `body` with each slot whose summaries a device posted and whose word is not zero,
+    /// reading 64 words per level on the way down. Each summary word is cleared before the
+    /// words below it are read, so a message posted meanwhile is seen by the next pass.
+    /// Allocates nothing.
+    @inline(__always)
+    func forEachPosted(_ body: (Int) -> Void) {
+        let top = layout.levelCounts.count
+        visit(level: top, group: 0, body)
+    }
+
+    /// Visits the non-zero words of `level` (0: the slots) in `group`: a slot's goes to `body`,
+    /// a summary word is cleared and the group below it visited.
+    private func visit(level: Int, group: Int, _ body: (Int) -> Void) {
+        guard level > 0 else {
+            let start = group * IMSStatusLayout.fanOut
+            return forEachNonZero(words, start..<min(start + IMSStatusLayout.fanOut, layout.slots), body)
         }
-        while i < end {
-            if word(i) != 0 { body(i) }
-            i += 1
+        let summary = words + layout.levelOffsets[level - 1] / 4
+        let start = group * IMSStatusLayout.fanOut
+        forEachNonZero(summary, start..<min(start + IMSStatusLayout.fanOut, layout.levelCounts[level - 1])) { j in
+            UInt32.volatileStore(summary + j, 0)
+            MemoryBarrier.full()
+            visit(level: level - 1, group: j, body)
         }
+    }
+}
+
+/// Calls `body` with each index in `range` whose word in `words` is not zero, in order; reads
+/// eight aligned words at a time where it can.
+@inline(__always)
+private func forEachNonZero(_ words: UnsafeMutablePointer<UInt32>, _ range: Range<Int>, _ body: (Int) -> Void) {
+    let raw = UnsafeRawPointer(words)
+    var i = range.lowerBound
+    while i < range.upperBound, i % 8 != 0 {
+        if UInt32.volatileLoad(words + i) != 0 { body(i) }
+        i += 1
+    }
+    while i + 8 <= range.upperBound {
+        let chunk = raw.load(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
+        if chunk != SIMD8<UInt32>(repeating: 0) {
+            for j in 0..<8 where chunk[j] != 0 { body(i + j) }
+        }
+        i += 8
+    }
+    while i < range.upperBound {
+        if UInt32.volatileLoad(words + i) != 0 { body(i) }
+        i += 1
     }
 }

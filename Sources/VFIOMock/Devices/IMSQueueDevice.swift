@@ -1,5 +1,6 @@
 import Dispatch
 import Synchronization
+import VFIOKit
 
 /// A simulated multi-queue device with an Interrupt Message Store, of either kind: a DSA-layout
 /// table in BAR0 or messages in the queues' contexts in host memory. PCIe, with Intel's Scalable
@@ -16,6 +17,11 @@ import Synchronization
 /// message: a 32-bit write of the message data to the message address, through the IOMMU, then
 /// the doorbell vector. A masked message is held: in table mode as the entry's pending bit, in
 /// context mode as producer ≠ consumer; it is sent when the slot is unmasked.
+///
+/// Summary posting: with ``postSummaries`` set in the control register, a message written into
+/// the status area at ``Registers/postingBase`` (``Registers/postingSlots`` slots, laid out as
+/// ``IMSStatusLayout`` says) is followed by a write of 1 to each summary word above its slot,
+/// bottom-up, before the doorbell.
 ///
 /// Context mode: the device caches each context's message and mask and rereads them only when
 /// the driver writes a queue index (or 0xffffffff for all) to ``Registers/reload``; it counts
@@ -36,6 +42,10 @@ public final class IMSQueueDevice: SimulatedDevice {
         public static let doorbellVector = 0x38
         public static let reload = 0x40
         public static let reloadAcknowledged = 0x44
+        /// The IOVA of the status area's first slot word, for summary posting (64-bit).
+        public static let postingBase = 0x48
+        /// How many slot words the status area has (32-bit).
+        public static let postingSlots = 0x50
         public static let tableOffset = 0x60
         public static let table = 0x1000
     }
@@ -58,6 +68,7 @@ public final class IMSQueueDevice: SimulatedDevice {
     public static let deviceID: UInt16 = 0x1ad0
     public static let enable: UInt32 = 1
     public static let contextStore: UInt32 = 2
+    public static let postSummaries: UInt32 = 4
     public static let reloadAll: UInt32 = 0xffff_ffff
 
     public struct Options: Sendable {
@@ -88,6 +99,10 @@ public final class IMSQueueDevice: SimulatedDevice {
         var queueCount = 0
         var contexts: UInt64 = 0
         var doorbellVector: UInt32 = 0
+        var postingBase: UInt64 = 0
+        var postingSlots: UInt32 = 0
+        /// The status area's layout, as the two posting registers give it.
+        var posting: IMSStatusLayout?
         var reloads: UInt32 = 0
         var queues: [QueueState] = []
         /// DSA-layout table: 4 words per entry, and the pending bits of masked entries.
@@ -95,6 +110,11 @@ public final class IMSQueueDevice: SimulatedDevice {
         var tablePending: [Bool]
         var messagesSent = 0
         var generation = 0
+
+        /// Recomputes the posting layout from its registers (none while either is zero).
+        mutating func updatePosting() {
+            posting = postingBase != 0 && postingSlots != 0 ? IMSStatusLayout(base: postingBase, slots: Int(min(postingSlots, 1 << 24))) : nil
+        }
     }
 
     private let state: Mutex<State>
@@ -166,6 +186,9 @@ public final class IMSQueueDevice: SimulatedDevice {
             case Registers.contexts + 4: return s.contexts >> 32
             case Registers.control: return UInt64(s.control)
             case Registers.doorbellVector: return UInt64(s.doorbellVector)
+            case Registers.postingBase: return width == 8 ? s.postingBase : s.postingBase & 0xffff_ffff
+            case Registers.postingBase + 4: return s.postingBase >> 32
+            case Registers.postingSlots: return UInt64(s.postingSlots)
             case Registers.reloadAcknowledged: return UInt64(s.reloads)
             case Registers.tableOffset: return UInt64(Registers.table / 0x100) << 48
             case Registers.tableOffset + 4: return UInt64(Registers.table / 0x100) << 16
@@ -193,8 +216,17 @@ public final class IMSQueueDevice: SimulatedDevice {
                 s.queues = Array(repeating: QueueState(), count: count)
             case Registers.contexts: s.contexts = width == 8 ? value : s.contexts & ~0xffff_ffff | UInt64(v32)
             case Registers.contexts + 4: s.contexts = s.contexts & 0xffff_ffff | UInt64(v32) << 32
-            case Registers.control: s.control = v32 & 3
+            case Registers.control: s.control = v32 & 7
             case Registers.doorbellVector: s.doorbellVector = v32
+            case Registers.postingBase:
+                s.postingBase = width == 8 ? value : s.postingBase & ~0xffff_ffff | UInt64(v32)
+                s.updatePosting()
+            case Registers.postingBase + 4:
+                s.postingBase = s.postingBase & 0xffff_ffff | UInt64(v32) << 32
+                s.updatePosting()
+            case Registers.postingSlots:
+                s.postingSlots = v32
+                s.updatePosting()
             case Registers.reload: reload(v32, &s)
             default: break
             }
@@ -314,12 +346,27 @@ public final class IMSQueueDevice: SimulatedDevice {
         send(address: s.queues[queue].address, data: s.queues[queue].data, &s)
     }
 
-    /// The message write, then the doorbell vector. A write the IOMMU refuses is recorded as a
-    /// fault by the mock; the doorbell still goes out, as it would from hardware.
+    /// The message write (with its summaries when posting), then the doorbell vector. A write
+    /// the IOMMU refuses is recorded as a fault by the mock; the doorbell still goes out, as it
+    /// would from hardware.
     private func send(address: UInt64, data: UInt32, _ s: inout State) {
         guard let bus else { return }
-        bus.writeMessage(address: address, data: data)
+        write(address: address, data: data, s, bus)
         s.messagesSent += 1
         bus.signalMSIX(vector: Int(s.doorbellVector))
     }
+
+    private func write(address: UInt64, data: UInt32, _ s: borrowing State, _ bus: DeviceBus) {
+        bus.writeMessage(address: address, data: data)
+        guard s.control & Self.postSummaries != 0, let layout = s.posting, let slot = layout.slot(at: address) else { return }
+        layout.forEachSummary(of: slot) { bus.writeMessage(address: $0, data: 1) }
+    }
+
+    /// A message write as the device makes it, summaries included, with no doorbell: for
+    /// benchmarks that time the demux alone.
+    public func writeMessage(address: UInt64, data: UInt32) {
+        guard let bus else { return }
+        state.withLock { s in write(address: address, data: data, s, bus) }
+    }
 }
+

@@ -4,8 +4,9 @@ import VFIOKit
 import VFIOMock
 
 /// A store the test plays the device for: messages and masks live here, and ``fire(_:)``
-/// writes a slot's message through the mock's bus (remapping unit and IOMMU), then sends
-/// MSI-X vector 0 as the doorbell, or holds the event while the slot is masked.
+/// writes a slot's message through the mock's bus (remapping unit and IOMMU), with its
+/// summaries once the domain has enabled posting, then sends MSI-X vector 0 as the doorbell,
+/// or holds the event while the slot is masked.
 final class LoopbackStore: InterruptMessageStore, @unchecked Sendable {
     let capacity: Int
     let supportsMasking: Bool
@@ -17,6 +18,9 @@ final class LoopbackStore: InterruptMessageStore, @unchecked Sendable {
     }
     private let slots: Mutex<[Slot]>
     let commits = Atomic<Int>(0)
+    /// The status area the device posts summaries into, once the domain enabled posting.
+    let posting = Mutex<IMSStatusLayout?>(nil)
+    var summaryPosting: IMSDomain.SummaryPosting { IMSDomain.SummaryPosting { layout in self.posting.withLock { $0 = layout } } }
 
     init(capacity: Int, bus: DeviceBus, supportsMasking: Bool = true) {
         self.capacity = capacity
@@ -56,8 +60,15 @@ final class LoopbackStore: InterruptMessageStore, @unchecked Sendable {
 
     /// Writes `message` as the device would, whatever the slot now holds (a late write).
     func deliver(_ message: InterruptMessage) {
-        bus.writeMessage(address: message.address, data: message.data)
+        write(message)
         bus.signalMSIX(vector: 0)
+    }
+
+    /// The message write and, when posting, the summary writes above its slot; no doorbell.
+    func write(_ message: InterruptMessage, posting post: Bool = true) {
+        bus.writeMessage(address: message.address, data: message.data)
+        guard post, let layout = posting.withLock({ $0 }), let slot = layout.slot(at: message.address) else { return }
+        layout.forEachSummary(of: slot) { bus.writeMessage(address: $0, data: 1) }
     }
 }
 
@@ -71,7 +82,7 @@ struct LoopbackRig {
 
     /// `watch`, when given, sees every call the device and the domain make (see ``InterposedKernel``).
     init(
-        capacity: Int = 4096, polling: Bool = false, backend: Backend = .legacy,
+        capacity: Int = 4096, polling: Bool = false, posting: Bool = false, backend: Backend = .legacy,
         watch: ((InterposedKernel.Call) -> Void)? = nil
     ) throws {
         machine = MockMachine(for: backend)
@@ -85,7 +96,8 @@ struct LoopbackRig {
         store = LoopbackStore(capacity: capacity, bus: bus)
         let doorbell = try #require(try device.interrupts.enable(.msix, vectors: 1).first)
         try device.setBusMaster(true)
-        domain = try IMSDomain(store: store, device: device, delivery: polling ? .polling : .doorbell(doorbell, loop))
+        domain = try IMSDomain(
+            store: store, device: device, delivery: polling ? .polling : .doorbell(doorbell, loop), posting: posting ? store.summaryPosting : nil)
     }
 
     func close() {
