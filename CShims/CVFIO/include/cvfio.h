@@ -71,15 +71,23 @@ static inline int cvfio_epoll_ctl(int epfd, int op, int fd, uint32_t events, uin
 }
 int cvfio_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int capacity, int timeout_ms);
 
-/* Volatile MMIO: each call is exactly one access of its width. */
-CVFIO_INLINE uint8_t cvfio_read8(const void *a) { return *(const volatile uint8_t *)a; }
-CVFIO_INLINE uint16_t cvfio_read16(const void *a) { return *(const volatile uint16_t *)a; }
-CVFIO_INLINE uint32_t cvfio_read32(const void *a) { return *(const volatile uint32_t *)a; }
-CVFIO_INLINE uint64_t cvfio_read64(const void *a) { return *(const volatile uint64_t *)a; }
-CVFIO_INLINE void cvfio_write8(void *a, uint8_t v) { *(volatile uint8_t *)a = v; }
-CVFIO_INLINE void cvfio_write16(void *a, uint16_t v) { *(volatile uint16_t *)a = v; }
-CVFIO_INLINE void cvfio_write32(void *a, uint32_t v) { *(volatile uint32_t *)a = v; }
-CVFIO_INLINE void cvfio_write64(void *a, uint64_t v) { *(volatile uint64_t *)a = v; }
+/* Volatile MMIO: each call is exactly one access of its width (relaxed atomics on volatile
+ * memory: the same single load or store, and what ThreadSanitizer models for memory a device
+ * shares with its driver, like the kernel's READ_ONCE and WRITE_ONCE). The address must be
+ * aligned to the width. */
+CVFIO_INLINE uint8_t cvfio_read8(const void *a) { return __atomic_load_n((const volatile uint8_t *)a, __ATOMIC_RELAXED); }
+CVFIO_INLINE uint16_t cvfio_read16(const void *a) { return __atomic_load_n((const volatile uint16_t *)a, __ATOMIC_RELAXED); }
+CVFIO_INLINE uint32_t cvfio_read32(const void *a) { return __atomic_load_n((const volatile uint32_t *)a, __ATOMIC_RELAXED); }
+CVFIO_INLINE uint64_t cvfio_read64(const void *a) { return __atomic_load_n((const volatile uint64_t *)a, __ATOMIC_RELAXED); }
+CVFIO_INLINE void cvfio_write8(void *a, uint8_t v) { __atomic_store_n((volatile uint8_t *)a, v, __ATOMIC_RELAXED); }
+CVFIO_INLINE void cvfio_write16(void *a, uint16_t v) { __atomic_store_n((volatile uint16_t *)a, v, __ATOMIC_RELAXED); }
+CVFIO_INLINE void cvfio_write32(void *a, uint32_t v) { __atomic_store_n((volatile uint32_t *)a, v, __ATOMIC_RELAXED); }
+CVFIO_INLINE void cvfio_write64(void *a, uint64_t v) { __atomic_store_n((volatile uint64_t *)a, v, __ATOMIC_RELAXED); }
+
+/* Which of the eight 32-bit words at `a` (32-byte aligned, in memory a device writes) are not
+ * zero: bit i for word i. One vector compare; word by word, as relaxed atomics, in a
+ * ThreadSanitizer build. */
+uint32_t cvfio_nonzero8(const void *a);
 
 /* Barriers: full, read (loads before later loads), write (stores before later stores). */
 CVFIO_INLINE void cvfio_mb(void) {

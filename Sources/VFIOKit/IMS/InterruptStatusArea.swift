@@ -1,3 +1,5 @@
+import CVFIO
+
 /// DMA memory where devices write IMS messages, laid out as ``IMSStatusLayout`` says: one
 /// 32-bit word per slot, into which the device writes the slot's tag, then the summary levels.
 /// The memory lies outside the interrupt window, so every message is an ordinary DMA write
@@ -86,16 +88,16 @@ struct InterruptStatusArea: @unchecked Sendable {
 /// eight aligned words at a time where it can.
 @inline(__always)
 private func forEachNonZero(_ words: UnsafeMutablePointer<UInt32>, _ range: Range<Int>, _ body: (Int) -> Void) {
-    let raw = UnsafeRawPointer(words)
     var i = range.lowerBound
     while i < range.upperBound, i % 8 != 0 {
         if UInt32.volatileLoad(words + i) != 0 { body(i) }
         i += 1
     }
     while i + 8 <= range.upperBound {
-        let chunk = raw.load(fromByteOffset: i * 4, as: SIMD8<UInt32>.self)
-        if chunk != SIMD8<UInt32>(repeating: 0) {
-            for j in 0..<8 where chunk[j] != 0 { body(i + j) }
+        var mask = cvfio_nonzero8(words + i)
+        while mask != 0 {
+            body(i + mask.trailingZeroBitCount)
+            mask &= mask - 1
         }
         i += 8
     }

@@ -15,8 +15,9 @@ import VFIOKit
 /// descriptors and an array of 8-byte completions. For each descriptor the device writes its
 /// first 8 bytes as a completion, then the producer index, then sends the queue's interrupt
 /// message: a 32-bit write of the message data to the message address, through the IOMMU, then
-/// the doorbell vector. A masked message is held: in table mode as the entry's pending bit, in
-/// context mode as producer ≠ consumer; it is sent when the slot is unmasked.
+/// the doorbell vector. A masked message is held (in table mode as the entry's pending bit) and
+/// sent once when the slot is unmasked. The driver sees a queue as pending while its producer
+/// differs from its consumer.
 ///
 /// Summary posting: with ``postSummaries`` set in the control register, a message written into
 /// the status area at ``Registers/postingBase`` (``Registers/postingSlots`` slots, laid out as
@@ -91,6 +92,8 @@ public final class IMSQueueDevice: SimulatedDevice {
         var address: UInt64 = 0
         var data: UInt32 = 0
         var masked = true
+        /// A message came while masked: it is sent at unmask.
+        var held = false
     }
 
     private struct State {
@@ -268,8 +271,10 @@ public final class IMSQueueDevice: SimulatedDevice {
                 s.queues[q].address = raw.loadUnaligned(fromByteOffset: at + Context.messageAddress, as: UInt64.self)
                 s.queues[q].data = raw.loadUnaligned(fromByteOffset: at + Context.messageData, as: UInt32.self)
                 s.queues[q].masked = raw.loadUnaligned(fromByteOffset: at + Context.messageControl, as: UInt32.self) & 1 != 0
-                let consumer = raw.loadUnaligned(fromByteOffset: at + Context.consumer, as: UInt32.self)
-                if !s.queues[q].masked && s.queues[q].producer != consumer { sendContextMessage(q, &s) }
+                if !s.queues[q].masked && s.queues[q].held {
+                    s.queues[q].held = false
+                    sendContextMessage(q, &s)
+                }
             }
         }
         s.reloads &+= 1
@@ -321,7 +326,10 @@ public final class IMSQueueDevice: SimulatedDevice {
     private func interrupt(_ queue: Int, _ s: inout State) -> Bool {
         guard queue < s.queueCount else { return false }
         if s.control & Self.contextStore != 0 {
-            guard !s.queues[queue].masked else { return false }
+            guard !s.queues[queue].masked else {
+                s.queues[queue].held = true
+                return false
+            }
             sendContextMessage(queue, &s)
             return true
         }
