@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "VFIOMock", targets: ["VFIOMock"]),
         .library(name: "VFIOHost", targets: ["VFIOHost"]),
         .library(name: "VFIODrivers", targets: ["VFIODrivers"]),
+        .library(name: "VFIODaemon", targets: ["VFIODaemon"]),
         .executable(name: "vfiokit", targets: ["vfiokit"]),
         .executable(name: "vfiokit-bench", targets: ["vfiokit-bench"]),
     ],

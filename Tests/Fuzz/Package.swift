@@ -23,7 +23,7 @@ let package = Package(
                 dependencies: [
                     "LibFuzzerDriver",
                     .product(name: "PCI", package: rootIdentity), .product(name: "VFIOKit", package: rootIdentity),
-                    .product(name: "VFIOMock", package: rootIdentity),
+                    .product(name: "VFIOMock", package: rootIdentity), .product(name: "VFIODaemon", package: rootIdentity),
                 ])
         }
 )

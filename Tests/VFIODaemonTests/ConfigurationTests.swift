@@ -29,6 +29,14 @@ import Testing
         #expect(try file.parsedDevices(path: path) == [.init(address: pciAddress("0000:03:00.0"), driver: "edu", context: "a")])
     }
 
+    @Test func parsesBytesAsTheFileWouldBeRead() throws {
+        let file = try ConfigurationFile.parse(Data(#"{"devices": [{"address": "00:03.0", "context": "b"}]}"#.utf8), path: "inline.json")
+        #expect(file.bind == nil && file.backend == nil)
+        #expect(try file.parsedDevices(path: "inline.json") == [.init(address: pciAddress("0000:00:03.0"), context: "b")])
+        let error = #expect(throws: DaemonError.self) { try ConfigurationFile.parse(Data("{".utf8), path: "inline.json") }
+        #expect(error?.description.contains("inline.json") == true)
+    }
+
     @Test(arguments: [
         (#"{"devices": [{"address": "zz"}]}"#, "\"zz\" is not a PCI address"),
         (#"{"devices": [{"address": "03:00.0"}, {"address": "0000:03:00.0"}]}"#, "0000:03:00.0 is listed twice"),

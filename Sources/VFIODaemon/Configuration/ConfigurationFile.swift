@@ -27,13 +27,18 @@ public struct ConfigurationFile: Decodable, Sendable {
     public var backend: String?
     public var devices: [Entry]
 
-    /// Reads and checks `path`: every address parses, no device is named twice, the backend
-    /// is known.
+    /// Reads and checks `path` (see ``parse(_:path:)``).
     public static func load(_ path: String) throws(DaemonError) -> ConfigurationFile {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw .badConfiguration(path: path, reason: "cannot read it (\(error))")
         }
+        return try parse(data, path: path)
+    }
+
+    /// Decodes and checks the file's bytes: every address parses, no device is named twice,
+    /// the backend is known. `path` only names the file in errors.
+    public static func parse(_ data: Data, path: String) throws(DaemonError) -> ConfigurationFile {
         let file: ConfigurationFile
         do { file = try JSONDecoder().decode(ConfigurationFile.self, from: data) } catch {
             throw .badConfiguration(path: path, reason: "not the expected JSON: \(error)")

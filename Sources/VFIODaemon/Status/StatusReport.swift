@@ -39,15 +39,17 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
 }
 
 extension StatusReport {
-    /// The report as a person reads it.
+    /// The report as a person reads it. Any report that decodes shows: an interrupt total past
+    /// `UInt64.max` shows as `UInt64.max`, an uptime beyond `Int` as the number it is.
     public var text: String {
-        var lines = ["vfiokit daemon pid \(pid), up \(Int(uptimeSeconds)) s\(simulated ? ", SIMULATED devices (mock VFIO kernel model)" : "")"]
+        let uptime = Int(exactly: uptimeSeconds.rounded(.towardZero)).map(String.init) ?? "\(uptimeSeconds)"
+        var lines = ["vfiokit daemon pid \(pid), up \(uptime) s\(simulated ? ", SIMULATED devices (mock VFIO kernel model)" : "")"]
         if devices.isEmpty { lines.append("  no devices") }
         for d in devices {
             lines.append("  \(d.address)  \(d.driver)  \(d.state)\(d.detail.map { ": \($0)" } ?? "")")
             lines.append("    backend \(d.backend), context \(d.context)")
             let vectors = d.interrupts.map { "\($0.group.map { "\($0)/" } ?? "")\($0.name)=\($0.count)" }
-            lines.append("    interrupts \(d.interrupts.reduce(0) { $0 + $1.count })\(vectors.isEmpty ? "" : " (\(vectors.joined(separator: ", ")))")")
+            lines.append("    interrupts \(d.interrupts.reduce(0) { Self.sum($0, $1.count) })\(vectors.isEmpty ? "" : " (\(vectors.joined(separator: ", ")))")")
             for (group, count) in Self.groupTotals(d.interrupts) { lines.append("    group \(group): \(count) interrupts") }
             lines.append("    operations \(d.operations), errors \(d.errors)\(d.lastError.map { " (last: \($0))" } ?? "")")
             lines.append("    DMA \(d.dma.mappings) mappings, \(d.dma.bytes) bytes; IOMMU faults \(d.iommuFaults.map(String.init) ?? "not readable")")
@@ -60,8 +62,14 @@ extension StatusReport {
         var totals: [(String, UInt64)] = []
         for v in vectors {
             guard let g = v.group else { continue }
-            if let i = totals.firstIndex(where: { $0.0 == g }) { totals[i].1 += v.count } else { totals.append((g, v.count)) }
+            if let i = totals.firstIndex(where: { $0.0 == g }) { totals[i].1 = sum(totals[i].1, v.count) } else { totals.append((g, v.count)) }
         }
         return totals
+    }
+
+    /// `a + b`, or `UInt64.max` past it.
+    private static func sum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (total, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : total
     }
 }

@@ -99,6 +99,13 @@ final class StatusServer: Sendable {
         }
     }
 
+    /// The request in the bytes a client sent: its first line, without the line end (`\n` or
+    /// `\r\n`), bytes that are not UTF-8 replaced.
+    static func requestLine(_ request: [UInt8]) -> String {
+        let line = String(decoding: request.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        return line.hasSuffix("\r") ? String(line.dropLast()) : line
+    }
+
     private func serve(_ client: Int32) {
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -110,8 +117,7 @@ final class StatusServer: Sendable {
             guard n > 0 else { break }
             request += chunk[..<n]
         }
-        let line = String(decoding: request.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
-        var response = respond(line.hasSuffix("\r") ? String(line.dropLast()) : line)
+        var response = respond(Self.requestLine(request))
         var sent = 0
         while sent < response.count {
             let n = response.withUnsafeMutableBytes { send(client, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
