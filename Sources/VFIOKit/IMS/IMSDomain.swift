@@ -216,10 +216,10 @@ public final class IMSDomain: @unchecked Sendable {
         let result = try updates.withLock { (_) throws(IMSError) -> R in
             let result: R
             do throws(IMSError) { result = try body(batch) } catch {
-                try? commit(masking: batch.staged + batch.unmasked)
+                try? commit(masking: batch.staged, batch.unmasked)
                 throw error
             }
-            try commit(masking: batch.staged + batch.unmasked)
+            try commit(masking: batch.staged, batch.unmasked)
             table.withLock { t in for s in batch.unmasked where t.holds(s) { t.setMasked(s.index, false) } }
             return result
         }
@@ -298,10 +298,12 @@ public final class IMSDomain: @unchecked Sendable {
 
     /// Commits the store; on timeout the given slots are masked again (in the store and here)
     /// before the error is thrown.
-    private func commit(masking slots: [IMSSlot]) throws(IMSError) {
+    private func commit(masking groups: [IMSSlot]...) throws(IMSError) {
         do { try store.commit(timeout: commitTimeout) } catch {
-            for s in slots { store.mask(s.index) }
-            table.withLock { t in for s in slots where t.holds(s) { t.setMasked(s.index, true) } }
+            for slots in groups {
+                for s in slots { store.mask(s.index) }
+                table.withLock { t in for s in slots where t.holds(s) { t.setMasked(s.index, true) } }
+            }
             throw error
         }
     }

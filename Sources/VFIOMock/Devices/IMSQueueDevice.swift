@@ -258,22 +258,28 @@ public final class IMSQueueDevice: SimulatedDevice {
         }
     }
 
+    /// Rereads contexts, 4096 at a time as a device's context cache would: a DMA the IOMMU
+    /// refuses stops the reload unacknowledged.
     private func reload(_ which: UInt32, _ s: inout State) {
         guard s.options.acknowledgesReloads, let bus else { return }
         let queues = which == Self.reloadAll ? 0..<s.queueCount : Int(which)..<Int(which) + 1
         guard queues.upperBound <= s.queueCount else { return }
-        var bytes = [UInt8](repeating: 0, count: queues.count * Context.size)
-        let base = s.contexts + UInt64(queues.lowerBound * Context.size)
-        guard bytes.withUnsafeMutableBytes({ bus.dmaRead(iova: base, into: $0) }) else { return }
-        bytes.withUnsafeBytes { raw in
-            for (i, q) in queues.enumerated() {
-                let at = i * Context.size
-                s.queues[q].address = raw.loadUnaligned(fromByteOffset: at + Context.messageAddress, as: UInt64.self)
-                s.queues[q].data = raw.loadUnaligned(fromByteOffset: at + Context.messageData, as: UInt32.self)
-                s.queues[q].masked = raw.loadUnaligned(fromByteOffset: at + Context.messageControl, as: UInt32.self) & 1 != 0
-                if !s.queues[q].masked && s.queues[q].held {
-                    s.queues[q].held = false
-                    sendContextMessage(q, &s)
+        var bytes = [UInt8](repeating: 0, count: min(queues.count, 4096) * Context.size)
+        for first in stride(from: queues.lowerBound, to: queues.upperBound, by: 4096) {
+            let chunk = first..<min(first + 4096, queues.upperBound)
+            let base = s.contexts + UInt64(first * Context.size)
+            let read = bytes.withUnsafeMutableBytes { bus.dmaRead(iova: base, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<(chunk.count * Context.size)])) }
+            guard read else { return }
+            bytes.withUnsafeBytes { raw in
+                for (i, q) in chunk.enumerated() {
+                    let at = i * Context.size
+                    s.queues[q].address = raw.loadUnaligned(fromByteOffset: at + Context.messageAddress, as: UInt64.self)
+                    s.queues[q].data = raw.loadUnaligned(fromByteOffset: at + Context.messageData, as: UInt32.self)
+                    s.queues[q].masked = raw.loadUnaligned(fromByteOffset: at + Context.messageControl, as: UInt32.self) & 1 != 0
+                    if !s.queues[q].masked && s.queues[q].held {
+                        s.queues[q].held = false
+                        sendContextMessage(q, &s)
+                    }
                 }
             }
         }

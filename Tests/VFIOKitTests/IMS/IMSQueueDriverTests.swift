@@ -20,6 +20,16 @@ import VFIOMock
         for q in 0..<8 { #expect(rig.driver.deliveries(queue: q) == 1, "queue \(q)") }
     }
 
+    /// More queues than the device rereads in one go (4096 contexts): a reload of all of them
+    /// reaches the last, whose message and summaries then arrive.
+    @Test func contextsPastOneReloadChunkAreProgrammed() throws {
+        let rig = try IMSRig(store: .queueContext, queues: 5000)
+        defer { rig.close() }
+        for q in [0, 4095, 4096, 4999] { try rig.driver.submit(queue: q) }
+        try rig.waitForCompletions(4)
+        for q in [0, 4095, 4096, 4999] { #expect(rig.driver.deliveries(queue: q) == 1, "queue \(q)") }
+    }
+
     @Test func probeRefusesAnotherDevice() throws {
         let machine = MockMachine(for: .legacy)
         let device = try machine.open(Devices.edu(), on: .legacy)
