@@ -7,17 +7,17 @@ import NVMeWorkloads
 import VFIOKit
 
 /// `vfiokit nvme bench ADDRESS [--workload …] [--block-size …] [--queue-depth …] [--queues …]
-/// [--seconds …] [--poll] [--json]`: IOPS, and with --poll the driver thread's CPU time and heap
-/// allocations per I/O.
+/// [--seconds …] [--poll] [--json]`: IOPS, and with --poll the driver thread's CPU time per I/O.
+/// Heap allocations per I/O are counted by `vfiokit-bench nvme`, which carries the interposer.
 struct NVMeBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure IOPS; with --poll also the driver's CPU time and heap allocations per I/O.",
+        abstract: "Measure IOPS; with --poll also the driver's CPU time per I/O.",
         discussion: """
             With --poll each queue pair is polled by its own thread, which keeps --queue-depth commands in flight; \
             driver_ns_per_io is the time from seeing a completion to the doorbell write after resubmitting, summed \
-            over batches less the clock's own cost, per I/O: the driver's cost without the wait for the device. Allocations are counted on the first queue's \
-            thread. With --simulated the controller runs on its own thread, so its work is not the driver's. \
+            over batches less the clock's own cost, per I/O: the driver's cost without the wait for the device. Heap allocations are counted by \
+            `vfiokit-bench nvme`, which carries the malloc interposer. With --simulated the controller runs on its own thread, so its work is not the driver's. \
             Without --poll, --queue-depth tasks per queue use the async API with MSI-X completions. Writes \
             overwrite the namespace.
             """)
@@ -102,8 +102,6 @@ struct NVMeBenchCommand: AsyncParsableCommand {
         var errors = 0
         var firstError: String?
         var stats: PolledQueueStats?
-        /// Heap allocations on the first queue's thread and in the process, when counted.
-        var allocations: (onThread: Int, total: Int)?
     }
 
     private func runPolled(_ session: NVMeSession, _ work: NVMeWorkload, _ control: BenchControl) throws -> Outcome {
@@ -181,7 +179,6 @@ struct NVMeBenchCommand: AsyncParsableCommand {
     private func report(_ o: Outcome, elapsed: Double) throws {
         let iops = Double(o.ios) / elapsed
         let driverNs = o.stats?.driverNanosecondsPerIO
-        let firstIOs = o.stats?.ios ?? 0
         let result = Result(
             workload: workload, block_size: blockSize, queue_depth: queueDepth, queues: queues, polled: poll, simulated: target.simulated,
             seconds: elapsed, ios: o.ios, iops: iops, mib_per_s: iops * Double(blockSize) / 1_048_576, errors: o.errors,
@@ -189,8 +186,7 @@ struct NVMeBenchCommand: AsyncParsableCommand {
             cpu_ns_per_io_with_spin: o.stats.map { $0.ios == 0 ? 0 : Double($0.cpuNanoseconds) / Double($0.ios) },
             clock_ns: o.stats?.clockNanoseconds, ios_per_batch: o.stats.map { $0.batches == 0 ? 0 : Double($0.ios) / Double($0.batches) },
             spdk_ns_per_io: Self.spdkNanosecondsPerIO, ratio_to_spdk: driverNs.map { $0 / Self.spdkNanosecondsPerIO },
-            allocations_per_io: o.allocations.map { firstIOs == 0 ? 0 : Double($0.onThread) / Double(firstIOs) },
-            allocations_on_thread: o.allocations?.onThread, allocations_total: o.allocations?.total,
+            allocations_per_io: nil, allocations_on_thread: nil, allocations_total: nil,
             allocations_not_counted: "vfiokit carries no malloc interposer, so allocations are not counted here: `vfiokit-bench nvme` counts them")
         var lines = [
             "nvme \(workload) \(blockSize / 1024 > 0 && blockSize % 1024 == 0 ? "\(blockSize / 1024)k" : "\(blockSize)b") qd\(queueDepth) x \(queues) queue(s), \(poll ? "polled" : "MSI-X")\(target.simulated ? ", simulated controller on its own thread" : ""):",
