@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Logging
+import PCI
 import ServiceLifecycle
 
 /// `vfiokit run` as a swift-service-lifecycle service: starts the host, serves status and
@@ -12,22 +13,26 @@ public struct DaemonService: Service {
         public var statsInterval: Duration?
         /// Where the stats line goes.
         public var printStats: @Sendable (String) -> Void
+        /// Also take `add ADDRESS` and `remove ADDRESS` on the status socket: a worker
+        /// process's socket, on which its supervisor passes on udev's events.
+        public var takesDeviceEvents: Bool
 
         public init(
             metricsAddress: (host: String, port: UInt16)? = nil, statsInterval: Duration? = nil,
-            printStats: @escaping @Sendable (String) -> Void = { _ in }
+            printStats: @escaping @Sendable (String) -> Void = { _ in }, takesDeviceEvents: Bool = false
         ) {
             self.metricsAddress = metricsAddress
             self.statsInterval = statsInterval
             self.printStats = printStats
+            self.takesDeviceEvents = takesDeviceEvents
         }
     }
 
-    public let host: DriverHost
+    public let host: any DaemonHost
     private let options: Options
     private let logger: Logger
 
-    public init(host: DriverHost, options: Options, logger: Logger) {
+    public init(host: any DaemonHost, options: Options, logger: Logger) {
         self.host = host
         self.options = options
         self.logger = logger
@@ -43,8 +48,9 @@ public struct DaemonService: Service {
         let watcher: UdevWatcher?
         do {
             var made = [
-                try StatusServer(unixPath: host.configuration.socketPath, mode: Self.socketMode) { [host] request in
-                    Self.answer(request, host: host, metrics: metrics)
+                try StatusServer(unixPath: host.configuration.socketPath, mode: Self.socketMode) { [host, options] request in
+                    if options.takesDeviceEvents, let answer = Self.answerDeviceEvent(request, host: host) { return answer }
+                    return Self.answer(request, host: host, metrics: metrics)
                 }
             ]
             if let address = options.metricsAddress {
@@ -87,7 +93,7 @@ public struct DaemonService: Service {
 
     /// The status socket's protocol: one line, `status` (JSON), `text` (for a person) or
     /// `metrics` (Prometheus text).
-    static func answer(_ request: String, host: DriverHost, metrics: DaemonMetrics) -> [UInt8] {
+    static func answer(_ request: String, host: any DaemonHost, metrics: DaemonMetrics) -> [UInt8] {
         switch request {
         case "status":
             let encoder = JSONEncoder()
@@ -104,8 +110,19 @@ public struct DaemonService: Service {
         }
     }
 
+    /// A worker socket's device events, `add ADDRESS` and `remove ADDRESS`, answered `ok`;
+    /// nil for any other request.
+    static func answerDeviceEvent(_ request: String, host: any DaemonHost) -> [UInt8]? {
+        let words = request.split(separator: " ")
+        guard words.count == 2, ["add", "remove"].contains(words[0]), let address = try? PCIAddress(parsing: String(words[1])) else {
+            return nil
+        }
+        if words[0] == "add" { host.deviceAdded(address) } else { host.removeDevice(address, reason: "udev reported the device removed") }
+        return Array("ok\n".utf8)
+    }
+
     /// The metrics address's protocol: HTTP/1.x `GET /metrics`.
-    static func answerHTTP(_ requestLine: String, host: DriverHost, metrics: DaemonMetrics) -> [UInt8] {
+    static func answerHTTP(_ requestLine: String, host: any DaemonHost, metrics: DaemonMetrics) -> [UInt8] {
         let parts = requestLine.split(separator: " ")
         guard parts.count >= 2, parts[0] == "GET", parts[1] == "/metrics" else {
             let body = "only GET /metrics is served here\n"

@@ -12,6 +12,7 @@ struct VFIOKitCommand: AsyncParsableCommand {
             UnbindCommand.self,
             InspectCommand.self,
             RunCommand.self,
+            WorkerCommand.self,
             StatusCommand.self,
             SelfTestCommand.self,
             ContextCommand.self,

@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <linux/vfio.h>
 #if __has_include(<linux/iommufd.h>)
 #include <linux/iommufd.h>
@@ -55,6 +56,11 @@ enum {
 /* ioctl(2) with a fixed signature: the argument is a pointer or an integer. */
 static inline int cvfio_ioctl(int fd, unsigned long request, unsigned long argument) {
     return ioctl(fd, request, argument);
+}
+
+/* prctl(PR_SET_PDEATHSIG): the signal this process gets when the thread that started it ends. */
+static inline int cvfio_set_parent_death_signal(int signal) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0UL, 0UL, 0UL);
 }
 
 /* eventfd(2) and memfd_create(2). */

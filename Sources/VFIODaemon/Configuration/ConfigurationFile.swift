@@ -7,6 +7,7 @@ import VFIOKit
 ///
 ///     {
 ///       "bind": true,
+///       "isolate": true,
 ///       "backend": "auto",
 ///       "devices": [
 ///         { "address": "0000:00:03.0", "driver": "edu", "context": "a" },
@@ -15,17 +16,25 @@ import VFIOKit
 ///     }
 ///
 /// Only `devices` and each `address` are required. Devices with the same `context` share one
-/// IOMMU context.
-public struct ConfigurationFile: Decodable, Sendable {
-    public struct Entry: Decodable, Sendable {
+/// IOMMU context. `isolate` runs each IOMMU context's drivers in a worker process of its own
+/// (`vfiokit run --isolate`).
+public struct ConfigurationFile: Codable, Sendable {
+    public struct Entry: Codable, Sendable {
         public var address: String
         public var driver: String?
         public var context: String?
     }
 
     public var bind: Bool?
+    public var isolate: Bool?
     public var backend: String?
     public var devices: [Entry]
+
+    /// The file that lists `devices` on `backend`, binding nothing.
+    public init(devices: [DaemonConfiguration.Device], backend: Backend) {
+        self.backend = backend.rawValue
+        self.devices = devices.map { Entry(address: $0.address.description, driver: $0.driver, context: $0.context) }
+    }
 
     /// Reads and checks `path` (see ``parse(_:path:)``).
     public static func load(_ path: String) throws(DaemonError) -> ConfigurationFile {

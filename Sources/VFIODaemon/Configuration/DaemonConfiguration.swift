@@ -48,6 +48,14 @@ public struct DaemonConfiguration: Sendable {
 
     public static func socketPath(in stateDirectory: String) -> String { stateDirectory + "/vfiokit.sock" }
 
+    /// Throws ``DaemonError/unknownDriver(_:known:)`` for a driver named by `override` or
+    /// an entry that `known` does not hold.
+    public func checkDrivers(override: String?, known: [any PCIDriver.Type]) throws(DaemonError) {
+        for name in ([override] + devices.map(\.driver)).compactMap({ $0 }) where !known.contains(where: { $0.name == name }) {
+            throw .unknownDriver(name, known: known.map { $0.name }.joined(separator: ", "))
+        }
+    }
+
     /// The device entry for `address`, if the configuration names it.
     public func device(_ address: PCIAddress) -> Device? { devices.first { $0.address == address } }
 }

@@ -89,7 +89,13 @@ final class HostedDevice: Sendable {
         mutable.withLock { $0.driver = instance }
         armRemovalRequest(onRemovalRequest)
         logger.notice("started", metadata: ["backend": "\(device.backend)", "context": "\(context)"])
-        if let exercisable = instance as? any ExercisableDriver { startWork(exercisable, interval: workInterval) }
+        let trap = FaultInjection.trapsOnInterrupt(address)
+        if let exercisable = instance as? any ExercisableDriver {
+            if trap { logger.warning("\(FaultInjection.variable) names this device: it traps on its first interrupt") }
+            startWork(exercisable, interval: workInterval, trapOnInterrupt: trap)
+        } else if trap {
+            logger.warning("\(FaultInjection.variable) names this device, but the daemon does not exercise its driver: no trap")
+        }
     }
 
     var state: State { mutable.withLock { $0.state } }
@@ -208,7 +214,7 @@ final class HostedDevice: Sendable {
         }
     }
 
-    private func startWork(_ driver: any ExercisableDriver, interval: Duration) {
+    private func startWork(_ driver: any ExercisableDriver, interval: Duration, trapOnInterrupt: Bool) {
         working.store(true, ordering: .releasing)
         let milliseconds = Int(interval / .milliseconds(1))
         DispatchQueue(label: "vfiokit.work.\(address)").async { [self] in
@@ -217,6 +223,7 @@ final class HostedDevice: Sendable {
                 do {
                     try driver.exercise()
                     mutable.withLock { $0.lastWorkError = nil }
+                    if trapOnInterrupt { FaultInjection.trapIfInterrupted(driver.activity, address: address, driver: driverName) }
                 } catch {
                     let message = Self.describe(error)
                     let changed = mutable.withLock { m in

@@ -9,28 +9,25 @@ import VFIOKit
 import Glibc
 #endif
 
-/// The daemon's core: takes the state directory's lock, finishes a killed daemon's restore,
-/// binds, opens the devices context by context, attaches drivers, follows removals, answers
-/// for status, and shuts everything down in order.
-public final class DriverHost: Sendable {
+/// The daemon's core in one process: takes the state directory's lock, finishes a killed
+/// daemon's restore, binds, opens the devices context by context, attaches drivers, follows
+/// removals, answers for status, and shuts everything down in order. A worker process of
+/// ``WorkerSupervisor`` is one of these for one context, binding nothing.
+public final class DriverHost: DaemonHost {
     public let configuration: DaemonConfiguration
     /// True when the devices are the mock kernel's simulated ones.
     public let simulated: Bool
     private let system: any SystemCalls
     private let drivers: [any PCIDriver.Type]
     private let driverOverride: String?
-    private let binding: HostBinding
-    private let journal: BindingJournal
+    private let bindings: HostBindings
     private let logger: Logger
     private let loop: EventLoop
     private let started = ContinuousClock.now
     private let removals = DispatchQueue(label: "vfiokit.removals")
 
     private struct State {
-        var lock: DaemonLock?
         var devices: [PCIAddress: HostedDevice] = [:]
-        /// Devices this daemon bound itself, to give back at shutdown.
-        var bound: [PCIAddress] = []
         var shutDown = false
     }
     private let state = Mutex(State())
@@ -48,16 +45,8 @@ public final class DriverHost: Sendable {
         self.drivers = drivers
         self.driverOverride = driverOverride
         self.logger = logger
-        let tree = HostTree(root: "/", system: system)
-        let enumerator: (any PCIDeviceEnumerator)? = system is HostSystemCalls ? nil : SysfsPCIEnumerator(tree: tree)
-        binding = HostBinding(
-            discovery: PCIDiscovery(tree: tree, enumerator: enumerator),
-            store: BindingStateStore(directory: configuration.stateDirectory))
-        journal = BindingJournal(stateDirectory: configuration.stateDirectory)
-        for name in ([driverOverride] + configuration.devices.map(\.driver)).compactMap({ $0 })
-        where !drivers.contains(where: { $0.name == name }) {
-            throw .unknownDriver(name, known: drivers.map { $0.name }.joined(separator: ", "))
-        }
+        bindings = HostBindings(configuration: configuration, system: system, logger: logger)
+        try configuration.checkDrivers(override: driverOverride, known: drivers)
         do { loop = try EventLoop(system: system) } catch { throw .setup("cannot create the event loop: \(error)") }
     }
 
@@ -68,17 +57,11 @@ public final class DriverHost: Sendable {
     /// reports it added. Throws when another daemon runs, a device is held by another process
     /// or cannot be opened, or devices are there but none could be started.
     public func start() throws(DaemonError) {
-        try makeStateDirectory()
-        let lock = try DaemonLock(stateDirectory: configuration.stateDirectory)
-        state.withLock { $0.lock = lock }
-        let present = configuration.devices.filter { binding.discovery.exists($0.address) }
-        for absent in configuration.devices where !present.contains(absent) {
-            logger.warning("not present; attached when udev reports it added", metadata: ["device": "\(absent.address)"])
-        }
+        try bindings.acquire()
+        let present = bindings.present()
         do throws(DaemonError) {
-            try finishLeftoverRestore()
             do { try loop.start() } catch { throw DaemonError.setup("cannot start the event loop: \(error)") }
-            if configuration.bind { try bind(present.map(\.address)) }
+            if configuration.bind { try bindings.bind(present.map(\.address)) }
         } catch {
             shutdown()
             throw error
@@ -113,7 +96,7 @@ public final class DriverHost: Sendable {
         guard current != .running, current != .stopped else { return }
         logger.notice("device added; attaching", metadata: ["device": "\(address)"])
         do {
-            if configuration.bind { try bind([address]) }
+            if configuration.bind { try bindings.bind([address]) }
             let context = IOMMUContextPlan([entry]) { IOMMUContextPlan.group(of: $0, system: system) }.contexts[0]
             for (entry, opened) in ContextOpener.open(context, backend: configuration.backend, system: system, logger: logger) {
                 switch opened {
@@ -167,8 +150,7 @@ public final class DriverHost: Sendable {
         }
         for c in contexts { c.close() }
         loop.stop()
-        restoreBindings()
-        state.withLock { $0.lock = nil }
+        bindings.release()
         logger.info("shut down")
     }
 
@@ -204,65 +186,6 @@ public final class DriverHost: Sendable {
     private func openFailure(_ address: PCIAddress, _ error: VFIOError) -> DaemonError {
         let holders = DeviceHolders.of(address, system: system)
         return holders.isEmpty ? .setup("cannot open \(address): \(error)") : .deviceInUse(address, holders: holders)
-    }
-
-    private func makeStateDirectory() throws(DaemonError) {
-        let dir = configuration.stateDirectory
-        if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-            throw .setup("cannot create the state directory \(dir): \(String(cString: strerror(errno))); run as root or set VFIOKIT_STATE_DIR")
-        }
-    }
-
-    /// Binds the devices not yet on the userspace driver, journalling them first so that a
-    /// killed daemon's successor can give them back.
-    private func bind(_ addresses: [PCIAddress]) throws(DaemonError) {
-        let driver: DriverName = configuration.backend == .uio ? .uioPCIGeneric : .vfioPCI
-        let needed = addresses.filter { (try? binding.discovery.device($0).driver) != driver }
-        guard !needed.isEmpty else { return }
-        let bound = state.withLock { s in
-            s.bound += needed.filter { !s.bound.contains($0) }
-            return s.bound
-        }
-        try journal.record(bound, pid: getpid())
-        do {
-            let (_, changes) = try binding.bind(BindRequest(addresses: needed, driver: driver))
-            for change in changes { logger.notice("bound \(change.address): \(change.from?.rawValue ?? "no driver") → \(driver)") }
-        } catch {
-            throw .setup("cannot bind \(needed.map(\.description).joined(separator: ", ")): \(error)")
-        }
-    }
-
-    /// Gives back the original driver of every device this daemon bound that is still there.
-    private func restoreBindings() {
-        let bound = state.withLock { s in defer { s.bound = [] }; return s.bound }
-        let present = bound.filter { binding.discovery.exists($0) }
-        if !present.isEmpty {
-            do {
-                let (_, changes) = try binding.unbind(UnbindRequest(addresses: present, restore: true))
-                for change in changes { logger.notice("restored \(change.address) to \(change.to?.rawValue ?? "no driver")") }
-            } catch {
-                logger.error("cannot restore \(present.map(\.description).joined(separator: ", ")): \(error); run `vfiokit unbind --restore`")
-                return
-            }
-        }
-        try? journal.record([], pid: getpid())
-    }
-
-    /// A daemon killed before its shutdown leaves its journal: give its devices back now.
-    private func finishLeftoverRestore() throws(DaemonError) {
-        guard let (pid, devices) = try journal.leftover() else { return }
-        let userspace: Set<DriverName> = [.vfioPCI, .uioPCIGeneric]
-        let stillBound = devices.filter { (try? binding.discovery.device($0).driver).flatMap { $0 }.map(userspace.contains) ?? false }
-        logger.notice("a previous daemon (pid \(pid)) stopped without restoring \(devices.count) devices; restoring them now")
-        if !stillBound.isEmpty {
-            do {
-                let (_, changes) = try binding.unbind(UnbindRequest(addresses: stillBound, restore: true))
-                for change in changes { logger.notice("recovered \(change.address): restored to \(change.to?.rawValue ?? "no driver")") }
-            } catch {
-                throw .setup("cannot finish the restore a killed daemon (pid \(pid)) left: \(error); run `vfiokit unbind --restore \(stillBound.map(\.description).joined(separator: " "))`")
-            }
-        }
-        try journal.record([], pid: getpid())
     }
 
     /// Stands in for the driver of a device no match table takes, so that it is reported and

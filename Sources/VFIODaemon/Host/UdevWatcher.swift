@@ -13,7 +13,7 @@ final class UdevWatcher: Sendable {
     private let finished = DispatchSemaphore(value: 0)
 
     /// Starts watching; a monitor that cannot be opened is logged and watching is skipped.
-    init(host: DriverHost, logger: Logger) {
+    init(host: any DaemonHost, logger: Logger) {
         let monitor: PCIDeviceMonitor
         do { monitor = try PCIDeviceMonitor(source: .kernel) } catch {
             logger.warning("no udev monitor, so hot-plug is not followed: \(error)")

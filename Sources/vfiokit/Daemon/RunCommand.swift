@@ -9,6 +9,7 @@ import ServiceLifecycle
 import VFIODaemon
 import VFIODrivers
 import VFIOKit
+import VFIOMock
 
 /// `vfiokit run [ADDRESS...] [--driver NAME] [--config FILE] [--bind]`: the driver daemon.
 struct RunCommand: AsyncParsableCommand {
@@ -21,7 +22,9 @@ struct RunCommand: AsyncParsableCommand {
             match table takes each (or --driver), and runs until told to stop. Then it stops the drivers, \
             disables interrupts, unmaps DMA, resets the devices and restores the bindings it made. \
             A REQ interrupt or a udev removal releases that device alone. `vfiokit status` asks it what it \
-            is doing. With no device and no config it runs on a simulated device and says so.
+            is doing. With no device and no config it runs on a simulated device and says so. \
+            With --isolate each IOMMU context's drivers run in a worker process of their own: a driver that \
+            traps then takes down only its context, whose devices show as failed; the others keep running.
             """)
 
     @Argument(help: "The devices, as 0000:03:00.0 or 03:00.0.", transform: { try PCIAddress(parsing: $0) })
@@ -35,6 +38,12 @@ struct RunCommand: AsyncParsableCommand {
 
     @Flag(help: "Bind the devices to vfio-pci (uio_pci_generic with --backend uio) first, and give back their original drivers at shutdown.")
     var bind = false
+
+    @Flag(help: "Run each IOMMU context's drivers in a worker process of its own (config key \"isolate\"); a worker that dies is reported and not restarted.")
+    var isolate = false
+
+    @Option(help: "With no device and no config: how many simulated devices to host, from 0000:00:04.0 on (1-28).")
+    var simulatedDevices = 1
 
     @Option(help: "auto, iommufd, legacy, noiommu or uio (default: auto; VFIOKIT_BACKEND overrides auto).")
     var backend: String = "auto"
@@ -58,33 +67,48 @@ struct RunCommand: AsyncParsableCommand {
         if let driver, DriverRegistry.named(driver) == nil {
             throw ValidationError("unknown driver \"\(driver)\": the drivers are \(DriverRegistry.names)")
         }
+        guard (1...28).contains(simulatedDevices) else {
+            throw ValidationError("--simulated-devices wants 1 to 28 (the free device numbers of the simulated bus), not \(simulatedDevices)")
+        }
         let logger = logging.logger(label: "vfiokit.daemon", defaultLevel: .notice)
 
         var devices = addresses.map { DaemonConfiguration.Device(address: $0) }
         var bind = self.bind
+        var isolate = self.isolate
         var backendChoice = backend
         if let config {
             let file = try ConfigurationFile.load(config)
             devices += try file.parsedDevices(path: config)
             bind = bind || (file.bind ?? false)
+            isolate = isolate || (file.isolate ?? false)
             if let b = file.backend.flatMap(Backend.init(rawValue:)), b != .auto { backendChoice = b }
         }
         var system: any SystemCalls = HostSystemCalls.shared
-        var simulated: SimulatedMachine?
+        var simulated: (kernel: MockKernel, addresses: [PCIAddress])?
         if devices.isEmpty {
-            let machine = try SimulatedDaemonDevice.machine(backend: backendChoice, bind: bind)
+            let addresses = SimulatedDaemonDevice.addresses(count: simulatedDevices)
+            let kernel = try SimulatedDaemonDevice.machine(addresses, backend: backendChoice, bind: bind)
             print(
-                "SIMULATED: no device or config given, so the \(SimulatedDaemonDevice.name) driver runs on a simulated "
-                    + "\(SimulatedDaemonDevice.name) device at \(machine.address) through the mock VFIO kernel model; no hardware is touched")
-            devices = [DaemonConfiguration.Device(address: machine.address)]
-            system = machine.kernel
-            simulated = machine
+                "SIMULATED: no device or config given, so the \(SimulatedDaemonDevice.name) driver runs on simulated "
+                    + "\(SimulatedDaemonDevice.name) devices at \(addresses.map(\.description).joined(separator: ", ")) through the mock VFIO kernel model"
+                    + "\(isolate ? " (a mock kernel of its own in each worker process)" : ""); no hardware is touched")
+            devices = addresses.map { DaemonConfiguration.Device(address: $0) }
+            system = kernel
+            simulated = (kernel, addresses)
         }
         let configuration = DaemonConfiguration(
             devices: devices, bind: bind, backend: backendChoice, stateDirectory: StateDirectory.forDaemon(),
             workInterval: .milliseconds(workInterval), watchUdev: simulated == nil)
-        let host = try DriverHost(
-            configuration: configuration, system: system, simulated: simulated != nil, driverOverride: driver, logger: logger)
+        let host: any DaemonHost
+        if isolate {
+            host = try WorkerSupervisor(
+                configuration: configuration, system: system, simulated: simulated != nil, driverOverride: driver,
+                worker: WorkerCommand.command(simulated: simulated != nil, driver: driver, workInterval: workInterval, logLevel: logging.logLevel),
+                logger: logger)
+        } else {
+            host = try DriverHost(
+                configuration: configuration, system: system, simulated: simulated != nil, driverOverride: driver, logger: logger)
+        }
         let interval = statsInterval ?? (isatty(2) != 0 ? 5 : 0)
         let options = DaemonService.Options(
             metricsAddress: metrics, statsInterval: interval > 0 ? .milliseconds(Int(interval * 1000)) : nil,
@@ -93,17 +117,7 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        if let simulated { print(Self.simulatedAftermath(simulated)) }
-    }
-
-    /// What the mock kernel holds after shutdown: proof that nothing was left behind.
-    private static func simulatedAftermath(_ machine: SimulatedMachine) -> String {
-        let kernel = machine.kernel
-        let state = kernel.interruptState(of: machine.address)
-        let driver = try? kernel.readLink("/sys/bus/pci/devices/\(machine.address)/driver")
-        let irqs = state.map { $0.kind == .none && !$0.reqArmed ? "none enabled" : "\($0.kind) still enabled" } ?? "none enabled"
-        return "simulated kernel after shutdown: \(kernel.dmaMappings(of: machine.address).count) DMA mappings, interrupts \(irqs), "
-            + "\(kernel.openFileCount) open files, driver \(driver.map { String($0.split(separator: "/").last ?? "") } ?? "none")"
+        if let simulated { print(SimulatedDaemonDevice.aftermath(simulated.kernel, simulated.addresses)) }
     }
 
     static func parseLoopbackAddress(_ text: String) throws -> (host: String, port: UInt16) {
