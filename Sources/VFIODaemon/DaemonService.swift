@@ -16,15 +16,20 @@ public struct DaemonService: Service {
         /// Also take `add ADDRESS` and `remove ADDRESS` on the status socket: a worker
         /// process's socket, on which its supervisor passes on udev's events.
         public var takesDeviceEvents: Bool
+        /// Called with the first status report once the host has started, before the status
+        /// socket is served.
+        public var started: @Sendable (StatusReport) -> Void
 
         public init(
             metricsAddress: (host: String, port: UInt16)? = nil, statsInterval: Duration? = nil,
-            printStats: @escaping @Sendable (String) -> Void = { _ in }, takesDeviceEvents: Bool = false
+            printStats: @escaping @Sendable (String) -> Void = { _ in }, takesDeviceEvents: Bool = false,
+            started: @escaping @Sendable (StatusReport) -> Void = { _ in }
         ) {
             self.metricsAddress = metricsAddress
             self.statsInterval = statsInterval
             self.printStats = printStats
             self.takesDeviceEvents = takesDeviceEvents
+            self.started = started
         }
     }
 
@@ -43,6 +48,7 @@ public struct DaemonService: Service {
 
     public func run() async throws {
         try host.start()
+        options.started(host.status())
         let metrics = DaemonMetrics()
         let servers: [StatusServer]
         let watcher: UdevWatcher?

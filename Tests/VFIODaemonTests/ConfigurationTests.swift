@@ -21,17 +21,18 @@ import Testing
     }
 
     @Test func readsEveryField() throws {
-        let path = try write(#"{"bind": true, "backend": "legacy", "devices": [{"address": "03:00.0", "driver": "edu", "context": "a"}]}"#)
+        let path = try write(#"{"bind": true, "isolate": true, "backend": "legacy", "devices": [{"address": "03:00.0", "driver": "edu", "context": "a"}]}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let file = try ConfigurationFile.load(path)
         #expect(file.bind == true)
+        #expect(file.isolate == true)
         #expect(file.backend == "legacy")
         #expect(try file.parsedDevices(path: path) == [.init(address: pciAddress("0000:03:00.0"), driver: "edu", context: "a")])
     }
 
     @Test func parsesBytesAsTheFileWouldBeRead() throws {
         let file = try ConfigurationFile.parse(Data(#"{"devices": [{"address": "00:03.0", "context": "b"}]}"#.utf8), path: "inline.json")
-        #expect(file.bind == nil && file.backend == nil)
+        #expect(file.bind == nil && file.isolate == nil && file.backend == nil)
         #expect(try file.parsedDevices(path: "inline.json") == [.init(address: pciAddress("0000:00:03.0"), context: "b")])
         let error = #expect(throws: DaemonError.self) { try ConfigurationFile.parse(Data("{".utf8), path: "inline.json") }
         #expect(error?.description.contains("inline.json") == true)
@@ -60,5 +61,17 @@ import Testing
         ) { groups[$0] }
         #expect(plan.contexts.map(\.name) == ["group 7", "x", "device 0000:04:00.0"])
         #expect(plan.contexts.map { $0.devices.map(\.address) } == [[a, b], [c, d], [e]])
+    }
+
+    /// What a worker process reads: its context's devices, each naming the context, and the backend.
+    @Test func aWorkersConfigurationReadsBackAsWritten() throws {
+        let devices: [DaemonConfiguration.Device] = [
+            .init(address: pciAddress("0000:01:01.0"), driver: "edu", context: "group 5"), .init(address: pciAddress("0000:01:02.0"), context: "group 5"),
+        ]
+        let data = try JSONEncoder().encode(ConfigurationFile(devices: devices, backend: .legacy))
+        let file = try ConfigurationFile.parse(data, path: "worker.json")
+        #expect(try file.parsedDevices(path: "worker.json") == devices)
+        #expect(file.backend == "legacy" && file.bind == nil && file.isolate == nil)
+        #expect(IOMMUContextPlan(devices) { _ in 5 }.contexts.map(\.name) == ["group 5"])
     }
 }

@@ -25,6 +25,7 @@ public final class DriverHost: DaemonHost {
     private let loop: EventLoop
     private let started = ContinuousClock.now
     private let removals = DispatchQueue(label: "vfiokit.removals")
+    private let attaching: @Sendable (PCIAddress, String) -> Void
 
     private struct State {
         var devices: [PCIAddress: HostedDevice] = [:]
@@ -35,10 +36,14 @@ public final class DriverHost: DaemonHost {
     /// - Parameters:
     ///   - driverOverride: the driver for devices whose entry names none (`--driver`).
     ///   - drivers: the registry to match from.
+    ///   - attaching: told each device's driver before the driver is probed (a worker process
+    ///     tells its supervisor, which can then name the driver even if it traps at once).
     public init(
         configuration: DaemonConfiguration, system: any SystemCalls = HostSystemCalls.shared, simulated: Bool = false,
-        driverOverride: String? = nil, drivers: [any PCIDriver.Type] = DriverRegistry.all, logger: Logger
+        driverOverride: String? = nil, drivers: [any PCIDriver.Type] = DriverRegistry.all, logger: Logger,
+        attaching: @escaping @Sendable (_ device: PCIAddress, _ driver: String) -> Void = { _, _ in }
     ) throws(DaemonError) {
+        self.attaching = attaching
         self.configuration = configuration
         self.system = system
         self.simulated = simulated
@@ -174,6 +179,7 @@ public final class DriverHost: DaemonHost {
             let identity = try? PCIDeviceIdentity(reading: device)
             driver = identity.flatMap { id in drivers.first { $0.supports(id) } }
         }
+        attaching(device.address, (driver ?? NoMatchingDriver.self).name)
         let hosted = HostedDevice(
             device: device, driver: driver ?? NoMatchingDriver.self, context: context, loop: loop, logger: logger,
             workInterval: configuration.workInterval

@@ -1,12 +1,13 @@
 import FoundationEssentials
+import PCI
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One worker process as its supervisor sees it: the IOMMU context it hosts, its directory
-/// (configuration, status socket, and the reason it could not start, if so), its last status
-/// report, and how it ended.
+/// (its configuration, the status report it wrote once started, its status socket, and the
+/// reason it could not start, if so), its last status report, and how it ended.
 public final class WorkerProcess: Sendable {
     let context: IOMMUContextPlan.Context
     let directory: String
@@ -25,6 +26,10 @@ public final class WorkerProcess: Sendable {
     public static func failureFile(in directory: String) -> String { directory + "/failure" }
     /// The configuration a worker reads: the devices of its context.
     public static func configurationFile(in directory: String) -> String { directory + "/config.json" }
+    /// The name of the driver a worker attaches to `address`, written before it probes.
+    public static func driverFile(in directory: String, for address: PCIAddress) -> String { "\(directory)/driver-\(address)" }
+    /// The status report a worker writes once its devices have started, before it serves its socket.
+    public static func startedFile(in directory: String) -> String { directory + "/started.json" }
 
     init(context: IOMMUContextPlan.Context, directory: String, backend: String) {
         self.context = context
@@ -38,6 +43,16 @@ public final class WorkerProcess: Sendable {
     var hasEnded: Bool { state.withLock { $0.ended != nil } }
     var isRunning: Bool { state.withLock { $0.pid != nil && $0.ended == nil } }
     func hosts(_ address: String) -> Bool { context.devices.contains { $0.address.description == address } }
+
+    /// True once it has written its first report (which is then kept) or has ended.
+    func hasStartedOrEnded() -> Bool {
+        let ended = hasEnded
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: Self.startedFile(in: directory))),
+            let report = try? JSONDecoder().decode(StatusReport.self, from: data)
+        else { return ended }
+        state.withLock { s in if s.devices == nil { s.devices = report.devices } }
+        return true
+    }
 
     /// Asks it to stop: SIGTERM, to which it shuts its devices down in order and exits 0.
     func stop(_ signal: Int32 = SIGTERM) {
@@ -63,7 +78,7 @@ public final class WorkerProcess: Sendable {
         let (devices, ended) = state.withLock { ($0.devices, $0.ended) }
         let known = devices ?? context.devices.map { d in
             DeviceStatus(
-                address: d.address.description, driver: d.driver ?? "unknown", backend: backend, context: context.name,
+                address: d.address.description, driver: driver(of: d), backend: backend, context: context.name,
                 state: "starting", detail: nil, interrupts: [], operations: 0, errors: 0, lastError: nil,
                 dma: .init(mappings: 0, bytes: 0), iommuFaults: nil)
         }
@@ -78,6 +93,12 @@ public final class WorkerProcess: Sendable {
         }
     }
 
+    /// The driver the worker said it attaches, else the configured one, else "unknown".
+    private func driver(of device: DaemonConfiguration.Device) -> String {
+        let told = try? String(contentsOfFile: Self.driverFile(in: directory, for: device.address), encoding: .utf8)
+        return told ?? device.driver ?? "unknown"
+    }
+
     /// Records how it ended; returns the reason when it was not a clean stop it was asked for.
     func ended(_ exit: WorkerExit) -> String? {
         let (stopping, devices) = state.withLock { ($0.stopping, $0.devices) }
@@ -85,7 +106,7 @@ public final class WorkerProcess: Sendable {
         if let failure = try? String(contentsOfFile: Self.failureFile(in: directory), encoding: .utf8), !failure.isEmpty {
             reason = failure.trimmingCharacters(in: .whitespacesAndNewlines)
         } else if !(stopping && exit.succeeded) {
-            let drivers = (devices?.map { ($0.driver, $0.address) } ?? context.devices.map { ($0.driver ?? "its driver", $0.address.description) })
+            let drivers = (devices?.map { ($0.driver, $0.address) } ?? context.devices.map { (driver(of: $0), $0.address.description) })
                 .map { "\($0.0) on \($0.1)" }
             let subject = drivers.count == 1 ? "driver \(drivers[0])" : "the worker process of \(context.name) (drivers \(drivers.joined(separator: ", ")))"
             let what = drivers.count == 1 ? "the device" : "its devices"

@@ -178,10 +178,10 @@ public final class WorkerSupervisor: DaemonHost {
         return worker
     }
 
-    /// Waits until the worker answers on its socket or has ended; kills one that does neither
+    /// Waits until the worker has started its devices or has ended; kills one that does neither
     /// within the start timeout.
     private func waitUntilStarted(_ worker: WorkerProcess) {
-        guard !wait(startTimeout, until: { worker.hasEnded || worker.ask("text") != nil }) else { return }
+        guard !wait(startTimeout, until: worker.hasStartedOrEnded) else { return }
         logger.error("the worker process of \(worker.context.name) did not start within \(startTimeout); killing it")
         worker.stop(SIGKILL)
     }

@@ -12,7 +12,9 @@ import VFIOKit
 
 /// `vfiokit worker DIRECTORY --parent PID`: one worker process of `vfiokit run --isolate`
 /// (hidden). It hosts the devices of one IOMMU context, listed in DIRECTORY/config.json, serves
-/// their status on DIRECTORY/vfiokit.sock, and on SIGTERM shuts them down in the daemon's
+/// their status on DIRECTORY/vfiokit.sock (having written its first report to
+/// DIRECTORY/started.json, and each device's driver before probing it to DIRECTORY/driver-ADDRESS),
+/// and on SIGTERM shuts them down in the daemon's
 /// order. It ends with its supervisor (PR_SET_PDEATHSIG), and when it cannot start, writes why
 /// to DIRECTORY/failure and exits 1. Binding, the journal and udev stay with the supervisor.
 struct WorkerCommand: AsyncParsableCommand {
@@ -74,8 +76,15 @@ struct WorkerCommand: AsyncParsableCommand {
         let configuration = DaemonConfiguration(
             devices: devices, backend: backend, stateDirectory: directory, workInterval: .milliseconds(workInterval))
         let host = try DriverHost(
-            configuration: configuration, system: kernel ?? HostSystemCalls.shared, simulated: simulated, driverOverride: driver, logger: logger)
-        let service = DaemonService(host: host, options: .init(takesDeviceEvents: true), logger: logger)
+            configuration: configuration, system: kernel ?? HostSystemCalls.shared, simulated: simulated, driverOverride: driver, logger: logger
+        ) { [directory] address, driver in
+            try? driver.write(toFile: WorkerProcess.driverFile(in: directory, for: address), atomically: true, encoding: .utf8)
+        }
+        let startedFile = WorkerProcess.startedFile(in: directory)
+        let options = DaemonService.Options(takesDeviceEvents: true) { report in
+            try? JSONEncoder().encode(report).write(to: URL(fileURLWithPath: startedFile), options: .atomic)
+        }
+        let service = DaemonService(host: host, options: options, logger: logger)
         try await ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
         if let kernel { print(SimulatedDaemonDevice.aftermath(kernel, devices.map(\.address))) }
     }
