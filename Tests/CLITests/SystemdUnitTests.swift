@@ -10,7 +10,7 @@ import Testing
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: analyzer), "systemd-analyze is not installed (.ci/setup installs systemd)"))
     func theUnitVerifies() throws {
         let unit = try String(contentsOf: Self.repository.appendingPathComponent("systemd/vfiokit.service"), encoding: .utf8)
-        #expect(unit.contains("ExecStart=/usr/local/bin/vfiokit run "))
+        #expect(unit.contains("ExecStart=/usr/local/bin/vfiokit run --isolate "))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vfiokit-unit-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -35,7 +35,7 @@ import Testing
         let settings = Set(unit.split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init))
         for expected in [
             "DynamicUser=yes", "Group=vfio", "AmbientCapabilities=CAP_IPC_LOCK", "CapabilityBoundingSet=CAP_IPC_LOCK",
-            "LimitMEMLOCK=infinity", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+            "LimitMEMLOCK=infinity", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "KillMode=mixed",
         ] {
             #expect(settings.contains(expected), "missing \(expected)")
         }

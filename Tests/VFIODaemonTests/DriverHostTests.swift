@@ -83,6 +83,24 @@ import Glibc
         #expect(eventually { (host.device(second)?.operations ?? 0) > 4 })
     }
 
+    /// Two functions of one IOMMU group: one context for both, the second held quiet by the stub.
+    @Test func twoFunctionsOfOneGroupShareOneContextTheStubHoldingOne() throws {
+        let machine = try DaemonMachine(edu: [first])
+        defer { machine.removeStateDirectory() }
+        try machine.kernel.plug(EduDevice(), at: second, iommuGroup: 0)
+        let host = try machine.host([.init(address: first, driver: "edu"), .init(address: second, driver: StubDriver.name)])
+        try host.start()
+        #expect(eventually { (host.device(first)?.operations ?? 0) > 4 })
+        let held = try #require(host.device(second))
+        #expect(held.state == "running" && held.driver == "stub")
+        #expect(held.context == "group 0" && host.device(first)?.context == "group 0")
+        #expect(held.interrupts.isEmpty && held.operations == 0)
+        #expect(machine.kernel.interruptState(of: second)?.kind == InterruptState.Kind.none)
+        host.shutdown()
+        #expect(machine.kernel.openFileCount == 0)
+        #expect(host.device(second)?.state == "stopped")
+    }
+
     @Test func startFailsWhenNoDeviceCanBeStarted() throws {
         let machine = try DaemonMachine(edu: [first])
         defer { machine.removeStateDirectory() }

@@ -71,7 +71,7 @@ final class ChildProcesses: Sendable {
     private func serve() {
         defer { finished.signal() }
         while true {
-            _ = wake.wait(timeout: .now() + .milliseconds(20))
+            _ = wake.wait(timeout: .now() + .milliseconds(100))
             let requests = state.withLock { s in defer { s.requests = [] }; return s.requests }
             for request in requests {
                 let result = Self.start(request.executable, request.arguments)

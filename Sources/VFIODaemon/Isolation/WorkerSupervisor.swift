@@ -72,7 +72,11 @@ public final class WorkerSupervisor: DaemonHost {
     private var workersDirectory: String { configuration.stateDirectory + "/workers" }
 
     public func start() throws(DaemonError) {
-        try bindings.acquire()
+        do { try bindings.acquire() } catch {
+            state.withLock { $0.shutDown = true }
+            children.stop()
+            throw error
+        }
         let present = bindings.present()
         var workers: [WorkerProcess] = []
         do throws(DaemonError) {

@@ -9,6 +9,7 @@ public enum DriverRegistry {
         IMSQueueDriver.self,
         NVMeDriver.self,
         MSIXLoopbackDriver.self,
+        StubDriver.self,
     ]
 
     /// The driver called `name`, if any.

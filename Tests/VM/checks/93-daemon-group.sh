@@ -1,0 +1,54 @@
+#!/bin/sh
+# Check: the daemon hosts both functions behind the PCI bridge, which share one IOMMU group, in
+# one IOMMU context: `vfiokit run --config` with `bind` binds the edu and the e1000 (the e1000
+# driver lets go of its function), runs edu on one and the stub driver on the other, and
+# `vfiokit status --json` shows both running in the same context, named for the group, with
+# the edu's interrupts counted. SIGTERM gives both their boot drivers back.
+# configs: iommu
+# timeout: 180
+need_tool jq
+edu=$(dev bridge-edu) nic=$(dev bridge-nic)
+group=$(group_of "$edu")
+expect_eq "bridge-nic's group" "$(group_of "$nic")" "$group"
+export VFIOKIT_STATE_DIR=/tmp/check/state
+cat >/tmp/check/daemon.json <<JSON
+{ "bind": true,
+  "devices": [
+    { "address": "$edu", "driver": "edu" },
+    { "address": "$nic", "driver": "stub" } ] }
+JSON
+
+vfiokit run --config /tmp/check/daemon.json --stats-interval 0 >/tmp/check/daemon.out 2>/tmp/check/daemon.err &
+daemon=$!
+stop_daemon() {
+  kill -TERM "$daemon" 2>/dev/null
+  wait "$daemon"
+  echo "daemon exit status $?"
+  cat /tmp/check/daemon.out /tmp/check/daemon.err
+}
+field() {
+  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" --arg f "$2" '.devices[] | select(.address == $a) | .[$f]'
+}
+interrupts() {
+  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '[.devices[] | select(.address == $a) | .interrupts[].count] | add // 0'
+}
+counted() { [ "$(interrupts "$edu")" -gt 0 ]; }
+
+wait_for 60 counted || { stop_daemon; check_fail "status shows no interrupts from the edu behind the bridge"; }
+expect vfiokit status --json
+cat "$out"
+for a in "$edu" "$nic"; do
+  expect_eq "state of $a" "$(field "$a" state)" running
+  expect_eq "context of $a" "$(field "$a" context)" "group $group"
+done
+expect_eq "driver of the e1000 function" "$(field "$nic" driver)" stub
+expect_eq "driver of bridge-nic under the daemon" "$(driver_of "$nic")" vfio-pci
+
+stop_daemon >"$out" 2>&1
+cat "$out"
+grep -q "daemon exit status 0" "$out" || check_fail "the daemon did not exit 0 on SIGTERM"
+for role in bridge-edu bridge-nic; do
+  expect_eq "driver of $role after SIGTERM" "$(driver_of "$(dev "$role")")" "$(initial_driver "$role")"
+done
+[ -z "$(vfio_fds)" ] || check_fail "VFIO files still open: $(vfio_fds)"
+check_pass
