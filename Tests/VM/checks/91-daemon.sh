@@ -19,53 +19,37 @@ cat >/tmp/check/daemon.json <<JSON
     { "address": "$nic", "driver": "msix-loopback" } ] }
 JSON
 
-vfiokit run --config /tmp/check/daemon.json --stats-interval 0 >/tmp/check/daemon.out 2>/tmp/check/daemon.err &
-daemon=$!
-stop_daemon() {
-  kill -TERM "$daemon" 2>/dev/null
-  wait "$daemon"
-  echo "daemon exit status $?"
-  cat /tmp/check/daemon.out /tmp/check/daemon.err
-}
-
-# The interrupts one device has counted, or 0 while the daemon does not answer.
-interrupts() {
-  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '[.devices[] | select(.address == $a) | .interrupts[].count] | add // 0'
-}
-operations() {
-  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '.devices[] | select(.address == $a) | .operations'
-}
-state_of() {
-  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '.devices[] | select(.address == $a) | .state'
-}
-counted() { [ "$(interrupts "$1")" -gt 0 ]; }
+daemon_start --config /tmp/check/daemon.json
+operations() { device_field "$1" operations; }
+state_of() { device_field "$1" state; }
+counted() { [ "$(device_interrupts "$1")" -gt 0 ]; }
 
 for a in "$edu0" "$edu1" "$nic"; do
-  wait_for 60 counted "$a" || { stop_daemon; check_fail "status shows no interrupts from $a"; }
+  wait_for 60 counted "$a" || { daemon_stop; check_fail "status shows no interrupts from $a"; }
 done
 expect vfiokit status
 cat "$out"
-grep -q "$nic  msix-loopback  running" "$out" || { stop_daemon; check_fail "the e1000e does not run msix-loopback"; }
-grep -q "$edu1  edu  running" "$out" || { stop_daemon; check_fail "edu-uio did not get the edu driver by match"; }
+grep -q "$nic  msix-loopback  running" "$out" || { daemon_stop; check_fail "the e1000e does not run msix-loopback"; }
+grep -q "$edu1  edu  running" "$out" || { daemon_stop; check_fail "edu-uio did not get the edu driver by match"; }
 
 # Hot removal: vfio-pci sends REQ and waits until the daemon lets go.
 (echo 1 >"$(sysfs "$edu0")/remove") &
 remover=$!
-wait_for 60 test ! -e "$(sysfs "$edu0")" || { stop_daemon; check_fail "removing edu0 did not complete: the REQ was not honoured"; }
+wait_for 60 test ! -e "$(sysfs "$edu0")" || { daemon_stop; check_fail "removing edu0 did not complete: the REQ was not honoured"; }
 wait "$remover"
 expect_eq "state of edu0 after its removal" "$(state_of "$edu0")" removed
 before=$(operations "$edu1")
 more() { [ "$(operations "$edu1")" -gt "$((before + 5))" ]; }
-wait_for 30 more || { stop_daemon; check_fail "edu-uio stopped working when edu0 was removed"; }
+wait_for 30 more || { daemon_stop; check_fail "edu-uio stopped working when edu0 was removed"; }
 expect_eq "state of the e1000e" "$(state_of "$nic")" running
 
 # Hot addition: the rescan's udev add event is for a device in the config, so it is attached again.
 echo 1 >/sys/bus/pci/rescan
-wait_for 30 test -e "$(sysfs "$edu0")" || { stop_daemon; check_fail "edu0 did not come back on rescan"; }
+wait_for 30 test -e "$(sysfs "$edu0")" || { daemon_stop; check_fail "edu0 did not come back on rescan"; }
 running() { [ "$(state_of "$edu0")" = running ] && counted "$edu0"; }
-wait_for 60 running || { stop_daemon; check_fail "the daemon did not attach edu0 again after its udev add event"; }
+wait_for 60 running || { daemon_stop; check_fail "the daemon did not attach edu0 again after its udev add event"; }
 
-stop_daemon >"$out" 2>&1
+daemon_stop >"$out" 2>&1
 cat "$out"
 grep -q "daemon exit status 0" "$out" || check_fail "the daemon did not exit 0 on SIGTERM"
 for role in edu0 edu-uio e1000e; do

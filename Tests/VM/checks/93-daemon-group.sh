@@ -18,33 +18,20 @@ cat >/tmp/check/daemon.json <<JSON
     { "address": "$nic", "driver": "stub" } ] }
 JSON
 
-vfiokit run --config /tmp/check/daemon.json --stats-interval 0 >/tmp/check/daemon.out 2>/tmp/check/daemon.err &
-daemon=$!
-stop_daemon() {
-  kill -TERM "$daemon" 2>/dev/null
-  wait "$daemon"
-  echo "daemon exit status $?"
-  cat /tmp/check/daemon.out /tmp/check/daemon.err
-}
-field() {
-  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" --arg f "$2" '.devices[] | select(.address == $a) | .[$f]'
-}
-interrupts() {
-  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '[.devices[] | select(.address == $a) | .interrupts[].count] | add // 0'
-}
-counted() { [ "$(interrupts "$edu")" -gt 0 ]; }
+daemon_start --config /tmp/check/daemon.json
+counted() { [ "$(device_interrupts "$edu")" -gt 0 ]; }
 
-wait_for 60 counted || { stop_daemon; check_fail "status shows no interrupts from the edu behind the bridge"; }
+wait_for 60 counted || { daemon_stop; check_fail "status shows no interrupts from the edu behind the bridge"; }
 expect vfiokit status --json
 cat "$out"
 for a in "$edu" "$nic"; do
-  expect_eq "state of $a" "$(field "$a" state)" running
-  expect_eq "context of $a" "$(field "$a" context)" "group $group"
+  expect_eq "state of $a" "$(device_field "$a" state)" running
+  expect_eq "context of $a" "$(device_field "$a" context)" "group $group"
 done
-expect_eq "driver of the e1000 function" "$(field "$nic" driver)" stub
+expect_eq "driver of the e1000 function" "$(device_field "$nic" driver)" stub
 expect_eq "driver of bridge-nic under the daemon" "$(driver_of "$nic")" vfio-pci
 
-stop_daemon >"$out" 2>&1
+daemon_stop >"$out" 2>&1
 cat "$out"
 grep -q "daemon exit status 0" "$out" || check_fail "the daemon did not exit 0 on SIGTERM"
 for role in bridge-edu bridge-nic; do

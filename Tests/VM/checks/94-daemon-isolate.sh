@@ -18,63 +18,50 @@ cat >/tmp/check/daemon.json <<JSON
 JSON
 
 # The Swift runtime's backtracer is not in the guest; the trap's message is enough here.
-VFIOKIT_FAULT_TRAP=$edu1 SWIFT_BACKTRACE=enable=no \
-  vfiokit run --config /tmp/check/daemon.json --stats-interval 0 >/tmp/check/daemon.out 2>/tmp/check/daemon.err &
-daemon=$!
-stop_daemon() {
-  kill -TERM "$daemon" 2>/dev/null
-  wait "$daemon"
-  echo "daemon exit status $?"
-  cat /tmp/check/daemon.out /tmp/check/daemon.err
-}
-field() {
-  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" --arg f "$2" '.devices[] | select(.address == $a) | .[$f]'
-}
-interrupts() {
-  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '[.devices[] | select(.address == $a) | .interrupts[].count] | add // 0'
-}
-failed() { [ "$(field "$edu1" state)" = failed ]; }
+export VFIOKIT_FAULT_TRAP=$edu1 SWIFT_BACKTRACE=enable=no
+daemon_start --config /tmp/check/daemon.json
+failed() { [ "$(device_field "$edu1" state)" = failed ]; }
 # The live worker processes, by pid.
 workers() {
   for cmdline in /proc/[0-9]*/cmdline; do
     { tr '\0' ' ' <"$cmdline"; } 2>/dev/null | grep -q "[v]fiokit worker " && basename "$(dirname "$cmdline")"
   done
 }
-counted() { [ "$(interrupts "$edu0")" -gt 0 ]; }
+counted() { [ "$(device_interrupts "$edu0")" -gt 0 ]; }
 
-wait_for 60 failed || { stop_daemon; check_fail "status never showed edu-uio failed"; }
-wait_for 60 counted || { stop_daemon; check_fail "status shows no interrupts from edu0"; }
+wait_for 60 failed || { daemon_stop; check_fail "status never showed edu-uio failed"; }
+wait_for 60 counted || { daemon_stop; check_fail "status shows no interrupts from edu0"; }
 expect vfiokit status
 cat "$out"
 grep -q "$edu1  edu  failed: driver edu on $edu1 trapped (SIGILL); its process ended and the kernel released the device" "$out" ||
-  { stop_daemon; check_fail "status does not show edu-uio's trap with its signal"; }
+  { daemon_stop; check_fail "status does not show edu-uio's trap with its signal"; }
 grep -q "error vfiokit.daemon: .*driver edu on $edu1 trapped (SIGILL)" /tmp/check/daemon.err ||
-  { stop_daemon; check_fail "the supervisor did not log the trap"; }
-expect_eq "state of edu0" "$(field "$edu0" state)" running
-[ "$(field "$edu0" context)" != "$(field "$edu1" context)" ] || { stop_daemon; check_fail "the two edus share a context"; }
+  { daemon_stop; check_fail "the supervisor did not log the trap"; }
+expect_eq "state of edu0" "$(device_field "$edu0" state)" running
+[ "$(device_field "$edu0" context)" != "$(device_field "$edu1" context)" ] || { daemon_stop; check_fail "the two edus share a context"; }
 
 # The kernel released edu-uio: no process holds its group or its device cdev.
 cdev=$(ls "$(sysfs "$edu1")/vfio-dev" 2>/dev/null)
 held=$(vfio_fds | grep -E -- "-> (/dev/vfio/$(group_of "$edu1")|/dev/vfio/devices/${cdev:-none})\$")
-[ -z "$held" ] || { stop_daemon; check_fail "edu-uio is still held after its worker died: $held"; }
+[ -z "$held" ] || { daemon_stop; check_fail "edu-uio is still held after its worker died: $held"; }
 
 expect_eq "worker processes after the trap" "$(workers | wc -l)" 1
 
-before=$(interrupts "$edu0")
-more() { [ "$(interrupts "$edu0")" -gt "$((before + 5))" ]; }
-wait_for 30 more || { stop_daemon; check_fail "edu0's interrupts stopped rising after edu-uio's worker trapped"; }
+before=$(device_interrupts "$edu0")
+more() { [ "$(device_interrupts "$edu0")" -gt "$((before + 5))" ]; }
+wait_for 30 more || { daemon_stop; check_fail "edu0's interrupts stopped rising after edu-uio's worker trapped"; }
 
 (echo 1 >"$(sysfs "$edu0")/remove") &
 remover=$!
-wait_for 60 test ! -e "$(sysfs "$edu0")" || { stop_daemon; check_fail "removing edu0 did not complete: its worker did not honour REQ"; }
+wait_for 60 test ! -e "$(sysfs "$edu0")" || { daemon_stop; check_fail "removing edu0 did not complete: its worker did not honour REQ"; }
 wait "$remover"
-expect_eq "state of edu0 after its removal" "$(field "$edu0" state)" removed
+expect_eq "state of edu0 after its removal" "$(device_field "$edu0" state)" removed
 echo 1 >/sys/bus/pci/rescan
-wait_for 30 test -e "$(sysfs "$edu0")" || { stop_daemon; check_fail "edu0 did not come back on rescan"; }
-back() { [ "$(field "$edu0" state)" = running ] && [ "$(interrupts "$edu0")" -gt 0 ]; }
-wait_for 60 back || { stop_daemon; check_fail "edu0 was not attached again after its udev add event"; }
+wait_for 30 test -e "$(sysfs "$edu0")" || { daemon_stop; check_fail "edu0 did not come back on rescan"; }
+back() { [ "$(device_field "$edu0" state)" = running ] && [ "$(device_interrupts "$edu0")" -gt 0 ]; }
+wait_for 60 back || { daemon_stop; check_fail "edu0 was not attached again after its udev add event"; }
 
-stop_daemon >"$out" 2>&1
+daemon_stop >"$out" 2>&1
 cat "$out"
 grep -q "daemon exit status 0" "$out" || check_fail "the daemon did not exit 0 on SIGTERM"
 for role in edu0 edu-uio; do

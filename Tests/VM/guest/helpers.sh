@@ -207,3 +207,29 @@ ims_edu_check() {
   expect vfiokit unbind "$address" --restore
   check_pass
 }
+
+# The driver daemon for the daemon checks (91, 93, 94): `daemon_start ARGS...` runs
+# `vfiokit run ARGS... --stats-interval 0` in the background, its output in
+# /tmp/check/daemon.out and .err and its pid in $daemon; `daemon_stop` sends it SIGTERM, waits,
+# and prints "daemon exit status N" and its output.
+daemon_start() {
+  vfiokit run "$@" --stats-interval 0 >/tmp/check/daemon.out 2>/tmp/check/daemon.err &
+  daemon=$!
+}
+
+daemon_stop() {
+  kill -TERM "$daemon" 2>/dev/null
+  wait "$daemon"
+  echo "daemon exit status $?"
+  cat /tmp/check/daemon.out /tmp/check/daemon.err
+}
+
+# FIELD of the device at ADDRESS in `vfiokit status --json`; empty while no daemon answers.
+device_field() {
+  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" --arg f "$2" '.devices[] | select(.address == $a) | .[$f]'
+}
+
+# The interrupts the device at ADDRESS has counted, or 0 while the daemon does not answer.
+device_interrupts() {
+  vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '[.devices[] | select(.address == $a) | .interrupts[].count] | add // 0'
+}
