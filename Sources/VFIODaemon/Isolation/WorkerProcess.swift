@@ -39,7 +39,14 @@ public final class WorkerProcess: Sendable {
 
     var socketPath: String { DaemonConfiguration.socketPath(in: directory) }
     var pid: pid_t? { state.withLock { $0.pid } }
-    func started(pid: pid_t) { state.withLock { $0.pid = pid } }
+    /// Records its pid; one asked to stop while it was being started is stopped now.
+    func started(pid: pid_t) {
+        let stopping = state.withLock { s in
+            s.pid = pid
+            return s.stopping
+        }
+        if stopping { kill(pid, SIGTERM) }
+    }
     var hasEnded: Bool { state.withLock { $0.ended != nil } }
     var isRunning: Bool { state.withLock { $0.pid != nil && $0.ended == nil } }
     func hosts(_ address: String) -> Bool { context.devices.contains { $0.address.description == address } }

@@ -163,21 +163,34 @@ public final class WorkerSupervisor: DaemonHost {
 
     /// Writes the context's configuration (each device naming the context, so that the worker
     /// keeps it whole and by the same name) into a new worker directory and starts the worker.
+    ///
+    /// The worker is listed before it is started, so that a shutdown that begins meanwhile
+    /// stops it too; none is started once shutdown has begun.
     private func spawn(_ context: IOMMUContextPlan.Context) throws(DaemonError) -> WorkerProcess {
-        let index = state.withLock { s in defer { s.spawned += 1 }; return s.spawned }
-        let directory = "\(workersDirectory)/\(index)"
-        guard mkdir(directory, 0o700) == 0 else { throw .setup("cannot create \(directory): \(String(cString: strerror(errno)))") }
-        let devices = context.devices.map { DaemonConfiguration.Device(address: $0.address, driver: $0.driver, context: context.name) }
-        do {
-            let data = try JSONEncoder().encode(ConfigurationFile(devices: devices, backend: configuration.backend))
-            try data.write(to: URL(fileURLWithPath: WorkerProcess.configurationFile(in: directory)))
-        } catch { throw .setup("cannot write the configuration of the worker in \(directory): \(error)") }
-        let worker = WorkerProcess(context: context, directory: directory, backend: configuration.backend.description)
-        let pid = try children.spawn(command.executable, command.arguments(directory)) { [logger] status in
-            if let reason = worker.ended(WorkerExit(waitStatus: status)) { logger.error("\(reason)") }
+        let backend = configuration.backend.description
+        guard let worker = state.withLock({ s -> WorkerProcess? in
+            guard !s.shutDown else { return nil }
+            defer { s.spawned += 1 }
+            s.workers.append(WorkerProcess(context: context, directory: "\(workersDirectory)/\(s.spawned)", backend: backend))
+            return s.workers.last
+        }) else { throw .setup("the daemon is stopping; no worker is started for \(context.name)") }
+        let pid: pid_t
+        do throws(DaemonError) {
+            let directory = worker.directory
+            guard mkdir(directory, 0o700) == 0 else { throw .setup("cannot create \(directory): \(String(cString: strerror(errno)))") }
+            let devices = context.devices.map { DaemonConfiguration.Device(address: $0.address, driver: $0.driver, context: context.name) }
+            do {
+                let data = try JSONEncoder().encode(ConfigurationFile(devices: devices, backend: configuration.backend))
+                try data.write(to: URL(fileURLWithPath: WorkerProcess.configurationFile(in: directory)))
+            } catch { throw .setup("cannot write the configuration of the worker in \(directory): \(error)") }
+            pid = try children.spawn(command.executable, command.arguments(directory)) { [logger] status in
+                if let reason = worker.ended(WorkerExit(waitStatus: status)) { logger.error("\(reason)") }
+            }
+        } catch {
+            state.withLock { $0.workers.removeAll { $0 === worker } }
+            throw error
         }
         worker.started(pid: pid)
-        state.withLock { $0.workers.append(worker) }
         logger.info("worker process \(pid) hosts \(context.name): \(context.devices.map(\.address.description).joined(separator: ", "))")
         return worker
     }
