@@ -69,8 +69,7 @@ import Testing
         Self.expectCounted([result.dispatch_allocations, result.dispatch_allocations_total], notCounted: result.allocations_not_counted)
     }
 
-    @Test(.disabled(if: NVMeCommandTests.threadSanitizerIsActive, "the threaded simulated controller under TSan"))
-    func nvmePrintsDriverTimeAndAllocationsPerIO() throws {
+    @Test func nvmePrintsDriverTimeAndAllocationsPerIO() throws {
         let result = try Self.decode(NVMe.self, ["nvme", "--json", "--seconds", "0.5", "--queue-depth", "8"])
         #expect(result.ios > 0 && result.errors == 0)
         #expect(result.driver_ns_per_io > 0)

@@ -61,13 +61,7 @@ import Testing
         #expect(result.output.contains("ok   the largest transfer (a PRP list)"))
     }
 
-    /// The bench runs the simulated controller on its own thread, sharing memory with the
-    /// driver as a device does, which ThreadSanitizer cannot see ordered (see the VFIOKit tests'
-    /// `threadSanitizerIsActive`); a TSan-built vfiokit would report it and exit non-zero.
-    static let threadSanitizerIsActive = dlsym(nil, "__tsan_init") != nil
-
-    @Test(.disabled(if: threadSanitizerIsActive, "the threaded simulated controller under TSan"))
-    func polledBenchReportsIOPSAndDriverTime() throws {
+    @Test func polledBenchReportsIOPSAndDriverTime() throws {
         let result = try runVFIOKit(["nvme", "bench", "--simulated", "--poll", "--json", "--seconds", "0.5", "--queue-depth", "8"])
         #expect(result.status == 0, "stderr: \(result.error)")
         let bench = try JSONDecoder().decode(Bench.self, from: Data(result.output.utf8))
@@ -80,8 +74,7 @@ import Testing
         #expect(bench.allocations_not_counted?.contains("vfiokit-bench") == true)
     }
 
-    @Test(.disabled(if: threadSanitizerIsActive, "the threaded simulated controller under TSan"))
-    func interruptDrivenBenchRunsOnSeveralQueues() throws {
+    @Test func interruptDrivenBenchRunsOnSeveralQueues() throws {
         let result = try runVFIOKit(["nvme", "bench", "--simulated", "--json", "--seconds", "0.5", "--queues", "2", "--workload", "randwrite"])
         #expect(result.status == 0, "stderr: \(result.error)")
         let bench = try JSONDecoder().decode(Bench.self, from: Data(result.output.utf8))

@@ -47,9 +47,3 @@ final class NVMeTestBench {
         return buffer
     }
 }
-
-/// True when this process runs under ThreadSanitizer. The controller thread and the driver
-/// share BAR and queue memory as a device and a CPU do: doorbells and queue entries are plain
-/// stores whose order the hardware (here x86's) guarantees and TSan cannot see, so tests of
-/// the threaded controller run only without it.
-let threadSanitizerIsActive = dlsym(nil, "__tsan_init") != nil
