@@ -104,6 +104,9 @@ import Testing
         #expect(config.error.contains("the configuration /nonexistent/vfiokit.json is not usable"))
         let metrics = try runVFIOKit(["run", "--metrics-address", "localhost"], environment: environment)
         #expect(metrics.error.contains("--metrics-address wants host:port such as 127.0.0.1:9464"))
+        let simulated = try runVFIOKit(["run", "--simulated-devices", "0"], environment: environment)
+        #expect(simulated.status != 0)
+        #expect(simulated.error.contains("--simulated-devices wants 1 to 28 (the free device numbers of the simulated bus), not 0"))
     }
 
     /// One HTTP/1.0 GET on the loopback, the whole response as text.

@@ -25,10 +25,18 @@ import Testing
     /// The pids of processes whose command line names `text` (the state directory names a daemon's workers).
     func processes(naming text: String) -> [Int32] {
         let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return pids.compactMap(Int32.init).filter { pid in
-            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
-            return String(decoding: cmdline.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(text)
-        }
+        return pids.compactMap(Int32.init).filter { commandLine(of: $0).contains(text) }
+    }
+
+    /// `/proc/PID/cmdline` with spaces between the arguments, read with read(2): Foundation's
+    /// `Data(contentsOf:)` leaks its buffer for a file whose size stat gives as 0, as procfs does.
+    func commandLine(of pid: Int32) -> String {
+        let fd = open("/proc/\(pid)/cmdline", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &buffer, buffer.count)
+        return n > 0 ? String(decoding: buffer[..<n].map { $0 == 0 ? 32 : $0 }, as: UTF8.self) : ""
     }
 
     @Test func aTrappingDriverTakesDownOnlyItsWorkerAndShutdownStillRestoresEverything() throws {

@@ -11,7 +11,7 @@ import VFIODrivers
 import VFIOKit
 import VFIOMock
 
-/// `vfiokit run [ADDRESS...] [--driver NAME] [--config FILE] [--bind]`: the driver daemon.
+/// `vfiokit run [ADDRESS...] [--driver NAME] [--config FILE] [--bind] [--isolate]`: the driver daemon.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
