@@ -48,6 +48,8 @@ final class HostedDevice: Sendable {
     private let stopWork = DispatchSemaphore(value: 0)
     private let workFinished = DispatchSemaphore(value: 0)
     private let working = Atomic<Bool>(false)
+    /// The work loop's queue; a `sync` on it returns once the loop's block has been released.
+    private let workQueue = DispatchQueue(label: "vfiokit.work")
 
     /// Probes and starts `driver` on the opened `device`, arms REQ and, for a driver that can
     /// exercise its device, starts the work loop. A probe or start that throws leaves the device
@@ -110,6 +112,7 @@ final class HostedDevice: Sendable {
         if working.exchange(false, ordering: .acquiringAndReleasing) {
             stopWork.signal()
             workFinished.wait()
+            workQueue.sync {}  // the loop's block, and the driver it holds, are let go
         }
         guard let driver = mutable.withLock({ m in defer { m.driver = nil }; return m.driver }) else { return }
         driver.stop()
@@ -217,7 +220,7 @@ final class HostedDevice: Sendable {
     private func startWork(_ driver: any ExercisableDriver, interval: Duration, trapOnInterrupt: Bool) {
         working.store(true, ordering: .releasing)
         let milliseconds = Int(interval / .milliseconds(1))
-        DispatchQueue(label: "vfiokit.work.\(address)").async { [self] in
+        workQueue.async { [self] in
             defer { workFinished.signal() }
             while working.load(ordering: .acquiring) {
                 do {

@@ -11,6 +11,8 @@ import VFIOHost
 final class UdevWatcher: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
+    /// The watcher's queue; a `sync` on it returns once its block has been released.
+    private let queue = DispatchQueue(label: "vfiokit.udev")
 
     /// Starts watching; a monitor that cannot be opened is logged and watching is skipped.
     init(host: any DaemonHost, logger: Logger) {
@@ -21,7 +23,7 @@ final class UdevWatcher: Sendable {
             return
         }
         let box = UncheckedMonitor(monitor)
-        DispatchQueue(label: "vfiokit.udev").async { [self] in
+        queue.async { [self] in
             defer { finished.signal() }
             var poller = pollfd(fd: box.monitor.fileDescriptor.rawValue, events: Int16(POLLIN), revents: 0)
             while !stopping.load(ordering: .acquiring) {
@@ -40,6 +42,7 @@ final class UdevWatcher: Sendable {
     func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         finished.wait()
+        queue.sync {}  // the watcher's block, and the host it holds, are let go
     }
 
     /// The monitor moves to the watcher's thread and is used only there.

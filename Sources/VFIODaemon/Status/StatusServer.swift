@@ -21,6 +21,8 @@ final class StatusServer: Sendable {
     private let terminator: [UInt8]
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
+    /// The thread's queue; a `sync` on it returns once the thread's block has been released.
+    private let queue = DispatchQueue(label: "vfiokit.status")
 
     /// Listens on a Unix socket at `path` with `mode` (0660: the owner and its group), replacing
     /// a stale socket file a killed daemon left (the caller holds the daemon lock).
@@ -78,13 +80,13 @@ final class StatusServer: Sendable {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         shutdown(fd, Int32(SHUT_RDWR))
         finished.wait()
+        queue.sync {}  // the thread's block, and what it holds (the responder, the daemon), are let go
         close(fd)
         if let socketFile { unlink(socketFile) }
     }
 
     private func startThread() {
-        let thread = DispatchQueue(label: "vfiokit.status.\(endpoint)")
-        thread.async { [self] in
+        queue.async { [self] in
             defer { finished.signal() }
             while !stopping.load(ordering: .acquiring) {
                 let client = accept(fd, nil, nil)
