@@ -32,7 +32,13 @@ public enum IMSQueueRegisters: RegisterLayout {
             registers.write(postingBase, layout.base)
             registers.write(postingSlots, slots)
             registers.write(control, registers.read(control) | Control.postSummaries)
+            do throws(VFIOError) { try registers.region.checkAccesses() } catch { throw .framework(error) }
         }
+    }
+
+    /// The context-reload doorbell of the device in `registers`, for ``QueueContextStore``.
+    public static func reloadDoorbell(_ registers: MMIO<IMSQueueRegisters>) -> QueueContextStore.ReloadDoorbell {
+        QueueContextStore.ReloadDoorbell(registers, request: reload, all: reloadAll, acknowledged: reloadAcknowledged)
     }
 
     public static let reloadAll: UInt32 = 0xffff_ffff

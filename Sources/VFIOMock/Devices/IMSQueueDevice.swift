@@ -168,6 +168,12 @@ public final class IMSQueueDevice: SimulatedDevice {
     /// Interrupt messages the device has written so far.
     public var messagesSent: Int { state.withLock { $0.messagesSent } }
 
+    /// Whether the device holds `slot` masked: in context mode queue `slot`'s mask as last
+    /// reloaded, else table entry `slot`'s ctrl bit 0.
+    public func isMasked(slot: Int) -> Bool {
+        state.withLock { s in s.control & Self.contextStore != 0 ? s.queues[slot].masked : s.table[slot * 4 + 3] & 1 != 0 }
+    }
+
     // MARK: Registers
 
     public func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
