@@ -2,6 +2,7 @@ import PCI
 import Synchronization
 import SystemPackage
 import Testing
+import VFIODrivers
 import VFIOKit
 import VFIOMock
 
@@ -9,7 +10,9 @@ import VFIOMock
 /// multi-call operation runs once to count the calls it makes, then once per call with that
 /// call failing. After every run: the error (if the operation reports one) carries the
 /// kernel's reason, no descriptor is left open, no mapping is left in the IOMMU, no interrupt
-/// is left enabled, and the device opens again as the kernel model has it.
+/// is left enabled, and the device opens again as the kernel model has it. An IMS commit must
+/// fail (its calls are trapped register accesses, which cannot throw themselves) with
+/// ``IMSError/commitFailed(store:cause:)`` and leave its slot masked in the device.
 @Suite(.serialized) struct FaultInjectionTests {
     /// The errnos injected, in turn: pread and pwrite fail with EIO.
     static let errnos: [Errno] = [.interrupted, .noMemory, .resourceBusy, .badAddress, .noSuchAddressOrDevice, .operationNotSupportedByDevice]
@@ -50,20 +53,20 @@ import VFIOMock
         }
     }
 
-    /// One operation under test: `body` gets the seam and the plan, arms the plan around the
-    /// calls under test, and leaves the device closed however it ends.
+    /// One operation under test: `body` gets the seam, the plan and the simulated device, arms
+    /// the plan around the calls under test, and leaves the device closed however it ends.
     struct Operation: CustomTestStringConvertible, Sendable {
         let name: String
         let backend: Backend
         let device: @Sendable () -> SimulatedDevice
-        let body: @Sendable (PCIAddress, any SystemCalls, Plan) throws -> Void
+        let body: @Sendable (PCIAddress, InterposedKernel, Plan, SimulatedDevice) throws -> Void
         var testDescription: String { name }
     }
 
     static let address = MockMachine.primary
 
     static func opening(_ backend: Backend) -> Operation {
-        Operation(name: "open (\(backend))", backend: backend, device: { Devices.edu() }) { address, system, plan in
+        Operation(name: "open (\(backend))", backend: backend, device: { Devices.edu() }) { address, system, plan, _ in
             plan.arm()
             let device = try PCIDevice.open(address, backend: backend, system: system)
             plan.disarm()
@@ -74,7 +77,7 @@ import VFIOMock
     /// Opens on the seam with the plan disarmed, arms it for `step`, and closes.
     static func onOpenDevice(_ name: String, _ device: @escaping @Sendable () -> SimulatedDevice,
                              _ step: @escaping @Sendable (PCIDevice) throws -> Void) -> Operation {
-        Operation(name: name, backend: .legacy, device: device) { address, system, plan in
+        Operation(name: name, backend: .legacy, device: device) { address, system, plan, _ in
             let device = try PCIDevice.open(address, backend: .legacy, system: system)
             defer {
                 plan.disarm()
@@ -85,12 +88,73 @@ import VFIOMock
         }
     }
 
+    /// An IMS commit on the simulated IMS queue device under the sample driver (4 queues, each
+    /// slot unmasked): `prepare` runs on slot 1 unarmed, then `step` armed. A failed commit
+    /// must throw an error naming the commit, leave slot 1 masked in the device, and leave the
+    /// domain holding `allocated` slots after a failure.
+    static func imsCommit(
+        _ store: IMSQueueDriver.StoreKind, _ name: String, allocatedAfterFailure allocated: Int = 4,
+        prepare: @escaping @Sendable (IMSDomain, IMSSlot) throws -> Void = { _, _ in },
+        _ step: @escaping @Sendable (IMSDomain, IMSSlot) throws -> Void
+    ) -> Operation {
+        Operation(name: "IMS commit, \(store) store: \(name)", backend: .legacy, device: { IMSQueueDevice() }) { address, system, plan, simulated in
+            let simulated = try #require(simulated as? IMSQueueDevice)
+            let device = try PCIDevice.open(address, backend: .legacy, system: system)
+            // The loop waits on the kernel directly, so its epoll_wait calls are not counted.
+            let loop = try EventLoop(system: system.kernel)
+            try loop.start()
+            let driver = try IMSQueueDriver(device: device, loop: loop)
+            defer {
+                plan.disarm()
+                driver.stop()
+                loop.stop()
+                device.close()
+            }
+            driver.configuration.queues = 4
+            driver.configuration.store = store
+            try driver.start()
+            let domain = try #require(driver.domain)
+            let slot = driver.slots[1]
+            try prepare(domain, slot)
+            plan.arm()
+            do { try step(domain, slot) } catch {
+                plan.disarm()
+                let what = "\(name) on the \(store) store, \(plan.failedCall) failing"
+                guard case IMSError.commitFailed = error else {
+                    Issue.record("\(what): \(error), not commitFailed")
+                    throw error
+                }
+                #expect("\(error)".contains("committing the") && "\(error)".contains("left masked"), "\(what): \(error)")
+                #expect(simulated.isMasked(slot: slot.index), "\(what): slot \(slot.index) left unmasked in the device")
+                #expect(domain.allocatedCount == allocated, "\(what): \(domain.allocatedCount) slots allocated")
+                throw error
+            }
+            plan.disarm()
+            if plan.injected != nil { Issue.record("IMS commit, \(store) store: \(name) succeeded with \(plan.failedCall) failing") }
+        }
+    }
+
+    /// The IMS commits of each store kind.
+    static let imsCommits: [Operation] = IMSQueueDriver.StoreKind.allCases.flatMap { store in
+        [
+            imsCommit(store, "unmask", prepare: { domain, slot in try domain.mask(slot) }) { domain, slot in try domain.unmask(slot) },
+            imsCommit(store, "mask") { domain, slot in try domain.mask(slot) },
+            imsCommit(store, "allocate", allocatedAfterFailure: 3, prepare: { domain, slot in try domain.free(slot) }) { domain, _ in
+                _ = try domain.allocate { _ in }
+            },
+            imsCommit(store, "batch allocate and unmask", allocatedAfterFailure: 3, prepare: { domain, slot in try domain.free(slot) }) { domain, _ in
+                try domain.batch { (b) throws(IMSError) in try b.unmask(try b.allocate(handler: IMSHandler { _ in })) }
+            },
+            imsCommit(store, "free") { domain, slot in try domain.free(slot) },
+        ]
+    }
+
     static let operations: [Operation] = [
         opening(.legacy), opening(.iommufd), opening(.uio), opening(.noIOMMU),
         onOpenDevice("region mapping", { Devices.memory() }) { device in _ = try device.bar(0) },
         onOpenDevice("interrupt enable (MSI-X)", { Devices.memory(msix: 8) }) { device in _ = try device.interrupts.enable(.msix, vectors: 2) },
         onOpenDevice("interrupt enable (MSI)", { Devices.edu() }) { device in _ = try device.interrupts.enable(.msi) },
-        Operation(name: "interrupt grow (MSI-X)", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan in
+        Operation(name: "interrupt grow (MSI-X)", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan, _ in
             let device = try PCIDevice.open(address, backend: .legacy, system: system)
             defer {
                 plan.disarm()
@@ -104,7 +168,7 @@ import VFIOMock
             let buffer = try device.dma.allocate(8192)
             try buffer.free()
         },
-        Operation(name: "device close", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan in
+        Operation(name: "device close", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan, _ in
             let device = try PCIDevice.open(address, backend: .legacy, system: system)
             _ = try device.interrupts.enable(.msix, vectors: 2)
             _ = try device.bar(0)
@@ -114,22 +178,23 @@ import VFIOMock
             plan.disarm()
             _ = consume buffer
         },
-    ]
+    ] + imsCommits
 
     /// A fresh mock holding the operation's device, bound as its backend needs.
-    static func machine(for operation: Operation) throws -> MockMachine {
+    static func machine(for operation: Operation) throws -> (MockMachine, SimulatedDevice) {
         let machine = MockMachine(for: operation.backend)
-        try machine.kernel.plug(operation.device(), at: address, driver: operation.backend == .uio ? .uioPCIGeneric : .vfioPCI)
-        return machine
+        let device = operation.device()
+        try machine.kernel.plug(device, at: address, driver: operation.backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        return (machine, device)
     }
 
     /// Runs `operation` with call `failAt` failing (none when nil); returns the plan and the error.
     static func run(_ operation: Operation, failAt: Int?) throws -> (Plan, Error?, MockKernel) {
-        let machine = try machine(for: operation)
+        let (machine, device) = try machine(for: operation)
         let plan = Plan(failAt: failAt)
         let seam = InterposedKernel(machine.kernel) { (call) throws(Errno) in try plan.see(call) }
         do {
-            try operation.body(address, seam, plan)
+            try operation.body(address, seam, plan, device)
             return (plan, nil, machine.kernel)
         } catch {
             return (plan, error, machine.kernel)
