@@ -378,8 +378,8 @@ public final class IMSQueueDevice: SimulatedDevice {
 
     private func write(address: UInt64, data: UInt32, _ s: borrowing State, _ bus: DeviceBus) {
         bus.writeMessage(address: address, data: data)
-        guard s.control & Self.postSummaries != 0, let layout = s.posting, let slot = layout.slot(at: address) else { return }
-        layout.forEachSummary(of: slot) { bus.writeMessage(address: $0, data: 1) }
+        guard s.control & Self.postSummaries != 0 else { return }
+        s.posting?.forEachSummary(ofMessageAt: address) { bus.writeMessage(address: $0, data: 1) }
     }
 
     /// A message write as the device makes it, summaries included, with no doorbell: for
