@@ -36,9 +36,19 @@ public enum IMSQueueRegisters: RegisterLayout {
         }
     }
 
-    /// The context-reload doorbell of the device in `registers`, for ``QueueContextStore``.
+    /// The context-reload doorbell of the device in `registers`, for ``QueueContextStore``: each
+    /// access is checked, as BAR0 may be trapped.
     public static func reloadDoorbell(_ registers: MMIO<IMSQueueRegisters>) -> QueueContextStore.ReloadDoorbell {
-        QueueContextStore.ReloadDoorbell(registers, request: reload, all: reloadAll, acknowledged: reloadAcknowledged)
+        QueueContextStore.ReloadDoorbell(
+            request: { (queue) throws(VFIOError) in
+                registers.write(reload, queue.map { UInt32($0) } ?? reloadAll)
+                try registers.region.checkAccesses()
+            },
+            acknowledged: { () throws(VFIOError) in
+                let count = registers.read(reloadAcknowledged)
+                try registers.region.checkAccesses()
+                return count
+            })
     }
 
     public static let reloadAll: UInt32 = 0xffff_ffff

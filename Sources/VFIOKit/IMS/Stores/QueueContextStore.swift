@@ -45,23 +45,6 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
             self.request = request
             self.acknowledged = acknowledged
         }
-
-        /// The doorbell as two registers of `registers`: the queue index (or `all`) is written to
-        /// `request`, and `acknowledged` counts completed reloads.
-        public init<Layout>(
-            _ registers: MMIO<Layout>, request: Register<Layout, UInt32>, all: UInt32, acknowledged: Register<Layout, UInt32>
-        ) {
-            self.init(
-                request: { (queue) throws(VFIOError) in
-                    registers.write(request, queue.map { UInt32($0) } ?? all)
-                    try registers.region.checkAccesses()
-                },
-                acknowledged: { () throws(VFIOError) in
-                    let count = registers.read(acknowledged)
-                    try registers.region.checkAccesses()
-                    return count
-                })
-        }
     }
 
     public static let maskBit: UInt32 = 1
