@@ -14,8 +14,11 @@ import VFIOMock
 /// fail (its calls are trapped register accesses, which cannot throw themselves) with
 /// ``IMSError/commitFailed(store:cause:)`` and leave its slot masked in the device.
 @Suite(.serialized) struct FaultInjectionTests {
-    /// The errnos injected, in turn: pread and pwrite fail with EIO.
+    /// The errnos injected, in turn: pread and pwrite fail with EIO (or an operation's own list).
     static let errnos: [Errno] = [.interrupted, .noMemory, .resourceBusy, .badAddress, .noSuchAddressOrDevice, .operationNotSupportedByDevice]
+    /// What vfio-pci's BAR read and write return: EIO (memory decoding off), EFAULT (the copy to
+    /// or from the caller), ENOMEM and EBUSY (mapping the BAR on its first access).
+    static let regionAccessErrnos: [Errno] = [.ioError, .badAddress, .noMemory, .resourceBusy]
 
     /// Counts the calls it sees while armed and fails the `failAt`-th.
     final class Plan: Sendable {
@@ -25,9 +28,16 @@ import VFIOMock
             var failAt: Int?
             var injected: Errno?
             var failedCall = ""
+            var accessErrno = Errno.ioError
         }
         private let state = Mutex(State())
-        init(failAt: Int?) { state.withLock { $0.failAt = failAt } }
+        /// Fails call `failAt` (none when nil); a failed pread or pwrite fails with `accessErrno`.
+        init(failAt: Int?, accessErrno: Errno = .ioError) {
+            state.withLock { s in
+                s.failAt = failAt
+                s.accessErrno = accessErrno
+            }
+        }
         func arm() { state.withLock { $0.armed = true } }
         func disarm() { state.withLock { $0.armed = false } }
         var calls: Int { state.withLock { $0.calls } }
@@ -42,7 +52,7 @@ import VFIOMock
                 guard s.calls == s.failAt else { return nil }
                 let e: Errno
                 switch call {
-                case .pread, .pwrite: e = .ioError
+                case .pread, .pwrite: e = s.accessErrno
                 default: e = FaultInjectionTests.errnos[s.calls % FaultInjectionTests.errnos.count]
                 }
                 s.injected = e
@@ -59,6 +69,8 @@ import VFIOMock
         let name: String
         let backend: Backend
         let device: @Sendable () -> SimulatedDevice
+        /// Each call point is failed once with each of these when it is a pread or pwrite.
+        var accessErrnos: [Errno] = [.ioError]
         let body: @Sendable (PCIAddress, InterposedKernel, Plan, SimulatedDevice) throws -> Void
         var testDescription: String { name }
     }
@@ -97,7 +109,9 @@ import VFIOMock
         prepare: @escaping @Sendable (IMSDomain, IMSSlot) throws -> Void = { _, _ in },
         _ step: @escaping @Sendable (IMSDomain, IMSSlot) throws -> Void
     ) -> Operation {
-        Operation(name: "IMS commit, \(store) store: \(name)", backend: .legacy, device: { IMSQueueDevice() }) { address, system, plan, simulated in
+        Operation(
+            name: "IMS commit, \(store) store: \(name)", backend: .legacy, device: { IMSQueueDevice() }, accessErrnos: regionAccessErrnos
+        ) { address, system, plan, simulated in
             let simulated = try #require(simulated as? IMSQueueDevice)
             let device = try PCIDevice.open(address, backend: .legacy, system: system)
             // The loop waits on the kernel directly, so its epoll_wait calls are not counted.
@@ -188,10 +202,11 @@ import VFIOMock
         return (machine, device)
     }
 
-    /// Runs `operation` with call `failAt` failing (none when nil); returns the plan and the error.
-    static func run(_ operation: Operation, failAt: Int?) throws -> (Plan, Error?, MockKernel) {
+    /// Runs `operation` with call `failAt` failing (none when nil), a pread or pwrite with
+    /// `accessErrno`; returns the plan and the error.
+    static func run(_ operation: Operation, failAt: Int?, accessErrno: Errno = .ioError) throws -> (Plan, Error?, MockKernel) {
         let (machine, device) = try machine(for: operation)
-        let plan = Plan(failAt: failAt)
+        let plan = Plan(failAt: failAt, accessErrno: accessErrno)
         let seam = InterposedKernel(machine.kernel) { (call) throws(Errno) in try plan.see(call) }
         do {
             try operation.body(address, seam, plan, device)
@@ -208,24 +223,35 @@ import VFIOMock
         let points = counting.calls
         #expect(points > 0)
         for i in 0..<points {
-            let (plan, error, kernel) = try Self.run(operation, failAt: i)
-            let injected = try #require(plan.injected)
-            let what = "\(operation.name), call \(i) (\(plan.failedCall)) failing with \(injected)"
-            if let error {
-                // The kernel's reason reaches the caller.
-                #expect("\(error)".contains(injected.description), "\(what): \(error)")
+            for accessErrno in operation.accessErrnos {
+                // Another errno changes nothing for a call other than pread or pwrite.
+                guard try failing(operation, at: i, accessErrno: accessErrno) else { break }
             }
-            #expect(kernel.openFileCount == 0, "\(what): \(kernel.openFileCount) descriptors left open")
-            #expect(kernel.dmaMappings(of: Self.address).isEmpty, "\(what): IOMMU mappings left")
-            if let state = kernel.interruptState(of: Self.address) {
-                #expect(state.kind == .none && state.enabledVectors.isEmpty, "\(what): interrupts left enabled")
-            }
-            // The device is as the kernel model had it: it opens and closes again.
-            let again = try PCIDevice.open(Self.address, backend: operation.backend, system: kernel)
-            again.close()
-            #expect(kernel.openFileCount == 0)
         }
-        print("fault injection: \(operation.name): \(points) call points, each failed in turn")
+        let errnos = operation.accessErrnos.map { "\($0.rawValue)" }.joined(separator: ", ")
+        print("fault injection: \(operation.name): \(points) call points, each failed in turn (a pread or pwrite with errno \(errnos))")
+    }
+
+    /// Runs `operation` with call `i` failing (with `accessErrno` if it is a pread or pwrite)
+    /// and checks what it leaves behind; returns whether the failed call was a pread or pwrite.
+    func failing(_ operation: Operation, at i: Int, accessErrno: Errno) throws -> Bool {
+        let (plan, error, kernel) = try Self.run(operation, failAt: i, accessErrno: accessErrno)
+        let injected = try #require(plan.injected)
+        let what = "\(operation.name), call \(i) (\(plan.failedCall)) failing with \(injected)"
+        if let error {
+            // The kernel's reason reaches the caller.
+            #expect("\(error)".contains(injected.description), "\(what): \(error)")
+        }
+        #expect(kernel.openFileCount == 0, "\(what): \(kernel.openFileCount) descriptors left open")
+        #expect(kernel.dmaMappings(of: Self.address).isEmpty, "\(what): IOMMU mappings left")
+        if let state = kernel.interruptState(of: Self.address) {
+            #expect(state.kind == .none && state.enabledVectors.isEmpty, "\(what): interrupts left enabled")
+        }
+        // The device is as the kernel model had it: it opens and closes again.
+        let again = try PCIDevice.open(Self.address, backend: operation.backend, system: kernel)
+        again.close()
+        #expect(kernel.openFileCount == 0)
+        return plan.failedCall == "pread" || plan.failedCall == "pwrite"
     }
 
     /// The count of operation x call-point pairs the suite covers, on a line of its own.
