@@ -89,7 +89,7 @@ let package = Package(
 
         .testTarget(name: "PCITests", dependencies: ["PCI"]),
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
-        .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers"]),
+        .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers", "CVFIO"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
         .testTarget(
             name: "VFIODaemonTests",

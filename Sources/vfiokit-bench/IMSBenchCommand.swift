@@ -18,7 +18,7 @@ struct IMSBenchCommand: ParsableCommand {
     var slots = 1_000_000
 
     @Option(help: "Dispatches and interrupts to time for each figure.")
-    var samples = 2_000
+    var samples = 20_000
 
     @Flag(help: "Print JSON.")
     var json = false

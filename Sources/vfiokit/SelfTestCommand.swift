@@ -49,7 +49,9 @@ struct SelfTestCommand: ParsableCommand {
         let loop = try EventLoop(system: system)
         try loop.start()
         defer { loop.stop() }
-        let steps = program.run(device, loop) { print($0) }
+        var steps = program.run(device, loop) { print($0) }
+        steps.append(StaleViewCheck.run(closing: device))
+        print(steps[steps.count - 1])
         let failed = steps.filter { $0.passed == false }.count
         let skipped = steps.filter { $0.passed == nil }.count
         print("\(program.name): \(steps.count - failed - skipped) ok, \(failed) failed, \(skipped) skipped")

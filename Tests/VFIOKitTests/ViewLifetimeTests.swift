@@ -1,11 +1,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import PCI
 import Testing
 import VFIODrivers
 import VFIOKit
 import VFIOMock
+import CVFIO
 
 /// Views keep what backs them alive, and a stale view is harmless: all ones, never a crash.
 @Suite struct ViewLifetimeTests {
@@ -38,7 +40,7 @@ import VFIOMock
     }
 
     @Test(arguments: [Backend.legacy, .iommufd, .uio])
-    func aMappedViewReadsAllOnesAfterCloseAndItsWritesReachNothing(_ backend: Backend) throws {
+    func aMappedViewReadsAllOnesAfterCloseAndItsWritesAreDropped(_ backend: Backend) throws {
         let machine = MockMachine()
         let model = Devices.memory()
         try machine.kernel.plug(model, at: MockMachine.primary, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
@@ -48,6 +50,16 @@ import VFIOMock
         device.close()
         #expect(view.read(Layout.scratch) == 0xffff_ffff)
         view.write(Layout.scratch, 0x0bad_0bad)
+        #if arch(x86_64)
+        #expect(view.read(Layout.scratch) == 0xffff_ffff)
+        // Every width, and a write that straddles two pages, are dropped too.
+        let stale = try #require(view.region.pointer(covering: 0..<0x2000))
+        cvfio_write8(stale + 0x41, 0)
+        cvfio_write64(stale + 0x48, 0)
+        (stale + 0xffe).storeBytes(of: 0, as: UInt32.self)
+        #expect(cvfio_read64(stale + 0x40) == .max && cvfio_read64(stale + 0x48) == .max)
+        #expect(cvfio_read32(stale + 0xffc) == .max && cvfio_read32(stale + 0x1000) == .max)
+        #endif
         // The device's register kept what was written while it was open.
         #expect(try #require(model.bus).barMemory(0)!.bytes.load(fromByteOffset: 0x40, as: UInt32.self) == 0xaaaa_5555)
         #expect(throws: VFIOError.deviceClosed(MockMachine.primary, operation: "read of region 0 at 0x40")) {
@@ -59,6 +71,24 @@ import VFIOMock
         defer { try? machine.kernel.munmap(other, length: 1 << 16) }
         #expect(view.region.pointer(covering: 0..<4).map { UInt(bitPattern: $0) } != UInt(bitPattern: other))
     }
+
+    #if arch(x86_64)
+    @Test func staleWritesFromSeveralThreadsAtOnceAreAllDropped() throws {
+        let machine = MockMachine()
+        try machine.kernel.plug(Devices.memory(), at: MockMachine.primary)
+        let device = try PCIDevice.open(MockMachine.primary, backend: .legacy, system: machine.kernel)
+        let view = try device.bar(0).mmio(Layout.self)
+        device.close()
+        let writers = (0..<3).map { n in
+            Thread {
+                for i in 0..<5_000 { view.write(Layout.scratch, UInt32(n * 100_000 + i)) }
+            }
+        }
+        writers.forEach { $0.start() }
+        while writers.contains(where: { !$0.isFinished }) { usleep(1000) }
+        #expect(view.read(Layout.scratch) == 0xffff_ffff)
+    }
+    #endif
 
     @Test func aTrappedViewReadsAllOnesAfterCloseAndNeverTouchesAReusedDescriptor() throws {
         let machine = MockMachine()

@@ -89,6 +89,14 @@ CVFIO_INLINE void cvfio_write64(void *a, uint64_t v) { __atomic_store_n((volatil
  * ThreadSanitizer build. */
 uint64_t cvfio_nonzero64(const void *a, unsigned count);
 
+/* Replaces the mapping at `address` (page-aligned, `length` bytes), in place, with private
+ * memory that reads all ones and drops writes (retired_mapping.c). Returns 0; 1 when writes
+ * cannot be dropped here (no room, or an architecture without the fault handler), so they land
+ * in the private memory instead; -errno when the replacement could not be mapped. */
+int cvfio_retire_mapping(void *address, size_t length);
+/* Forgets a retired mapping that starts at `address`, before it is unmapped. */
+void cvfio_forget_retired(void *address);
+
 /* Reads the 32-bit word at `a` and leaves 0 there, as one atomic exchange: a full barrier, so
  * what is read next was written no earlier than the word was emptied. */
 CVFIO_INLINE uint32_t cvfio_take32(void *a) { return __atomic_exchange_n((volatile uint32_t *)a, 0, __ATOMIC_SEQ_CST); }

@@ -11,8 +11,8 @@ import Synchronization
 /// retired: its mappings are replaced in place by anonymous memory that reads all ones (as a
 /// PCI read of a vanished device does), and trapped accesses fail with
 /// ``VFIOError/deviceClosed(_:operation:)``, which ``MMIO`` turns into all ones as well. A write
-/// through a stale view reaches neither the device nor any memory in use. The address range
-/// stays reserved until the region itself goes.
+/// through a stale view is dropped: it reaches neither the device nor any memory in use, and
+/// later reads still see all ones. The address range stays reserved until the region itself goes.
 ///
 /// Trapped accesses through ``MMIO`` cannot throw: a failed one is counted in
 /// ``accessErrors``, and the first since the last ``checkAccesses()`` is kept, so an operation
@@ -30,12 +30,14 @@ public final class Region: Sendable {
     /// The first trapped access that failed since the last ``checkAccesses()``.
     private let firstFailure = Mutex<VFIOError?>(nil)
     private let retired = Atomic<Bool>(false)
+    private let logger: Logger
 
     init(info: RegionInfo, device: PCIDevice, access: any DeviceAccess, system: any SystemCalls, logger: Logger) {
         self.info = info
         self.device = device
         self.access = access
         self.system = system
+        self.logger = logger
         // An area the kernel will not map after all (UIO on a BAR it cannot map) is reached
         // through pread/pwrite instead, like any unmappable part.
         var mapped: [(Range<Int>, UInt)] = []
@@ -53,7 +55,9 @@ public final class Region: Sendable {
 
     deinit {
         for m in mapped {
-            if let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.munmap(p, length: m.area.count) }
+            guard let p = UnsafeMutableRawPointer(bitPattern: m.address) else { continue }
+            if retired.load(ordering: .acquiring) { system.forgetRetiredMapping(p) }
+            try? system.munmap(p, length: m.area.count)
         }
     }
 
@@ -123,7 +127,15 @@ public final class Region: Sendable {
     func retire() {
         guard !retired.exchange(true, ordering: .acquiringAndReleasing) else { return }
         for m in mapped {
-            if let p = UnsafeMutableRawPointer(bitPattern: m.address) { try? system.retireMapping(p, length: m.area.count) }
+            guard let p = UnsafeMutableRawPointer(bitPattern: m.address) else { continue }
+            let metadata: Logger.Metadata = ["device": "\(device.address)", "region": "\(info.index)", "area": "\(m.area)"]
+            do {
+                if try !system.retireMapping(p, length: m.area.count) {
+                    logger.notice("writes through stale views of this area land in private memory, not dropped", metadata: metadata)
+                }
+            } catch {
+                logger.error("cannot retire the mapping: stale views still reach the device", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            }
         }
     }
 

@@ -8,6 +8,7 @@ expect vfiokit bind "$address"
 cdev=$(ls "$(sysfs "$address")/vfio-dev" 2>/dev/null)
 [ -n "$cdev" ] && [ -c "/dev/vfio/devices/$cdev" ] || check_fail "no device cdev for edu0 after bind"
 expect vfiokit selftest --driver edu "$address" --backend iommufd
-expect_steps identification liveness factorial "interrupt raise/ack" "dma round trip" "iommu fault"
+expect_steps identification liveness factorial "interrupt raise/ack" "dma round trip" "iommu fault" "stale view"
+grep -q "^ok   stale view: after close, BAR 0 (mapped)" "$out" || check_fail "BAR 0 was not mapped, so the stale mapped view was not checked"
 expect vfiokit unbind "$address" --restore
 check_pass

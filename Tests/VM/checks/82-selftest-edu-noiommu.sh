@@ -7,6 +7,7 @@ address=$(dev edu0)
 expect vfiokit bind "$address"
 [ -c "/dev/vfio/noiommu-$(group_of "$address")" ] || check_fail "no noiommu group node for edu0 after bind"
 expect vfiokit selftest --driver edu "$address" --backend noiommu
-expect_steps identification liveness factorial "interrupt raise/ack"
+expect_steps identification liveness factorial "interrupt raise/ack" "stale view"
+grep -q "^ok   stale view: after close, BAR 0 (mapped)" "$out" || check_fail "BAR 0 was not mapped, so the stale mapped view was not checked"
 expect vfiokit unbind "$address" --restore
 check_pass

@@ -7,6 +7,7 @@ address=$(dev edu-uio)
 expect vfiokit bind "$address" --driver uio_pci_generic
 [ -c /dev/uio0 ] || check_fail "no /dev/uio0 after binding edu-uio to uio_pci_generic"
 expect vfiokit selftest --driver edu "$address" --backend uio
-expect_steps identification liveness factorial "interrupt raise/ack"
+expect_steps identification liveness factorial "interrupt raise/ack" "stale view"
+grep -q "^ok   stale view: after close, BAR 0 (mapped)" "$out" || check_fail "BAR 0 was not mapped, so the stale mapped view was not checked"
 expect vfiokit unbind "$address" --restore
 check_pass
