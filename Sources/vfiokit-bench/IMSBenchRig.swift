@@ -36,11 +36,9 @@ final class IMSBenchRig: @unchecked Sendable {
         registers.write(IMSQueueRegisters.queueCount, UInt32(slots))
         registers.write(IMSQueueRegisters.contexts, contexts.deviceAddress)
         registers.write(IMSQueueRegisters.control, IMSQueueRegisters.Control.enable | IMSQueueRegisters.Control.contextStore)
-        let store = QueueContextStore(
+        let store = try QueueContextStore(
             contexts: contexts.bytes.baseAddress!, queues: slots, layout: IMSQueueRegisters.Context.storeLayout,
-            doorbell: .init(
-                request: { q in registers.write(IMSQueueRegisters.reload, q.map { UInt32($0) } ?? IMSQueueRegisters.reloadAll) },
-                acknowledged: { registers.read(IMSQueueRegisters.reloadAcknowledged) }))
+            doorbell: IMSQueueRegisters.reloadDoorbell(registers))
         // The eventfds are the host kernel's, so the loop waits on them with real epoll, as in production.
         loop = try EventLoop()
         residentBefore = residentBytes()

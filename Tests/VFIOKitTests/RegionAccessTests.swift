@@ -1,4 +1,6 @@
 import PCI
+import Synchronization
+import SystemPackage
 import Testing
 import VFIODrivers
 import VFIOKit
@@ -113,6 +115,36 @@ enum OversizedRegisters: RegisterLayout {
         try bar.write(UInt32(0x5555_5555), at: 0x5000)
         #expect(memory.load(fromByteOffset: 0x5000, as: UInt32.self) == 0x5555_5555)
         #expect(bar.accessErrors == 0)
+    }
+
+    /// A trapped access that fails through MMIO (which cannot throw) is kept: checkAccesses()
+    /// throws the first, naming the call, the offset and the errno, once; a read gives all ones.
+    @Test func aFailedTrappedAccessIsKeptForTheNextCheck() throws {
+        let machine = MockMachine()
+        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
+        let failing = Mutex(false)
+        let seam = InterposedKernel(machine.kernel) { (call) throws(Errno) in
+            if call == .pwrite || call == .pread, failing.withLock({ $0 }) { throw .ioError }
+        }
+        let device = try PCIDevice.open(MockMachine.primary, backend: .legacy, system: seam)
+        defer { device.close() }
+        let view = try device.bar(0).mmio(EduRegisters.self)
+        #expect(!view.isMapped)
+        view.write(EduRegisters.liveness, 1)
+        try view.region.checkAccesses()
+        failing.withLock { $0 = true }
+        view.write(EduRegisters.liveness, 2)
+        #expect(view.read(EduRegisters.identification) == 0xffff_ffff)
+        failing.withLock { $0 = false }
+        #expect(view.region.accessErrors == 2)
+        #expect {
+            try view.region.checkAccesses()
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("pwrite") && text.contains("at 0x4") && text.contains("\(Errno.ioError)")
+        }
+        try view.region.checkAccesses()
+        #expect(view.read(EduRegisters.liveness) == ~UInt32(1), "the failed write did not reach the device")
     }
 
     @Test func anMSIXMappableBARIsMappedWhole() throws {

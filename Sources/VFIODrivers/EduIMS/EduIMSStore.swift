@@ -111,9 +111,9 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
         let (message, position) = slots.withLock { ($0[slot].message, $0[slot].position) }
         guard let position else { throw .store("slot \(slot)'s data is not in edu's buffer: load it first") }
         var writes = [(source: EduRegisters.bufferAddress + UInt64(position * 4), destination: message.address)]
-        if let layout = posting.withLock({ $0 }), let index = layout.slot(at: message.address) {
+        if let layout = posting.withLock({ $0 }) {
             let one = EduRegisters.bufferAddress + UInt64(Self.bufferSlots * 4)
-            layout.forEachSummary(of: index) { writes.append((one, $0)) }
+            layout.forEachSummary(ofMessageAt: message.address) { writes.append((one, $0)) }
         }
         try engine.withLock { (_) throws(IMSError) in
             for (n, write) in writes.enumerated() {
@@ -139,9 +139,14 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
         registers.write(EduRegisters.dmaCommand, command)
     }
 
+    /// Waits for the DMA engine; throws if it stays busy, or if a register access since the last
+    /// wait failed (the DMA it started may not have run).
     private func waitIdle(_ timeout: Duration) throws(IMSError) {
         let deadline = ContinuousClock.now + timeout
-        while registers.read(EduRegisters.dmaCommand) & EduRegisters.DMACommand.start != 0 {
+        while true {
+            let command = registers.read(EduRegisters.dmaCommand)
+            do throws(VFIOError) { try registers.region.checkAccesses() } catch { throw .commitFailed(store: "edu's DMA engine", cause: error) }
+            if command & EduRegisters.DMACommand.start == 0 { return }
             guard ContinuousClock.now < deadline else {
                 throw .commitTimeout(store: "edu's DMA engine", milliseconds: Int(timeout / .milliseconds(1)))
             }

@@ -118,12 +118,9 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         switch c.store {
         case .deviceTable: store = try DSAInterruptTable(bar: try device.bar(0))
         case .queueContext:
-            let mmio = registers
-            store = QueueContextStore(
+            store = try QueueContextStore(
                 contexts: base, queues: c.queues, layout: IMSQueueRegisters.Context.storeLayout,
-                doorbell: .init(
-                    request: { q in mmio.write(IMSQueueRegisters.reload, q.map { UInt32($0) } ?? IMSQueueRegisters.reloadAll) },
-                    acknowledged: { mmio.read(IMSQueueRegisters.reloadAcknowledged) }))
+                doorbell: IMSQueueRegisters.reloadDoorbell(registers))
         }
         guard store.capacity >= c.queues else { throw IMSQueueError.tooManyQueues(requested: c.queues, supported: store.capacity) }
         counts.withLock { $0 = Counts(completions: Array(repeating: 0, count: c.queues), deliveries: Array(repeating: 0, count: c.queues), submitted: Array(repeating: 0, count: c.queues)) }

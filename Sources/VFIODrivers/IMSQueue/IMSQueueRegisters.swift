@@ -32,7 +32,23 @@ public enum IMSQueueRegisters: RegisterLayout {
             registers.write(postingBase, layout.base)
             registers.write(postingSlots, slots)
             registers.write(control, registers.read(control) | Control.postSummaries)
+            do throws(VFIOError) { try registers.region.checkAccesses() } catch { throw .framework(error) }
         }
+    }
+
+    /// The context-reload doorbell of the device in `registers`, for ``QueueContextStore``: each
+    /// access is checked, as BAR0 may be trapped.
+    public static func reloadDoorbell(_ registers: MMIO<IMSQueueRegisters>) -> QueueContextStore.ReloadDoorbell {
+        QueueContextStore.ReloadDoorbell(
+            request: { (queue) throws(VFIOError) in
+                registers.write(reload, queue.map { UInt32($0) } ?? reloadAll)
+                try registers.region.checkAccesses()
+            },
+            acknowledged: { () throws(VFIOError) in
+                let count = registers.read(reloadAcknowledged)
+                try registers.region.checkAccesses()
+                return count
+            })
     }
 
     public static let reloadAll: UInt32 = 0xffff_ffff

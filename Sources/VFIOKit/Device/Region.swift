@@ -13,6 +13,11 @@ import Synchronization
 /// ``VFIOError/deviceClosed(_:operation:)``, which ``MMIO`` turns into all ones as well. A write
 /// through a stale view is dropped: it reaches neither the device nor any memory in use, and
 /// later reads still see all ones. The address range stays reserved until the region itself goes.
+///
+/// Trapped accesses through ``MMIO`` cannot throw: a failed one is counted in
+/// ``accessErrors``, and the first since the last ``checkAccesses()`` is kept, so an operation
+/// that must know its register writes reached the device (a commit that waits for an
+/// acknowledgement) checks after them. Mapped accesses cannot fail and cost nothing extra.
 public final class Region: Sendable {
     public let info: RegionInfo
     /// The device, kept open by the region.
@@ -22,6 +27,8 @@ public final class Region: Sendable {
     /// Mapped areas as (area, first byte); the region owns them and unmaps them in `deinit`.
     private let mapped: [(area: Range<Int>, address: UInt)]
     private let errors = Atomic<Int>(0)
+    /// The first trapped access that failed since the last ``checkAccesses()``.
+    private let firstFailure = Mutex<VFIOError?>(nil)
     private let retired = Atomic<Bool>(false)
     private let logger: Logger
 
@@ -58,6 +65,14 @@ public final class Region: Sendable {
 
     /// How many trapped accesses failed since the region was opened.
     public var accessErrors: Int { errors.load(ordering: .relaxed) }
+
+    /// Throws the first trapped access through ``MMIO`` that failed since the last check (its
+    /// error names the pread or pwrite, the device, the offset and the errno) and forgets it.
+    /// Failures that come while no one checks are kept until someone does.
+    public func checkAccesses() throws(VFIOError) {
+        guard errors.load(ordering: .acquiring) != 0, let failure = firstFailure.withLock({ $0.take() }) else { return }
+        throw failure
+    }
 
     /// A typed register view, which keeps the region (and so the device) alive. Throws
     /// ``VFIOError/regionTooSmall(_:index:size:needed:)`` when the region is shorter than
@@ -124,16 +139,24 @@ public final class Region: Sendable {
         }
     }
 
+    /// Reads at `offset` without throwing: a failure reads all ones and is kept for
+    /// ``checkAccesses()``.
     @usableFromInline
     func trappedRead<V: MMIOValue>(at offset: Int) -> V {
         do { return try read(V.self, at: offset) } catch {
-            errors.add(1, ordering: .relaxed)
+            record(error)
             return V.max
         }
     }
 
+    /// Writes at `offset` without throwing: a failure is kept for ``checkAccesses()``.
     @usableFromInline
     func trappedWrite<V: MMIOValue>(_ value: V, at offset: Int) {
-        do { try write(value, at: offset) } catch { errors.add(1, ordering: .relaxed) }
+        do { try write(value, at: offset) } catch { record(error) }
+    }
+
+    private func record(_ error: VFIOError) {
+        firstFailure.withLock { if $0 == nil { $0 = error } }
+        errors.add(1, ordering: .releasing)
     }
 }

@@ -16,15 +16,18 @@ extension IMSDomain {
         let previous = dispatchThread.exchange(Self.currentThread, ordering: .acquiringAndReleasing)
         defer { dispatchThread.store(previous, ordering: .releasing) }
         return withStatusMemory {
+            // The walk's closures reach the domain through an unretained reference, guaranteed
+            // alive for this call, so dispatch retains nothing.
+            let domain = Unmanaged.passUnretained(self)
             var delivered = 0
             if posted {
                 statusArea.forEachPosted { index in
-                    if deliver(index) { delivered += 1 }
+                    if domain._withUnsafeGuaranteedRef({ $0.deliver(index) }) { delivered += 1 }
                 }
             } else {
                 let end = table.withLock { $0.highWater }
                 statusArea.forEachWritten(below: end) { index in
-                    if deliver(index) { delivered += 1 }
+                    if domain._withUnsafeGuaranteedRef({ $0.deliver(index) }) { delivered += 1 }
                 }
             }
             return delivered

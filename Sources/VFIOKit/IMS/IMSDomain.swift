@@ -105,11 +105,15 @@ public final class IMSDomain: @unchecked Sendable {
     /// How many slots are allocated now.
     public var allocatedCount: Int { table.withLock { t in t.tags.lazy.filter { $0 != 0 }.count } }
 
-    /// Allocates a slot for `handler` and programs its message; the slot starts masked.
+    /// Allocates a slot for `handler` and programs its message; the slot starts masked. If the
+    /// commit fails, the slot is shut off and freed again.
     public func allocate(handler: IMSHandler) throws(IMSError) -> IMSSlot {
         try updates.withLock { (_) throws(IMSError) -> IMSSlot in
             let slot = try allocateStaged(handler)
-            try commit(masking: [slot])
+            do throws(IMSError) { try commit(masking: [slot]) } catch {
+                abandon([slot])
+                throw error
+            }
             return slot
         }
     }
@@ -169,7 +173,7 @@ public final class IMSDomain: @unchecked Sendable {
             try check(slot)
             table.withLock { $0.setMasked(slot.index, true) }
             store.mask(slot.index)
-            try commit(masking: [])
+            try commit(masking: [slot])
         }
         waitUntilNotRunning(slot.index)
     }
@@ -182,13 +186,14 @@ public final class IMSDomain: @unchecked Sendable {
     }
 
     /// Frees `slot`: the store shuts it off (message cleared, masked), the handler is released
-    /// once it is not running, and the index may be reused with a new tag.
+    /// once it is not running, and the index may be reused with a new tag. If the commit
+    /// fails, the slot stays allocated, masked: free it again.
     public func free(_ slot: IMSSlot) throws(IMSError) {
         try updates.withLock { (_) throws(IMSError) in
             try check(slot)
             table.withLock { $0.setMasked(slot.index, true) }
             store.shutdown(slot.index)
-            try store.commit(timeout: commitTimeout)
+            try commit(masking: [slot])
         }
         waitUntilNotRunning(slot.index)
         updates.withLock { _ in release(slot.index) }
@@ -210,16 +215,23 @@ public final class IMSDomain: @unchecked Sendable {
     }
 
     /// Runs `body` with the store's updates batched: allocations, masks and unmasks inside it
-    /// are committed once at the end (the kernel contract's bus lock and unlock).
+    /// are committed once at the end (the kernel contract's bus lock and unlock). If `body` or
+    /// the commit fails, the slots it allocated are freed again and those it unmasked stay
+    /// masked.
     public func batch<R>(_ body: (Batch) throws(IMSError) -> R) throws(IMSError) -> R {
         let batch = Batch(domain: self)
         let result = try updates.withLock { (_) throws(IMSError) -> R in
             let result: R
             do throws(IMSError) { result = try body(batch) } catch {
-                try? commit(masking: batch.staged, batch.unmasked)
+                for s in batch.unmasked { store.mask(s.index) }
+                abandon(batch.staged)
+                try? commit(masking: [])
                 throw error
             }
-            try commit(masking: batch.staged, batch.unmasked)
+            do throws(IMSError) { try commit(masking: batch.staged, batch.unmasked) } catch {
+                abandon(batch.staged)
+                throw error
+            }
             table.withLock { t in for s in batch.unmasked where t.holds(s) { t.setMasked(s.index, false) } }
             return result
         }
@@ -296,16 +308,26 @@ public final class IMSDomain: @unchecked Sendable {
         return slot
     }
 
-    /// Commits the store; on timeout the given slots are masked again (in the store and here)
-    /// before the error is thrown.
+    /// Commits the store; if that fails the given slots are masked again (in the store and
+    /// here) before the error is thrown. After a failed register access, which may be
+    /// transient, the masks are committed once more so the device holds them too; after a
+    /// timeout they are not, as the device is not acknowledging.
     private func commit(masking groups: [IMSSlot]...) throws(IMSError) {
         do { try store.commit(timeout: commitTimeout) } catch {
             for slots in groups {
                 for s in slots { store.mask(s.index) }
                 table.withLock { t in for s in slots where t.holds(s) { t.setMasked(s.index, true) } }
             }
+            if case .commitFailed = error { try? store.commit(timeout: commitTimeout) }
             throw error
         }
+    }
+
+    /// Takes back slots whose allocation failed: shut off in the store (committed with the
+    /// next update) and released. Their handlers never ran: the slots were masked throughout.
+    private func abandon(_ slots: [IMSSlot]) {
+        for s in slots { store.shutdown(s.index) }
+        for s in slots { release(s.index) }
     }
 
     private func release(_ index: Int) {

@@ -10,6 +10,9 @@ public enum IMSError: Error, CustomStringConvertible {
     case staleSlot(index: Int)
     /// The device did not acknowledge a commit in time; the slots it covered are left masked.
     case commitTimeout(store: String, milliseconds: Int)
+    /// A register access of a commit failed (a trapped pread or pwrite, see
+    /// ``Region/checkAccesses()``); the slots it covered are left masked.
+    case commitFailed(store: String, cause: VFIOError)
     /// The framework could not set up the domain (DMA, event loop, eventfd).
     case framework(VFIOError)
     /// The store or its device reported a failure of its own.
@@ -29,6 +32,8 @@ public enum IMSError: Error, CustomStringConvertible {
             return "IMS slot \(index) was freed or reallocated: this handle is no longer valid"
         case let .commitTimeout(store, ms):
             return "\(store) did not acknowledge the update within \(ms) ms; the affected slots are left masked: check the device is running and its context memory is mapped"
+        case let .commitFailed(store, cause):
+            return "committing \(store) failed, and the affected slots are left masked: \(cause); retry, and if it fails again check the device is still there (`vfiokit info`) and reset it"
         case let .framework(error):
             return error.description
         case let .store(what):

@@ -53,6 +53,14 @@ public struct IMSStatusLayout: Sendable, Equatable {
     }
 
     /// Calls `body` with the device address of each summary word a posting device writes after
+    /// a message to `address`, in the order it writes them; nothing when `address` is not a
+    /// slot's word.
+    public func forEachSummary(ofMessageAt address: UInt64, _ body: (UInt64) -> Void) {
+        guard let index = slot(at: address) else { return }
+        forEachSummary(of: index, body)
+    }
+
+    /// Calls `body` with the device address of each summary word a posting device writes after
     /// slot `index`'s message, in the order it writes them.
     public func forEachSummary(of index: Int, _ body: (UInt64) -> Void) {
         var i = index

@@ -4,8 +4,9 @@
 ///
 /// Slots are `0..<capacity`. ``write(_:slot:)``, ``mask(_:)`` and ``unmask(_:)`` may only stage
 /// their change; ``commit(timeout:)`` makes every staged change take effect and returns once the
-/// device has acknowledged it, or throws ``IMSError/commitTimeout(store:milliseconds:)``. There is
-/// no affinity call: moving an interrupt is writing a new message.
+/// device has acknowledged it, or throws ``IMSError/commitTimeout(store:milliseconds:)``, or
+/// ``IMSError/commitFailed(store:cause:)`` when a register access of the update (staged or
+/// committed) failed. There is no affinity call: moving an interrupt is writing a new message.
 ///
 /// An ``IMSDomain`` calls a store from one thread at a time.
 public protocol InterruptMessageStore: AnyObject, Sendable {

@@ -8,8 +8,9 @@
 /// When the region is mapped, each access is one volatile load or store: no allocation,
 /// no reference counting, no system call. When it cannot be mapped (a trapped region, or a
 /// layout crossing an unmappable hole), the same calls go through pread/pwrite. A failed
-/// trapped read returns all ones, as a PCI read to a vanished device does, and is counted in
-/// ``Region/accessErrors``.
+/// trapped read returns all ones, as a PCI read to a vanished device does; every failed
+/// trapped access is counted in ``Region/accessErrors``, and the first is kept for
+/// ``Region/checkAccesses()``, which an operation that must know calls after its accesses.
 public struct MMIO<Layout: RegisterLayout>: @unchecked Sendable {
     @usableFromInline let base: UnsafeMutableRawPointer?
     /// The region the view reads, kept alive by the view.

@@ -168,6 +168,12 @@ public final class IMSQueueDevice: SimulatedDevice {
     /// Interrupt messages the device has written so far.
     public var messagesSent: Int { state.withLock { $0.messagesSent } }
 
+    /// Whether the device holds `slot` masked: in context mode queue `slot`'s mask as last
+    /// reloaded, else table entry `slot`'s ctrl bit 0.
+    public func isMasked(slot: Int) -> Bool {
+        state.withLock { s in s.control & Self.contextStore != 0 ? s.queues[slot].masked : s.table[slot * 4 + 3] & 1 != 0 }
+    }
+
     // MARK: Registers
 
     public func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
@@ -372,8 +378,8 @@ public final class IMSQueueDevice: SimulatedDevice {
 
     private func write(address: UInt64, data: UInt32, _ s: borrowing State, _ bus: DeviceBus) {
         bus.writeMessage(address: address, data: data)
-        guard s.control & Self.postSummaries != 0, let layout = s.posting, let slot = layout.slot(at: address) else { return }
-        layout.forEachSummary(of: slot) { bus.writeMessage(address: $0, data: 1) }
+        guard s.control & Self.postSummaries != 0 else { return }
+        s.posting?.forEachSummary(ofMessageAt: address) { bus.writeMessage(address: $0, data: 1) }
     }
 
     /// A message write as the device makes it, summaries included, with no doorbell: for

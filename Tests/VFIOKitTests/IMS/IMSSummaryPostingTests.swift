@@ -30,6 +30,13 @@ import VFIOKit
         #expect(layout.slot(at: 0x10_0000 + 4 * 1_000_000) == nil, "a summary word is no slot")
         #expect(layout.slot(at: 0x10_0002) == nil)
         #expect(layout.slot(at: 0xf_fffc) == nil)
+        // By the message's address: the same words for a slot's word, none for any other.
+        var byAddress: [UInt64] = []
+        layout.forEachSummary(ofMessageAt: layout.address(ofSlot: 999_999)) { byAddress.append($0) }
+        #expect(byAddress == written)
+        for stray: UInt64 in [0x10_0002, 0xf_fffc, 0x10_0000 + 4 * 1_000_000] {
+            layout.forEachSummary(ofMessageAt: stray) { Issue.record("a summary 0x\(String($0, radix: 16)) for stray address 0x\(String(stray, radix: 16))") }
+        }
     }
 
     @Test func everyFiredSlotIsDeliveredOnceAndNothingElse() throws {

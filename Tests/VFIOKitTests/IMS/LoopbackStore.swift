@@ -67,8 +67,8 @@ final class LoopbackStore: InterruptMessageStore, @unchecked Sendable {
     /// The message write and, when posting, the summary writes above its slot; no doorbell.
     func write(_ message: InterruptMessage, posting post: Bool = true) {
         bus.writeMessage(address: message.address, data: message.data)
-        guard post, let layout = posting.withLock({ $0 }), let slot = layout.slot(at: message.address) else { return }
-        layout.forEachSummary(of: slot) { bus.writeMessage(address: $0, data: 1) }
+        guard post else { return }
+        posting.withLock { $0 }?.forEachSummary(ofMessageAt: message.address) { bus.writeMessage(address: $0, data: 1) }
     }
 }
 

@@ -5,7 +5,8 @@
 /// The table sits at BAR0 + `TABLE_OFFSET.ims` × 0x100 (the 16-bit field at bits 63:48 of the
 /// register at 0x60) and holds `GENCAP.max_ims_mult` × 256 slots (bits 30:25 of GENCAP at 0x10).
 /// Every update is flushed by reading the slot's `ctrl` back, so it has taken effect when the
-/// call returns and ``commit(timeout:)`` has nothing left to wait for.
+/// call returns and ``commit(timeout:)`` has nothing left to wait for: it only reports a
+/// register access of the updates that failed (on a trapped BAR, see ``Region/checkAccesses()``).
 public final class DSAInterruptTable: InterruptMessageStore {
     public static let gencapOffset = 0x10
     public static let tableOffsetRegister = 0x60
@@ -66,7 +67,9 @@ public final class DSAInterruptTable: InterruptMessageStore {
         _ = control(slot)
     }
 
-    public func commit(timeout: Duration) throws(IMSError) {}
+    public func commit(timeout: Duration) throws(IMSError) {
+        do { try bar.checkAccesses() } catch { throw .commitFailed(store: "the DSA-layout IMS table", cause: error) }
+    }
 
     /// The raw 16 bytes of `slot`, for inspection.
     public func entry(_ slot: Int) -> (addressLow: UInt32, addressHigh: UInt32, data: UInt32, control: UInt32) {
@@ -80,11 +83,12 @@ public final class DSAInterruptTable: InterruptMessageStore {
 
     private func control(_ slot: Int) -> UInt32 { get(slot, 12) }
 
+    // Failed accesses are kept by the region for commit; a failed read gives all ones.
     private func put(_ slot: Int, _ field: Int, _ value: UInt32) {
-        try? bar.write(value, at: tableOffset + slot * Self.entrySize + field)
+        bar.trappedWrite(value, at: tableOffset + slot * Self.entrySize + field)
     }
 
     private func get(_ slot: Int, _ field: Int) -> UInt32 {
-        (try? bar.read(UInt32.self, at: tableOffset + slot * Self.entrySize + field)) ?? .max
+        bar.trappedRead(at: tableOffset + slot * Self.entrySize + field)
     }
 }

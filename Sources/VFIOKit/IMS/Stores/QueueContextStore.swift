@@ -30,14 +30,18 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
         }
     }
 
-    /// How the store reaches the device's context-reload doorbell.
+    /// How the store reaches the device's context-reload doorbell. Each call throws when its
+    /// register access failed (for registers in a trapped BAR, ``Region/checkAccesses()``).
     public struct ReloadDoorbell: Sendable {
         /// Asks the device to reread one queue's context, or every context for nil.
-        public var request: @Sendable (_ queue: Int?) -> Void
+        public var request: @Sendable (_ queue: Int?) throws(VFIOError) -> Void
         /// The device's running count of reloads it has completed.
-        public var acknowledged: @Sendable () -> UInt32
+        public var acknowledged: @Sendable () throws(VFIOError) -> UInt32
 
-        public init(request: @escaping @Sendable (_ queue: Int?) -> Void, acknowledged: @escaping @Sendable () -> UInt32) {
+        public init(
+            request: @escaping @Sendable (_ queue: Int?) throws(VFIOError) -> Void,
+            acknowledged: @escaping @Sendable () throws(VFIOError) -> UInt32
+        ) {
             self.request = request
             self.acknowledged = acknowledged
         }
@@ -62,14 +66,17 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
     /// Set while every context is to be reloaded, so further changes skip the lock.
     private let allDirty = Atomic<Bool>(false)
 
+    static let name = "the queue contexts' reload doorbell"
+
     /// A store over `queues` contexts starting at `contexts`, which the caller keeps mapped
-    /// for the store's lifetime.
-    public init(contexts: UnsafeMutableRawPointer, queues: Int, layout: Layout, doorbell: ReloadDoorbell) {
+    /// for the store's lifetime. Throws when the doorbell's count cannot be read.
+    public init(contexts: UnsafeMutableRawPointer, queues: Int, layout: Layout, doorbell: ReloadDoorbell) throws(VFIOError) {
         self.contexts = contexts
         capacity = queues
         self.layout = layout
         self.doorbell = doorbell
-        dirty.withLock { $0.requested = doorbell.acknowledged() }
+        let acknowledged = try doorbell.acknowledged()
+        dirty.withLock { $0.requested = acknowledged }
     }
 
     public func write(_ message: InterruptMessage, slot: Int) {
@@ -94,34 +101,59 @@ public final class QueueContextStore: InterruptMessageStore, @unchecked Sendable
 
     /// Rings the reload doorbell for every changed context and waits for the device to have
     /// acknowledged them all. After a timeout the contexts it covered are not reloaded again
-    /// unless they change; the domain masks them, which does.
+    /// unless they change; the domain masks them, which does. After a failed register access
+    /// every context is reloaded by the next commit.
     public func commit(timeout: Duration) throws(IMSError) {
-        let target: UInt32? = dirty.withLock { d in
+        let target: UInt32?
+        do { target = try requestReloads() } catch { throw failed(error) }
+        guard let target else { return }
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let acknowledged: UInt32
+            do { acknowledged = try doorbell.acknowledged() } catch { throw failed(error) }
+            if Int32(bitPattern: acknowledged &- target) >= 0 { return }
+            guard ContinuousClock.now < deadline else {
+                // Reloads the device dropped are not waited for again: later commits count
+                // from what it has acknowledged by now.
+                dirty.withLock { $0.requested = acknowledged }
+                throw .commitTimeout(store: Self.name, milliseconds: Int(timeout / .milliseconds(1)))
+            }
+            sched_yield()
+        }
+    }
+
+    /// Rings the doorbell for the changed contexts; returns the acknowledgement count to wait
+    /// for, or nil when nothing changed.
+    private func requestReloads() throws(VFIOError) -> UInt32? {
+        try dirty.withLock { (d) throws(VFIOError) -> UInt32? in
             guard d.all || !d.queues.isEmpty else { return nil }
             MemoryBarrier.write()
             if d.all {
-                doorbell.request(nil)
+                try doorbell.request(nil)
                 d.requested &+= 1
             } else {
-                for q in d.queues { doorbell.request(q) }
-                d.requested &+= UInt32(d.queues.count)
+                for q in d.queues {
+                    try doorbell.request(q)
+                    d.requested &+= 1
+                }
             }
             d.queues.removeAll(keepingCapacity: true)
             d.all = false
             allDirty.store(false, ordering: .releasing)
             return d.requested
         }
-        guard let target else { return }
-        let deadline = ContinuousClock.now + timeout
-        while Int32(bitPattern: doorbell.acknowledged() &- target) < 0 {
-            guard ContinuousClock.now < deadline else {
-                // Reloads the device dropped are not waited for again: later commits count
-                // from what it has acknowledged by now.
-                dirty.withLock { $0.requested = doorbell.acknowledged() }
-                throw .commitTimeout(store: "the queue contexts' reload doorbell", milliseconds: Int(timeout / .milliseconds(1)))
-            }
-            sched_yield()
+    }
+
+    /// After a failed access: every context is to be reloaded, and later commits count from
+    /// what the device has acknowledged by now (if it can be read).
+    private func failed(_ cause: VFIOError) -> IMSError {
+        dirty.withLock { d in
+            d.all = true
+            d.queues.removeAll(keepingCapacity: true)
+            allDirty.store(true, ordering: .releasing)
+            if let acknowledged = try? doorbell.acknowledged() { d.requested = acknowledged }
         }
+        return .commitFailed(store: Self.name, cause: cause)
     }
 
     private func setControl(_ slot: Int, _ value: UInt32) {

@@ -112,7 +112,7 @@ final class Rig: @unchecked Sendable {
             strays += 1
         case 1:
             write(word: i, store.messages[i].data)
-            layout.forEachSummary(of: i) { write(word: Int(($0 - layout.base) / 4), 1) }
+            layout.forEachSummary(ofMessageAt: store.messages[i].address) { write(word: Int(($0 - layout.base) / 4), 1) }
             owed[i] = strays
         case 2:
             domain.poll()
