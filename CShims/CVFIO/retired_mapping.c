@@ -40,8 +40,8 @@ static __thread __attribute__((tls_model("initial-exec"))) int stepping_count;
 // its own writes never fault (a handler may run with every signal blocked, as under
 // ThreadSanitizer, and a fault there would end the process).
 static atomic_flag restoring = ATOMIC_FLAG_INIT;
-
-static uintptr_t page_size(void) { return (uintptr_t)sysconf(_SC_PAGESIZE); }
+// Read once at installation, so the handlers make no library call to learn it.
+static uintptr_t page_bytes;
 
 static int is_retired(uintptr_t a) {
     for (int i = 0; i < RETIRED_RANGES; i++) {
@@ -54,7 +54,7 @@ static int is_retired(uintptr_t a) {
 // Word by word as relaxed atomics: other threads may read the page meanwhile.
 static void make_all_ones(uintptr_t page) {
     uint64_t *w = (uint64_t *)page;
-    for (uintptr_t i = 0; i < page_size() / 8; i++) __atomic_store_n(&w[i], ~(uint64_t)0, __ATOMIC_RELAXED);
+    for (uintptr_t i = 0; i < page_bytes / 8; i++) __atomic_store_n(&w[i], ~(uint64_t)0, __ATOMIC_RELAXED);
 }
 
 // Hands a signal that is not ours to whoever had it before.
@@ -76,10 +76,10 @@ static void on_segv(int sig, siginfo_t *info, void *context) {
         pass_on(&previous_segv, sig, info, context);
         return;
     }
-    uintptr_t page = a & ~(page_size() - 1);
+    uintptr_t page = a & ~(page_bytes - 1);
     ucontext_t *uc = context;
     if (stepping_count < 2) stepping[stepping_count++] = page;
-    mprotect((void *)page, page_size(), PROT_READ | PROT_WRITE);
+    mprotect((void *)page, page_bytes, PROT_READ | PROT_WRITE);
     uc->uc_mcontext.gregs[REG_EFL] |= TRAP_FLAG;
 }
 
@@ -91,9 +91,9 @@ static void on_trap(int sig, siginfo_t *info, void *context) {
     }
     while (atomic_flag_test_and_set_explicit(&restoring, memory_order_acquire)) {}
     for (int i = 0; i < stepping_count; i++) {
-        mprotect((void *)stepping[i], page_size(), PROT_READ | PROT_WRITE);
+        mprotect((void *)stepping[i], page_bytes, PROT_READ | PROT_WRITE);
         make_all_ones(stepping[i]);
-        mprotect((void *)stepping[i], page_size(), PROT_READ);
+        mprotect((void *)stepping[i], page_bytes, PROT_READ);
     }
     atomic_flag_clear_explicit(&restoring, memory_order_release);
     stepping_count = 0;
@@ -101,6 +101,7 @@ static void on_trap(int sig, siginfo_t *info, void *context) {
 }
 
 static void install(void) {
+    page_bytes = (uintptr_t)sysconf(_SC_PAGESIZE);
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
