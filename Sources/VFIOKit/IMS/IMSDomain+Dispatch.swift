@@ -13,9 +13,11 @@ extension IMSDomain {
     /// After ``close()`` it delivers nothing.
     @discardableResult
     public func poll() -> Int {
-        let previous = dispatchThread.exchange(Self.currentThread, ordering: .acquiringAndReleasing)
-        defer { dispatchThread.store(previous, ordering: .releasing) }
-        return withStatusMemory {
+        withStatusMemory {
+            // Passes are serialised by the status area's lock, so plain stores mark the thread
+            // that runs handlers (for mask and free called from a handler).
+            dispatchThread.store(Self.currentThread, ordering: .relaxed)
+            defer { dispatchThread.store(0, ordering: .relaxed) }
             // The walk's closures reach the domain through an unretained reference, guaranteed
             // alive for this call, so dispatch retains nothing.
             let domain = Unmanaged.passUnretained(self)

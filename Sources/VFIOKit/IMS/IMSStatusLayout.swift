@@ -3,11 +3,12 @@
 /// The area starts with one 32-bit word per slot, into which the slot's message writes its tag.
 /// Summary levels follow: word `j` of level `k` stands for words `64j ..< 64j + 64` of level
 /// `k − 1` (level 0 being the slots' words). Each level starts on a 256-byte boundary after the
-/// one below, and the top level is a single word.
+/// one below. The top level has at most 64 words: the demux reads it whole on every pass, as
+/// the doorbell already says that something is pending, so no single word above it is needed.
 ///
 /// A device that posts summaries writes, after a message into slot `i`'s word, a non-zero word
-/// at index `i / 64` of level 1, then at `i / 4096` of level 2, and so on to the top, in that
-/// order (as VT-d posts an interrupt into a descriptor's request bitmap, then sets its
+/// at index `i / 64` of level 1, then at `i / 4096` of level 2, and so on up to the top level,
+/// in that order (as VT-d posts an interrupt into a descriptor's request bitmap, then sets its
 /// outstanding-notification bit). The demux then finds pending slots by reading 64 words per
 /// level on their path, whatever the number of slots.
 public struct IMSStatusLayout: Sendable, Equatable {
@@ -19,10 +20,10 @@ public struct IMSStatusLayout: Sendable, Equatable {
     public let slots: Int
     /// The byte offset from ``base`` of each summary level, level 1 first.
     public let levelOffsets: [Int]
-    /// How many words each summary level has, level 1 first; the last is 1.
+    /// How many words each summary level has, level 1 first; the last is at most 64.
     public let levelCounts: [Int]
     /// How many bytes the whole area takes.
-    public var byteCount: Int { levelOffsets.last! + 4 }
+    public var byteCount: Int { levelOffsets.last! + levelCounts.last! * 4 }
 
     public init(base: UInt64, slots: Int) {
         self.base = base
@@ -37,7 +38,7 @@ public struct IMSStatusLayout: Sendable, Equatable {
             offsets.append(start)
             counts.append(count)
             end = start + count * 4
-        } while count > 1
+        } while count > Self.fanOut
         levelOffsets = offsets
         levelCounts = counts
     }

@@ -5,9 +5,9 @@ import VFIOKit
 /// Summary posting: the status area's levels, and a demux that reads only where a device's
 /// summaries point.
 @Suite struct IMSSummaryPostingTests {
-    @Test func levelsShrinkBy64ToOneWordEachOn256ByteBoundaries() {
+    @Test func levelsShrinkBy64ToATopOfAtMost64WordsEachOn256ByteBoundaries() {
         let layout = IMSStatusLayout(base: 0x10_0000, slots: 1_000_000)
-        #expect(layout.levelCounts == [15_625, 245, 4, 1])
+        #expect(layout.levelCounts == [15_625, 245, 4])
         var end = 1_000_000 * 4
         for (offset, count) in zip(layout.levelOffsets, layout.levelCounts) {
             #expect(offset >= end && offset % 256 == 0 && offset - end < 256)
@@ -16,7 +16,10 @@ import VFIOKit
         #expect(layout.byteCount == end)
         #expect(IMSStatusLayout(base: 0, slots: 1).levelCounts == [1])
         #expect(IMSStatusLayout(base: 0, slots: 64).levelCounts == [1])
-        #expect(IMSStatusLayout(base: 0, slots: 65).levelCounts == [2, 1])
+        #expect(IMSStatusLayout(base: 0, slots: 65).levelCounts == [2])
+        #expect(IMSStatusLayout(base: 0, slots: 4096).levelCounts == [64])
+        #expect(IMSStatusLayout(base: 0, slots: 4097).levelCounts == [65, 2])
+        #expect(IMSStatusLayout(base: 0, slots: 4097).byteCount == 0x4100 + 0x200 + 8, "the top level's words are all in the area")
     }
 
     @Test func aSlotsSummariesAreTheWordsAboveItBottomUp() {
@@ -25,7 +28,7 @@ import VFIOKit
         layout.forEachSummary(of: 999_999) { written.append($0) }
         let o = layout.levelOffsets
         #expect(written == [0x10_0000 + UInt64(o[0] + 15_624 * 4), 0x10_0000 + UInt64(o[1] + 244 * 4),
-                            0x10_0000 + UInt64(o[2] + 3 * 4), 0x10_0000 + UInt64(o[3])])
+                            0x10_0000 + UInt64(o[2] + 3 * 4)])
         #expect(layout.slot(at: layout.address(ofSlot: 999_999)) == 999_999)
         #expect(layout.slot(at: 0x10_0000 + 4 * 1_000_000) == nil, "a summary word is no slot")
         #expect(layout.slot(at: 0x10_0002) == nil)
