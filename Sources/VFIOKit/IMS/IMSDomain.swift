@@ -109,7 +109,8 @@ public final class IMSDomain: @unchecked Sendable {
     /// commit fails, the slot is shut off and freed again.
     public func allocate(handler: IMSHandler) throws(IMSError) -> IMSSlot {
         try updates.withLock { (_) throws(IMSError) -> IMSSlot in
-            let slot = try allocateStaged(handler)
+            let slot = try reserve(handler)
+            write([slot])
             do throws(IMSError) { try commit(masking: [slot]) } catch {
                 abandon([slot])
                 throw error
@@ -214,20 +215,25 @@ public final class IMSDomain: @unchecked Sendable {
         waitUntilNotRunning(slot.index)
     }
 
-    /// Runs `body` with the store's updates batched: allocations, masks and unmasks inside it
-    /// are committed once at the end (the kernel contract's bus lock and unlock). If `body` or
-    /// the commit fails, the slots it allocated are freed again and those it unmasked stay
-    /// masked.
+    /// Runs `body` with the store's updates batched: the allocations and unmasks inside it reach
+    /// the store at its end and are committed once (the kernel contract's bus lock and unlock).
+    /// If `body` fails, a slot it unmasked is stale (``IMSError/staleSlot(index:)``), or the
+    /// commit fails, the slots it allocated are freed again and those it unmasked stay masked.
     public func batch<R>(_ body: (Batch) throws(IMSError) -> R) throws(IMSError) -> R {
         let batch = Batch(domain: self)
         let result = try updates.withLock { (_) throws(IMSError) -> R in
             let result: R
-            do throws(IMSError) { result = try body(batch) } catch {
-                for s in batch.unmasked { store.mask(s.index) }
+            do throws(IMSError) {
+                result = try body(batch)
+                guard !closed.load(ordering: .acquiring) else { throw .closed }
+                if let stale = table.withLock({ t in batch.unmasked.first { !t.holds($0) } }) { throw .staleSlot(index: stale.index) }
+            } catch {
                 abandon(batch.staged)
                 try? commit(masking: [])
                 throw error
             }
+            write(batch.staged)
+            for s in batch.unmasked { store.unmask(s.index) }
             do throws(IMSError) { try commit(masking: batch.staged, batch.unmasked) } catch {
                 abandon(batch.staged)
                 throw error
@@ -239,24 +245,24 @@ public final class IMSDomain: @unchecked Sendable {
         return result
     }
 
-    /// Updates collected by ``batch(_:)``.
+    /// Updates collected by ``batch(_:)``, used only inside its body.
     public final class Batch: @unchecked Sendable {
         fileprivate let domain: IMSDomain
-        fileprivate var staged: [IMSSlot] = []
-        fileprivate var unmasked: [IMSSlot] = []
+        // One thread uses a batch, so its lists need no dynamic exclusivity checks.
+        @exclusivity(unchecked) fileprivate var staged: [IMSSlot] = []
+        @exclusivity(unchecked) fileprivate var unmasked: [IMSSlot] = []
         fileprivate init(domain: IMSDomain) { self.domain = domain }
 
-        /// Allocates a masked slot for `handler`; its message is written at commit.
+        /// Allocates a masked slot for `handler`; its message is written at the batch's end.
         public func allocate(handler: IMSHandler) throws(IMSError) -> IMSSlot {
-            let slot = try domain.allocateStaged(handler)
+            let slot = try domain.reserve(handler)
             staged.append(slot)
             return slot
         }
 
-        /// Unmasks `slot` at commit.
+        /// Unmasks `slot` at the batch's end; a slot that is not live by then fails the batch.
         public func unmask(_ slot: IMSSlot) throws(IMSError) {
-            try domain.check(slot)
-            domain.store.unmask(slot.index)
+            guard !domain.closed.load(ordering: .acquiring) else { throw .closed }
             unmasked.append(slot)
         }
     }
@@ -294,18 +300,24 @@ public final class IMSDomain: @unchecked Sendable {
         guard table.withLock({ $0.holds(slot) }) else { throw .staleSlot(index: slot.index) }
     }
 
-    /// Takes an index and writes its message into the store, masked, without committing.
-    fileprivate func allocateStaged(_ handler: IMSHandler) throws(IMSError) -> IMSSlot {
+    /// Takes an index, masked, for `handler`; ``write(_:)`` then programs its message.
+    fileprivate func reserve(_ handler: IMSHandler) throws(IMSError) -> IMSSlot {
         guard !closed.load(ordering: .acquiring) else { throw .closed }
         let box = Unmanaged.passRetained(handler)
         guard let slot = table.withLock({ $0.allocate(box) }) else {
             box.release()
             throw .domainFull(capacity: capacity)
         }
-        statusArea.clear(slot.index)
-        store.mask(slot.index)
-        store.write(statusArea.message(index: slot.index, tag: slot.tag), slot: slot.index)
         return slot
+    }
+
+    /// Writes the messages of newly reserved slots into the store, masked, without committing.
+    private func write(_ slots: [IMSSlot]) {
+        for slot in slots {
+            statusArea.clear(slot.index)
+            store.mask(slot.index)
+            store.write(statusArea.message(index: slot.index, tag: slot.tag), slot: slot.index)
+        }
     }
 
     /// Commits the store; if that fails the given slots are masked again (in the store and

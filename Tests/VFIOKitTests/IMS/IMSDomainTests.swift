@@ -78,6 +78,29 @@ import VFIOMock
         #expect(rig.domain.allocatedCount == 8)
     }
 
+    @Test func aBatchThatUnmasksAStaleSlotFailsWholeAndUnmasksNothing() throws {
+        let rig = try LoopbackRig(capacity: 8)
+        defer { rig.close() }
+        let old = try rig.domain.allocate { _ in }
+        try rig.domain.free(old)
+        let owner = try rig.domain.allocate { _ in Issue.record("the new owner was unmasked by a stale handle") }
+        #expect(owner.index == old.index)
+        var allocated: IMSSlot?
+        let error = #expect(throws: IMSError.self) {
+            try rig.domain.batch { (b) throws(IMSError) in
+                allocated = try b.allocate(handler: IMSHandler { _ in })
+                try b.unmask(allocated!)
+                try b.unmask(old)
+            }
+        }
+        guard case .staleSlot(let index) = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(index == old.index)
+        #expect(rig.domain.allocatedCount == 1, "the batch's own allocation was taken back")
+        #expect(rig.store.message(allocated!.index) == InterruptMessage(address: 0, data: 0))
+        rig.store.fire(owner.index)
+        #expect(try rig.domain.isPending(owner), "the owner's slot stayed masked: its event is held")
+    }
+
     @Test func eachSlotRunsItsOwnHandlerOnlyWhenUnmasked() throws {
         let rig = try LoopbackRig()
         defer { rig.close() }
