@@ -58,15 +58,15 @@ struct IMSBenchCommand: ParsableCommand {
         let large = try IMSBenchRig(slots: slots)
         defer { large.close() }
         let (seconds, bytes) = try large.programAll()
-        let largeDispatch = large.dispatchCost(samples: samples)
+        let smallRig = try IMSBenchRig(slots: small)
+        defer { smallRig.close() }
+        _ = try smallRig.programAll()
+        let dispatch = IMSBenchRig.dispatchCosts([large, smallRig], samples: samples)
+        let (largeDispatch, smallDispatch) = (dispatch[0], dispatch[1])
         let (imsLatency, msixLatency) = try large.latencies(samples: samples)
         let allocations = try AllocationCounter.countIfAvailable(onThread: large.loopThread) {
             for _ in 0..<samples { _ = try large.fireIMS() }
         }
-        let smallRig = try IMSBenchRig(slots: small)
-        defer { smallRig.close() }
-        _ = try smallRig.programAll()
-        let smallDispatch = smallRig.dispatchCost(samples: samples)
         let (smallIMSLatency, smallMSIXLatency) = try smallRig.latencies(samples: samples)
         let ims = percentiles(imsLatency), msix = percentiles(msixLatency)
         let smallIMS = percentiles(smallIMSLatency), smallMSIX = percentiles(smallMSIXLatency)

@@ -78,20 +78,25 @@ final class IMSBenchRig: @unchecked Sendable {
         return (seconds, residentBytes() - residentBefore)
     }
 
-    /// The cost of one demux pass that finds one pending slot (the last one), run on this
-    /// thread; the median of `samples`.
-    func dispatchCost(samples: Int) -> UInt64 {
-        guard let target else { return 0 }
-        let message = InterruptMessage(address: domainAddress(target), data: target.tag)
-        var costs: [UInt64] = []
-        costs.reserveCapacity(samples)
+    /// The median cost of one demux pass that finds one pending slot (each rig's last), run on
+    /// this thread, for each rig; their `samples` are taken in turn, so that every rig sees the
+    /// same machine (a noisy neighbour skews none of the ratios).
+    static func dispatchCosts(_ rigs: [IMSBenchRig], samples: Int) -> [UInt64] {
+        var costs = rigs.map { _ in [UInt64]() }
+        for i in costs.indices { costs[i].reserveCapacity(samples) }
         for _ in 0..<samples {
-            simulated.writeMessage(address: message.address, data: message.data)
-            let start = cbench_now_ns()
-            domain.poll()
-            costs.append(cbench_now_ns() - start)
+            for (i, rig) in rigs.enumerated() { costs[i].append(rig.dispatchOnce()) }
         }
-        return costs.sorted()[costs.count / 2]
+        return costs.map { $0.sorted()[$0.count / 2] }
+    }
+
+    /// The device's message write for the target slot, then one demux pass, timed.
+    private func dispatchOnce() -> UInt64 {
+        guard let target else { return 0 }
+        simulated.writeMessage(address: domainAddress(target), data: target.tag)
+        let start = cbench_now_ns()
+        domain.poll()
+        return cbench_now_ns() - start
     }
 
     /// Doorbell-to-handler latencies of the IMS slot and of MSI-X vector 1, alternating.
