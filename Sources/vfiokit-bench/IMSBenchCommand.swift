@@ -18,7 +18,7 @@ struct IMSBenchCommand: ParsableCommand {
     var slots = 1_000_000
 
     @Option(help: "Dispatches and interrupts to time for each figure.")
-    var samples = 20_000
+    var samples = 100_000
 
     @Flag(help: "Print JSON.")
     var json = false
@@ -55,9 +55,18 @@ struct IMSBenchCommand: ParsableCommand {
         guard slots >= 1_000, samples >= 100 else { throw ValidationError("--slots must be at least 1000 and --samples at least 100") }
         AllocationCounter.preloadIfNotCounting()
         let small = 1_000
+        // Programming is timed on three fresh domains and the median reported, so one preempted
+        // run does not decide the figure; the last domain stays for the other figures.
+        var programTimes: [Double] = []
+        for _ in 0..<2 {
+            let rig = try IMSBenchRig(slots: slots)
+            defer { rig.close() }
+            programTimes.append(try rig.programAll().seconds)
+        }
         let large = try IMSBenchRig(slots: slots)
         defer { large.close() }
-        let (seconds, bytes) = try large.programAll()
+        let (lastSeconds, bytes) = try large.programAll()
+        let seconds = (programTimes + [lastSeconds]).sorted()[1]
         let smallRig = try IMSBenchRig(slots: small)
         defer { smallRig.close() }
         _ = try smallRig.programAll()
@@ -82,7 +91,7 @@ struct IMSBenchCommand: ParsableCommand {
             cpu: cpuModel())
         try printResult(result, json: json, lines: [
             "IMS on the simulated IMS device, queue-context store, mock kernel (\(result.cpu))",
-            "  allocate + program + unmask \(slots) slots: \(fixed(seconds)) s (target ≤ 0.25)",
+            "  allocate + program + unmask \(slots) slots: \(fixed(seconds)) s, median of 3 (target ≤ 0.25)",
             "  framework memory: \(fixed(result.bytes_per_slot)) B/slot, slot table and status area (target ≤ 48)",
             "  dispatch of 1 pending slot: \(smallDispatch) ns among \(small), \(largeDispatch) ns among \(slots); ratio \(fixed(result.dispatch_ratio)) (target ≤ 1.5)",
             "  doorbell to handler, \(slots)-slot domain: IMS slot p50 \(ims.p50) ns p99 \(ims.p99) ns; MSI-X vector p50 \(msix.p50) ns p99 \(msix.p99) ns",

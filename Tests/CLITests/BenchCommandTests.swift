@@ -34,6 +34,15 @@ import Testing
         let allocations_not_counted: String?
     }
 
+    struct IMS: Decodable {
+        let slots, dispatch_small_slots, dispatches, latency_domain_slots: Int
+        let program_seconds, bytes_per_slot, dispatch_ratio, latency_p50_ratio, latency_p99_ratio: Double
+        let dispatch_small_ns, dispatch_large_ns, ims_p50_ns, ims_p99_ns, msix_p50_ns, msix_p99_ns: UInt64
+        let dispatch_allocations, dispatch_allocations_total: Int?
+        let allocations_not_counted: String?
+        let cpu: String
+    }
+
     static let mmio = ["mmio", "--json", "--iterations", "100000", "--rounds", "1"]
     static let irq = ["irq", "--json", "--samples", "200", "--rounds", "2"]
     static let noSanitizer = AllocationCounter.sanitizer == nil
@@ -67,6 +76,19 @@ import Testing
         #expect(result.dispatches == 200)
         #expect(result.p50_ratio > 0 && result.p99_ratio > 0)
         Self.expectCounted([result.dispatch_allocations, result.dispatch_allocations_total], notCounted: result.allocations_not_counted)
+    }
+
+    @Test func imsPrintsTheIssuesFiguresAndNoAllocationPerDispatch() throws {
+        let result = try Self.decode(IMS.self, ["ims", "--json", "--slots", "2000", "--samples", "100"])
+        #expect(result.slots == 2000 && result.latency_domain_slots == 2000 && result.dispatch_small_slots == 1000)
+        #expect(result.dispatches == 100)
+        #expect(result.program_seconds > 0 && result.bytes_per_slot >= 0)
+        #expect(result.dispatch_ratio == Double(result.dispatch_large_ns) / Double(result.dispatch_small_ns))
+        #expect(result.latency_p50_ratio == Double(result.ims_p50_ns) / Double(result.msix_p50_ns))
+        #expect(result.ims_p99_ns >= result.ims_p50_ns && result.msix_p99_ns >= result.msix_p50_ns)
+        Self.expectCounted([result.dispatch_allocations, result.dispatch_allocations_total], notCounted: result.allocations_not_counted)
+        if let onThread = result.dispatch_allocations { #expect(onThread == 0, "an IMS dispatch allocated") }
+        #expect(!result.cpu.isEmpty)
     }
 
     @Test func nvmePrintsDriverTimeAndAllocationsPerIO() throws {
