@@ -44,12 +44,12 @@ extension IMSDomain {
         var word: UInt32 = 0
         let handler: Unmanaged<IMSHandler>? = table.withLock { t in
             word = statusArea.word(index)
-            let tag = t.tags[index]
-            guard tag != 0, word == tag else {
+            let slot = t[index]
+            guard slot.tag != 0, word == slot.tag else {
                 statusArea.clear(index)  // a freed slot, or an old owner's message
                 return nil
             }
-            guard !t.isMasked(index), let h = t.handlers[index] else { return nil }
+            guard !slot.masked, let h = slot.handler else { return nil }
             statusArea.clear(index)
             t.running = index
             return h

@@ -7,8 +7,13 @@ import CVFIO
 ///
 /// A view of a buffer its ``IMSDomain`` owns; valid while the domain holds the buffer.
 struct InterruptStatusArea: @unchecked Sendable {
-    let layout: IMSStatusLayout
     let words: UnsafeMutablePointer<UInt32>
+    /// Each summary level's first word and word count, level 1 first, held inline (in one
+    /// cache line with ``words``) so that the demux's walk reads no array.
+    private let levels: Int
+    private var levelStart = InlineArray<8, UInt32>(repeating: 0)
+    private var levelWords = InlineArray<8, UInt32>(repeating: 0)
+    let layout: IMSStatusLayout
 
     var slots: Int { layout.slots }
 
@@ -29,6 +34,12 @@ struct InterruptStatusArea: @unchecked Sendable {
     init(_ buffer: borrowing DMABuffer, slots: Int) {
         layout = IMSStatusLayout(base: buffer.deviceAddress, slots: slots)
         words = buffer.bytes.baseAddress!.bindMemory(to: UInt32.self, capacity: layout.byteCount / 4)
+        levels = layout.levelCounts.count
+        precondition(levels <= levelStart.count && layout.byteCount / 4 <= UInt32.max, "an IMS status area of \(slots) slots is larger than the demux can walk")
+        for level in 0..<levels {
+            levelStart[level] = UInt32(layout.levelOffsets[level] / 4)
+            levelWords[level] = UInt32(layout.levelCounts[level])
+        }
     }
 
     /// The message that makes the device write `tag` into `index`'s word.
@@ -63,8 +74,7 @@ struct InterruptStatusArea: @unchecked Sendable {
     /// Allocates nothing.
     @inline(__always)
     func forEachPosted(_ body: (Int) -> Void) {
-        let top = layout.levelCounts.count
-        visit(level: top, group: 0, body)
+        visit(level: levels, group: 0, body)
     }
 
     /// Visits the non-zero words of `level` (0: the slots) in `group`: a slot's goes to `body`,
@@ -74,9 +84,9 @@ struct InterruptStatusArea: @unchecked Sendable {
             let start = group * IMSStatusLayout.fanOut
             return forEachNonZero(words, start..<min(start + IMSStatusLayout.fanOut, layout.slots), body)
         }
-        let summary = words + layout.levelOffsets[level - 1] / 4
+        let summary = words + Int(levelStart[level - 1])
         let start = group * IMSStatusLayout.fanOut
-        forEachNonZero(summary, start..<min(start + IMSStatusLayout.fanOut, layout.levelCounts[level - 1])) { j in
+        forEachNonZero(summary, start..<min(start + IMSStatusLayout.fanOut, Int(levelWords[level - 1]))) { j in
             _ = cvfio_take32(summary + j)
             visit(level: level - 1, group: j, body)
         }

@@ -1,10 +1,16 @@
-/// The domain's bookkeeping for its slots, in flat arrays so a million slots cost a few bytes
-/// each: the expected tag (0 when free), the handler, a masked bit, and a stack of free indices.
-/// Not thread-safe: ``IMSDomain`` holds it under its lock.
-struct SlotTable {
-    private(set) var tags: [UInt32]
-    private(set) var handlers: [Unmanaged<IMSHandler>?]
-    private var maskedBits: [UInt64]
+/// The domain's bookkeeping for its slots: one 16-byte record per slot (the expected tag, 0 when
+/// free; whether it is masked; its handler) in memory of its own, so a delivery reads a single
+/// cache line of it, and a stack of free indices. Not thread-safe: ``IMSDomain`` holds it under
+/// its lock.
+struct SlotTable: ~Copyable {
+    struct Slot {
+        var tag: UInt32 = 0
+        var masked = true
+        var handler: Unmanaged<IMSHandler>? = nil
+    }
+
+    let capacity: Int
+    private let slots: UnsafeMutablePointer<Slot>
     private var free: [UInt32] = []
     /// One past the highest index ever allocated: the demux scans below it.
     private(set) var highWater = 0
@@ -14,12 +20,28 @@ struct SlotTable {
     var releaseAfterRun: Unmanaged<IMSHandler>?
 
     init(capacity: Int) {
-        tags = Array(repeating: 0, count: capacity)
-        handlers = Array(repeating: nil, count: capacity)
-        maskedBits = Array(repeating: ~0, count: (capacity + 63) / 64)
+        self.capacity = capacity
+        slots = .allocate(capacity: max(capacity, 1))
+        slots.initialize(repeating: Slot(), count: capacity)
     }
 
-    var capacity: Int { tags.count }
+    deinit {
+        slots.deinitialize(count: capacity)
+        slots.deallocate()
+    }
+
+    /// Slot `index`'s record.
+    @inline(__always)
+    subscript(index: Int) -> Slot {
+        precondition(index >= 0 && index < capacity, "IMS slot \(index) is outside the table")
+        return slots[index]
+    }
+
+    /// How many slots are allocated.
+    var allocatedCount: Int { highWater - free.count }
+
+    /// The allocated indices, in order.
+    var liveIndices: [Int] { (0..<highWater).filter { slots[$0].tag != 0 } }
 
     /// Takes a free index (the most recently freed first) with a fresh tag; the slot is masked.
     mutating func allocate(_ handler: Unmanaged<IMSHandler>) -> IMSSlot? {
@@ -34,37 +56,33 @@ struct SlotTable {
         }
         nextTag &+= 1
         if nextTag == 0 { nextTag = 1 }
-        tags[index] = nextTag
-        handlers[index] = handler
-        setMasked(index, true)
+        slots[index] = Slot(tag: nextTag, masked: true, handler: handler)
         return IMSSlot(index: index, tag: nextTag)
     }
 
     /// Forgets the slot and returns its index to the free stack; returns its handler.
     mutating func release(_ index: Int) -> Unmanaged<IMSHandler>? {
-        let handler = handlers[index]
-        tags[index] = 0
-        handlers[index] = nil
-        setMasked(index, true)
+        let handler = self[index].handler
+        slots[index] = Slot()
         free.append(UInt32(index))
         return handler
     }
 
     /// True when `slot` is the live allocation of its index.
     func holds(_ slot: IMSSlot) -> Bool {
-        slot.index >= 0 && slot.index < capacity && slot.tag != 0 && tags[slot.index] == slot.tag
+        slot.index >= 0 && slot.index < capacity && slot.tag != 0 && slots[slot.index].tag == slot.tag
     }
-
-    func isMasked(_ index: Int) -> Bool { maskedBits[index >> 6] & (1 << UInt64(index & 63)) != 0 }
 
     mutating func setMasked(_ index: Int, _ masked: Bool) {
-        let bit: UInt64 = 1 << UInt64(index & 63)
-        if masked { maskedBits[index >> 6] |= bit } else { maskedBits[index >> 6] &= ~bit }
+        precondition(index >= 0 && index < capacity, "IMS slot \(index) is outside the table")
+        slots[index].masked = masked
     }
 
-    /// Every live handler, for release when the domain closes.
+    /// Every live handler, for release when the domain closes; the records forget them.
     mutating func takeAllHandlers() -> [Unmanaged<IMSHandler>] {
-        defer { handlers = [] }
-        return handlers.compactMap { $0 }
+        (0..<highWater).compactMap { i in
+            defer { slots[i].handler = nil }
+            return slots[i].handler
+        }
     }
 }
