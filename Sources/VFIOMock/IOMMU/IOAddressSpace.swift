@@ -56,7 +56,7 @@ final class IOAddressSpace {
         } else {
             iova = try allocate(length: length, vaddr: vaddr)
         }
-        table.insert(DMAMapping(iova: iova, size: length, vaddr: vaddr, readable: readable, writable: writable))
+        table.insert(IOMMUMapping(iova: iova, size: length, vaddr: vaddr, readable: readable, writable: writable))
         return iova
     }
 
@@ -73,7 +73,7 @@ final class IOAddressSpace {
             var start = max(range.first, pageSize)
             let end = min(range.last, UInt64.max - pageSize)
             guard start <= end else { continue }
-            for used in table.intersecting(start, end) + [DMAMapping(iova: end &+ 1, size: 1, vaddr: 0, readable: false, writable: false)] {
+            for used in table.intersecting(start, end) + [IOMMUMapping(iova: end &+ 1, size: 1, vaddr: 0, readable: false, writable: false)] {
                 let holeLast = used.iova &- 1
                 if let candidate = fit(start, holeLast, length, align, pageOffset) { return candidate }
                 start = used.last &+ 1

@@ -1,5 +1,6 @@
-/// One IOVA → process-memory mapping with the device's access rights.
-public struct DMAMapping: Sendable, Equatable {
+/// One IOVA → process-memory mapping in the mock IOMMU, with the device's access rights: the
+/// kernel's record (`struct vfio_dma`, an iopt area), not the framework's owned ``VFIOKit/DMAMapping``.
+public struct IOMMUMapping: Sendable, Equatable {
     public var iova: UInt64
     public var size: UInt64
     public var vaddr: UInt64
@@ -13,7 +14,7 @@ public struct DMAMapping: Sendable, Equatable {
 
 /// The mappings of one IOMMU domain, kept sorted by IOVA and never overlapping.
 struct IOMappingTable {
-    private(set) var mappings: [DMAMapping] = []
+    private(set) var mappings: [IOMMUMapping] = []
 
     var count: Int { mappings.count }
 
@@ -28,14 +29,14 @@ struct IOMappingTable {
     }
 
     /// Some mapping intersecting [first, last], like type1's `vfio_find_dma`.
-    func find(_ first: UInt64, _ last: UInt64) -> DMAMapping? {
+    func find(_ first: UInt64, _ last: UInt64) -> IOMMUMapping? {
         let i = firstIndex(endingAtOrAfter: first)
         guard i < mappings.count, mappings[i].iova <= last else { return nil }
         return mappings[i]
     }
 
     /// All mappings intersecting [first, last], in IOVA order.
-    func intersecting(_ first: UInt64, _ last: UInt64) -> ArraySlice<DMAMapping> {
+    func intersecting(_ first: UInt64, _ last: UInt64) -> ArraySlice<IOMMUMapping> {
         let start = firstIndex(endingAtOrAfter: first)
         var end = start
         while end < mappings.count && mappings[end].iova <= last { end += 1 }
@@ -43,7 +44,7 @@ struct IOMappingTable {
     }
 
     /// Inserts a mapping that the caller has checked overlaps nothing.
-    mutating func insert(_ m: DMAMapping) {
+    mutating func insert(_ m: IOMMUMapping) {
         mappings.insert(m, at: firstIndex(endingAtOrAfter: m.iova))
     }
 
@@ -68,10 +69,10 @@ struct IOMappingTable {
         let head = iova - m.iova + 1
         mappings[i].size = head
         mappings.insert(
-            DMAMapping(iova: iova + 1, size: m.size - head, vaddr: m.vaddr + head, readable: m.readable, writable: m.writable),
+            IOMMUMapping(iova: iova + 1, size: m.size - head, vaddr: m.vaddr + head, readable: m.readable, writable: m.writable),
             at: i + 1)
     }
 
     /// The mapping holding `iova`.
-    func lookup(_ iova: UInt64) -> DMAMapping? { find(iova, iova) }
+    func lookup(_ iova: UInt64) -> IOMMUMapping? { find(iova, iova) }
 }

@@ -50,7 +50,7 @@ final class Type1IOMMU {
         guard ranges.contains(where: { $0.contains(iova, iova + (size - 1)) }) else { throw .invalidArgument }
         guard memory.contains(start: vaddr, length: size) else { throw .badAddress }
         if let limit = memlockLimit, otherLocked + lockedBytes + size > limit { throw .noMemory }
-        table.insert(DMAMapping(iova: iova, size: size, vaddr: vaddr, readable: readable, writable: writable))
+        table.insert(IOMMUMapping(iova: iova, size: size, vaddr: vaddr, readable: readable, writable: writable))
         dmaAvailable -= 1
         lockedBytes += size
     }

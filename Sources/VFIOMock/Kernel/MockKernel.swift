@@ -184,7 +184,7 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
 
     /// The type1 mappings of the container `address`'s group is attached to, or the
     /// mappings of the IOAS its cdev is attached to.
-    public func dmaMappings(of address: PCIAddress) -> [DMAMapping] {
+    public func dmaMappings(of address: PCIAddress) -> [IOMMUMapping] {
         lock.withLock {
             guard let d = vfioDevices[address] else { return [] }
             if let ioas = d.attachedIOAS { return ioas.table.mappings }

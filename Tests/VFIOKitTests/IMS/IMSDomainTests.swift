@@ -41,7 +41,7 @@ import VFIOMock
         #expect(mb.address == ma.address + stride)
         #expect(!ma.targetsMSIWindow)
         let mapped = rig.machine.kernel.dmaMappings(of: MockMachine.primary)
-        let covered = mapped.contains { (m: VFIOMock.DMAMapping) in m.iova <= ma.address && ma.address - m.iova < m.size }
+        let covered = mapped.contains { (m: IOMMUMapping) in m.iova <= ma.address && ma.address - m.iova < m.size }
         #expect(covered)
     }
 
