@@ -73,7 +73,7 @@ import Testing
 
     @Test func unreadableFieldsBecomeProblemsNotCrashes() throws {
         let config = try ConfigSpace(partialBytes: [0x86, 0x80, nil, nil, 0, 0, 0x10, 0])
-        let report = DeviceReport(address: try PCIAddress(parsing: "00:00.0"), config: config)
+        let report = ConfigSpaceReport(address: try PCIAddress(parsing: "00:00.0"), config: config)
         #expect(report.vendorID == 0x8086)
         #expect(report.deviceID == nil && report.classCode == nil && report.headerType == nil)
         #expect(report.problems.contains { $0.hasPrefix("device ID: config byte 0x002") })
@@ -83,7 +83,7 @@ import Testing
     @Test func aCapabilityThatCannotBeDecodedKeepsItsEntry() throws {
         var builder = ConfigBuilder(size: 0x54)
         builder.addCapability(0x11, at: 0x50, body: le16(0))  // MSI-X needs 12 bytes; only 4 are held
-        let report = DeviceReport(address: try PCIAddress(parsing: "00:00.0"), config: try builder.config)
+        let report = ConfigSpaceReport(address: try PCIAddress(parsing: "00:00.0"), config: try builder.config)
         let entry = try #require(report.capabilities.first)
         #expect(entry.id == 0x11 && entry.decoded == nil)
         #expect(entry.decodeError?.contains("0x054") == true)

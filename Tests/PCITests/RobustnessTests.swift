@@ -38,7 +38,7 @@ import Testing
             let walked = config.capabilities
             Self.checkInvariants(walked, config)
             problemsSeen.formUnion(walked.problems.compactMap { Mirror(reflecting: $0).children.first?.label })
-            let report = DeviceReport(address: try PCIAddress(parsing: "00:00.0"), config: config)
+            let report = ConfigSpaceReport(address: try PCIAddress(parsing: "00:00.0"), config: config)
             #expect(report.capabilities.count == walked.standard.count + walked.extended.count)
             #expect(!report.text.isEmpty)
         }

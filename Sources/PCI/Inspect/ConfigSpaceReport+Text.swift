@@ -1,4 +1,4 @@
-extension DeviceReport {
+extension ConfigSpaceReport {
     /// The device as text: an identity line, then one line per BAR, capability and problem.
     ///
     /// ```

@@ -1,10 +1,11 @@
-/// What `vfiokit inspect` and `vfiokit info` show about one function: its identity, BARs and
-/// capabilities with their decoded fields, built from a ``ConfigSpace``.
+/// What config space alone says about one function: its identity, BARs and capabilities with
+/// their decoded fields, built from a ``ConfigSpace``. `vfiokit inspect` shows one per device of
+/// a dump; `vfiokit info`'s host report (VFIOHost's `DeviceReport`) lists its capabilities.
 ///
 /// Building never fails: a field the source does not hold is left out (`nil`) and the reason is
 /// added to ``problems``; a capability that cannot be decoded keeps its entry with a
 /// ``CapabilityEntry/decodeError``.
-public struct DeviceReport: Hashable, Sendable, Encodable {
+public struct ConfigSpaceReport: Hashable, Sendable, Encodable {
     /// One entry of a capability chain, in walk order.
     public struct CapabilityEntry: Hashable, Sendable, Encodable {
         public let chain: CapabilityChain
@@ -87,7 +88,7 @@ public struct DeviceReport: Hashable, Sendable, Encodable {
     }
 }
 
-extension DeviceReport.CapabilityEntry {
+extension ConfigSpaceReport.CapabilityEntry {
     /// Every capability `walk` found in `config`, standard then extended, each decoded where
     /// this module has a decoder.
     public static func entries(of walk: Capabilities, in config: ConfigSpace) -> [Self] {

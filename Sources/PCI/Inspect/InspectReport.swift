@@ -4,11 +4,11 @@ import Foundation
 public struct InspectReport: Hashable, Sendable, Encodable {
     /// The dump's name, as given.
     public let file: String
-    public let devices: [DeviceReport]
+    public let devices: [ConfigSpaceReport]
 
     public init(dump: PCIDump) {
         file = dump.name
-        devices = dump.devices.map { DeviceReport(address: $0.address, title: $0.title, config: $0.config) }
+        devices = dump.devices.map { ConfigSpaceReport(address: $0.address, title: $0.title, config: $0.config) }
     }
 
     /// The report as JSON: keys sorted, so equal reports always give identical text.

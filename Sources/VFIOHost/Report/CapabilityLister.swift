@@ -58,7 +58,7 @@ public struct DecodingCapabilityLister: CapabilityLister {
 
     public func capabilities(in config: [UInt8]) -> [CapabilitySummary] {
         guard let space = try? ConfigSpace(bytes: config) else { return [] }
-        return PCI.DeviceReport.CapabilityEntry.entries(of: space.capabilities, in: space).map { entry in
+        return ConfigSpaceReport.CapabilityEntry.entries(of: space.capabilities, in: space).map { entry in
             CapabilitySummary(
                 space: entry.chain == .standard ? .standard : .extended, offset: entry.offset, id: entry.id,
                 version: entry.version, name: entry.name,

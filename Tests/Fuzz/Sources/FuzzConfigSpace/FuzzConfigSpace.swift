@@ -16,8 +16,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let config = try? ConfigSpace(partialBytes: partial),
           let address = try? PCIAddress(domain: 0, bus: 0, device: 0, function: 0)
     else { return 0 }
-    let report = DeviceReport(address: address, config: config)
+    let report = ConfigSpaceReport(address: address, config: config)
     _ = report.text
-    if let full = try? ConfigSpace(bytes: bytes) { _ = DeviceReport(address: address, config: full).text }
+    if let full = try? ConfigSpace(bytes: bytes) { _ = ConfigSpaceReport(address: address, config: full).text }
     return 0
 }
