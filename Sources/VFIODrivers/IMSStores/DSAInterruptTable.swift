@@ -1,3 +1,5 @@
+import VFIOKit
+
 /// An on-device IMS table in a BAR, in Intel DSA's layout (the kernel's
 /// `drivers/dma/idxd/registers.h`): 16-byte slots of `addr_lo`, `addr_hi`, `data` and `ctrl`,
 /// where `ctrl` bit 0 masks the slot, bit 3 enables the PASID and bits 31:12 hold it.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import VFIOKit
 
 /// A queue-resident IMS store: each queue's interrupt message and mask live in its context in
 /// DMA memory, beside its producer and consumer indices. The device reads the context only when

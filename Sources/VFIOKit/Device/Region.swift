@@ -140,9 +140,9 @@ public final class Region: Sendable {
     }
 
     /// Reads at `offset` without throwing: a failure reads all ones and is kept for
-    /// ``checkAccesses()``.
-    @usableFromInline
-    func trappedRead<V: MMIOValue>(at offset: Int) -> V {
+    /// ``checkAccesses()``. For a store or driver that addresses registers by computed offset
+    /// (a table of slots) and checks its accesses once, as ``MMIO`` does for declared registers.
+    public func trappedRead<V: MMIOValue>(at offset: Int) -> V {
         do { return try read(V.self, at: offset) } catch {
             record(error)
             return V.max
@@ -150,8 +150,7 @@ public final class Region: Sendable {
     }
 
     /// Writes at `offset` without throwing: a failure is kept for ``checkAccesses()``.
-    @usableFromInline
-    func trappedWrite<V: MMIOValue>(_ value: V, at offset: Int) {
+    public func trappedWrite<V: MMIOValue>(_ value: V, at offset: Int) {
         do { try write(value, at: offset) } catch { record(error) }
     }
 
