@@ -44,8 +44,8 @@ public enum Conformance {
             try? system.close(fd)
             return true
         }
-        let legacy = exists("/dev/vfio/vfio"), iommufd = exists("/dev/iommu")
-        return IOMMUMode.selftestModes.filter { $0.containerPath == "/dev/vfio/vfio" ? legacy : iommufd }
+        let legacy = exists(SysfsLayout.absolute(SysfsLayout.vfioContainer)), iommufd = exists(SysfsLayout.absolute(SysfsLayout.iommufd))
+        return IOMMUMode.selftestModes.filter { $0.containerPath == SysfsLayout.absolute(SysfsLayout.vfioContainer) ? legacy : iommufd }
     }
 
     /// Runs every scenario that `target` has the devices for, in each of `modes` it applies to.

@@ -132,7 +132,9 @@ extension Session {
     }
 
     /// Reads a sysfs attribute of `address` (`vendor`, `device`): recorded as read.
-    func sysfsAttribute(_ address: some CustomStringConvertible, _ name: String) -> String? {
-        step("sysfs \(name)", describe: { $0 }) { () throws(Errno) in try system.readText("/sys/bus/pci/devices/\(address)/\(name)") }
+    func sysfsAttribute(_ address: PCIAddress, _ attribute: SysfsLayout.DeviceAttribute) -> String? {
+        step("sysfs \(attribute.rawValue)", describe: { $0 }) { () throws(Errno) in
+            try system.readText(SysfsLayout.absolute(SysfsLayout.device(address, attribute)))
+        }
     }
 }

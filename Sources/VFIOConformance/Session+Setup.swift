@@ -24,8 +24,8 @@ extension Session {
             let container = try openContainerWithIOMMU(for: address)
             return OpenDevice(fd: try require(deviceFD(container.group, address)), dma: .container(container.fd))
         }
-        let device = try require(open("/dev/vfio/devices/\(try cdevName(address))", as: "device cdev"))
-        let iommufd = try require(open("/dev/iommu", as: "/dev/iommu"))
+        let device = try require(open(try cdevNode(address), as: "device cdev"))
+        let iommufd = try require(open(SysfsLayout.absolute(SysfsLayout.iommufd), as: "/dev/iommu"))
         try require(bind(device, iommufd: iommufd.rawValue))
         let ioas = try require(allocateIOAS(iommufd))
         try require(attach(device, to: ioas))
@@ -44,7 +44,7 @@ extension Session {
     }
 
     func openGroup(_ address: PCIAddress) throws(Stop) -> FileDescriptor? {
-        open("/dev/vfio/\(try groupNumber(address))", as: "group")
+        open(try groupNode(address), as: "group")
     }
 
     /// VFIO_GROUP_GET_STATUS: records the flags (VIABLE 1, CONTAINER_SET 2).

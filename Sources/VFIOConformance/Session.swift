@@ -94,20 +94,21 @@ public final class Session {
 
     // MARK: sysfs
 
-    /// The IOMMU group number of `address`, from sysfs.
-    func groupNumber(_ address: PCIAddress) throws(Stop) -> String {
+    /// The path of `address`'s VFIO group node, from its IOMMU group in sysfs.
+    func groupNode(_ address: PCIAddress) throws(Stop) -> String {
         let link = try require(step("readlink iommu_group", describe: { _ in "ok" }) { () throws(Errno) in
-            try system.readLink("/sys/bus/pci/devices/\(address)/iommu_group")
+            try system.readLink(SysfsLayout.absolute(SysfsLayout.device(address, .iommuGroup)))
         })
-        return String(link.split(separator: "/").last ?? "")
+        let group = try require(link.split(separator: "/").last.flatMap { Int($0) })
+        return SysfsLayout.absolute(SysfsLayout.vfioGroupNode(group, noIOMMU: false))
     }
 
-    /// The name of `address`'s VFIO device cdev (`vfioN`), from sysfs.
-    func cdevName(_ address: PCIAddress) throws(Stop) -> String {
+    /// The path of `address`'s VFIO device cdev (`/dev/vfio/devices/vfioN`), from sysfs.
+    func cdevNode(_ address: PCIAddress) throws(Stop) -> String {
         let names = try require(step("list vfio-dev", describe: { "\($0.count) entries" }) { () throws(Errno) in
-            try system.listDirectory("/sys/bus/pci/devices/\(address)/vfio-dev")
+            try system.listDirectory(SysfsLayout.absolute(SysfsLayout.device(address, .vfioDev)))
         })
-        return try require(names.first)
+        return SysfsLayout.absolute(SysfsLayout.vfioDeviceNode(try require(names.first.flatMap(KernelName.init(listed:)))))
     }
 }
 

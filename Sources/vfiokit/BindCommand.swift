@@ -5,6 +5,7 @@ import Glibc
 #endif
 import PCI
 import VFIOHost
+import VFIOKit
 
 /// `vfiokit bind`: hand devices to vfio-pci or uio_pci_generic through driver_override.
 struct BindCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import PCI
 import Testing
 @testable import VFIOHost
+import VFIOKit
 
 /// Every refusal and warning, decided from a fake host's sysfs (nothing is written).
 @Suite struct BindPolicyTests {

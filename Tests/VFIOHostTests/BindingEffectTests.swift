@@ -2,6 +2,7 @@ import Foundation
 import PCI
 import Testing
 @testable import VFIOHost
+import VFIOKit
 
 /// Binding and unbinding against the fake kernel: the writes made, where the driver link
 /// ends up, and what the state file remembers.

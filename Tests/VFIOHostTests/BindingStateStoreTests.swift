@@ -2,6 +2,7 @@ import Foundation
 import PCI
 import Testing
 @testable import VFIOHost
+import VFIOKit
 
 @Suite struct BindingStateStoreTests {
     @Test func recordsSurviveARoundTripAsJSON() throws {

@@ -3,6 +3,7 @@ import Glibc
 import PCI
 import Testing
 @testable import VFIOHost
+import VFIOKit
 
 @Suite struct PCIDeviceMonitorTests {
     let address = try! PCIAddress(parsing: "0000:03:00.0")

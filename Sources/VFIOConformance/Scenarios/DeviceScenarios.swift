@@ -21,8 +21,8 @@ extension Conformance {
             let config = try s.require(s.regionInfo(dev.fd, Int(VFIO_PCI_CONFIG_REGION_INDEX)))
             let vendor = s.configRead(dev.fd, config, 0, 2, "vendor")
             let device = s.configRead(dev.fd, config, 2, 2, "device")
-            let sysVendor = s.sysfsAttribute(s.target.edu, "vendor").flatMap { UInt32($0.dropFirst(2), radix: 16) }
-            let sysDevice = s.sysfsAttribute(s.target.edu, "device").flatMap { UInt32($0.dropFirst(2), radix: 16) }
+            let sysVendor = s.sysfsAttribute(s.target.edu, .vendor).flatMap { UInt32($0.dropFirst(2), radix: 16) }
+            let sysDevice = s.sysfsAttribute(s.target.edu, .device).flatMap { UInt32($0.dropFirst(2), radix: 16) }
             s.record("ids match sysfs: \(vendor != nil && vendor == sysVendor && device == sysDevice)")
         },
         Scenario("bus-master-toggle", origin: "selftest vfio_pci_device_test: command register bus master") { s throws(Session.Stop) in

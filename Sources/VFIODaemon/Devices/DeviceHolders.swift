@@ -9,19 +9,25 @@ import VFIOKit
 /// may not inspect are left out.
 enum DeviceHolders {
     static func of(_ address: PCIAddress, system: any SystemCalls) -> [String] {
-        let device = "/sys/bus/pci/devices/\(address)"
-        var nodes: [String] = []
-        if let group = try? system.readLink(device + "/iommu_group").split(separator: "/").last {
-            nodes += ["/dev/vfio/\(group)", "/dev/vfio/noiommu-\(group)"]
+        func path(_ relative: String) -> String { SysfsLayout.absolute(relative) }
+        func listed(_ attribute: SysfsLayout.DeviceAttribute) -> [KernelName] {
+            ((try? system.listDirectory(path(SysfsLayout.device(address, attribute)))) ?? []).compactMap(KernelName.init(listed:))
         }
-        nodes += ((try? system.listDirectory(device + "/vfio-dev")) ?? []).map { "/dev/vfio/devices/\($0)" }
-        nodes += ((try? system.listDirectory(device + "/uio")) ?? []).map { "/dev/\($0)" }
-        guard !nodes.isEmpty, let processes = try? system.listDirectory("/proc") else { return [] }
+        var nodes: [String] = []
+        if let link = try? system.readLink(path(SysfsLayout.device(address, .iommuGroup))),
+            let group = link.split(separator: "/").last.flatMap({ Int($0) })
+        {
+            nodes += [false, true].map { path(SysfsLayout.vfioGroupNode(group, noIOMMU: $0)) }
+        }
+        nodes += listed(.vfioDev).map { path(SysfsLayout.vfioDeviceNode($0)) }
+        nodes += listed(.uio).map { path(SysfsLayout.uioNode($0)) }
+        guard !nodes.isEmpty, let processes = try? system.listDirectory(path(SysfsLayout.processes)) else { return [] }
         var holders: [String] = []
-        for pid in processes where Int32(pid) != nil && Int32(pid) != getpid() {
-            let fds = (try? system.listDirectory("/proc/\(pid)/fd")) ?? []
-            guard fds.contains(where: { fd in (try? system.readLink("/proc/\(pid)/fd/\(fd)")).map(nodes.contains) ?? false }) else { continue }
-            let command = (try? system.readText("/proc/\(pid)/comm")) ?? "?"
+        for pid in processes.compactMap({ Int32($0) }) where pid != getpid() {
+            let files = path(SysfsLayout.processFiles(pid))
+            let fds = (try? system.listDirectory(files)) ?? []
+            guard fds.contains(where: { fd in (try? system.readLink(files + "/" + fd)).map(nodes.contains) ?? false }) else { continue }
+            let command = (try? system.readText(path(SysfsLayout.processCommand(pid)))) ?? "?"
             holders.append("pid \(pid) (\(command))")
         }
         return holders

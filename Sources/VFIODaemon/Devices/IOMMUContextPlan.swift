@@ -40,7 +40,7 @@ struct IOMMUContextPlan: Equatable {
 
     /// The IOMMU group of `address` as sysfs links it, or nil without one.
     static func group(of address: PCIAddress, system: any SystemCalls) -> Int? {
-        (try? system.readLink("/sys/bus/pci/devices/\(address)/iommu_group")).flatMap { $0.split(separator: "/").last }.flatMap { Int($0) }
+        (try? system.readLink(SysfsLayout.absolute(SysfsLayout.device(address, .iommuGroup)))).flatMap { $0.split(separator: "/").last }.flatMap { Int($0) }
     }
 }
 

@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// The writes a bind will make, decided by ``BindPolicy`` before anything is written.
 public struct BindPlan: Equatable, Sendable {

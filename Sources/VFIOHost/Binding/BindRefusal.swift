@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// Why a bind or unbind was refused before anything was written. Every problem found is
 /// listed, each with what to do about it.

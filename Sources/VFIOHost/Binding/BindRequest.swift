@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// What `vfiokit bind` was asked to do.
 public struct BindRequest: Equatable, Sendable {

@@ -3,6 +3,7 @@ import FoundationEssentials
 import Glibc
 #endif
 import PCI
+import VFIOKit
 
 /// What `vfiokit bind` remembers about a device so that `vfiokit unbind --restore` can give it
 /// back.

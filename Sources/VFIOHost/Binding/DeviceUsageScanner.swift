@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// Finds the block devices and network interfaces that sit below a PCI device in sysfs, and
 /// which of them the host is using.

@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// `vfiokit bind` and `vfiokit unbind`: read the host, ask the policy, then write.
 ///

@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// Everything the binding policy looks at, read from the host in one go so that the policy
 /// itself is a pure function of it.

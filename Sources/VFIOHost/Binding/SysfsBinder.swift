@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// Carries out a ``BindPlan`` or ``UnbindPlan`` through sysfs, the way the kernel documents:
 /// `driver_override`, the current driver's `unbind`, then `drivers_probe` (or a driver's

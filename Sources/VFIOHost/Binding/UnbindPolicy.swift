@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// Decides whether an unbind may go ahead, and what each device is given back to.
 ///

@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// A PCI function as the host's sysfs shows it at one moment.
 public struct HostPCIDevice: Equatable, Sendable {

@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// Finds the addresses of the PCI devices on a host.
 public protocol PCIDeviceEnumerator: Sendable {

@@ -1,5 +1,6 @@
 import PCI
 import SystemPackage
+import VFIOKit
 
 /// Reads what the host's sysfs says about its PCI devices and IOMMU groups.
 public struct PCIDiscovery: Sendable {

@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// Everything `vfiokit info` shows about one device.
 public struct DeviceReport: Encodable, Sendable {

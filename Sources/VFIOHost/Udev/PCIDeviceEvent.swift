@@ -1,4 +1,5 @@
 import PCI
+import VFIOKit
 
 /// A change to a PCI device that the udev monitor reported.
 public enum PCIDeviceEvent: Equatable, Sendable {

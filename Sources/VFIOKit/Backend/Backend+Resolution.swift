@@ -18,10 +18,12 @@ extension Backend {
             choice = forced
         }
         guard choice == .auto else { return choice }
-        if try sysfs.driver() == "uio_pci_generic" { return .uio }
-        let nodes = (try? sysfs.system.listDirectory("/dev/vfio")) ?? []
-        if let group = try sysfs.iommuGroup(), nodes.contains("noiommu-\(group)") { return .noIOMMU }
-        if try !sysfs.children("vfio-dev").isEmpty, let iommufd = try? sysfs.system.open("/dev/iommu", O_RDWR) {
+        if try sysfs.driver() == DriverName.uioPCIGeneric.rawValue { return .uio }
+        let nodes = (try? sysfs.system.listDirectory(SysfsLayout.absolute(SysfsLayout.vfioNodes))) ?? []
+        if let group = try sysfs.iommuGroup(), nodes.contains(SysfsLayout.vfioGroupNodeName(group, noIOMMU: true)) { return .noIOMMU }
+        if try !sysfs.children(.vfioDev, prefix: "vfio").isEmpty,
+            let iommufd = try? sysfs.system.open(SysfsLayout.absolute(SysfsLayout.iommufd), O_RDWR)
+        {
             try? sysfs.system.close(iommufd)
             return .iommufd
         }

@@ -1,23 +1,26 @@
 import PCI
 import SystemPackage
 
-/// The sysfs facts a backend needs about one PCI device, read through the seam.
+/// The sysfs facts a backend needs about one PCI device, read through the seam at the paths
+/// ``SysfsLayout`` gives.
 struct DeviceSysfs {
     let address: PCIAddress
     let system: any SystemCalls
 
-    /// `/sys/bus/pci/devices/ADDRESS`; safe because a PCIAddress never holds path characters.
-    var path: String { "/sys/bus/pci/devices/\(address)" }
+    /// The absolute path of one of the device's attributes.
+    func path(_ attribute: SysfsLayout.DeviceAttribute) -> String {
+        SysfsLayout.absolute(SysfsLayout.device(address, attribute))
+    }
 
     /// The bound driver's name, nil when unbound; throws `noSuchDevice` when the device is absent.
     func driver() throws(VFIOError) -> String? {
         do {
-            return lastComponent(try system.readLink(path + "/driver"))
+            return lastComponent(try system.readLink(path(.driver)))
         } catch .noSuchFileOrDirectory {
-            do { _ = try system.readLink(path) } catch { throw .noSuchDevice(address) }
+            do { _ = try system.readLink(SysfsLayout.absolute(SysfsLayout.device(address))) } catch { throw .noSuchDevice(address) }
             return nil
         } catch {
-            throw error.vfio("readlink \(path)/driver")
+            throw error.vfio("readlink \(path(.driver))")
         }
     }
 
@@ -25,11 +28,11 @@ struct DeviceSysfs {
     func iommuGroup() throws(VFIOError) -> Int? {
         let link: String
         do {
-            link = try system.readLink(path + "/iommu_group")
+            link = try system.readLink(path(.iommuGroup))
         } catch .noSuchFileOrDirectory {
             return nil
         } catch {
-            throw error.vfio("readlink \(path)/iommu_group")
+            throw error.vfio("readlink \(path(.iommuGroup))")
         }
         guard let group = Int(lastComponent(link)) else {
             throw .deviceMisbehaved("unexpected iommu_group link \(link) for \(address)")
@@ -37,14 +40,15 @@ struct DeviceSysfs {
         return group
     }
 
-    /// Names in a child directory such as `vfio-dev` or `uio`; empty when it does not exist.
-    func children(_ directory: String) throws(VFIOError) -> [String] {
+    /// The names listed in `directory` (`vfio-dev` or `uio`) that start with `prefix`, sorted;
+    /// empty when the directory does not exist.
+    func children(_ directory: SysfsLayout.DeviceAttribute, prefix: String) throws(VFIOError) -> [KernelName] {
         do {
-            return try system.listDirectory(path + "/" + directory).sorted()
+            return try system.listDirectory(path(directory)).sorted().filter { $0.hasPrefix(prefix) }.compactMap(KernelName.init(listed:))
         } catch .noSuchFileOrDirectory {
             return []
         } catch {
-            throw error.vfio("list \(path)/\(directory)")
+            throw error.vfio("list \(path(directory))")
         }
     }
 

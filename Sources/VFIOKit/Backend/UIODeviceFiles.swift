@@ -25,16 +25,17 @@ final class UIODeviceFiles: DeviceAccess {
 
     static func open(_ sysfs: DeviceSysfs) throws(VFIOError) -> UIODeviceFiles {
         let system = sysfs.system
-        guard let node = try sysfs.children("uio").first(where: { $0.hasPrefix("uio") }) else {
+        guard let node = try sysfs.children(.uio, prefix: "uio").first else {
             throw .backendUnavailable(.uio, reason: "\(sysfs.address) has no UIO node: is uio_pci_generic bound?")
         }
         var owned = OwnedDescriptors(system: system)
-        let uio = try attempt("open /dev/\(node)") { () throws(Errno) in try system.open("/dev/\(node)", O_RDWR | O_NONBLOCK) }
+        let uioPath = SysfsLayout.absolute(SysfsLayout.uioNode(node))
+        let uio = try attempt("open \(uioPath)") { () throws(Errno) in try system.open(uioPath, O_RDWR | O_NONBLOCK) }
         owned.adopt(uio)
         // Reads of /dev/uioN return the device's running total of interrupts; this is where it starts.
-        let total = (try? system.readText("/sys/class/uio/\(node)/event")).flatMap { UInt32($0.filter(\.isNumber)) } ?? 0
-        let config = try owned.open(sysfs.path + "/config")
-        let resources = try attempt("read \(sysfs.path)/resource") { () throws(Errno) in try system.readText(sysfs.path + "/resource") }
+        let total = (try? system.readText(SysfsLayout.absolute(SysfsLayout.uioEvent(node)))).flatMap { UInt32($0.filter(\.isNumber)) } ?? 0
+        let config = try owned.open(sysfs.path(.config))
+        let resources = try attempt("read \(sysfs.path(.resource))") { () throws(Errno) in try system.readText(sysfs.path(.resource)) }
         let files = try UIODeviceFiles(system: system, sysfs: sysfs, uio: uio, config: config, resources: resources, total: total)
         owned.release()
         return files
@@ -65,7 +66,7 @@ final class UIODeviceFiles: DeviceAccess {
         nativeInterruptSource = InterruptSource(uio: uio, address: sysfs.address, total: total)
     }
 
-    var canReset: Bool { (try? system.listDirectory(sysfs.path))?.contains("reset") ?? false }
+    var canReset: Bool { (try? system.listDirectory(SysfsLayout.absolute(SysfsLayout.device(sysfs.address))))?.contains("reset") ?? false }
 
     var regionCount: Int { configRegion.index + 1 }
 
@@ -76,7 +77,7 @@ final class UIODeviceFiles: DeviceAccess {
     private func file(for region: RegionInfo) throws(VFIOError) -> FileDescriptor {
         if region.index == configRegion.index { return config }
         if let fd = resources.withLock({ $0[region.index] }) { return fd }
-        let path = sysfs.path + "/resource\(region.index)"
+        let path = SysfsLayout.absolute(SysfsLayout.resource(sysfs.address, bar: region.index))
         let fd = try attempt("open \(path)") { () throws(Errno) in try system.open(path, O_RDWR) }
         return resources.withLock { r in
             if let existing = r[region.index] {
@@ -146,7 +147,7 @@ final class UIODeviceFiles: DeviceAccess {
 
     func reset() throws(VFIOError) {
         try open.use("reset") { () throws(VFIOError) in
-            try attempt("write \(sysfs.path)/reset") { () throws(Errno) in try system.writeText(sysfs.path + "/reset", "1") }
+            try attempt("write \(sysfs.path(.reset))") { () throws(Errno) in try system.writeText(sysfs.path(.reset), "1") }
         }
     }
 

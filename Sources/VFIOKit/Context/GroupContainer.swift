@@ -31,8 +31,8 @@ final class GroupContainer {
             throw .backendUnavailable(
                 backend,
                 reason: "\(path) does not exist: the kernel has no "
-                    + (path == "/dev/iommu" ? "iommufd (CONFIG_IOMMUFD)" : "VFIO container (CONFIG_VFIO_CONTAINER)")
-                    + (backend == .legacy && path != "/dev/iommu" ? "; use the iommufd backend" : ""))
+                    + (path == SysfsLayout.absolute(SysfsLayout.iommufd) ? "iommufd (CONFIG_IOMMUFD)" : "VFIO container (CONFIG_VFIO_CONTAINER)")
+                    + (backend == .legacy && path != SysfsLayout.absolute(SysfsLayout.iommufd) ? "; use the iommufd backend" : ""))
         } catch {
             throw error.vfio("open \(path)")
         }
@@ -95,11 +95,12 @@ final class GroupContainer {
     /// also sets the container's IOMMU type.
     private func join(_ group: Int, address: PCIAddress) throws(VFIOError) -> FileDescriptor {
         let noIOMMU = mode == .noIOMMU
-        let path = noIOMMU ? "/dev/vfio/noiommu-\(group)" : "/dev/vfio/\(group)"
+        let path = SysfsLayout.absolute(SysfsLayout.vfioGroupNode(group, noIOMMU: noIOMMU))
         let groupFD: FileDescriptor
         do {
             groupFD = try system.open(path, O_RDWR)
-        } catch .noSuchFileOrDirectory where !noIOMMU && ((try? system.listDirectory("/dev/vfio")) ?? []).contains("noiommu-\(group)") {
+        } catch .noSuchFileOrDirectory where !noIOMMU && ((try? system.listDirectory(SysfsLayout.absolute(SysfsLayout.vfioNodes))) ?? [])
+            .contains(SysfsLayout.vfioGroupNodeName(group, noIOMMU: true)) {
             throw .backendUnavailable(.legacy, reason: "IOMMU group \(group) is a no-IOMMU group (the host has no IOMMU): use the noiommu backend")
         } catch {
             throw error.vfio("open \(path) for \(address)")

@@ -24,7 +24,8 @@ public final class IOMMUContext: Sendable {
     /// DMA buffers and mappings, shared by every device of the context.
     public let dma: DMASpace
     let logger: Logger
-    private let requested: Backend
+    /// The backend asked for at creation (`.auto` until the first device resolves it).
+    let requested: Backend
     private let forcedMode: IOMMUMode?
 
     private enum Setup {
@@ -66,6 +67,9 @@ public final class IOMMUContext: Sendable {
 
     /// The mode in use, once the first device opened.
     public var mode: IOMMUMode? { state.withLock { $0.mode } }
+
+    /// True once ``close()`` was called.
+    var isClosed: Bool { state.withLock { $0.closed } }
 
     /// The devices open in the context now.
     public var devices: [PCIDevice] { state.withLock { $0.members.values.compactMap(\.device) } }
@@ -114,9 +118,9 @@ public final class IOMMUContext: Sendable {
         let backend: Backend
         if let mode = s.mode { backend = mode.backend } else { backend = try Backend.resolve(requested, sysfs: sysfs) }
         let driver = try sysfs.driver()
-        let needed = backend == .uio ? "uio_pci_generic" : "vfio-pci"
+        let needed = (backend == .uio ? DriverName.uioPCIGeneric : .vfioPCI).rawValue
         guard driver == needed else {
-            if s.mode != nil, let driver, ["uio_pci_generic", "vfio-pci"].contains(driver) {
+            if s.mode != nil, let driver, [DriverName.uioPCIGeneric.rawValue, DriverName.vfioPCI.rawValue].contains(driver) {
                 throw .contextMismatch(address, context: backend, driver: driver)
             }
             throw .wrongDriver(address, driver: driver, needed: needed)
@@ -187,18 +191,19 @@ public final class IOMMUContext: Sendable {
 
     /// The cdev path: the device's `/dev/vfio/devices/vfioN` is bound and attached to the IOAS.
     private func attachToIOAS(_ sysfs: DeviceSysfs, state s: inout State) throws(VFIOError) -> Attachment {
-        guard let node = try sysfs.children("vfio-dev").first(where: { $0.hasPrefix("vfio") }) else {
+        guard let node = try sysfs.children(.vfioDev, prefix: "vfio").first else {
             throw .backendUnavailable(.iommufd, reason: "\(sysfs.address) has no VFIO cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)")
         }
+        let path = SysfsLayout.absolute(SysfsLayout.vfioDeviceNode(node))
         let device: FileDescriptor
         do {
-            device = try system.open("/dev/vfio/devices/\(node)", O_RDWR)
+            device = try system.open(path, O_RDWR)
         } catch .noSuchFileOrDirectory {
             // Linux before 6.6 lists vfio-dev in sysfs but makes no /dev/vfio/devices node.
             throw .backendUnavailable(
-                .iommufd, reason: "/dev/vfio/devices/\(node) does not exist: the kernel has no VFIO device cdevs (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6 and later); use the legacy backend")
+                .iommufd, reason: "\(path) does not exist: the kernel has no VFIO device cdevs (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6 and later); use the legacy backend")
         } catch {
-            throw error.vfio("open /dev/vfio/devices/\(node) for \(sysfs.address)")
+            throw error.vfio("open \(path) for \(sysfs.address)")
         }
         let space: IOMMUFDAddressSpace
         let isNew: Bool

@@ -24,7 +24,7 @@ final class IOMMUFDAddressSpace: DMAMapper {
         self.system = system
         let fd: FileDescriptor
         do {
-            fd = try system.open("/dev/iommu", O_RDWR)
+            fd = try system.open(SysfsLayout.absolute(SysfsLayout.iommufd), O_RDWR)
         } catch .noSuchFileOrDirectory {
             throw .backendUnavailable(.iommufd, reason: "/dev/iommu does not exist: the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy backend")
         } catch {

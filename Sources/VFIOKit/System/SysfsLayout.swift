@@ -1,9 +1,13 @@
 import PCI
 
-/// Where the kernel keeps what the host side reads and writes, relative to a ``HostTree`` root.
+/// Where the kernel keeps the files VFIOKit and the host side read and write: sysfs, the VFIO,
+/// iommufd and UIO device nodes, and the procfs files the binder checks.
 ///
-/// The one place that knows the kernel's file layout. Each path is built from validated values
-/// only, so none can climb out of the directory it names.
+/// The one place that knows the kernel's file layout. Paths are relative to a root (VFIOHost's
+/// `HostTree`, or a test's directory); ``absolute(_:)`` gives the path a system call opens.
+/// Each path is built from validated values only, so none can climb out of the directory it
+/// names. (VFIOMock spells the same paths on its own: it is the kernel being modelled, and a
+/// layout mistake here must show as a test failure, not be shared by both sides.)
 public enum SysfsLayout {
     public static let pciDevices = "sys/bus/pci/devices"
     public static let pciDrivers = "sys/bus/pci/drivers"
@@ -11,8 +15,18 @@ public enum SysfsLayout {
     public static let driversProbe = "sys/bus/pci/drivers_probe"
     public static let classBlock = "sys/class/block"
     public static let classNet = "sys/class/net"
+    /// One directory per process, named by its pid.
+    public static let processes = "proc"
     public static let mountInfo = "proc/self/mountinfo"
     public static let swaps = "proc/swaps"
+    public static let iommuGroups = "sys/kernel/iommu_groups"
+    public static let classUIO = "sys/class/uio"
+    /// The directory of VFIO's group nodes (and `devices/`, the cdevs).
+    public static let vfioNodes = "dev/vfio"
+    /// The legacy VFIO container (CONFIG_VFIO_CONTAINER).
+    public static let vfioContainer = "dev/vfio/vfio"
+    /// iommufd (CONFIG_IOMMUFD); also a type1-compatible container.
+    public static let iommufd = "dev/iommu"
     /// `Y` when vfio was loaded with `enable_unsafe_noiommu_mode=1`.
     public static let noIOMMUMode = "sys/module/vfio/parameters/enable_unsafe_noiommu_mode"
 
@@ -33,12 +47,38 @@ public enum SysfsLayout {
     }
 
     /// The links to the members of IOMMU group `group`.
-    public static func iommuGroupDevices(_ group: Int) -> String { "sys/kernel/iommu_groups/\(group)/devices" }
+    public static func iommuGroupDevices(_ group: Int) -> String { "\(iommuGroups)/\(group)/devices" }
 
     /// The VFIO group character device for `group`.
     public static func vfioGroupNode(_ group: Int, noIOMMU: Bool) -> String {
-        noIOMMU ? "dev/vfio/noiommu-\(group)" : "dev/vfio/\(group)"
+        "\(vfioNodes)/\(vfioGroupNodeName(group, noIOMMU: noIOMMU))"
     }
+
+    /// The group node's name in ``vfioNodes``: `12`, or `noiommu-12` in no-IOMMU mode.
+    public static func vfioGroupNodeName(_ group: Int, noIOMMU: Bool) -> String {
+        noIOMMU ? "noiommu-\(group)" : "\(group)"
+    }
+
+    /// A VFIO device cdev by the name listed in the device's `vfio-dev` directory (`vfio3`).
+    public static func vfioDeviceNode(_ name: KernelName) -> String { "\(vfioNodes)/devices/\(name)" }
+
+    /// A UIO device node by the name listed in the device's `uio` directory (`uio0`).
+    public static func uioNode(_ name: KernelName) -> String { "dev/\(name)" }
+
+    /// A UIO device's `event`: its running count of interrupts.
+    public static func uioEvent(_ name: KernelName) -> String { "\(classUIO)/\(name)/event" }
+
+    /// The device's `resourceN`, which maps BAR `index`.
+    public static func resource(_ address: PCIAddress, bar index: Int) -> String { "\(device(address))/resource\(index)" }
+
+    /// The directory of process `pid`'s open files, one link per descriptor.
+    public static func processFiles(_ pid: Int32) -> String { "\(processes)/\(pid)/fd" }
+
+    /// Process `pid`'s command name.
+    public static func processCommand(_ pid: Int32) -> String { "\(processes)/\(pid)/comm" }
+
+    /// `path`, relative to the root, as the absolute path a system call opens on this host.
+    public static func absolute(_ path: String) -> String { "/" + path }
 
     /// A block device's directory by its kernel name (a symlink into `sys/devices`).
     public static func block(_ name: KernelName) -> String { "\(classBlock)/\(name)" }
@@ -48,7 +88,12 @@ public enum SysfsLayout {
 
     /// The files in a PCI device's sysfs directory that the host side reads or writes.
     public enum DeviceAttribute: String, Sendable {
-        case vendor, device, `class`, revision, config, resource
+        case vendor, device, `class`, revision, config, resource, reset
+        /// The directory of the device's VFIO cdev names (`vfio3`); absent before Linux 6.6
+        /// and when no VFIO driver is bound.
+        case vfioDev = "vfio-dev"
+        /// The directory of the device's UIO node names (`uio0`) while uio_pci_generic drives it.
+        case uio
         case subsystemVendor = "subsystem_vendor", subsystemDevice = "subsystem_device"
         case numaNode = "numa_node", driverOverride = "driver_override"
         /// Symlink to the bound driver; absent when none is bound.

@@ -30,7 +30,7 @@ enum SimulatedDaemonDevice {
     static func aftermath(_ kernel: MockKernel, _ addresses: [PCIAddress]) -> String {
         addresses.map { address in
             let state = kernel.interruptState(of: address)
-            let driver = try? kernel.readLink("/sys/bus/pci/devices/\(address)/driver")
+            let driver = try? kernel.readLink(SysfsLayout.absolute(SysfsLayout.device(address, .driver)))
             let irqs = state.map { $0.kind == .none && !$0.reqArmed ? "none enabled" : "\($0.kind) still enabled" } ?? "none enabled"
             return "simulated kernel after shutdown: \(kernel.dmaMappings(of: address).count) DMA mappings, interrupts \(irqs), "
                 + "\(kernel.openFileCount) open files, driver \(driver.map { String($0.split(separator: "/").last ?? "") } ?? "none"), device \(address)"
