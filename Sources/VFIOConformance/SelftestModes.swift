@@ -2,9 +2,9 @@ import VFIOKit
 
 extension IOMMUMode {
     /// The IOMMU modes of the kernel's VFIO selftests, in their order.
-    static let selftestModes: [IOMMUMode] = [.type1, .type1v2, .iommufdCompatType1, .iommufdCompatType1v2, .iommufd]
+    static let selftestModes = all.filter(\.isSelftestMode)
     /// The selftest modes on the group path.
-    static let groupModes: Set<IOMMUMode> = [.type1, .type1v2, .iommufdCompatType1, .iommufdCompatType1v2]
+    static let groupModes = Set(selftestModes.filter { $0.containerPath != nil })
     static let allSelftestModes = Set(selftestModes)
 
     /// The container node of the group path ("" on the cdev path).
