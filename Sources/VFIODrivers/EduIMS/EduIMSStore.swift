@@ -80,7 +80,7 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
     /// Copies the data of `slots` into edu's buffer in one DMA and waits for it.
     public func load(_ indices: [Int]) throws(IMSError) {
         guard indices.count <= Self.bufferSlots else {
-            throw .store("edu's buffer holds the data of \(Self.bufferSlots) slots; \(indices.count) asked for")
+            throw .store(Failure.bufferTooSmall(holds: Self.bufferSlots, asked: indices.count))
         }
         slots.withLock { s in
             for (position, index) in indices.enumerated() {
@@ -109,7 +109,7 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
     /// then one per summary word when posting, the last raising edu's MSI.
     private func send(_ slot: Int) throws(IMSError) {
         let (message, position) = slots.withLock { ($0[slot].message, $0[slot].position) }
-        guard let position else { throw .store("slot \(slot)'s data is not in edu's buffer: load it first") }
+        guard let position else { throw .store(Failure.notLoaded(slot: slot)) }
         var writes = [(source: EduRegisters.bufferAddress + UInt64(position * 4), destination: message.address)]
         if let layout = posting.withLock({ $0 }) {
             let one = EduRegisters.bufferAddress + UInt64(Self.bufferSlots * 4)
@@ -151,6 +151,21 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
                 throw .commitTimeout(store: "edu's DMA engine", milliseconds: Int(timeout / .milliseconds(1)))
             }
             usleep(1000)
+        }
+    }
+
+    /// What the store refuses, carried by ``IMSError/store(_:)``.
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        /// More slots were to be loaded than edu's DMA buffer holds.
+        case bufferTooSmall(holds: Int, asked: Int)
+        /// A slot was fired before its data was loaded into the buffer.
+        case notLoaded(slot: Int)
+
+        public var description: String {
+            switch self {
+            case let .bufferTooSmall(holds, asked): "edu's buffer holds the data of \(holds) slots; \(asked) asked for"
+            case let .notLoaded(slot): "slot \(slot)'s data is not in edu's buffer: load it first"
+            }
         }
     }
 }

@@ -139,7 +139,7 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
             for q in 0..<c.queues {
                 let slot = try b.allocate(handler: handler)
                 // A fresh domain hands out indices in order: queue q's interrupt is slot q.
-                guard slot.index == q else { throw .store("slot \(slot.index) allocated for queue \(q)") }
+                guard slot.index == q else { throw .store(IMSQueueError.slotOutOfOrder(slot: slot.index, queue: q)) }
                 try b.unmask(slot)
                 slots.append(slot)
             }
@@ -231,6 +231,10 @@ public enum IMSQueueError: Error, CustomStringConvertible {
     case tooManyQueues(requested: Int, supported: Int)
     case timeout(PCIAddress, queues: Int)
     case device(VFIOError)
+    /// A fresh domain gave queue `queue`'s interrupt another slot than its own index.
+    case slotOutOfOrder(slot: Int, queue: Int)
+    /// The domain's slots do not fit the device's 32-bit posting register.
+    case tooManySlotsToPost(Int)
 
     public var description: String {
         switch self {
@@ -243,6 +247,8 @@ public enum IMSQueueError: Error, CustomStringConvertible {
         case let .tooManyQueues(r, s): "\(r) queues requested but the device or its IMS store supports \(s)"
         case let .timeout(a, n): "\(a) completed no work on some of its \(n) queues within 5 s: the device may be hung; reset it"
         case let .device(e): e.description
+        case let .slotOutOfOrder(slot, q): "slot \(slot) allocated for queue \(q)"
+        case let .tooManySlotsToPost(n): "\(n) slots do not fit the posting register"
         }
     }
 }

@@ -28,7 +28,7 @@ public enum IMSQueueRegisters: RegisterLayout {
     /// Programs the device in `registers` to post summaries for a domain's status area.
     public static func summaryPosting(_ registers: MMIO<IMSQueueRegisters>) -> IMSDomain.SummaryPosting {
         IMSDomain.SummaryPosting { layout throws(IMSError) in
-            guard let slots = UInt32(exactly: layout.slots) else { throw .store("\(layout.slots) slots do not fit the posting register") }
+            guard let slots = UInt32(exactly: layout.slots) else { throw .store(IMSQueueError.tooManySlotsToPost(layout.slots)) }
             registers.write(postingBase, layout.base)
             registers.write(postingSlots, slots)
             registers.write(control, registers.read(control) | Control.postSummaries)

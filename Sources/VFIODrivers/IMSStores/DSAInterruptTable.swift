@@ -36,11 +36,11 @@ public final class DSAInterruptTable: InterruptMessageStore {
         let multiplier = Int((gencap >> 25) & 0x3f)
         tableOffset = Int(offsets >> 48) * Self.tableOffsetUnit
         capacity = multiplier * 256
-        guard capacity > 0 else { throw .store("the device reports no IMS table (GENCAP.max_ims_mult is 0)") }
+        guard capacity > 0 else { throw .store(Failure.noTable) }
         guard tableOffset > 0, tableOffset + capacity * Self.entrySize <= bar.size else {
-            throw .store("the IMS table at BAR offset 0x\(String(tableOffset, radix: 16)) with \(capacity) slots does not fit the \(bar.size)-byte BAR")
+            throw .store(Failure.tableOutsideBAR(offset: tableOffset, slots: capacity, barSize: bar.size))
         }
-        if let pasid, pasid >= 1 << 20 { throw .store("PASID \(pasid) does not fit 20 bits") }
+        if let pasid, pasid >= 1 << 20 { throw .store(Failure.pasidTooWide(pasid)) }
         self.bar = bar
         pasidBits = pasid.map { $0 << 12 | Self.pasidEnableBit } ?? 0
     }
@@ -92,5 +92,24 @@ public final class DSAInterruptTable: InterruptMessageStore {
 
     private func get(_ slot: Int, _ field: Int) -> UInt32 {
         bar.trappedRead(at: tableOffset + slot * Self.entrySize + field)
+    }
+
+    /// Why a device's registers describe no usable table, carried by ``IMSError/store(_:)``.
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        /// GENCAP.max_ims_mult is 0.
+        case noTable
+        /// TABLE_OFFSET and GENCAP place the table (partly) outside BAR 0.
+        case tableOutsideBAR(offset: Int, slots: Int, barSize: Int)
+        /// A PASID wider than 20 bits was asked for.
+        case pasidTooWide(UInt32)
+
+        public var description: String {
+            switch self {
+            case .noTable: "the device reports no IMS table (GENCAP.max_ims_mult is 0)"
+            case let .tableOutsideBAR(offset, slots, size):
+                "the IMS table at BAR offset 0x\(String(offset, radix: 16)) with \(slots) slots does not fit the \(size)-byte BAR"
+            case let .pasidTooWide(pasid): "PASID \(pasid) does not fit 20 bits"
+            }
+        }
     }
 }

@@ -22,26 +22,23 @@ final class VFIODeviceFile: DeviceAccess {
         self.system = system
         self.logger = logger
         open = OpenFileGuard(address: address)
-        do {
+        do throws(VFIOError) {
             var info = vfio_device_info()
             info.argsz = UInt32(MemoryLayout<vfio_device_info>.size)
-            try system.ioctl(fd, CVFIO_DEVICE_GET_INFO, &info)
+            try attempt("VFIO_DEVICE_GET_INFO(\(address))") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_GET_INFO, &info) }
             guard info.flags & UInt32(VFIO_DEVICE_FLAGS_PCI) != 0 else {
-                throw VFIOError.deviceMisbehaved("the VFIO device is not a PCI device (flags 0x\(String(info.flags, radix: 16)))")
+                throw .deviceMisbehaved("the VFIO device is not a PCI device (flags 0x\(String(info.flags, radix: 16)))")
             }
             self.info = info
-            guard let config = try Self.regionInfo(fd: fd, system: system, index: Int(VFIO_PCI_CONFIG_REGION_INDEX), count: info.num_regions)
-            else { throw VFIOError.deviceMisbehaved("the device has no config-space region") }
+            let index = Int(VFIO_PCI_CONFIG_REGION_INDEX)
+            let config = try attempt("VFIO_DEVICE_GET_REGION_INFO(\(address), region \(index))") { () throws(Errno) in
+                try Self.regionInfo(fd: fd, system: system, index: index, count: info.num_regions)
+            }
+            guard let config else { throw .deviceMisbehaved("the device has no config-space region") }
             self.configRegion = config
-        } catch let error as Errno {
-            try? system.close(fd)
-            throw error.vfio("VFIO_DEVICE_GET_INFO(\(address))")
-        } catch let error as VFIOError {
-            try? system.close(fd)
-            throw error
         } catch {
             try? system.close(fd)
-            throw .deviceMisbehaved("\(error)")
+            throw error
         }
     }
 

@@ -217,19 +217,14 @@ public final class IOMMUContext: Sendable {
             try? system.close(device)
             throw error
         }
+        let group = try? sysfs.iommuGroup()
         let ranges: [ClosedRange<UInt64>]
         let alignment: UInt64
         do throws(VFIOError) {
-            (ranges, alignment) = try space.attach(device: device, address: sysfs.address)
+            (ranges, alignment) = try space.attach(device: device, address: sysfs.address, group: group)
         } catch {
             try? system.close(device)
             if isNew { space.close() }
-            if case .systemCall(let operation, .notPermitted) = error, operation.hasPrefix("VFIO_DEVICE_BIND_IOMMUFD"),
-                let group = try sysfs.iommuGroup()
-            {
-                // The IOMMU will not hand the group's DMA to userspace while a kernel driver owns part of it.
-                throw .groupNotViable(group: group, sysfs.address)
-            }
             throw error
         }
         let access: VFIODeviceFile
@@ -246,7 +241,7 @@ public final class IOMMUContext: Sendable {
         } else {
             dma.restrict(to: ranges)
         }
-        return Attachment(access: access, backend: .iommufd, group: try? sysfs.iommuGroup())
+        return Attachment(access: access, backend: .iommufd, group: group)
     }
 
     /// UIO: the device's files, with DMA by physical address.

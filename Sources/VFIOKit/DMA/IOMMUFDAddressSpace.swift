@@ -44,12 +44,18 @@ final class IOMMUFDAddressSpace: DMAMapper {
 
     /// Binds the cdev `device` of `address` to this iommufd and attaches it to the IOAS, then
     /// returns the IOVA ranges and alignment, which each attachment narrows to what the devices'
-    /// IOMMUs allow.
-    func attach(device: FileDescriptor, address: PCIAddress) throws(VFIOError) -> (ranges: [ClosedRange<UInt64>], alignment: UInt64) {
+    /// IOMMUs allow. The kernel refuses the bind with EPERM while a host driver owns part of
+    /// the device's IOMMU group `group`: that is ``VFIOError/groupNotViable(group:_:)``.
+    func attach(device: FileDescriptor, address: PCIAddress, group: Int?) throws(VFIOError) -> (ranges: [ClosedRange<UInt64>], alignment: UInt64) {
         var bind = vfio_device_bind_iommufd()
         bind.argsz = UInt32(MemoryLayout<vfio_device_bind_iommufd>.size)
         bind.iommufd = fd.rawValue
-        try attempt("VFIO_DEVICE_BIND_IOMMUFD(\(address))") { () throws(Errno) in try system.ioctl(device, CVFIO_DEVICE_BIND_IOMMUFD, &bind) }
+        do {
+            try system.ioctl(device, CVFIO_DEVICE_BIND_IOMMUFD, &bind)
+        } catch {
+            if error == .notPermitted, let group { throw .groupNotViable(group: group, address) }
+            throw error.vfio("VFIO_DEVICE_BIND_IOMMUFD(\(address))")
+        }
         var attach = vfio_device_attach_iommufd_pt()
         attach.argsz = UInt32(MemoryLayout<vfio_device_attach_iommufd_pt>.size)
         attach.pt_id = ioasID

@@ -15,8 +15,8 @@ public enum IMSError: Error, CustomStringConvertible {
     case commitFailed(store: String, cause: VFIOError)
     /// The framework could not set up the domain (DMA, event loop, eventfd).
     case framework(VFIOError)
-    /// The store or its device reported a failure of its own.
-    case store(String)
+    /// The store or its device reported a failure of its own, as the store's own error type.
+    case store(any Error)
     /// The domain was closed.
     case closed
 
@@ -36,8 +36,8 @@ public enum IMSError: Error, CustomStringConvertible {
             return "committing \(store) failed, and the affected slots are left masked: \(cause); retry, and if it fails again check the device is still there (`vfiokit info`) and reset it"
         case let .framework(error):
             return error.description
-        case let .store(what):
-            return what
+        case let .store(failure):
+            return "\(failure)"
         case .closed:
             return "the IMS domain is closed"
         }
