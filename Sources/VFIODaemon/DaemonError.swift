@@ -1,4 +1,6 @@
 import PCI
+import SystemPackage
+import VFIOKit
 
 /// Why the daemon refused to start or could not take a device.
 public enum DaemonError: Error, Equatable, CustomStringConvertible {
@@ -12,6 +14,11 @@ public enum DaemonError: Error, Equatable, CustomStringConvertible {
     case unknownDriver(String, known: String)
     /// The state directory, socket or metrics address cannot be set up.
     case setup(String)
+    /// A system call of the daemon's own failed: `operation` is what it was doing ("listen on
+    /// PATH"), `errno` the kernel's answer, `remedy` what to do when there is one thing to do.
+    case systemCall(operation: String, errno: Errno, remedy: String? = nil)
+    /// The framework refused what the daemon needs to run (its event loop).
+    case framework(operation: String, VFIOError)
 
     public var description: String {
         switch self {
@@ -25,6 +32,10 @@ public enum DaemonError: Error, Equatable, CustomStringConvertible {
             "unknown driver \"\(name)\": the drivers are \(known)"
         case let .setup(reason):
             reason
+        case let .systemCall(operation, errno, remedy):
+            "cannot \(operation): \(errno)\(remedy.map { "; \($0)" } ?? "")"
+        case let .framework(operation, error):
+            "cannot \(operation): \(error)"
         }
     }
 }

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import SystemPackage
 #endif
 
 /// One daemon per state directory: an exclusive `flock` on `daemon.lock`, holding the owner's
@@ -13,7 +14,9 @@ public final class DaemonLock: Sendable {
     public init(stateDirectory: String) throws(DaemonError) {
         path = stateDirectory + "/daemon.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .setup("cannot open \(path): \(String(cString: strerror(errno))); run as root or set VFIOKIT_STATE_DIR") }
+        guard fd >= 0 else {
+            throw .systemCall(operation: "open \(path)", errno: Errno(rawValue: errno), remedy: "run as root or set VFIOKIT_STATE_DIR")
+        }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let holder = Self.pid(in: fd)
             close(fd)

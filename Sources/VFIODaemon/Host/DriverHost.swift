@@ -52,7 +52,7 @@ public final class DriverHost: DaemonHost {
         self.logger = logger
         bindings = HostBindings(configuration: configuration, system: system, logger: logger)
         try configuration.checkDrivers(override: driverOverride, known: drivers)
-        do { loop = try EventLoop(system: system) } catch { throw .setup("cannot create the event loop: \(error)") }
+        do { loop = try EventLoop(system: system) } catch { throw .framework(operation: "create the event loop", error) }
     }
 
     // MARK: Start
@@ -65,7 +65,7 @@ public final class DriverHost: DaemonHost {
         try bindings.acquire()
         let present = bindings.present()
         do throws(DaemonError) {
-            do { try loop.start() } catch { throw DaemonError.setup("cannot start the event loop: \(error)") }
+            do { try loop.start() } catch { throw DaemonError.framework(operation: "start the event loop", error) }
             if configuration.bind { try bindings.bind(present.map(\.address)) }
         } catch {
             shutdown()

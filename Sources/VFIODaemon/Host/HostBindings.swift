@@ -1,6 +1,7 @@
 import Logging
 import PCI
 import Synchronization
+import SystemPackage
 import VFIOHost
 import VFIOKit
 #if canImport(Glibc)
@@ -39,7 +40,8 @@ final class HostBindings: Sendable {
     func acquire() throws(DaemonError) {
         let dir = configuration.stateDirectory
         if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-            throw .setup("cannot create the state directory \(dir): \(String(cString: strerror(errno))); run as root or set VFIOKIT_STATE_DIR")
+            throw .systemCall(
+                operation: "create the state directory \(dir)", errno: Errno(rawValue: errno), remedy: "run as root or set VFIOKIT_STATE_DIR")
         }
         let lock = try DaemonLock(stateDirectory: dir)
         try finishLeftoverRestore()

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import SystemPackage
 #endif
 
 /// Asks the daemon over its status socket: one request line, the answer read to the end.
@@ -9,7 +10,7 @@ public enum StatusClient {
     public static func ask(_ request: String, socketPath: String) throws(DaemonError) -> String? {
         guard var address = unixAddress(socketPath) else { return nil }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .setup("cannot create a socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .systemCall(operation: "create a socket", errno: Errno(rawValue: errno)) }
         defer { close(fd) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }

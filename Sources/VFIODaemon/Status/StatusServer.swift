@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Synchronization
+import SystemPackage
 
 /// A listening socket on its own thread that answers each connection with one response:
 /// the Unix status socket (`vfiokit status`) and the TCP metrics address.
@@ -30,14 +31,14 @@ final class StatusServer: Sendable {
         guard var address = StatusClient.unixAddress(path) else { throw .setup("the socket path \(path) is too long for a Unix socket") }
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .setup("cannot create the status socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .systemCall(operation: "create the status socket", errno: Errno(rawValue: errno)) }
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard bound == 0, chmod(path, mode) == 0, listen(fd, 16) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let failure = Errno(rawValue: errno)
             close(fd)
-            throw .setup("cannot listen on \(path): \(reason)")
+            throw .systemCall(operation: "listen on \(path)", errno: failure)
         }
         self.fd = fd
         endpoint = path
@@ -56,16 +57,16 @@ final class StatusServer: Sendable {
             throw .setup("--metrics-address wants an IPv4 address and port such as 127.0.0.1:9464, not \"\(host)\"")
         }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .setup("cannot create the metrics socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .systemCall(operation: "create the metrics socket", errno: Errno(rawValue: errno)) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard bound == 0, listen(fd, 16) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let failure = Errno(rawValue: errno)
             close(fd)
-            throw .setup("cannot listen on \(host):\(port): \(reason)")
+            throw .systemCall(operation: "listen on \(host):\(port)", errno: failure)
         }
         self.fd = fd
         endpoint = "\(host):\(port)"
