@@ -7,8 +7,8 @@ import SystemPackage
 /// Drivers report their own failures with their own error types; this type is for what the
 /// framework and the kernel refuse.
 public enum VFIOError: Error, Equatable, CustomStringConvertible {
-    /// A system call failed; `operation` names the call, its file and the device.
-    case systemCall(operation: String, errno: Errno)
+    /// A system call failed; `operation` is the call, its file and the device, as a value.
+    case systemCall(operation: SystemCall, errno: Errno)
     /// No such PCI device in sysfs.
     case noSuchDevice(PCIAddress)
     /// The device is not bound to a driver the chosen backend can use.
@@ -147,11 +147,11 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
 
 extension Errno {
     /// Wraps a failed system call as a ``VFIOError`` naming the operation.
-    func vfio(_ operation: String) -> VFIOError { .systemCall(operation: operation, errno: self) }
+    func vfio(_ operation: SystemCall) -> VFIOError { .systemCall(operation: operation, errno: self) }
 }
 
 /// Runs `body`, turning an `Errno` into a ``VFIOError`` naming `operation`.
 @inline(__always) @discardableResult
-func attempt<T>(_ operation: @autoclosure () -> String, _ body: () throws(Errno) -> T) throws(VFIOError) -> T {
+func attempt<T>(_ operation: @autoclosure () -> SystemCall, _ body: () throws(Errno) -> T) throws(VFIOError) -> T {
     do { return try body() } catch { throw error.vfio(operation()) }
 }

@@ -9,10 +9,10 @@ import VFIOKit
 
     /// Each case with the words its message must hold: the device or operation, and the remedy.
     static let cases: [(VFIOError, [String])] = [
-        (.systemCall(operation: "VFIO_DEVICE_SET_IRQS(0000:03:00.0, MSI-X, start 0, count 4)", errno: .resourceBusy),
+        (.systemCall(operation: SystemCall("VFIO_DEVICE_SET_IRQS", device: device, detail: "MSI-X, start 0, count 4"), errno: .resourceBusy),
          ["0000:03:00.0", "SET_IRQS", "another process"]),
-        (.systemCall(operation: "open /dev/vfio/7 for 0000:03:00.0", errno: .permissionDenied), ["0000:03:00.0", "group vfio"]),
-        (.systemCall(operation: "VFIO_IOMMU_MAP_DMA(iova 0x1000, 4096 bytes)", errno: .noMemory), ["MAP_DMA", "RLIMIT_MEMLOCK"]),
+        (.systemCall(operation: SystemCall("open", path: "/dev/vfio/7", device: device), errno: .permissionDenied), ["0000:03:00.0", "group vfio"]),
+        (.systemCall(operation: SystemCall("VFIO_IOMMU_MAP_DMA", detail: "iova 0x1000, 4096 bytes"), errno: .noMemory), ["MAP_DMA", "RLIMIT_MEMLOCK"]),
         (.noSuchDevice(device), ["0000:03:00.0", "vfiokit list"]),
         (.wrongDriver(device, driver: "nvme", needed: "vfio-pci"), ["0000:03:00.0", "nvme", "vfiokit bind"]),
         (.groupNotViable(group: 7, device), ["group 7", "0000:03:00.0", "--whole-group"]),

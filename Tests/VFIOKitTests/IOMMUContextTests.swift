@@ -46,7 +46,7 @@ import VFIOMock
         let error = #expect(throws: VFIOError.self) {
             _ = try PCIDevice.open(MockMachine.sibling, backend: .legacy, system: machine.kernel)
         }
-        #expect(error == .systemCall(operation: "open /dev/vfio/5 for 0000:01:00.1", errno: .resourceBusy))
+        #expect(error == .systemCall(operation: SystemCall("open", path: "/dev/vfio/5", device: MockMachine.sibling), errno: .resourceBusy))
         #expect(error?.description.contains("another IOMMU context in this one") == true)
     }
 

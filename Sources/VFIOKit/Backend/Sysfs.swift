@@ -20,7 +20,7 @@ struct DeviceSysfs {
             do { _ = try system.readLink(SysfsLayout.absolute(SysfsLayout.device(address))) } catch { throw .noSuchDevice(address) }
             return nil
         } catch {
-            throw error.vfio("readlink \(path(.driver))")
+            throw error.vfio(SystemCall("readlink", path: path(.driver)))
         }
     }
 
@@ -32,7 +32,7 @@ struct DeviceSysfs {
         } catch .noSuchFileOrDirectory {
             return nil
         } catch {
-            throw error.vfio("readlink \(path(.iommuGroup))")
+            throw error.vfio(SystemCall("readlink", path: path(.iommuGroup)))
         }
         guard let group = Int(lastComponent(link)) else {
             throw .deviceMisbehaved("unexpected iommu_group link \(link) for \(address)")
@@ -48,7 +48,7 @@ struct DeviceSysfs {
         } catch .noSuchFileOrDirectory {
             return []
         } catch {
-            throw error.vfio("list \(path(directory))")
+            throw error.vfio(SystemCall("list", path: path(directory)))
         }
     }
 

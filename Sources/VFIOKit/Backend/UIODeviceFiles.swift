@@ -30,12 +30,12 @@ final class UIODeviceFiles: DeviceAccess {
         }
         var owned = OwnedDescriptors(system: system)
         let uioPath = SysfsLayout.absolute(SysfsLayout.uioNode(node))
-        let uio = try attempt("open \(uioPath)") { () throws(Errno) in try system.open(uioPath, O_RDWR | O_NONBLOCK) }
+        let uio = try attempt(SystemCall("open", path: uioPath)) { () throws(Errno) in try system.open(uioPath, O_RDWR | O_NONBLOCK) }
         owned.adopt(uio)
         // Reads of /dev/uioN return the device's running total of interrupts; this is where it starts.
         let total = (try? system.readText(SysfsLayout.absolute(SysfsLayout.uioEvent(node)))).flatMap { UInt32($0.filter(\.isNumber)) } ?? 0
         let config = try owned.open(sysfs.path(.config))
-        let resources = try attempt("read \(sysfs.path(.resource))") { () throws(Errno) in try system.readText(sysfs.path(.resource)) }
+        let resources = try attempt(SystemCall("read", path: sysfs.path(.resource))) { () throws(Errno) in try system.readText(sysfs.path(.resource)) }
         let files = try UIODeviceFiles(system: system, sysfs: sysfs, uio: uio, config: config, resources: resources, total: total)
         owned.release()
         return files
@@ -78,7 +78,7 @@ final class UIODeviceFiles: DeviceAccess {
         if region.index == configRegion.index { return config }
         if let fd = resources.withLock({ $0[region.index] }) { return fd }
         let path = SysfsLayout.absolute(SysfsLayout.resource(sysfs.address, bar: region.index))
-        let fd = try attempt("open \(path)") { () throws(Errno) in try system.open(path, O_RDWR) }
+        let fd = try attempt(SystemCall("open", path: path)) { () throws(Errno) in try system.open(path, O_RDWR) }
         return resources.withLock { r in
             if let existing = r[region.index] {
                 try? system.close(fd)
@@ -92,7 +92,7 @@ final class UIODeviceFiles: DeviceAccess {
     func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
         let n = try open.use("pread of region \(region.index)") { () throws(VFIOError) in
             let fd = try file(for: region)
-            return try attempt("pread of \(sysfs.address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) in
+            return try attempt(SystemCall("pread", device: sysfs.address, detail: "region \(region.index) at 0x\(String(offset, radix: 16))")) { () throws(Errno) in
                 try system.pread(fd, into: buffer, at: Int64(offset))
             }
         }
@@ -102,7 +102,7 @@ final class UIODeviceFiles: DeviceAccess {
     func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
         let n = try open.use("pwrite of region \(region.index)") { () throws(VFIOError) in
             let fd = try file(for: region)
-            return try attempt("pwrite of \(sysfs.address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) in
+            return try attempt(SystemCall("pwrite", device: sysfs.address, detail: "region \(region.index) at 0x\(String(offset, radix: 16))")) { () throws(Errno) in
                 try system.pwrite(fd, from: buffer, at: Int64(offset))
             }
         }
@@ -112,7 +112,7 @@ final class UIODeviceFiles: DeviceAccess {
     func map(_ region: RegionInfo, area: Range<Int>) throws(VFIOError) -> UnsafeMutableRawPointer {
         try open.use("mmap of resource\(region.index)") { () throws(VFIOError) in
             let fd = try file(for: region)
-            return try attempt("mmap of \(sysfs.address) resource\(region.index)") { () throws(Errno) in
+            return try attempt(SystemCall("mmap", device: sysfs.address, detail: "resource\(region.index)")) { () throws(Errno) in
                 try system.mmap(length: area.count, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: fd, offset: Int64(area.lowerBound))
             }
         }
@@ -147,7 +147,7 @@ final class UIODeviceFiles: DeviceAccess {
 
     func reset() throws(VFIOError) {
         try open.use("reset") { () throws(VFIOError) in
-            try attempt("write \(sysfs.path(.reset))") { () throws(Errno) in try system.writeText(sysfs.path(.reset), "1") }
+            try attempt(SystemCall("write", path: sysfs.path(.reset))) { () throws(Errno) in try system.writeText(sysfs.path(.reset), "1") }
         }
     }
 

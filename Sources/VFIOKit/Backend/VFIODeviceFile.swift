@@ -25,13 +25,13 @@ final class VFIODeviceFile: DeviceAccess {
         do throws(VFIOError) {
             var info = vfio_device_info()
             info.argsz = UInt32(MemoryLayout<vfio_device_info>.size)
-            try attempt("VFIO_DEVICE_GET_INFO(\(address))") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_GET_INFO, &info) }
+            try attempt(SystemCall("VFIO_DEVICE_GET_INFO", device: address)) { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_GET_INFO, &info) }
             guard info.flags & UInt32(VFIO_DEVICE_FLAGS_PCI) != 0 else {
                 throw .deviceMisbehaved("the VFIO device is not a PCI device (flags 0x\(String(info.flags, radix: 16)))")
             }
             self.info = info
             let index = Int(VFIO_PCI_CONFIG_REGION_INDEX)
-            let config = try attempt("VFIO_DEVICE_GET_REGION_INFO(\(address), region \(index))") { () throws(Errno) in
+            let config = try attempt(SystemCall("VFIO_DEVICE_GET_REGION_INFO", device: address, detail: "region \(index)")) { () throws(Errno) in
                 try Self.regionInfo(fd: fd, system: system, index: index, count: info.num_regions)
             }
             guard let config else { throw .deviceMisbehaved("the device has no config-space region") }
@@ -50,7 +50,7 @@ final class VFIODeviceFile: DeviceAccess {
 
     func region(_ index: Int) throws(VFIOError) -> RegionInfo? {
         try open.use("VFIO_DEVICE_GET_REGION_INFO(\(index))") { () throws(VFIOError) in
-            try attempt("VFIO_DEVICE_GET_REGION_INFO(\(address), region \(index))") { () throws(Errno) -> RegionInfo? in
+            try attempt(SystemCall("VFIO_DEVICE_GET_REGION_INFO", device: address, detail: "region \(index)")) { () throws(Errno) -> RegionInfo? in
                 try Self.regionInfo(fd: fd, system: system, index: index, count: info.num_regions)
             }
         }
@@ -86,7 +86,7 @@ final class VFIODeviceFile: DeviceAccess {
 
     func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
         let n = try open.use("pread of region \(region.index)") { () throws(VFIOError) in
-            try attempt("pread of \(address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) -> Int in
+            try attempt(SystemCall("pread", device: address, detail: "region \(region.index) at 0x\(String(offset, radix: 16))")) { () throws(Errno) -> Int in
                 try system.pread(fd, into: buffer, at: region.offset + Int64(offset))
             }
         }
@@ -97,7 +97,7 @@ final class VFIODeviceFile: DeviceAccess {
 
     func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
         let n = try open.use("pwrite of region \(region.index)") { () throws(VFIOError) in
-            try attempt("pwrite of \(address) region \(region.index) at 0x\(String(offset, radix: 16))") { () throws(Errno) -> Int in
+            try attempt(SystemCall("pwrite", device: address, detail: "region \(region.index) at 0x\(String(offset, radix: 16))")) { () throws(Errno) -> Int in
                 try system.pwrite(fd, from: buffer, at: region.offset + Int64(offset))
             }
         }
@@ -110,7 +110,7 @@ final class VFIODeviceFile: DeviceAccess {
         var protection = PROT_READ
         if region.flags.contains(.write) { protection |= PROT_WRITE }
         return try open.use("mmap of region \(region.index)") { () throws(VFIOError) in
-            try attempt("mmap of \(address) region \(region.index) [0x\(String(area.lowerBound, radix: 16)), +0x\(String(area.count, radix: 16)))") {
+            try attempt(SystemCall("mmap", device: address, detail: "region \(region.index) [0x\(String(area.lowerBound, radix: 16)), +0x\(String(area.count, radix: 16)))")) {
                 () throws(Errno) -> UnsafeMutableRawPointer in
                 try system.mmap(length: area.count, protection: protection, flags: MAP_SHARED, fd: fd, offset: region.offset + Int64(area.lowerBound))
             }
@@ -130,7 +130,7 @@ final class VFIODeviceFile: DeviceAccess {
                 irq.count = 0  // vfio-pci's answer for ERR on a conventional PCI device
                 irq.flags = 0
             } catch {
-                throw error.vfio("VFIO_DEVICE_GET_IRQ_INFO(\(address), \(index))")
+                throw error.vfio(SystemCall("VFIO_DEVICE_GET_IRQ_INFO", device: address, detail: "\(index)"))
             }
         }
         return IRQInfo(index: index, count: Int(irq.count), flags: IRQInfo.Flags(rawValue: irq.flags))
@@ -177,7 +177,7 @@ final class VFIODeviceFile: DeviceAccess {
         buffer.storeBytes(of: set, as: vfio_irq_set.self)
         fill(UnsafeMutableRawBufferPointer(rebasing: buffer[header...]))
         try open.use("VFIO_DEVICE_SET_IRQS(\(index))") { () throws(VFIOError) in
-            try attempt("VFIO_DEVICE_SET_IRQS(\(address), \(index), start \(start), count \(count))") { () throws(Errno) in
+            try attempt(SystemCall("VFIO_DEVICE_SET_IRQS", device: address, detail: "\(index), start \(start), count \(count)")) { () throws(Errno) in
                 try system.ioctl(fd, CVFIO_DEVICE_SET_IRQS, buffer: buffer)
             }
         }
@@ -185,7 +185,7 @@ final class VFIODeviceFile: DeviceAccess {
 
     func reset() throws(VFIOError) {
         try open.use("VFIO_DEVICE_RESET") { () throws(VFIOError) in
-            try attempt("VFIO_DEVICE_RESET(\(address))") { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_RESET, value: 0) }
+            try attempt(SystemCall("VFIO_DEVICE_RESET", device: address)) { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_RESET, value: 0) }
         }
     }
 

@@ -34,10 +34,10 @@ final class GroupContainer {
                     + (path == SysfsLayout.absolute(SysfsLayout.iommufd) ? "iommufd (CONFIG_IOMMUFD)" : "VFIO container (CONFIG_VFIO_CONTAINER)")
                     + (backend == .legacy && path != SysfsLayout.absolute(SysfsLayout.iommufd) ? "; use the iommufd backend" : ""))
         } catch {
-            throw error.vfio("open \(path)")
+            throw error.vfio(SystemCall("open", path: path))
         }
         do throws(VFIOError) {
-            let version = try attempt("VFIO_GET_API_VERSION on \(path)") { () throws(Errno) in try system.ioctl(fd, CVFIO_GET_API_VERSION, value: 0) }
+            let version = try attempt(SystemCall("VFIO_GET_API_VERSION", path: path)) { () throws(Errno) in try system.ioctl(fd, CVFIO_GET_API_VERSION, value: 0) }
             guard version == VFIO_API_VERSION else {
                 throw VFIOError.backendUnavailable(backend, reason: "VFIO API version \(version), expected \(VFIO_API_VERSION)")
             }
@@ -52,7 +52,7 @@ final class GroupContainer {
     private static func supportedMode(_ candidates: [IOMMUMode], container: FileDescriptor, system: any SystemCalls) throws(VFIOError) -> IOMMUMode {
         for mode in candidates {
             guard let type = mode.iommuType else { continue }
-            let supported = try attempt("VFIO_CHECK_EXTENSION(\(mode))") { () throws(Errno) in
+            let supported = try attempt(SystemCall("VFIO_CHECK_EXTENSION", detail: mode.name)) { () throws(Errno) in
                 try system.ioctl(container, CVFIO_CHECK_EXTENSION, value: Int(type))
             }
             if supported > 0 { return mode }
@@ -103,19 +103,19 @@ final class GroupContainer {
             .contains(SysfsLayout.vfioGroupNodeName(group, noIOMMU: true)) {
             throw .backendUnavailable(.legacy, reason: "IOMMU group \(group) is a no-IOMMU group (the host has no IOMMU): use the noiommu backend")
         } catch {
-            throw error.vfio("open \(path) for \(address)")
+            throw error.vfio(SystemCall("open", path: path, device: address))
         }
         do throws(VFIOError) {
             var status = vfio_group_status()
             status.argsz = UInt32(MemoryLayout<vfio_group_status>.size)
-            try attempt("VFIO_GROUP_GET_STATUS(\(path))") { () throws(Errno) in try system.ioctl(groupFD, CVFIO_GROUP_GET_STATUS, &status) }
+            try attempt(SystemCall("VFIO_GROUP_GET_STATUS", path: path)) { () throws(Errno) in try system.ioctl(groupFD, CVFIO_GROUP_GET_STATUS, &status) }
             guard status.flags & UInt32(VFIO_GROUP_FLAGS_VIABLE) != 0 else { throw .groupNotViable(group: group, address) }
             var containerFD = fd.rawValue
-            try attempt("VFIO_GROUP_SET_CONTAINER(\(path))") { () throws(Errno) in
+            try attempt(SystemCall("VFIO_GROUP_SET_CONTAINER", path: path)) { () throws(Errno) in
                 try system.ioctl(groupFD, CVFIO_GROUP_SET_CONTAINER, &containerFD)
             }
             if groups.isEmpty, let type = mode.iommuType {
-                try attempt("VFIO_SET_IOMMU(\(mode))") { () throws(Errno) in try system.ioctl(fd, CVFIO_SET_IOMMU, value: Int(type)) }
+                try attempt(SystemCall("VFIO_SET_IOMMU", detail: mode.name)) { () throws(Errno) in try system.ioctl(fd, CVFIO_SET_IOMMU, value: Int(type)) }
             }
         } catch {
             try? system.close(groupFD)
@@ -126,7 +126,7 @@ final class GroupContainer {
 
     private static func deviceFD(group: FileDescriptor, address: PCIAddress, system: any SystemCalls) throws(VFIOError) -> FileDescriptor {
         var name = Array(address.description.utf8CString)
-        let fd = try attempt("VFIO_GROUP_GET_DEVICE_FD(\(address))") { () throws(Errno) -> Int32 in
+        let fd = try attempt(SystemCall("VFIO_GROUP_GET_DEVICE_FD", device: address)) { () throws(Errno) -> Int32 in
             try name.withUnsafeMutableBufferPointer { (p) throws(Errno) -> Int32 in
                 try system.ioctl(group, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: p.baseAddress))
             }

@@ -203,7 +203,7 @@ public final class IOMMUContext: Sendable {
             throw .backendUnavailable(
                 .iommufd, reason: "\(path) does not exist: the kernel has no VFIO device cdevs (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6 and later); use the legacy backend")
         } catch {
-            throw error.vfio("open \(path) for \(sysfs.address)")
+            throw error.vfio(SystemCall("open", path: path, device: sysfs.address))
         }
         let space: IOMMUFDAddressSpace
         let isNew: Bool

@@ -91,7 +91,7 @@ public final class DMASpace: Sendable {
             memory = try system.mmap(length: length, protection: PROT_READ | PROT_WRITE, flags: huge ? flags | MAP_HUGETLB : flags, fd: nil, offset: 0)
         } catch where huge && !physical {
             logger.notice("no hugepages for a DMA buffer; using 4 KiB pages", metadata: ["bytes": "\(length)", "errno": "\(error)"])
-            memory = try attempt("mmap \(length) bytes for DMA") { () throws(Errno) in
+            memory = try attempt(SystemCall("mmap", detail: "\(length) bytes for DMA")) { () throws(Errno) in
                 try system.mmap(length: length, protection: PROT_READ | PROT_WRITE, flags: flags, fd: nil, offset: 0)
             }
         } catch {

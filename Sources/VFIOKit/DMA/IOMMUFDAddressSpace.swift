@@ -28,12 +28,12 @@ final class IOMMUFDAddressSpace: DMAMapper {
         } catch .noSuchFileOrDirectory {
             throw .backendUnavailable(.iommufd, reason: "/dev/iommu does not exist: the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy backend")
         } catch {
-            throw error.vfio("open /dev/iommu")
+            throw error.vfio(SystemCall("open", path: SysfsLayout.absolute(SysfsLayout.iommufd)))
         }
         var alloc = iommu_ioas_alloc()
         alloc.size = UInt32(MemoryLayout<iommu_ioas_alloc>.size)
         do {
-            try attempt("IOMMU_IOAS_ALLOC") { () throws(Errno) in try system.ioctl(fd, CVFIO_IOMMUFD_IOAS_ALLOC, &alloc) }
+            try attempt(SystemCall("IOMMU_IOAS_ALLOC")) { () throws(Errno) in try system.ioctl(fd, CVFIO_IOMMUFD_IOAS_ALLOC, &alloc) }
         } catch {
             try? system.close(fd)
             throw error
@@ -54,15 +54,15 @@ final class IOMMUFDAddressSpace: DMAMapper {
             try system.ioctl(device, CVFIO_DEVICE_BIND_IOMMUFD, &bind)
         } catch {
             if error == .notPermitted, let group { throw .groupNotViable(group: group, address) }
-            throw error.vfio("VFIO_DEVICE_BIND_IOMMUFD(\(address))")
+            throw error.vfio(SystemCall("VFIO_DEVICE_BIND_IOMMUFD", device: address))
         }
         var attach = vfio_device_attach_iommufd_pt()
         attach.argsz = UInt32(MemoryLayout<vfio_device_attach_iommufd_pt>.size)
         attach.pt_id = ioasID
-        try attempt("VFIO_DEVICE_ATTACH_IOMMUFD_PT(\(address), ioas \(ioasID))") { () throws(Errno) in
+        try attempt(SystemCall("VFIO_DEVICE_ATTACH_IOMMUFD_PT", device: address, detail: "ioas \(ioasID)")) { () throws(Errno) in
             try system.ioctl(device, CVFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach)
         }
-        return try attempt("IOMMU_IOAS_IOVA_RANGES") { () throws(Errno) in
+        return try attempt(SystemCall("IOMMU_IOAS_IOVA_RANGES")) { () throws(Errno) in
             try Self.readRanges(iommufd: fd, ioas: ioasID, system: system)
         }
     }
@@ -100,7 +100,7 @@ final class IOMMUFDAddressSpace: DMAMapper {
         map.user_va = UInt64(UInt(bitPattern: memory.baseAddress))
         map.length = UInt64(memory.count)
         map.iova = iova
-        try attempt("IOMMU_IOAS_MAP(iova 0x\(String(iova, radix: 16)), \(memory.count) bytes)") { () throws(Errno) in
+        try attempt(SystemCall("IOMMU_IOAS_MAP", detail: "iova 0x\(String(iova, radix: 16)), \(memory.count) bytes")) { () throws(Errno) in
             try system.ioctl(fd, CVFIO_IOMMUFD_IOAS_MAP, &map)
         }
         return map.iova
@@ -117,7 +117,7 @@ final class IOMMUFDAddressSpace: DMAMapper {
         } catch .noSuchFileOrDirectory {
             throw .unknownMapping(iova: iova, length: length)
         } catch {
-            throw error.vfio("IOMMU_IOAS_UNMAP(iova 0x\(String(iova, radix: 16)))")
+            throw error.vfio(SystemCall("IOMMU_IOAS_UNMAP", detail: "iova 0x\(String(iova, radix: 16))"))
         }
     }
 

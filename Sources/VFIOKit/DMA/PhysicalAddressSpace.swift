@@ -20,14 +20,14 @@ final class PhysicalAddressSpace: DMAMapper {
     /// Opens the pagemap.
     init(system: any SystemCalls) throws(VFIOError) {
         self.system = system
-        pagemap = try attempt("open /proc/self/pagemap") { () throws(Errno) in try system.open("/proc/self/pagemap", O_RDONLY) }
+        pagemap = try attempt(SystemCall("open", path: "/proc/self/pagemap")) { () throws(Errno) in try system.open("/proc/self/pagemap", O_RDONLY) }
     }
 
     /// The physical address of the byte at `address`, which must be resident.
     func physicalAddress(of address: UnsafeRawPointer) throws(VFIOError) -> UInt64 {
         let virtual = UInt64(UInt(bitPattern: address))
         var entry: UInt64 = 0
-        let n = try attempt("pread /proc/self/pagemap") { () throws(Errno) -> Int in
+        let n = try attempt(SystemCall("pread", path: "/proc/self/pagemap")) { () throws(Errno) -> Int in
             try withUnsafeMutableBytes(of: &entry) { (b) throws(Errno) -> Int in
                 try system.pread(pagemap, into: b, at: Int64(virtual / pageSize * 8))
             }

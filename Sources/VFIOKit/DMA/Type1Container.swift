@@ -17,7 +17,7 @@ final class Type1Container: DMAMapper {
     init(fd: FileDescriptor, system: any SystemCalls) throws(VFIOError) {
         self.system = system
         self.fd = fd
-        let info = try attempt("VFIO_IOMMU_GET_INFO") { () throws(Errno) in try Self.queryInfo(fd: fd, system: system) }
+        let info = try attempt(SystemCall("VFIO_IOMMU_GET_INFO")) { () throws(Errno) in try Self.queryInfo(fd: fd, system: system) }
         // The smallest supported page size is the mapping granule.
         iovaAlignment = info.pageSizes == 0 ? 4096 : info.pageSizes & (~info.pageSizes + 1)
         iovaRanges = info.ranges
@@ -26,7 +26,7 @@ final class Type1Container: DMAMapper {
 
     /// The IOVA ranges the kernel allows now; a group joining the container may narrow them.
     func currentRanges() throws(VFIOError) -> [ClosedRange<UInt64>] {
-        try attempt("VFIO_IOMMU_GET_INFO") { () throws(Errno) in try Self.queryInfo(fd: fd, system: system).ranges }
+        try attempt(SystemCall("VFIO_IOMMU_GET_INFO")) { () throws(Errno) in try Self.queryInfo(fd: fd, system: system).ranges }
     }
 
     private static func queryInfo(fd: FileDescriptor, system: any SystemCalls) throws(Errno)
@@ -67,7 +67,7 @@ final class Type1Container: DMAMapper {
         map.vaddr = UInt64(UInt(bitPattern: memory.baseAddress))
         map.iova = iova
         map.size = UInt64(memory.count)
-        try attempt("VFIO_IOMMU_MAP_DMA(iova 0x\(String(iova, radix: 16)), \(memory.count) bytes)") { () throws(Errno) in
+        try attempt(SystemCall("VFIO_IOMMU_MAP_DMA", detail: "iova 0x\(String(iova, radix: 16)), \(memory.count) bytes")) { () throws(Errno) in
             try system.ioctl(fd, CVFIO_IOMMU_MAP_DMA, &map)
         }
         return iova
@@ -78,7 +78,7 @@ final class Type1Container: DMAMapper {
         unmap.argsz = UInt32(MemoryLayout<vfio_iommu_type1_dma_unmap>.size)
         unmap.iova = iova
         unmap.size = UInt64(length)
-        try attempt("VFIO_IOMMU_UNMAP_DMA(iova 0x\(String(iova, radix: 16)))") { () throws(Errno) in
+        try attempt(SystemCall("VFIO_IOMMU_UNMAP_DMA", detail: "iova 0x\(String(iova, radix: 16))")) { () throws(Errno) in
             try system.ioctl(fd, CVFIO_IOMMU_UNMAP_DMA, &unmap)
         }
         // Type1 reports how much it unmapped; less than asked means no mapping was there.

@@ -32,7 +32,7 @@ public final class IOMMUFaultLog: Sendable {
         self.system = system
         self.address = address
         self.logger = logger
-        fd = try attempt("open /dev/kmsg") { () throws(Errno) in try system.open("/dev/kmsg", O_RDONLY | O_NONBLOCK) }
+        fd = try attempt(SystemCall("open", path: "/dev/kmsg")) { () throws(Errno) in try system.open("/dev/kmsg", O_RDONLY | O_NONBLOCK) }
         _ = readRecords()
     }
 

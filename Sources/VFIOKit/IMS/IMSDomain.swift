@@ -140,7 +140,7 @@ public final class IMSDomain: @unchecked Sendable {
         let system = device.context.system
         let fd: FileDescriptor
         do throws(Errno) { fd = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK)) } catch {
-            throw .framework(error.vfio("eventfd for an IMS slot"))
+            throw .framework(error.vfio(SystemCall("eventfd", detail: "for an IMS slot")))
         }
         let slot: IMSSlot
         do {

@@ -73,7 +73,7 @@ extension EventLoop {
         }
         do throws(VFIOError) {
             try source.attach(to: self, token: token) { (fd) throws(VFIOError) in
-                try attempt("epoll_ctl ADD \(source)") { () throws(Errno) in
+                try attempt(SystemCall("epoll_ctl", detail: "ADD \(source)")) { () throws(Errno) in
                     try system.epollControl(epoll, EPOLL_CTL_ADD, fd, events: EPOLLIN.rawValue, data: token)
                 }
             }

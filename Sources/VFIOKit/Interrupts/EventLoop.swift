@@ -87,13 +87,13 @@ public final class EventLoop: Sendable {
     public init(system: any SystemCalls = HostSystemCalls.shared, capacity: Int = defaultCapacity) throws(VFIOError) {
         self.system = system
         self.capacity = min(max(capacity, 0), Int(UInt32.max))
-        epoll = try attempt("epoll_create1") { () throws(Errno) in try system.epollCreate() }
+        epoll = try attempt(SystemCall("epoll_create1")) { () throws(Errno) in try system.epollCreate() }
         do {
             wake = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
             try system.epollControl(epoll, EPOLL_CTL_ADD, wake, events: EPOLLIN.rawValue, data: Self.wakeToken)
         } catch {
             try? system.close(epoll)
-            throw error.vfio("creating the event loop's wake eventfd")
+            throw error.vfio(SystemCall("eventfd", detail: "for the event loop's wake-ups"))
         }
         table = Mutex(Table(slots: Array(repeating: Slot(), count: self.capacity), free: Array((0..<self.capacity).reversed())))
     }
@@ -141,7 +141,7 @@ public final class EventLoop: Sendable {
         }, context)
         guard rc == 0 else {
             Unmanaged<EventLoop>.fromOpaque(context).release()
-            throw .systemCall(operation: "pthread_create for the event loop", errno: Errno(rawValue: rc))
+            throw .systemCall(operation: SystemCall("pthread_create", detail: "for the event loop"), errno: Errno(rawValue: rc))
         }
         pthread_detach(id)
     }

@@ -175,7 +175,7 @@ public final class Interrupts: Sendable {
                 made.append(InterruptSource(eventfd: fd, address: address, index: index, vector: vector, system: system))
             } catch {
                 close(made)
-                throw error.vfio("eventfd for \(index) vector \(vector)")
+                throw error.vfio(SystemCall("eventfd", detail: "for \(index) vector \(vector)"))
             }
         }
         return made

@@ -11,7 +11,7 @@ struct OwnedDescriptors: ~Copyable {
     init(system: any SystemCalls) { self.system = system }
 
     mutating func open(_ path: String) throws(VFIOError) -> FileDescriptor {
-        let fd = try attempt("open \(path)") { () throws(Errno) in try system.open(path, O_RDWR) }
+        let fd = try attempt(SystemCall("open", path: path)) { () throws(Errno) in try system.open(path, O_RDWR) }
         fds.append(fd)
         return fd
     }
