@@ -1,5 +1,7 @@
+import CVFIO
 import Logging
 import Synchronization
+import SystemPackage
 
 /// One region of an open device (a BAR or config space), mapped where the kernel allows it.
 ///
@@ -8,11 +10,17 @@ import Synchronization
 ///
 /// Lifetime: a region keeps its ``PCIDevice`` open for as long as the region, or any ``MMIO``
 /// view made from it, lives. When the device is closed explicitly or removed, the region is
-/// retired: its mappings are replaced in place by anonymous memory that reads all ones (as a
-/// PCI read of a vanished device does), and trapped accesses fail with
-/// ``VFIOError/deviceClosed(_:operation:)``, which ``MMIO`` turns into all ones as well. A write
-/// through a stale view is dropped: it reaches neither the device nor any memory in use, and
-/// later reads still see all ones. The address range stays reserved until the region itself goes.
+/// retired (DPDK's way): each mapping is replaced in place by private anonymous memory filled
+/// with all ones, read-write. A read through a stale view returns all ones (as a PCI read of a
+/// vanished device does) until something writes there; a write lands in that private memory
+/// and reaches no device. Trapped accesses fail with ``VFIOError/deviceClosed(_:operation:)``,
+/// which ``MMIO`` turns into all ones as well. The address range stays reserved until the
+/// region itself goes.
+///
+/// When the kernel disables the memory behind a mapping while the device is open (a reset in
+/// progress, a surprise removal), an access raises SIGBUS; the mapping guard (CVFIO's
+/// `cvfio_mapping_guard.h`) replaces that mapping with all-ones memory the same way, and the
+/// process lives on. ``liveness`` tells a driver that must know which of these happened.
 ///
 /// Trapped accesses through ``MMIO`` cannot throw: a failed one is counted in
 /// ``accessErrors``, and the first since the last ``checkAccesses()`` is kept, so an operation
@@ -24,8 +32,9 @@ public final class Region: Sendable {
     public let device: PCIDevice
     let access: any DeviceAccess
     private let system: any SystemCalls
-    /// Mapped areas as (area, first byte); the region owns them and unmaps them in `deinit`.
-    private let mapped: [(area: Range<Int>, address: UInt)]
+    /// Mapped areas as (area, first byte, SIGBUS guard or nil); the region owns them and
+    /// unmaps them in `deinit`.
+    private let mapped: [(area: Range<Int>, address: UInt, guard: Int32?)]
     private let errors = Atomic<Int>(0)
     /// The first trapped access that failed since the last ``checkAccesses()``.
     private let firstFailure = Mutex<VFIOError?>(nil)
@@ -40,15 +49,24 @@ public final class Region: Sendable {
         self.logger = logger
         // An area the kernel will not map after all (UIO on a BAR it cannot map) is reached
         // through pread/pwrite instead, like any unmappable part.
-        var mapped: [(Range<Int>, UInt)] = []
+        var mapped: [(Range<Int>, UInt, Int32?)] = []
         for area in info.mappableAreas {
+            let address: UnsafeMutableRawPointer
             do {
-                mapped.append((area, UInt(bitPattern: try access.map(info, area: area))))
+                address = try access.map(info, area: area)
             } catch {
                 logger.notice(
                     "mmap refused; using pread/pwrite for this area",
                     metadata: ["device": "\(device.address)", "region": "\(info.index)", "area": "\(area)", "error": "\(error)"])
+                continue
             }
+            let guardNumber = cvfio_guard_mapping(address, area.count)
+            if guardNumber < 0 {
+                logger.warning(
+                    "this area is unguarded: a SIGBUS from it (the kernel disabling the memory) ends the process",
+                    metadata: ["device": "\(device.address)", "region": "\(info.index)", "area": "\(area)", "error": "\(Errno(rawValue: -guardNumber))"])
+            }
+            mapped.append((area, UInt(bitPattern: address), guardNumber < 0 ? nil : guardNumber))
         }
         self.mapped = mapped
     }
@@ -56,9 +74,30 @@ public final class Region: Sendable {
     deinit {
         for m in mapped {
             guard let p = UnsafeMutableRawPointer(bitPattern: m.address) else { continue }
-            if retired.load(ordering: .acquiring) { system.forgetRetiredMapping(p) }
+            if let g = m.guard { cvfio_unguard_mapping(g) }
+            // Cannot fail here: the range is one this region mapped, whole and page aligned.
             try? system.munmap(p, length: m.area.count)
         }
+    }
+
+    /// Whether accesses through the region still reach the device.
+    public enum Liveness: Sendable, Equatable {
+        /// Accesses reach the device.
+        case live
+        /// The device was closed or removed: mapped accesses reach private all-ones memory and
+        /// trapped ones fail.
+        case closed
+        /// The kernel disabled the memory behind a mapping (a reset, a removal): that mapping
+        /// now reaches private all-ones memory, for good, though the device is still open.
+        case revoked
+    }
+
+    /// Whether accesses through the region still reach the device. A driver that must know its
+    /// reads are real (all ones can be a register's value) checks it after reading.
+    public var liveness: Liveness {
+        if retired.load(ordering: .acquiring) { return .closed }
+        for m in mapped { if let g = m.guard, cvfio_guard_tripped(g) != 0 { return .revoked } }
+        return .live
     }
 
     public var size: Int { info.size }
@@ -128,13 +167,12 @@ public final class Region: Sendable {
         guard !retired.exchange(true, ordering: .acquiringAndReleasing) else { return }
         for m in mapped {
             guard let p = UnsafeMutableRawPointer(bitPattern: m.address) else { continue }
-            let metadata: Logger.Metadata = ["device": "\(device.address)", "region": "\(info.index)", "area": "\(m.area)"]
             do {
-                if try !system.retireMapping(p, length: m.area.count) {
-                    logger.notice("writes through stale views of this area land in private memory, not dropped", metadata: metadata)
-                }
+                try system.retireMapping(p, length: m.area.count)
             } catch {
-                logger.error("cannot retire the mapping: stale views still reach the device", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                logger.error(
+                    "cannot retire the mapping: stale views still reach the device",
+                    metadata: ["device": "\(device.address)", "region": "\(info.index)", "area": "\(m.area)", "error": "\(error)"])
             }
         }
     }

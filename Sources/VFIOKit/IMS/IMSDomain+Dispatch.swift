@@ -27,7 +27,7 @@ extension IMSDomain {
                     if domain._withUnsafeGuaranteedRef({ $0.deliver(index) }) { delivered += 1 }
                 }
             } else {
-                let end = table.withLock { $0.highWater }
+                let end = handlers.slots.withLock { $0.highWater }
                 statusArea.forEachWritten(below: end) { index in
                     if domain._withUnsafeGuaranteedRef({ $0.deliver(index) }) { delivered += 1 }
                 }
@@ -42,27 +42,22 @@ extension IMSDomain {
     @inline(__always)
     private func deliver(_ index: Int) -> Bool {
         var word: UInt32 = 0
-        let handler: Unmanaged<IMSHandler>? = table.withLock { t in
-            word = statusArea.word(index)
-            let slot = t[index]
-            guard slot.tag != 0, word == slot.tag else {
-                statusArea.clear(index)  // a freed slot, or an old owner's message
-                return nil
+        return handlers.run(
+            index,
+            claim: { t in
+                word = statusArea.word(index)
+                let slot = t[index]
+                guard slot.tag != 0, word == slot.tag else {
+                    statusArea.clear(index)  // a freed slot, or an old owner's message
+                    return nil
+                }
+                guard !slot.masked, let h = slot.handler else { return nil }
+                statusArea.clear(index)
+                return h
             }
-            guard !slot.masked, let h = slot.handler else { return nil }
-            statusArea.clear(index)
-            t.running = index
-            return h
+        ) { handler in
+            MemoryBarrier.full()
+            handler.run(IMSSlot(index: index, tag: word))
         }
-        guard let handler else { return false }
-        MemoryBarrier.full()
-        handler._withUnsafeGuaranteedRef { $0.run(IMSSlot(index: index, tag: word)) }
-        let deferred = table.withLock { t in
-            t.running = nil
-            defer { t.releaseAfterRun = nil }
-            return t.releaseAfterRun
-        }
-        deferred?.release()
-        return true
     }
 }

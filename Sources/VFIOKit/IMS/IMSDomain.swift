@@ -52,7 +52,8 @@ public final class IMSDomain: @unchecked Sendable {
     let posted: Bool
     /// The thread running the demux now (0: none), so a handler can mask its own slot.
     let dispatchThread = Atomic<UInt>(0)
-    let table: Mutex<SlotTable>
+    /// The slots' handlers, tags and masks, in the framework's one ``HandlerTable``.
+    let handlers: HandlerTable<IMSHandler>
     let statusArea: InterruptStatusArea
 
     public let store: any InterruptMessageStore
@@ -89,7 +90,7 @@ public final class IMSDomain: @unchecked Sendable {
         }
         posted = posting != nil
         statusMemory = Mutex(memory)
-        table = Mutex(SlotTable(capacity: store.capacity))
+        handlers = HandlerTable(capacity: store.capacity)
         guard case let .doorbell(source, loop) = delivery else { return }
         do {
             registration = try loop.register(source) { [unowned(unsafe) self] _ in self.demux() }
@@ -105,7 +106,7 @@ public final class IMSDomain: @unchecked Sendable {
     public var capacity: Int { statusArea.slots }
 
     /// How many slots are allocated now.
-    public var allocatedCount: Int { table.withLock { $0.allocatedCount } }
+    public var allocatedCount: Int { handlers.slots.withLock { $0.allocatedCount } }
 
     /// Allocates a slot for `handler` and programs its message; the slot starts masked. If the
     /// commit fails, the slot is shut off and freed again.
@@ -163,7 +164,7 @@ public final class IMSDomain: @unchecked Sendable {
             try check(slot)
             store.unmask(slot.index)
             try commit(masking: [slot])
-            table.withLock { $0.setMasked(slot.index, false) }
+            handlers.slots.withLock { $0.setMasked(slot.index, false) }
         }
         if statusArea.word(slot.index) != 0 { kick(slot.index) }
     }
@@ -174,7 +175,7 @@ public final class IMSDomain: @unchecked Sendable {
     public func mask(_ slot: IMSSlot) throws(IMSError) {
         try updates.withLock { (_) throws(IMSError) in
             try check(slot)
-            table.withLock { $0.setMasked(slot.index, true) }
+            handlers.slots.withLock { $0.setMasked(slot.index, true) }
             store.mask(slot.index)
             try commit(masking: [slot])
         }
@@ -194,7 +195,7 @@ public final class IMSDomain: @unchecked Sendable {
     public func free(_ slot: IMSSlot) throws(IMSError) {
         try updates.withLock { (_) throws(IMSError) in
             try check(slot)
-            table.withLock { $0.setMasked(slot.index, true) }
+            handlers.slots.withLock { $0.setMasked(slot.index, true) }
             store.shutdown(slot.index)
             try commit(masking: [slot])
         }
@@ -209,7 +210,7 @@ public final class IMSDomain: @unchecked Sendable {
         guard !message.targetsMSIWindow else { throw .addressInMSIWindow(message.address) }
         try updates.withLock { (_) throws(IMSError) in
             try check(slot)
-            table.withLock { $0.setMasked(slot.index, true) }
+            handlers.slots.withLock { $0.setMasked(slot.index, true) }
             store.mask(slot.index)
             store.write(message, slot: slot.index)
             try commit(masking: [slot])
@@ -228,7 +229,7 @@ public final class IMSDomain: @unchecked Sendable {
             do throws(IMSError) {
                 result = try body(batch)
                 guard !closed.load(ordering: .acquiring) else { throw .closed }
-                if let stale = table.withLock({ t in batch.unmasked.first { !t.holds($0) } }) { throw .staleSlot(index: stale.index) }
+                if let stale = handlers.slots.withLock({ t in batch.unmasked.first { !t.holds($0.index, tag: $0.tag) } }) { throw .staleSlot(index: stale.index) }
             } catch {
                 abandon(batch.staged)
                 try? commit(masking: [])
@@ -240,7 +241,7 @@ public final class IMSDomain: @unchecked Sendable {
                 abandon(batch.staged)
                 throw error
             }
-            table.withLock { t in for s in batch.unmasked where t.holds(s) { t.setMasked(s.index, false) } }
+            handlers.slots.withLock { t in for s in batch.unmasked where t.holds(s.index, tag: s.tag) { t.setMasked(s.index, false) } }
             return result
         }
         for slot in batch.unmasked where statusArea.word(slot.index) != 0 { kick(slot.index) }
@@ -274,8 +275,8 @@ public final class IMSDomain: @unchecked Sendable {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let token = registration.take() { token.end() }
         updates.withLock { _ in
-            let live = table.withLock { $0.liveIndices }
-            table.withLock { t in for index in live { t.setMasked(index, true) } }
+            let live = handlers.slots.withLock { $0.liveIndices }
+            handlers.slots.withLock { t in for index in live { t.setMasked(index, true) } }
             for index in live { store.shutdown(index) }
             try? store.commit(timeout: commitTimeout)
             for index in live {
@@ -283,7 +284,7 @@ public final class IMSDomain: @unchecked Sendable {
                 release(index)
             }
         }
-        for h in table.withLock({ $0.takeAllHandlers() }) { h.release() }
+        for h in handlers.slots.withLock({ $0.takeAllHandlers() }) { h.release() }
         statusMemory.withLock { memory in
             if let buffer = memory.take() { try? buffer.free() }
         }
@@ -299,18 +300,18 @@ public final class IMSDomain: @unchecked Sendable {
 
     func check(_ slot: IMSSlot) throws(IMSError) {
         guard !closed.load(ordering: .acquiring) else { throw .closed }
-        guard table.withLock({ $0.holds(slot) }) else { throw .staleSlot(index: slot.index) }
+        guard handlers.slots.withLock({ $0.holds(slot.index, tag: slot.tag) }) else { throw .staleSlot(index: slot.index) }
     }
 
     /// Takes an index, masked, for `handler`; ``write(_:)`` then programs its message.
     fileprivate func reserve(_ handler: IMSHandler) throws(IMSError) -> IMSSlot {
         guard !closed.load(ordering: .acquiring) else { throw .closed }
         let box = Unmanaged.passRetained(handler)
-        guard let slot = table.withLock({ $0.allocate(box) }) else {
+        guard let slot = handlers.slots.withLock({ $0.allocate(box, masked: true) }) else {
             box.release()
             throw .domainFull(capacity: capacity)
         }
-        return slot
+        return IMSSlot(index: slot.index, tag: slot.tag)
     }
 
     /// Writes the messages of newly reserved slots into the store, masked, without committing.
@@ -330,7 +331,7 @@ public final class IMSDomain: @unchecked Sendable {
         do { try store.commit(timeout: commitTimeout) } catch {
             for slots in groups {
                 for s in slots { store.mask(s.index) }
-                table.withLock { t in for s in slots where t.holds(s) { t.setMasked(s.index, true) } }
+                handlers.slots.withLock { t in for s in slots where t.holds(s.index, tag: s.tag) { t.setMasked(s.index, true) } }
             }
             if case .commitFailed = error { try? store.commit(timeout: commitTimeout) }
             throw error
@@ -345,22 +346,16 @@ public final class IMSDomain: @unchecked Sendable {
     }
 
     private func release(_ index: Int) {
-        let handler = table.withLock { t -> Unmanaged<IMSHandler>? in
-            let h = t.release(index)
-            if t.running == index {
-                t.releaseAfterRun = h
-                return nil
-            }
-            return h
-        }
+        let handler = handlers.slots.withLock { $0.release(index) }
         statusArea.clear(index)
         handler?.release()
+        // Cannot fail here: an eventfd has nothing to flush.
         if let fd = eventFDs.withLock({ $0.removeValue(forKey: index) }) { try? device.context.system.close(fd) }
     }
 
     private func waitUntilNotRunning(_ index: Int) {
         guard dispatchThread.load(ordering: .acquiring) != Self.currentThread else { return }
-        while table.withLock({ $0.running == index }) { sched_yield() }
+        handlers.waitUntilNotRunning(index)
     }
 
     /// Rings the doorbell from software, so the loop demuxes `index`'s message, which became

@@ -61,11 +61,9 @@ extension EventLoop {
         let box = Unmanaged.passRetained(Handler(handler, source: source))
         let token: UInt64
         do {
-            token = try table.withLock { (t) throws(VFIOError) -> UInt64 in
-                guard let slot = t.free.popLast() else { throw .eventLoopFull(capacity: capacity) }
-                t.slots[slot].generation &+= 1
-                t.slots[slot].handler = box
-                return Self.token(slot: slot, generation: t.slots[slot].generation)
+            token = try handlers.slots.withLock { (t) throws(VFIOError) -> UInt64 in
+                guard let slot = t.allocate(box, masked: false) else { throw .eventLoopFull(capacity: capacity) }
+                return Self.token(slot: slot.index, tag: slot.tag)
             }
         } catch {
             box.release()
@@ -78,11 +76,8 @@ extension EventLoop {
                 }
             }
         } catch {
-            table.withLock { t in
-                let slot = Self.split(token).slot
-                t.slots[slot].handler = nil
-                t.free.append(slot)
-            }
+            // Never dispatched, so the table hands the handler back here.
+            handlers.slots.withLock { t in _ = t.release(Self.split(token).slot) }
             box.release()
             throw error
         }
@@ -102,33 +97,22 @@ extension EventLoop {
     }
 
     /// Ends the registration `token` names, if it is still the one in its slot: removes the fd
-    /// from epoll (the source keeps it open until then), waits for a running handler unless
-    /// called from it, and lets the source close its file if that was its last use.
+    /// from epoll (the source keeps it open until then), waits for a handler running in the slot
+    /// unless called from the loop thread, and lets the source close its file if that was its
+    /// last use.
     func end(_ token: UInt64) {
-        let onLoop = onLoopThread
-        let (slot, generation) = Self.split(token)
-        let (source, release, waitFor): (InterruptSource?, Unmanaged<Handler>?, UInt64?) = table.withLock { t in
-            var source: InterruptSource?
-            var release: Unmanaged<Handler>?
-            if t.slots[slot].generation == generation, let h = t.slots[slot].handler {
-                source = h.takeUnretainedValue().source
-                try? system.epollControl(epoll, EPOLL_CTL_DEL, source!.fd, events: 0, data: 0)
-                t.slots[slot].handler = nil
-                t.free.append(slot)
-                release = h
-            }
-            guard t.running == token else { return (source, release, nil) }
-            // Its handler runs now: it is released once it returns, and this waits for that.
-            if let release { t.releaseAfterRun = release }
-            if onLoop { return (source, nil, nil) }
-            t.waiters += 1
-            return (source, nil, t.completedRuns &+ 1)
+        let (slot, tag) = Self.split(token)
+        let (source, release): (InterruptSource?, Unmanaged<Handler>?) = handlers.slots.withLock { t in
+            guard t.holds(slot, tag: tag), let h = t[slot].handler else { return (nil, nil) }
+            let source = h.takeUnretainedValue().source
+            // Cannot fail here: the source keeps the fd open, and in this epoll set, until detach.
+            try? system.epollControl(epoll, EPOLL_CTL_DEL, source.fd, events: 0, data: 0)
+            return (source, t.release(slot))
         }
         release?.release()
-        if let target = waitFor {
-            lifecycle.wait { _ in table.withLock { $0.completedRuns >= target } }
-            table.withLock { $0.waiters -= 1 }
-        }
+        // Also when another thread ended it first (an index disabled meanwhile): its handler
+        // may still run, and this caller too is promised it has returned.
+        if !onLoopThread { handlers.waitUntilNotRunning(slot) }
         source?.detach(from: self, token: token)
     }
 }

@@ -13,8 +13,9 @@ import SystemPackage
 /// - Dispatch to a registered handler allocates nothing and retains nothing: the handler table
 ///   is preallocated and handlers are held unretained while they run (`vfiokit-bench irq`
 ///   counts it).
-/// - Each registration is identified in epoll by its slot and that slot's generation, so an
-///   event for an ended registration is dropped even when a new one took the slot or the fd number.
+/// - Each registration is identified in epoll by its slot in the loop's ``HandlerTable`` and the
+///   slot's tag, so an event for an ended registration is dropped even when a new one took the
+///   slot or the fd number.
 /// - Once ``Registration/end()`` returns on another thread, its handler is not running and never
 ///   runs again; ended from inside that handler, it takes effect when the handler returns.
 /// - ``stop()`` from another thread returns once the loop thread has finished its last handler
@@ -44,24 +45,6 @@ public final class EventLoop: Sendable {
         }
     }
 
-    struct Slot {
-        var generation: UInt32 = 0
-        var handler: Unmanaged<Handler>?
-    }
-
-    struct Table {
-        var slots: [Slot]
-        var free: [Int]
-        /// The token of the registration whose handler runs now, if any.
-        var running: UInt64?
-        /// The running handler, ended while it ran: released once it returns.
-        var releaseAfterRun: Unmanaged<Handler>?
-        /// Handler runs completed so far, so a waiter can tell when the one it waits for is over.
-        var completedRuns: UInt64 = 0
-        /// Threads waiting for the running handler to return.
-        var waiters = 0
-    }
-
     /// The loop thread's life; kept apart from the loop so the thread can report its exit after
     /// letting go of the loop.
     struct Lifecycle: Sendable {
@@ -77,7 +60,8 @@ public final class EventLoop: Sendable {
     let system: any SystemCalls
     let epoll: FileDescriptor
     private let wake: FileDescriptor
-    let table: Mutex<Table>
+    /// The registrations' handlers, a slot each; an epoll token is a slot and its tag.
+    let handlers: HandlerTable<Handler>
     let lifecycle = Monitor(Lifecycle())
     private let stopping = Atomic<Bool>(false)
     private let loopThreadID = Atomic<UInt>(0)
@@ -92,13 +76,16 @@ public final class EventLoop: Sendable {
             wake = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
             try system.epollControl(epoll, EPOLL_CTL_ADD, wake, events: EPOLLIN.rawValue, data: Self.wakeToken)
         } catch {
+            // Cannot fail here: an epoll set has nothing to flush (nor has an eventfd, below).
             try? system.close(epoll)
             throw error.vfio(SystemCall("eventfd", detail: "for the event loop's wake-ups"))
         }
-        table = Mutex(Table(slots: Array(repeating: Slot(), count: self.capacity), free: Array((0..<self.capacity).reversed())))
+        handlers = HandlerTable(capacity: self.capacity)
     }
 
-    /// Every registration holds the loop, so none is left when it goes.
+    /// Every registration holds the loop, so none is left when it goes. The closes cannot fail
+    /// here: neither an eventfd nor an epoll set has anything to flush, and Linux releases the
+    /// descriptor even when close reports an error.
     deinit {
         try? system.close(wake)
         try? system.close(epoll)
@@ -161,6 +148,8 @@ public final class EventLoop: Sendable {
         lifecycle.wait { $0.exited >= thread }
     }
 
+    /// Cannot fail: the eventfd is the loop's, open while it lives, and nonblocking; a counter
+    /// already at its maximum (EAGAIN) wakes the loop all the same.
     private func signalWake() {
         var one: UInt64 = 1
         _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(wake, from: b) }
@@ -200,15 +189,9 @@ public final class EventLoop: Sendable {
     /// Reads the source's counter and runs its handler, holding no reference and no lock.
     @inline(__always)
     private func dispatch(token: UInt64, counter: UnsafeMutableRawBufferPointer) {
-        let (slot, generation) = Self.split(token)
+        let (slot, tag) = Self.split(token)
         guard slot < capacity else { return }
-        let handler: Unmanaged<Handler>? = table.withLock { t in
-            guard t.slots[slot].generation == generation, let h = t.slots[slot].handler else { return nil }
-            t.running = token
-            return h
-        }
-        guard let handler else { return }
-        handler._withUnsafeGuaranteedRef { h in
+        _ = handlers.run(slot, claim: { t in t.holds(slot, tag: tag) ? t[slot].handler : nil }) { h in
             let source = h.source
             counter.storeBytes(of: 0, as: UInt64.self)
             let read = (try? system.read(source.fd, into: UnsafeMutableRawBufferPointer(rebasing: counter[..<source.width]))) ?? 0
@@ -216,19 +199,11 @@ public final class EventLoop: Sendable {
                 h.run(Swift.max(source.count(read: UnsafeRawBufferPointer(counter)), 1))
             }
         }
-        let (ended, waited) = table.withLock { t in
-            t.running = nil
-            t.completedRuns &+= 1
-            defer { t.releaseAfterRun = nil }
-            return (t.releaseAfterRun, t.waiters > 0)
-        }
-        ended?.release()
-        if waited { lifecycle.notifyAll() }
     }
 
-    static func token(slot: Int, generation: UInt32) -> UInt64 { UInt64(generation) << 32 | UInt64(slot) }
+    static func token(slot: Int, tag: UInt32) -> UInt64 { UInt64(tag) << 32 | UInt64(slot) }
 
-    static func split(_ token: UInt64) -> (slot: Int, generation: UInt32) { (Int(token & 0xffff_ffff), UInt32(token >> 32)) }
+    static func split(_ token: UInt64) -> (slot: Int, tag: UInt32) { (Int(token & 0xffff_ffff), UInt32(token >> 32)) }
 
     private static var currentThreadID: UInt { UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }
 }

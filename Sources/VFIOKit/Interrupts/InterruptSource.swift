@@ -124,6 +124,8 @@ public final class InterruptSource: Sendable, CustomStringConvertible {
     private func closeIfUnused(_ s: inout State) {
         guard case .disabled = s.phase, s.registrations.isEmpty, let system else { return }
         s.phase = .closed
+        // Cannot fail here: an eventfd has nothing to flush, and Linux releases the descriptor
+        // even when close reports an error.
         try? system.close(fd)
     }
 }

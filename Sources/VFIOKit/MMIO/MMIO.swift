@@ -3,7 +3,7 @@
 /// The view keeps its region, and so the device, alive: a function may return only
 /// `try device.bar(0).mmio(...)`. Like swift-nio's `ByteBuffer`, copying the view retains the
 /// region and accessing through it does not: the base pointer is cached in the view. After the
-/// device is closed or removed, reads return all ones and writes reach nothing (see ``Region``).
+/// device is closed or removed, reads return all ones and writes reach no device (see ``Region``).
 ///
 /// When the region is mapped, each access is one volatile load or store: no allocation,
 /// no reference counting, no system call. When it cannot be mapped (a trapped region, or a

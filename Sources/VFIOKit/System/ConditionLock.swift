@@ -3,7 +3,10 @@ import Glibc
 #endif
 
 /// A pthread mutex with a condition variable: waits sleep instead of spin. The framework's
-/// ``Monitor`` and the mock kernel's lock are both built on it.
+/// one condition: `Mutex` (Synchronization) is the lock everywhere else, but it offers no
+/// condition variable to sleep on, so where a thread must sleep until a state changes the
+/// framework uses this, through ``Monitor`` (the event loop's thread life, the handler table's
+/// runs, an open-file guard's close) and the mock kernel's lock (a blocking UIO read).
 package final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)

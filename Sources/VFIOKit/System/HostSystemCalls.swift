@@ -47,6 +47,14 @@ public final class HostSystemCalls: SystemCalls {
         if Glibc.munmap(address, length) < 0 { throw Errno(rawValue: errno) }
     }
 
+    public func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
+        let flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+        guard let p = Glibc.mmap(address, length, PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
+            throw Errno(rawValue: errno)
+        }
+        p.initializeMemory(as: UInt8.self, repeating: 0xff, count: length)
+    }
+
     public func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
         try retrying { Glibc.pread(fd.rawValue, buffer.baseAddress, buffer.count, off_t(offset)) }
     }

@@ -25,12 +25,11 @@ public protocol SystemCalls: AnyObject, Sendable {
         throws(Errno) -> UnsafeMutableRawPointer
     /// munmap(2).
     func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno)
-    /// Replaces a mapping, in place, with private anonymous memory that reads all ones
-    /// (mmap(2) with `MAP_FIXED`), so stale pointers into it stay harmless until munmap.
-    /// Returns true when writes into it are dropped too (read-only, and a fault handler skips
-    /// them); false when they land in the private memory. The caller calls
-    /// ``forgetRetiredMapping(_:)`` before it unmaps the range.
-    func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) -> Bool
+    /// Replaces a mapping, in place, with private anonymous memory filled with all ones,
+    /// read-write (mmap(2) with `MAP_FIXED`, then a fill), so stale pointers into it stay
+    /// harmless until munmap: a read returns all ones until something writes there, and a
+    /// write lands in the private memory, reaching no device.
+    func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno)
     /// pread(2): returns the number of bytes read, which may be short.
     func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int
     /// pwrite(2): returns the number of bytes written, which may be short.
@@ -59,15 +58,6 @@ public protocol SystemCalls: AnyObject, Sendable {
 }
 
 extension SystemCalls {
-    public func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) -> Bool {
-        let result = cvfio_retire_mapping(address, length)
-        guard result >= 0 else { throw Errno(rawValue: -result) }
-        return result == 0
-    }
-
-    /// Stops treating a retired range as retired; call it before unmapping the range.
-    public func forgetRetiredMapping(_ address: UnsafeMutableRawPointer) { cvfio_forget_retired(address) }
-
     /// Reads a whole small file (a sysfs attribute) as text, trailing newline removed.
     public func readText(_ path: String) throws(Errno) -> String {
         let fd = try open(path, O_RDONLY)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CVFIO
 import SystemPackage
+import VFIOKit
 
 /// read/write/pread/pwrite and mmap/munmap on the mock's files; the host's for the rest.
 extension MockKernel {
@@ -212,6 +213,12 @@ extension MockKernel {
     }
 
     // MARK: Passed through to the host
+
+    /// Retired memory is private to the process, as on the host: the mock's device models never
+    /// see it and the IOMMU model never pins it.
+    public func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
+        try HostSystemCalls.shared.retireMapping(address, length: length)
+    }
 
     public func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor {
         let fd = cvfio_eventfd(initialValue, flags | Int32(EFD_CLOEXEC))

@@ -26,6 +26,7 @@ public final class ReplayKernel: SystemCalls, @unchecked Sendable {
         throw .noMemory
     }
     public func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {}
+    public func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) { throw .invalidArgument }
     public func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int { throw .ioError }
     public func pwrite(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int { throw .ioError }
     public func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int { throw .ioError }

@@ -157,6 +157,9 @@ final class FakeKernel: SystemCalls {
         -> UnsafeMutableRawPointer
     { try host.mmap(length: length, protection: protection, flags: flags, fd: fd, offset: offset) }
     func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) { try host.munmap(address, length: length) }
+    func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
+        try host.retireMapping(address, length: length)
+    }
     func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
         try host.pread(fd, into: buffer, at: offset)
     }

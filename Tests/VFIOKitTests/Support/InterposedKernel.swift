@@ -17,7 +17,7 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         case epollControl(operation: Int32, file: FileDescriptor)
         case epollWait
         case open(path: String)
-        case munmap
+        case munmap, retireMapping
         case pread, pwrite, read, write
         case eventfd, epollCreate
         case readLink, listDirectory
@@ -59,6 +59,10 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
     func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
         try hook(.munmap)
         try kernel.munmap(address, length: length)
+    }
+    func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
+        try hook(.retireMapping)
+        try kernel.retireMapping(address, length: length)
     }
     func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
         try hook(.pread)

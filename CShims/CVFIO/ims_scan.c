@@ -1,22 +1,9 @@
-#define _GNU_SOURCE
+// The IMS status-group scan behind cvfio_ims_scan.h.
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-#include <sys/mman.h>
-#include "cvfio.h"
-
-int cvfio_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
-
-int cvfio_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int capacity, int timeout_ms) {
-    struct epoll_event ready[64];
-    if (capacity > 64) capacity = 64;
-    int n = epoll_wait(epfd, ready, capacity, timeout_ms);
-    for (int i = 0; i < n; i++) {
-        events[i] = ready[i].events;
-        data[i] = ready[i].data.u64;
-    }
-    return n;
-}
+#include "cvfio_ims_scan.h"
+#include "cvfio_mmio.h"
 
 #if !(defined(__has_feature) && __has_feature(thread_sanitizer)) && defined(__SSE2__)
 /* Bit i set when 32-bit lane i of `v` is not zero. */

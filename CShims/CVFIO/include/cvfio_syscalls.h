@@ -1,0 +1,40 @@
+/*
+ * System calls Swift cannot make directly: variadic ones with fixed signatures, and epoll
+ * without its packed structure. Only the `SystemCalls` seam (HostSystemCalls, and the mock
+ * kernel's host pass-through) calls them; the rest of the framework goes through the seam.
+ */
+#ifndef CVFIO_SYSCALLS_H
+#define CVFIO_SYSCALLS_H
+
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+
+/* ioctl(2) with a fixed signature: the argument is a pointer or an integer. */
+static inline int cvfio_ioctl(int fd, unsigned long request, unsigned long argument) {
+    return ioctl(fd, request, argument);
+}
+
+/* prctl(PR_SET_PDEATHSIG): the signal this process gets when the thread that started it ends. */
+static inline int cvfio_set_parent_death_signal(int signal) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0UL, 0UL, 0UL);
+}
+
+/* eventfd(2) and memfd_create(2). */
+static inline int cvfio_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
+int cvfio_memfd_create(const char *name, unsigned int flags);
+
+/*
+ * epoll(7) without the packed struct epoll_event, which Swift imports badly:
+ * events and user data travel in two plain arrays.
+ */
+static inline int cvfio_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev = { .events = events, .data = { .u64 = data } };
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+int cvfio_epoll_wait(int epfd, uint32_t *events, uint64_t *data, int capacity, int timeout_ms);
+
+#endif
