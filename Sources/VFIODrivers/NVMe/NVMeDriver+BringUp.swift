@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import VFIOKit
 
 extension NVMeDriver {
@@ -20,6 +19,7 @@ extension NVMeDriver {
             throw .invalidArgument("the driver is already brought up: shut it down first")
         }
         failure.withLock { $0 = nil }
+        failedEpoch.store(0, ordering: .releasing)
         try disable()
         try framework { () throws(VFIOError) in try device.setBusMaster(true) }
         let adminEntries = min(configuration.adminQueueDepth, capabilities.maxQueueEntries, 4096)
@@ -39,7 +39,6 @@ extension NVMeDriver {
         let limit = identity.maxDataTransferExponent == 0 ? Int.max : capabilities.minPageSize << Int(identity.maxDataTransferExponent)
         maxTransfer = min(limit, NVMeQueuePair.pageSize * (NVMeQueuePair.pageSize / 8))
         try createQueues(maxTransfer: maxTransfer)
-        startWatchdog()
     }
 
     // MARK: Identify
@@ -90,25 +89,11 @@ extension NVMeDriver {
                 try adminCommand(.createSubmissionQueue(
                     id: id, entries: entries, memory: pair.submissionQueue.deviceAddress, completionQueue: id))
             }
-            let queue = IOQueue(pair)
-            pairs.withLock { $0.append(queue) }
-            if !configuration.polled {
-                let r = try framework { () throws(VFIOError) in
-                    try loop.register(sources[id]) { _ in queue.pair.withLock { _ = $0.poll { _ in } } }
-                }
-                registrations.append(r)
-            }
+            let owner = try NVMeQueueOwner(pair: pair, driver: self, polled: configuration.polled, system: device.context.system)
+            if !configuration.polled { try owner.watchInterrupts(sources[id]) }
+            try owner.start()
+            owners.append(owner)
         }
-    }
-
-    /// Aborts I/O commands past their deadline, every tenth of a second; a failed abort resets
-    /// the controller.
-    private func startWatchdog() {
-        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "nvme-watchdog"))
-        timer.schedule(deadline: .now() + .milliseconds(100), repeating: .milliseconds(100))
-        timer.setEventHandler { [weak self] in self?.expireCommands() }
-        timer.resume()
-        watchdog = timer
     }
 
     // MARK: Shutdown
@@ -120,17 +105,18 @@ extension NVMeDriver {
     @discardableResult
     public func shutDown() -> Bool {
         guard active.exchange(false, ordering: .acquiringAndReleasing) else { return true }
-        watchdog?.cancel()
-        watchdog = nil
-        registrations = EventLoop.Registrations()
-        let queues = pairs.withLock { q in defer { q.removeAll() }; return q }
+        // The owner threads end first: nothing touches the queues after this.
+        for owner in owners { owner.stop() }
+        let queues = owners
+        owners = []
         let status = registers.read(NVMeRegisters.status)
         var shutDownComplete = false
-        let usable = failure.withLock { $0 == nil } && status & (NVMeControl.ready | NVMeControl.fatalStatus) == NVMeControl.ready
+        let usable = failedEpoch.load(ordering: .acquiring) == 0 && status & (NVMeControl.ready | NVMeControl.fatalStatus) == NVMeControl.ready
         if usable {
+            // Best effort: a queue the controller refuses to delete goes with CC.SHN and CC.EN.
             for q in queues.reversed() {
-                _ = try? adminCommand(.deleteQueue(id: q.id, submission: true))
-                _ = try? adminCommand(.deleteQueue(id: q.id, submission: false))
+                _ = try? adminCommand(.deleteQueue(id: q.pair.id, submission: true))
+                _ = try? adminCommand(.deleteQueue(id: q.pair.id, submission: false))
             }
             let cc = registers.read(NVMeRegisters.configuration)
             registers.write(NVMeRegisters.configuration, (cc & ~NVMeControl.shutdownMask) | NVMeControl.shutdownNormal)

@@ -12,7 +12,7 @@ extension NVMeDriver {
     public func adminCommand(_ command: NVMeCommand, data: NVMeDataRange? = nil) throws(NVMeError) -> UInt32 {
         try checkUsable()
         let outcome: Result<UInt32, NVMeError>? = try admin.withLock { (a) throws(NVMeError) in
-            guard let pair = a else { throw .controllerFailed("the driver is not brought up") }
+            guard let pair = a else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }
             let cid = try pair.submit(command, data: data)
             pair.keepCompletion(cid)
             pair.ring()
@@ -104,105 +104,50 @@ extension NVMeDriver {
         }
     }
 
+    /// Hands `command` to the next queue's owner and waits for its outcome.
     private func perform(_ command: NVMeCommand, _ data: NVMeDataRange?) async throws(NVMeError) -> UInt32 {
-        let queues = pairs.withLock { $0 }
-        guard !queues.isEmpty else { throw .controllerFailed("the driver is not brought up") }
-        let queue = queues[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue % queues.count]
-        let clock = ContinuousClock()
-        let deadline = clock.now + configuration.commandTimeout
-        while true {
-            try checkUsable()
-            do {
-                return configuration.polled
-                    ? try await performPolled(command, data, queue)
-                    : try await performWithInterrupt(command, data, queue)
-            } catch .queueFull(let q) {
-                guard clock.now < deadline else { throw NVMeError.queueFull(queue: q) }
-                await Task.yield()
-            }
-        }
-    }
-
-    private func performWithInterrupt(
-        _ command: NVMeCommand, _ data: NVMeDataRange?, _ queue: IOQueue
-    ) async throws(NVMeError) -> UInt32 {
-        do {
-            return try await withUnsafeThrowingContinuation { (waiter: UnsafeContinuation<UInt32, any Error>) in
-                do {
-                    try queue.pair.withLock { (pair) throws(NVMeError) in
-                        let cid = try pair.submit(command, data: data)
-                        pair.setWaiter(cid, waiter)
-                        pair.ring()
-                    }
-                } catch {
-                    waiter.resume(throwing: error)
-                }
-            }
-        } catch let error as NVMeError {
-            throw error
-        } catch {
-            throw .controllerFailed("unexpected error \(error)")
-        }
-    }
-
-    private func performPolled(
-        _ command: NVMeCommand, _ data: NVMeDataRange?, _ queue: IOQueue
-    ) async throws(NVMeError) -> UInt32 {
-        let cid = try queue.pair.withLock { (pair) throws(NVMeError) in
-            let cid = try pair.submit(command, data: data)
-            pair.keepCompletion(cid)
-            pair.ring()
-            return cid
-        }
-        while true {
-            let outcome = queue.pair.withLock { pair in
-                pair.poll { _ in }
-                return pair.takeOutcome(cid)
-            }
-            if let outcome { return try outcome.get() }
-            await Task.yield()
-        }
+        try checkUsable()
+        guard !owners.isEmpty else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }
+        let owner = owners[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue % owners.count]
+        return try await owner.perform(command, data).get()
     }
 
     // MARK: Exclusive queue use
 
-    /// Runs `body` with I/O queue pair `index` (0-based) held exclusively: the fastest path,
-    /// for a caller polling one queue from one thread. Commands submitted through it complete
-    /// to `poll`'s closure; the caller enforces its own deadlines.
+    /// Runs `body` on I/O queue pair `index`'s owner thread (0-based) and returns its result:
+    /// the fastest path, for a caller polling one queue from one thread. Nothing else touches
+    /// the pair while `body` runs; commands submitted through it complete to `poll`'s closure,
+    /// and the caller enforces its own deadlines.
     public func withQueuePair<T>(_ index: Int, _ body: (NVMeQueuePair) throws(NVMeError) -> T) throws(NVMeError) -> T {
+        let owner = try queueOwner(index)
+        var result: Result<T, NVMeError>?
+        owner.reactor.run { result = Result { () throws(NVMeError) in try body(owner.pair) } }
+        return try result!.get()
+    }
+
+    /// The owner of I/O queue pair `index` (0-based): for a frontend that serves that queue on
+    /// its thread (watching its files with the owner's ``QueueReactor``).
+    public func queueOwner(_ index: Int) throws(NVMeError) -> NVMeQueueOwner {
         try checkUsable()
-        let queues = pairs.withLock { $0 }
-        guard queues.indices.contains(index) else {
-            throw .invalidArgument("no I/O queue pair \(index): the driver has \(queues.count)")
+        guard owners.indices.contains(index) else {
+            throw .invalidArgument("no I/O queue pair \(index): the driver has \(owners.count)")
         }
-        return try queues[index].pair.withLock { (pair) throws(NVMeError) in try body(pair) }
+        return owners[index]
     }
 
     /// The number of I/O queue pairs created.
-    public var queueCount: Int { pairs.withLock { $0.count } }
+    public var queueCount: Int { owners.count }
 
     // MARK: Timeouts
 
-    /// Aborts every I/O command older than the timeout; resets the controller when an abort
-    /// does not take. Queues held through ``withQueuePair(_:_:)`` are skipped.
-    func expireCommands() {
-        guard failure.withLock({ $0 == nil }) else { return }
-        let limit = UInt64(configuration.commandTimeout / .nanoseconds(1))
-        var expired: [(queue: Int, cid: UInt16, name: String)] = []
-        for q in pairs.withLock({ $0 }) {
-            q.pair.withLockIfAvailable { pair in
-                pair.expire(olderThan: limit) { cid, command in expired.append((q.id, cid, command.name(admin: false))) }
-            }
-        }
-        for e in expired {
-            let aborted = (try? adminCommand(.abort(queue: e.queue, commandID: e.cid))).map { $0 & 1 == 0 } ?? false
-            if !aborted {
-                let error = NVMeError.timeout(
-                    command: e.name, milliseconds: timeoutMilliseconds,
-                    recovery: "the abort did not take, so the driver reset the controller (CC.EN cleared); bring it up again")
-                resetController(because: "\(e.name) timed out and could not be aborted", failing: error)
-                return
-            }
-        }
+    /// On an owner thread: aborts `cid` on `queue`, which is past its deadline; resets the
+    /// controller when the abort does not take.
+    func abort(queue: Int, commandID cid: UInt16, name: String) {
+        let aborted: Bool
+        do { aborted = try adminCommand(.abort(queue: queue, commandID: cid)) & 1 == 0 } catch { aborted = false }
+        guard !aborted else { return }
+        resetController(because: "\(name) timed out and could not be aborted", failing: .timeout(
+            command: name, milliseconds: timeoutMilliseconds,
+            recovery: "the abort did not take, so the driver reset the controller (CC.EN cleared); bring it up again"))
     }
 }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import Synchronization
 import VFIOKit
 
@@ -10,18 +9,22 @@ import VFIOKit
 ///
 /// ``bringUp()`` resets and enables the controller (waiting at most CAP.TO), creates the admin
 /// queue, identifies the controller and its active namespaces and creates
-/// ``Configuration/queues`` I/O queue pairs, each completing on its own MSI-X vector or, with
-/// ``Configuration/polled``, polled by whoever waits. I/O goes through the `async` block API
-/// (``read(namespace:lba:blocks:into:offset:)``, ``write(namespace:lba:blocks:from:offset:)``,
-/// ``flush(namespace:)``) or, for a caller that owns a queue, ``withQueuePair(_:_:)``.
+/// ``Configuration/queues`` I/O queue pairs, each owned by its own thread (an
+/// ``NVMeQueueOwner``), completing on its own MSI-X vector watched by that thread or, with
+/// ``Configuration/polled``, polled by it while commands are outstanding. I/O goes through the
+/// `async` block API (``read(namespace:lba:blocks:into:offset:)``,
+/// ``write(namespace:lba:blocks:from:offset:)``, ``flush(namespace:)``), which hands each
+/// request to the owner through a lock-free mailbox once the task has suspended, or runs on the
+/// owner thread itself: ``withQueuePair(_:_:)`` and ``queueOwner(_:)``.
 ///
 /// Every wait is bounded. An I/O command outstanding longer than
-/// ``Configuration/commandTimeout`` is aborted; if the abort fails, or an admin command times
+/// ``Configuration/commandTimeout`` is aborted (its owner checks on a timerfd); if the abort fails, or an admin command times
 /// out, the controller is reset (CC.EN cleared) and every outstanding and later command fails
 /// with a clear error until the driver is brought up again. ``shutDown()`` deletes the queues,
 /// sets CC.SHN and waits for CSTS.SHST to report the shutdown complete.
 ///
-/// Start and stop are not concurrent with I/O; I/O calls are thread-safe.
+/// Start and stop are not concurrent with I/O; I/O calls are thread-safe. ``shutDown()`` must
+/// run before the driver goes (deinit only asserts it did: it does no blocking work).
 public final class NVMeDriver: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// I/O queue pairs to create (capped by what the controller grants).
@@ -49,28 +52,19 @@ public final class NVMeDriver: @unchecked Sendable {
     public internal(set) var namespaces: [NVMeNamespaceIdentity] = []
     /// The most one command transfers, in bytes: MDTS, and at most one PRP list page (2 MiB).
     public internal(set) var maxTransfer = NVMeQueuePair.pageSize
-    /// The I/O queue pairs, each behind its lock.
-    let pairs = NVMeLocked<[IOQueue]>([])
-    let admin = NVMeLocked<NVMeQueuePair?>(nil)
+    /// The I/O queue pairs' owners: set by ``bringUp()`` and ``shutDown()`` only, which are
+    /// not concurrent with I/O, so I/O reads it without a lock.
+    var owners: [NVMeQueueOwner] = []
+    /// The admin queue: a control path, behind a mutex.
+    let admin = Mutex<NVMeQueuePair?>(nil)
     /// Why the controller was given up on, once it was.
-    let failure = NVMeLocked<String?>(nil)
+    let failure = Mutex<(reason: String, error: NVMeError)?>(nil)
+    /// 0 while the controller is usable; bumped each time it is given up on, so owners notice.
+    let failedEpoch = Atomic<Int>(0)
     let nextQueue = Atomic<Int>(0)
-    /// The CQ vectors' handlers on the loop; replacing them ends them.
-    var registrations = EventLoop.Registrations()
-    var watchdog: DispatchSourceTimer?
     var msixEnabled = false
     /// True from the start of ``bringUp()`` until ``shutDown()``: what there is to undo.
     let active = Atomic<Bool>(false)
-
-    /// An I/O queue pair and its lock.
-    final class IOQueue: Sendable {
-        let pair: NVMeLocked<NVMeQueuePair>
-        let id: Int
-        init(_ pair: NVMeQueuePair) {
-            id = pair.id
-            self.pair = NVMeLocked(pair)
-        }
-    }
 
     /// Probes `device`: class 0x010802 (NVM Express), a BAR 0 holding the registers, and a
     /// controller that supports the NVM command set with 4 KiB pages. Leaves it untouched.
@@ -92,7 +86,7 @@ public final class NVMeDriver: @unchecked Sendable {
         }
     }
 
-    deinit { shutDown() }
+    deinit { assert(!active.load(ordering: .relaxed), "an NVMeDriver was released without shutDown()") }
 
     var timeoutMilliseconds: Int { Int(configuration.commandTimeout / .milliseconds(1)) }
 
@@ -122,15 +116,26 @@ public final class NVMeDriver: @unchecked Sendable {
     }
 
     /// Gives the controller up: CC.EN is cleared, every outstanding command fails with
-    /// `error`, and later ones fail with ``NVMeError/controllerFailed(_:)``.
+    /// `error` (each owner fails its own, woken here), and later ones fail with
+    /// ``NVMeError/controllerFailed(_:)``.
     func resetController(because reason: String, failing error: NVMeError) {
-        failure.withLock { if $0 == nil { $0 = reason } }
+        failure.withLock { if $0 == nil { $0 = (reason, error) } }
+        failedEpoch.wrappingAdd(1, ordering: .releasing)
+        // A controller that does not drop RDY is given up on all the same: nothing is sent to it.
         try? disable()
-        for q in pairs.withLock({ $0 }) { q.pair.withLock { $0.failAll(error) } }
+        for owner in owners { owner.reactor.run {} }
     }
 
+    /// Nonzero once the controller was given up on (``failure`` says why).
+    var failureEpoch: Int { failedEpoch.load(ordering: .acquiring) }
+    /// What commands outstanding when the controller was given up on fail with.
+    var outstandingError: NVMeError? { failure.withLock { $0?.error } }
+    /// What later commands fail with.
+    var laterError: NVMeError? { failure.withLock { f in f.map { .controllerFailed($0.reason) } } }
+
+    @inline(__always)
     func checkUsable() throws(NVMeError) {
-        if let why = failure.withLock({ $0 }) { throw .controllerFailed(why) }
+        if failureEpoch != 0, let error = laterError { throw error }
     }
 
     /// Whether the controller reports CSTS.CFS.

@@ -5,7 +5,7 @@ import VFIOKit
 
 /// A submission queue, its completion queue and their command slots, in DMA memory.
 ///
-/// Not thread-safe: one thread uses a pair at a time (``NVMeDriver`` guards each with a lock).
+/// Not thread-safe: one thread uses a pair for its whole life (its ``NVMeQueueOwner``'s).
 /// ``submit(_:data:offset:length:)``, ``ring()`` and ``poll(limit:_:)`` allocate nothing and
 /// retain nothing: state sits in memory allocated once, and completions are handed to a
 /// non-escaping closure. Command ids are slot numbers, so a completion finds its command by
@@ -27,8 +27,8 @@ public final class NVMeQueuePair: @unchecked Sendable {
         var submittedAt: UInt64 = 0
         /// The driver gave up on it (aborted, or the controller was reset).
         var timedOut = false
-        /// Woken with the result when the command completes (interrupt-driven callers).
-        var waiter: UnsafeContinuation<UInt32, any Error>?
+        /// The mailbox record completed with the result (async requests), or -1.
+        var request = -1
         /// Keep the completion here for ``takeCompletion(_:)`` instead of freeing the slot.
         var keepCompletion = false
         /// The outcome kept for ``takeOutcome(_:)``.
@@ -53,6 +53,8 @@ public final class NVMeQueuePair: @unchecked Sendable {
     private let state: UnsafeMutablePointer<State>
     let slots: UnsafeMutablePointer<Slot>
     private let freeIDs: UnsafeMutablePointer<UInt16>
+    /// Where async requests' outcomes go; set by the owner, which outlives its use here.
+    unowned(unsafe) var mailbox: NVMeMailbox?
 
     init(id: Int, entries: Int, maxTransfer: Int, dma: DMASpace, bar: Region, doorbellStride: Int) throws(NVMeError) {
         self.id = id
@@ -119,6 +121,7 @@ public final class NVMeQueuePair: @unchecked Sendable {
         slot.pointee.submittedAt = Self.coarseNow()
         slot.pointee.timedOut = false
         slot.pointee.keepCompletion = false
+        slot.pointee.request = -1
         command.store(to: submissionQueue.bytes.baseAddress! + s.pointee.sqTail * 64)
         s.pointee.sqTail = s.pointee.sqTail + 1 == entries ? 0 : s.pointee.sqTail + 1
         s.pointee.unrung = true
@@ -186,11 +189,11 @@ public final class NVMeQueuePair: @unchecked Sendable {
             let cid = Int(completion.commandID)
             // A completion for a slot not in use is the controller's error; it is dropped.
             guard cid < entries - 1, slots[cid].inUse else { continue }
-            if let waiter = slots[cid].waiter {
-                slots[cid].waiter = nil
+            let request = slots[cid].request
+            if request >= 0, let mailbox {
                 let outcome = outcome(of: completion, slot: cid)
                 free(cid)
-                waiter.resume(with: outcome.mapError { $0 })
+                mailbox.complete(request, outcome)
                 continue
             }
             if slots[cid].keepCompletion {
@@ -234,8 +237,9 @@ public final class NVMeQueuePair: @unchecked Sendable {
     /// Marks `cid`'s completion to be kept for ``takeOutcome(_:)``.
     func keepCompletion(_ cid: UInt16) { slots[Int(cid)].keepCompletion = true }
 
-    /// Sets the continuation resumed when `cid` completes.
-    func setWaiter(_ cid: UInt16, _ waiter: UnsafeContinuation<UInt32, any Error>) { slots[Int(cid)].waiter = waiter }
+    /// Sets the mailbox record completed when `cid` completes.
+    @inline(__always)
+    func setRequest(_ cid: UInt16, _ request: Int) { slots[Int(cid)].request = request }
 
     /// Commands outstanding for longer than `timeout` nanoseconds and not yet given up on;
     /// each is marked timed out and handed to `body`.
@@ -247,14 +251,14 @@ public final class NVMeQueuePair: @unchecked Sendable {
         }
     }
 
-    /// Frees every outstanding command, waking its waiter with `error`. For a controller that
-    /// was reset: its queues are gone.
+    /// Frees every outstanding command, completing its request with `error`. For a controller
+    /// that was reset: its queues are gone.
     func failAll(_ error: NVMeError) {
         for cid in 0..<entries - 1 where slots[cid].inUse {
-            if let w = slots[cid].waiter {
-                slots[cid].waiter = nil
+            if slots[cid].request >= 0, let mailbox {
+                let request = slots[cid].request
                 free(cid)
-                w.resume(throwing: error)
+                mailbox.complete(request, .failure(error))
             } else if slots[cid].keepCompletion {
                 if slots[cid].outcome == nil { slots[cid].outcome = .failure(error) }
             } else {

@@ -103,6 +103,22 @@ import VFIOMock
         #expect(state.enabledVectors.count == 5)
     }
 
+    /// More requests at once than the SQ holds: the owner keeps the rest in its backlog and
+    /// submits them as slots free, polled or by interrupt, with no caller retrying.
+    @Test(arguments: [false, true])
+    func moreRequestsThanTheQueueHoldsWaitInTheOwnersBacklog(polled: Bool) async throws {
+        let bench = try NVMeTestBench(driverOptions: { $0.queueDepth = 4; $0.polled = polled })
+        let out = try bench.patterned(200 * 512, seed: 5)
+        let driver = bench.driver
+        let ranges = (0..<200).map { NVMeDataRange(out, offset: 512 * $0, count: 512)! }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<200 { group.addTask { try await driver.write(lba: UInt64(i), blocks: 1, from: ranges[i]) } }
+            try await group.waitForAll()
+        }
+        #expect(bench.namespace.read(lba: 0, count: 200) == Array(out.bytes))
+        #expect(try driver.withQueuePair(0) { (pair) throws(NVMeError) in pair.outstanding } == 0)
+    }
+
     @Test func namespacesWith4KiBBlocksAndSeveralNamespaces() async throws {
         let second = NVMeNamespace(blockCount: 256, blockSize: 4096)
         let bench = try NVMeTestBench(blocks: 1024, extra: [second])

@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CVFIO
+import Synchronization
+import SystemPackage
+
+/// One thread that owns a data-path queue for its whole life: an epoll set with a wake
+/// eventfd, a periodic timerfd, any files the owner watches, and an optional poller that is
+/// called in a busy loop while it reports work outstanding (a polled NVMe queue), the thread
+/// blocking in `epoll_wait` otherwise.
+///
+/// Guarantees:
+/// - Every hook (``onWake``, ``poller``, ``onTick``, watch handlers, ``run(_:)`` bodies) runs on
+///   the reactor's thread, one at a time: what they share needs no lock.
+/// - ``wake()`` is safe from any thread and costs one eventfd write only when the thread may
+///   be asleep (``prepareToSleep``'s flag, checked with sequentially consistent atomics).
+/// - ``stop()`` returns once the thread has run its last hook and exited.
+/// Hooks are set before ``start()``; watches are added and ended on the reactor's thread (or
+/// before start).
+public final class QueueReactor: @unchecked Sendable {
+    /// Called after the wake eventfd fired or before sleeping: drain the mailbox.
+    public var onWake: () -> Void = {}
+    /// Called in a loop while it returns true; the thread sleeps in epoll once it returns false.
+    public var poller: (() -> Bool)?
+    /// Called every ``tickInterval`` (the timerfd): deadlines.
+    public var onTick: () -> Void = {}
+    public let tickInterval: Duration
+    /// epoll's EPOLLIN, for ``watch(_:events:_:)``.
+    public static let readable = EPOLLIN.rawValue
+    public let name: String
+
+    private let system: any SystemCalls
+    private let epoll: FileDescriptor
+    private let wakeFD: FileDescriptor
+    private let timerFD: Int32
+    private var watches: [((UInt32) -> Void)?] = []
+    private let asleep = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
+    private let threadID = Atomic<UInt>(0)
+    /// Control-path work handed to the thread by ``run(_:)``, and the thread's life.
+    private let control = Monitor(Control())
+    private static let wakeToken = UInt64.max, tickToken = UInt64.max - 1
+
+    private struct Control: @unchecked Sendable {
+        var jobs: [(id: UInt64, body: () -> Void)] = []
+        var nextJob: UInt64 = 0
+        var doneJobs: UInt64 = 0
+        var running = false
+    }
+
+    /// Creates the epoll set, wake eventfd and timerfd; ``start()`` starts the thread.
+    public init(name: String, system: any SystemCalls = HostSystemCalls.shared, tickInterval: Duration = .milliseconds(100)) throws(VFIOError) {
+        self.name = name
+        self.system = system
+        self.tickInterval = tickInterval
+        epoll = try attempt("epoll_create1 for \(name)") { () throws(Errno) in try system.epollCreate() }
+        do {
+            wakeFD = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
+        } catch {
+            try? system.close(epoll)
+            throw error.vfio("creating \(name)'s wake eventfd")
+        }
+        timerFD = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
+        if timerFD < 0 {
+            let e = Errno(rawValue: errno)
+            try? system.close(wakeFD)
+            try? system.close(epoll)
+            throw .systemCall(operation: "timerfd_create for \(name)", errno: e)
+        }
+        let ns = Int(tickInterval / .nanoseconds(1))
+        let period = timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+        var spec = itimerspec(it_interval: period, it_value: period)
+        do throws(Errno) {
+            guard timerfd_settime(timerFD, 0, &spec, nil) == 0 else { throw Errno(rawValue: errno) }
+            try system.epollControl(epoll, EPOLL_CTL_ADD, wakeFD, events: EPOLLIN.rawValue, data: Self.wakeToken)
+            try system.epollControl(epoll, EPOLL_CTL_ADD, FileDescriptor(rawValue: timerFD), events: EPOLLIN.rawValue, data: Self.tickToken)
+        } catch {
+            close(timerFD)
+            try? system.close(wakeFD)
+            try? system.close(epoll)
+            throw error.vfio("setting up \(name)'s epoll set")
+        }
+    }
+
+    /// The thread is gone by now (``stop()`` waits for it; a running thread holds the reactor).
+    deinit {
+        close(timerFD)
+        try? system.close(wakeFD)
+        try? system.close(epoll)
+    }
+
+    /// True on the reactor's thread.
+    public var onReactorThread: Bool { threadID.load(ordering: .acquiring) == Self.currentThreadID }
+
+    /// Starts the thread.
+    public func start() throws(VFIOError) {
+        try control.withLock { (c) throws(VFIOError) in
+            guard !c.running else { return }
+            stopping.store(false, ordering: .releasing)
+            let context = Unmanaged.passRetained(self).toOpaque()
+            var id = pthread_t()
+            let rc = pthread_create(&id, nil, { raw in
+                let reactor = Unmanaged<QueueReactor>.fromOpaque(raw!).takeRetainedValue()
+                reactor.loop()
+                reactor.control.update { $0.running = false }
+                return nil
+            }, context)
+            guard rc == 0 else {
+                Unmanaged<QueueReactor>.fromOpaque(context).release()
+                throw .systemCall(operation: "pthread_create for \(name)", errno: Errno(rawValue: rc))
+            }
+            pthread_detach(id)
+            c.running = true
+        }
+    }
+
+    /// Stops the thread after its current hook; returns once it exited (at once on the thread).
+    public func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        signal()
+        guard !onReactorThread else { return }
+        control.wait { !$0.running }
+    }
+
+    /// Wakes the thread to run ``onWake``, if it may be asleep.
+    @inline(__always)
+    public func wake() {
+        if asleep.load(ordering: .sequentiallyConsistent) { signal() }
+    }
+
+    /// Runs `body` on the reactor's thread and returns once it has run; runs it at once when
+    /// called there. Control path: it takes a lock and allocates.
+    public func run(_ body: () -> Void) {
+        if onReactorThread || !control.withLock({ $0.running }) {
+            body()
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let id = control.withLock { c in
+                c.nextJob += 1
+                c.jobs.append((c.nextJob, body))
+                return c.nextJob
+            }
+            signal()
+            // A thread that exited before running it leaves it queued: it runs here instead.
+            let orphan = control.withLock(after: { $0.doneJobs >= id || !$0.running }) { c in
+                guard let k = c.jobs.firstIndex(where: { $0.id == id }) else { return false }
+                c.jobs.remove(at: k)
+                return true
+            }
+            if orphan { body() }
+        }
+    }
+
+    /// Watches `fd` for `events`; `handler` gets the epoll events. On the reactor's thread or
+    /// before start. The caller keeps owning `fd` and ends the watch before closing it.
+    public func watch(_ fd: Int32, events: UInt32, _ handler: @escaping (UInt32) -> Void) throws(VFIOError) -> Int {
+        let id = watches.firstIndex { $0 == nil } ?? watches.count
+        try attempt("epoll_ctl ADD fd \(fd) to \(name)") { () throws(Errno) in
+            try system.epollControl(epoll, EPOLL_CTL_ADD, FileDescriptor(rawValue: fd), events: events, data: UInt64(id))
+        }
+        if id == watches.count { watches.append(handler) } else { watches[id] = handler }
+        return id
+    }
+
+    /// Ends watch `id` on `fd`; its handler does not run again.
+    public func unwatch(_ id: Int, fd: Int32) {
+        guard watches.indices.contains(id), watches[id] != nil else { return }
+        // Cannot fail for a file this set watches; a closed fd was removed by the kernel already.
+        try? system.epollControl(epoll, EPOLL_CTL_DEL, FileDescriptor(rawValue: fd), events: 0, data: 0)
+        watches[id] = nil
+    }
+
+    private func signal() {
+        var one: UInt64 = 1
+        // An eventfd write fails only when the counter would overflow: it is readable anyway.
+        _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(wakeFD, from: b) }
+    }
+
+    private func runJobs() {
+        var last: UInt64?
+        do {
+            // The bodies are released before their callers are told they ran.
+            let jobs = control.withLock { c in defer { c.jobs.removeAll() }; return c.jobs }
+            for job in jobs { job.body() }
+            last = jobs.last?.id
+        }
+        if let last { control.update { $0.doneJobs = last } }
+    }
+
+    private func loop() {
+        threadID.store(Self.currentThreadID, ordering: .releasing)
+        defer { threadID.store(0, ordering: .releasing) }
+        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
+        let data = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
+        let counter = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+        defer {
+            events.deallocate()
+            data.deallocate()
+            counter.deallocate()
+        }
+        while !stopping.load(ordering: .sequentiallyConsistent) {
+            onWake()
+            if let poller, poller() {
+                // Busy: look at the files without sleeping.
+                if let n = try? system.epollWait(epoll, events: events, data: data, capacity: 64, timeoutMilliseconds: 0), n > 0 {
+                    handle(n, events, data, counter)
+                }
+                continue
+            }
+            asleep.store(true, ordering: .sequentiallyConsistent)
+            // Work posted before the flag was set is drained before sleeping.
+            onWake()
+            if let poller, poller() {
+                asleep.store(false, ordering: .sequentiallyConsistent)
+                continue
+            }
+            let n = (try? system.epollWait(epoll, events: events, data: data, capacity: 64, timeoutMilliseconds: -1)) ?? 0
+            asleep.store(false, ordering: .sequentiallyConsistent)
+            handle(n, events, data, counter)
+        }
+        runJobs()
+    }
+
+    private func handle(_ n: Int, _ events: UnsafeMutablePointer<UInt32>, _ data: UnsafeMutablePointer<UInt64>, _ counter: UnsafeMutableRawBufferPointer) {
+        for i in 0..<n {
+            switch data[i] {
+            case Self.wakeToken:
+                _ = try? system.read(wakeFD, into: counter)
+                runJobs()
+            case Self.tickToken:
+                _ = Glibc.read(timerFD, counter.baseAddress, 8)
+                onTick()
+            default:
+                let id = Int(data[i])
+                if watches.indices.contains(id), let handler = watches[id] { handler(events[i]) }
+            }
+        }
+    }
+
+    private static var currentThreadID: UInt { UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))) }
+}
