@@ -33,6 +33,7 @@ let package = Package(
             name: "CUdev", path: "CShims/CUdev", pkgConfig: "libudev",
             providers: [.apt(["libudev-dev"])]),
         .target(name: "CBenchReference", dependencies: ["CVFIO"], path: "CShims/CBenchReference"),
+        .target(name: "CUring", path: "CShims/CUring", linkerSettings: [.linkedLibrary("uring")]),
 
         // The pure PCI model: no system calls.
         .target(name: "PCI"),
@@ -54,6 +55,8 @@ let package = Package(
         .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
         // Sample drivers, written on VFIOKit's public API only.
         .target(name: "VFIODrivers", dependencies: ["VFIOKit", "PCI"]),
+        // Block export: NVMe namespaces served to the kernel's ublk driver.
+        .target(name: "VFIOExport", dependencies: ["VFIOKit", "VFIODrivers", "CUring"]),
         // The driver daemon behind `vfiokit run`: hosts drivers on devices until told to stop.
         .target(
             name: "VFIODaemon",
@@ -101,5 +104,6 @@ let package = Package(
         .testTarget(name: "ConformanceTests", dependencies: ["VFIOConformance", "VFIOMock", "PCI"], exclude: ["Records"]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit", "vfiokit-bench"]),
         .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
+        .testTarget(name: "VFIOExportTests", dependencies: ["VFIOExport", "VFIODrivers", "VFIOMock", "VFIOKit", "CUring"]),
     ]
 )
