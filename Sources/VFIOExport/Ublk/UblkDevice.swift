@@ -44,6 +44,8 @@ public final class UblkDevice: @unchecked Sendable {
         do {
             return try UblkDevice(control: control, info: info, geometry: geometry, backend: backend)
         } catch {
+            // A failure before the device object existed leaves the added device to delete here
+            // (after one, stop() has deleted it and this finds nothing).
             try? control.delete(info.dev_id)
             throw error
         }
@@ -85,8 +87,8 @@ public final class UblkDevice: @unchecked Sendable {
             try spawnQueues(backend)
             try control.start(id)
         } catch {
-            endQueues()
-            close(fd)
+            // Every property is set, so deinit will run: stop() undoes it all, once.
+            stop()
             throw error
         }
     }

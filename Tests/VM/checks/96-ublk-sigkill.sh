@@ -19,7 +19,9 @@ job="--name=acked --ioengine=io_uring --direct=1 --thread --rw=randwrite --bs=4k
 # shellcheck disable=SC2086
 fio $job --filename="$bdev" --do_verify=0 --verify_state_save=1 >/tmp/check/fio1.out 2>&1 &
 fio=$!
-sleep 2
+# Kill once the kernel has seen 2,000 writes complete (field 5 of the block device's stat).
+written() { [ "$(awk '{ print $5 }' "/sys/block/${bdev#/dev/}/stat")" -ge 2000 ]; }
+wait_for 60 written || check_fail "fio did not get 2,000 writes through $bdev in 60 s"
 kill -KILL "$ublk"
 wait "$ublk" 2>/dev/null
 killed() { ! kill -0 "$fio" 2>/dev/null; }
@@ -38,7 +40,7 @@ ublk_start legacy
 # shellcheck disable=SC2086
 run fio $job --filename="$bdev" --verify_only --verify_state_load=1 --continue_on_error=verify
 verified=$(grep -oE 'issued rwts: total=[0-9]+' "$out" | head -n1 | sed 's/.*=//')
-[ "${verified:-0}" -gt 1000 ] || check_fail "fio verified only ${verified:-0} blocks"
+[ "${verified:-0}" -ge 2000 ] || check_fail "fio verified only ${verified:-0} blocks"
 cat "$out" "$err" | grep -iE 'verify' | grep -oE 'offset[ =][0-9]+' | sed 's/offset[ =]//' | sort -u >/tmp/check/bad
 lost=$(grep -vxF -f /tmp/check/failed /tmp/check/bad)
 [ -z "$lost" ] || check_fail "acknowledged writes lost at offsets $(echo $lost | cut -c1-200)"
