@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "VFIOMock", targets: ["VFIOMock"]),
         .library(name: "VFIOHost", targets: ["VFIOHost"]),
         .library(name: "VFIODrivers", targets: ["VFIODrivers"]),
+        .library(name: "VFIOExport", targets: ["VFIOExport"]),
         .library(name: "VFIODaemon", targets: ["VFIODaemon"]),
         .executable(name: "vfiokit", targets: ["vfiokit"]),
         .executable(name: "vfiokit-bench", targets: ["vfiokit-bench"]),
@@ -55,7 +56,7 @@ let package = Package(
         .target(name: "VFIOHost", dependencies: ["VFIOKit", "PCI", "CPCIAccess", "CUdev"]),
         // Sample drivers, written on VFIOKit's public API only.
         .target(name: "VFIODrivers", dependencies: ["VFIOKit", "PCI"]),
-        // Block export: NVMe namespaces served to the kernel's ublk driver.
+        // Block export: NVMe namespaces served to clients (the core, and the NBD and ublk frontends).
         .target(name: "VFIOExport", dependencies: ["VFIOKit", "VFIODrivers", "CUring"]),
         // The driver daemon behind `vfiokit run`: hosts drivers on devices until told to stop.
         .target(
