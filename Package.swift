@@ -34,6 +34,7 @@ let package = Package(
             name: "CUdev", path: "CShims/CUdev", pkgConfig: "libudev",
             providers: [.apt(["libudev-dev"])]),
         .target(name: "CBenchReference", dependencies: ["CVFIO"], path: "CShims/CBenchReference"),
+        .target(name: "CUring", path: "CShims/CUring", linkerSettings: [.linkedLibrary("uring")]),
 
         // The pure PCI model: no system calls.
         .target(name: "PCI"),
@@ -56,7 +57,7 @@ let package = Package(
         // Sample drivers, written on VFIOKit's public API only.
         .target(name: "VFIODrivers", dependencies: ["VFIOKit", "PCI"]),
         // Block export: NVMe namespaces served to clients (the core, and the NBD and ublk frontends).
-        .target(name: "VFIOExport", dependencies: ["VFIOKit", "VFIODrivers"]),
+        .target(name: "VFIOExport", dependencies: ["VFIOKit", "VFIODrivers", "CUring"]),
         // The driver daemon behind `vfiokit run`: hosts drivers on devices until told to stop.
         .target(
             name: "VFIODaemon",
@@ -70,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "vfiokit",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CLIOutput", "NVMeWorkloads",
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CLIOutput", "NVMeWorkloads", "VFIOExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -104,5 +105,6 @@ let package = Package(
         .testTarget(name: "ConformanceTests", dependencies: ["VFIOConformance", "VFIOMock", "PCI"], exclude: ["Records"]),
         .testTarget(name: "CLITests", dependencies: ["vfiokit", "vfiokit-bench"]),
         .testTarget(name: "ExampleTests", dependencies: ["DoorbellDriver"]),
+        .testTarget(name: "VFIOExportTests", dependencies: ["VFIOExport", "VFIODrivers", "VFIOMock", "VFIOKit", "CUring"]),
     ]
 )

@@ -89,6 +89,8 @@ import Testing
         (["nvme", "identify", "00:zz.0"], "is not a PCI address"),
         (["nvme", "bench", "--simulated", "--workload", "trim"], "unknown workload"),
         (["nvme", "bench", "--simulated", "--queue-depth", "2000", "--seconds", "0.1"], "exceeds what CAP.MQES allows"),
+        (["nvme", "ublk", "--simulated", "--namespace", "2"], "namespace 2 does not exist"),
+        (["nvme", "ublk", "--simulated", "--queues", "0"], "--queues 0 is outside 1…64"),
     ])
     func badInputIsRefusedWithWhatWasWrong(arguments: [String], message: String) throws {
         let result = try runVFIOKit(arguments)

@@ -233,3 +233,46 @@ device_field() {
 device_interrupts() {
   vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '[.devices[] | select(.address == $a) | .interrupts[].count] | add // 0'
 }
+
+# The ublk export for the block-export checks (95-97): `ublk_start BACKEND` serves namespace 1
+# of the NVMe controller over ublk (`vfiokit nvme ublk`) in the background, its output in
+# /tmp/check/ublk.out and .err, its pid in $ublk and its block device in $bdev once it exists;
+# `ublk_stop` sends SIGTERM and fails the check unless the server exits 0 and $bdev is gone.
+ublk_start() {
+  rm -f /tmp/check/ublk.out /tmp/check/ublk.err
+  vfiokit nvme ublk "$(dev nvme)" --backend "$1" ${2:+--depth "$2"} >/tmp/check/ublk.out 2>/tmp/check/ublk.err &
+  ublk=$!
+  wait_for 30 grep -q "^ublk: /dev/ublkb[0-9]* serves" /tmp/check/ublk.out ||
+    { cat /tmp/check/ublk.out /tmp/check/ublk.err; check_fail "vfiokit nvme ublk ($1) made no block device"; }
+  bdev=$(sed -n 's|^ublk: \(/dev/ublkb[0-9]*\) serves.*|\1|p' /tmp/check/ublk.out)
+  wait_for 10 test -b "$bdev" || check_fail "$bdev was announced but does not exist"
+  cat /tmp/check/ublk.out
+}
+
+ublk_stop() {
+  kill -TERM "$ublk"
+  wait "$ublk"
+  local status=$?
+  cat /tmp/check/ublk.out /tmp/check/ublk.err
+  [ "$status" -eq 0 ] || check_fail "vfiokit nvme ublk exited with status $status on SIGTERM"
+  [ ! -e "$bdev" ] || check_fail "$bdev outlived the server's orderly stop"
+}
+
+# Writes a tree of files of awkward sizes (empty, one byte, around a block, several MiB, nested)
+# from /dev/urandom under DIR, and their sha256sums, relative to DIR, to SUMS.
+tree_write() {
+  local dir=$1 sums=$2 i
+  mkdir -p "$dir/a/b/c" "$dir/d"
+  : >"$dir/empty"
+  head -c 1 /dev/urandom >"$dir/one"
+  for i in 511 4095 4096 4097 65537; do head -c "$i" /dev/urandom >"$dir/a/f$i"; done
+  head -c $((3 * 1048576 + 17)) /dev/urandom >"$dir/a/b/c/big"
+  for i in 1 2 3 4 5 6 7 8; do head -c $((i * 12345)) /dev/urandom >"$dir/d/n$i"; done
+  (cd "$dir" && find . -type f | sort | xargs sha256sum) >"$sums"
+}
+
+# Fails the check (naming WHERE) unless every file in SUMS under DIR has its checksum.
+tree_check() {
+  (cd "$1" && sha256sum -c "$2" >/tmp/check/sums.out 2>&1) ||
+    check_fail "$3: $(grep -v ': OK$' /tmp/check/sums.out | head -n 3 | tr '\n' ' ')"
+}

@@ -1,4 +1,5 @@
-# The guest's initramfs: busybox, the vfiokit binary, jq and fio with the shared libraries they load
+# The guest's initramfs: busybox, the vfiokit binary, jq, fio, mkfs.ext4, e2fsck and nbd-client
+# (the block export's checks) with the shared libraries they load
 # (at the paths they are loaded from), the guest scripts, the checks and their plans, and the
 # distro kernel's modules when there are any. Sourced by ../run. Built by an ordinary user: the
 # one device node, /dev/console, is written as a newc cpio entry by hand.
@@ -50,8 +51,8 @@ build_initramfs() {
   initramfs_add_with_closure "$root" "$vfiokit_bin"
   ln -s "$vfiokit_bin" "$root/vm/bin/vfiokit"
   local tool path
-  for tool in jq fio; do
-    if path=$(command -v "$tool"); then
+  for tool in jq fio mkfs.ext4 e2fsck nbd-client; do
+    if path=$(PATH=$PATH:/usr/sbin:/sbin command -v "$tool"); then
       initramfs_add_with_closure "$root" "$(readlink -f "$path")"
       ln -s "$(readlink -f "$path")" "$root/vm/bin/$tool"
     fi

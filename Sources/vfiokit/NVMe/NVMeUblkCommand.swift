@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import VFIODrivers
+import VFIOExport
+
+/// The pipe the stop signals' handler writes to (set once, before the handler is installed).
+nonisolated(unsafe) private var stopSignal: Int32 = -1
+
+/// `vfiokit nvme ublk ADDRESS`: serves a namespace as /dev/ublkbN until SIGTERM or SIGINT,
+/// then stops the block device in order and shuts the controller down.
+struct NVMeUblkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ublk",
+        abstract: "Serve a namespace to the kernel as /dev/ublkbN (ublk_drv) until SIGTERM or SIGINT.",
+        discussion: """
+            One polled NVMe I/O queue pair per ublk queue, each owned by its queue's thread. The block device has \
+            the namespace's size and logical block size; its largest request is the controller's MDTS. On SIGTERM \
+            or SIGINT in-flight requests finish, /dev/ublkbN goes away, and the controller is shut down.
+            """)
+
+    @OptionGroup var target: NVMeTarget
+
+    @Option(help: "The namespace to serve.")
+    var namespace: UInt32 = 1
+
+    @Option(help: "ublk queues (each with its own NVMe queue pair and thread).")
+    var queues = 1
+
+    @Option(help: "Requests in flight per queue (at most the NVMe queue's entries − 1).")
+    var depth = 64
+
+    @Flag(help: "Refuse writes.")
+    var readOnly = false
+
+    func validate() throws {
+        guard (1...64).contains(queues) else { throw ValidationError("--queues \(queues) is outside 1…64") }
+        guard (1...4096).contains(depth) else { throw ValidationError("--depth \(depth) is outside 1…4096") }
+    }
+
+    func run() throws {
+        // SIGTERM and SIGINT, on whichever thread they land, write a byte to a pipe this thread
+        // waits on (the handler does nothing else: write is async-signal-safe).
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw ValidationError("pipe for the stop signals failed: errno \(errno)") }
+        stopSignal = ends[1]
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            var byte: UInt8 = 1
+            _ = write(stopSignal, &byte, 1)
+        }
+        sigaction(SIGTERM, &action, nil)
+        sigaction(SIGINT, &action, nil)
+
+        var configuration = NVMeDriver.Configuration()
+        configuration.polled = true
+        configuration.queues = queues
+        configuration.queueDepth = depth + 1
+        let session = try target.open(configuration)
+        defer { session.close() }
+        let device: UblkDevice
+        do {
+            let backend = try NVMeUblkBackend(driver: session.driver, namespace: namespace, readOnly: readOnly)
+            device = try UblkDevice.start(backend: backend, queues: queues, depth: depth)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        let g = device.geometry
+        print("ublk: \(device.blockDevice) serves namespace \(namespace): \(g.blocks) blocks of \(g.blockSize) bytes, "
+            + "\(device.info.nr_hw_queues) queue(s) of \(device.info.queue_depth), \(g.maxTransfer) bytes per request"
+            + (g.readOnly ? ", read-only" : ""))
+        fflush(nil)
+        var byte: UInt8 = 0
+        while read(ends[0], &byte, 1) < 0, errno == EINTR {}
+        let errors = device.stop()
+        print("ublk: \(device.blockDevice) stopped and deleted after \(device.served) requests (\(device.failed) answered with an error)")
+        for error in errors { print("ublk: \(error)") }
+        guard errors.isEmpty else { throw ExitCode(1) }
+    }
+}
