@@ -111,3 +111,28 @@ extension Conformance {
         for (i, fd) in fds.enumerated() { s.eventCount(fd, "vector \(i)") }
     }
 }
+
+/// The argsz protocol of every info ioctl: below, at and above each structure's minimum and
+/// size, every word the kernel hands back (padding and what lies past argsz included).
+extension Conformance {
+    static let sweepScenarios: [Scenario] = [
+        Scenario("info-argsz-sweep", origin: "VFIO uAPI argsz protocol (vfio_pci_ioctl_get_*_info, vfio_iommu_type1_get_info)") {
+            s throws(Session.Stop) in
+            let dev = try s.openDevice(s.target.edu)
+            for argsz in [15, 16, 17, 20, 24, 32] {
+                s.infoSweep("DEVICE_GET_INFO", dev.fd, CVFIO_DEVICE_GET_INFO, argsz: argsz, shown: 32)
+            }
+            for argsz in [31, 32, 40] {
+                s.infoSweep("REGION_INFO 7", dev.fd, CVFIO_DEVICE_GET_REGION_INFO, argsz: argsz, index: UInt32(VFIO_PCI_CONFIG_REGION_INDEX), shown: 40)
+            }
+            for argsz in [15, 16, 20] {
+                s.infoSweep("IRQ_INFO 1", dev.fd, CVFIO_DEVICE_GET_IRQ_INFO, argsz: argsz, index: UInt32(VFIO_PCI_MSI_IRQ_INDEX), shown: 24)
+            }
+            if case .container(let fd) = dev.dma {
+                for argsz in [15, 16, 20, 24, 32] {
+                    s.infoSweep("IOMMU_GET_INFO", fd, CVFIO_IOMMU_GET_INFO, argsz: argsz, shown: 32)
+                }
+            }
+        },
+    ]
+}
