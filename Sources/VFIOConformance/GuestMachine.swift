@@ -27,11 +27,14 @@ public enum GuestKernel: String, CaseIterable, Sendable {
 
     /// The mock configuration of this kernel on the guest machine: QEMU 7.2's intel-iommu
     /// translates 39-bit IOVAs (`aw-bits` 39) and reserves the MSI window; SeaBIOS leaves
-    /// I/O, memory and SERR# enabled in each function's command register.
+    /// I/O, memory and SERR# enabled in each function's command register, places 32-bit BARs
+    /// from 0xfe600000 in device order and routes the pins to interrupt line 11.
     public var configuration: MockKernel.Configuration {
         var c = MockKernel.Configuration()
         c.profile = profile
         c.firmwareCommand = 0x103
+        c.firmwareBARBase32 = 0xfe60_0000
+        c.firmwareInterruptLine = 11
         c.iovaRanges = [IOVARange(first: 0, last: 0xfedf_ffff), IOVARange(first: 0xfef0_0000, last: (1 << 39) - 1)]
         return c
     }

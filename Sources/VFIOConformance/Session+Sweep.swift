@@ -17,3 +17,22 @@ extension Session {
         }
     }
 }
+
+extension Session {
+    /// Reads the whole config region four bytes at a time and records it 16 bytes a line
+    /// (`0x10: fea00000 0 0 0`), all-zero lines left out.
+    func configDump(_ device: FileDescriptor, _ config: RegionDescription, _ name: String) {
+        record("config \(name):")
+        for line in stride(from: 0, to: Int(config.size), by: 16) {
+            var words: [String] = []
+            for at in stride(from: line, to: line + 16, by: 4) {
+                var value: UInt32 = 0
+                let n = try? withUnsafeMutableBytes(of: &value) { (b) throws(Errno) -> Int in
+                    try system.pread(device, into: b, at: Int64(config.offset) + Int64(at))
+                }
+                words.append(n == 4 ? String(value, radix: 16) : "error")
+            }
+            if words.contains(where: { $0 != "0" }) { record("  \(hex(line)): \(words.joined(separator: " "))") }
+        }
+    }
+}

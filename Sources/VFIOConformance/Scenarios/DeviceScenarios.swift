@@ -34,6 +34,16 @@ extension Conformance {
             s.configWrite(dev.fd, config, 4, 2, command & ~0x4, "command")
             _ = s.configRead(dev.fd, config, 4, 2, "command")
         },
+        Scenario("config-space-read", origin: "vfio_pci_config.c: the whole config region as vfio-pci virtualizes it, before and after enable") {
+            s throws(Session.Stop) in
+            let dev = try s.openDevice(s.target.edu)
+            let config = try s.require(s.regionInfo(dev.fd, Int(VFIO_PCI_CONFIG_REGION_INDEX)))
+            s.configDump(dev.fd, config, "as opened")
+            let command = try s.require(s.configRead(dev.fd, config, 4, 2, "command"))
+            s.configWrite(dev.fd, config, 4, 2, command | 0x6, "command")
+            for bar in 0..<6 { s.configWrite(dev.fd, config, 0x10 + 4 * bar, 4, 0xffff_ffff, "BAR\(bar)") }
+            s.configDump(dev.fd, config, "enabled, BARs sized")
+        },
         Scenario("bars-mmap", origin: "selftest vfio_pci_device_test validate_bars") { s throws(Session.Stop) in
             let dev = try s.openDevice(s.target.edu)
             for i in 0..<Int(VFIO_PCI_ROM_REGION_INDEX) {

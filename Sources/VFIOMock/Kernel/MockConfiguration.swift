@@ -35,6 +35,12 @@ extension MockKernel {
         /// The command register firmware leaves in every function at boot (SeaBIOS in the
         /// Tests/VM guests: I/O, memory and SERR# enable, 0x103); vfio-pci keeps those bits.
         public var firmwareCommand: UInt16 = 0
+        /// Where firmware places the first 32-bit memory BAR; later ones follow in plug order,
+        /// each aligned to its size (the Tests/VM guest's SeaBIOS starts at 0xfe600000).
+        public var firmwareBARBase32: UInt64 = 0xe000_0000
+        /// The interrupt line firmware writes into every function with an interrupt pin
+        /// (the Tests/VM guest's q35 routing gives its devices 11).
+        public var firmwareInterruptLine: UInt8 = 10
         /// `vfio_info_cap_add` pads every info capability to 8 bytes: the profile's
         /// ``Profile/alignsInfoCapabilities``.
         public var padsInfoCapabilities: Bool { profile.alignsInfoCapabilities }
