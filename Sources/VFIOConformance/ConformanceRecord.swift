@@ -16,66 +16,115 @@ public struct ConformanceRecord: Codable, Equatable, Sendable {
     public var text: String {
         (["\(scenario) [\(mode)]"] + lines.map { "  " + $0 }).joined(separator: "\n")
     }
+
+    var key: String { "\(scenario) [\(mode)]" }
 }
 
-/// A difference the mock makes on purpose: in `scenario`, the first step where the records
-/// part is `kernel` on the kernel's side and `mock` on the mock's. What follows in that record
-/// is taken as its consequence.
+/// A difference the mock makes on purpose: in `scenario`, the consecutive steps `kernel` on
+/// the kernel's side stand where the mock's record holds `mock`. It excuses those steps only:
+/// every step before and after them is compared as any other.
 public struct KnownDifference: Sendable {
     public let scenario: String
-    public let kernel: String
-    public let mock: String
+    public let kernel: [String]
+    public let mock: [String]
     public let reason: String
+
+    public init(scenario: String, kernel: [String], mock: [String], reason: String) {
+        self.scenario = scenario
+        self.kernel = kernel
+        self.mock = mock
+        self.reason = reason
+    }
 }
 
 /// The mock's deliberate differences from the Tests/VM kernels.
-public let knownDifferences: [KnownDifference] = [
-    // vfio_pci_core_setup_barmap/vfio_pci_ioctl_get_region_info: a memory BAR of a page or more is
-    // mmappable. The mock's edu keeps its registers in a trapped BAR, because a register model
-    // sees nothing of accesses made through a mapping.
-    KnownDifference(
-        scenario: "device-info", kernel: "  flags 0x7 size 0x100000 offset 0x0 caps []", mock: "  flags 0x3 size 0x100000 offset 0x0 caps []",
-        reason: "edu's BAR0 is a register model the mock serves by pread/pwrite only, not mmap"),
-    KnownDifference(
-        scenario: "bars-mmap", kernel: "  flags 0x7 size 0x100000 offset 0x0 caps []", mock: "  flags 0x3 size 0x100000 offset 0x0 caps []",
-        reason: "edu's BAR0 is a register model the mock serves by pread/pwrite only, not mmap"),
-]
+public let knownDifferences: [KnownDifference] = {
+    // vfio_pci_core_setup_barmap/vfio_pci_ioctl_get_region_info: a memory BAR of a page or more
+    // is mmappable. The mock's edu keeps its registers in a trapped BAR, because a register
+    // model sees nothing of accesses made through a mapping.
+    let reason = "edu's BAR0 is a register model the mock serves by pread/pwrite only, not mmap"
+    let kernelBAR0 = "  flags 0x7 size 0x100000 offset 0x0 caps []", mockBAR0 = "  flags 0x3 size 0x100000 offset 0x0 caps []"
+    return [
+        KnownDifference(scenario: "device-info", kernel: [kernelBAR0], mock: [mockBAR0], reason: reason),
+        KnownDifference(scenario: "bars-mmap", kernel: [kernelBAR0, "mmap BAR0: ok", "munmap BAR0: ok"], mock: [mockBAR0], reason: reason),
+    ]
+}()
 
-/// The differences between the kernel's records and the mock's, side by side: one entry per
-/// record that differs (or exists on one side only), listing each step, `|` between the two
-/// answers and `!` in front of a step that differs. Records whose first difference is a
-/// ``KnownDifference`` go to `known` instead, headed by its reason.
-public func conformanceDifferences(kernel: [ConformanceRecord], mock: [ConformanceRecord]) -> [String] {
-    conformanceComparison(kernel: kernel, mock: mock).unexplained
+/// The outcome of comparing the kernel's records with the mock's.
+public struct ConformanceComparison: Sendable {
+    /// Records present on both sides, every step of each compared.
+    public var recordsCompared = 0
+    /// One entry per record that differs outside its known differences (or exists on one
+    /// side only): each step side by side, `|` between the answers, `!` before a step that
+    /// differs and `~` before one a ``KnownDifference`` excuses.
+    public var differences: [String] = []
+    /// One line per ``KnownDifference`` applied, naming the record and the reason.
+    public var known: [String] = []
 }
 
-public func conformanceComparison(kernel: [ConformanceRecord], mock: [ConformanceRecord]) -> (unexplained: [String], known: [String]) {
-    func key(_ r: ConformanceRecord) -> String { "\(r.scenario) [\(r.mode)]" }
-    let mockByKey = Dictionary(mock.map { (key($0), $0) }, uniquingKeysWith: { a, _ in a })
-    let kernelKeys = Set(kernel.map(key))
-    var out: [String] = []
-    var known: [String] = []
+/// The differences between the kernel's records and the mock's, side by side.
+public func conformanceDifferences(kernel: [ConformanceRecord], mock: [ConformanceRecord]) -> [String] {
+    conformanceComparison(kernel: kernel, mock: mock).differences
+}
+
+/// Compares every step of every record: equal steps pass, a run of steps a
+/// ``KnownDifference`` of `known` describes is excused and the comparison goes on after it,
+/// anything else makes the record a difference.
+public func conformanceComparison(kernel: [ConformanceRecord], mock: [ConformanceRecord],
+                                  known: [KnownDifference] = knownDifferences) -> ConformanceComparison {
+    let mockByKey = Dictionary(mock.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+    let kernelKeys = Set(kernel.map(\.key))
+    var result = ConformanceComparison()
     for k in kernel {
-        guard let m = mockByKey[key(k)] else {
-            out.append("\(key(k)): run on the kernel only")
+        guard let m = mockByKey[k.key] else {
+            result.differences.append("\(k.key): run on the kernel only")
             continue
         }
-        guard k.lines != m.lines else { continue }
-        let first = zip(k.lines, m.lines).first { $0 != $1 }
-        let reason = knownDifferences.first { $0.scenario == k.scenario && first?.0 == $0.kernel && first?.1 == $0.mock }?.reason
-        let width = max(24, k.lines.map(\.count).max() ?? 0)
-        var text = ["\(key(k)): kernel | mock"]
-        for i in 0..<max(k.lines.count, m.lines.count) {
-            let a = i < k.lines.count ? k.lines[i] : "(nothing)"
-            let b = i < m.lines.count ? m.lines[i] : "(nothing)"
-            text.append("\(a == b ? " " : "!") \(a.padding(toLength: width, withPad: " ", startingAt: 0)) | \(b)")
+        result.recordsCompared += 1
+        let walk = RecordWalk(kernel: k, mock: m, known: known.filter { $0.scenario == k.scenario })
+        if walk.differs {
+            result.differences.append(walk.text)
         }
-        if let reason {
-            known.append("known: \(key(k)): \(reason)")
-        } else {
-            out.append(text.joined(separator: "\n"))
+        result.known += walk.excused.map { "known: \(k.key): \($0.reason)" }
+    }
+    for m in mock where !kernelKeys.contains(m.key) { result.differences.append("\(m.key): run on the mock only") }
+    return result
+}
+
+/// One record pair walked step by step.
+private struct RecordWalk {
+    private(set) var differs = false
+    private(set) var excused: [KnownDifference] = []
+    private var rows: [(mark: Character, kernel: String, mock: String)] = []
+    private let key: String
+
+    init(kernel k: ConformanceRecord, mock m: ConformanceRecord, known: [KnownDifference]) {
+        key = k.key
+        var i = 0, j = 0
+        while i < k.lines.count || j < m.lines.count {
+            if i < k.lines.count, j < m.lines.count, k.lines[i] == m.lines[j] {
+                rows.append((" ", k.lines[i], m.lines[j]))
+                i += 1
+                j += 1
+            } else if let d = known.first(where: { !($0.kernel.isEmpty && $0.mock.isEmpty) && k.lines[i...].starts(with: $0.kernel) && m.lines[j...].starts(with: $0.mock) }) {
+                for r in 0..<max(d.kernel.count, d.mock.count) {
+                    rows.append(("~", r < d.kernel.count ? d.kernel[r] : "", r < d.mock.count ? d.mock[r] : ""))
+                }
+                excused.append(d)
+                i += d.kernel.count
+                j += d.mock.count
+            } else {
+                differs = true
+                rows.append(("!", i < k.lines.count ? k.lines[i] : "(nothing)", j < m.lines.count ? m.lines[j] : "(nothing)"))
+                i = min(i + 1, k.lines.count)
+                j = min(j + 1, m.lines.count)
+            }
         }
     }
-    for m in mock where !kernelKeys.contains(key(m)) { out.append("\(key(m)): run on the mock only") }
-    return (out, known)
+
+    var text: String {
+        let width = max(24, rows.map(\.kernel.count).max() ?? 0)
+        let body = rows.map { "\($0.mark) \($0.kernel.padding(toLength: width, withPad: " ", startingAt: 0)) | \($0.mock)" }
+        return (["\(key): kernel | mock"] + body).joined(separator: "\n")
+    }
 }

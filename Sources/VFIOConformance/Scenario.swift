@@ -34,7 +34,7 @@ public struct Scenario: Sendable {
 /// The scenario list and how a run over it goes.
 public enum Conformance {
     /// Every scenario, in the order runs print them.
-    public static let scenarios: [Scenario] = dmaScenarios + groupScenarios + deviceScenarios + iommufdScenarios
+    public static let scenarios: [Scenario] = dmaScenarios + groupScenarios + deviceScenarios + sweepScenarios + iommufdScenarios
 
     /// The modes `system` offers: the type1 modes with `/dev/vfio/vfio`, the iommufd ones
     /// with `/dev/iommu` as well.
@@ -59,10 +59,14 @@ public enum Conformance {
         return records
     }
 
-    /// The summary line every run prints: `D` counts the differences no ``KnownDifference``
-    /// explains; the known ones follow it.
-    public static func summary(scenarios: Int, modes: Int, differences: Int, known: Int) -> String {
-        "conformance: \(scenarios) scenarios x \(modes) modes, \(differences) differences (\(known) known)"
+    /// The summary line every run prints: `D` counts the records that differ outside their
+    /// known differences, `R` the records compared step by step; the known differences the
+    /// comparison applied follow in parentheses when there are any.
+    /// `conformance: N scenarios x M modes x K kernels, D differences in R records`.
+    public static func summary(scenarios: Int, modes: Int, kernels: Int, records: Int, differences: Int, known: Int) -> String {
+        let line = "conformance: \(scenarios) scenarios x \(modes) modes x \(kernels) \(kernels == 1 ? "kernel" : "kernels"), "
+            + "\(differences) differences in \(records) records"
+        return known == 0 ? line : line + " (\(known) known)"
     }
 }
 

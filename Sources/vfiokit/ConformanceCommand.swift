@@ -45,7 +45,8 @@ struct ConformanceCommand: ParsableCommand {
         if mockOnly {
             for r in mockRecords { print(r.text) }
             if json { try printJSON(mockRecords) }
-            print(Conformance.summary(scenarios: scenarioCount, modes: mockModes.count, differences: 0, known: 0))
+            print(Conformance.summary(scenarios: scenarioCount, modes: mockModes.count, kernels: 1, records: mockRecords.count,
+                                      differences: 0, known: 0))
             return
         }
         let host = HostSystemCalls.shared
@@ -56,10 +57,11 @@ struct ConformanceCommand: ParsableCommand {
         }
         let kernelRecords = Conformance.run(on: host, target: target, modes: modes)
         let comparison = conformanceComparison(kernel: kernelRecords, mock: mockRecords)
-        differences += comparison.unexplained
+        differences += comparison.differences
         for d in comparison.known + differences { print(d) }
         if json { try printJSON(kernelRecords) }
-        print(Conformance.summary(scenarios: scenarioCount, modes: modes.count, differences: differences.count, known: comparison.known.count))
+        print(Conformance.summary(scenarios: scenarioCount, modes: modes.count, kernels: 1, records: comparison.recordsCompared,
+                                  differences: differences.count, known: comparison.known.count))
         if !differences.isEmpty { throw ExitCode.failure }
     }
 

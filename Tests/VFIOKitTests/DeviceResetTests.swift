@@ -45,7 +45,8 @@ import VFIOMock
     @Test func aDeviceWithoutResetSaysSoAndIsNotReset() throws {
         let machine = MockMachine()
         let model = Devices.memory(reset: false)
-        let device = try machine.open(model, on: .legacy)
+        // On the root bus: alone on a child bus it would still have a bus reset.
+        let device = try machine.open(model, on: .legacy, at: try PCIAddress(parsing: "0000:00:04.0"))
         defer { device.close() }
         #expect(!device.canReset)
         #expect(throws: VFIOError.self) { try device.reset() }

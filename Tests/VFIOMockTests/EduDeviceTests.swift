@@ -139,7 +139,8 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
         _ = try s.kernel.ioctl(s.device, UInt(CVFIO_DEVICE_RESET), 0)
         #expect(try s.pread(0, offset: 0x04, width: 4) == 0)
         #expect(try s.pread(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2) == 0x6)
-        let noReset = try LegacySetup(fastEdu { $0.supportsReset = false })
+        // QEMU's edu on the root bus: no FLR, PM or bus reset, so no reset at all.
+        let noReset = try LegacySetup(fastEdu(), at: address("0000:00:03.0"))
         #expect(errno { try noReset.kernel.ioctl(noReset.device, UInt(CVFIO_DEVICE_RESET), 0) } == .invalidArgument)
         // This header's vfio_device_info predates 6.12's trailing pad: argsz says what it has.
         var info = vfio_device_info()

@@ -34,6 +34,16 @@ extension Conformance {
             s.configWrite(dev.fd, config, 4, 2, command & ~0x4, "command")
             _ = s.configRead(dev.fd, config, 4, 2, "command")
         },
+        Scenario("config-space-read", origin: "vfio_pci_config.c: the whole config region as vfio-pci virtualizes it, before and after enable") {
+            s throws(Session.Stop) in
+            let dev = try s.openDevice(s.target.edu)
+            let config = try s.require(s.regionInfo(dev.fd, Int(VFIO_PCI_CONFIG_REGION_INDEX)))
+            s.configDump(dev.fd, config, "as opened")
+            let command = try s.require(s.configRead(dev.fd, config, 4, 2, "command"))
+            s.configWrite(dev.fd, config, 4, 2, command | 0x6, "command")
+            for bar in 0..<6 { s.configWrite(dev.fd, config, 0x10 + 4 * bar, 4, 0xffff_ffff, "BAR\(bar)") }
+            s.configDump(dev.fd, config, "enabled, BARs sized")
+        },
         Scenario("bars-mmap", origin: "selftest vfio_pci_device_test validate_bars") { s throws(Session.Stop) in
             let dev = try s.openDevice(s.target.edu)
             for i in 0..<Int(VFIO_PCI_ROM_REGION_INDEX) {
@@ -110,4 +120,29 @@ extension Conformance {
         s.setIRQs(device, "trigger after disable", flags: none | trigger, index: index, start: 0, count: 1)
         for (i, fd) in fds.enumerated() { s.eventCount(fd, "vector \(i)") }
     }
+}
+
+/// The argsz protocol of every info ioctl: below, at and above each structure's minimum and
+/// size, every word the kernel hands back (padding and what lies past argsz included).
+extension Conformance {
+    static let sweepScenarios: [Scenario] = [
+        Scenario("info-argsz-sweep", origin: "VFIO uAPI argsz protocol (vfio_pci_ioctl_get_*_info, vfio_iommu_type1_get_info)") {
+            s throws(Session.Stop) in
+            let dev = try s.openDevice(s.target.edu)
+            for argsz in [15, 16, 17, 20, 24, 32] {
+                s.infoSweep("DEVICE_GET_INFO", dev.fd, CVFIO_DEVICE_GET_INFO, argsz: argsz, shown: 32)
+            }
+            for argsz in [31, 32, 40] {
+                s.infoSweep("REGION_INFO 7", dev.fd, CVFIO_DEVICE_GET_REGION_INFO, argsz: argsz, index: UInt32(VFIO_PCI_CONFIG_REGION_INDEX), shown: 40)
+            }
+            for argsz in [15, 16, 20] {
+                s.infoSweep("IRQ_INFO 1", dev.fd, CVFIO_DEVICE_GET_IRQ_INFO, argsz: argsz, index: UInt32(VFIO_PCI_MSI_IRQ_INDEX), shown: 24)
+            }
+            if case .container(let fd) = dev.dma {
+                for argsz in [15, 16, 20, 24, 32] {
+                    s.infoSweep("IOMMU_GET_INFO", fd, CVFIO_IOMMU_GET_INFO, argsz: argsz, shown: 32)
+                }
+            }
+        },
+    ]
 }

@@ -26,8 +26,10 @@ public final class EduDevice: SimulatedDevice {
         public var dmaMask: UInt64 = (1 << 28) - 1
         /// How long a DMA takes to complete (QEMU: 100 ms of virtual time).
         public var dmaDelay: Duration = .milliseconds(100)
-        /// Reported to vfio as function-level reset support.
-        public var supportsReset = true
+        /// Adds an Advanced Features capability with FLR after MSI. QEMU's edu has none (nor
+        /// PM or PCIe), so by default vfio-pci finds a reset only when the device sits alone
+        /// on a non-root bus (a bus reset).
+        public var supportsReset = false
         /// Adds a BAR2 of plain shared memory this size, for fast-path MMIO tests.
         public var ramBARSize: Int? = nil
 

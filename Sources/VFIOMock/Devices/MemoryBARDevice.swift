@@ -22,7 +22,10 @@ public final class MemoryBARDevice: SimulatedDevice {
         public var msixTableOffset = 0x2000
         public var msixInTrappedBAR = false
         public var isPCIExpress = true
+        /// FLR: in the PCIe capability, or an Advanced Features capability without PCIe.
         public var supportsReset = true
+        /// A PCI Power Management capability (PM reset when No_Soft_Reset is clear).
+        public var powerManagement: PowerManagementDescription? = nil
 
         public init() {}
     }
@@ -47,10 +50,12 @@ public final class MemoryBARDevice: SimulatedDevice {
                 msix = MSIXDescription(tableSize: n, tableBAR: 0, tableOffset: options.msixTableOffset, pbaBAR: 0, pbaOffset: pba)
             }
         }
-        return DeviceDescription(
+        var d = DeviceDescription(
             vendorID: options.vendorID, deviceID: options.deviceID, classCode: options.classCode, bars: bars,
             interruptPin: options.interruptPin, msi: options.msiVectors.map { MSIDescription(vectors: $0, perVectorMasking: true) },
             msix: msix, isPCIExpress: options.isPCIExpress, supportsReset: options.supportsReset)
+        d.powerManagement = options.powerManagement
+        return d
     }
 
     public func attach(to bus: DeviceBus) { busBox.withLock { $0 = bus } }

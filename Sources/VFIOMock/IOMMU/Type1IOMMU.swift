@@ -13,6 +13,7 @@ final class Type1IOMMU {
     let ranges: [IOVARange]
     private(set) var lockedBytes: UInt64 = 0
     private let padsCapabilities: Bool
+    private let writesPadding: Bool
 
     init(v2: Bool, configuration: MockKernel.Configuration) {
         self.v2 = v2
@@ -21,6 +22,7 @@ final class Type1IOMMU {
         pageSizes = configuration.iommuPageSizes
         ranges = configuration.iovaRanges
         padsCapabilities = configuration.padsInfoCapabilities
+        writesPadding = configuration.profile.writesInfoPadding
     }
 
     private var minPageSize: UInt64 { pageSizes & (~pageSizes &+ 1) }
@@ -100,7 +102,7 @@ final class Type1IOMMU {
     func info(_ arg: UserPointer) throws(Errno) {
         // struct vfio_iommu_type1_info { argsz, flags, iova_pgsizes, cap_offset, pad }: minsz
         // ends at iova_pgsizes.
-        var info = try InfoReply(arg, size: 24, minsz: 16)
+        var info = try InfoReply(arg, size: 24, minsz: 16, capOffsetEnd: writesPadding ? nil : 20)
         var caps = InfoCapabilityChain(padded: padsCapabilities)
         caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION), version: 1,
                  body: le(UInt32(0)) + le(UInt32(0)) + le(minPageSize) + le(UInt64(1) << 28))

@@ -1,8 +1,16 @@
 extension MockKernel {
     /// What kind of kernel and machine the mock plays.
     public struct Configuration: Sendable {
-        /// `/dev/iommu` and `/dev/vfio/devices/vfioN` exist (CONFIG_IOMMUFD, CONFIG_VFIO_DEVICE_CDEV).
-        public var iommufdAvailable = true
+        /// The kernel release whose ABI the mock answers with (``Profile/newest`` by default).
+        public var profile = Profile.newest
+        /// The kernel was built with CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV.
+        public var iommufdBuilt = true
+        /// `/dev/iommu` and `/dev/vfio/devices/vfioN` exist: the profile's release has them and
+        /// the kernel was built with them. Setting it sets ``iommufdBuilt``.
+        public var iommufdAvailable: Bool {
+            get { iommufdBuilt && profile.hasIOMMUFDAndCdev }
+            set { iommufdBuilt = newValue }
+        }
         /// `/dev/vfio/vfio` exists (the legacy container).
         public var legacyContainerAvailable = true
         /// The host has no IOMMU and vfio runs with `enable_unsafe_noiommu_mode=1`: groups
@@ -18,15 +26,24 @@ extension MockKernel {
         public var iommuPageSizes: UInt64 = 0x4020_1000
         /// RLIMIT_MEMLOCK in bytes for pinned DMA memory; nil for a process with CAP_IPC_LOCK.
         public var memlockLimit: UInt64? = nil
-        /// MSI-X vectors can be added while MSI-X is enabled (Linux 6.5+ on interrupt
-        /// remapping hosts); false makes vfio report `VFIO_IRQ_INFO_NORESIZE`.
-        public var dynamicMSIX = true
+        /// MSI-X vectors can be added while MSI-X is enabled; false makes vfio report
+        /// `VFIO_IRQ_INFO_NORESIZE`. The profile's ``Profile/dynamicMSIX``.
+        public var dynamicMSIX: Bool {
+            get { profile.dynamicMSIX }
+            set { profile.dynamicMSIX = newValue }
+        }
         /// The command register firmware leaves in every function at boot (SeaBIOS in the
         /// Tests/VM guests: I/O, memory and SERR# enable, 0x103); vfio-pci keeps those bits.
         public var firmwareCommand: UInt16 = 0
-        /// `vfio_info_cap_add` pads every info capability to 8 bytes (6.12 does; 6.1 packs
-        /// them, so the chain's offsets and argsz are 4-byte aligned).
-        public var padsInfoCapabilities = true
+        /// Where firmware places the first 32-bit memory BAR; later ones follow in plug order,
+        /// each aligned to its size (the Tests/VM guest's SeaBIOS starts at 0xfe600000).
+        public var firmwareBARBase32: UInt64 = 0xe000_0000
+        /// The interrupt line firmware writes into every function with an interrupt pin
+        /// (the Tests/VM guest's q35 routing gives its devices 11).
+        public var firmwareInterruptLine: UInt8 = 10
+        /// `vfio_info_cap_add` pads every info capability to 8 bytes: the profile's
+        /// ``Profile/alignsInfoCapabilities``.
+        public var padsInfoCapabilities: Bool { profile.alignsInfoCapabilities }
         /// How vfio-pci exposes the BAR holding the MSI-X table.
         public var msixTableMapping = MSIXTableMapping.mappable
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CVFIO
+import PCI
 import SystemPackage
 
 /// ioctl(2) on the mock's files. A descriptor the mock did not hand out goes to the host.
@@ -76,7 +77,7 @@ extension MockKernel {
                 device.opener = .group
             }
             device.openCount += 1
-            if device.openCount == 1 { device.enable() }
+            if device.openCount == 1 { device.enable(aloneOnChildBus: aloneOnChildBus(device.address)) }
             g.fileReferences += 1
             return try install(.device(DeviceFile(device: device, group: g)), flags: O_RDWR)
         default:
@@ -144,7 +145,7 @@ extension MockKernel {
         d.group.cdevOpenCount += 1
         d.openCount = 1
         d.opener = .cdev(context: ctx, deviceID: deviceID)
-        d.enable()
+        d.enable(aloneOnChildBus: aloneOnChildBus(d.address))
         arg.store(deviceID, at: 12)
         df.accessGranted = true
     }
@@ -157,5 +158,14 @@ extension MockKernel {
         let (hwpt, ioas) = try ctx.attach(device: id, to: arg.load(8))
         d.attachedIOAS = ioas
         arg.store(hwpt, at: 8)
+    }
+
+    /// Whether `address` is the only function on its bus and that bus is not the root bus
+    /// (bus 0 of its domain): `pci_parent_bus_reset`'s condition. Under the lock.
+    func aloneOnChildBus(_ address: PCIAddress) -> Bool {
+        guard address.bus != 0 else { return false }
+        return !functions.keys.contains { (other: PCIAddress) -> Bool in
+            other != address && other.domain == address.domain && other.bus == address.bus
+        }
     }
 }

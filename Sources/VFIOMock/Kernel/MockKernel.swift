@@ -34,13 +34,14 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     var overrides: [PCIAddress: String] = [:]
     /// Config writes that reached a device through sysfs, to report once the lock is dropped.
     var pendingConfigNotifications: [(SimulatedDevice, Int, Int, UInt32)] = []
-    private var nextBARAddress32: UInt64 = 0xe000_0000
+    private var nextBARAddress32: UInt64
     private var nextBARAddress64: UInt64 = 0x80_0000_0000
     var nextVFIOIndex = 0
     var nextUIOIndex = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
+        nextBARAddress32 = configuration.firmwareBARBase32
     }
 
     deinit {
@@ -105,6 +106,9 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
             let function: PCIFunction
             do { function = try PCIFunction(address: address, device: device, barAddresses: addresses) }
             catch { throw .hostFailure("could not create BAR memory for \(address): \(error)") }
+            if d.interruptPin != 0 {
+                function.hostSet(config: PCIConfig.interruptLine, width: 1, value: UInt32(configuration.firmwareInterruptLine))
+            }
             if configuration.firmwareCommand != 0 {
                 function.hostSet(config: PCIConfig.command, width: 2, value: UInt32(configuration.firmwareCommand))
             }

@@ -11,6 +11,11 @@ enum PCIConfig {
     static let statusInterrupt: UInt16 = 1 << 3, statusCapabilityList: UInt16 = 1 << 4
 
     static let capIDPCIExpress: UInt8 = 0x10, capIDMSI: UInt8 = 0x05, capIDMSIX: UInt8 = 0x11
+    static let capIDPowerManagement: UInt8 = 0x01, capIDAdvancedFeatures: UInt8 = 0x13
+    /// PMCSR (PM capability + 4): power state, No_Soft_Reset.
+    static let pmControl = 4, pmControlStateMask: UInt16 = 0x3, pmControlNoSoftReset: UInt16 = 1 << 3
+    /// AF capability: length (+2), capabilities (+3: TP, FLR), control (+4: initiate FLR).
+    static let afCapabilities = 3, afControl = 4, afCapTP: UInt8 = 1 << 0, afCapFLR: UInt8 = 1 << 1, afControlFLR: UInt8 = 1 << 0
 
     static let msiFlagsEnable: UInt16 = 1 << 0, msiFlags64Bit: UInt16 = 1 << 7, msiFlagsMaskBit: UInt16 = 1 << 8
     static let msixFlagsMaskAll: UInt16 = 1 << 14, msixFlagsEnable: UInt16 = 1 << 15
@@ -23,6 +28,8 @@ struct ConfigSpaceLayout {
     var pcie: Int?
     var msi: Int?
     var msix: Int?
+    var powerManagement: Int?
+    var advancedFeatures: Int?
 
     /// MSI register offsets, which move with the 64-bit flag.
     var msiDataOffset: Int { (msi ?? 0) + (msi64 ? 0x0c : 0x08) }
@@ -90,6 +97,8 @@ struct ConfigSpaceBuilder {
         if d.isPCIExpress { caps.append((PCIConfig.capIDPCIExpress, 0x3c)) }
         if let msi = d.msi { caps.append((PCIConfig.capIDMSI, msi.is64Bit ? 0x18 : 0x14)) }
         if d.msix != nil { caps.append((PCIConfig.capIDMSIX, 0x0c)) }
+        if d.powerManagement != nil { caps.append((PCIConfig.capIDPowerManagement, 0x08)) }
+        if d.supportsReset && !d.isPCIExpress { caps.append((PCIConfig.capIDAdvancedFeatures, 0x06)) }
         guard !caps.isEmpty else { return }
         put16(PCIConfig.status, PCIConfig.statusCapabilityList)
         var at = 0x40
@@ -119,6 +128,16 @@ struct ConfigSpaceBuilder {
                 if msi.perVectorMasking {
                     mask32(layout.msiMaskOffset, msi.vectors == 32 ? ~0 : (1 << UInt32(msi.vectors)) - 1)
                 }
+            case PCIConfig.capIDPowerManagement:
+                layout.powerManagement = at
+                put16(at + 2, 0x0003)
+                put16(at + PCIConfig.pmControl, d.powerManagement!.noSoftReset ? PCIConfig.pmControlNoSoftReset : 0)
+                mask16(at + PCIConfig.pmControl, PCIConfig.pmControlStateMask)
+            case PCIConfig.capIDAdvancedFeatures:
+                layout.advancedFeatures = at
+                put8(at + 2, 0x06)
+                put8(at + PCIConfig.afCapabilities, PCIConfig.afCapTP | PCIConfig.afCapFLR)
+                mask8(at + PCIConfig.afControl, PCIConfig.afControlFLR)
             default:
                 let msix = d.msix!
                 layout.msix = at

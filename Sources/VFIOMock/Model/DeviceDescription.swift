@@ -16,8 +16,14 @@ public struct DeviceDescription: Sendable {
     public var msix: MSIXDescription?
     /// Adds a PCI Express capability; vfio-pci offers the ERR interrupt only for PCIe devices.
     public var isPCIExpress: Bool
-    /// Whether the function supports a function-level reset (vfio's `VFIO_DEVICE_FLAGS_RESET`).
+    /// The function has a function-level reset: the FLR bit of the PCIe capability's Device
+    /// Capabilities, or for a conventional function an Advanced Features capability with
+    /// TP and FLR. vfio-pci also finds a PM reset (``powerManagement``) and a bus reset (a
+    /// function alone on a non-root bus); with none of the three, `VFIO_DEVICE_FLAGS_RESET`
+    /// is clear and `VFIO_DEVICE_RESET` fails with `EINVAL`.
     public var supportsReset: Bool
+    /// A PCI Power Management capability; nil for none (QEMU's edu has none).
+    public var powerManagement: PowerManagementDescription? = nil
     /// Adds Intel's Scalable IOV DVSEC (vendor 0x8086, ID 5) at 0x100 with its "IMS supported"
     /// bit set; needs `isPCIExpress` for the extended config space.
     public var hasIMS = false
@@ -41,6 +47,15 @@ public struct DeviceDescription: Sendable {
         self.isPCIExpress = isPCIExpress
         self.supportsReset = supportsReset
     }
+}
+
+/// A PCI Power Management capability.
+public struct PowerManagementDescription: Sendable, Equatable {
+    /// PMCSR's No_Soft_Reset: the function keeps its state across D3hot -> D0, so the PCI
+    /// core cannot reset it that way (`pci_pm_reset` needs it clear).
+    public var noSoftReset: Bool
+
+    public init(noSoftReset: Bool) { self.noSoftReset = noSoftReset }
 }
 
 /// One memory BAR.

@@ -2,7 +2,8 @@ import SystemPackage
 
 /// The kernel's half of VFIO's argsz protocol for an ioctl that fills in an info structure
 /// (`VFIO_GROUP_GET_STATUS`, `VFIO_DEVICE_GET_INFO`, `_GET_REGION_INFO`, `_GET_IRQ_INFO`,
-/// `VFIO_IOMMU_GET_INFO`), as vfio, vfio_pci_core and vfio_iommu_type1 serve it in Linux 6.12:
+/// `VFIO_IOMMU_GET_INFO`), as vfio, vfio_pci_core and vfio_iommu_type1 serve it in Linux 6.12
+/// (see ``MockKernel/Profile/writesInfoPadding`` for 6.1's copy-back):
 /// - `copy_from_user` of `minsz` bytes (the fields every version of the structure has) into
 ///   the kernel's copy of the structure, zero past them;
 /// - `EINVAL` when the caller's `argsz` is below `minsz`;
@@ -20,12 +21,22 @@ struct InfoReply {
     let argsz: Int
     private var bytes: [UInt8]
     private var capabilities: [UInt8] = []
+    /// How many bytes of the structure `copyOut` writes.
+    private let copied: Int
 
-    init(_ arg: UserPointer, size: Int, minsz: Int) throws(Errno) {
+    /// `capOffsetEnd` set: the structure is copied back as kernels before 6.12 did for
+    /// `VFIO_DEVICE_GET_INFO` and type1's `VFIO_IOMMU_GET_INFO` (`capsz`): through `cap_offset`
+    /// when `argsz` reaches its end, else `minsz` bytes, never the `pad` after it.
+    init(_ arg: UserPointer, size: Int, minsz: Int, capOffsetEnd: Int? = nil) throws(Errno) {
         self.size = size
         bytes = arg.bytes(at: 0, count: minsz) + [UInt8](repeating: 0, count: size - minsz)
         argsz = Int(arg.load(0, as: UInt32.self))
         guard argsz >= minsz else { throw .invalidArgument }
+        if let capsz = capOffsetEnd {
+            copied = argsz >= capsz ? capsz : minsz
+        } else {
+            copied = min(argsz, size)
+        }
     }
 
     func load<T: FixedWidthInteger>(_ offset: Int, as: T.Type = T.self) -> T {
@@ -51,6 +62,6 @@ struct InfoReply {
     /// The kernel's `copy_to_user`s: the capabilities if offered with room, then the structure.
     func copyOut(to arg: UserPointer) {
         arg.copy(from: capabilities, at: size)
-        arg.copy(from: Array(bytes.prefix(min(argsz, size))), at: 0)
+        arg.copy(from: Array(bytes.prefix(copied)), at: 0)
     }
 }

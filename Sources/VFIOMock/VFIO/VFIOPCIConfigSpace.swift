@@ -7,6 +7,7 @@
 /// - MSI: flags, address and data are virtual; the mask bits pass through to the device.
 /// - MSI-X: read from the device, writes dropped (the kernel owns it).
 /// - PCIe: device control passes through; its Initiate-FLR bit resets the function.
+/// - Advanced Features: read from the device; writing its control's FLR bit resets the function.
 /// - Everything else reads from the device and ignores writes.
 extension VFIOPCIDevice {
     private struct Permission {
@@ -34,6 +35,7 @@ extension VFIOPCIDevice {
         if let cap = layout.pcie, offset == cap + 1 { return Permission(virtual: 0xff, writable: 0) }
         if let cap = layout.pcie, offset == cap + 8 || offset == cap + 9 { return Permission(virtual: 0, writable: 0xff) }
         if let cap = layout.msix, offset == cap + 1 { return Permission(virtual: 0xff, writable: 0) }
+        if let cap = layout.advancedFeatures, offset == cap + PCIConfig.afControl { return Permission(virtual: 0, writable: PCIConfig.afControlFLR) }
         return Permission(virtual: 0, writable: 0)
     }
 
@@ -82,6 +84,11 @@ extension VFIOPCIDevice {
         if let cap = function.layout.pcie, offset <= cap + 9, offset + width > cap + 9, physicalValue & (0x80 << (8 * UInt32(cap + 9 - offset))) != 0 {
             flr = true
             physicalValue &= ~(0x80 << (8 * UInt32(cap + 9 - offset)))
+        }
+        if let at = function.layout.advancedFeatures.map({ $0 + PCIConfig.afControl }), offset <= at, offset + width > at,
+           physicalValue & (UInt32(PCIConfig.afControlFLR) << (8 * UInt32(at - offset))) != 0 {
+            flr = true
+            physicalValue &= ~(UInt32(PCIConfig.afControlFLR) << (8 * UInt32(at - offset)))
         }
         var physical: UInt32? = nil
         if physicalMask != 0 {

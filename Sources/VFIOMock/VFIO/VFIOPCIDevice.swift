@@ -24,7 +24,8 @@ final class VFIOPCIDevice {
     var attachedIOAS: IOAddressSpace?
 
     var vconfig: [UInt8] = []
-    var resetWorks: Bool { function.description.supportsReset }
+    /// `vdev->reset_works`: the reset the PCI core tried when the device was enabled worked.
+    private(set) var resetWorks = false
     var savedConfig: [UInt8] = []
 
     var irqType = IRQType.none
@@ -57,9 +58,12 @@ final class VFIOPCIDevice {
 
     /// First open: bus mastering off, memory decode on, a function reset if the device has
     /// one, the state saved, INTx-disable cleared, and the virtual config built.
-    func enable() {
+    /// `aloneOnChildBus`: no other function shares the device's bus, and that bus is not a
+    /// root bus, so the PCI core can reset it through the bridge above.
+    func enable(aloneOnChildBus: Bool) {
         let cmd = function.command & ~PCIConfig.commandBusMaster | PCIConfig.commandMemory
         function.hostSet(config: PCIConfig.command, width: 2, value: UInt32(cmd))
+        resetWorks = !resetMethods(aloneOnChildBus: aloneOnChildBus).isEmpty
         if resetWorks { resetPreservingConfig() }
         savedConfig = function.config
         function.hostSet(config: PCIConfig.command, width: 2, value: UInt32(function.command & ~PCIConfig.commandINTxDisable))
@@ -82,6 +86,26 @@ final class VFIOPCIDevice {
         }
         for (i, b) in savedConfig.enumerated() { function.hostSet(config: i, width: 1, value: UInt32(b)) }
         virqDisabled = false
+    }
+
+    /// The reset methods the PCI core finds for the function, in `pci_reset_fn_methods`'
+    /// order: `flr` (PCIe Device Capabilities' FLR bit), `af_flr` (an Advanced Features
+    /// capability with TP and FLR), `pm` (a PM capability whose PMCSR has No_Soft_Reset
+    /// clear) and `bus` (the function alone on a non-root bus; the mock has no hotplug slots).
+    func resetMethods(aloneOnChildBus: Bool) -> [String] {
+        let layout = function.layout
+        var methods: [String] = []
+        if let cap = layout.pcie, function.read(config: cap + 4, width: 4) & PCIConfig.pcieDevCapFLR != 0 { methods.append("flr") }
+        if let cap = layout.advancedFeatures {
+            let af = UInt8(function.read(config: cap + PCIConfig.afCapabilities, width: 1))
+            if af & PCIConfig.afCapTP != 0 && af & PCIConfig.afCapFLR != 0 { methods.append("af_flr") }
+        }
+        if let cap = layout.powerManagement,
+           UInt16(function.read(config: cap + PCIConfig.pmControl, width: 2)) & PCIConfig.pmControlNoSoftReset == 0 {
+            methods.append("pm")
+        }
+        if aloneOnChildBus { methods.append("bus") }
+        return methods
     }
 
     /// Device models whose `reset()` must run once the kernel lock is dropped.

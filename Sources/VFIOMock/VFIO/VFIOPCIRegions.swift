@@ -19,7 +19,7 @@ extension VFIOPCIDevice {
     func deviceInfo(_ arg: UserPointer) throws(Errno) {
         // struct vfio_device_info { argsz, flags, num_regions, num_irqs, cap_offset, pad }:
         // minsz ends at num_irqs. No capability (zPCI, AtomicOps) is modelled.
-        var info = try InfoReply(arg, size: 24, minsz: 16)
+        var info = try InfoReply(arg, size: 24, minsz: 16, capOffsetEnd: configuration.profile.writesInfoPadding ? nil : 20)
         var flags = UInt32(VFIO_DEVICE_FLAGS_PCI)
         if resetWorks { flags |= UInt32(VFIO_DEVICE_FLAGS_RESET) }
         info.store(flags, at: 4)
