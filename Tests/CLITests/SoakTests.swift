@@ -2,8 +2,9 @@ import Foundation
 import Testing
 
 /// `Tests/soak/run`: each of its checks fails when its condition is broken on the simulated
-/// device (`VFIOKIT_SIMULATED_FAULT`), and a run with no fault passes, short runs of this
-/// build's `vfiokit`, with and without `--isolate`.
+/// device (`VFIOKIT_SIMULATED_FAULT`), and a run with no fault passes, on the IMS queue device
+/// and on the NVMe controller under the verify workload, with and without `--isolate`: short
+/// runs of this build's `vfiokit`.
 @Suite struct SoakTests {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("soak/run")
@@ -28,7 +29,7 @@ import Testing
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test(arguments: [[], ["--isolate"]])
+    @Test(arguments: [[], ["--isolate"], ["--nvme"], ["--isolate", "--nvme"]])
     func passesWhenNothingIsBroken(arguments: [String]) throws {
         let result = try Self.soak(arguments)
         #expect(result.status == 0, "\(result.output)")

@@ -7,7 +7,8 @@ import VFIOMock
 
 /// The devices `vfiokit run` hosts when it is given none: simulated IMS multi-queue devices on
 /// the mock kernel, whose driver submits work to every queue in a loop, so that IMS interrupts
-/// and completions flow.
+/// and completions flow; or, with `--driver nvme-verify`, simulated NVMe controllers (a 1 MiB
+/// namespace in memory) that the verify workload writes and reads back.
 enum SimulatedDaemonDevice {
     static let name = IMSQueueDriver.name
 
@@ -19,11 +20,15 @@ enum SimulatedDaemonDevice {
     /// A mock kernel with a device plugged at each address, each in an IOMMU group of its own,
     /// on `pci-stub` when the daemon is to bind them itself (so that each has an original driver
     /// to give back), else already on its userspace driver.
-    static func machine(_ addresses: [PCIAddress], backend: Backend, bind: Bool) throws -> MockKernel {
+    static func machine(_ addresses: [PCIAddress], backend: Backend, bind: Bool, driverName: String? = nil) throws -> MockKernel {
         var configuration = MockKernel.Configuration()
         configuration.noIOMMU = backend == .noIOMMU
         let kernel = MockKernel(configuration: configuration)
         let driver: DriverBinding = bind ? .pciStub : (backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        if driverName == NVMeVerifyDriver.name {
+            for address in addresses { try kernel.plug(NVMeController(namespaces: [NVMeNamespace(blockCount: 2048)]), at: address, driver: driver) }
+            return kernel
+        }
         let devices = addresses.map { _ in IMSQueueDevice() }
         for (address, device) in zip(addresses, devices) { try kernel.plug(device, at: address, driver: driver) }
         try SimulatedFault.fromEnvironment()?.schedule(on: devices)
