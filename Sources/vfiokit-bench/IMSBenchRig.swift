@@ -212,11 +212,11 @@ final class CacheEvictor: @unchecked Sendable {
         sink = sum
     }
 
-    /// The L2 size from sysfs (`index2`), or 2 MiB when it cannot be read.
+    /// The L2 size from sysfs (`index2`, such as "2048K"), or 2 MiB when it cannot be read.
     private static func levelTwoBytes() -> Int {
         guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cache/index2/size", encoding: .utf8) else { return 2 << 20 }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        let scale = trimmed.hasSuffix("K") ? 1024 : trimmed.hasSuffix("M") ? 1 << 20 : 1
-        return (Int(trimmed.trimmingCharacters(in: CharacterSet.decimalDigits.inverted)) ?? 2048 * 1024 / scale) * scale
+        guard let number = Int(trimmed.trimmingCharacters(in: CharacterSet.decimalDigits.inverted)), number > 0 else { return 2 << 20 }
+        return number * (trimmed.hasSuffix("K") ? 1024 : trimmed.hasSuffix("M") ? 1 << 20 : 1)
     }
 }
