@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLIOutput
 import Synchronization
 import VFIODrivers
 import VFIOKit
@@ -47,27 +48,83 @@ public struct PolledQueueStats: Sendable {
     public var ios = 0
     public var failures = 0
     public var firstFailure: String?
-    /// CPU time of the polling thread while the workload ran, spinning included.
+    /// CPU time of the polling thread from its first submission to its last completion
+    /// (`CLOCK_THREAD_CPUTIME_ID`): everything the thread did, spinning on an empty CQ included.
     public var cpuNanoseconds: UInt64 = 0
-    /// Time inside the driver's completion and submission code: from the moment a completion
-    /// was seen to the doorbell write after resubmitting, summed over batches, less the
-    /// clock's own cost (`clockNanoseconds` per batch).
+    /// Time from the moment a completion was seen to the return of the SQ doorbell write after
+    /// resubmitting, summed over batches, less the clock's own cost (three clock reads per
+    /// batch, ``clockNanoseconds`` each). Leaves out the first load of each batch's completion
+    /// entry and every empty poll.
     public var workNanoseconds: UInt64 = 0
+    /// Time inside the SQ tail doorbell writes (``NVMeQueuePair/ring()``), one per batch, less
+    /// one clock read each.
+    public var doorbellNanoseconds: UInt64 = 0
     public var batches = 0
     public var clockNanoseconds = 0.0
-    /// Polls that found the CQ empty: time waiting for the device, not driver work.
+    /// Polls that found the CQ empty: the thread waited for the device.
     public var emptyPolls = 0
 
-    public var driverNanosecondsPerIO: Double {
-        ios == 0 ? 0 : max(0, Double(workNanoseconds) - Double(batches) * clockNanoseconds) / Double(ios)
+    public init() {}
+}
+
+/// A polled run's CPU figures, each named for what it holds. ``cpuNanosecondsPerIO`` is the one
+/// to set against SPDK's whole-core figure; the others split it.
+public struct PolledFigures: Sendable, Encodable {
+    /// The polling thread's whole CPU time per I/O, spin included.
+    public let cpu_ns_per_io: Double
+    /// From a seen completion to the SQ doorbell's return, per I/O (no spin, no first load).
+    public let completion_to_doorbell_ns_per_io: Double
+    /// One SQ tail doorbell write, and its share of an I/O at this run's batching.
+    public let sq_doorbell_ns_per_write: Double
+    public let sq_doorbell_ns_per_io: Double
+    /// Empty polls per I/O: 0 at saturation (the CQ never found empty).
+    public let empty_polls_per_io: Double
+    public let ios_per_batch: Double
+    /// The clock's cost subtracted per clock read.
+    public let clock_ns: Double
+    /// SPDK's published 13.85 M IOPS on one core, as ns per I/O, and `cpu_ns_per_io` against it.
+    public let spdk_ns_per_io: Double
+    public let ratio_to_spdk: Double
+
+    public static let spdkNanosecondsPerIO = 1e9 / 13.85e6
+    /// What the SQ doorbell write is: on the simulated controller (BAR 0 shared with its thread), and on a real one.
+    public static let simulatedDoorbell = "a store to shared memory (the simulated controller's BAR 0), not an uncached MMIO write"
+    public static let mmioDoorbell = "an uncached MMIO write to the controller's BAR 0"
+
+    public init(_ s: PolledQueueStats) {
+        let ios = Double(max(s.ios, 1)), batches = Double(max(s.batches, 1))
+        cpu_ns_per_io = Double(s.cpuNanoseconds) / ios
+        completion_to_doorbell_ns_per_io = max(0, Double(s.workNanoseconds) - 3 * Double(s.batches) * s.clockNanoseconds) / ios
+        let doorbell = max(0, Double(s.doorbellNanoseconds) - Double(s.batches) * s.clockNanoseconds)
+        sq_doorbell_ns_per_write = doorbell / batches
+        sq_doorbell_ns_per_io = doorbell / ios
+        empty_polls_per_io = Double(s.emptyPolls) / ios
+        ios_per_batch = Double(s.ios) / batches
+        clock_ns = s.clockNanoseconds
+        spdk_ns_per_io = Self.spdkNanosecondsPerIO
+        ratio_to_spdk = cpu_ns_per_io / Self.spdkNanosecondsPerIO
+    }
+
+    /// The figures as lines of text; `doorbell` says what the SQ doorbell write is on this device.
+    public func lines(doorbell: String) -> [String] {
+        [
+            "  polling thread CPU: \(fixed(cpu_ns_per_io)) ns per I/O, spin included (target ≤ 200; SPDK \(fixed(spdk_ns_per_io)) "
+                + "on one core, ratio \(fixed(ratio_to_spdk))); doorbell: \(doorbell); "
+                + "\(fixed(empty_polls_per_io)) empty polls per I/O (0 = saturated)",
+            "  split: completion seen to doorbell written \(fixed(completion_to_doorbell_ns_per_io)) ns per I/O; SQ doorbell write "
+                + "\(fixed(sq_doorbell_ns_per_write)) ns, \(fixed(sq_doorbell_ns_per_io)) ns per I/O at \(fixed(ios_per_batch)) I/Os per batch; "
+                + "clock \(fixed(clock_ns)) ns per read subtracted",
+        ]
     }
 }
 
 /// Keeps `depth` commands in flight on one queue pair, each in its part of `slice`, polled from the calling thread, until
 /// the control says stop; then waits for the last ones. Allocates nothing once running.
+/// `steady` is called with true once the first commands are rung, before the polling loop,
+/// and with false when the loop ends: a counter can bracket the loop alone, not the set-up.
 public func runPolledQueue(
     _ driver: NVMeDriver, queue: Int, workload: NVMeWorkload, depth: Int, slice: NVMeDataRange, seed: UInt64,
-    control: BenchControl
+    control: BenchControl, steady: (Bool) -> Void = { _ in }
 ) throws(NVMeError) -> PolledQueueStats {
     var stats = PolledQueueStats()
     stats.clockNanoseconds = control.clockNanoseconds
@@ -89,6 +146,7 @@ public func runPolledQueue(
         var stopping = false
         var lastCompletion = monotonicNow()
         var reported = 0
+        steady(true)
         while pair.outstanding > 0 {
             guard pair.hasCompletion else {
                 stats.emptyPolls += 1
@@ -110,11 +168,14 @@ public func runPolledQueue(
                     stats.failures += 1
                 }
             }
+            var rang = begin
             if !stopping {
                 for _ in 0..<n { try submit() }
+                rang = monotonicNow()
                 pair.ring()
             }
             let end = monotonicNow()
+            if rang != begin { stats.doorbellNanoseconds += end - rang }
             stats.workNanoseconds += end - begin
             stats.batches += 1
             stats.ios += n
@@ -125,6 +186,7 @@ public func runPolledQueue(
                 if control.stop.load(ordering: .relaxed) { stopping = true }
             }
         }
+        steady(false)
         stats.cpuNanoseconds = threadCPUTime() - start
         control.progress.add(stats.ios - reported, ordering: .relaxed)
         if let failure { stats.firstFailure = failure.status.description }

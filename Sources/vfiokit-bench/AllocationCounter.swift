@@ -47,6 +47,10 @@ enum AllocationCounter {
             onThread: watchedThreadAllocations.load(ordering: .relaxed))
     }
 
+    /// The watched thread's allocations so far inside ``count(onThread:_:)``: read it twice to
+    /// count a stretch of the body alone. Allocates nothing.
+    static var watchedSoFar: Int { watchedThreadAllocations.load(ordering: .relaxed) }
+
     /// ``count(onThread:_:)`` when counting is on; otherwise runs `body` and returns nil.
     static func countIfAvailable(onThread thread: pthread_t, _ body: () throws -> Void) rethrows -> Counts? {
         guard unavailableReason == nil else {

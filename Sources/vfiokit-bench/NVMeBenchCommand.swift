@@ -7,10 +7,10 @@ import VFIOKit
 import VFIOMock
 
 /// The polled NVMe I/O path on the simulated controller (its own thread, memory-backed): the
-/// driver's time and heap allocations per I/O, counted on the polling thread.
+/// polling thread's CPU time and heap allocations per I/O.
 struct NVMeBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "nvme", abstract: "The polled NVMe I/O path: driver time and heap allocations per I/O on the simulated controller.")
+        commandName: "nvme", abstract: "The polled NVMe I/O path: polling-thread CPU and heap allocations per I/O on the simulated controller.")
 
     @Option(help: "randread, randwrite, read or write.") var workload: String = "randread"
     @Option(help: "Commands in flight.") var queueDepth = 32
@@ -23,9 +23,11 @@ struct NVMeBenchCommand: ParsableCommand {
         let seconds: Double
         let ios: Int
         let errors: Int
-        let driver_ns_per_io: Double
-        /// Heap allocations on the polling thread per I/O, and in total there and in the process.
+        let polled_figures: PolledFigures
+        /// Heap allocations on the polling thread in the polling loop (per I/O, and in all), and
+        /// in the whole run there (set-up included) and in the process.
         let allocations_per_io: Double?
+        let allocations_in_loop: Int?
         let allocations_on_thread: Int?
         let allocations_total: Int?
         let allocations_not_counted: String?
@@ -59,23 +61,29 @@ struct NVMeBenchCommand: ParsableCommand {
         let slice = NVMeDataRange(deviceAddress: buffer.deviceAddress, count: queueDepth * 4096)
         let control = BenchControl(seconds: seconds, quiet: true)
         var measured: PolledQueueStats?
+        var loopStart = 0, inLoop = 0
         control.start()
         let allocations = try AllocationCounter.countIfAvailable(onThread: pthread_self()) {
-            measured = try runPolledQueue(driver, queue: 0, workload: work, depth: queueDepth, slice: slice, seed: 0x2545_f491, control: control)
+            measured = try runPolledQueue(
+                driver, queue: 0, workload: work, depth: queueDepth, slice: slice, seed: 0x2545_f491, control: control
+            ) { starting in
+                if starting { loopStart = AllocationCounter.watchedSoFar } else { inLoop = AllocationCounter.watchedSoFar - loopStart }
+            }
         }
         control.waitForEnd()
         guard let stats = measured else { return }
         let result = Result(
             workload: workload, queue_depth: queueDepth, seconds: seconds, ios: stats.ios, errors: stats.failures,
-            driver_ns_per_io: stats.driverNanosecondsPerIO,
-            allocations_per_io: allocations.map { stats.ios == 0 ? 0 : Double($0.onThread) / Double(stats.ios) },
+            polled_figures: PolledFigures(stats),
+            allocations_per_io: allocations.map { _ in stats.ios == 0 ? 0 : Double(inLoop) / Double(stats.ios) },
+            allocations_in_loop: allocations.map { _ in inLoop },
             allocations_on_thread: allocations?.onThread, allocations_total: allocations?.total,
             allocations_not_counted: AllocationCounter.unavailableReason)
         try printResult(result, json: json, lines: [
             "nvme \(workload) 4k qd\(queueDepth), polled, simulated controller on its own thread (\(stats.ios) I/Os in \(fixed(seconds)) s, \(stats.failures) errors)",
-            "  driver: \(fixed(stats.driverNanosecondsPerIO)) ns per I/O in completion and submission code",
+        ] + result.polled_figures.lines(doorbell: PolledFigures.simulatedDoorbell) + [
             allocationLine(allocations.map {
-                "\($0.onThread) on the polling thread (\(fixed(result.allocations_per_io ?? 0)) per I/O, target 0), \($0.total) in the process"
+                "\(inLoop) in the polling loop (\(fixed(result.allocations_per_io ?? 0)) per I/O, target 0); \($0.onThread) on the polling thread with set-up, \($0.total) in the process"
             }),
         ])
         if stats.failures > 0 { throw ExitCode.failure }

@@ -98,7 +98,7 @@ import Testing
     @Test func refusesBadInputNamingIt() throws {
         let driver = try runVFIOKit(["run", "--driver", "nope"], environment: environment)
         #expect(driver.status != 0)
-        #expect(driver.error.contains("unknown driver \"nope\": the drivers are edu, ims-queue, nvme, msix-loopback, stub"))
+        #expect(driver.error.contains("unknown driver \"nope\": the drivers are edu, ims-queue, nvme, nvme-verify, msix-loopback, stub"))
         let config = try runVFIOKit(["run", "--config", "/nonexistent/vfiokit.json"], environment: environment)
         #expect(config.status != 0)
         #expect(config.error.contains("the configuration /nonexistent/vfiokit.json is not usable"))

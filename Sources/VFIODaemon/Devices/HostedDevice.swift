@@ -116,7 +116,15 @@ final class HostedDevice: Sendable {
         }
         guard let driver = mutable.withLock({ m in defer { m.driver = nil }; return m.driver }) else { return }
         driver.stop()
-        mutable.withLock { $0.finalActivity = driver.activity }
+        let final = driver.activity
+        mutable.withLock { $0.finalActivity = final }
+        if let queues = final.queues {
+            // The counts once no work is in flight, for a soak to judge: completed = submitted.
+            let submitted: UInt64 = queues.reduce(0) { $0 + $1.submitted }
+            let completed: UInt64 = queues.reduce(0) { $0 + $1.completed }
+            let timeouts: UInt64 = queues.reduce(0) { $0 + $1.timeouts }
+            logger.notice("stopped", metadata: ["submitted": "\(submitted)", "completed": "\(completed)", "timeouts": "\(timeouts)"])
+        }
     }
 
     /// Turns bus mastering off, masks INTx and disables every interrupt index, REQ included.
@@ -188,7 +196,7 @@ final class HostedDevice: Sendable {
             return DeviceStatus(
                 address: address.description, driver: driverName, backend: backend.description, context: context,
                 state: m.state.name, detail: m.state.detail, interrupts: activity.interrupts, operations: activity.operations,
-                errors: activity.errors, lastError: m.lastWorkError, dma: dma,
+                errors: activity.errors, queues: activity.queues, lastError: m.lastWorkError, dma: dma,
                 iommuFaults: m.faultsReadable ? m.iommuFaults : nil)
         }
     }

@@ -29,6 +29,8 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     public var interrupts: [DriverActivity.Vector]
     public var operations: UInt64
     public var errors: UInt64
+    /// Per-queue submissions, completions and timeouts, for drivers that count them.
+    public var queues: [DriverActivity.Queue]? = nil
     /// The last error of the work loop, while it keeps failing.
     public var lastError: String?
     /// The DMA of the device's IOMMU context, which the devices sharing it share.
@@ -52,6 +54,12 @@ extension StatusReport {
             lines.append("    interrupts \(d.interrupts.reduce(0) { Self.sum($0, $1.count) })\(vectors.isEmpty ? "" : " (\(vectors.joined(separator: ", ")))")")
             for (group, count) in Self.groupTotals(d.interrupts) { lines.append("    group \(group): \(count) interrupts") }
             lines.append("    operations \(d.operations), errors \(d.errors)\(d.lastError.map { " (last: \($0))" } ?? "")")
+            if let queues = d.queues {
+                let submitted: UInt64 = queues.reduce(0) { Self.sum($0, $1.submitted) }
+                let completed: UInt64 = queues.reduce(0) { Self.sum($0, $1.completed) }
+                let timeouts: UInt64 = queues.reduce(0) { Self.sum($0, $1.timeouts) }
+                lines.append("    \(queues.count) queues: submitted \(submitted), completed \(completed), timeouts \(timeouts)")
+            }
             lines.append("    DMA \(d.dma.mappings) mappings, \(d.dma.bytes) bytes; IOMMU faults \(d.iommuFaults.map(String.init) ?? "not readable")")
         }
         return lines.joined(separator: "\n")

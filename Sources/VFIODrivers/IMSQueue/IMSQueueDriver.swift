@@ -55,9 +55,12 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     private struct Counts {
         var completions: [UInt64]
         var deliveries: [UInt64]
-        var submitted: [UInt32]
+        /// Descriptors handed to the device, per queue (the ring's tail is its low 32 bits).
+        var submitted: [UInt64]
+        /// Waits for a queue's completion that gave up.
+        var timeouts: [UInt64]
     }
-    private let counts = Mutex(Counts(completions: [], deliveries: [], submitted: []))
+    private let counts = Mutex(Counts(completions: [], deliveries: [], submitted: [], timeouts: []))
 
     /// Probes: the device must be the IMS queue device and declare IMS in its Scalable IOV DVSEC.
     public init(device: PCIDevice, loop: EventLoop) throws {
@@ -123,7 +126,10 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
                 doorbell: IMSQueueRegisters.reloadDoorbell(registers))
         }
         guard store.capacity >= c.queues else { throw IMSQueueError.tooManyQueues(requested: c.queues, supported: store.capacity) }
-        counts.withLock { $0 = Counts(completions: Array(repeating: 0, count: c.queues), deliveries: Array(repeating: 0, count: c.queues), submitted: Array(repeating: 0, count: c.queues)) }
+        counts.withLock {
+            let zeros = [UInt64](repeating: 0, count: c.queues)
+            $0 = Counts(completions: zeros, deliveries: zeros, submitted: zeros, timeouts: zeros)
+        }
         // The device reads its contexts by DMA, from the first reload on.
         try device.setBusMaster(true)
         let control = IMSQueueRegisters.Control.enable | (c.store == .queueContext ? IMSQueueRegisters.Control.contextStore : 0)
@@ -164,16 +170,17 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         guard queue >= 0, queue < r.configuration.queues else { throw .noSuchQueue(queue, queues: r.configuration.queues) }
         let entries = r.configuration.ringEntries
         let tail: UInt32? = counts.withLock { c in
-            let outstanding = Int(c.submitted[queue]) - Int(c.completions[queue] & 0xffff_ffff)
+            let outstanding = Int(c.submitted[queue] &- c.completions[queue])
             guard outstanding + count <= entries else { return nil }
             let ring = r.contexts.load(fromByteOffset: queue * IMSQueueRegisters.Context.size + IMSQueueRegisters.Context.ringAddress, as: UInt64.self)
             let ringBase = r.memory.bytes.baseAddress! + Int(ring - r.memory.deviceAddress)
+            let first = UInt32(truncatingIfNeeded: c.submitted[queue])
             for i in 0..<count {
-                let id = c.submitted[queue] &+ UInt32(i)
+                let id = first &+ UInt32(i)
                 ringBase.storeBytes(of: UInt64(queue) << 32 | UInt64(id), toByteOffset: Int(id % UInt32(entries)) * IMSQueueRegisters.descriptorSize, as: UInt64.self)
             }
-            c.submitted[queue] &+= UInt32(count)
-            return c.submitted[queue]
+            c.submitted[queue] &+= UInt64(count)
+            return UInt32(truncatingIfNeeded: c.submitted[queue])
         }
         guard let tail else { throw .queueFull(queue, entries: entries) }
         MemoryBarrier.write()
@@ -195,6 +202,18 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     public func deliveries(queue: Int) -> UInt64 { counts.withLock { $0.deliveries.indices.contains(queue) ? $0.deliveries[queue] : 0 } }
 
     public var totalCompletions: UInt64 { counts.withLock { $0.completions.reduce(0, +) } }
+
+    /// Each queue's submissions, completions and timeouts, read together.
+    public var queueActivity: [DriverActivity.Queue] {
+        counts.withLock { c in
+            c.submitted.indices.map { DriverActivity.Queue(name: "queue \($0)", submitted: c.submitted[$0], completed: c.completions[$0], timeouts: c.timeouts[$0]) }
+        }
+    }
+
+    /// Counts a timed-out wait for each of `queues`.
+    func timedOut(_ queues: [Int]) {
+        counts.withLock { c in for q in queues where c.timeouts.indices.contains(q) { c.timeouts[q] += 1 } }
+    }
 
     /// Runs on the event loop for `queue`'s slot: consumes completions up to the producer index.
     private func completed(queue: Int, contexts: UInt) {

@@ -8,6 +8,7 @@ public enum DriverRegistry {
         EduDriver.self,
         IMSQueueDriver.self,
         NVMeDriver.self,
+        NVMeVerifyDriver.self,
         MSIXLoopbackDriver.self,
         StubDriver.self,
     ]

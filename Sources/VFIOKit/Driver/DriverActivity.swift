@@ -18,16 +18,39 @@ public struct DriverActivity: Sendable, Equatable, Codable {
         }
     }
 
+    /// One queue's work, each count taken where it happens: submitted when the driver hands
+    /// work to the device, completed when it consumes the device's completion, timed out when a
+    /// wait for it gave up.
+    public struct Queue: Sendable, Equatable, Codable {
+        public var name: String
+        public var submitted: UInt64
+        public var completed: UInt64
+        public var timeouts: UInt64
+
+        /// Submitted and not (yet) completed.
+        public var inFlight: Int64 { Int64(bitPattern: submitted &- completed) }
+
+        public init(name: String, submitted: UInt64, completed: UInt64, timeouts: UInt64) {
+            self.name = name
+            self.submitted = submitted
+            self.completed = completed
+            self.timeouts = timeouts
+        }
+    }
+
     public var interrupts: [Vector]
     /// Units of work the device completed (I/O commands, computations).
     public var operations: UInt64
     /// Work that failed.
     public var errors: UInt64
+    /// Per-queue counts, for drivers that keep them; nil otherwise.
+    public var queues: [Queue]?
 
-    public init(interrupts: [Vector] = [], operations: UInt64 = 0, errors: UInt64 = 0) {
+    public init(interrupts: [Vector] = [], operations: UInt64 = 0, errors: UInt64 = 0, queues: [Queue]? = nil) {
         self.interrupts = interrupts
         self.operations = operations
         self.errors = errors
+        self.queues = queues
     }
 
     public var totalInterrupts: UInt64 { interrupts.reduce(0) { $0 + $1.count } }

@@ -113,6 +113,10 @@ public final class IMSQueueDevice: SimulatedDevice {
         var tablePending: [Bool]
         var messagesSent = 0
         var generation = 0
+        /// Injected faults: queues whose doorbells are ignored, and queues that lose the
+        /// completion of their next descriptor.
+        var stalled: Set<Int> = []
+        var dropNextCompletion: Set<Int> = []
 
         /// Recomputes the posting layout from its registers (none while either is zero).
         mutating func updatePosting() {
@@ -158,6 +162,13 @@ public final class IMSQueueDevice: SimulatedDevice {
 
     /// Delays every completion by `delay` after its doorbell.
     public func setCompletionDelay(_ delay: Duration) { state.withLock { $0.options.completionDelay = delay } }
+
+    /// Stops processing `queue`'s descriptors: its doorbells are ignored from now on.
+    public func stall(queue: Int) { state.withLock { _ = $0.stalled.insert(queue) } }
+
+    /// Consumes `queue`'s next descriptor without writing its completion, as a device that
+    /// lost it would; later descriptors complete as before.
+    public func dropNextCompletion(queue: Int) { state.withLock { _ = $0.dropNextCompletion.insert(queue) } }
 
     /// Sends `queue`'s interrupt `count` times without new work, as a faulty device might.
     /// Each one honours the mask, as hardware does.
@@ -307,7 +318,7 @@ public final class IMSQueueDevice: SimulatedDevice {
     private func complete(queue: Int, tail: UInt32) {
         guard let bus else { return }
         state.withLock { s in
-            guard s.control & Self.enable != 0, queue < s.queueCount else { return }
+            guard s.control & Self.enable != 0, queue < s.queueCount, !s.stalled.contains(queue) else { return }
             var context = [UInt8](repeating: 0, count: Context.size)
             let at = s.contexts + UInt64(queue * Context.size)
             guard context.withUnsafeMutableBytes({ bus.dmaRead(iova: at, into: $0) }) else { return }
@@ -322,6 +333,10 @@ public final class IMSQueueDevice: SimulatedDevice {
                 var id: UInt64 = 0
                 let slot = UInt64(s.queues[queue].head % entries)
                 guard withUnsafeMutableBytes(of: &id, { bus.dmaRead(iova: ring + slot * 16, into: $0) }) else { break }
+                if s.dropNextCompletion.remove(queue) != nil {
+                    s.queues[queue].head &+= 1
+                    continue
+                }
                 let done = UInt64(s.queues[queue].producer % entries)
                 guard withUnsafeBytes(of: &id, { bus.dmaWrite(iova: completions + done * 8, from: $0) }) else { break }
                 s.queues[queue].head &+= 1

@@ -87,10 +87,11 @@ struct RunCommand: AsyncParsableCommand {
         var simulated: (kernel: MockKernel, addresses: [PCIAddress])?
         if devices.isEmpty {
             let addresses = SimulatedDaemonDevice.addresses(count: simulatedDevices)
-            let kernel = try SimulatedDaemonDevice.machine(addresses, backend: backendChoice, bind: bind)
+            let kernel = try SimulatedDaemonDevice.machine(addresses, backend: backendChoice, bind: bind, driverName: driver)
+            let kind = driver == NVMeVerifyDriver.name ? "NVMe" : SimulatedDaemonDevice.name
             print(
-                "SIMULATED: no device or config given, so the \(SimulatedDaemonDevice.name) driver runs on simulated "
-                    + "\(SimulatedDaemonDevice.name) devices at \(addresses.map(\.description).joined(separator: ", ")) through the mock VFIO kernel model"
+                "SIMULATED: no device or config given, so the \(driver ?? SimulatedDaemonDevice.name) driver runs on simulated "
+                    + "\(kind) devices at \(addresses.map(\.description).joined(separator: ", ")) through the mock VFIO kernel model"
                     + "\(isolate ? " (a mock kernel of its own in each worker process)" : ""); no hardware is touched")
             devices = addresses.map { DaemonConfiguration.Device(address: $0) }
             system = kernel

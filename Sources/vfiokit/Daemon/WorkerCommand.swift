@@ -72,7 +72,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let file = try ConfigurationFile.load(path)
         let devices = try file.parsedDevices(path: path)
         let backend = file.backend.flatMap(Backend.init(rawValue:)) ?? .auto
-        let kernel = simulated ? try SimulatedDaemonDevice.machine(devices.map(\.address), backend: backend, bind: false) : nil
+        let kernel = simulated ? try SimulatedDaemonDevice.machine(devices.map(\.address), backend: backend, bind: false, driverName: driver) : nil
         let configuration = DaemonConfiguration(
             devices: devices, backend: backend, stateDirectory: directory, workInterval: .milliseconds(workInterval))
         let host = try DriverHost(

@@ -30,6 +30,23 @@ import VFIOMock
         for q in [0, 4095, 4096, 4999] { #expect(rig.driver.deliveries(queue: q) == 1, "queue \(q)") }
     }
 
+    /// Submissions, completions and timeouts are counted where they happen: a stalled queue's
+    /// work stays in flight and its wait is counted as a timeout; a lost completion stays in flight.
+    @Test func queueActivityCountsSubmissionsCompletionsAndTimeouts() throws {
+        let rig = try IMSRig(store: .queueContext, queues: 3)
+        defer { rig.close() }
+        try rig.driver.exercise()
+        rig.simulated.stall(queue: 1)
+        rig.simulated.dropNextCompletion(queue: 2)
+        #expect(throws: IMSQueueError.self) { try rig.driver.exercise() }
+        let queues = rig.driver.activity.queues ?? []
+        #expect(queues.map(\.submitted) == [2, 2, 2])
+        #expect(queues.map(\.completed) == [2, 1, 1])
+        #expect(queues.map(\.inFlight) == [0, 1, 1])
+        #expect(queues.map(\.timeouts) == [0, 1, 1])
+        #expect(rig.driver.activity.operations == 4)
+    }
+
     @Test func probeRefusesAnotherDevice() throws {
         let machine = MockMachine(for: .legacy)
         let device = try machine.open(Devices.edu(), on: .legacy)
