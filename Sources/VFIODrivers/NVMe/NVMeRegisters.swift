@@ -69,6 +69,6 @@ struct NVMeDoorbell: @unchecked Sendable {
     }
 
     @inline(__always) func ring(_ value: UInt32) {
-        if let pointer { UInt32.volatileStore(pointer, value) } else { try? region.write(value, at: offset) }
+        if let pointer { UInt32.volatileStore(pointer, value) } else { region.trappedWrite(value, at: offset) }
     }
 }

@@ -54,19 +54,19 @@ public final class QueueReactor: @unchecked Sendable {
         self.name = name
         self.system = system
         self.tickInterval = tickInterval
-        epoll = try attempt("epoll_create1 for \(name)") { () throws(Errno) in try system.epollCreate() }
+        epoll = try attempt(SystemCall("epoll_create1", detail: "for \(name)")) { () throws(Errno) in try system.epollCreate() }
         do {
             wakeFD = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
         } catch {
             try? system.close(epoll)
-            throw error.vfio("creating \(name)'s wake eventfd")
+            throw error.vfio(SystemCall("eventfd", detail: "for \(name)'s wake-ups"))
         }
         timerFD = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
         if timerFD < 0 {
             let e = Errno(rawValue: errno)
             try? system.close(wakeFD)
             try? system.close(epoll)
-            throw .systemCall(operation: "timerfd_create for \(name)", errno: e)
+            throw .systemCall(operation: SystemCall("timerfd_create", detail: "for \(name)"), errno: e)
         }
         let ns = Int(tickInterval / .nanoseconds(1))
         let period = timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
@@ -79,7 +79,7 @@ public final class QueueReactor: @unchecked Sendable {
             close(timerFD)
             try? system.close(wakeFD)
             try? system.close(epoll)
-            throw error.vfio("setting up \(name)'s epoll set")
+            throw error.vfio(SystemCall("epoll_ctl", detail: "setting up \(name)'s epoll set"))
         }
     }
 
@@ -108,7 +108,7 @@ public final class QueueReactor: @unchecked Sendable {
             }, context)
             guard rc == 0 else {
                 Unmanaged<QueueReactor>.fromOpaque(context).release()
-                throw .systemCall(operation: "pthread_create for \(name)", errno: Errno(rawValue: rc))
+                throw .systemCall(operation: SystemCall("pthread_create", detail: "for \(name)"), errno: Errno(rawValue: rc))
             }
             pthread_detach(id)
             c.running = true
@@ -157,7 +157,7 @@ public final class QueueReactor: @unchecked Sendable {
     /// before start. The caller keeps owning `fd` and ends the watch before closing it.
     public func watch(_ fd: Int32, events: UInt32, _ handler: @escaping (UInt32) -> Void) throws(VFIOError) -> Int {
         let id = watches.firstIndex { $0 == nil } ?? watches.count
-        try attempt("epoll_ctl ADD fd \(fd) to \(name)") { () throws(Errno) in
+        try attempt(SystemCall("epoll_ctl", detail: "ADD fd \(fd) to \(name)")) { () throws(Errno) in
             try system.epollControl(epoll, EPOLL_CTL_ADD, FileDescriptor(rawValue: fd), events: events, data: UInt64(id))
         }
         if id == watches.count { watches.append(handler) } else { watches[id] = handler }
