@@ -29,7 +29,13 @@ import Testing
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    @Test(arguments: [[], ["--isolate"], ["--nvme"], ["--isolate", "--nvme"]])
+    /// True in a build under AddressSanitizer, whose quarantine keeps freed memory resident by
+    /// design (256 MB by default), so the soak's "resident memory flat" check cannot hold there;
+    /// the plain pass runs it.
+    static let underAddressSanitizer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+
+    @Test(.disabled(if: underAddressSanitizer, "AddressSanitizer's quarantine keeps freed memory resident"),
+          arguments: [[], ["--isolate"], ["--nvme"], ["--isolate", "--nvme"]])
     func passesWhenNothingIsBroken(arguments: [String]) throws {
         let result = try Self.soak(arguments)
         #expect(result.status == 0, "\(result.output)")

@@ -22,6 +22,7 @@ import Testing
         #expect(table.slots.withLock { !$0.holds(first.index, tag: first.tag) && $0.holds(second.index, tag: second.tag) })
         let ran = table.run(first.index, claim: { t in t.holds(first.index, tag: first.tag) ? t[first.index].handler : nil }) { _ in }
         #expect(!ran)
+        table.slots.withLock { $0.release(second.index)?.release() }
     }
 
     @Test func waitingForARunningHandlerSleepsUntilItReturns() throws {
@@ -50,6 +51,7 @@ import Testing
         finish.store(true, ordering: .releasing)
         for _ in 0..<5_000 where !waiter.isFinished { usleep(1000) }
         #expect(waiter.isFinished)
+        table.slots.withLock { $0.release(slot.index)?.release() }
     }
 
     @Test func aHandlerReleasedWhileItRunsIsReleasedWhenItReturns() {
