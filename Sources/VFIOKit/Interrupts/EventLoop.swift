@@ -158,18 +158,13 @@ public final class EventLoop: Sendable {
     private func run() {
         loopThreadID.store(Self.currentThreadID, ordering: .releasing)
         defer { loopThreadID.store(0, ordering: .releasing) }
-        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
-        let data = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
-        let counter = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
-        defer {
-            events.deallocate()
-            data.deallocate()
-            counter.deallocate()
-        }
+        let batch = EpollBatch()
+        defer { batch.deallocate() }
+        let (events, data, counter) = (batch.events, batch.data, batch.counter)
         while !stopping.load(ordering: .acquiring) {
             let n: Int
             do {
-                n = try system.epollWait(epoll, events: events, data: data, capacity: 64, timeoutMilliseconds: -1)
+                n = try system.epollWait(epoll, events: events, data: data, capacity: EpollBatch.capacity, timeoutMilliseconds: -1)
             } catch {
                 lifecycle.withLock { $0.failure = .eventLoopFailed(errno: error) }
                 return

@@ -192,19 +192,14 @@ public final class QueueReactor: @unchecked Sendable {
     private func loop() {
         threadID.store(Self.currentThreadID, ordering: .releasing)
         defer { threadID.store(0, ordering: .releasing) }
-        let events = UnsafeMutablePointer<UInt32>.allocate(capacity: 64)
-        let data = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
-        let counter = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
-        defer {
-            events.deallocate()
-            data.deallocate()
-            counter.deallocate()
-        }
+        let batch = EpollBatch()
+        defer { batch.deallocate() }
+        let (events, data, counter) = (batch.events, batch.data, batch.counter)
         while !stopping.load(ordering: .sequentiallyConsistent) {
             onWake()
             if let poller, poller() {
                 // Busy: look at the files without sleeping.
-                if let n = try? system.epollWait(epoll, events: events, data: data, capacity: 64, timeoutMilliseconds: 0), n > 0 {
+                if let n = try? system.epollWait(epoll, events: events, data: data, capacity: EpollBatch.capacity, timeoutMilliseconds: 0), n > 0 {
                     handle(n, events, data, counter)
                 }
                 continue
@@ -216,7 +211,7 @@ public final class QueueReactor: @unchecked Sendable {
                 asleep.store(false, ordering: .sequentiallyConsistent)
                 continue
             }
-            let n = (try? system.epollWait(epoll, events: events, data: data, capacity: 64, timeoutMilliseconds: -1)) ?? 0
+            let n = (try? system.epollWait(epoll, events: events, data: data, capacity: EpollBatch.capacity, timeoutMilliseconds: -1)) ?? 0
             asleep.store(false, ordering: .sequentiallyConsistent)
             handle(n, events, data, counter)
         }
