@@ -7,7 +7,7 @@
 # (the unit does not bind). From a root shell with no VFIOKIT_STATE_DIR, `vfiokit status` finds
 # it and a hand-started `vfiokit run` is refused naming its pid; SIGTERM stops it cleanly.
 # configs: iommu
-# timeout: 180
+# timeout: 240
 need_tool jq
 edu0=$(dev edu0)
 uid=61000 gid=61000
@@ -35,10 +35,10 @@ su -s /bin/sh vfiokit-unit -c "umask 0007; export VFIOKIT_STATE_DIR=/run/vfiokit
   >/tmp/check/daemon.out 2>/tmp/check/daemon.err &
 # busybox su and the shell exec, so the job is the daemon itself.
 pid=$!
-stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid"; cat /tmp/check/daemon.err; restore_accounts; }
+stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid"; cat /tmp/check/daemon.err; restore_accounts; vfiokit unbind "$edu0" --restore; }
 
 answers() { [ "$(vfiokit status --json 2>/dev/null | jq -r '.devices[0].state')" = running ]; }
-wait_for 60 answers || { stop; check_fail "root's vfiokit status did not find the unit's daemon running $edu0"; }
+wait_for 20 answers || { stop; check_fail "root's vfiokit status did not find the unit's daemon running $edu0"; }
 expect_eq "the lock's pid" "$(cat /run/vfiokit/daemon/daemon.lock)" "$pid"
 expect_eq "the daemon's user" "$(awk '/^Uid:/ { print $2 }' /proc/"$pid"/status)" "$uid"
 expect_eq "the status socket's mode and group" "$(stat -c '%a %g' /run/vfiokit/daemon/vfiokit.sock)" "660 $gid"
