@@ -75,7 +75,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]),
+            ],
+            plugins: ["VersionPlugin"]),
+        // `vfiokit --version`: VERSION and the git commit, written at build time (Plugins/VersionPlugin).
+        .plugin(name: "VersionPlugin", capability: .buildTool()),
         // The NVMe benchmark workload both executables run.
         .target(name: "NVMeWorkloads", dependencies: ["VFIODrivers", "VFIOKit", "CLIOutput"]),
         // The hot-path benchmarks, with the C references and the malloc interposer they need,

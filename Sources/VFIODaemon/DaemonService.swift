@@ -1,4 +1,7 @@
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import PCI
 import ServiceLifecycle
@@ -46,6 +49,12 @@ public struct DaemonService: Service {
     /// The status socket's mode: its owner and group (vfio under systemd), no one else.
     public static let socketMode: UInt32 = 0o660
 
+    /// Throws when `host:port` cannot be served (not an IPv4 address, not this host's, a port
+    /// in use): checked before the daemon opens any device. The port is let go at once.
+    public static func checkMetricsAddress(host: String, port: UInt16) throws(DaemonError) {
+        close(try StatusServer.listenTCP(host: host, port: port))
+    }
+
     public func run() async throws {
         try host.start()
         options.started(host.status())
@@ -91,7 +100,7 @@ public struct DaemonService: Service {
                 }
             }
         } catch is CancellationError {}
-        logger.info("graceful shutdown")
+        logger.notice("shutting down (SIGTERM or SIGINT)")
         watcher?.stop()
         for server in servers { server.stop() }
         host.shutdown()

@@ -19,7 +19,7 @@ struct ContextCommand: ParsableCommand {
     @Argument(help: "The devices' PCI addresses. Omit them to use two simulated edu devices.", transform: { try PCIAddress(parsing: $0) })
     var addresses: [PCIAddress] = []
 
-    @Option(help: "auto, iommufd, legacy, noiommu or uio (default: auto; VFIOKIT_BACKEND overrides auto).")
+    @Option(help: "auto, iommufd, legacy, noiommu or uio (VFIOKIT_BACKEND overrides auto).")
     var backend: Backend = .auto
 
     @OptionGroup var logging: LoggingOptions

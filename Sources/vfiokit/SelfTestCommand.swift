@@ -17,7 +17,7 @@ struct SelfTestCommand: ParsableCommand {
     @Argument(help: "The device's PCI address, e.g. 0000:00:04.0. Omit it to use the simulated device.")
     var address: String?
 
-    @Option(help: "auto, iommufd, legacy, noiommu or uio (default: auto; VFIOKIT_BACKEND overrides auto).")
+    @Option(help: "auto, iommufd, legacy, noiommu or uio (VFIOKIT_BACKEND overrides auto).")
     var backend: String = "auto"
 
     @OptionGroup var logging: LoggingOptions

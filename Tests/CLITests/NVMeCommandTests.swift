@@ -47,15 +47,48 @@ import Testing
         defer { for f in [image, input, output] { try? FileManager.default.removeItem(atPath: f) } }
         let data = Data((0..<12_000).map { UInt8(truncatingIfNeeded: $0 &* 13 ^ $0 >> 8) })
         try data.write(to: URL(fileURLWithPath: input))
-        let write = try runVFIOKit(["nvme", "write", "--simulated", image, "--lba", "77", "--input", input])
+        let write = try runVFIOKit(["nvme", "write", "--simulated", image, "--create", "1M", "--lba", "77", "--input", input])
         #expect(write.status == 0, "stderr: \(write.error)")
         #expect(write.error.contains("wrote 24 blocks (12000 bytes, zero-padded) at LBA 77"))
+        #expect((try FileManager.default.attributesOfItem(atPath: image)[.size] as? Int) == 1 << 20)
         let read = try runVFIOKit(["nvme", "read", "--simulated", image, "--lba", "77", "--blocks", "24", "--output", output])
         #expect(read.status == 0, "stderr: \(read.error)")
         let back = try Data(contentsOf: URL(fileURLWithPath: output))
         #expect(back.count == 24 * 512)
         #expect(back.prefix(12_000) == data)
         #expect(back.dropFirst(12_000).allSatisfy { $0 == 0 })
+    }
+
+    @Test func anImageThatDoesNotExistIsRefusedNotCreated() throws {
+        let image = Self.temporary("absent.img")
+        let result = try runVFIOKit(["nvme", "identify", "--simulated", image])
+        #expect(result.status != 0)
+        #expect(result.error.contains("the NVMe image \(image) does not exist: give --create SIZE"), "stderr: \(result.error)")
+        #expect(result.error.contains("Usage: vfiokit nvme identify"))
+        #expect(!FileManager.default.fileExists(atPath: image))
+    }
+
+    @Test(arguments: [(0, "is 0 bytes"), (1000, "is 1000 bytes")])
+    func anEmptyOrPartBlockImageIsRefusedNotGrown(_ size: Int, _ complaint: String) throws {
+        let image = Self.temporary("bad.img")
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        try Data(count: size).write(to: URL(fileURLWithPath: image))
+        let result = try runVFIOKit(["nvme", "identify", "--simulated", image])
+        #expect(result.status != 0)
+        #expect(result.error.contains("NVMe image \(image) \(complaint): it must be a non-zero multiple of the 512-byte block size"), "stderr: \(result.error)")
+        #expect((try FileManager.default.attributesOfItem(atPath: image)[.size] as? Int) == size)
+    }
+
+    @Test func aNegativeLBAIsNamedAsSuch() throws {
+        let result = try runVFIOKit(["nvme", "read", "--simulated", "--lba", "-1", "--blocks", "1"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("LBA must be a non-negative integer"), "stderr: \(result.error)")
+    }
+
+    @Test func anUnreadableInputSaysWhy() throws {
+        let result = try runVFIOKit(["nvme", "write", "--simulated", "--lba", "0", "--input", "/nonexistent/input"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("cannot read /nonexistent/input: No such file or directory"), "stderr: \(result.error)")
     }
 
     @Test func verifyPassesEveryTransferShape() throws {

@@ -41,8 +41,14 @@ import Testing
     @Test(arguments: [
         (#"{"devices": [{"address": "zz"}]}"#, "\"zz\" is not a PCI address"),
         (#"{"devices": [{"address": "03:00.0"}, {"address": "0000:03:00.0"}]}"#, "0000:03:00.0 is listed twice"),
-        (#"{"backend": "fast", "devices": []}"#, "backend \"fast\" is not one of"),
-        (#"{"device": []}"#, "not the expected JSON"),
+        (#"{"backend": "fast", "devices": [{"address": "03:00.0"}]}"#, "backend \"fast\" is not one of"),
+        (#"{"device": []}"#, #"unknown key "device" at the top level (did you mean "devices"?); the keys there are bind, isolate, backend, devices"#),
+        (#"{"devices": [{"adress": "03:00.0"}]}"#, #"unknown key "adress" in devices[0] (did you mean "address"?)"#),
+        (#"{"devices": [], "bind": true}"#, #""devices" is empty"#),
+        (#"{"bind": "yes", "devices": [{"address": "03:00.0"}]}"#, "at .bind: expected true or false"),
+        (#"{"devices": [{"driver": "edu"}]}"#, #"at .devices[0]: "address" is required"#),
+        ("{\n  \"devices\": [\n    {\"address\": \"03:00.0\"},\n  ]\n}", "line 4, column 3: expected a value"),
+        ("{\"devices\": [{\"address\": \"03:00.0\"}]} x", "line 1, column 39: expected the end of the file"),
     ])
     func refusesBadFilesNamingWhatIsWrong(_ text: String, _ complaint: String) throws {
         let path = try write(text)

@@ -48,8 +48,8 @@ import Testing
         let uptime = try JSONDecoder().decode(StatusReport.self, from: Data(contentsOf: Self.regressions.appendingPathComponent("uptime-beyond-int")))
         #expect(uptime.text.hasPrefix("vfiokit daemon pid 1, up 1e+300 s"))
         let counts = try JSONDecoder().decode(StatusReport.self, from: Data(contentsOf: Self.regressions.appendingPathComponent("interrupts-beyond-uint64")))
-        #expect(counts.text.contains("    interrupts 18446744073709551615 (g/IMS 0=18446744073709551615, g/IMS 1=1)"))
-        #expect(counts.text.contains("    group g: 18446744073709551615 interrupts"))
+        #expect(counts.text.contains("    interrupts 18446744073709551615\n"))
+        #expect(counts.text.contains("    group g: 18446744073709551615 interrupts (IMS 0=18446744073709551615, IMS 1=1)"))
         for file in try FileManager.default.contentsOfDirectory(atPath: Self.regressions.path) {
             let bytes = try Data(contentsOf: Self.regressions.appendingPathComponent(file))
             #expect(try JSONDecoder().decode(StatusReport.self, from: bytes).text.hasPrefix("vfiokit daemon pid"), "\(file)")

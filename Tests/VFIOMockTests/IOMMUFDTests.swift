@@ -179,3 +179,33 @@ private struct CdevSetup {
         #expect(big.0.out_ioas_id == 1)
     }
 }
+
+/// `iommufd_device_bind` claims the group's DMA ownership with the iommufd as owner
+/// (`iommu_device_claim_dma_owner`): the functions of one group go to one iommufd or fail.
+@Suite struct IOMMUFDGroupOwnershipTests {
+    func bind(_ kernel: MockKernel, _ cdev: String, to iommufd: FileDescriptor) throws(Errno) {
+        let device = try kernel.open(cdev, O_RDWR)
+        var bind = vfio_device_bind_iommufd(argsz: 16, flags: 0, iommufd: iommufd.rawValue, out_devid: 0)
+        try ioctl(kernel, device, CVFIO_DEVICE_BIND_IOMMUFD, &bind)
+    }
+
+    @Test func twoFunctionsOfOneGroupOnTwoIOMMUFDsAreRefusedWithEPERM() throws {
+        let kernel = MockKernel()
+        try kernel.plug(MemoryBARDevice(), at: address("0000:05:00.0"), iommuGroup: 11)
+        try kernel.plug(MemoryBARDevice(), at: address("0000:05:00.1"), iommuGroup: 11)
+        let first = try kernel.open("/dev/iommu", O_RDWR)
+        let second = try kernel.open("/dev/iommu", O_RDWR)
+        try bind(kernel, "/dev/vfio/devices/vfio0", to: first)
+        #expect(errno { try bind(kernel, "/dev/vfio/devices/vfio1", to: second) } == .notPermitted)
+        // The owner's own iommufd may take the group's other function.
+        try bind(kernel, "/dev/vfio/devices/vfio1", to: first)
+    }
+
+    @Test func functionsOfTwoGroupsBindToTwoIOMMUFDs() throws {
+        let kernel = MockKernel()
+        try kernel.plug(MemoryBARDevice(), at: address("0000:05:00.0"), iommuGroup: 11)
+        try kernel.plug(MemoryBARDevice(), at: address("0000:06:00.0"), iommuGroup: 12)
+        try bind(kernel, "/dev/vfio/devices/vfio0", to: try kernel.open("/dev/iommu", O_RDWR))
+        try bind(kernel, "/dev/vfio/devices/vfio1", to: try kernel.open("/dev/iommu", O_RDWR))
+    }
+}

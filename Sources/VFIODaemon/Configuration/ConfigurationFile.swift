@@ -15,14 +15,18 @@ import VFIOKit
 ///       ]
 ///     }
 ///
-/// Only `devices` and each `address` are required. Devices with the same `context` share one
-/// IOMMU context. `isolate` runs each IOMMU context's drivers in a worker process of its own
-/// (`vfiokit run --isolate`).
+/// Only `devices` (at least one) and each `address` are required. Devices with the same
+/// `context` share one IOMMU context. `isolate` runs each IOMMU context's drivers in a worker
+/// process of their own (`vfiokit run --isolate`). A key the daemon does not know is an error,
+/// not ignored: a misspelt `"bnid": true` would otherwise leave devices unbound silently.
 public struct ConfigurationFile: Codable, Sendable {
     public struct Entry: Codable, Sendable {
         public var address: String
         public var driver: String?
         public var context: String?
+
+        /// The keys of a device entry; adding a key is adding it here and as a property.
+        enum CodingKeys: String, CodingKey, CaseIterable { case address, driver, context }
     }
 
     public var bind: Bool?
@@ -30,27 +34,35 @@ public struct ConfigurationFile: Codable, Sendable {
     public var backend: String?
     public var devices: [Entry]
 
+    /// The file's top-level keys; adding a key is adding it here and as a property.
+    enum CodingKeys: String, CodingKey, CaseIterable { case bind, isolate, backend, devices }
+
     /// The file that lists `devices` on `backend`, binding nothing.
     public init(devices: [DaemonConfiguration.Device], backend: Backend) {
         self.backend = backend.rawValue
         self.devices = devices.map { Entry(address: $0.address.description, driver: $0.driver, context: $0.context) }
     }
 
-    /// Reads and checks `path` (see ``parse(_:path:)``).
+    /// Reads and checks `path` (see ``parse(_:path:)``); a file that cannot be read is
+    /// ``DaemonError/unreadable(path:reason:)`` with the system's reason.
     public static func load(_ path: String) throws(DaemonError) -> ConfigurationFile {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw .badConfiguration(path: path, reason: "cannot read it (\(error))")
-        }
-        return try parse(data, path: path)
+        try parse(try DaemonError.readFile(path), path: path)
     }
 
-    /// Decodes and checks the file's bytes: every address parses, no device is named twice,
-    /// the backend is known. `path` only names the file in errors.
+    /// Decodes and checks the file's bytes: JSON (a syntax error named by line and column),
+    /// no key the daemon does not know, at least one device, every address parses, no device
+    /// named twice, the backend known. `path` only names the file in errors.
     public static func parse(_ data: Data, path: String) throws(DaemonError) -> ConfigurationFile {
+        if let syntax = JSONSyntax.firstError(in: Array(data)) {
+            throw .badConfiguration(path: path, reason: "line \(syntax.line), column \(syntax.column): expected \(syntax.expected)")
+        }
+        try ConfigurationKeys.check(data, path: path)
         let file: ConfigurationFile
         do { file = try JSONDecoder().decode(ConfigurationFile.self, from: data) } catch {
-            throw .badConfiguration(path: path, reason: "not the expected JSON: \(error)")
+            throw .badConfiguration(path: path, reason: ConfigurationKeys.describe(error))
+        }
+        guard !file.devices.isEmpty else {
+            throw .badConfiguration(path: path, reason: "\"devices\" is empty: list at least one, as {\"address\": \"0000:03:00.0\"}")
         }
         if let backend = file.backend, Backend(rawValue: backend) == nil {
             throw .badConfiguration(

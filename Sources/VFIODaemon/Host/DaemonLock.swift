@@ -12,7 +12,7 @@ public final class DaemonLock: Sendable {
 
     /// Takes the lock, or throws ``DaemonError/alreadyRunning(pid:lock:)`` naming the holder.
     public init(stateDirectory: String) throws(DaemonError) {
-        path = stateDirectory + "/daemon.lock"
+        path = Self.path(in: stateDirectory)
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw .systemCall(operation: "open \(path)", errno: Errno(rawValue: errno), remedy: "run as root or set VFIOKIT_STATE_DIR")
@@ -33,9 +33,12 @@ public final class DaemonLock: Sendable {
         close(fd)
     }
 
+    /// The lock file of `stateDirectory`.
+    public static func path(in stateDirectory: String) -> String { stateDirectory + "/daemon.lock" }
+
     /// The pid of the daemon holding the lock in `stateDirectory`, or nil when none runs.
     public static func holder(stateDirectory: String) -> Int32? {
-        let fd = open(stateDirectory + "/daemon.lock", O_RDONLY | O_CLOEXEC)
+        let fd = open(path(in: stateDirectory), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         guard flock(fd, LOCK_SH | LOCK_NB) != 0 else { return nil }

@@ -143,7 +143,7 @@ public final class DriverHost: DaemonHost {
             return s.devices.values.sorted { $0.address < $1.address }
         }) else { return }
         waitForRemovals()
-        logger.info("shutting down \(devices.count) devices")
+        logger.notice("shutting down \(devices.count) devices")
         let contexts = devices.reduce(into: [ObjectIdentifier: IOMMUContext]()) { $0[ObjectIdentifier($1.iommuContext)] = $1.iommuContext }.values
         for d in devices { d.stopDriver() }
         for d in devices { d.quiesce() }
@@ -156,7 +156,8 @@ public final class DriverHost: DaemonHost {
         for c in contexts { c.close() }
         loop.stop()
         bindings.release()
-        logger.info("shut down")
+        let released = devices.isEmpty ? "no device" : devices.map(\.address.description).joined(separator: ", ")
+        logger.notice("shut down; released \(released) (drivers stopped, interrupts disabled, DMA unmapped, devices reset and closed)")
     }
 
     // MARK: Status

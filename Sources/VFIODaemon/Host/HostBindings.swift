@@ -39,9 +39,13 @@ final class HostBindings: Sendable {
     /// Throws when another daemon holds the lock or the restore fails; nothing is held then.
     func acquire() throws(DaemonError) {
         let dir = configuration.stateDirectory
-        if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-            throw .systemCall(
-                operation: "create the state directory \(dir)", errno: Errno(rawValue: errno), remedy: "run as root or set VFIOKIT_STATE_DIR")
+        var made = ""
+        for part in dir.split(separator: "/") {
+            made += "/" + part
+            if mkdir(made, 0o755) != 0 && errno != EEXIST {
+                throw .systemCall(
+                    operation: "create the state directory \(dir)", errno: Errno(rawValue: errno), remedy: "run as root or set VFIOKIT_STATE_DIR")
+            }
         }
         let lock = try DaemonLock(stateDirectory: dir)
         try finishLeftoverRestore()

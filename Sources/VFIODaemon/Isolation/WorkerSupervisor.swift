@@ -128,7 +128,7 @@ public final class WorkerSupervisor: DaemonHost {
             s.shutDown = true
             return s.workers
         }) else { return }
-        logger.info("stopping \(workers.filter(\.isRunning).count) worker processes")
+        logger.notice("stopping \(workers.filter(\.isRunning).count) worker processes")
         for worker in workers { worker.stop() }
         for worker in workers where !wait(startTimeout, until: { worker.hasEnded }) {
             logger.error("the worker process \(worker.pid.map(String.init) ?? "?") of \(worker.context.name) did not stop; killing it")
@@ -137,7 +137,8 @@ public final class WorkerSupervisor: DaemonHost {
         children.stop()
         bindings.release()
         try? FileManager.default.removeItem(atPath: workersDirectory)
-        logger.info("shut down")
+        let released = workers.flatMap { $0.context.devices.map(\.address.description) }
+        logger.notice("shut down; released \(released.isEmpty ? "no device" : released.joined(separator: ", ")) (every worker process ended)")
     }
 
     /// Every worker's devices; where two workers hosted a device, the later one's view.

@@ -50,9 +50,14 @@ extension StatusReport {
         for d in devices {
             lines.append("  \(d.address)  \(d.driver)  \(d.state)\(d.detail.map { ": \($0)" } ?? "")")
             lines.append("    backend \(d.backend), context \(d.context)")
-            let vectors = d.interrupts.map { "\($0.group.map { "\($0)/" } ?? "")\($0.name)=\($0.count)" }
+            // Each count once: vectors outside a group on the total's line, a group's on its own line.
+            let vectors = d.interrupts.filter { $0.group == nil }.map { "\($0.name)=\($0.count)" }
             lines.append("    interrupts \(d.interrupts.reduce(0) { Self.sum($0, $1.count) })\(vectors.isEmpty ? "" : " (\(vectors.joined(separator: ", ")))")")
-            for (group, count) in Self.groupTotals(d.interrupts) { lines.append("    group \(group): \(count) interrupts") }
+            for (group, count) in Self.groupTotals(d.interrupts) {
+                let members = d.interrupts.filter { $0.group == group }
+                let detail = members.count > 1 ? " (\(members.map { "\($0.name)=\($0.count)" }.joined(separator: ", ")))" : ""
+                lines.append("    group \(group): \(count) interrupts\(detail)")
+            }
             lines.append("    operations \(d.operations), errors \(d.errors)\(d.lastError.map { " (last: \($0))" } ?? "")")
             if let queues = d.queues {
                 let submitted: UInt64 = queues.reduce(0) { Self.sum($0, $1.submitted) }

@@ -50,6 +50,17 @@ final class StatusServer: Sendable {
 
     /// Listens on TCP `host:port` (an IPv4 address such as 127.0.0.1).
     init(tcpHost host: String, port: UInt16, respond: @escaping @Sendable (String) -> [UInt8]) throws(DaemonError) {
+        fd = try Self.listenTCP(host: host, port: port)
+        endpoint = "\(host):\(port)"
+        self.respond = respond
+        terminator = Array("\r\n\r\n".utf8)
+        socketFile = nil
+        startThread()
+    }
+
+    /// A socket listening on TCP `host:port`; throws naming the address and the kernel's
+    /// refusal (EADDRNOTAVAIL for an address not on this host, EADDRINUSE for a port in use).
+    static func listenTCP(host: String, port: UInt16) throws(DaemonError) -> Int32 {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -66,14 +77,12 @@ final class StatusServer: Sendable {
         guard bound == 0, listen(fd, 16) == 0 else {
             let failure = Errno(rawValue: errno)
             close(fd)
-            throw .systemCall(operation: "listen on \(host):\(port)", errno: failure)
+            throw .systemCall(
+                operation: "serve metrics on \(host):\(port)", errno: failure,
+                remedy: failure == .addressInUse ? "another process has that port; choose another --metrics-address"
+                    : failure == .addressNotAvailable ? "that address is not one of this host's; choose one it has" : nil)
         }
-        self.fd = fd
-        endpoint = "\(host):\(port)"
-        self.respond = respond
-        terminator = Array("\r\n\r\n".utf8)
-        socketFile = nil
-        startThread()
+        return fd
     }
 
     /// Stops accepting and waits for the thread to finish the connection in hand.

@@ -140,6 +140,7 @@ extension MockKernel {
         var deviceID: UInt32 = 0
         if !d.group.isNoIOMMU {
             guard !d.group.claimedByKernelDriver(drivers: drivers) else { throw .notPermitted }
+            guard !d.group.dmaOwnedByOtherIOMMUFD(than: ctx) else { throw .notPermitted }
             deviceID = ctx.bindDevice(d.address)
         }
         d.group.cdevOpenCount += 1

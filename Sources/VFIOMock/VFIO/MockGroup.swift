@@ -31,6 +31,17 @@ final class MockGroup {
         functions.contains { drivers[$0.address]?.claimsDMA ?? false }
     }
 
+    /// Whether a device of the group is bound through its cdev to an iommufd other than `ctx`:
+    /// `iommufd_device_bind` claims the group's DMA ownership with the iommufd as owner
+    /// (`iommu_device_claim_dma_owner`), and a group has one owner, so the second claim fails
+    /// with EPERM.
+    func dmaOwnedByOtherIOMMUFD(than ctx: IOMMUFDContext) -> Bool {
+        vfioDevices.contains { device in
+            guard case .cdev(let owner, _)? = device.opener else { return false }
+            return owner !== ctx
+        }
+    }
+
     /// `vfio_group_fops_open`.
     func open() throws(Errno) {
         guard !vfioDevices.isEmpty else { throw .operationNotSupportedByDevice }

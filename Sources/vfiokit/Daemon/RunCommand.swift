@@ -45,11 +45,17 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "With no device and no config: how many simulated devices to host, from 0000:00:04.0 on (1-28).")
     var simulatedDevices = 1
 
-    @Option(help: "auto, iommufd, legacy, noiommu or uio (default: auto; VFIOKIT_BACKEND overrides auto).")
+    @Option(help: "auto, iommufd, legacy, noiommu or uio (VFIOKIT_BACKEND overrides auto).")
     var backend: String = "auto"
 
-    @Option(help: ArgumentHelp("Also serve Prometheus metrics over HTTP at this loopback address.", valueName: "127.0.0.1:port"))
+    @Option(help: ArgumentHelp("Also serve Prometheus metrics over HTTP at this IPv4 address and port; it has no authentication, so an address other than loopback needs --metrics-public.", valueName: "127.0.0.1:port"))
     var metricsAddress: String?
+
+    @Flag(help: "Allow a --metrics-address that is not loopback (anyone who reaches it reads the metrics).")
+    var metricsPublic = false
+
+    @Option(help: ArgumentHelp("Check this configuration file (keys, addresses, drivers, backend) and exit, touching no device.", valueName: "file"))
+    var checkConfig: String?
 
     @Option(help: "Seconds between stats lines on stderr; 0 for none (default: 5 on a terminal, else none).")
     var statsInterval: Double?
@@ -63,12 +69,19 @@ struct RunCommand: AsyncParsableCommand {
         guard let backend = Backend(rawValue: backend) else {
             throw ValidationError("unknown backend \"\(self.backend)\": use \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let metrics = try metricsAddress.map(Self.parseLoopbackAddress)
+        let metrics = try metricsAddress.map { try Self.parseMetricsAddress($0, allowPublic: metricsPublic) }
         if let driver, DriverRegistry.named(driver) == nil {
             throw ValidationError("unknown driver \"\(driver)\": the drivers are \(DriverRegistry.names)")
         }
         guard (1...28).contains(simulatedDevices) else {
             throw ValidationError("--simulated-devices wants 1 to 28 (the free device numbers of the simulated bus), not \(simulatedDevices)")
+        }
+        if let checkConfig {
+            let file = try ConfigurationFile.load(checkConfig)
+            let devices = try file.parsedDevices(path: checkConfig)
+            try DaemonConfiguration(devices: devices, stateDirectory: "").checkDrivers(override: driver, known: DriverRegistry.all)
+            print("\(checkConfig): valid; \(devices.count) device\(devices.count == 1 ? "" : "s") (\(devices.map(\.address.description).joined(separator: ", ")))")
+            return
         }
         let logger = logging.logger(label: "vfiokit.daemon", defaultLevel: .notice)
 
@@ -83,28 +96,35 @@ struct RunCommand: AsyncParsableCommand {
             isolate = isolate || (file.isolate ?? false)
             if let b = file.backend.flatMap(Backend.init(rawValue:)), b != .auto { backendChoice = b }
         }
+        // Everything that can refuse the run is checked before a banner is printed or a device opened.
+        let stateDirectory = StateDirectory.forDaemon()
+        try StateDirectory.refuseWhenADaemonRuns(besides: stateDirectory)
+        if let metrics { try DaemonService.checkMetricsAddress(host: metrics.host, port: metrics.port) }
+
         var system: any SystemCalls = HostSystemCalls.shared
         var simulated: (kernel: MockKernel, addresses: [PCIAddress])?
         if devices.isEmpty {
             let addresses = SimulatedDaemonDevice.addresses(count: simulatedDevices)
-            let kernel = try SimulatedDaemonDevice.machine(addresses, backend: backendChoice, bind: bind, driverName: driver)
             let kind = driver == NVMeVerifyDriver.name ? "NVMe" : SimulatedDaemonDevice.name
-            print(
+            let banner =
                 "SIMULATED: no device or config given, so the \(driver ?? SimulatedDaemonDevice.name) driver runs on simulated "
                     + "\(kind) devices at \(addresses.map(\.description).joined(separator: ", ")) through the mock VFIO kernel model"
-                    + "\(isolate ? " (a mock kernel of its own in each worker process)" : ""); no hardware is touched")
+                    + "\(isolate ? " (a mock kernel of its own in each worker process)" : ""); no hardware is touched"
+            logger.notice("\(banner)")
+            let kernel = try SimulatedDaemonDevice.machine(addresses, backend: backendChoice, bind: bind, driverName: driver)
             devices = addresses.map { DaemonConfiguration.Device(address: $0) }
             system = kernel
             simulated = (kernel, addresses)
         }
         let configuration = DaemonConfiguration(
-            devices: devices, bind: bind, backend: backendChoice, stateDirectory: StateDirectory.forDaemon(),
+            devices: devices, bind: bind, backend: backendChoice, stateDirectory: stateDirectory,
             workInterval: .milliseconds(workInterval), watchUdev: simulated == nil)
         let host: any DaemonHost
         if isolate {
             host = try WorkerSupervisor(
                 configuration: configuration, system: system, simulated: simulated != nil, driverOverride: driver,
-                worker: WorkerCommand.command(simulated: simulated != nil, driver: driver, workInterval: workInterval, logLevel: logging.logLevel),
+                worker: WorkerCommand.command(
+                    simulated: simulated != nil, driver: driver, workInterval: workInterval, logLevel: logging.logLevel, logFormat: logging.logFormat),
                 logger: logger)
         } else {
             host = try DriverHost(
@@ -118,13 +138,24 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        if let simulated { print(SimulatedDaemonDevice.aftermath(simulated.kernel, simulated.addresses)) }
+        // Under --isolate each worker's mock kernel did the work, and each worker reports its own devices.
+        if let simulated, !isolate { SimulatedDaemonDevice.logAftermath(simulated.kernel, simulated.addresses, logger: logger) }
     }
 
-    static func parseLoopbackAddress(_ text: String) throws -> (host: String, port: UInt16) {
+    /// `--metrics-address`: an IPv4 address and port; loopback unless `allowPublic`.
+    static func parseMetricsAddress(_ text: String, allowPublic: Bool) throws -> (host: String, port: UInt16) {
         guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
-            throw ValidationError("--metrics-address wants host:port such as 127.0.0.1:9464, not \"\(text)\"")
+            throw ValidationError("--metrics-address wants an IPv4 address and port such as 127.0.0.1:9464, not \"\(text)\"")
         }
-        return (String(text[..<colon]), port)
+        let host = String(text[..<colon])
+        var address = in_addr()
+        guard inet_pton(AF_INET, host, &address) == 1 else {
+            throw ValidationError("--metrics-address wants an IPv4 address, not the name \"\(host)\" (use 127.0.0.1:\(port))")
+        }
+        guard allowPublic || UInt32(bigEndian: address.s_addr) >> 24 == 127 else {
+            throw ValidationError(
+                "--metrics-address \(text) is not loopback, and the metrics endpoint has no authentication: add --metrics-public to serve it there anyway")
+        }
+        return (host, port)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import PCI
 import VFIODrivers
 import VFIOKit
@@ -35,15 +36,17 @@ enum SimulatedDaemonDevice {
         return kernel
     }
 
-    /// What the mock kernel holds after shutdown, a line per device: proof that nothing was left behind.
-    static func aftermath(_ kernel: MockKernel, _ addresses: [PCIAddress]) -> String {
-        addresses.map { address in
+    /// Logs what the mock kernel holds after shutdown, a record per device at notice: proof
+    /// that nothing was left behind.
+    static func logAftermath(_ kernel: MockKernel, _ addresses: [PCIAddress], logger: Logger) {
+        for address in addresses {
             let state = kernel.interruptState(of: address)
             let driver = try? kernel.readLink(SysfsLayout.absolute(SysfsLayout.device(address, .driver)))
             let irqs = state.map { $0.kind == .none && !$0.reqArmed ? "none enabled" : "\($0.kind) still enabled" } ?? "none enabled"
-            return "simulated kernel after shutdown: \(kernel.dmaMappings(of: address).count) DMA mappings, interrupts \(irqs), "
-                + "\(kernel.openFileCount) open files, driver \(driver.map { String($0.split(separator: "/").last ?? "") } ?? "none"), device \(address)"
-        }.joined(separator: "\n")
+            let driverName = driver.map { String($0.split(separator: "/").last ?? "") } ?? "none"
+            logger.notice(
+                "simulated kernel after shutdown: \(kernel.dmaMappings(of: address).count) DMA mappings, interrupts \(irqs), \(kernel.openFileCount) open files, driver \(driverName), device \(address)")
+        }
     }
 }
 

@@ -39,7 +39,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
 
     /// How `vfiokit run --isolate` starts this command: this executable, with the run's options.
-    static func command(simulated: Bool, driver: String?, workInterval: Int, logLevel: Logger.Level?) -> WorkerSupervisor.WorkerCommand {
+    static func command(
+        simulated: Bool, driver: String?, workInterval: Int, logLevel: Logger.Level?, logFormat: LoggingOptions.Format
+    ) -> WorkerSupervisor.WorkerCommand {
         var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &path, path.count - 1)
         let executable = n > 0 ? String(decoding: path[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "/proc/self/exe"
@@ -47,6 +49,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if simulated { options.append("--simulated") }
         if let driver { options += ["--driver", driver] }
         if let logLevel { options += ["--log-level", logLevel.rawValue] }
+        options += ["--log-format", logFormat.rawValue]
         return WorkerSupervisor.WorkerCommand(executable: executable) { [options] directory in ["worker", directory] + options }
     }
 
@@ -86,6 +89,6 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let service = DaemonService(host: host, options: options, logger: logger)
         try await ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
-        if let kernel { print(SimulatedDaemonDevice.aftermath(kernel, devices.map(\.address))) }
+        if let kernel { SimulatedDaemonDevice.logAftermath(kernel, devices.map(\.address), logger: logger) }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CLIOutput
 import Foundation
+import VFIODaemon
 import VFIODrivers
 import VFIOKit
 
@@ -10,7 +11,7 @@ struct NVMeReadCommand: AsyncParsableCommand {
         commandName: "read", abstract: "Read blocks to a file (or standard output).")
 
     @OptionGroup var target: NVMeTarget
-    @Option(help: "The first logical block.") var lba: UInt64
+    @Option(parsing: .unconditional, help: "The first logical block.", transform: parseLBA) var lba: UInt64
     @Option(help: "How many logical blocks.") var blocks: Int
     @Option(help: "The namespace id.") var namespace: UInt32 = 1
     @Option(help: "Where the data goes (default: standard output).") var output: String?
@@ -42,15 +43,14 @@ struct NVMeWriteCommand: AsyncParsableCommand {
         commandName: "write", abstract: "Write a file (or standard input) at a block, zero-padded to whole blocks.")
 
     @OptionGroup var target: NVMeTarget
-    @Option(help: "The first logical block.") var lba: UInt64
+    @Option(parsing: .unconditional, help: "The first logical block.", transform: parseLBA) var lba: UInt64
     @Option(help: "The namespace id.") var namespace: UInt32 = 1
     @Option(help: "The data to write (default: standard input).") var input: String?
 
     func run() async throws {
         let data: Data
         if let input {
-            guard let d = FileManager.default.contents(atPath: input) else { throw ValidationError("cannot read \(input)") }
-            data = d
+            data = try DaemonError.readFile(input)
         } else {
             data = FileHandle.standardInput.readDataToEndOfFile()
         }
@@ -96,4 +96,10 @@ func transferInChunks(
         at += UInt64(count)
         left -= count
     }
+}
+
+/// `--lba`: taken whatever it looks like (so `-1` reaches here rather than reading as an option) and refused unless it is a block number.
+func parseLBA(_ text: String) throws -> UInt64 {
+    guard let lba = UInt64(text) else { throw ValidationError("LBA must be a non-negative integer, not \"\(text)\"") }
+    return lba
 }

@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import PCI
 import VFIODrivers
@@ -13,7 +16,10 @@ struct NVMeTarget: ParsableArguments {
     @Flag(help: "Use a simulated NVMe controller (mock VFIO kernel model), backed by the image file given in place of ADDRESS, or by memory.")
     var simulated = false
 
-    @Option(help: "auto, iommufd, legacy or noiommu (default: auto; VFIOKIT_BACKEND overrides auto).")
+    @Option(help: ArgumentHelp("With --simulated IMAGE: create the image this size (bytes, or with K, M, G) if it does not exist or is empty.", valueName: "size"))
+    var create: String?
+
+    @Option(help: "auto, iommufd, legacy or noiommu (VFIOKIT_BACKEND overrides auto).")
     var backend: String = "auto"
 
     @OptionGroup var logging: LoggingOptions
@@ -28,8 +34,13 @@ struct NVMeTarget: ParsableArguments {
             options.processing = controllerThread ? .thread : .synchronous
             let namespace: NVMeNamespace
             if let image = address {
-                do { namespace = try NVMeNamespace(imageAt: image) } catch { throw ValidationError(error.description) }
+                let size = try create.map(Self.parseSize)
+                if size == nil && access(image, F_OK) != 0 && errno == ENOENT {
+                    throw ValidationError("the NVMe image \(image) does not exist: give --create SIZE (such as --create 64M) to make it")
+                }
+                do { namespace = try NVMeNamespace(imageAt: image, createSize: size) } catch { throw ValidationError(error.description) }
             } else {
+                guard create == nil else { throw ValidationError("--create makes an image file: give its path after --simulated") }
                 namespace = NVMeNamespace(blockCount: 64 << 11)
             }
             let controller = NVMeController(namespaces: [namespace], options: options)
@@ -45,6 +56,20 @@ struct NVMeTarget: ParsableArguments {
         do { parsed = try PCIAddress(parsing: address) } catch { throw ValidationError("\"\(address)\" is not a PCI address: \(error)") }
         return try NVMeSession(
             address: parsed, backend: chosen, system: HostSystemCalls.shared, logger: logging.logger(), configuration: configuration) {}
+    }
+}
+
+extension NVMeTarget {
+    /// `--create`'s size: bytes, or a number with K, M or G (powers of 1024), a whole number of 4096-byte blocks.
+    static func parseSize(_ text: String) throws -> Int {
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
+        let unit = text.last.flatMap { units[Character($0.uppercased())] }
+        guard let number = Int(unit == nil ? text : String(text.dropLast())), number > 0,
+            case let (size, overflow) = number.multipliedReportingOverflow(by: unit ?? 1), !overflow, size % 4096 == 0
+        else {
+            throw ValidationError("--create wants a size such as 64M, 1G or 1048576 (a multiple of 4096 bytes), not \"\(text)\"")
+        }
+        return size
     }
 }
 

@@ -8,7 +8,8 @@ struct NVMeToolCommand: AsyncParsableCommand {
         discussion: """
             ADDRESS is a controller bound to vfio-pci (`vfiokit bind ADDRESS`). With --simulated, a simulated \
             controller runs through the mock VFIO kernel model instead; the argument in ADDRESS's place is then an \
-            image file backing its namespace (created with 64 MiB when absent), so separate runs see the same data.
+            image file backing its namespace, which must exist and be a whole number of 512-byte blocks (--create \
+            SIZE makes an absent or empty one), so separate runs see the same data.
             """,
         subcommands: [
             NVMeIdentifyCommand.self, NVMeReadCommand.self, NVMeWriteCommand.self, NVMeVerifyCommand.self,

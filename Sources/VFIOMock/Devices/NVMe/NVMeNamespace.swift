@@ -45,15 +45,17 @@ public final class NVMeNamespace: @unchecked Sendable {
         file = nil
     }
 
-    /// A namespace backed by the image at `path`, created with `createSize` bytes when absent.
-    public init(imageAt path: String, blockSize: Int = 512, createSize: Int = 64 << 20) throws(StorageError) {
+    /// A namespace backed by the image at `path`, which must exist and be a non-zero whole
+    /// number of blocks; with `createSize`, an absent or empty image is made that many bytes.
+    /// An image is never grown or created otherwise.
+    public init(imageAt path: String, blockSize: Int = 512, createSize: Int? = nil) throws(StorageError) {
         precondition(blockSize == 512 || blockSize == 4096, "block size must be 512 or 4096")
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CLOEXEC | (createSize == nil ? 0 : O_CREAT), 0o644)
         guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
         var info = stat()
         fstat(fd, &info)
         var size = Int(info.st_size)
-        if size == 0 {
+        if size == 0, let createSize {
             guard ftruncate(fd, off_t(createSize)) == 0 else { close(fd); throw .cannotOpen(path: path, errno: errno) }
             size = createSize
         }
