@@ -81,6 +81,7 @@ final class UIODeviceFiles: DeviceAccess {
         let fd = try attempt(SystemCall("open", path: path)) { () throws(Errno) in try system.open(path, O_RDWR) }
         return resources.withLock { r in
             if let existing = r[region.index] {
+                // Another thread opened it first; this copy, opened and unused, has nothing to flush.
                 try? system.close(fd)
                 return existing
             }
@@ -151,6 +152,9 @@ final class UIODeviceFiles: DeviceAccess {
         }
     }
 
+    /// Cannot fail in a way a caller could act on: sysfs resource files, the config file and
+    /// /dev/uioN have nothing to flush, and Linux releases a descriptor even when close
+    /// reports an error.
     func close() {
         open.close {
             for fd in resources.withLock({ r in defer { r = [:] }; return r }).values { try? system.close(fd) }

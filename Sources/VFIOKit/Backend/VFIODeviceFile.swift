@@ -37,6 +37,8 @@ final class VFIODeviceFile: DeviceAccess {
             guard let config else { throw .deviceMisbehaved("the device has no config-space region") }
             self.configRegion = config
         } catch {
+            // The set-up's error is the one to report; Linux releases the descriptor even when
+            // close reports an error.
             try? system.close(fd)
             throw error
         }
@@ -189,6 +191,8 @@ final class VFIODeviceFile: DeviceAccess {
         }
     }
 
+    /// Cannot fail in a way a caller could act on: VFIO's device release reports nothing, and
+    /// Linux releases the descriptor even when close reports an error.
     func close() {
         open.close { try? system.close(fd) }
     }

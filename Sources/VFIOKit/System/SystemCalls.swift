@@ -65,6 +65,7 @@ extension SystemCalls {
     /// Reads a whole small file (a sysfs attribute) as text, trailing newline removed.
     public func readText(_ path: String) throws(Errno) -> String {
         let fd = try open(path, O_RDONLY)
+        // Cannot fail in a way that matters: a read-only attribute has nothing to flush.
         defer { try? close(fd) }
         var bytes: [UInt8] = []
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
@@ -82,6 +83,8 @@ extension SystemCalls {
     /// Writes a whole value to a file (a sysfs attribute) in one write(2).
     public func writeText(_ path: String, _ text: String) throws(Errno) {
         let fd = try open(path, O_WRONLY)
+        // Cannot fail in a way that matters: sysfs acts on the write itself and reports its
+        // error there (below); its close has nothing to flush.
         defer { try? close(fd) }
         let bytes = Array(text.utf8)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
