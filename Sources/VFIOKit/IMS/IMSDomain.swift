@@ -174,13 +174,7 @@ public final class IMSDomain: @unchecked Sendable {
     /// slot's handler is not running (unless the caller is that handler), and nothing is
     /// delivered until ``unmask(_:)``; messages in between stay pending.
     public func mask(_ slot: IMSSlot) throws(IMSError) {
-        try updates.withLock { (_) throws(IMSError) in
-            try check(slot)
-            handlers.slots.withLock { $0.setMasked(slot.index, true) }
-            store.mask(slot.index)
-            try commit(masking: [slot])
-        }
-        waitUntilNotRunning(slot.index)
+        try silence(slot) { store.mask($0) }
     }
 
     /// Whether a message for `slot` has landed and not been delivered (it is masked), or the
@@ -194,14 +188,20 @@ public final class IMSDomain: @unchecked Sendable {
     /// once it is not running, and the index may be reused with a new tag. If the commit
     /// fails, the slot stays allocated, masked: free it again.
     public func free(_ slot: IMSSlot) throws(IMSError) {
+        try silence(slot) { store.shutdown($0) }
+        updates.withLock { _ in release(slot.index) }
+    }
+
+    /// Masks `slot` in the handler table, has the store shut it off with `storeUpdate`, commits,
+    /// and returns once its handler is not running (unless the caller is that handler).
+    private func silence(_ slot: IMSSlot, _ storeUpdate: (Int) -> Void) throws(IMSError) {
         try updates.withLock { (_) throws(IMSError) in
             try check(slot)
             handlers.slots.withLock { $0.setMasked(slot.index, true) }
-            store.shutdown(slot.index)
+            storeUpdate(slot.index)
             try commit(masking: [slot])
         }
         waitUntilNotRunning(slot.index)
-        updates.withLock { _ in release(slot.index) }
     }
 
     /// Writes a message of the caller's choosing into `slot`, for a slot whose delivery the
