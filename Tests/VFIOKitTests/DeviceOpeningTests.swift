@@ -65,18 +65,6 @@ import VFIOMock
         #expect(machine.kernel.openFileCount == 0)
     }
 
-    @Test(arguments: [Backend.legacy, .iommufd])
-    func aGroupSharedWithAKernelDriverIsNotViable(_ backend: Backend) throws {
-        let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary, iommuGroup: 5)
-        try machine.kernel.plug(Devices.memory(), at: MockMachine.sibling, iommuGroup: 5, driver: .kernel("snd_hda_intel"))
-        let error = #expect(throws: VFIOError.groupNotViable(group: 5, MockMachine.primary)) {
-            try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
-        }
-        #expect(error?.description.contains("--whole-group") == true)
-        #expect(machine.kernel.openFileCount == 0)
-    }
-
     /// A kernel without one backend's interface (iommufd, or the legacy container) refuses
     /// that backend by name, leaves nothing open, and still opens the device through the other.
     @Test(arguments: [(Backend.iommufd, Backend.legacy), (.legacy, .iommufd)])
