@@ -49,9 +49,10 @@ func transferAll(
     _ call: String, _ region: RegionInfo, at offset: Int, count: Int, device: PCIAddress,
     _ transfer: () throws(Errno) -> Int
 ) throws(VFIOError) {
-    let at = "region \(region.index) at 0x\(String(offset, radix: 16))"
-    let n = try attempt(SystemCall(call, device: device, detail: at), transfer)
+    // Made only for an error: a trapped BAR's every access comes through here.
+    func at() -> String { "region \(region.index) at 0x\(String(offset, radix: 16))" }
+    let n = try attempt(SystemCall(call, device: device, detail: at()), transfer)
     guard n == count else {
-        throw .deviceMisbehaved("short \(call == "pread" ? "read" : "write") of \(at): \(n) of \(count) bytes")
+        throw .deviceMisbehaved("short \(call == "pread" ? "read" : "write") of \(at()): \(n) of \(count) bytes")
     }
 }
