@@ -58,7 +58,9 @@ public final class EventLoop: Sendable {
     /// How many registrations the loop holds at once (at most 2^32; slots are 32 bits of epoll_data).
     public let capacity: Int
     let system: any SystemCalls
-    /// The epoll set and the wake eventfd, until ``close()``.
+    /// The epoll set and the wake eventfd, until ``close()``. A loop dropped without it (every
+    /// registration holds the loop, so none is left then) closes them as ``OwnedFileDescriptor``'s
+    /// last resort: an epoll set and an eventfd have nothing to flush.
     private let files: Mutex<Files?>
     /// Their descriptors, for the loop thread and registrations; valid until ``close()``.
     let epoll: FileDescriptor
@@ -113,11 +115,6 @@ public final class EventLoop: Sendable {
         for token in live { end(token) }
         try files.withLock { $0.take() }?.close()
     }
-
-    /// Every registration holds the loop, so none is left when it goes. A loop nobody closed
-    /// closes its files here, the last resort of ``OwnedFileDescriptor``: an epoll set and an
-    /// eventfd have nothing to flush, and Linux releases a descriptor even when close fails.
-    deinit {}
 
     /// Why the loop stopped by itself (``VFIOError/eventLoopFailed(errno:)``); nil while it is healthy.
     public var failure: VFIOError? { lifecycle.withLock { $0.failure } }
