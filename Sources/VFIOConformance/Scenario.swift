@@ -41,6 +41,7 @@ public enum Conformance {
     public static func availableModes(_ system: any SystemCalls) -> [IOMMUMode] {
         func exists(_ path: String) -> Bool {
             guard let fd = try? system.open(path, O_RDWR) else { return false }
+            // Only a probe: a file just opened, with nothing done on it, has nothing to flush.
             try? system.close(fd)
             return true
         }

@@ -65,6 +65,8 @@ public final class Session {
     /// Closes a descriptor this session opened, before the end of the scenario.
     func close(_ fd: FileDescriptor) {
         descriptors.removeAll { $0 == fd }
+        // A scenario records the calls it tests; this close is set-up, not one of them, and
+        // Linux releases the descriptor even when close reports an error.
         try? system.close(fd)
     }
 
@@ -86,6 +88,7 @@ public final class Session {
 
     /// Releases what the scenario left open or mapped, newest first.
     func finish() {
+        // Clean-up after the recorded calls, as for close(_:) above.
         for fd in descriptors.reversed() { try? system.close(fd) }
         for (p, size) in memory.reversed() { try? system.munmap(p, length: size) }
         descriptors.removeAll()

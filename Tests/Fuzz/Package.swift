@@ -3,7 +3,8 @@
 // Every directory Sources/FuzzNAME is one target (FuzzConfigSpace runs as `config-space`):
 // adding a target is adding a directory with one file that defines the test function and its
 // `FuzzNAME_main` (see FuzzDump). LibFuzzerDriver starts libFuzzer from that main, because
-// SwiftPM links an executable's entry point as `<module>_main`.
+// SwiftPM links an executable's entry point as `<module>_main`, and defines
+// LLVMFuzzerTestOneInput once, handing each input to the target's test.
 import Foundation
 import PackageDescription
 

@@ -86,9 +86,10 @@ import VFIOMock
         let machine = MockMachine()
         try machine.kernel.plug(Devices.memory(), at: MockMachine.primary, iommuGroup: 5)
         try machine.kernel.plug(Devices.memory(), at: MockMachine.sibling, iommuGroup: 5, driver: .kernel("snd_hda_intel"))
-        #expect(throws: VFIOError.groupNotViable(group: 5, MockMachine.primary)) {
+        let error = #expect(throws: VFIOError.groupNotViable(group: 5, MockMachine.primary)) {
             _ = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
         }
+        #expect(error?.description.contains("--whole-group") == true)
         #expect(machine.kernel.openFileCount == 0)
         // Neither the group nor the cdev was left claimed: the group file opens (it would be
         // EBUSY while open elsewhere or while a cdev of the group is bound).

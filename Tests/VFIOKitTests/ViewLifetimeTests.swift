@@ -23,9 +23,7 @@ import CVFIO
 
     @Test(arguments: [Backend.legacy, .iommufd, .uio])
     func aViewAloneKeepsTheDeviceOpen(_ backend: Backend) throws {
-        let machine = MockMachine()
-        let model = Devices.memory()
-        try machine.kernel.plug(model, at: MockMachine.primary, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        let (machine, model) = try plugMemory(backend)
         do {
             let view = try registers(machine, backend: backend)
             #expect(view.isMapped)
@@ -40,9 +38,7 @@ import CVFIO
 
     @Test(arguments: [Backend.legacy, .iommufd, .uio])
     func aMappedViewReadsAllOnesAfterCloseAndItsWritesReachNoDevice(_ backend: Backend) throws {
-        let machine = MockMachine()
-        let model = Devices.memory()
-        try machine.kernel.plug(model, at: MockMachine.primary, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        let (machine, model) = try plugMemory(backend)
         let device = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
         let view = try device.bar(0).mmio(Layout.self)
         view.write(Layout.scratch, 0xaaaa_5555)
@@ -86,9 +82,7 @@ import CVFIO
 
     @Test(arguments: [Backend.legacy, .iommufd, .uio])
     func aMappingTheKernelRevokesGoesStaleInsteadOfEndingTheProcess(_ backend: Backend) throws {
-        let machine = MockMachine()
-        let model = Devices.memory()
-        try machine.kernel.plug(model, at: MockMachine.primary, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        let (machine, model) = try plugMemory(backend)
         let device = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
         defer { device.close() }
         let view = try device.bar(0).mmio(Layout.self)
@@ -148,5 +142,13 @@ import CVFIO
         #expect(mapped.description == "ok   stale view: after close, BAR 0 (mapped) read 0xffffffff; a write of 0x5a5a0000 through it landed in private memory (read back 0x5a5a0000); region closed")
         let trapped = StaleViewCheck.run(closing: try MockMachine().open(Devices.edu(), on: .legacy))
         #expect(trapped.description == "ok   stale view: after close, BAR 0 (trapped) read 0xffffffff; a write of 0x5a5a0000 through it failed (read back 0xffffffff); region closed")
+    }
+
+    /// A machine with a memory-BAR device at the primary address, bound for `backend`.
+    func plugMemory(_ backend: Backend) throws -> (MockMachine, MemoryBARDevice) {
+        let machine = MockMachine()
+        let model = Devices.memory()
+        try machine.kernel.plug(model, at: MockMachine.primary, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
+        return (machine, model)
     }
 }

@@ -82,17 +82,12 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
         for i in 0..<256 { buf.storeBytes(of: UInt8(i), toByteOffset: i, as: UInt8.self) }
         try s.mapDMA(vaddr: buf, iova: 0x100000, size: 8192)
         // RAM -> device buffer, then device buffer -> RAM at another IOVA.
-        try s.pwrite(0, offset: 0x80, width: 8, value: 0x100000)
-        try s.pwrite(0, offset: 0x88, width: 8, value: 0x40000)
-        try s.pwrite(0, offset: 0x90, width: 8, value: 256)
-        try s.pwrite(0, offset: 0x98, width: 8, value: 0x1 | 0x4)
+        try startDMA(s, from: 0x100000, to: 0x40000, count: 256, command: 0x1 | 0x4)
         #expect(waitEvent(e) == 1)
         #expect(try s.pread(0, offset: 0x98, width: 8) & 1 == 0)
         #expect(try s.pread(0, offset: 0x24, width: 4) == 0x100)
         try s.pwrite(0, offset: 0x64, width: 4, value: 0x100)
-        try s.pwrite(0, offset: 0x80, width: 8, value: 0x40000)
-        try s.pwrite(0, offset: 0x88, width: 8, value: 0x101000)
-        try s.pwrite(0, offset: 0x98, width: 8, value: 0x1 | 0x2 | 0x4)
+        try startDMA(s, from: 0x40000, to: 0x101000, command: 0x1 | 0x2 | 0x4)
         #expect(waitEvent(e) == 1)
         #expect(memcmp(buf, buf + 4096, 256) == 0)
         #expect(s.kernel.dmaFaults.isEmpty)
@@ -104,16 +99,12 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
         let buf = try s.buffer(4096)
         try s.mapDMA(vaddr: buf, iova: 0x200000, size: 4096)
         // 0x1_0020_0000 is clamped to 0x20_0000 by the 28-bit mask.
-        try s.pwrite(0, offset: 0x80, width: 8, value: 0x40000)
-        try s.pwrite(0, offset: 0x88, width: 8, value: 0x1_0020_0000)
-        try s.pwrite(0, offset: 0x90, width: 8, value: 8)
-        try s.pwrite(0, offset: 0x98, width: 8, value: 0x3)
+        try startDMA(s, from: 0x40000, to: 0x1_0020_0000, count: 8, command: 0x3)
         #expect(try waitUntil { try s.pread(0, offset: 0x98, width: 8) & 1 == 0 })
         #expect(s.kernel.dmaFaults.isEmpty)
         // An IOVA above 2^28 cannot be reached at all: it lands below and faults if unmapped.
         try s.mapDMA(vaddr: buf, iova: 0x1000_0000, size: 4096)
-        try s.pwrite(0, offset: 0x88, width: 8, value: 0x1000_0000)
-        try s.pwrite(0, offset: 0x98, width: 8, value: 0x3)
+        try startDMA(s, from: 0x40000, to: 0x1000_0000, command: 0x3)
         #expect(try waitUntil { try s.pread(0, offset: 0x98, width: 8) & 1 == 0 })
         #expect(s.kernel.dmaFaults.first?.iova == 0)
     }
@@ -123,10 +114,7 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
         let buf = try s.buffer(4096)
         buf.storeBytes(of: UInt64(0x0102_0304_0506_0708), as: UInt64.self)
         try s.mapDMA(vaddr: buf, iova: 0x100000, size: 4096)
-        try s.pwrite(0, offset: 0x80, width: 8, value: 0x100000)
-        try s.pwrite(0, offset: 0x88, width: 8, value: 0x40000)
-        try s.pwrite(0, offset: 0x90, width: 8, value: 8)
-        try s.pwrite(0, offset: 0x98, width: 8, value: 0x1)
+        try startDMA(s, from: 0x100000, to: 0x40000, count: 8, command: 0x1)
         #expect(try waitUntil { try s.pread(0, offset: 0x98, width: 8) & 1 == 0 })
         #expect(s.kernel.dmaFaults.map(\.reason) == [.busMasterDisabled])
     }
@@ -171,5 +159,14 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
         p.storeBytes(of: UInt32(7), toByteOffset: 64, as: UInt32.self)
         #expect(try s.pread(2, offset: 64, width: 4) == 7)
         try s.kernel.munmap(p, length: 1 << 20)
+    }
+
+    /// Programs edu's DMA engine (source 0x80, destination 0x88, count 0x90, when given) and
+    /// starts it with `command` (0x98: 1 start, 2 device to RAM, 4 interrupt when done).
+    func startDMA(_ s: LegacySetup, from source: UInt64, to destination: UInt64, count: UInt64? = nil, command: UInt64) throws {
+        try s.pwrite(0, offset: 0x80, width: 8, value: source)
+        try s.pwrite(0, offset: 0x88, width: 8, value: destination)
+        if let count { try s.pwrite(0, offset: 0x90, width: 8, value: count) }
+        try s.pwrite(0, offset: 0x98, width: 8, value: command)
     }
 }

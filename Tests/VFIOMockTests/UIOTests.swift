@@ -151,6 +151,9 @@ import Testing
         try k.close(g)
         try k.writeText("/sys/bus/pci/drivers/vfio-pci/unbind", "0000:00:05.0")
         #expect(errno { try k.open("/dev/vfio/4", O_RDWR) } == .noSuchFileOrDirectory)
+        // The override still names vfio-pci: no other driver matches (pci_match_device).
+        #expect(errno { try k.writeText("/sys/bus/pci/drivers/uio_pci_generic/bind", "0000:00:05.0") } == .operationNotSupportedByDevice)
+        try k.writeText("/sys/bus/pci/devices/0000:00:05.0/driver_override", "uio_pci_generic")
         try k.writeText("/sys/bus/pci/drivers/uio_pci_generic/bind", "0000:00:05.0")
         #expect(try k.listDirectory("/sys/class/uio") == ["uio0"])
         #expect(errno { try k.writeText("/sys/bus/pci/drivers/vfio-pci/bind", "0000:00:05.0") } == .resourceBusy)

@@ -48,6 +48,8 @@ public struct PCIDump: Hashable, Sendable {
         let data: Data
         do {
             let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: path))
+            // Cannot fail in a way that matters: the file is only read, and all of it is read
+            // (or the read's error thrown) before this close.
             defer { try? handle.close() }
             data = try handle.read(upToCount: Self.maximumFileSize) ?? Data()
         } catch {

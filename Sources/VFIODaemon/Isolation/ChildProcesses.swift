@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Dispatch
 import Synchronization
+import SystemPackage
 
 /// Child processes, started and waited for on one thread of their own that lives until
 /// ``stop()``: Linux delivers a child's `PR_SET_PDEATHSIG` signal when the *thread* that
@@ -37,7 +38,7 @@ final class ChildProcesses: Sendable {
         }, box)
         guard rc == 0 else {
             Unmanaged<ChildProcesses>.fromOpaque(box).release()
-            throw .setup("cannot start the thread that runs the worker processes: \(String(cString: strerror(rc)))")
+            throw .systemCall(operation: "start the thread that runs the worker processes", errno: Errno(rawValue: rc))
         }
         pthread_detach(thread)
     }
@@ -105,7 +106,7 @@ final class ChildProcesses: Sendable {
         defer { for a in argv { free(a) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, nil, &attributes, argv, environ)
-        guard rc == 0 else { return .failure(.setup("cannot start a worker process (\(executable)): \(String(cString: strerror(rc)))")) }
+        guard rc == 0 else { return .failure(.systemCall(operation: "start a worker process (\(executable))", errno: Errno(rawValue: rc))) }
         return .success(pid)
     }
 }

@@ -3,6 +3,7 @@ import FoundationEssentials
 import Logging
 import PCI
 import Synchronization
+import SystemPackage
 import VFIODrivers
 import VFIOKit
 #if canImport(Glibc)
@@ -82,7 +83,7 @@ public final class WorkerSupervisor: DaemonHost {
         do throws(DaemonError) {
             try? FileManager.default.removeItem(atPath: workersDirectory)
             guard mkdir(workersDirectory, 0o700) == 0 else {
-                throw .setup("cannot create \(workersDirectory): \(String(cString: strerror(errno)))")
+                throw .systemCall(operation: "create \(workersDirectory)", errno: Errno(rawValue: errno))
             }
             if configuration.bind { try bindings.bind(present.map(\.address)) }
             for context in plan(present).contexts { workers.append(try spawn(context)) }
@@ -178,7 +179,7 @@ public final class WorkerSupervisor: DaemonHost {
         let pid: pid_t
         do throws(DaemonError) {
             let directory = worker.directory
-            guard mkdir(directory, 0o700) == 0 else { throw .setup("cannot create \(directory): \(String(cString: strerror(errno)))") }
+            guard mkdir(directory, 0o700) == 0 else { throw .systemCall(operation: "create \(directory)", errno: Errno(rawValue: errno)) }
             let devices = context.devices.map { DaemonConfiguration.Device(address: $0.address, driver: $0.driver, context: context.name) }
             do {
                 let data = try JSONEncoder().encode(ConfigurationFile(devices: devices, backend: configuration.backend))

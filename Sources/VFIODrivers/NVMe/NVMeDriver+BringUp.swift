@@ -90,8 +90,13 @@ extension NVMeDriver {
                     id: id, entries: entries, memory: pair.submissionQueue.deviceAddress, completionQueue: id))
             }
             let owner = try NVMeQueueOwner(pair: pair, driver: self, polled: configuration.polled, system: device.context.system)
-            if !configuration.polled { try owner.watchInterrupts(sources[id]) }
-            try owner.start()
+            do {
+                if !configuration.polled { try owner.watchInterrupts(sources[id]) }
+                try owner.start()
+            } catch {
+                owner.stop()
+                throw error
+            }
             owners.append(owner)
         }
     }

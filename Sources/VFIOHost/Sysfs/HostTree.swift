@@ -53,6 +53,7 @@ public struct HostTree: Sendable {
         let full = absolute(path)
         do {
             let fd = try system.open(full, O_RDONLY)
+            // Cannot fail in a way that matters: a read-only attribute has nothing to flush.
             defer { try? system.close(fd) }
             var bytes: [UInt8] = []
             let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
@@ -116,6 +117,7 @@ public struct HostTree: Sendable {
     /// Whether a file, directory or symlink target exists.
     public func exists(_ path: String) -> Bool {
         guard let fd = try? system.open(absolute(path), Self.openPathOnly) else { return false }
+        // Cannot fail: an O_PATH descriptor has nothing to flush.
         try? system.close(fd)
         return true
     }

@@ -24,6 +24,7 @@ extension Backend {
         if try !sysfs.children(.vfioDev, prefix: "vfio").isEmpty,
             let iommufd = try? sysfs.system.open(SysfsLayout.absolute(SysfsLayout.iommufd), O_RDWR)
         {
+            // Only a probe: an iommufd with nothing allocated has nothing to flush or lose.
             try? sysfs.system.close(iommufd)
             return .iommufd
         }

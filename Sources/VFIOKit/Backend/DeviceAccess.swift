@@ -1,3 +1,4 @@
+import PCI
 import SystemPackage
 
 /// How the framework reaches one open device: regions, config space, interrupts and reset.
@@ -39,4 +40,19 @@ protocol DeviceAccess: AnyObject, Sendable {
     var canReset: Bool { get }
     /// Releases every file and mapping; safe to call twice.
     func close()
+}
+
+/// A positioned transfer of a whole buffer within a region, as both backends make it: the
+/// call is named `pread` or `pwrite` with the region and offset, and a short transfer is the
+/// device misbehaving.
+func transferAll(
+    _ call: String, _ region: RegionInfo, at offset: Int, count: Int, device: PCIAddress,
+    _ transfer: () throws(Errno) -> Int
+) throws(VFIOError) {
+    // Made only for an error: a trapped BAR's every access comes through here.
+    func at() -> String { "region \(region.index) at 0x\(String(offset, radix: 16))" }
+    let n = try attempt(SystemCall(call, device: device, detail: at()), transfer)
+    guard n == count else {
+        throw .deviceMisbehaved("short \(call == "pread" ? "read" : "write") of \(at()): \(n) of \(count) bytes")
+    }
 }

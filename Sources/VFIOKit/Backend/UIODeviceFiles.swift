@@ -81,6 +81,7 @@ final class UIODeviceFiles: DeviceAccess {
         let fd = try attempt(SystemCall("open", path: path)) { () throws(Errno) in try system.open(path, O_RDWR) }
         return resources.withLock { r in
             if let existing = r[region.index] {
+                // Another thread opened it first; this copy, opened and unused, has nothing to flush.
                 try? system.close(fd)
                 return existing
             }
@@ -90,23 +91,21 @@ final class UIODeviceFiles: DeviceAccess {
     }
 
     func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
-        let n = try open.use("pread of region \(region.index)") { () throws(VFIOError) in
+        try open.use("pread of region \(region.index)") { () throws(VFIOError) in
             let fd = try file(for: region)
-            return try attempt(SystemCall("pread", device: sysfs.address, detail: "region \(region.index) at 0x\(String(offset, radix: 16))")) { () throws(Errno) in
+            try transferAll("pread", region, at: offset, count: buffer.count, device: sysfs.address) { () throws(Errno) in
                 try system.pread(fd, into: buffer, at: Int64(offset))
             }
         }
-        guard n == buffer.count else { throw .deviceMisbehaved("short read of region \(region.index): \(n) of \(buffer.count) bytes") }
     }
 
     func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        let n = try open.use("pwrite of region \(region.index)") { () throws(VFIOError) in
+        try open.use("pwrite of region \(region.index)") { () throws(VFIOError) in
             let fd = try file(for: region)
-            return try attempt(SystemCall("pwrite", device: sysfs.address, detail: "region \(region.index) at 0x\(String(offset, radix: 16))")) { () throws(Errno) in
+            try transferAll("pwrite", region, at: offset, count: buffer.count, device: sysfs.address) { () throws(Errno) in
                 try system.pwrite(fd, from: buffer, at: Int64(offset))
             }
         }
-        guard n == buffer.count else { throw .deviceMisbehaved("short write of region \(region.index): \(n) of \(buffer.count) bytes") }
     }
 
     func map(_ region: RegionInfo, area: Range<Int>) throws(VFIOError) -> UnsafeMutableRawPointer {
@@ -151,6 +150,9 @@ final class UIODeviceFiles: DeviceAccess {
         }
     }
 
+    /// Cannot fail in a way a caller could act on: sysfs resource files, the config file and
+    /// /dev/uioN have nothing to flush, and Linux releases a descriptor even when close
+    /// reports an error.
     func close() {
         open.close {
             for fd in resources.withLock({ r in defer { r = [:] }; return r }).values { try? system.close(fd) }

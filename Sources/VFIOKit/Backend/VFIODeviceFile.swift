@@ -37,6 +37,8 @@ final class VFIODeviceFile: DeviceAccess {
             guard let config else { throw .deviceMisbehaved("the device has no config-space region") }
             self.configRegion = config
         } catch {
+            // The set-up's error is the one to report; Linux releases the descriptor even when
+            // close reports an error.
             try? system.close(fd)
             throw error
         }
@@ -85,24 +87,18 @@ final class VFIODeviceFile: DeviceAccess {
     }
 
     func read(_ region: RegionInfo, at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(VFIOError) {
-        let n = try open.use("pread of region \(region.index)") { () throws(VFIOError) in
-            try attempt(SystemCall("pread", device: address, detail: "region \(region.index) at 0x\(String(offset, radix: 16))")) { () throws(Errno) -> Int in
+        try open.use("pread of region \(region.index)") { () throws(VFIOError) in
+            try transferAll("pread", region, at: offset, count: buffer.count, device: address) { () throws(Errno) in
                 try system.pread(fd, into: buffer, at: region.offset + Int64(offset))
             }
-        }
-        guard n == buffer.count else {
-            throw .deviceMisbehaved("short read of region \(region.index) at 0x\(String(offset, radix: 16)): \(n) of \(buffer.count) bytes")
         }
     }
 
     func write(_ region: RegionInfo, at offset: Int, from buffer: UnsafeRawBufferPointer) throws(VFIOError) {
-        let n = try open.use("pwrite of region \(region.index)") { () throws(VFIOError) in
-            try attempt(SystemCall("pwrite", device: address, detail: "region \(region.index) at 0x\(String(offset, radix: 16))")) { () throws(Errno) -> Int in
+        try open.use("pwrite of region \(region.index)") { () throws(VFIOError) in
+            try transferAll("pwrite", region, at: offset, count: buffer.count, device: address) { () throws(Errno) in
                 try system.pwrite(fd, from: buffer, at: region.offset + Int64(offset))
             }
-        }
-        guard n == buffer.count else {
-            throw .deviceMisbehaved("short write of region \(region.index) at 0x\(String(offset, radix: 16)): \(n) of \(buffer.count) bytes")
         }
     }
 
@@ -189,6 +185,8 @@ final class VFIODeviceFile: DeviceAccess {
         }
     }
 
+    /// Cannot fail in a way a caller could act on: VFIO's device release reports nothing, and
+    /// Linux releases the descriptor even when close reports an error.
     func close() {
         open.close { try? system.close(fd) }
     }

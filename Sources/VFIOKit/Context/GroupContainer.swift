@@ -24,9 +24,9 @@ final class GroupContainer {
         guard let path = candidates.first?.containerPath else { preconditionFailure("the group path needs a container") }
         let backend = candidates[0].backend
         self.system = system
-        let fd: FileDescriptor
+        let opened: FileDescriptor
         do {
-            fd = try system.open(path, O_RDWR)
+            opened = try system.open(path, O_RDWR)
         } catch .noSuchFileOrDirectory {
             throw .backendUnavailable(
                 backend,
@@ -36,17 +36,16 @@ final class GroupContainer {
         } catch {
             throw error.vfio(SystemCall("open", path: path))
         }
-        do throws(VFIOError) {
-            let version = try attempt(SystemCall("VFIO_GET_API_VERSION", path: path)) { () throws(Errno) in try system.ioctl(fd, CVFIO_GET_API_VERSION, value: 0) }
-            guard version == VFIO_API_VERSION else {
-                throw VFIOError.backendUnavailable(backend, reason: "VFIO API version \(version), expected \(VFIO_API_VERSION)")
-            }
-            mode = try Self.supportedMode(candidates, container: fd, system: system)
-            self.fd = fd
-        } catch {
-            try? system.close(fd)
-            throw error
+        // On a failure below it closes as it goes out of scope.
+        let fd = OwnedFileDescriptor(opened, name: path, system: system)
+        let version = try attempt(SystemCall("VFIO_GET_API_VERSION", path: path)) { () throws(Errno) in
+            try system.ioctl(fd.rawValue, CVFIO_GET_API_VERSION, value: 0)
         }
+        guard version == VFIO_API_VERSION else {
+            throw VFIOError.backendUnavailable(backend, reason: "VFIO API version \(version), expected \(VFIO_API_VERSION)")
+        }
+        mode = try Self.supportedMode(candidates, container: fd.rawValue, system: system)
+        self.fd = fd.release()
     }
 
     private static func supportedMode(_ candidates: [IOMMUMode], container: FileDescriptor, system: any SystemCalls) throws(VFIOError) -> IOMMUMode {
@@ -80,48 +79,42 @@ final class GroupContainer {
             groups[group]?.devices += 1
             return (device, false)
         }
+        // On a failure below it closes as it goes out of scope.
         let groupFD = try join(group, address: address)
-        do {
-            let device = try Self.deviceFD(group: groupFD, address: address, system: system)
-            groups[group] = (groupFD, 1)
-            return (device, true)
-        } catch {
-            try? system.close(groupFD)
-            throw error
-        }
+        let device = try Self.deviceFD(group: groupFD.rawValue, address: address, system: system)
+        groups[group] = (groupFD.release(), 1)
+        return (device, true)
     }
 
     /// Opens the group node, checks the group is viable and attaches it; the first group
     /// also sets the container's IOMMU type.
-    private func join(_ group: Int, address: PCIAddress) throws(VFIOError) -> FileDescriptor {
+    private func join(_ number: Int, address: PCIAddress) throws(VFIOError) -> OwnedFileDescriptor {
         let noIOMMU = mode == .noIOMMU
-        let path = SysfsLayout.absolute(SysfsLayout.vfioGroupNode(group, noIOMMU: noIOMMU))
-        let groupFD: FileDescriptor
+        let path = SysfsLayout.absolute(SysfsLayout.vfioGroupNode(number, noIOMMU: noIOMMU))
+        let opened: FileDescriptor
         do {
-            groupFD = try system.open(path, O_RDWR)
+            opened = try system.open(path, O_RDWR)
         } catch .noSuchFileOrDirectory where !noIOMMU && ((try? system.listDirectory(SysfsLayout.absolute(SysfsLayout.vfioNodes))) ?? [])
-            .contains(SysfsLayout.vfioGroupNodeName(group, noIOMMU: true)) {
-            throw .backendUnavailable(.legacy, reason: "IOMMU group \(group) is a no-IOMMU group (the host has no IOMMU): use the noiommu backend")
+            .contains(SysfsLayout.vfioGroupNodeName(number, noIOMMU: true)) {
+            throw .backendUnavailable(.legacy, reason: "IOMMU group \(number) is a no-IOMMU group (the host has no IOMMU): use the noiommu backend")
         } catch {
             throw error.vfio(SystemCall("open", path: path, device: address))
         }
-        do throws(VFIOError) {
-            var status = vfio_group_status()
-            status.argsz = UInt32(MemoryLayout<vfio_group_status>.size)
-            try attempt(SystemCall("VFIO_GROUP_GET_STATUS", path: path)) { () throws(Errno) in try system.ioctl(groupFD, CVFIO_GROUP_GET_STATUS, &status) }
-            guard status.flags & UInt32(VFIO_GROUP_FLAGS_VIABLE) != 0 else { throw .groupNotViable(group: group, address) }
-            var containerFD = fd.rawValue
-            try attempt(SystemCall("VFIO_GROUP_SET_CONTAINER", path: path)) { () throws(Errno) in
-                try system.ioctl(groupFD, CVFIO_GROUP_SET_CONTAINER, &containerFD)
-            }
-            if groups.isEmpty, let type = mode.iommuType {
-                try attempt(SystemCall("VFIO_SET_IOMMU", detail: mode.name)) { () throws(Errno) in try system.ioctl(fd, CVFIO_SET_IOMMU, value: Int(type)) }
-            }
-        } catch {
-            try? system.close(groupFD)
-            throw error
+        // On a failure below it closes as it goes out of scope.
+        let group = OwnedFileDescriptor(opened, name: path, system: system)
+        let groupFD = group.rawValue
+        var status = vfio_group_status()
+        status.argsz = UInt32(MemoryLayout<vfio_group_status>.size)
+        try attempt(SystemCall("VFIO_GROUP_GET_STATUS", path: path)) { () throws(Errno) in try system.ioctl(groupFD, CVFIO_GROUP_GET_STATUS, &status) }
+        guard status.flags & UInt32(VFIO_GROUP_FLAGS_VIABLE) != 0 else { throw .groupNotViable(group: number, address) }
+        var containerFD = fd.rawValue
+        try attempt(SystemCall("VFIO_GROUP_SET_CONTAINER", path: path)) { () throws(Errno) in
+            try system.ioctl(groupFD, CVFIO_GROUP_SET_CONTAINER, &containerFD)
         }
-        return groupFD
+        if groups.isEmpty, let type = mode.iommuType {
+            try attempt(SystemCall("VFIO_SET_IOMMU", detail: mode.name)) { () throws(Errno) in try system.ioctl(fd, CVFIO_SET_IOMMU, value: Int(type)) }
+        }
+        return group
     }
 
     private static func deviceFD(group: FileDescriptor, address: PCIAddress, system: any SystemCalls) throws(VFIOError) -> FileDescriptor {
@@ -148,10 +141,14 @@ final class GroupContainer {
             return
         }
         groups[group] = nil
+        // Cannot fail in a way a caller could act on: VFIO's group release reports nothing, and
+        // Linux releases the descriptor even when close reports an error.
         try? system.close(entry.fd)
     }
 
     /// Closes every group, then the container; the kernel drops the IOMMU and its mappings.
+    /// The closes cannot fail in a way a caller could act on: VFIO's group and container
+    /// releases report nothing, and Linux releases a descriptor even when close reports an error.
     func close() {
         for entry in groups.values { try? system.close(entry.fd) }
         groups.removeAll()

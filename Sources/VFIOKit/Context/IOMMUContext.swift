@@ -195,9 +195,9 @@ public final class IOMMUContext: Sendable {
             throw .backendUnavailable(.iommufd, reason: "\(sysfs.address) has no VFIO cdev (kernel without CONFIG_VFIO_DEVICE_CDEV?)")
         }
         let path = SysfsLayout.absolute(SysfsLayout.vfioDeviceNode(node))
-        let device: FileDescriptor
+        let opened: FileDescriptor
         do {
-            device = try system.open(path, O_RDWR)
+            opened = try system.open(path, O_RDWR)
         } catch .noSuchFileOrDirectory {
             // Linux before 6.6 lists vfio-dev in sysfs but makes no /dev/vfio/devices node.
             throw .backendUnavailable(
@@ -205,17 +205,15 @@ public final class IOMMUContext: Sendable {
         } catch {
             throw error.vfio(SystemCall("open", path: path, device: sysfs.address))
         }
+        // On a failure before the device file takes it, it closes as it goes out of scope.
+        let owned = OwnedFileDescriptor(opened, name: path, system: system)
+        let device = owned.rawValue
         let space: IOMMUFDAddressSpace
         let isNew: Bool
-        do {
-            if case .iommufd(let existing)? = s.setup {
-                (space, isNew) = (existing, false)
-            } else {
-                (space, isNew) = (try IOMMUFDAddressSpace(system: system), true)
-            }
-        } catch {
-            try? system.close(device)
-            throw error
+        if case .iommufd(let existing)? = s.setup {
+            (space, isNew) = (existing, false)
+        } else {
+            (space, isNew) = (try IOMMUFDAddressSpace(system: system), true)
         }
         let group = try? sysfs.iommuGroup()
         let ranges: [ClosedRange<UInt64>]
@@ -223,10 +221,11 @@ public final class IOMMUContext: Sendable {
         do throws(VFIOError) {
             (ranges, alignment) = try space.attach(device: device, address: sysfs.address, group: group)
         } catch {
-            try? system.close(device)
+            _ = consume owned  // the device's file first, then its address space
             if isNew { space.close() }
             throw error
         }
+        _ = owned.release()
         let access: VFIODeviceFile
         do {
             access = try VFIODeviceFile(fd: device, address: sysfs.address, system: system, logger: logger)  // closes `device` on failure

@@ -22,23 +22,20 @@ final class IOMMUFDAddressSpace: DMAMapper {
     /// Opens `/dev/iommu` and allocates an IOAS in it.
     init(system: any SystemCalls) throws(VFIOError) {
         self.system = system
-        let fd: FileDescriptor
+        let opened: FileDescriptor
         do {
-            fd = try system.open(SysfsLayout.absolute(SysfsLayout.iommufd), O_RDWR)
+            opened = try system.open(SysfsLayout.absolute(SysfsLayout.iommufd), O_RDWR)
         } catch .noSuchFileOrDirectory {
             throw .backendUnavailable(.iommufd, reason: "/dev/iommu does not exist: the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy backend")
         } catch {
             throw error.vfio(SystemCall("open", path: SysfsLayout.absolute(SysfsLayout.iommufd)))
         }
+        // On a failure below it closes as it goes out of scope.
+        let fd = OwnedFileDescriptor(opened, name: "/dev/iommu", system: system)
         var alloc = iommu_ioas_alloc()
         alloc.size = UInt32(MemoryLayout<iommu_ioas_alloc>.size)
-        do {
-            try attempt(SystemCall("IOMMU_IOAS_ALLOC")) { () throws(Errno) in try system.ioctl(fd, CVFIO_IOMMUFD_IOAS_ALLOC, &alloc) }
-        } catch {
-            try? system.close(fd)
-            throw error
-        }
-        self.fd = fd
+        try attempt(SystemCall("IOMMU_IOAS_ALLOC")) { () throws(Errno) in try system.ioctl(fd.rawValue, CVFIO_IOMMUFD_IOAS_ALLOC, &alloc) }
+        self.fd = fd.release()
         ioasID = alloc.out_ioas_id
     }
 
@@ -127,6 +124,9 @@ final class IOMMUFDAddressSpace: DMAMapper {
         var destroy = iommu_destroy()
         destroy.size = UInt32(MemoryLayout<iommu_destroy>.size)
         destroy.id = ioasID
+        // Neither can fail in a way the caller could act on: closing the iommufd destroys the
+        // IOAS anyway (the destroy only orders it first), /dev/iommu has nothing to flush, and
+        // Linux releases the descriptor even when close reports an error.
         _ = try? system.ioctl(fd, CVFIO_IOMMUFD_DESTROY, &destroy)
         try? system.close(fd)
     }

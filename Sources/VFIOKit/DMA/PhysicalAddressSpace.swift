@@ -64,6 +64,7 @@ final class PhysicalAddressSpace: DMAMapper {
 
     func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Cannot fail in a way that matters: /proc/self/pagemap is only read.
         try? system.close(pagemap)
     }
 }

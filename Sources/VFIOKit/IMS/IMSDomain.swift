@@ -139,20 +139,21 @@ public final class IMSDomain: @unchecked Sendable {
     /// another thread or process. The domain owns the file and closes it when the slot is freed.
     public func allocateEventFD() throws(IMSError) -> (slot: IMSSlot, eventfd: FileDescriptor) {
         let system = device.context.system
-        let fd: FileDescriptor
-        do throws(Errno) { fd = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK)) } catch {
+        let owned: OwnedFileDescriptor
+        do throws(Errno) {
+            // On a failed allocation it closes as it goes out of scope.
+            owned = OwnedFileDescriptor(try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK)), name: "an IMS slot's eventfd", system: system)
+        } catch {
             throw .framework(error.vfio(SystemCall("eventfd", detail: "for an IMS slot")))
         }
-        let slot: IMSSlot
-        do {
-            slot = try allocate { _ in
-                var one: UInt64 = 1
-                _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(fd, from: b) }
-            }
-        } catch {
-            try? system.close(fd)
-            throw error
+        let fd = owned.rawValue
+        let slot = try allocate { _ in
+            var one: UInt64 = 1
+            // Cannot fail: a nonblocking eventfd's write fails only at the counter's maximum
+            // (EAGAIN), when it is readable all the same.
+            _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(fd, from: b) }
         }
+        _ = owned.release()  // the domain's now, closed when the slot is freed
         eventFDs.withLock { $0[slot.index] = fd }
         return (slot, fd)
     }
@@ -173,13 +174,7 @@ public final class IMSDomain: @unchecked Sendable {
     /// slot's handler is not running (unless the caller is that handler), and nothing is
     /// delivered until ``unmask(_:)``; messages in between stay pending.
     public func mask(_ slot: IMSSlot) throws(IMSError) {
-        try updates.withLock { (_) throws(IMSError) in
-            try check(slot)
-            handlers.slots.withLock { $0.setMasked(slot.index, true) }
-            store.mask(slot.index)
-            try commit(masking: [slot])
-        }
-        waitUntilNotRunning(slot.index)
+        try silence(slot) { store.mask($0) }
     }
 
     /// Whether a message for `slot` has landed and not been delivered (it is masked), or the
@@ -193,14 +188,20 @@ public final class IMSDomain: @unchecked Sendable {
     /// once it is not running, and the index may be reused with a new tag. If the commit
     /// fails, the slot stays allocated, masked: free it again.
     public func free(_ slot: IMSSlot) throws(IMSError) {
+        try silence(slot) { store.shutdown($0) }
+        updates.withLock { _ in release(slot.index) }
+    }
+
+    /// Masks `slot` in the handler table, has the store shut it off with `storeUpdate`, commits,
+    /// and returns once its handler is not running (unless the caller is that handler).
+    private func silence(_ slot: IMSSlot, _ storeUpdate: (Int) -> Void) throws(IMSError) {
         try updates.withLock { (_) throws(IMSError) in
             try check(slot)
             handlers.slots.withLock { $0.setMasked(slot.index, true) }
-            store.shutdown(slot.index)
+            storeUpdate(slot.index)
             try commit(masking: [slot])
         }
         waitUntilNotRunning(slot.index)
-        updates.withLock { _ in release(slot.index) }
     }
 
     /// Writes a message of the caller's choosing into `slot`, for a slot whose delivery the
@@ -349,7 +350,8 @@ public final class IMSDomain: @unchecked Sendable {
         let handler = handlers.slots.withLock { $0.release(index) }
         statusArea.clear(index)
         handler?.release()
-        // Cannot fail here: an eventfd has nothing to flush.
+        // Cannot fail here: an eventfd has nothing to flush, and Linux releases the descriptor
+        // even when close reports an error.
         if let fd = eventFDs.withLock({ $0.removeValue(forKey: index) }) { try? device.context.system.close(fd) }
     }
 

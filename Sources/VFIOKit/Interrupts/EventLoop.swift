@@ -58,6 +58,11 @@ public final class EventLoop: Sendable {
     /// How many registrations the loop holds at once (at most 2^32; slots are 32 bits of epoll_data).
     public let capacity: Int
     let system: any SystemCalls
+    /// The epoll set and the wake eventfd, until ``close()``. A loop dropped without it (every
+    /// registration holds the loop, so none is left then) closes them as ``OwnedFileDescriptor``'s
+    /// last resort: an epoll set and an eventfd have nothing to flush.
+    private let files: Mutex<Files?>
+    /// Their descriptors, for the loop thread and registrations; valid until ``close()``.
     let epoll: FileDescriptor
     private let wake: FileDescriptor
     /// The registrations' handlers, a slot each; an epoll token is a slot and its tag.
@@ -67,28 +72,48 @@ public final class EventLoop: Sendable {
     private let loopThreadID = Atomic<UInt>(0)
     private static let wakeToken = UInt64.max
 
+    private struct Files: ~Copyable {
+        var epoll: OwnedFileDescriptor, wake: OwnedFileDescriptor
+
+        consuming func close() throws(VFIOError) {
+            // Both are closed even when the first failed; the first failure is reported.
+            var failure: VFIOError?
+            do { try wake.close() } catch { failure = error }
+            do { try epoll.close() } catch { failure = failure ?? error }
+            if let failure { throw failure }
+        }
+    }
+
     /// Creates the epoll set; call ``start()`` to begin dispatching.
     public init(system: any SystemCalls = HostSystemCalls.shared, capacity: Int = defaultCapacity) throws(VFIOError) {
         self.system = system
         self.capacity = min(max(capacity, 0), Int(UInt32.max))
-        epoll = try attempt(SystemCall("epoll_create1")) { () throws(Errno) in try system.epollCreate() }
-        do {
-            wake = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
-            try system.epollControl(epoll, EPOLL_CTL_ADD, wake, events: EPOLLIN.rawValue, data: Self.wakeToken)
-        } catch {
-            // Cannot fail here: an epoll set has nothing to flush (nor has an eventfd, below).
-            try? system.close(epoll)
-            throw error.vfio(SystemCall("eventfd", detail: "for the event loop's wake-ups"))
+        // On a failure below, the files made so far close as they go out of scope.
+        let epoll = OwnedFileDescriptor(
+            try attempt(SystemCall("epoll_create1")) { () throws(Errno) in try system.epollCreate() },
+            name: "the event loop's epoll set", system: system)
+        let wake = OwnedFileDescriptor(
+            try attempt(SystemCall("eventfd", detail: "for the event loop's wake-ups")) { () throws(Errno) in
+                try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
+            }, name: "the event loop's wake eventfd", system: system)
+        try attempt(SystemCall("epoll_ctl", detail: "ADD the event loop's wake eventfd")) { () throws(Errno) in
+            try system.epollControl(epoll.rawValue, EPOLL_CTL_ADD, wake.rawValue, events: EPOLLIN.rawValue, data: Self.wakeToken)
         }
+        (self.epoll, self.wake) = (epoll.rawValue, wake.rawValue)
+        files = Mutex(Files(epoll: epoll, wake: wake))
         handlers = HandlerTable(capacity: self.capacity)
     }
 
-    /// Every registration holds the loop, so none is left when it goes. The closes cannot fail
-    /// here: neither an eventfd nor an epoll set has anything to flush, and Linux releases the
-    /// descriptor even when close reports an error.
-    deinit {
-        try? system.close(wake)
-        try? system.close(epoll)
+    /// Stops the loop (``stop()``) and closes its epoll set and wake eventfd, reporting the
+    /// first failure (both are closed all the same). Registrations still live are ended
+    /// first. Calling it again does nothing; not from inside a handler.
+    public func close() throws(VFIOError) {
+        precondition(!onLoopThread, "EventLoop.close() inside a handler")
+        stop()
+        // Their later end() finds the slots released and leaves epoll alone.
+        let live = handlers.slots.withLock { t in t.liveIndices.map { Self.token(slot: $0, tag: t[$0].tag) } }
+        for token in live { end(token) }
+        try files.withLock { $0.take() }?.close()
     }
 
     /// Why the loop stopped by itself (``VFIOError/eventLoopFailed(errno:)``); nil while it is healthy.

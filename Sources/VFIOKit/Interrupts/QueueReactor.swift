@@ -31,9 +31,11 @@ public final class QueueReactor: @unchecked Sendable {
     public let name: String
 
     private let system: any SystemCalls
-    private let epoll: FileDescriptor
-    private let wakeFD: FileDescriptor
-    private let timerFD: Int32
+    /// The reactor's own files, until ``close()``.
+    private let files: Mutex<Files?>
+    /// The files' descriptors for the thread's loop; valid until ``close()``, which comes after
+    /// the thread exited.
+    private let epoll: FileDescriptor, wakeFD: FileDescriptor, timerFD: FileDescriptor
     private var watches: [((UInt32) -> Void)?] = []
     private let asleep = Atomic<Bool>(false)
     private let stopping = Atomic<Bool>(false)
@@ -49,45 +51,57 @@ public final class QueueReactor: @unchecked Sendable {
         var running = false
     }
 
+    /// The epoll set, its wake eventfd and its timerfd.
+    private struct Files: ~Copyable {
+        var epoll: OwnedFileDescriptor, wake: OwnedFileDescriptor, timer: OwnedFileDescriptor
+
+        consuming func close() throws(VFIOError) {
+            // Each is closed even when an earlier one failed; the first failure is reported.
+            var failure: VFIOError?
+            do { try timer.close() } catch { failure = error }
+            do { try wake.close() } catch { failure = failure ?? error }
+            do { try epoll.close() } catch { failure = failure ?? error }
+            if let failure { throw failure }
+        }
+    }
+
     /// Creates the epoll set, wake eventfd and timerfd; ``start()`` starts the thread.
     public init(name: String, system: any SystemCalls = HostSystemCalls.shared, tickInterval: Duration = .milliseconds(100)) throws(VFIOError) {
         self.name = name
         self.system = system
         self.tickInterval = tickInterval
-        epoll = try attempt(SystemCall("epoll_create1", detail: "for \(name)")) { () throws(Errno) in try system.epollCreate() }
-        do {
-            wakeFD = try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
-        } catch {
-            try? system.close(epoll)
-            throw error.vfio(SystemCall("eventfd", detail: "for \(name)'s wake-ups"))
+        // On a failure below, the files made so far close as they go out of scope.
+        let epoll = OwnedFileDescriptor(
+            try attempt(SystemCall("epoll_create1", detail: "for \(name)")) { () throws(Errno) in try system.epollCreate() },
+            name: "\(name)'s epoll set", system: system)
+        let wake = OwnedFileDescriptor(
+            try attempt(SystemCall("eventfd", detail: "for \(name)'s wake-ups")) { () throws(Errno) in
+                try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
+            }, name: "\(name)'s wake eventfd", system: system)
+        let timer = OwnedFileDescriptor(
+            try attempt(SystemCall("timerfd_create", detail: "for \(name), every \(tickInterval)")) { () throws(Errno) in
+                try system.periodicTimer(interval: tickInterval)
+            }, name: "\(name)'s timerfd", system: system)
+        try attempt(SystemCall("epoll_ctl", detail: "setting up \(name)'s epoll set")) { () throws(Errno) in
+            try system.epollControl(epoll.rawValue, EPOLL_CTL_ADD, wake.rawValue, events: EPOLLIN.rawValue, data: Self.wakeToken)
+            try system.epollControl(epoll.rawValue, EPOLL_CTL_ADD, timer.rawValue, events: EPOLLIN.rawValue, data: Self.tickToken)
         }
-        timerFD = timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC))
-        if timerFD < 0 {
-            let e = Errno(rawValue: errno)
-            try? system.close(wakeFD)
-            try? system.close(epoll)
-            throw .systemCall(operation: SystemCall("timerfd_create", detail: "for \(name)"), errno: e)
-        }
-        let ns = Int(tickInterval / .nanoseconds(1))
-        let period = timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
-        var spec = itimerspec(it_interval: period, it_value: period)
-        do throws(Errno) {
-            guard timerfd_settime(timerFD, 0, &spec, nil) == 0 else { throw Errno(rawValue: errno) }
-            try system.epollControl(epoll, EPOLL_CTL_ADD, wakeFD, events: EPOLLIN.rawValue, data: Self.wakeToken)
-            try system.epollControl(epoll, EPOLL_CTL_ADD, FileDescriptor(rawValue: timerFD), events: EPOLLIN.rawValue, data: Self.tickToken)
-        } catch {
-            close(timerFD)
-            try? system.close(wakeFD)
-            try? system.close(epoll)
-            throw error.vfio(SystemCall("epoll_ctl", detail: "setting up \(name)'s epoll set"))
-        }
+        (self.epoll, wakeFD, timerFD) = (epoll.rawValue, wake.rawValue, timer.rawValue)
+        files = Mutex(Files(epoll: epoll, wake: wake, timer: timer))
     }
 
-    /// The thread is gone by now (``stop()`` waits for it; a running thread holds the reactor).
+    /// ``close()`` ran (the thread is gone by then; a running thread holds the reactor).
     deinit {
-        close(timerFD)
-        try? system.close(wakeFD)
-        try? system.close(epoll)
+        assert(files.withLock { $0 == nil }, "QueueReactor \(name) released without close()")
+    }
+
+    /// Stops the thread (``stop()``) and closes the epoll set, wake eventfd and timerfd,
+    /// reporting the first failure; each is closed all the same. The watched files stay their
+    /// owners'. Calling it again does nothing. Not from the reactor's thread.
+    public func close() throws(VFIOError) {
+        precondition(!onReactorThread, "QueueReactor.close() on its own thread")
+        stop()
+        try files.withLock { $0.take() }?.close()
     }
 
     /// True on the reactor's thread.
@@ -225,7 +239,8 @@ public final class QueueReactor: @unchecked Sendable {
                 _ = try? system.read(wakeFD, into: counter)
                 runJobs()
             case Self.tickToken:
-                _ = Glibc.read(timerFD, counter.baseAddress, 8)
+                // Cannot fail: the timerfd is readable (epoll said so) and 8 bytes is its size.
+                _ = try? system.read(timerFD, into: counter)
                 onTick()
             default:
                 let id = Int(data[i])

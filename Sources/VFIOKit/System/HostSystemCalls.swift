@@ -75,6 +75,17 @@ public final class HostSystemCalls: SystemCalls {
         FileDescriptor(rawValue: try retrying { cvfio_eventfd(initialValue, flags | Int32(EFD_CLOEXEC)) })
     }
 
+    public func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor {
+        let timer = OwnedFileDescriptor(
+            FileDescriptor(rawValue: try retrying { timerfd_create(CLOCK_MONOTONIC, Int32(TFD_NONBLOCK | TFD_CLOEXEC)) }),
+            name: "timerfd", system: self)
+        let ns = Int(interval / .nanoseconds(1))
+        let period = timespec(tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000)
+        var spec = itimerspec(it_interval: period, it_value: period)
+        _ = try retrying { timerfd_settime(timer.rawValue.rawValue, 0, &spec, nil) }
+        return timer.release()
+    }
+
     public func epollCreate() throws(Errno) -> FileDescriptor {
         FileDescriptor(rawValue: try retrying { epoll_create1(Int32(EPOLL_CLOEXEC)) })
     }

@@ -21,5 +21,7 @@ struct OwnedDescriptors: ~Copyable {
     /// The set-up succeeded: the files now belong to their users.
     mutating func release() { fds.removeAll() }
 
+    /// The set-up failed: the error it throws is the one reported, and Linux releases each
+    /// descriptor even when close reports an error.
     deinit { for fd in fds.reversed() { try? system.close(fd) } }
 }

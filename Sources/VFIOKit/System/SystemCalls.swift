@@ -6,7 +6,7 @@ import SystemPackage
 
 /// The one seam between VFIOKit and the kernel.
 ///
-/// Every open, close, ioctl, mmap, munmap, pread, pwrite, read, write, eventfd, epoll,
+/// Every open, close, ioctl, mmap, munmap, pread, pwrite, read, write, eventfd, timerfd, epoll,
 /// readlink and directory listing the framework makes goes through a value of this type.
 /// ``HostSystemCalls`` makes the real calls; `VFIOMock.MockKernel` serves the same calls from
 /// a model of the kernel. Nothing above the seam knows which one it holds.
@@ -40,6 +40,10 @@ public protocol SystemCalls: AnyObject, Sendable {
     func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int
     /// eventfd(2) with `EFD_CLOEXEC` added.
     func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor
+    /// timerfd_create(2) on CLOCK_MONOTONIC with `TFD_NONBLOCK | TFD_CLOEXEC`, armed by
+    /// timerfd_settime(2) to expire every `interval`, first one interval from now. A read(2) of
+    /// 8 bytes returns the expirations since the last read.
+    func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor
     /// epoll_create1(EPOLL_CLOEXEC).
     func epollCreate() throws(Errno) -> FileDescriptor
     /// epoll_ctl(2): `operation` is EPOLL_CTL_ADD, _MOD or _DEL; `data` comes back from epollWait.
@@ -61,6 +65,7 @@ extension SystemCalls {
     /// Reads a whole small file (a sysfs attribute) as text, trailing newline removed.
     public func readText(_ path: String) throws(Errno) -> String {
         let fd = try open(path, O_RDONLY)
+        // Cannot fail in a way that matters: a read-only attribute has nothing to flush.
         defer { try? close(fd) }
         var bytes: [UInt8] = []
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
@@ -78,6 +83,8 @@ extension SystemCalls {
     /// Writes a whole value to a file (a sysfs attribute) in one write(2).
     public func writeText(_ path: String, _ text: String) throws(Errno) {
         let fd = try open(path, O_WRONLY)
+        // Cannot fail in a way that matters: sysfs acts on the write itself and reports its
+        // error there (below); its close has nothing to flush.
         defer { try? close(fd) }
         let bytes = Array(text.utf8)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)

@@ -226,6 +226,11 @@ extension MockKernel {
         return FileDescriptor(rawValue: fd)
     }
 
+    /// The host's timerfd: the model has no clock of its own.
+    public func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor {
+        try HostSystemCalls.shared.periodicTimer(interval: interval)
+    }
+
     public func epollCreate() throws(Errno) -> FileDescriptor {
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard fd >= 0 else { throw Errno(rawValue: errno) }

@@ -72,10 +72,8 @@ extension MockKernel {
             case "resource": return .text(Array(resourceText(f).utf8), write: nil)
             case "config": return .config(f)
             case "driver_override":
-                let current = overrides[f.address] ?? "(null)"
-                return .text(Array((current + "\n").utf8)) { [unowned self] (s: String) throws(Errno) in
-                    let name = s.trimmingCharacters(in: "\n")
-                    self.overrides[f.address] = name.isEmpty ? nil : name
+                return .text(Array((DriverCore.overrideText(overrides[f.address]) + "\n").utf8)) { [unowned self] (s: String) throws(Errno) in
+                    self.overrides[f.address] = DriverCore.override(written: s.trimmingCharacters(in: "\n"))
                 }
             case let r where r.hasPrefix("resource"):
                 guard let n = Int(r.dropFirst(8)), f.description.bars.contains(where: { $0.index == n }) else { break }
@@ -91,10 +89,10 @@ extension MockKernel {
                     throw .operationNotSupportedByDevice
                 }
                 if unbind {
-                    guard self.drivers[a] == driver else { throw .operationNotSupportedByDevice }
+                    try DriverCore.unbind(driver.description, self.coreView(a))
                     try self.unbind(f)
                 } else {
-                    guard self.drivers[a] == DriverBinding.none else { throw .resourceBusy }
+                    try DriverCore.bind(driver.description, self.coreView(a))
                     self.bind(f, to: driver)
                 }
             }
@@ -115,7 +113,7 @@ extension MockKernel {
                 guard let a = try? PCIAddress(parsing: s.trimmingCharacters(in: "\n")), let f = self.functions[a] else {
                     throw .operationNotSupportedByDevice
                 }
-                if self.drivers[a] == DriverBinding.none, let o = self.overrides[a], let driver = Self.boundDrivers[o] {
+                if let name = DriverCore.probe(self.coreView(a), drivers: Self.boundDrivers.keys.sorted()), let driver = Self.boundDrivers[name] {
                     self.bind(f, to: driver)
                 }
             }
@@ -139,6 +137,14 @@ extension MockKernel {
             }
         }
         throw .noSuchFileOrDirectory
+    }
+
+    /// The function as the driver core's rules see it. vfio-pci and uio_pci_generic list no
+    /// device in an ID table: they bind through `driver_override`. pci-stub stands for a host
+    /// driver, so it lists every device, as with `pci-stub.ids=` naming them.
+    private func coreView(_ a: PCIAddress) -> DriverCore.Device {
+        let bound = drivers[a].flatMap { $0 == DriverBinding.none ? nil : $0.description }
+        return DriverCore.Device(bound: bound, override: overrides[a], listedBy: { $0 == DriverBinding.pciStub.description })
     }
 
     /// Unbinding tears down the driver's state. vfio-pci asks the user to release an open

@@ -32,6 +32,7 @@ public final class ReplayKernel: SystemCalls, @unchecked Sendable {
     public func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int { throw .ioError }
     public func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int { throw .ioError }
     public func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor { throw .noMemory }
+    public func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor { throw .noMemory }
     public func epollCreate() throws(Errno) -> FileDescriptor { throw .noMemory }
     public func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {}
     public func epollWait(_ epoll: FileDescriptor, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>,

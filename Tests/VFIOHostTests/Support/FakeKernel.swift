@@ -2,16 +2,14 @@ import Foundation
 import Synchronization
 import SystemPackage
 import VFIOKit
+import VFIOMock
 
 /// The real system calls on a fake host tree, plus a model of how the kernel reacts to the
 /// sysfs writes that bind and unbind drivers — which plain files in a temporary directory
 /// cannot do. Only writes are intercepted; everything else reaches the real files.
 ///
-/// The model follows drivers/base/bus.c and drivers/pci/pci-driver.c: `driver_override`
-/// restricts matching to the named driver and reads back `(null)` when cleared; a driver's
-/// `unbind` needs the device bound to it (ENODEV); its `bind` fails with EBUSY on a bound
-/// device and ENODEV when the driver does not match; `drivers_probe` leaves a bound device
-/// alone and otherwise binds the first matching driver, or nothing.
+/// The rules are VFIOMock's ``DriverCore``, the ones `MockKernel`'s sysfs follows: this type
+/// only reads the device's state from the tree and writes the outcome back as links.
 final class FakeKernel: SystemCalls {
     /// A driver's ID table.
     typealias Matcher = @Sendable (_ vendor: UInt16, _ device: UInt16, _ classCode: UInt32) -> Bool
@@ -74,7 +72,7 @@ final class FakeKernel: SystemCalls {
         let parts = path.split(separator: "/").map(String.init)
         if parts.last == "driver_override" {
             let directory = parts.dropLast().joined(separator: "/")
-            write(file: directory + "/driver_override", value.isEmpty ? "(null)" : value)
+            write(file: directory + "/driver_override", DriverCore.overrideText(DriverCore.override(written: value)))
         } else if path == "sys/bus/pci/drivers_probe" {
             try probe(value)
         } else if parts.count == 6, parts.starts(with: ["sys", "bus", "pci", "drivers"]) {
@@ -90,36 +88,34 @@ final class FakeKernel: SystemCalls {
 
     private func probe(_ address: String) throws(Errno) {
         guard let device = deviceDirectory(address) else { throw .operationNotSupportedByDevice }
-        if boundDriver(device) != nil { return }
         let (drivers, failing) = state.withLock { ($0.drivers, $0.failingProbes) }
-        for name in drivers.keys.sorted() where matches(name, device) {
-            if failing.contains(name) { continue }
-            attach(device, address: address, to: name)
-            return
+        if let driver = DriverCore.probe(coreView(device), drivers: drivers.keys.sorted(), probeFails: failing.contains) {
+            attach(device, address: address, to: driver)
         }
     }
 
     private func bind(_ address: String, to driver: String) throws(Errno) {
         guard let device = deviceDirectory(address) else { throw .operationNotSupportedByDevice }
-        guard boundDriver(device) == nil else { throw .resourceBusy }
-        guard matches(driver, device) else { throw .operationNotSupportedByDevice }
-        if state.withLock({ $0.failingProbes.contains(driver) }) { throw .ioError }
+        try DriverCore.bind(driver, coreView(device), probeFails: state.withLock { $0.failingProbes.contains(driver) })
         attach(device, address: address, to: driver)
     }
 
     private func unbind(_ address: String, from driver: String) throws(Errno) {
-        guard let device = deviceDirectory(address), boundDriver(device) == driver else { throw .operationNotSupportedByDevice }
+        guard let device = deviceDirectory(address) else { throw .operationNotSupportedByDevice }
+        try DriverCore.unbind(driver, coreView(device))
         try? FileManager.default.removeItem(atPath: "\(root)/\(device)/driver")
         try? FileManager.default.removeItem(atPath: "\(root)/sys/bus/pci/drivers/\(driver)/\(address)")
     }
 
-    private func matches(_ driver: String, _ device: String) -> Bool {
-        guard let table = state.withLock({ $0.drivers[driver] }) else { return false }
+    /// The device as the driver core's rules see it: its driver link, its override file, and
+    /// the registered ID tables against its vendor, device and class files.
+    private func coreView(_ device: String) -> DriverCore.Device {
         let override = read(file: device + "/driver_override")
-        if override != "(null)" { return override == driver }
-        return table(
-            UInt16(hex: read(file: device + "/vendor")), UInt16(hex: read(file: device + "/device")),
-            UInt32(hex: read(file: device + "/class")))
+        let ids = (UInt16(hex: read(file: device + "/vendor")), UInt16(hex: read(file: device + "/device")), UInt32(hex: read(file: device + "/class")))
+        let tables = state.withLock { $0.drivers }
+        return DriverCore.Device(bound: boundDriver(device), override: override == "(null)" ? nil : override) { driver in
+            tables[driver].map { $0(ids.0, ids.1, ids.2) } ?? false
+        }
     }
 
     private func attach(_ device: String, address: String, to driver: String) {
@@ -172,6 +168,7 @@ final class FakeKernel: SystemCalls {
     func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor {
         try host.eventfd(initialValue: initialValue, flags: flags)
     }
+    func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor { try host.periodicTimer(interval: interval) }
     func epollCreate() throws(Errno) -> FileDescriptor { try host.epollCreate() }
     func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64)
         throws(Errno)

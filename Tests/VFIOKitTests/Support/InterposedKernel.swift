@@ -19,7 +19,7 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         case open(path: String)
         case munmap, retireMapping
         case pread, pwrite, read, write
-        case eventfd, epollCreate
+        case eventfd, periodicTimer, epollCreate
         case readLink, listDirectory
     }
     let kernel: MockKernel
@@ -88,6 +88,10 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         guard dup2(fd.rawValue, target.rawValue) == target.rawValue else { throw Errno(rawValue: errno) }
         _ = fcntl(target.rawValue, F_SETFD, FD_CLOEXEC)
         return target
+    }
+    func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor {
+        try hook(.periodicTimer)
+        return try kernel.periodicTimer(interval: interval)
     }
     func epollCreate() throws(Errno) -> FileDescriptor {
         try hook(.epollCreate)

@@ -5,13 +5,12 @@ import PCI
 /// `vfiokit inspect` would (walks, decoders, text).
 @_cdecl("FuzzDump_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    vfiokit_fuzzer_main(argc, argv, fuzz)
+    vfiokit_fuzzer_main(argc, argv) { data, size in fuzz(UnsafeBufferPointer(start: data, count: size)) }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
-    let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
+/// One input (never a null pointer: the driver passes an empty buffer instead).
+func fuzz(_ input: UnsafeBufferPointer<UInt8>) -> CInt {
+    let text = String(decoding: input, as: UTF8.self)
     if let dump = try? PCIDump(parsing: text, name: "fuzz") {
         _ = InspectReport(dump: dump).text()
     }

@@ -16,19 +16,18 @@ import VFIOMock
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
     // Made before the first input, so its one-time allocations are not taken for an input's leak.
     _ = Rig.shared
-    return vfiokit_fuzzer_main(argc, argv, fuzz)
+    return vfiokit_fuzzer_main(argc, argv) { data, size in fuzz(UnsafeBufferPointer(start: data, count: size)) }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
+/// One input (never a null pointer: the driver passes an empty buffer instead).
+func fuzz(_ input: UnsafeBufferPointer<UInt8>) -> CInt {
     let rig = Rig.shared
     rig.reset()
     var at = 0
-    while at + 8 <= size {
-        let index = Int(UInt16(data[at + 2]) | UInt16(data[at + 3]) << 8)
-        let value = (0..<4).reduce(UInt32(0)) { $0 | UInt32(data[at + 4 + $1]) << (8 * UInt32($1)) }
-        rig.step(op: data[at] % 6, index: index, value: value)
+    while at + 8 <= input.count {
+        let index = Int(UInt16(input[at + 2]) | UInt16(input[at + 3]) << 8)
+        let value = (0..<4).reduce(UInt32(0)) { $0 | UInt32(input[at + 4 + $1]) << (8 * UInt32($1)) }
+        rig.step(op: input[at] % 6, index: index, value: value)
         at += 8
     }
     rig.step(op: 2, index: 0, value: 0)

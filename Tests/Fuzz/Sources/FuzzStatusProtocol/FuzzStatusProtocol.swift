@@ -15,13 +15,12 @@ let metrics = DaemonMetrics()
 
 @_cdecl("FuzzStatusProtocol_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    vfiokit_fuzzer_main(argc, argv, fuzz)
+    vfiokit_fuzzer_main(argc, argv) { data, size in fuzz(UnsafeBufferPointer(start: data, count: size)) }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
-    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+/// One input (never a null pointer: the driver passes an empty buffer instead).
+func fuzz(_ input: UnsafeBufferPointer<UInt8>) -> CInt {
+    let bytes = Array(input)
     let request = StatusServer.requestLine(bytes)
     _ = DaemonService.answer(request, host: host, metrics: metrics)
     _ = DaemonService.answerHTTP(request, host: host, metrics: metrics)

@@ -14,13 +14,12 @@ let replayAddress = try! PCIAddress(parsing: "0000:00:03.0")
 
 @_cdecl("FuzzVFIOInfo_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    vfiokit_fuzzer_main(argc, argv, fuzz)
+    vfiokit_fuzzer_main(argc, argv) { data, size in fuzz(UnsafeBufferPointer(start: data, count: size)) }
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
-    let kernel = ReplayKernel(Array(UnsafeBufferPointer(start: data, count: size)))
+/// One input (never a null pointer: the driver passes an empty buffer instead).
+func fuzz(_ input: UnsafeBufferPointer<UInt8>) -> CInt {
+    let kernel = ReplayKernel(Array(input))
     if let device = try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: kernel, logger: .vfiokitSilent) {
         for index in 0..<min(device.regionCount, 16) {
             if let region = try? device.region(index) { _ = (region.mappableAreas, region.isFullyMappable, "\(region.capabilities)") }
