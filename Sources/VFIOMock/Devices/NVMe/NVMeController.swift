@@ -125,12 +125,12 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         signal(vectors)
     }
 
-    private func withEngine<T>(_ body: (inout NVMeEngine) -> T) -> T { lock.withLock { body(&engine) } }
+    func withEngine<T>(_ body: (inout NVMeEngine) -> T) -> T { lock.withLock { body(&engine) } }
 
     /// Function-level reset: the controller is disabled and its registers return to power-on.
     public func reset() { withEngine { $0.powerOn() } }
 
-    private func signal(_ vectors: [Int]) {
+    func signal(_ vectors: [Int]) {
         guard !vectors.isEmpty, let bus = busBox.withLock({ $0 }) else { return }
         for v in vectors { bus.signalMSIX(vector: v) }
     }
