@@ -36,6 +36,13 @@ public final class NVMeDriver: @unchecked Sendable {
         /// How long an I/O or admin command may take before the driver gives up on it.
         public var commandTimeout: Duration = .seconds(5)
         public var adminQueueDepth = 32
+        /// How many times a command failing with a retryable status (DNR clear) is submitted
+        /// again, and how many resets in place an outstanding command lives through.
+        public var retries = 3
+        /// The wait before the first retry, doubled for each later one (on the owner's tick).
+        public var retryBackoff: Duration = .milliseconds(10)
+        /// Asynchronous Event Requests kept outstanding (capped by the controller's AERL + 1).
+        public var asyncEventRequests = 4
 
         public init() {}
     }
@@ -65,6 +72,8 @@ public final class NVMeDriver: @unchecked Sendable {
     var msixEnabled = false
     /// True from the start of ``bringUp()`` until ``shutDown()``: what there is to undo.
     let active = Atomic<Bool>(false)
+    /// Asynchronous events and resets in place: the control thread's state.
+    let supervision = NVMeSupervision()
 
     /// Probes `device`: class 0x010802 (NVM Express), a BAR 0 holding the registers, and a
     /// controller that supports the NVM command set with 4 KiB pages. Leaves it untouched.
@@ -121,6 +130,7 @@ public final class NVMeDriver: @unchecked Sendable {
     func resetController(because reason: String, failing error: NVMeError) {
         failure.withLock { if $0 == nil { $0 = (reason, error) } }
         failedEpoch.wrappingAdd(1, ordering: .releasing)
+        supervision.recovering.store(false, ordering: .releasing)
         // A controller that does not drop RDY is given up on all the same: nothing is sent to it.
         try? disable()
         for owner in owners { owner.reactor.run {} }
