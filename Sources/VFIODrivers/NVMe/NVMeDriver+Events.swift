@@ -83,6 +83,7 @@ extension NVMeDriver {
         reactor.onTick = { [unowned self] in
             pollAdmin()
             supervise()
+            refreshHealthIfDue()
         }
         if let (_, source) = supervision.adminInterrupt {
             let counter = supervision.counter
@@ -114,6 +115,7 @@ extension NVMeDriver {
         }
         supervision.ready.store(true, ordering: .releasing)
         armAsyncEvents()
+        refreshHealth(because: "bring-up")
     }
 
     /// Ends the control thread (its job finishes first).
@@ -197,7 +199,10 @@ extension NVMeDriver {
         let detail: NVMeHealthEvent.Detail
         do throws(NVMeError) {
             switch event.logPage {
-            case NVMeLogPage.smartHealth: detail = .smart(try smartLog())
+            case NVMeLogPage.smartHealth:
+                let log = try smartLog()
+                recordHealth(log, because: "asynchronous event: \(event.name)")
+                detail = .smart(log)
             case NVMeLogPage.errorInformation: detail = .errors(try errorLog())
             case NVMeLogPage.changedNamespaceList:
                 let list = try changedNamespaceList()

@@ -43,6 +43,9 @@ public final class NVMeDriver: @unchecked Sendable {
         public var retryBackoff: Duration = .milliseconds(10)
         /// Asynchronous Event Requests kept outstanding (capped by the controller's AERL + 1).
         public var asyncEventRequests = 4
+        /// How often the control thread reads the SMART / Health log for ``health`` (events
+        /// read it at once).
+        public var healthInterval: Duration = .seconds(60)
 
         public init() {}
     }

@@ -24,6 +24,10 @@ final class NVMeSupervision: @unchecked Sendable {
         /// The namespaces the last Namespace Attribute Changed event named.
         var changedNamespaces: NVMeChangedNamespaceList?
         var handler: (@Sendable (NVMeHealthEvent) -> Void)?
+        /// The SMART log last read, when, and who hears of new critical warnings.
+        var smart: NVMeSMARTLog?
+        var smartReadAt: ContinuousClock.Instant?
+        var warningHandler: (@Sendable (DeviceHealth, String) -> Void)?
     }
 
     static let recentLimit = 32
@@ -50,9 +54,10 @@ final class NVMeSupervision: @unchecked Sendable {
     /// Back to the state before bring-up.
     func clear() {
         events.withLock { e in
-            let handler = e.handler
+            let (handler, warningHandler) = (e.handler, e.warningHandler)
             e = Events()
             e.handler = handler
+            e.warningHandler = warningHandler
         }
         recovering.store(false, ordering: .releasing)
         recoveryReason.withLock { $0 = nil }
