@@ -47,6 +47,9 @@ extension NVMeDriver {
     /// Resets in place the number of times this has happened since bring-up.
     public var resetCount: Int { supervision.resets.load(ordering: .relaxed) }
 
+    /// Why the last reset in place was done; nil when none was.
+    public var lastResetReason: String? { supervision.lastResetReason.withLock { $0 } }
+
     /// On the control thread: the reset, if one was requested.
     func recoverIfRequested() {
         guard let reason = supervision.recoveryReason.withLock({ $0 }) else { return }
@@ -70,9 +73,11 @@ extension NVMeDriver {
         do {
             try reinitialise()
         } catch {
-            giveUp("it was reset because \(reason), and did not come back: \(error)")
+            let why = if case let .controllerFailed(inner) = error { inner } else { error.description }
+            giveUp("it was reset because \(reason), and did not come back: \(why)")
             return
         }
+        supervision.lastResetReason.withLock { $0 = reason }
         supervision.resets.wrappingAdd(1, ordering: .relaxed)
         supervision.recovering.store(false, ordering: .sequentiallyConsistent)
         for owner in owners { owner.reactor.run { owner.resumeAfterReset() } }

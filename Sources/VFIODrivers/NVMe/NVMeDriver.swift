@@ -18,10 +18,15 @@ import VFIOKit
 /// owner thread itself: ``withQueuePair(_:_:)`` and ``queueOwner(_:)``.
 ///
 /// Every wait is bounded. An I/O command outstanding longer than
-/// ``Configuration/commandTimeout`` is aborted (its owner checks on a timerfd); if the abort fails, or an admin command times
-/// out, the controller is reset (CC.EN cleared) and every outstanding and later command fails
-/// with a clear error until the driver is brought up again. ``shutDown()`` deletes the queues,
-/// sets CC.SHN and waits for CSTS.SHST to report the shutdown complete.
+/// ``Configuration/commandTimeout`` is aborted (its owner checks on a timerfd, which also reads
+/// CSTS every 10 ms). A command failing with a status that allows it (DNR clear) is retried up
+/// to ``Configuration/retries`` times with back-off. When an abort fails, an admin command times
+/// out or CSTS shows a fatal status (or all ones), the controller is reset and re-initialised in
+/// place and what was outstanding is resubmitted where that is safe (`NVMeDriver+Recovery`); a
+/// controller that does not come back is given up on, and every outstanding and later command
+/// fails with a clear error until the driver is brought up again. Asynchronous events and log
+/// pages are handled on a control thread (`NVMeDriver+Events`). ``shutDown()`` deletes the
+/// queues, sets CC.SHN and waits for CSTS.SHST to report the shutdown complete.
 ///
 /// Start and stop are not concurrent with I/O; I/O calls are thread-safe. ``shutDown()`` must
 /// run before the driver goes (deinit only asserts it did: it does no blocking work).

@@ -38,8 +38,9 @@ final class NVMeSupervision: @unchecked Sendable {
     let recovering = Atomic<Bool>(false)
     /// Why the pending reset was requested; nil when none is.
     let recoveryReason = Mutex<String?>(nil)
-    /// Resets done in place since bring-up.
+    /// Resets done in place since bring-up, and why the last one was done.
     let resets = Atomic<Int>(0)
+    let lastResetReason = Mutex<String?>(nil)
     /// When the recent resets happened: too many too close together and the driver gives up.
     let resetTimes = Mutex<[ContinuousClock.Instant]>([])
     /// Set once bring-up has finished: before that a failure fails the bring-up instead.
@@ -62,6 +63,7 @@ final class NVMeSupervision: @unchecked Sendable {
         recovering.store(false, ordering: .releasing)
         recoveryReason.withLock { $0 = nil }
         resets.store(0, ordering: .relaxed)
+        lastResetReason.withLock { $0 = nil }
         resetTimes.withLock { $0 = [] }
         ready.store(false, ordering: .releasing)
     }

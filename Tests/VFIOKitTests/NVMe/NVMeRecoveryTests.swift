@@ -48,8 +48,6 @@ import VFIOMock
         let data = try bench.patterned(16 * 4096, seed: 5)
         try await bench.driver.write(lba: 0, blocks: 128, from: data)
         bench.controller.injectFatalStatus(afterIOCommands: 3)
-        let clock = ContinuousClock()
-        let start = clock.now
         let buffer = try bench.device.dma.allocate(8 * 4096)
         let ranges = (0..<8).compactMap { i in NVMeDataRange(buffer, offset: i * 4096, count: 4096) }
         try #require(ranges.count == 8)
@@ -60,12 +58,11 @@ import VFIOMock
             }
             try await group.waitForAll()
         }
-        let elapsed = clock.now - start
         #expect(Array(buffer.bytes) == Array(data.bytes[0..<8 * 4096]), "the reads after the reset")
         #expect(bench.driver.resetCount == 1)
         #expect(!bench.driver.hasFatalStatus)
-        // Found on the owners' 10 ms tick, long before the 5 s command timeout.
-        #expect(elapsed < .seconds(3), "recovery took \(elapsed)")
+        // Found by an owner's CSTS check, not by the 5 s command timeout and a failed abort.
+        #expect(bench.driver.lastResetReason == "the controller reported a fatal status (CSTS.CFS)")
         #expect(bench.controller.ioSubmissionQueues == [1, 2])
         // The queues, the features and the event requests are back.
         try await bench.waitUntil { bench.controller.outstandingAsyncEventRequests == 4 }
@@ -116,8 +113,24 @@ import VFIOMock
         #expect(bench.driver.resetCount == 0)
     }
 
+    @Test(arguments: [NVMeController.Options.Processing.synchronous, .thread])
+    func aControllerWhoseRegistersReadAllOnesIsFoundOnTheIOPath(processing: NVMeController.Options.Processing) async throws {
+        let bench = try NVMeTestBench(controllerOptions: { $0.processing = processing }, driverOptions: { $0.commandTimeout = .seconds(5) })
+        let buffer = try bench.device.dma.allocate(4096)
+        try await bench.driver.read(lba: 0, blocks: 8, into: buffer)
+        bench.controller.injectSurpriseRemoval()
+        let error = await #expect(throws: NVMeError.self) { try await bench.driver.read(lba: 0, blocks: 8, into: buffer) }
+        guard case let .controllerFailed(why) = error else {
+            Issue.record("expected controllerFailed, got \(String(describing: error))")
+            return
+        }
+        // Seen by an owner's CSTS check, not after the 5 s command timeout.
+        #expect(why.contains("reset because CSTS reads all ones"), "\(why)")
+    }
+
     @Test func aTimedOutCommandThatCannotBeAbortedIsResubmittedAfterAReset() async throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .milliseconds(200) })
+        // Long enough for the test to see the read held before the owner aborts it.
+        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .seconds(2) })
         let data = try bench.patterned(4096, seed: 7)
         try await bench.driver.write(lba: 0, blocks: 8, from: data)
         // The read is held, and so is the Abort for it: only a reset gets it going again.
@@ -132,5 +145,6 @@ import VFIOMock
         try await read
         #expect(Array(buffer.bytes) == Array(data.bytes))
         #expect(bench.driver.resetCount == 1)
+        #expect(bench.driver.lastResetReason == "admin command Abort timed out")
     }
 }

@@ -74,6 +74,15 @@ extension NVMeController {
         }
     }
 
+    /// Surprise removal: every register reads all ones from now on and the controller does
+    /// nothing more, as when the device drops off the bus.
+    public func injectSurpriseRemoval() {
+        withEngine { e in
+            e.health.removed = true
+            e.registers?.initializeMemory(as: UInt8.self, repeating: 0xff, count: NVMeEngine.Offset.doorbells)
+        }
+    }
+
     /// Runs `change` on the engine and signals the vectors of completions it posted.
     private func changeEngine(_ change: (inout NVMeEngine) -> Void) {
         let vectors: [Int] = withEngine { e in

@@ -23,8 +23,10 @@ import Synchronization
 ///   ThreadSanitizer cannot see: it reports them, so TSan runs use `.synchronous`.
 ///
 /// Faults to inject: ``stall(commands:admin:opcode:)`` (commands that never complete unless
-/// aborted), ``injectFatalStatus()`` (CSTS.CFS); an out-of-range LBA or unknown namespace is
-/// answered with its status as the spec says.
+/// aborted), ``injectFatalStatus()`` (CSTS.CFS), and in `NVMeController+Health` failure
+/// statuses (retryable, media errors), CFS mid-I/O, a controller that does not come back after a
+/// reset and one that vanishes (every register reads all ones); asynchronous events are raised
+/// there too. An out-of-range LBA or unknown namespace is answered with its status as the spec says.
 public final class NVMeController: SimulatedDevice, @unchecked Sendable {
     public struct Options: Sendable {
         public enum Processing: Sendable { case synchronous, thread }

@@ -114,6 +114,7 @@ struct NVMeEngine {
 
     /// A register write through the trapped BAR; returns false for a register software may not write.
     mutating func write(offset: Int, width: Int, value: UInt64) -> Bool {
+        if health.removed { return false }
         switch (offset, width) {
         case (Offset.asq, 8), (Offset.acq, 8): store64(offset, value)
         case (Offset.intms, 4), (Offset.intmc, 4), (Offset.cc, 4), (Offset.aqa, 4), (Offset.asq, 4), (Offset.asq + 4, 4),
@@ -138,6 +139,7 @@ struct NVMeEngine {
     /// Acts on what software wrote since the last call: CC changes, then doorbells. Returns
     /// true when anything happened, and the MSI-X vectors to signal in `interrupts`.
     mutating func service(interrupts: inout [Int]) -> Bool {
+        if health.removed { return false }
         var worked = false
         let newCC = load32(Offset.cc)
         if newCC != cc {

@@ -63,6 +63,8 @@ struct NVMeEngineHealth {
     var failures: (count: Int, status: UInt16, doNotRetry: Bool, opcode: UInt8?) = (0, 0, false, nil)
     var fatalAfter: Int?
     var permanent = false
+    /// The controller is gone: its registers read all ones and it services nothing.
+    var removed = false
 
     static let errorLogEntries = 64
     /// AERL: four requests outstanding at most.
