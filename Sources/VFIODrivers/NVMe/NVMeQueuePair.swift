@@ -262,16 +262,19 @@ public final class NVMeQueuePair: @unchecked Sendable {
     /// Frees every outstanding command, completing its request with `error`. For a controller
     /// that was reset: its queues are gone.
     func failAll(_ error: NVMeError) {
-        for cid in 0..<entries - 1 where slots[cid].inUse {
-            if slots[cid].request >= 0, let mailbox {
-                let request = slots[cid].request
-                free(cid)
-                mailbox.complete(request, .failure(error))
-            } else if slots[cid].keepCompletion {
-                if slots[cid].outcome == nil { slots[cid].outcome = .failure(error) }
-            } else {
-                free(cid)
-            }
+        for cid in 0..<entries - 1 where slots[cid].inUse { fail(cid, error) }
+    }
+
+    /// Ends outstanding command `cid` with `error`: its request fails, or a kept outcome is set.
+    private func fail(_ cid: Int, _ error: NVMeError) {
+        if slots[cid].request >= 0, let mailbox {
+            let request = slots[cid].request
+            free(cid)
+            mailbox.complete(request, .failure(error))
+        } else if slots[cid].keepCompletion {
+            if slots[cid].outcome == nil { slots[cid].outcome = .failure(error) }
+        } else {
+            free(cid)
         }
     }
 
@@ -304,16 +307,7 @@ public final class NVMeQueuePair: @unchecked Sendable {
                 state.pointee.unrung = true
                 continue
             }
-            let error = failure(command, slots[cid].resets)
-            if slots[cid].request >= 0, let mailbox {
-                let request = slots[cid].request
-                free(cid)
-                mailbox.complete(request, .failure(error))
-            } else if slots[cid].keepCompletion {
-                if slots[cid].outcome == nil { slots[cid].outcome = .failure(error) }
-            } else {
-                free(cid)
-            }
+            fail(cid, failure(command, slots[cid].resets))
         }
     }
 
