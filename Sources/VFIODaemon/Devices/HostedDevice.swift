@@ -89,6 +89,7 @@ final class HostedDevice: Sendable {
             return
         }
         mutable.withLock { $0.driver = instance }
+        if let reporting = instance as? any HealthReportingDriver { Self.logCriticalWarnings(of: reporting, logger: logger) }
         armRemovalRequest(onRemovalRequest)
         logger.notice("started", metadata: ["backend": "\(device.backend)", "context": "\(context)"])
         let trap = FaultInjection.trapsOnInterrupt(address)
@@ -191,13 +192,14 @@ final class HostedDevice: Sendable {
         let open = isOpen
         let dma = open ? DeviceStatus.DMA(mappings: device.dma.mappingCount, bytes: device.dma.mappedBytes) : .init(mappings: 0, bytes: 0)
         let activity = self.activity
+        let health = mutable.withLock { ($0.driver as? any HealthReportingDriver)?.health }
         return mutable.withLock { m in
             m.iommuFaults += faults
             return DeviceStatus(
                 address: address.description, driver: driverName, backend: backend.description, context: context,
                 state: m.state.name, detail: m.state.detail, interrupts: activity.interrupts, operations: activity.operations,
                 errors: activity.errors, queues: activity.queues, lastError: m.lastWorkError, dma: dma,
-                iommuFaults: m.faultsReadable ? m.iommuFaults : nil)
+                iommuFaults: m.faultsReadable ? m.iommuFaults : nil, health: health)
         }
     }
 

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Prometheus
 import Synchronization
+import VFIOKit
 
 /// The daemon's Prometheus metrics, made through swift-metrics with swift-prometheus's
 /// factory on a registry of the daemon's own (no global bootstrap, so tests can make several).
@@ -37,8 +38,21 @@ final class DaemonMetrics: Sendable {
                 if let faults = d.iommuFaults { count(&r, "vfiokit_iommu_faults_total", device, UInt64(faults)) }
                 gauge(&r, "vfiokit_dma_mapped_bytes", device, Double(d.dma.bytes))
                 gauge(&r, "vfiokit_dma_mappings", device, Double(d.dma.mappings))
+                if let health = d.health { record(&r, health, device) }
             }
         }
+    }
+
+    /// A device's health: temperature, spare, critical warnings and its lifetime error counts.
+    private func record(_ r: inout Recorded, _ health: DeviceHealth, _ device: [String: String]) {
+        if let kelvin = health.temperatureKelvin { gauge(&r, "vfiokit_device_temperature_celsius", device, Double(kelvin) - 273.15) }
+        if let spare = health.availableSparePercent { gauge(&r, "vfiokit_device_available_spare_ratio", device, Double(spare) / 100) }
+        if let threshold = health.availableSpareThresholdPercent {
+            gauge(&r, "vfiokit_device_available_spare_threshold_ratio", device, Double(threshold) / 100)
+        }
+        gauge(&r, "vfiokit_device_critical_warnings", device, Double(health.criticalWarnings.count))
+        if let media = health.mediaErrors { count(&r, "vfiokit_device_media_errors_total", device, media) }
+        if let errors = health.errorLogEntries { count(&r, "vfiokit_device_error_log_entries_total", device, errors) }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -38,6 +38,8 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     /// IOMMU faults read from the kernel log since start; nil when the log cannot be read
     /// (no IOMMU, or no permission to read /dev/kmsg).
     public var iommuFaults: Int?
+    /// The device's health as its driver last read it, for drivers that read it.
+    public var health: DeviceHealth? = nil
 }
 
 extension StatusReport {

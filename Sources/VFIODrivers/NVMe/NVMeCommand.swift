@@ -36,12 +36,14 @@ public struct NVMeCommand: Sendable, Equatable {
             switch opcode {
             case 0x00: return "Delete I/O Submission Queue"
             case 0x01: return "Create I/O Submission Queue"
+            case 0x02: return "Get Log Page (LID 0x\(String(cdw10 & 0xff, radix: 16)))"
             case 0x04: return "Delete I/O Completion Queue"
             case 0x05: return "Create I/O Completion Queue"
             case 0x06: return "Identify (CNS \(cdw10 & 0xff))"
             case 0x08: return "Abort"
             case 0x09: return "Set Features (FID 0x\(String(cdw10 & 0xff, radix: 16)))"
             case 0x0a: return "Get Features (FID 0x\(String(cdw10 & 0xff, radix: 16)))"
+            case 0x0c: return "Asynchronous Event Request"
             default: return "admin opcode 0x\(String(opcode, radix: 16))"
             }
         }

@@ -20,18 +20,12 @@ extension NVMeDriver {
         }
         failure.withLock { $0 = nil }
         failedEpoch.store(0, ordering: .releasing)
+        supervision.clear()
         try disable()
         try framework { () throws(VFIOError) in try device.setBusMaster(true) }
-        let adminEntries = min(configuration.adminQueueDepth, capabilities.maxQueueEntries, 4096)
-        let adminPair = try NVMeQueuePair(
-            id: 0, entries: adminEntries, maxTransfer: NVMeQueuePair.pageSize, dma: device.dma, bar: bar,
-            doorbellStride: capabilities.doorbellStride)
+        let adminPair = try makeAdminQueue()
         admin.withLock { $0 = adminPair }
-        registers.write(NVMeRegisters.adminQueueAttributes, UInt32(adminEntries - 1) << 16 | UInt32(adminEntries - 1))
-        registers.write(NVMeRegisters.adminSubmissionQueue, adminPair.submissionQueue.deviceAddress)
-        registers.write(NVMeRegisters.adminCompletionQueue, adminPair.completionQueue.deviceAddress)
-        registers.write(NVMeRegisters.configuration, NVMeControl.entrySizes | NVMeControl.enable)
-        try waitForReady(true)
+        try enable(admin: adminPair)
 
         let identity = try identifyController()
         controller = identity
@@ -39,6 +33,24 @@ extension NVMeDriver {
         let limit = identity.maxDataTransferExponent == 0 ? Int.max : capabilities.minPageSize << Int(identity.maxDataTransferExponent)
         maxTransfer = min(limit, NVMeQueuePair.pageSize * (NVMeQueuePair.pageSize / 8))
         try createQueues(maxTransfer: maxTransfer)
+        try startSupervision()
+    }
+
+    /// A fresh admin queue pair, sized by the configuration and CAP.MQES.
+    func makeAdminQueue() throws(NVMeError) -> NVMeQueuePair {
+        let entries = min(configuration.adminQueueDepth, capabilities.maxQueueEntries, 4096)
+        return try NVMeQueuePair(
+            id: 0, entries: entries, maxTransfer: NVMeQueuePair.pageSize, dma: device.dma, bar: bar,
+            doorbellStride: capabilities.doorbellStride)
+    }
+
+    /// Points the (disabled) controller at the admin queue `pair`, enables it and waits for RDY.
+    func enable(admin pair: NVMeQueuePair) throws(NVMeError) {
+        registers.write(NVMeRegisters.adminQueueAttributes, UInt32(pair.entries - 1) << 16 | UInt32(pair.entries - 1))
+        registers.write(NVMeRegisters.adminSubmissionQueue, pair.submissionQueue.deviceAddress)
+        registers.write(NVMeRegisters.adminCompletionQueue, pair.completionQueue.deviceAddress)
+        registers.write(NVMeRegisters.configuration, NVMeControl.entrySizes | NVMeControl.enable)
+        try waitForReady(true)
     }
 
     // MARK: Identify
@@ -60,7 +72,7 @@ extension NVMeDriver {
     }
 
     /// Runs Identify into a fresh page and parses it with `parse`.
-    private func identify<T>(cns: UInt32, namespaceID: UInt32, _ parse: (UnsafeRawBufferPointer) -> T) throws(NVMeError) -> T {
+    func identify<T>(cns: UInt32, namespaceID: UInt32, _ parse: (UnsafeRawBufferPointer) -> T) throws(NVMeError) -> T {
         let page = try framework { () throws(VFIOError) in try device.dma.allocate(NVMeQueuePair.pageSize) }
         try adminCommand(.identify(cns: cns, namespaceID: namespaceID, page: page.deviceAddress))
         MemoryBarrier.read()
@@ -78,6 +90,7 @@ extension NVMeDriver {
         if !configuration.polled {
             sources = try framework { () throws(VFIOError) in try device.interrupts.enable(.msix, vectors: count + 1) }
             msixEnabled = true
+            supervision.adminInterrupt = (-1, sources[0])
         }
         for id in 1...count {
             let pair = try NVMeQueuePair(
@@ -110,6 +123,8 @@ extension NVMeDriver {
     @discardableResult
     public func shutDown() -> Bool {
         guard active.exchange(false, ordering: .acquiringAndReleasing) else { return true }
+        // The control thread ends first: no reset or event handling runs after this.
+        stopSupervision()
         // The owner threads end first: nothing touches the queues after this.
         for owner in owners { owner.stop() }
         let queues = owners

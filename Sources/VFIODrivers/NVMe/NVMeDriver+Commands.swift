@@ -7,37 +7,50 @@ extension NVMeDriver {
     // MARK: Admin commands
 
     /// Runs an admin command and waits for its completion (polling the admin CQ), at most
-    /// ``Configuration/commandTimeout``. Returns DW0. A timeout resets the controller.
+    /// ``Configuration/commandTimeout``. Returns DW0. A timeout, or a controller reporting
+    /// CSTS.CFS meanwhile, fails the command and has the controller reset in place.
     @discardableResult
     public func adminCommand(_ command: NVMeCommand, data: NVMeDataRange? = nil) throws(NVMeError) -> UInt32 {
         try checkUsable()
-        let outcome: Result<UInt32, NVMeError>? = try admin.withLock { (a) throws(NVMeError) in
-            guard let pair = a else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }
-            let cid = try pair.submit(command, data: data)
-            pair.keepCompletion(cid)
-            pair.ring()
-            let clock = ContinuousClock()
-            let deadline = clock.now + configuration.commandTimeout
-            var spins = 0
-            while true {
-                pair.poll { _ in }
-                if let outcome = pair.takeOutcome(cid) { return outcome }
-                if registers.read(NVMeRegisters.status) & NVMeControl.fatalStatus != 0 {
-                    throw .controllerFatal(step: command.name(admin: true))
-                }
-                if clock.now >= deadline { return nil }
-                spins += 1
-                if spins > 100 { usleep(100) }
+        do {
+            return try admin.withLock { (a) throws(NVMeError) in
+                guard let pair = a else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }
+                return try runAdmin(pair, command, data: data)
             }
-        }
-        guard let outcome else {
-            let error = NVMeError.timeout(
-                command: command.name(admin: true), milliseconds: timeoutMilliseconds,
-                recovery: "the driver reset the controller (CC.EN cleared); bring it up again")
-            resetController(because: "admin command \(command.name(admin: true)) timed out", failing: error)
+        } catch {
+            switch error {
+            case let .timeout(name, _, _):
+                requestRecovery(because: "admin command \(name) timed out")
+            case .controllerFatal:
+                requestRecovery(because: "the controller reported a fatal status (CSTS.CFS) during \(command.name(admin: true))")
+            default: break
+            }
             throw error
         }
-        return try outcome.get()
+    }
+
+    /// Submits `command` on the admin queue `pair` (its lock held) and polls for its outcome,
+    /// handing Asynchronous Event Request completions to the control thread meanwhile. Throws
+    /// ``NVMeError/controllerFatal(step:)`` on CSTS.CFS and a timeout after the command timeout.
+    func runAdmin(_ pair: NVMeQueuePair, _ command: NVMeCommand, data: NVMeDataRange? = nil) throws(NVMeError) -> UInt32 {
+        let cid = try pair.submit(command, data: data)
+        pair.keepCompletion(cid)
+        pair.ring()
+        let clock = ContinuousClock()
+        let deadline = clock.now + configuration.commandTimeout
+        var spins = 0
+        while true {
+            reapAdmin(pair)
+            if let outcome = pair.takeOutcome(cid) { return try outcome.get() }
+            let status = registers.read(NVMeRegisters.status)
+            if status & NVMeControl.fatalStatus != 0 || status == ~0 { throw .controllerFatal(step: command.name(admin: true)) }
+            if clock.now >= deadline {
+                throw .timeout(command: command.name(admin: true), milliseconds: timeoutMilliseconds,
+                               recovery: "the driver resets the controller and initialises it again in place")
+            }
+            spins += 1
+            if spins > 100 { usleep(100) }
+        }
     }
 
     // MARK: The asynchronous block API
@@ -149,14 +162,12 @@ extension NVMeDriver {
 
     // MARK: Timeouts
 
-    /// On an owner thread: aborts `cid` on `queue`, which is past its deadline; resets the
-    /// controller when the abort does not take.
+    /// On an owner thread: aborts `cid` on `queue`, which is past its deadline; has the
+    /// controller reset in place when the abort does not take (the command is then resubmitted).
     func abort(queue: Int, commandID cid: UInt16, name: String) {
         let aborted: Bool
         do { aborted = try adminCommand(.abort(queue: queue, commandID: cid)) & 1 == 0 } catch { aborted = false }
         guard !aborted else { return }
-        resetController(because: "\(name) timed out and could not be aborted", failing: .timeout(
-            command: name, milliseconds: timeoutMilliseconds,
-            recovery: "the abort did not take, so the driver reset the controller (CC.EN cleared); bring it up again"))
+        requestRecovery(because: "\(name) timed out and could not be aborted")
     }
 }

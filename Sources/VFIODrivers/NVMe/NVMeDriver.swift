@@ -18,10 +18,15 @@ import VFIOKit
 /// owner thread itself: ``withQueuePair(_:_:)`` and ``queueOwner(_:)``.
 ///
 /// Every wait is bounded. An I/O command outstanding longer than
-/// ``Configuration/commandTimeout`` is aborted (its owner checks on a timerfd); if the abort fails, or an admin command times
-/// out, the controller is reset (CC.EN cleared) and every outstanding and later command fails
-/// with a clear error until the driver is brought up again. ``shutDown()`` deletes the queues,
-/// sets CC.SHN and waits for CSTS.SHST to report the shutdown complete.
+/// ``Configuration/commandTimeout`` is aborted (its owner checks on a timerfd, which also reads
+/// CSTS every 10 ms). A command failing with a status that allows it (DNR clear) is retried up
+/// to ``Configuration/retries`` times with back-off. When an abort fails, an admin command times
+/// out or CSTS shows a fatal status (or all ones), the controller is reset and re-initialised in
+/// place and what was outstanding is resubmitted where that is safe (`NVMeDriver+Recovery`); a
+/// controller that does not come back is given up on, and every outstanding and later command
+/// fails with a clear error until the driver is brought up again. Asynchronous events and log
+/// pages are handled on a control thread (`NVMeDriver+Events`). ``shutDown()`` deletes the
+/// queues, sets CC.SHN and waits for CSTS.SHST to report the shutdown complete.
 ///
 /// Start and stop are not concurrent with I/O; I/O calls are thread-safe. ``shutDown()`` must
 /// run before the driver goes (deinit only asserts it did: it does no blocking work).
@@ -36,6 +41,16 @@ public final class NVMeDriver: @unchecked Sendable {
         /// How long an I/O or admin command may take before the driver gives up on it.
         public var commandTimeout: Duration = .seconds(5)
         public var adminQueueDepth = 32
+        /// How many times a command failing with a retryable status (DNR clear) is submitted
+        /// again, and how many resets in place an outstanding command lives through.
+        public var retries = 3
+        /// The wait before the first retry, doubled for each later one (on the owner's tick).
+        public var retryBackoff: Duration = .milliseconds(10)
+        /// Asynchronous Event Requests kept outstanding (capped by the controller's AERL + 1).
+        public var asyncEventRequests = 4
+        /// How often the control thread reads the SMART / Health log for ``health`` (events
+        /// read it at once).
+        public var healthInterval: Duration = .seconds(60)
 
         public init() {}
     }
@@ -65,6 +80,8 @@ public final class NVMeDriver: @unchecked Sendable {
     var msixEnabled = false
     /// True from the start of ``bringUp()`` until ``shutDown()``: what there is to undo.
     let active = Atomic<Bool>(false)
+    /// Asynchronous events and resets in place: the control thread's state.
+    let supervision = NVMeSupervision()
 
     /// Probes `device`: class 0x010802 (NVM Express), a BAR 0 holding the registers, and a
     /// controller that supports the NVM command set with 4 KiB pages. Leaves it untouched.
@@ -121,6 +138,7 @@ public final class NVMeDriver: @unchecked Sendable {
     func resetController(because reason: String, failing error: NVMeError) {
         failure.withLock { if $0 == nil { $0 = (reason, error) } }
         failedEpoch.wrappingAdd(1, ordering: .releasing)
+        supervision.recovering.store(false, ordering: .releasing)
         // A controller that does not drop RDY is given up on all the same: nothing is sent to it.
         try? disable()
         for owner in owners { owner.reactor.run {} }

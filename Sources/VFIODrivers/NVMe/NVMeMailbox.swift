@@ -15,7 +15,19 @@ final class NVMeMailbox: @unchecked Sendable {
         var data: NVMeDataRange?
         var waiter: UnsafeContinuation<Void, Never>?
         var outcome: Result<UInt32, NVMeError> = .success(0)
+        /// Times the command was submitted again after a retryable status.
+        var attempts = 0
+        /// CLOCK_MONOTONIC_COARSE nanoseconds before which a parked retry waits.
+        var retryAt: UInt64 = 0
     }
+
+    /// How many retries a request gets, and the first back-off in nanoseconds (doubling).
+    var retryLimit = 0
+    var retryBackoff: UInt64 = 0
+    /// Records waiting out their back-off: owned by the owner thread (no atomics).
+    private let parked: UnsafeMutablePointer<Int>
+    private(set) var parkedCount = 0
+    private var parkedHead = 0
 
     let capacity: Int
     private let words: Int
@@ -35,6 +47,7 @@ final class NVMeMailbox: @unchecked Sendable {
         for i in 0..<self.capacity { (done + i).initialize(to: Atomic(false)) }
         taken = .allocate(capacity: words)
         posted = .allocate(capacity: words)
+        parked = .allocate(capacity: self.capacity)
         for i in 0..<words {
             (taken + i).initialize(to: Atomic(0))
             (posted + i).initialize(to: Atomic(0))
@@ -50,6 +63,7 @@ final class NVMeMailbox: @unchecked Sendable {
         taken.deallocate()
         posted.deinitialize(count: words)
         posted.deallocate()
+        parked.deallocate()
     }
 
     /// A free record, now the caller's; nil when `capacity` requests are already waiting.
@@ -104,7 +118,39 @@ final class NVMeMailbox: @unchecked Sendable {
         let outcome = records[i].outcome
         records[i].outcome = .success(0)
         records[i].data = nil
+        records[i].attempts = 0
         _ = taken[i / 64].bitwiseAnd(~(1 << UInt64(i % 64)), ordering: .releasing)
         return outcome
+    }
+
+    // MARK: Retries (the owner thread)
+
+    /// Parks record `i`, which failed with `status`, for a retry when the status allows one
+    /// and its retries are not used up; false when it must fail now.
+    @inline(__always)
+    func retryLater(_ i: Int, _ status: NVMeStatus) -> Bool {
+        guard status.isRetryable, records[i].attempts < retryLimit else { return false }
+        records[i].attempts += 1
+        records[i].retryAt = NVMeQueuePair.coarseNow() &+ retryBackoff << UInt64(records[i].attempts - 1)
+        parked[(parkedHead + parkedCount) % capacity] = i
+        parkedCount += 1
+        return true
+    }
+
+    /// Takes every parked record whose back-off is over (`all`: every one) and hands it to
+    /// `body`; the rest stay parked, in order.
+    func takeParked(all: Bool = false, _ body: (Int) -> Void) {
+        let now = NVMeQueuePair.coarseNow()
+        for _ in 0..<parkedCount {
+            let i = parked[parkedHead]
+            parkedHead = (parkedHead + 1) % capacity
+            parkedCount -= 1
+            if all || records[i].retryAt <= now {
+                body(i)
+            } else {
+                parked[(parkedHead + parkedCount) % capacity] = i
+                parkedCount += 1
+            }
+        }
     }
 }

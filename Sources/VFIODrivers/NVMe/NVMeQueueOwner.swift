@@ -36,7 +36,10 @@ public final class NVMeQueueOwner: @unchecked Sendable {
         mailbox = NVMeMailbox(capacity: max(1024, 4 * pair.entries))
         pair.mailbox = mailbox
         backlog = .allocate(capacity: mailbox.capacity)
-        let tick = min(.milliseconds(100), driver.configuration.commandTimeout / 4)
+        mailbox.retryLimit = max(0, driver.configuration.retries)
+        mailbox.retryBackoff = UInt64(max(.zero, driver.configuration.retryBackoff) / .nanoseconds(1))
+        // The tick checks CSTS, deadlines and retries: a dead controller is seen within 10 ms.
+        let tick = min(.milliseconds(10), driver.configuration.commandTimeout / 4)
         reactor = try framework { () throws(VFIOError) in
             try QueueReactor(name: "nvme-q\(pair.id)", system: system, tickInterval: tick)
         }
@@ -95,11 +98,16 @@ public final class NVMeQueueOwner: @unchecked Sendable {
 
     private func drain() {
         if driver.failureEpoch != failedEpoch { failAll() }
+        let holding = recovering
         mailbox.drain { i in
-            if backlogCount == 0, pair.canSubmit { submit(i) } else { enqueue(i) }
+            if !holding, backlogCount == 0, pair.canSubmit { submit(i) } else { enqueue(i) }
         }
         pair.ring()
     }
+
+    /// A reset in place is under way: nothing goes to the controller.
+    @inline(__always)
+    private var recovering: Bool { driver.supervision.recovering.load(ordering: .sequentiallyConsistent) }
 
     @inline(__always)
     private func submit(_ i: Int) {
@@ -121,6 +129,7 @@ public final class NVMeQueueOwner: @unchecked Sendable {
     }
 
     private func submitBacklog() {
+        if recovering { return }
         while backlogCount > 0, pair.canSubmit {
             let i = backlog[backlogHead]
             backlogHead = (backlogHead + 1) % mailbox.capacity
@@ -136,10 +145,22 @@ public final class NVMeQueueOwner: @unchecked Sendable {
         return pair.outstanding > 0 || backlogCount > 0
     }
 
-    /// Aborts commands past their deadline; a failed abort resets the controller.
+    /// The tick: checks CSTS (a fatal status or all ones has the controller reset in place),
+    /// resubmits retries whose back-off is over and aborts commands past their deadline; a
+    /// failed abort has the controller reset.
     private func expire() {
         if driver.failureEpoch != failedEpoch { failAll() }
-        guard driver.failureEpoch == 0 else { return }
+        guard driver.failureEpoch == 0, !recovering else { return }
+        if let trouble = driver.controllerTrouble() {
+            driver.requestRecovery(because: trouble)
+            return
+        }
+        if mailbox.parkedCount > 0 {
+            mailbox.takeParked { i in
+                if backlogCount == 0, pair.canSubmit { submit(i) } else { enqueue(i) }
+            }
+            pair.ring()
+        }
         let limit = UInt64(driver.configuration.commandTimeout / .nanoseconds(1))
         pair.expire(olderThan: limit) { cid, command in
             driver.abort(queue: pair.id, commandID: cid, name: command.name(admin: false))
@@ -157,6 +178,31 @@ public final class NVMeQueueOwner: @unchecked Sendable {
             backlogHead = (backlogHead + 1) % mailbox.capacity
             backlogCount -= 1
             mailbox.complete(i, .failure(error))
+        }
+        mailbox.takeParked(all: true) { i in mailbox.complete(i, .failure(error)) }
+    }
+
+    /// After a reset in place (the control thread runs it here): what was outstanding goes
+    /// again where that is safe, and the requests held meanwhile are submitted.
+    func resumeAfterReset() {
+        let limit = driver.configuration.retries
+        pair.resubmitOutstanding({ command, resets in
+            resets < limit && NVMeQueueOwner.isSafeToRepeat(command)
+        }, failure: { command, resets in
+            let name = command.name(admin: false)
+            guard NVMeQueueOwner.isSafeToRepeat(command) else { return .interruptedByReset(command: name) }
+            return .timeout(command: name, milliseconds: driver.timeoutMilliseconds,
+                            recovery: "the controller was reset \(resets + 1) times while it was outstanding, so the driver gave up on it")
+        })
+        submitBacklog()
+        pair.ring()
+    }
+
+    /// Reads, writes, flushes and write zeroes give the same result when repeated.
+    static func isSafeToRepeat(_ command: NVMeCommand) -> Bool {
+        switch command.opcode {
+        case NVMeCommand.Opcode.read, NVMeCommand.Opcode.write, NVMeCommand.Opcode.flush, 0x08: true
+        default: false
         }
     }
 }

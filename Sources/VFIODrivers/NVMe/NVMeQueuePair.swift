@@ -33,6 +33,8 @@ public final class NVMeQueuePair: @unchecked Sendable {
         var keepCompletion = false
         /// The outcome kept for ``takeOutcome(_:)``.
         var outcome: Result<UInt32, NVMeError>?
+        /// Resets in place the command was resubmitted after.
+        var resets = 0
     }
 
     struct State {
@@ -122,6 +124,7 @@ public final class NVMeQueuePair: @unchecked Sendable {
         slot.pointee.timedOut = false
         slot.pointee.keepCompletion = false
         slot.pointee.request = -1
+        slot.pointee.resets = 0
         command.store(to: submissionQueue.bytes.baseAddress! + s.pointee.sqTail * 64)
         s.pointee.sqTail = s.pointee.sqTail + 1 == entries ? 0 : s.pointee.sqTail + 1
         s.pointee.unrung = true
@@ -191,6 +194,11 @@ public final class NVMeQueuePair: @unchecked Sendable {
             guard cid < entries - 1, slots[cid].inUse else { continue }
             let request = slots[cid].request
             if request >= 0, let mailbox {
+                // A retryable failure waits for the owner's tick, then goes again.
+                if !completion.succeeded, !slots[cid].timedOut, mailbox.retryLater(request, completion.status) {
+                    free(cid)
+                    continue
+                }
                 let outcome = outcome(of: completion, slot: cid)
                 free(cid)
                 mailbox.complete(request, outcome)
@@ -254,16 +262,52 @@ public final class NVMeQueuePair: @unchecked Sendable {
     /// Frees every outstanding command, completing its request with `error`. For a controller
     /// that was reset: its queues are gone.
     func failAll(_ error: NVMeError) {
+        for cid in 0..<entries - 1 where slots[cid].inUse { fail(cid, error) }
+    }
+
+    /// Ends outstanding command `cid` with `error`: its request fails, or a kept outcome is set.
+    private func fail(_ cid: Int, _ error: NVMeError) {
+        if slots[cid].request >= 0, let mailbox {
+            let request = slots[cid].request
+            free(cid)
+            mailbox.complete(request, .failure(error))
+        } else if slots[cid].keepCompletion {
+            if slots[cid].outcome == nil { slots[cid].outcome = .failure(error) }
+        } else {
+            free(cid)
+        }
+    }
+
+    // MARK: Reset in place
+
+    /// Empties both rings (the controller was disabled, so it holds neither any more) and
+    /// zeroes the CQ, as a newly created queue must be; outstanding slots stay as they were.
+    func resetRings() {
+        completionQueue.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+        state.pointee.sqTail = 0
+        state.pointee.sqHead = 0
+        state.pointee.cqHead = 0
+        state.pointee.phase = 1
+        state.pointee.unrung = false
+    }
+
+    /// After ``resetRings()`` and the queues' re-creation: each outstanding command that
+    /// `resubmit` accepts goes into the SQ again with its command id and PRPs (its PRP list
+    /// page is its slot's) and a fresh deadline; the others are freed, their requests failed
+    /// with the error `failure` gives. The caller rings.
+    func resubmitOutstanding(_ resubmit: (NVMeCommand, _ resets: Int) -> Bool, failure: (NVMeCommand, _ resets: Int) -> NVMeError) {
         for cid in 0..<entries - 1 where slots[cid].inUse {
-            if slots[cid].request >= 0, let mailbox {
-                let request = slots[cid].request
-                free(cid)
-                mailbox.complete(request, .failure(error))
-            } else if slots[cid].keepCompletion {
-                if slots[cid].outcome == nil { slots[cid].outcome = .failure(error) }
-            } else {
-                free(cid)
+            let command = slots[cid].command
+            if resubmit(command, slots[cid].resets) {
+                slots[cid].resets += 1
+                slots[cid].timedOut = false
+                slots[cid].submittedAt = Self.coarseNow()
+                command.store(to: submissionQueue.bytes.baseAddress! + state.pointee.sqTail * 64)
+                state.pointee.sqTail = state.pointee.sqTail + 1 == entries ? 0 : state.pointee.sqTail + 1
+                state.pointee.unrung = true
+                continue
             }
+            fail(cid, failure(command, slots[cid].resets))
         }
     }
 

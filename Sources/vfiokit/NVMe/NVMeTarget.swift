@@ -24,6 +24,9 @@ struct NVMeTarget: ParsableArguments {
 
     @OptionGroup var logging: LoggingOptions
 
+    /// How output names the device: its address, or `simulated`.
+    var deviceName: String { simulated ? "simulated" : address ?? "?" }
+
     /// Opens the device and brings the driver up; the session closes everything.
     func open(_ configuration: NVMeDriver.Configuration, controllerThread: Bool = false) throws -> NVMeSession {
         guard let chosen = Backend(rawValue: backend), chosen != .uio else {

@@ -47,3 +47,18 @@ final class NVMeTestBench {
         return buffer
     }
 }
+
+extension NVMeTestBench {
+    /// Waits (polling every millisecond) until `condition` holds; fails the test after `limit`.
+    func waitUntil(_ limit: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        while !condition() {
+            guard clock.now < deadline else {
+                struct TimedOut: Error {}
+                throw TimedOut()
+            }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+}

@@ -1,4 +1,4 @@
-# The guest's initramfs: busybox, the vfiokit binary, jq, fio, mkfs.ext4, e2fsck and nbd-client
+# The guest's initramfs: busybox, the vfiokit binary, jq, fio, nvme (nvme-cli), mkfs.ext4, e2fsck and nbd-client
 # (the block export's checks) with the shared libraries they load
 # (at the paths they are loaded from), the guest scripts, the checks and their plans, and the
 # distro kernel's modules when there are any. Sourced by ../run. Built by an ordinary user: the
@@ -51,7 +51,7 @@ build_initramfs() {
   initramfs_add_with_closure "$root" "$vfiokit_bin"
   ln -s "$vfiokit_bin" "$root/vm/bin/vfiokit"
   local tool path
-  for tool in jq fio mkfs.ext4 e2fsck nbd-client; do
+  for tool in jq fio nvme mkfs.ext4 e2fsck nbd-client; do
     if path=$(PATH=$PATH:/usr/sbin:/sbin command -v "$tool"); then
       initramfs_add_with_closure "$root" "$(readlink -f "$path")"
       ln -s "$(readlink -f "$path")" "$root/vm/bin/$tool"

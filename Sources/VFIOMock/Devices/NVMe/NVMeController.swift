@@ -24,8 +24,10 @@ import Synchronization
 ///   ThreadSanitizer cannot see: it reports them, so TSan runs use `.synchronous`.
 ///
 /// Faults to inject: ``stall(commands:admin:opcode:)`` (commands that never complete unless
-/// aborted), ``injectFatalStatus()`` (CSTS.CFS); an out-of-range LBA or unknown namespace is
-/// answered with its status as the spec says.
+/// aborted), ``injectFatalStatus()`` (CSTS.CFS), and in `NVMeController+Health` failure
+/// statuses (retryable, media errors), CFS mid-I/O, a controller that does not come back after a
+/// reset and one that vanishes (every register reads all ones); asynchronous events are raised
+/// there too. An out-of-range LBA or unknown namespace is answered with its status as the spec says.
 public final class NVMeController: SimulatedDevice, @unchecked Sendable {
     public struct Options: Sendable {
         public enum Processing: Sendable { case synchronous, thread }
@@ -135,12 +137,12 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         signal(vectors)
     }
 
-    private func withEngine<T>(_ body: (inout NVMeEngine) -> T) -> T { lock.withLock { body(&engine) } }
+    func withEngine<T>(_ body: (inout NVMeEngine) -> T) -> T { lock.withLock { body(&engine) } }
 
     /// Function-level reset: the controller is disabled and its registers return to power-on.
     public func reset() { withEngine { $0.powerOn() } }
 
-    private func signal(_ vectors: [Int]) {
+    func signal(_ vectors: [Int]) {
         guard !vectors.isEmpty, let bus = busBox.withLock({ $0 }) else { return }
         for v in vectors { bus.signalMSIX(vector: v) }
     }

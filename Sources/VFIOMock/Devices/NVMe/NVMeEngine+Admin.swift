@@ -16,6 +16,7 @@ extension NVMeEngine {
         case AdminOpcode.deleteCQ: (deleteCompletionQueue(), 0)
         case AdminOpcode.abort: abort()
         case AdminOpcode.setFeatures, AdminOpcode.getFeatures: features(set: opcode == AdminOpcode.setFeatures)
+        case Self.getLogPageOpcode: (getLogPage(), 0)
         default: (NVMeStatusCode.invalidOpcode, 0)
         }
     }
@@ -23,6 +24,7 @@ extension NVMeEngine {
     private var queueCountResult: UInt32 { UInt32(options.ioQueuePairs - 1) | UInt32(options.ioQueuePairs - 1) << 16 }
 
     private mutating func features(set: Bool) -> (UInt16, UInt32) {
+        if dword(10) & 0xff == Self.asyncEventConfigurationFeature { return eventConfigurationFeature(set: set) }
         guard dword(10) & 0xff == Self.numberOfQueuesFeature else { return (NVMeStatusCode.invalidField, 0) }
         if set {
             // 0xffff is reserved in either half.
@@ -53,6 +55,9 @@ extension NVMeEngine {
             storeASCII(options.firmware, at: 64, width: 8, in: page)
             page.storeBytes(of: options.maxDataTransfer, toByteOffset: 77, as: UInt8.self)  // MDTS
             page.storeBytes(of: UInt32(0x0001_0400), toByteOffset: 80, as: UInt32.self)  // VER
+            page.storeBytes(of: UInt32(1 << 8), toByteOffset: 92, as: UInt32.self)  // OAES: namespace attribute notices
+            page.storeBytes(of: UInt8(NVMeEngineHealth.eventRequestLimit - 1), toByteOffset: 259, as: UInt8.self)  // AERL
+            page.storeBytes(of: UInt8(NVMeEngineHealth.errorLogEntries - 1), toByteOffset: 262, as: UInt8.self)  // ELPE
             page.storeBytes(of: UInt8(0x66), toByteOffset: 512, as: UInt8.self)  // SQES: 64 bytes
             page.storeBytes(of: UInt8(0x44), toByteOffset: 513, as: UInt8.self)  // CQES: 16 bytes
             page.storeBytes(of: UInt16(options.maxQueueEntries), toByteOffset: 514, as: UInt16.self)  // MAXCMD

@@ -55,6 +55,8 @@ struct NVMeEngine {
     /// Commands still to hold, and which: nil opcode holds any; `admin` picks the queue kind.
     var stalls: (count: Int, admin: Bool, opcode: UInt8?) = (0, false, nil)
     var numberOfQueuesSet = false
+    /// Log pages, asynchronous events and injected I/O faults.
+    var health = NVMeEngineHealth()
     /// 64-byte command and one page of PRP list, reused by every command.
     let command = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: NVMeEngine.pageSize, alignment: 8)
@@ -106,6 +108,7 @@ struct NVMeEngine {
         for i in submissionQueues.indices { submissionQueues[i] = nil }
         for i in completionQueues.indices { completionQueues[i] = nil }
         held.removeAll()
+        health.eventRequests.removeAll()
         numberOfQueuesSet = false
         if let registers {
             (registers + Offset.doorbells).initializeMemory(as: UInt8.self, repeating: 0, count: Self.doorbellAreaSize(options))
@@ -114,6 +117,7 @@ struct NVMeEngine {
 
     /// A register write through the trapped BAR; returns false for a register software may not write.
     mutating func write(offset: Int, width: Int, value: UInt64) -> Bool {
+        if health.removed { return false }
         switch (offset, width) {
         case (Offset.asq, 8), (Offset.acq, 8): store64(offset, value)
         case (Offset.intms, 4), (Offset.intmc, 4), (Offset.cc, 4), (Offset.aqa, 4), (Offset.asq, 4), (Offset.asq + 4, 4),
@@ -138,6 +142,7 @@ struct NVMeEngine {
     /// Acts on what software wrote since the last call: CC changes, then doorbells. Returns
     /// true when anything happened, and the MSI-X vectors to signal in `interrupts`.
     mutating func service(interrupts: inout [Int]) -> Bool {
+        if health.removed { return false }
         var worked = false
         let newCC = load32(Offset.cc)
         if newCC != cc {
@@ -158,10 +163,7 @@ struct NVMeEngine {
             if submissionQueues[q].map({ $0.head != $0.tail }) ?? false, process(queue: q) { worked = true }
             if isFatal { return true }
         }
-        for q in completionQueues.indices where completionQueues[q]?.interruptDue == true {
-            completionQueues[q]!.interruptDue = false
-            interrupts.append(completionQueues[q]!.vector)
-        }
+        interrupts += takeDueInterrupts()
         return worked
     }
 
@@ -172,7 +174,8 @@ struct NVMeEngine {
         if old & 1 == 0, enabled { enable() }
         if old & 1 != 0, !enabled {
             dropQueues()
-            csts = 0
+            // A permanently failed controller keeps CFS through the reset.
+            csts = health.permanent ? 2 : 0
         }
         let shutdown = (new >> 14) & 3 != 0
         if shutdown, (old >> 14) & 3 == 0 {
@@ -195,7 +198,7 @@ struct NVMeEngine {
         let asq = load64(Offset.asq), acq = load64(Offset.acq)
         let sqSize = Int(aqa & 0xfff) + 1, cqSize = Int((aqa >> 16) & 0xfff) + 1
         let pageMask = UInt64(Self.pageSize - 1)
-        guard (cc >> 7) & 0xf == 0, (cc >> 4) & 7 == 0, sqSize >= 2, cqSize >= 2,
+        guard !health.permanent, (cc >> 7) & 0xf == 0, (cc >> 4) & 7 == 0, sqSize >= 2, cqSize >= 2,
               asq != 0, acq != 0, asq & pageMask == 0, acq & pageMask == 0 else { return }
         submissionQueues[0] = SubmissionQueue(base: asq, size: sqSize, completionQueue: 0)
         completionQueues[0] = CompletionQueue(base: acq, size: cqSize, vector: 0, interrupts: true)
@@ -215,12 +218,26 @@ struct NVMeEngine {
             worked = true
             let opcode = command.load(as: UInt8.self)
             let commandID = command.load(fromByteOffset: 2, as: UInt16.self)
+            if q == 0, opcode == Self.asyncEventRequestOpcode {
+                acceptEventRequest(commandID)
+                continue
+            }
             if stalls.count > 0, stalls.admin == (q == 0), stalls.opcode.map({ $0 == opcode }) ?? true {
                 stalls.count -= 1
                 held.append(HeldCommand(queue: q, commandID: commandID))
                 continue
             }
+            if q != 0, let fault = takeFault(opcode) {
+                guard case let .status(status, doNotRetry) = fault else {
+                    // Fatal mid-I/O: this command was fetched and is never completed.
+                    setFatal()
+                    return true
+                }
+                post(to: sq.completionQueue, from: q, commandID: commandID, status: status, result: 0, doNotRetry: doNotRetry)
+                continue
+            }
             let (status, result) = q == 0 ? executeAdmin(opcode) : executeIO(opcode)
+            if q != 0, status == NVMeStatusCode.success { countIO(opcode) }
             post(to: sq.completionQueue, from: q, commandID: commandID, status: status, result: result)
             if isFatal { return true }
         }
@@ -229,10 +246,12 @@ struct NVMeEngine {
 
     /// Writes a completion entry: DW0 result, DW2 SQ head and SQ id, then DW3 with the
     /// command id, phase and status, last, so that a reader who sees the new phase sees it all.
-    mutating func post(to cqID: Int, from sqID: Int, commandID: UInt16, status: UInt16, result: UInt32) {
+    /// An error sets DNR unless `doNotRetry` says otherwise, and is kept in the error log.
+    mutating func post(to cqID: Int, from sqID: Int, commandID: UInt16, status: UInt16, result: UInt32, doNotRetry: Bool? = nil) {
         guard let cq = completionQueues[cqID], let bus else { return }
         let sqHead = UInt32(submissionQueues[sqID]?.head ?? 0)
-        let dnr: UInt32 = status == 0 ? 0 : 1 << 14
+        let dnr: UInt32 = doNotRetry ?? (status != 0) ? 1 << 14 : 0
+        if status != 0 { recordError(queue: sqID, commandID: commandID, status: status | UInt16(dnr)) }
         var front: (UInt32, UInt32, UInt32) = (result, 0, sqHead | UInt32(sqID) << 16)
         var last = UInt32(commandID) | cq.phase << 16 | (UInt32(status) | dnr) << 17
         let entry = cq.base + UInt64(cq.tail * 16)

@@ -1,0 +1,73 @@
+import FoundationEssentials
+import Logging
+import Synchronization
+import Testing
+@testable import VFIODaemon
+import VFIODrivers
+import VFIOKit
+import VFIOMock
+
+/// A hosted NVMe controller's health: critical warnings logged as they come on, and the SMART
+/// figures in the status and the metrics.
+@Suite struct DeviceHealthTests {
+    /// Keeps every message logged at `critical`.
+    struct CriticalLines: LogHandler {
+        let captured: Captured
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            guard event.level == .critical else { return }
+            let extra = (event.metadata ?? [:]).merging(metadata) { a, _ in a }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            captured.lines.withLock { $0.append("\(event.message) \(extra.joined(separator: " "))") }
+        }
+    }
+
+    final class Captured: Sendable { let lines = Mutex<[String]>([]) }
+
+    @Test func aCriticalWarningIsLoggedAndTheHealthIsExported() throws {
+        let machine = try DaemonMachine(edu: [])
+        defer { machine.removeStateDirectory() }
+        let controller = NVMeController(namespaces: [NVMeNamespace(blockCount: 1024)])
+        controller.setHealth { h in
+            h.temperature = 318
+            h.mediaErrors = 4
+        }
+        try machine.kernel.plug(controller, at: first, driver: .vfioPCI)
+        let captured = Captured()
+        let configuration = DaemonConfiguration(
+            devices: [.init(address: first, driver: "nvme")], bind: false, stateDirectory: machine.stateDirectory, workInterval: .milliseconds(1))
+        let host = try DriverHost(
+            configuration: configuration, system: machine.kernel, simulated: true,
+            logger: Logger(label: "test") { _ in CriticalLines(captured: captured) })
+        try host.start()
+        defer { host.shutdown() }
+        #expect(eventually { host.device(first)?.health != nil })
+        #expect(captured.lines.withLock { $0.isEmpty })
+        let health = try #require(host.device(first)?.health)
+        #expect(health.temperatureKelvin == 318)
+        #expect(health.mediaErrors == 4)
+        #expect(health.criticalWarnings == [])
+
+        controller.setHealth { $0.availableSpare = 4 }
+        controller.raiseCriticalWarning(1)
+        #expect(eventually { !captured.lines.withLock { $0.isEmpty } })
+        let line = try #require(captured.lines.withLock { $0.first })
+        #expect(line.contains("critical warning: available spare below threshold (asynchronous event: SMART / health: spare below threshold)"))
+        #expect(line.contains("available_spare_percent=4"))
+        #expect(line.contains("device=\(first)"))
+
+        let metrics = DaemonMetrics()
+        metrics.update(host.status())
+        let text = metrics.text()
+        let labels = #"{device="\#(first)",driver="nvme"}"#
+        #expect(text.contains("vfiokit_device_temperature_celsius\(labels) 44.85"))
+        #expect(text.contains("vfiokit_device_available_spare_ratio\(labels) 0.04"))
+        #expect(text.contains("vfiokit_device_critical_warnings\(labels) 1"))
+        #expect(text.contains("vfiokit_device_media_errors_total\(labels) 4"))
+        #expect(text.contains("vfiokit_device_error_log_entries_total\(labels) 0"))
+    }
+}
