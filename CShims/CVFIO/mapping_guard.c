@@ -43,23 +43,27 @@ static void fill_ones(uintptr_t start, uintptr_t end) {
     for (uint64_t *w = (uint64_t *)start; (uintptr_t)w < end; w++) __atomic_store_n(w, ~(uint64_t)0, __ATOMIC_RELAXED);
 }
 
-static void on_sigbus(int sig, siginfo_t *info, void *context) {
-    int saved = errno;
-    uintptr_t a = (uintptr_t)info->si_addr;
+int cvfio_guard_revoke(const void *address) {
+    uintptr_t a = (uintptr_t)address;
     for (int i = 0; i < CVFIO_GUARDED_MAPPINGS; i++) {
         uintptr_t start = atomic_load_explicit(&guards[i].start, memory_order_acquire);
         if (start == 0 || a < start) continue;
         uintptr_t end = atomic_load_explicit(&guards[i].end, memory_order_relaxed);
         if (a >= end) continue;
         void *p = mmap((void *)start, end - start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        if (p == MAP_FAILED) break;
+        if (p == MAP_FAILED) return 0;
         fill_ones(start, end);
         atomic_store_explicit(&guards[i].tripped, 1, memory_order_release);
-        errno = saved;
-        return;
+        return 1;
     }
+    return 0;
+}
+
+static void on_sigbus(int sig, siginfo_t *info, void *context) {
+    int saved = errno;
+    int revoked = cvfio_guard_revoke(info->si_addr);
     errno = saved;
-    pass_on(sig, info, context);
+    if (!revoked) pass_on(sig, info, context);
 }
 
 static void install(void) {

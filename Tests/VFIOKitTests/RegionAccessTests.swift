@@ -66,7 +66,7 @@ enum OversizedRegisters: RegisterLayout {
     @Test(arguments: allBackends)
     func aTrappedBARGoesThroughPreadAndPwrite(_ backend: Backend) throws {
         let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let device = try machine.open(Devices.edu(trapped: true), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
         // vfio-pci says the BAR cannot be mapped; sysfs cannot tell, so UIO tries and falls back.
@@ -82,6 +82,30 @@ enum OversizedRegisters: RegisterLayout {
         // 64-bit registers go through as one 8-byte access.
         registers.write(EduRegisters.dmaSource, 0x1_2345_6000)
         #expect(registers.read(EduRegisters.dmaSource) == 0x1_2345_6000)
+        #expect(bar.accessErrors == 0)
+    }
+
+    /// edu's register BAR is mapped as vfio-pci maps QEMU's edu, and every load and store
+    /// through the mapping reaches the register model: the liveness register inverts what was
+    /// just written, which a store landing in plain memory would not.
+    @Test(arguments: allBackends)
+    func aRegisterBARIsMappedAndItsModelSeesEveryAccess(_ backend: Backend) throws {
+        let machine = MockMachine(for: backend)
+        let device = try machine.open(Devices.edu(), on: backend)
+        defer { device.close() }
+        let bar = try device.bar(0)
+        #expect(bar.pointer(covering: 0..<bar.size) != nil)
+        let registers = try bar.mmio(EduRegisters.self)
+        #expect(registers.isMapped)
+        let before = machine.kernel.registerAccessesThroughMappings
+        #expect(registers.read(EduRegisters.identification) == 0x0100_00ed)
+        for probe: UInt32 in [0, 0x1234_5678, 0xffff_ffff] {
+            registers.write(EduRegisters.liveness, probe)
+            #expect(registers.read(EduRegisters.liveness) == ~probe)
+        }
+        registers.write(EduRegisters.dmaSource, 0x1_2345_6000)
+        #expect(registers.read(EduRegisters.dmaSource) == 0x1_2345_6000)
+        #expect(machine.kernel.registerAccessesThroughMappings == before + 9)
         #expect(bar.accessErrors == 0)
     }
 
@@ -121,7 +145,7 @@ enum OversizedRegisters: RegisterLayout {
     /// throws the first, naming the call, the offset and the errno, once; a read gives all ones.
     @Test func aFailedTrappedAccessIsKeptForTheNextCheck() throws {
         let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
+        try machine.kernel.plug(Devices.edu(trapped: true), at: MockMachine.primary)
         let failing = Mutex(false)
         let seam = InterposedKernel(machine.kernel) { (call) throws(Errno) in
             if call == .pwrite || call == .pread, failing.withLock({ $0 }) { throw .ioError }
