@@ -6,6 +6,7 @@
 // first guard, and stays: a process that guards nothing never installs it.
 #define _GNU_SOURCE
 #include "cvfio_mapping_guard.h"
+#include "signal_chain.h"
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,19 +25,6 @@ static struct {
 static pthread_once_t installed = PTHREAD_ONCE_INIT;
 static int install_error;
 static struct sigaction previous;
-
-// Hands a SIGBUS that is not ours to whoever had it before.
-static void pass_on(int sig, siginfo_t *info, void *context) {
-    if (previous.sa_flags & SA_SIGINFO) {
-        previous.sa_sigaction(sig, info, context);
-    } else if (previous.sa_handler != SIG_IGN && previous.sa_handler != SIG_DFL) {
-        previous.sa_handler(sig);
-    } else {
-        // The default action: returning re-runs the access, which faults again and ends the
-        // process as if no handler had been installed.
-        signal(sig, SIG_DFL);
-    }
-}
 
 // Word by word as relaxed atomics: other threads may read the range meanwhile.
 static void fill_ones(uintptr_t start, uintptr_t end) {
@@ -63,7 +51,7 @@ static void on_sigbus(int sig, siginfo_t *info, void *context) {
     int saved = errno;
     int revoked = cvfio_guard_revoke(info->si_addr);
     errno = saved;
-    if (!revoked) pass_on(sig, info, context);
+    if (!revoked) cvfio_pass_on(&previous, sig, info, context);
 }
 
 static void install(void) {

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "cvfio_mmio_trap.h"
 #include "cvfio_mapping_guard.h"
+#include "signal_chain.h"
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,18 +29,6 @@ static struct {
 static pthread_once_t installed = PTHREAD_ONCE_INIT;
 static int install_error;
 static struct sigaction previous;
-
-static void pass_on(int sig, siginfo_t *info, void *context) {
-    if (previous.sa_flags & SA_SIGINFO) {
-        previous.sa_sigaction(sig, info, context);
-    } else if (previous.sa_handler != SIG_IGN && previous.sa_handler != SIG_DFL) {
-        previous.sa_handler(sig);
-    } else {
-        // The default action: returning re-runs the access, which faults again and ends the
-        // process as if no handler had been installed.
-        signal(sig, SIG_DFL);
-    }
-}
 
 // A decoded MOV or MOVZX with a memory operand.
 struct access {
@@ -177,7 +166,7 @@ static void on_sigsegv(int sig, siginfo_t *info, void *context) {
         return;
     }
     errno = saved;
-    pass_on(sig, info, context);
+    cvfio_pass_on(&previous, sig, info, context);
 }
 
 static void install(void) {
