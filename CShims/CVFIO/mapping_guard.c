@@ -6,6 +6,7 @@
 // first guard, and stays: a process that guards nothing never installs it.
 #define _GNU_SOURCE
 #include "cvfio_mapping_guard.h"
+#include "signal_chain.h"
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,41 +26,32 @@ static pthread_once_t installed = PTHREAD_ONCE_INIT;
 static int install_error;
 static struct sigaction previous;
 
-// Hands a SIGBUS that is not ours to whoever had it before.
-static void pass_on(int sig, siginfo_t *info, void *context) {
-    if (previous.sa_flags & SA_SIGINFO) {
-        previous.sa_sigaction(sig, info, context);
-    } else if (previous.sa_handler != SIG_IGN && previous.sa_handler != SIG_DFL) {
-        previous.sa_handler(sig);
-    } else {
-        // The default action: returning re-runs the access, which faults again and ends the
-        // process as if no handler had been installed.
-        signal(sig, SIG_DFL);
-    }
-}
-
 // Word by word as relaxed atomics: other threads may read the range meanwhile.
 static void fill_ones(uintptr_t start, uintptr_t end) {
     for (uint64_t *w = (uint64_t *)start; (uintptr_t)w < end; w++) __atomic_store_n(w, ~(uint64_t)0, __ATOMIC_RELAXED);
 }
 
-static void on_sigbus(int sig, siginfo_t *info, void *context) {
-    int saved = errno;
-    uintptr_t a = (uintptr_t)info->si_addr;
+int cvfio_guard_revoke(const void *address) {
+    uintptr_t a = (uintptr_t)address;
     for (int i = 0; i < CVFIO_GUARDED_MAPPINGS; i++) {
         uintptr_t start = atomic_load_explicit(&guards[i].start, memory_order_acquire);
         if (start == 0 || a < start) continue;
         uintptr_t end = atomic_load_explicit(&guards[i].end, memory_order_relaxed);
         if (a >= end) continue;
         void *p = mmap((void *)start, end - start, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        if (p == MAP_FAILED) break;
+        if (p == MAP_FAILED) return 0;
         fill_ones(start, end);
         atomic_store_explicit(&guards[i].tripped, 1, memory_order_release);
-        errno = saved;
-        return;
+        return 1;
     }
+    return 0;
+}
+
+static void on_sigbus(int sig, siginfo_t *info, void *context) {
+    int saved = errno;
+    int revoked = cvfio_guard_revoke(info->si_addr);
     errno = saved;
-    pass_on(sig, info, context);
+    if (!revoked) cvfio_pass_on(&previous, sig, info, context);
 }
 
 static void install(void) {

@@ -34,7 +34,7 @@ public struct Scenario: Sendable {
 /// The scenario list and how a run over it goes.
 public enum Conformance {
     /// Every scenario, in the order runs print them.
-    public static let scenarios: [Scenario] = dmaScenarios + groupScenarios + deviceScenarios + sweepScenarios + iommufdScenarios
+    public static let scenarios: [Scenario] = dmaScenarios + groupScenarios + deviceScenarios + featureScenarios + sweepScenarios + iommufdScenarios
 
     /// The modes `system` offers: the type1 modes with `/dev/vfio/vfio`, the iommufd ones
     /// with `/dev/iommu` as well.

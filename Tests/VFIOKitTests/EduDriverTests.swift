@@ -25,6 +25,10 @@ import VFIOMock
         let fault = try #require(steps.last)
         #expect(fault.passed == (backend.translatesDMA ? true : nil), "\(fault)")
         #expect(steps.first { $0.name == "start" }?.detail.hasPrefix(backend == .uio ? "INTx" : "MSI") == true)
+        // Its registers went through the mapping of BAR 0, as on the kernel, each access
+        // faulting into the edu model (uio's resource0 maps the same way).
+        #expect(try device.bar(0).pointer(covering: 0..<0x100) != nil)
+        #expect(machine.kernel.registerAccessesThroughMappings > 0)
         if backend.translatesDMA {
             // The stray DMA the fault step made is the one fault the IOMMU saw.
             #expect(machine.kernel.dmaFaults.map(\.reason) == [.unmapped])

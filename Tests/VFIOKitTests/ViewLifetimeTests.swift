@@ -105,7 +105,7 @@ import CVFIO
 
     @Test func aTrappedViewReadsAllOnesAfterCloseAndNeverTouchesAReusedDescriptor() throws {
         let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
+        try machine.kernel.plug(Devices.edu(trapped: true), at: MockMachine.primary)
         let device = try PCIDevice.open(MockMachine.primary, backend: .legacy, system: machine.kernel)
         let view = try device.bar(0).mmio(EduRegisters.self)
         #expect(!view.isMapped)
@@ -140,7 +140,7 @@ import CVFIO
     @Test func theSelftestStepChecksTheStaleViewPromise() throws {
         let mapped = StaleViewCheck.run(closing: try MockMachine().open(Devices.memory(), on: .legacy))
         #expect(mapped.description == "ok   stale view: after close, BAR 0 (mapped) read 0xffffffff; a write of 0x5a5a0000 through it landed in private memory (read back 0x5a5a0000); region closed")
-        let trapped = StaleViewCheck.run(closing: try MockMachine().open(Devices.edu(), on: .legacy))
+        let trapped = StaleViewCheck.run(closing: try MockMachine().open(Devices.edu(trapped: true), on: .legacy))
         #expect(trapped.description == "ok   stale view: after close, BAR 0 (trapped) read 0xffffffff; a write of 0x5a5a0000 through it failed (read back 0xffffffff); region closed")
     }
 

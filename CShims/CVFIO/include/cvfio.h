@@ -7,6 +7,7 @@
  *   cvfio_mmio.h            volatile MMIO accessors and barriers
  *   cvfio_ims_scan.h        the IMS status-group scan (ims_scan.c)
  *   cvfio_mapping_guard.h   SIGBUS on a revoked device mapping makes it stale (mapping_guard.c)
+ *   cvfio_mmio_trap.h       a mapping whose every access faults into a device model (mmio_trap.c)
  *
  * tsan_mutex.c, built only under ThreadSanitizer, has no header: it replaces the
  * Synchronization library's contended Mutex paths so ThreadSanitizer sees their hand-over.
@@ -19,5 +20,6 @@
 #include "cvfio_mmio.h"
 #include "cvfio_ims_scan.h"
 #include "cvfio_mapping_guard.h"
+#include "cvfio_mmio_trap.h"
 
 #endif

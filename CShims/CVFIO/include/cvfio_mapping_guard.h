@@ -24,6 +24,11 @@ int cvfio_guard_mapping(void *address, size_t length);
 /* 1 once a SIGBUS replaced the guarded range with all-ones memory, else 0. */
 int cvfio_guard_tripped(int guard);
 
+/* What the SIGBUS handler does for a fault at `address`: when a guarded range holds it, the
+ * range becomes all-ones memory, the guard is tripped, and 1 is returned; else 0. For a
+ * handler that stands for the kernel's fault path (cvfio_mmio_trap.h). Async-signal-safe. */
+int cvfio_guard_revoke(const void *address);
+
 /* Ends a guard. Call it before the range is unmapped, when nothing accesses it any more. */
 void cvfio_unguard_mapping(int guard);
 

@@ -32,6 +32,9 @@ public final class EduDevice: SimulatedDevice {
         public var supportsReset = false
         /// Adds a BAR2 of plain shared memory this size, for fast-path MMIO tests.
         public var ramBARSize: Int? = nil
+        /// Whether BAR0 is mappable, as vfio-pci maps QEMU's edu (its registers still see every
+        /// access); false stands for a register BAR vfio-pci cannot map (pread/pwrite only).
+        public var mappableRegisters = true
 
         public init() {}
     }
@@ -63,7 +66,7 @@ public final class EduDevice: SimulatedDevice {
     public init(options: Options = Options()) { self.options = options }
 
     public var description: DeviceDescription {
-        var bars = [BARDescription(index: 0, size: 1 << 20, backing: .trapped)]
+        var bars = [BARDescription(index: 0, size: 1 << 20, backing: options.mappableRegisters ? .registers : .trapped)]
         if let size = options.ramBARSize { bars.append(BARDescription(index: 2, size: size, backing: .sharedMemory)) }
         return DeviceDescription(
             vendorID: 0x1234, deviceID: 0x11e8, classCode: 0x00ff00, revision: 0x10, bars: bars, interruptPin: 1,

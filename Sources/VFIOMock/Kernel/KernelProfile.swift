@@ -22,14 +22,20 @@ extension MockKernel {
         /// they copy back through `cap_offset` when `argsz` reaches it (20 bytes) and the
         /// fields before it otherwise (16), so `pad` keeps whatever the caller left there.
         public var writesInfoPadding: Bool
+        /// `VFIO_DEVICE_FEATURE`'s entries vfio-pci answers for a device with no migration,
+        /// dirty-page logging or VF token: `LOW_POWER_ENTRY`, `_ENTRY_WITH_WAKEUP` and `_EXIT`
+        /// (6.0). Migration (6.0), DMA logging (6.2) and `MIG_DATA_SIZE` (6.7) exist by release
+        /// but answer `ENOTTY` without a variant driver, as every unknown feature does.
+        public var lowPowerFeatures: Bool
 
         public init(release: String, hasIOMMUFDAndCdev: Bool, alignsInfoCapabilities: Bool, dynamicMSIX: Bool,
-                    writesInfoPadding: Bool) {
+                    writesInfoPadding: Bool, lowPowerFeatures: Bool = true) {
             self.release = release
             self.hasIOMMUFDAndCdev = hasIOMMUFDAndCdev
             self.alignsInfoCapabilities = alignsInfoCapabilities
             self.dynamicMSIX = dynamicMSIX
             self.writesInfoPadding = writesInfoPadding
+            self.lowPowerFeatures = lowPowerFeatures
         }
 
         /// Linux 6.1 (Debian 12's kernel, the `distro` guest of Tests/VM).

@@ -87,10 +87,10 @@ extension MockKernel {
                 guard offset == nil else { throw .illegalSeek }
                 return .uio(u, file)
             case .resource(let f, let bar):
-                // sysfs resourceN has read/write only for I/O-port BARs; the mock treats its
-                // trapped BARs the same way, since it cannot trap accesses to a mapping.
-                guard f.barMemory[bar] == nil, let size = f.description.bars.first(where: { $0.index == bar })?.size,
-                      position < size else { throw .ioError }
+                // sysfs resourceN has read/write only for I/O-port BARs; the mock treats the
+                // BARs it cannot map the same way.
+                guard let b = f.description.bars.first(where: { $0.index == bar }), !b.isMappable, position < b.size else { throw .ioError }
+                let size = b.size
                 let chunks = VFIOPCIDevice.chunks(offset: position, count: min(buffer.count, size - position)).map {
                     RegionAccessPlan.Chunk(offset: $0.offset, width: $0.width, excluded: false)
                 }
@@ -165,7 +165,7 @@ extension MockKernel {
         throws(Errno) -> UnsafeMutableRawPointer
     {
         guard let fd else { return try anonymousMap(length: length, protection: protection, flags: flags) }
-        let target = try lock.withLock { () throws(Errno) -> (fd: Int32, offset: Int64)? in
+        let target = try lock.withLock { () throws(Errno) -> MapTarget? in
             guard let file = files[fd.rawValue] else { return nil }
             guard length > 0, offset % 4096 == 0 else { throw .invalidArgument }
             let shared = flags & MAP_SHARED != 0
@@ -174,11 +174,13 @@ extension MockKernel {
                 guard df.accessGranted else { throw .invalidArgument }
                 return try df.device.planMap(offset: offset, length: length, shared: shared)
             case .resource(let f, let bar):
-                guard let m = f.barMemory[bar] else { throw .noSuchAddressOrDevice }
-                guard Int(offset) + length <= (m.size + 4095) & ~4095 else { throw .invalidArgument }
-                return (m.fd, offset)
+                guard let b = f.description.bars.first(where: { $0.index == bar }), b.isMappable else { throw .noSuchAddressOrDevice }
+                guard Int(offset) + length <= (b.size + 4095) & ~4095 else { throw .invalidArgument }
+                guard let m = f.barMemory[bar] else { return .registers(f, bar: bar, offset: Int(offset), vfio: nil) }
+                return .memory(fd: m.fd, offset: offset)
             case .uio(let u):
-                return try u.mapTarget(index: Int(offset / 4096), length: length)
+                let t = try u.mapTarget(index: Int(offset / 4096), length: length)
+                return .memory(fd: t.fd, offset: t.offset)
             default:
                 throw .operationNotSupportedByDevice
             }
@@ -189,10 +191,17 @@ extension MockKernel {
             }
             return p
         }
-        guard let p = Glibc.mmap(nil, length, protection, flags, target.fd, off_t(target.offset)), p != MAP_FAILED else {
-            throw Errno(rawValue: errno)
+        switch target {
+        case .memory(let memfd, let at):
+            guard let p = Glibc.mmap(nil, length, protection, flags, memfd, off_t(at)), p != MAP_FAILED else {
+                throw Errno(rawValue: errno)
+            }
+            return p
+        case .registers(let function, let bar, let at, let vfio):
+            let mapping = try TrappedMapping(kernel: self, function: function, vfio: vfio, bar: bar, base: at, length: length)
+            lock.withLock { trappedMappings[UInt(bitPattern: mapping.address)] = mapping }
+            return mapping.address
         }
-        return p
     }
 
     /// Anonymous memory becomes process memory the mock can pin and give physical pages.
@@ -208,6 +217,13 @@ extension MockKernel {
     }
 
     public func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
+        // A trapped register mapping ends whole, before its range can be reused.
+        let start = UInt(bitPattern: address)
+        let ended = lock.withLock { () -> [TrappedMapping] in
+            let keys = trappedMappings.keys.filter { $0 < start + UInt(length) && start < $0 + UInt(trappedMappings[$0]!.length) }
+            return keys.compactMap { trappedMappings.removeValue(forKey: $0) }
+        }
+        for m in ended { m.untrap() }
         if Glibc.munmap(address, length) < 0 { throw Errno(rawValue: errno) }
         lock.withLock { memory.unregister(start: UInt64(UInt(bitPattern: address)), length: UInt64(length)) }
     }

@@ -114,11 +114,7 @@ extension MockKernel {
         case UInt(CVFIO_DEVICE_RESET):
             guard d.resetWorks else { throw .invalidArgument }
             d.resetPreservingConfig()
-        case UInt(CVFIO_DEVICE_FEATURE):
-            let arg = try UserPointer(argument)
-            guard arg.load(0, as: UInt32.self) >= 8 else { throw .invalidArgument }
-            // No device feature (migration, DMA logging, low-power) is modelled.
-            throw .inappropriateIOCTLForDevice
+        case UInt(CVFIO_DEVICE_FEATURE): try d.deviceFeature(UserPointer(argument))
         default: throw .inappropriateIOCTLForDevice
         }
         return 0

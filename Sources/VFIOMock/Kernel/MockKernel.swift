@@ -29,6 +29,10 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     var uioDevices: [PCIAddress: UIODevice] = [:]
     var files: [Int32: OpenFile] = [:]
     var memory = ProcessMemory()
+    /// Register BARs mapped through the seam, by address, until `munmap`.
+    var trappedMappings: [UInt: TrappedMapping] = [:]
+    /// Loads and stores served through them.
+    var trappedMappingAccesses = 0
     var faults: [DMAFault] = []
     var kernelLog = KernelLog()
     var overrides: [PCIAddress: String] = [:]
@@ -47,6 +51,7 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     deinit {
         for file in files.values { Glibc.close(file.placeholder) }
         for d in vfioDevices.values { d.closeAllTriggers() }
+        for m in trappedMappings.values { m.untrap() }
         // Groups and their container refer to each other until detached, and an open
         // /dev/uioN and its device until the file is closed.
         for g in groups.values { g.container?.detach(g) }
@@ -182,6 +187,10 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     public var dmaFaults: [DMAFault] { lock.withLock { faults } }
 
     public func clearDMAFaults() { lock.withLock { faults.removeAll() } }
+
+    /// How many loads and stores reached register BARs through mappings (each one faulted
+    /// into the device model; see `BARDescription.Backing.registers`).
+    public var registerAccessesThroughMappings: Int { lock.withLock { trappedMappingAccesses } }
 
     /// How many descriptors the mock has handed out and not seen closed (for leak checks).
     public var openFileCount: Int { lock.withLock { files.count } }

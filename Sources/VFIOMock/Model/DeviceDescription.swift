@@ -63,6 +63,10 @@ public struct BARDescription: Sendable, Equatable {
     public enum Backing: Sendable, Equatable {
         /// Plain memory shared between the device and whoever maps it (a memfd): mmappable.
         case sharedMemory
+        /// Registers, mappable as on hardware: pread/pwrite call the device model, and so does
+        /// every load and store through a mapping (it faults into the model; CVFIO's
+        /// `cvfio_mmio_trap.h`). On an architecture the trap cannot decode, pread/pwrite only.
+        case registers
         /// Every access calls the device model: pread/pwrite only, like a BAR smaller than a
         /// page or one vfio-pci cannot mmap.
         case trapped

@@ -114,6 +114,20 @@ final class PCIFunction {
         return privateMSIX.map { $0 + 16 * vector }
     }
 
+    /// Where the byte at `offset` of BAR `bar` lives when the MSI-X table or PBA holds it (a
+    /// mapping of the BAR reaches them, as on hardware); nil for any other byte.
+    func msixStructure(bar: Int, offset: Int) -> UnsafeMutableRawPointer? {
+        guard let m = description.msix else { return nil }
+        if bar == m.tableBAR, offset >= m.tableOffset, offset < m.tableOffset + 16 * m.tableSize {
+            return msixEntry((offset - m.tableOffset) / 16).map { $0 + (offset - m.tableOffset) % 16 }
+        }
+        let pbaBytes = 8 * ((m.tableSize + 63) / 64)
+        if bar == m.pbaBAR, offset >= m.pbaOffset, offset < m.pbaOffset + pbaBytes {
+            return pbaWord(((offset - m.pbaOffset) / 8) * 64).map { $0 + (offset - m.pbaOffset) % 8 }
+        }
+        return nil
+    }
+
     private func pbaWord(_ vector: Int) -> UnsafeMutableRawPointer? {
         guard let m = description.msix else { return nil }
         if let mem = barMemory[m.pbaBAR] { return mem.bytes + m.pbaOffset + 8 * (vector / 64) }

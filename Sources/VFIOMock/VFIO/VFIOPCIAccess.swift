@@ -92,12 +92,13 @@ extension VFIOPCIDevice {
         return .config(count: done, writes: writes, reset: reset)
     }
 
-    /// `vfio_pci_core_mmap`'s checks; returns the memfd and the offset in it to map.
-    func planMap(offset: Int64, length: Int, shared: Bool) throws(Errno) -> (fd: Int32, offset: Int64) {
+    /// `vfio_pci_core_mmap`'s checks; returns what to map: a memfd and the offset in it, or a
+    /// register BAR's offset for a ``TrappedMapping``.
+    func planMap(offset: Int64, length: Int, shared: Bool) throws(Errno) -> MapTarget {
         let index = Int(UInt64(bitPattern: offset) >> Self.offsetShift)
         let pos = Int(UInt64(bitPattern: offset) & Self.offsetMask)
         guard index < VFIO_PCI_NUM_REGIONS, shared, index < VFIO_PCI_ROM_REGION_INDEX, mmapSupported(index),
-              let b = bar(index), let memory = function.barMemory[index]
+              let b = bar(index)
         else { throw .invalidArgument }
         let physicalLength = (b.size + 4095) & ~4095
         guard pos + length <= physicalLength else { throw .invalidArgument }
@@ -105,6 +106,7 @@ extension VFIOPCIDevice {
             let allowed = sparseAreas(msix: m, barSize: b.size)
             guard allowed.contains(where: { $0.lowerBound <= pos && pos + length <= $0.upperBound }) else { throw .invalidArgument }
         }
-        return (memory.fd, Int64(pos))
+        guard let memory = function.barMemory[index] else { return .registers(function, bar: index, offset: pos, vfio: self) }
+        return .memory(fd: memory.fd, offset: Int64(pos))
     }
 }

@@ -37,6 +37,9 @@ final class VFIOPCIDevice {
     var allocatedVectors = 0
     var vectorTriggers: [Int: Int32] = [:]
     var errTrigger: Int32?
+    /// `vdev->pm_runtime_engaged` and its wakeup eventfd (``deviceFeature(_:)``).
+    var lowPowerEngaged = false
+    var wakeupTrigger: Int32?
     var reqTrigger: Int32?
     /// Removal requests signalled to the user (``MockKernel/requestRemoval(of:)``).
     var removalRequests = 0
@@ -76,6 +79,7 @@ final class VFIOPCIDevice {
     /// Last close: bus mastering off, interrupts torn down, the device reset and its saved
     /// state restored.
     func disable() {
+        exitLowPower()
         function.hostSet(config: PCIConfig.command, width: 2, value: UInt32(function.command & ~PCIConfig.commandBusMaster))
         disableInterrupts()
         closeTrigger(&errTrigger)
@@ -162,5 +166,6 @@ extension VFIOPCIDevice {
         closeTrigger(&intxTrigger)
         closeTrigger(&errTrigger)
         closeTrigger(&reqTrigger)
+        closeTrigger(&wakeupTrigger)
     }
 }

@@ -9,11 +9,12 @@ extension VFIOPCIDevice {
 
     func bar(_ index: Int) -> BARDescription? { function.description.bars.first { $0.index == index } }
 
-    /// vfio-pci's `bar_mmap_supported`: memory BARs of at least a page. In the mock, only
-    /// shared-memory BARs can be mapped; trapped ones stand for BARs vfio cannot mmap.
+    /// vfio-pci's `bar_mmap_supported`: memory BARs of at least a page. In the mock, shared
+    /// memory and register BARs can be mapped (the latter where CVFIO can trap their accesses);
+    /// trapped ones stand for BARs vfio cannot mmap.
     func mmapSupported(_ index: Int) -> Bool {
         guard let b = bar(index) else { return false }
-        return b.backing == .sharedMemory && b.size >= 4096
+        return b.isMappable && b.size >= 4096
     }
 
     func deviceInfo(_ arg: UserPointer) throws(Errno) {

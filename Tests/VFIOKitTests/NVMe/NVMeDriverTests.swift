@@ -17,6 +17,10 @@ import VFIOMock
         #expect(bench.driver.namespaces.first?.blockSize == 512)
         #expect(bench.controller.ioSubmissionQueues == [1])
         #expect(bench.controller.status & 1 == 1)
+        // The driver reached its registers and doorbells through the mapping of BAR 0, as on
+        // the kernel, and every access faulted into the controller model.
+        #expect(try bench.device.bar(0).pointer(covering: 0..<0x1000) != nil)
+        #expect(bench.machine.kernel.registerAccessesThroughMappings > 0)
     }
 
     @Test(arguments: [false, true])

@@ -58,10 +58,11 @@ struct MockMachine {
 
 /// The devices tests plug in, with the options that keep tests quick.
 enum Devices {
-    /// edu with its DMA completing at once.
-    static func edu() -> EduDevice {
+    /// edu with its DMA completing at once; `trapped`: its BAR0 is one vfio-pci cannot map.
+    static func edu(trapped: Bool = false) -> EduDevice {
         var o = EduDevice.Options()
         o.dmaDelay = .zero
+        o.mappableRegisters = !trapped
         return EduDevice(options: o)
     }
 

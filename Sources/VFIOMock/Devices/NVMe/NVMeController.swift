@@ -101,7 +101,7 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         while barSize < pbaOffset + 4096 { barSize *= 2 }
         return DeviceDescription(
             vendorID: 0x1b36, deviceID: 0x0010, classCode: 0x010802, revision: 2,
-            bars: [BARDescription(index: 0, size: barSize, backing: options.processing == .thread ? .sharedMemory : .trapped, is64Bit: true)],
+            bars: [BARDescription(index: 0, size: barSize, backing: options.processing == .thread ? .sharedMemory : .registers, is64Bit: true)],
             interruptPin: 1,
             msix: MSIXDescription(tableSize: vectors, tableBAR: 0, tableOffset: tableOffset, pbaBAR: 0, pbaOffset: pbaOffset),
             isPCIExpress: true)

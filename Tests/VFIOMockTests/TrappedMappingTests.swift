@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CVFIO
+import Synchronization
+import SystemPackage
+import Testing
+@testable import VFIOMock
+
+/// A register BAR that records every access its model sees and reads back a fixed pattern.
+private final class RegisterRecorder: SimulatedDevice {
+    static let pattern: UInt64 = 0x8877_6655_4433_2211
+    let accesses = Mutex<[String]>([])
+
+    var description: DeviceDescription {
+        DeviceDescription(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
+                          bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
+    }
+    func attach(to bus: DeviceBus) {}
+    func reset() {}
+    func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
+        accesses.withLock { $0.append("r 0x\(String(offset, radix: 16)) \(width)") }
+        return width == 8 ? Self.pattern : Self.pattern & ((1 << UInt64(width * 8)) - 1)
+    }
+    func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
+        accesses.withLock { $0.append("w 0x\(String(offset, radix: 16)) \(width) 0x\(String(value, radix: 16))") }
+    }
+}
+
+@Suite struct TrappedMappingTests {
+    private func mapBAR0(_ s: LegacySetup, length: Int = 0x4000) throws -> UnsafeMutableRawPointer {
+        try s.kernel.mmap(length: length, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: s.device, offset: 0)
+    }
+
+    /// Every load and store through the mapping reaches the model once, with the width the
+    /// CPU used: a repeated store of the same value is two writes (a doorbell rung twice),
+    /// which memory the model polled could not show.
+    @Test func everyAccessThroughTheMappingReachesTheModel() throws {
+        guard TrappedMapping.supported else { return }
+        let model = RegisterRecorder()
+        let s = try LegacySetup(model)
+        var info = vfio_region_info(argsz: 32, flags: 0, index: 0, cap_offset: 0, size: 0, offset: 0)
+        try ioctl(s.kernel, s.device, CVFIO_DEVICE_GET_REGION_INFO, &info)
+        #expect(info.flags == UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP))
+        let p = try mapBAR0(s)
+        cvfio_write8(p + 1, 0xab)
+        cvfio_write16(p + 2, 0xbeef)
+        cvfio_write32(p + 4, 0x1234_5678)
+        cvfio_write64(p + 8, 0x0123_4567_89ab_cdef)
+        cvfio_write32(p + 0x1000, 7)
+        cvfio_write32(p + 0x1000, 7)
+        #expect(cvfio_read8(p + 0x10) == 0x11)
+        #expect(cvfio_read16(p + 0x12) == 0x2211)
+        #expect(cvfio_read32(p + 0x14) == 0x4433_2211)
+        #expect(cvfio_read64(p + 0x18) == RegisterRecorder.pattern)
+        #expect(model.accesses.withLock { $0 } == [
+            "w 0x1 1 0xab", "w 0x2 2 0xbeef", "w 0x4 4 0x12345678", "w 0x8 8 0x123456789abcdef",
+            "w 0x1000 4 0x7", "w 0x1000 4 0x7", "r 0x10 1", "r 0x12 2", "r 0x14 4", "r 0x18 8",
+        ])
+        #expect(s.kernel.registerAccessesThroughMappings == 10)
+        try s.kernel.munmap(p, length: 0x4000)
+        #expect(s.kernel.lock.withLock { s.kernel.trappedMappings.isEmpty })
+    }
+
+    /// A mapping at an offset into the BAR passes BAR offsets to the model.
+    @Test func aMappingAtAnOffsetKeepsBAROffsets() throws {
+        guard TrappedMapping.supported else { return }
+        let model = RegisterRecorder()
+        let s = try LegacySetup(model)
+        let p = try s.kernel.mmap(length: 0x1000, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: s.device, offset: 0x2000)
+        defer { try? s.kernel.munmap(p, length: 0x1000) }
+        cvfio_write32(p + 0x10, 1)
+        #expect(model.accesses.withLock { $0 } == ["w 0x2010 4 0x1"])
+    }
+
+    /// With memory decode off, vfio-pci's fault handler sends SIGBUS; a guarded mapping (as
+    /// VFIOKit's regions are) then reads all ones and the model sees nothing.
+    @Test func memoryDecodeOffRevokesAGuardedMapping() throws {
+        guard TrappedMapping.supported else { return }
+        let model = RegisterRecorder()
+        let s = try LegacySetup(model)
+        let p = try mapBAR0(s)
+        let guardNumber = cvfio_guard_mapping(p, 0x4000)
+        try #require(guardNumber >= 0)
+        defer {
+            cvfio_unguard_mapping(guardNumber)
+            try? s.kernel.munmap(p, length: 0x4000)
+        }
+        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0)
+        #expect(cvfio_read32(p + 4) == 0xffff_ffff)
+        #expect(cvfio_guard_tripped(guardNumber) == 1)
+        #expect(model.accesses.withLock { $0 }.isEmpty)
+    }
+
+    /// The NVMe controller's MSI-X table and PBA sit in its register BAR: a mapping reaches
+    /// them as vfio-pci's does (MSIX_MAPPABLE), not the register model.
+    @Test func theMSIXTableInARegisterBARIsReachedThroughTheMapping() throws {
+        guard TrappedMapping.supported else { return }
+        let controller = NVMeController(namespaces: [NVMeNamespace(blockCount: 8)])
+        let s = try LegacySetup(controller)
+        let msix = try #require(controller.description.msix)
+        let size = controller.description.bars[0].size
+        let p = try mapBAR0(s, length: size)
+        defer { try? s.kernel.munmap(p, length: size) }
+        // Every vector is masked at power-on; the PBA is clear.
+        #expect(cvfio_read32(p + msix.tableOffset + 12) == 1)
+        #expect(cvfio_read64(p + msix.pbaOffset) == 0)
+        cvfio_write32(p + msix.tableOffset + 16 + 8, 0x4242)
+        #expect(s.kernel.lock.withLock { s.kernel.functions.values.first!.msixEntry(1)!.load(fromByteOffset: 8, as: UInt32.self) } == 0x4242)
+        // The registers are the model's: CAP and VS as the controller reports them.
+        #expect(cvfio_read32(p + 8) == 0x0001_0400)
+    }
+}
