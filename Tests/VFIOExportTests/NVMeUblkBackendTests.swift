@@ -43,12 +43,15 @@ final class NVMeUblkBackendTests {
     }
 
     /// Starts `request` on queue 0 under `tag` with `data`, then reaps until it completes.
-    func serve(_ backend: NVMeUblkBackend, _ request: UblkRequest, tag: UInt16, data: NVMeDataRange) throws -> [(UInt16, Int32)] {
+    func serve(_ backend: NVMeUblkBackend, _ request: BlockRequest, tag: UInt16, data: NVMeDataRange) throws -> [(UInt16, Int32)] {
         var reaped: [(UInt16, Int32)] = []
-        var refused: UblkRequestError?
+        var refused: BlockRequestError?
+        var request = request
+        request.tag = tag
+        request.data = data
         try backend.withQueue(0) { queue in
-            do throws(UblkRequestError) {
-                try queue.start(request, tag: tag, data: data)
+            do throws(BlockRequestError) {
+                try queue.start(request)
             } catch {
                 refused = error
                 return
@@ -82,19 +85,19 @@ final class NVMeUblkBackendTests {
         let tag5 = NVMeDataRange(deviceAddress: buffers.deviceAddress, count: g.maxTransfer)
         let tag6 = NVMeDataRange(deviceAddress: buffers.deviceAddress + UInt64(g.maxTransfer), count: g.maxTransfer)
         for i in 0..<4096 { buffers.bytes[i] = UInt8(truncatingIfNeeded: i &* 7 &+ 3) }
-        let write = try UblkRequest(opFlags: CUBLK_IO_OP_WRITE | CUBLK_IO_F_FUA, startSector: 100, sectors: 8, geometry: g)
+        let write = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_WRITE | CUBLK_IO_F_FUA, startSector: 100, sectors: 8, geometry: g)
         let written = try serve(backend, write, tag: 5, data: tag5)
         #expect(written.map(\.0) == [5] && written.map(\.1) == [0])
         #expect(namespace.read(lba: 100, count: 8) == Array(buffers.bytes[0..<4096]))
         #expect(namespace.read(lba: 99, count: 1) == [UInt8](repeating: 0, count: 512), "nothing before the range changed")
         #expect(namespace.read(lba: 108, count: 1) == [UInt8](repeating: 0, count: 512), "nothing after the range changed")
 
-        let read = try UblkRequest(opFlags: CUBLK_IO_OP_READ, startSector: 100, sectors: 8, geometry: g)
+        let read = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_READ, startSector: 100, sectors: 8, geometry: g)
         let back = try serve(backend, read, tag: 6, data: tag6)
         #expect(back.map(\.0) == [6] && back.map(\.1) == [0])
         #expect(Array(buffers.bytes[g.maxTransfer..<g.maxTransfer + 4096]) == Array(buffers.bytes[0..<4096]))
 
-        let flush = try UblkRequest(opFlags: CUBLK_IO_OP_FLUSH, startSector: 0, sectors: 0, geometry: g)
+        let flush = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_FLUSH, startSector: 0, sectors: 0, geometry: g)
         #expect(try serve(backend, flush, tag: 0, data: tag5).map(\.1) == [0])
     }
 
@@ -103,9 +106,9 @@ final class NVMeUblkBackendTests {
         let backend = try NVMeUblkBackend(driver: driver)
         var g = backend.geometry
         g.maxDiscardBlocks = 8
-        let discard = try UblkRequest(opFlags: CUBLK_IO_OP_DISCARD, startSector: 0, sectors: 8, geometry: g)
+        let discard = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_DISCARD, startSector: 0, sectors: 8, geometry: g)
         let data = NVMeDataRange(deviceAddress: 0, count: 4096)
-        #expect(throws: UblkRequestError(errno: EOPNOTSUPP)) { try self.serve(backend, discard, tag: 0, data: data) }
+        #expect(throws: BlockRequestError(errno: EOPNOTSUPP)) { try self.serve(backend, discard, tag: 0, data: data) }
     }
 
     @Test("an interrupt-driven driver, or a namespace that does not exist, is refused with the reason")

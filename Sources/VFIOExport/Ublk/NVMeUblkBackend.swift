@@ -10,7 +10,7 @@ import VFIOKit
 public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
     public let driver: NVMeDriver
     public let namespaceID: UInt32
-    public let geometry: UblkGeometry
+    public let geometry: BlockGeometry
 
     /// Throws when the namespace does not exist or the driver takes interrupts.
     public init(driver: NVMeDriver, namespace namespaceID: UInt32 = 1, readOnly: Bool = false) throws(UblkError) {
@@ -22,7 +22,7 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         }
         self.driver = driver
         self.namespaceID = namespaceID
-        geometry = UblkGeometry(
+        geometry = BlockGeometry(
             blockSize: ns.blockSize, blocks: ns.size, maxTransfer: driver.maxTransfer,
             volatileWriteCache: driver.controller?.volatileWriteCache ?? true, readOnly: readOnly)
     }
@@ -38,63 +38,16 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         }
     }
 
-    public func withQueue(_ index: Int, _ body: (any UblkBlockQueue) -> Void) throws(UblkError) {
+    public func withQueue(_ index: Int, _ body: (any BlockQueue) -> Void) throws(UblkError) {
         do throws(NVMeError) {
             try driver.withQueuePair(index) { pair in
-                body(NVMeUblkQueue(pair: pair, namespaceID: namespaceID))
+                // The ublk queue holds the owner thread while it serves, so it polls the pair itself.
+                let queue = NVMeBlockQueue(router: NVMeQueueRouter(pair: pair), namespaceID: namespaceID)
+                body(queue)
+                queue.leave()
             }
         } catch {
             throw .unsupported("NVMe I/O queue pair \(index): \(error)")
-        }
-    }
-}
-
-/// One NVMe I/O queue pair serving one ublk queue: a ublk tag's request becomes one NVMe
-/// command, whose command id maps back to the tag through a table allocated once.
-final class NVMeUblkQueue: UblkBlockQueue {
-    let pair: NVMeQueuePair
-    let namespaceID: UInt32
-    /// The ublk tag of each NVMe command id.
-    private let tags: UnsafeMutablePointer<UInt16>
-
-    init(pair: NVMeQueuePair, namespaceID: UInt32) {
-        self.pair = pair
-        self.namespaceID = namespaceID
-        tags = .allocate(capacity: pair.entries)
-        tags.initialize(repeating: 0, count: pair.entries)
-    }
-
-    deinit { tags.deallocate() }
-
-    var outstanding: Int { pair.outstanding }
-
-    @inline(__always)
-    func start(_ request: UblkRequest, tag: UInt16, data: NVMeDataRange) throws(UblkRequestError) {
-        var command: NVMeCommand
-        var range: NVMeDataRange?
-        switch request.operation {
-        case .read, .write:
-            command = .readWrite(write: request.operation == .write, namespaceID: namespaceID, lba: request.lba, blocks: Int(request.blocks))
-            if request.fua { command.cdw12 |= 1 << 30 }
-            range = NVMeDataRange(deviceAddress: data.deviceAddress, count: request.bytes)
-        case .flush:
-            command = .flush(namespaceID: namespaceID)
-        case .discard, .writeZeroes:
-            throw UblkRequestError(errno: EOPNOTSUPP)
-        }
-        do {
-            let cid = try pair.submit(command, data: range)
-            tags[Int(cid)] = tag
-        } catch {
-            throw UblkRequestError(errno: EIO)
-        }
-        pair.ring()
-    }
-
-    @inline(__always) @discardableResult
-    func reap(_ body: (UInt16, Int32) -> Void) -> Int {
-        pair.poll { completion in
-            body(tags[Int(completion.commandID)], completion.succeeded ? 0 : -EIO)
         }
     }
 }

@@ -16,7 +16,7 @@ public final class UblkDevice: @unchecked Sendable {
     public let id: UInt32
     public var blockDevice: String { "/dev/ublkb\(id)" }
     public var charDevice: String { "/dev/ublkc\(id)" }
-    public let geometry: UblkGeometry
+    public let geometry: BlockGeometry
     /// The info the kernel settled on at ADD_DEV (queues, depth, granted flags).
     public let info: cublk_dev_info
     private let control: UblkControl
@@ -36,7 +36,7 @@ public final class UblkDevice: @unchecked Sendable {
         backend: any UblkBackend, queues: Int? = nil, depth: Int? = nil, controlPath: String = UblkControl.defaultPath
     ) throws(UblkError) -> UblkDevice {
         let geometry = backend.geometry
-        try geometry.validate()
+        try geometry.validateForUblk()
         let queueCount = min(queues ?? backend.queueCount, backend.queueCount)
         let depth = min(depth ?? backend.queueDepth, backend.queueDepth, Int(CUBLK_MAX_QUEUE_DEPTH))
         let control = try UblkControl(path: controlPath)
@@ -51,7 +51,7 @@ public final class UblkDevice: @unchecked Sendable {
         }
     }
 
-    private init(control: UblkControl, info: cublk_dev_info, geometry: UblkGeometry, backend: any UblkBackend) throws(UblkError) {
+    private init(control: UblkControl, info: cublk_dev_info, geometry: BlockGeometry, backend: any UblkBackend) throws(UblkError) {
         let id = info.dev_id
         // The kernel grants no data-path feature this server did not ask for; refuse one that
         // would change the protocol (user copy, get-data) rather than misserve it.

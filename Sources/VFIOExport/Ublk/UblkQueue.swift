@@ -20,7 +20,7 @@ import VFIOKit
 final class UblkQueue: @unchecked Sendable {
     let index: Int
     let depth: Int
-    let geometry: UblkGeometry
+    let geometry: BlockGeometry
     private let charFD: Int32
     private let ring: UblkRing
     private let descriptors: UnsafeMutableRawPointer
@@ -41,7 +41,7 @@ final class UblkQueue: @unchecked Sendable {
     private let fetchOp: UInt32
     private let commitOp: UInt32
 
-    init(index: Int, depth: Int, geometry: UblkGeometry, charFD: Int32, ioctlEncoded: Bool, data: consuming DMABuffer) throws(UblkError) {
+    init(index: Int, depth: Int, geometry: BlockGeometry, charFD: Int32, ioctlEncoded: Bool, data: consuming DMABuffer) throws(UblkError) {
         self.index = index
         fetchOp = ioctlEncoded ? CUBLK_U_IO_FETCH_REQ : CUBLK_IO_FETCH_REQ
         commitOp = ioctlEncoded ? CUBLK_U_IO_COMMIT_AND_FETCH_REQ : CUBLK_IO_COMMIT_AND_FETCH_REQ
@@ -105,7 +105,7 @@ final class UblkQueue: @unchecked Sendable {
     /// Serves requests from `blockQueue` until the kernel aborts every tag (or ``wake()``),
     /// calling `fetched` once every tag's fetch is submitted (the device may start then).
     /// Throws when the first fetches cannot be submitted.
-    func serve(_ blockQueue: any UblkBlockQueue, fetched: () -> Void) throws(UblkError) {
+    func serve(_ blockQueue: any BlockQueue, fetched: () -> Void) throws(UblkError) {
         let q = UInt16(index)
         for tag in 0..<depth {
             _ = curing_prep_ublk_io(ring.ring, charFD, fetchOp, q, UInt16(tag), 0, bufferAddress(tag))
@@ -146,13 +146,14 @@ final class UblkQueue: @unchecked Sendable {
 
     /// Decodes tag `tag`'s request and starts it, or commits its error; returns the SQEs prepared.
     @inline(__always)
-    private func handle(_ tag: Int, _ blockQueue: any UblkBlockQueue) -> Int {
+    private func handle(_ tag: Int, _ blockQueue: any BlockQueue) -> Int {
         let descriptor = descriptors.assumingMemoryBound(to: cublk_io_desc.self) + tag
-        do throws(UblkRequestError) {
-            let request = try UblkRequest(descriptor, geometry: geometry)
+        do throws(BlockRequestError) {
+            var request = try BlockRequest(descriptor, geometry: geometry)
             results[tag] = request.successResult
-            let range = NVMeDataRange(deviceAddress: data.deviceAddress + UInt64(tag * geometry.maxTransfer), count: geometry.maxTransfer)
-            try blockQueue.start(request, tag: UInt16(tag), data: range)
+            request.tag = UInt16(tag)
+            request.data = NVMeDataRange(deviceAddress: data.deviceAddress + UInt64(tag * geometry.maxTransfer), count: geometry.maxTransfer)
+            try blockQueue.start(request)
             return 0
         } catch {
             commit(tag, -error.errno)
