@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CUring
 import PCI
+import Synchronization
 import Testing
 import VFIODrivers
 import VFIOKit
@@ -27,12 +28,7 @@ final class NVMeUblkBackendTests {
         device = try PCIDevice.open(address, backend: .iommufd, system: kernel)
         loop = try EventLoop(system: kernel)
         try loop.start()
-        var configuration = NVMeDriver.Configuration()
-        configuration.polled = true
-        configuration.queueDepth = 8
-        configuration.queues = 2
-        driver = try NVMeDriver(device: device, loop: loop, configuration: configuration)
-        try driver.bringUp()
+        driver = try Self.driver(device, loop, polled: true)
     }
 
     deinit {
@@ -40,29 +36,49 @@ final class NVMeUblkBackendTests {
         loop.stop()
         device.close()
         controller.stop()
+        other.stop()
     }
 
-    /// Starts `request` on queue 0 under `tag` with `data`, then reaps until it completes.
-    func serve(_ backend: NVMeUblkBackend, _ request: BlockRequest, tag: UInt16, data: NVMeDataRange) throws -> [(UInt16, Int32)] {
-        var reaped: [(UInt16, Int32)] = []
-        var refused: BlockRequestError?
+    static func driver(_ device: PCIDevice, _ loop: EventLoop, polled: Bool) throws -> NVMeDriver {
+        var configuration = NVMeDriver.Configuration()
+        configuration.polled = polled
+        configuration.queueDepth = 8
+        configuration.queues = 2
+        let driver = try NVMeDriver(device: device, loop: loop, configuration: configuration)
+        try driver.bringUp()
+        return driver
+    }
+
+    /// What the owner thread handed back through the block queue's onReady.
+    final class Reaped: Sendable {
+        let list = Mutex<[(tag: UInt16, result: Int32)]>([])
+        var count: Int { list.withLock { $0.count } }
+    }
+
+    /// Opens queue 0 on its owner thread and starts `request` there under `tag` with `data`;
+    /// then leaves it to the owner: its own poll (or CQ interrupt) must report the completion
+    /// through onReady, where it is reaped. Closes the queue once it came (or after 5 s).
+    func serve(_ backend: NVMeUblkBackend, _ request: BlockRequest, tag: UInt16, data: NVMeDataRange) throws -> [(tag: UInt16, result: Int32)] {
         var request = request
         request.tag = tag
         request.data = data
-        try backend.withQueue(0) { queue in
-            do throws(BlockRequestError) {
-                try queue.start(request)
-            } catch {
-                refused = error
-                return
-            }
-            #expect(queue.outstanding == 1)
-            for _ in 0..<1000 where queue.outstanding > 0 {
-                queue.reap { reaped.append(($0, $1)) }
-            }
+        let reactor = try backend.reactor(forQueue: 0)
+        let reaped = Reaped()
+        var queue: (any UblkBlockQueue)?
+        var failure: (any Error)?
+        reactor.run {
+            do throws(UblkError) { queue = try backend.openQueue(0) } catch { failure = error; return }
+            let q = queue!
+            q.onReady = { [unowned(unsafe) q] in q.reap { t, r in reaped.list.withLock { $0.append((t, r)) } } }
+            do throws(BlockRequestError) { try q.start(request) } catch { failure = error; return }
+            #expect(q.outstanding == 1)
         }
-        if let refused { throw refused }
-        return reaped
+        if failure == nil {
+            for _ in 0..<5000 where reaped.count == 0 { usleep(1000) }
+        }
+        if let queue { reactor.run { backend.closeQueue(queue, index: 0) } }
+        if let failure { throw failure }
+        return reaped.list.withLock { $0 }
     }
 
     @Test("geometry from Identify: size, block size, MDTS, volatile write cache")
@@ -77,8 +93,10 @@ final class NVMeUblkBackendTests {
         #expect(try NVMeUblkBackend(driver: driver, readOnly: true).geometry.readOnly)
     }
 
-    @Test("a tag's write (with FUA) lands at its blocks; a read of them returns it; results come back under the tag")
-    func writeThenRead() throws {
+    @Test("a tag's write (with FUA) lands at its blocks; a read of them returns it; results come back under the tag, reported by the owner thread's poll or CQ interrupt", arguments: [true, false])
+    func writeThenRead(polled: Bool) throws {
+        let driver = polled ? driver : try Self.driver(try otherDevice(), loop, polled: false)
+        defer { if !polled { driver.shutDown(); driver.device.close() } }
         let backend = try NVMeUblkBackend(driver: driver)
         let g = backend.geometry
         let buffers = try backend.allocateData(2 * g.maxTransfer)
@@ -88,6 +106,7 @@ final class NVMeUblkBackendTests {
         let write = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_WRITE | CUBLK_IO_F_FUA, startSector: 100, sectors: 8, geometry: g)
         let written = try serve(backend, write, tag: 5, data: tag5)
         #expect(written.map(\.0) == [5] && written.map(\.1) == [0])
+        let namespace = polled ? namespace : other.namespaces[0]
         #expect(namespace.read(lba: 100, count: 8) == Array(buffers.bytes[0..<4096]))
         #expect(namespace.read(lba: 99, count: 1) == [UInt8](repeating: 0, count: 512), "nothing before the range changed")
         #expect(namespace.read(lba: 108, count: 1) == [UInt8](repeating: 0, count: 512), "nothing after the range changed")
@@ -111,19 +130,29 @@ final class NVMeUblkBackendTests {
         #expect(throws: BlockRequestError(errno: EOPNOTSUPP)) { try self.serve(backend, discard, tag: 0, data: data) }
     }
 
-    @Test("an interrupt-driven driver, or a namespace that does not exist, is refused with the reason")
+    @Test("a namespace that does not exist is refused with the reason")
     func refusals() throws {
         #expect { try NVMeUblkBackend(driver: driver, namespace: 9) } throws: { "\($0)".contains("namespace 9 does not exist") }
-        let address = try PCIAddress(parsing: "0000:01:00.1")
-        let other = NVMeController(namespaces: [NVMeNamespace(blockCount: 64)])
-        defer { other.stop() }
+    }
+
+    @Test("closing a queue gives its owner back: the driver's async requests on that pair complete as before")
+    func closeGivesBack() async throws {
+        let backend = try NVMeUblkBackend(driver: driver)
+        let g = backend.geometry
+        let buffer = try backend.allocateData(g.maxTransfer)
+        let write = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_WRITE, startSector: 0, sectors: 1, geometry: g)
+        #expect(try serve(backend, write, tag: 1, data: NVMeDataRange(deviceAddress: buffer.deviceAddress, count: g.maxTransfer)).map(\.result) == [0])
+        #expect(try driver.queueOwner(0).direct == nil)
+        for _ in 0..<4 { try await driver.read(namespace: 1, lba: 0, blocks: 1, into: NVMeDataRange(deviceAddress: buffer.deviceAddress, count: 512)) }
+    }
+
+    /// A second controller, for a driver of its own.
+    let otherAddress = "0000:01:00.1"
+    let other = NVMeController(namespaces: [NVMeNamespace(blockCount: 2048, blockSize: 512)])
+    func otherDevice() throws -> PCIDevice {
+        let address = try PCIAddress(parsing: otherAddress)
         try kernel.plug(other, at: address)
-        let device = try PCIDevice.open(address, backend: .iommufd, system: kernel)
-        defer { device.close() }
-        let interrupts = try NVMeDriver(device: device, loop: loop, configuration: NVMeDriver.Configuration())
-        try interrupts.bringUp()
-        defer { interrupts.shutDown() }
-        #expect { try NVMeUblkBackend(driver: interrupts) } throws: { "\($0)".contains("polled queues") }
+        return try PCIDevice.open(address, backend: .iommufd, system: kernel)
     }
 
     @Test("ublk on the mock: no /dev/ublk-control, so starting a device names the module to load")

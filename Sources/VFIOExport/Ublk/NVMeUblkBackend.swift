@@ -4,19 +4,17 @@ import Glibc
 import VFIODrivers
 import VFIOKit
 
-/// A namespace of a brought-up ``NVMeDriver`` as ublk's backend: ublk queue `i` owns I/O queue
-/// pair `i` for its whole life (``NVMeDriver/withQueuePair(_:_:)``), submitting and polling it
-/// from the ublk queue's thread, so the driver must run with polled queues.
+/// A namespace of a brought-up ``NVMeDriver`` as ublk's backend: ublk queue `i` is served on
+/// the owner thread of I/O queue pair `i` (``NVMeDriver/queueOwner(_:)``), whose polls (a
+/// polled driver) or CQ interrupts (an interrupt-driven one) hand the completions of the
+/// commands it submitted to its ``NVMeQueueRouter``.
 public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
     public let driver: NVMeDriver
     public let namespaceID: UInt32
     public let geometry: BlockGeometry
 
-    /// Throws when the namespace does not exist or the driver takes interrupts.
+    /// Throws when the namespace does not exist.
     public init(driver: NVMeDriver, namespace namespaceID: UInt32 = 1, readOnly: Bool = false) throws(UblkError) {
-        guard driver.configuration.polled else {
-            throw .unsupported("the ublk export polls its NVMe queues from its own threads: bring the driver up with polled queues")
-        }
         guard let ns = driver.namespaces.first(where: { $0.id == namespaceID }) else {
             throw .geometry("namespace \(namespaceID) does not exist: the active namespaces are \(driver.namespaces.map(\.id))")
         }
@@ -38,14 +36,26 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         }
     }
 
-    public func withQueue(_ index: Int, _ body: (any BlockQueue) -> Void) throws(UblkError) {
+    public func reactor(forQueue index: Int) throws(UblkError) -> QueueReactor {
+        try owner(index).reactor
+    }
+
+    public func openQueue(_ index: Int) throws(UblkError) -> any UblkBlockQueue {
+        let owner = try owner(index)
+        let router = NVMeQueueRouter(pair: owner.pair)
+        owner.direct = router
+        return NVMeBlockQueue(router: router, namespaceID: namespaceID)
+    }
+
+    public func closeQueue(_ queue: any UblkBlockQueue, index: Int) {
+        guard let queue = queue as? NVMeBlockQueue else { return }
+        queue.leave()
+        if let owner = try? owner(index), owner.direct === queue.router { owner.direct = nil }
+    }
+
+    private func owner(_ index: Int) throws(UblkError) -> NVMeQueueOwner {
         do throws(NVMeError) {
-            try driver.withQueuePair(index) { pair in
-                // The ublk queue holds the owner thread while it serves, so it polls the pair itself.
-                let queue = NVMeBlockQueue(router: NVMeQueueRouter(pair: pair), namespaceID: namespaceID)
-                body(queue)
-                queue.leave()
-            }
+            return try driver.queueOwner(index)
         } catch {
             throw .unsupported("NVMe I/O queue pair \(index): \(error)")
         }

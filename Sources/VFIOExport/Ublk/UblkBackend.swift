@@ -1,7 +1,9 @@
 import VFIODrivers
 import VFIOKit
 
-/// Where a ublk device's queues come from.
+/// Where a ublk device's queues come from: for each one, a device queue and the one thread
+/// that owns it (a ``QueueReactor``). The ublk queue's io_uring is watched on that thread and
+/// every call on its block queue is made there, so nothing on the I/O path takes a lock.
 public protocol UblkBackend: AnyObject, Sendable {
     /// The device's shape and limits.
     var geometry: BlockGeometry { get }
@@ -11,7 +13,20 @@ public protocol UblkBackend: AnyObject, Sendable {
     var queueDepth: Int { get }
     /// Memory the device reads and writes directly: a queue's tag buffers, allocated once.
     func allocateData(_ bytes: Int) throws(UblkError) -> DMABuffer
-    /// Runs `body` on the calling thread with block queue `index`, held for the whole call: the
-    /// ublk queue's thread is its only user, so it takes no lock.
-    func withQueue(_ index: Int, _ body: (any BlockQueue) -> Void) throws(UblkError)
+    /// The thread that owns device queue `index`.
+    func reactor(forQueue index: Int) throws(UblkError) -> QueueReactor
+    /// On ``reactor(forQueue:)``'s thread: the block queue of device queue `index`, whose
+    /// ``UblkBlockQueue/onReady`` the owner calls on that thread.
+    func openQueue(_ index: Int) throws(UblkError) -> any UblkBlockQueue
+    /// On the same thread: `queue` gets no completions from now on.
+    func closeQueue(_ queue: any UblkBlockQueue, index: Int)
 }
+
+/// A ``BlockQueue`` that tells its frontend, on the owner thread, when there is something to do:
+/// finished requests to reap, or room again for a request that waited (``waitingForRoom``).
+public protocol UblkBlockQueue: BlockQueue {
+    var onReady: (() -> Void)? { get set }
+    var waitingForRoom: Bool { get set }
+}
+
+extension NVMeBlockQueue: UblkBlockQueue {}
