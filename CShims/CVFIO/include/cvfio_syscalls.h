@@ -28,6 +28,9 @@ static inline int cvfio_set_parent_death_signal(int signal) {
 static inline int cvfio_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
 int cvfio_memfd_create(const char *name, unsigned int flags);
 
+/* fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): frees a file's range, which then reads as zeroes. */
+int cvfio_punch_hole(int fd, int64_t offset, int64_t length);
+
 /*
  * epoll(7) without the packed struct epoll_event, which Swift imports badly:
  * events and user data travel in two plain arrays.

@@ -48,15 +48,24 @@ public struct NVMeCommand: Sendable, Equatable {
         let range = "NSID \(namespaceID), LBA \(UInt64(cdw11) << 32 | UInt64(cdw10)), \((cdw12 & 0xffff) + 1) blocks"
         switch opcode {
         case Opcode.flush: return "Flush (NSID \(namespaceID))"
-        case Opcode.write: return "Write (\(range))"
+        case Opcode.write: return cdw12 & Self.forceUnitAccess != 0 ? "Write FUA (\(range))" : "Write (\(range))"
         case Opcode.read: return "Read (\(range))"
+        case Opcode.compare: return "Compare (\(range))"
+        case Opcode.writeZeroes: return "Write Zeroes (\(range))"
+        case Opcode.datasetManagement: return "Dataset Management (NSID \(namespaceID), \((cdw10 & 0xff) + 1) ranges)"
         default: return "I/O opcode 0x\(String(opcode, radix: 16))"
         }
     }
 
     public enum Opcode {
-        public static let flush: UInt8 = 0x00, write: UInt8 = 0x01, read: UInt8 = 0x02
+        public static let flush: UInt8 = 0x00, write: UInt8 = 0x01, read: UInt8 = 0x02, compare: UInt8 = 0x05
+        public static let writeZeroes: UInt8 = 0x08, datasetManagement: UInt8 = 0x09
     }
+
+    /// CDW12 bit 30 of Write and Write Zeroes: Force Unit Access.
+    public static let forceUnitAccess: UInt32 = 1 << 30
+    /// CDW12 bit 25 of Write Zeroes: Deallocate.
+    public static let deallocateBit: UInt32 = 1 << 25
 
     public enum AdminOpcode {
         public static let deleteSQ: UInt8 = 0x00, createSQ: UInt8 = 0x01, deleteCQ: UInt8 = 0x04, createCQ: UInt8 = 0x05
@@ -120,10 +129,47 @@ public struct NVMeCommand: Sendable, Equatable {
 
     // MARK: NVM commands
 
-    /// Read or Write of `blocks` blocks at `lba`; PRPs are filled in by the queue.
+    /// Read or Write of `blocks` blocks at `lba`; PRPs are filled in by the queue. A write with
+    /// `fua` completes only once its data is on non-volatile media.
     @inline(__always)
-    public static func readWrite(write: Bool, namespaceID: UInt32, lba: UInt64, blocks: Int) -> NVMeCommand {
-        var c = NVMeCommand(opcode: write ? Opcode.write : Opcode.read)
+    public static func readWrite(write: Bool, namespaceID: UInt32, lba: UInt64, blocks: Int, fua: Bool = false) -> NVMeCommand {
+        var c = blockCommand(write ? Opcode.write : Opcode.read, namespaceID, lba, blocks)
+        if write, fua { c.cdw12 |= forceUnitAccess }
+        return c
+    }
+
+    /// Compare of `blocks` blocks at `lba` with the data the PRPs describe: the controller
+    /// completes it with Compare Failure (SCT 2h, SC 85h) when any byte differs.
+    @inline(__always)
+    public static func compare(namespaceID: UInt32, lba: UInt64, blocks: Int) -> NVMeCommand {
+        blockCommand(Opcode.compare, namespaceID, lba, blocks)
+    }
+
+    /// Write Zeroes of `blocks` blocks at `lba` (no data transfer). `deallocate` sets DEAC, letting
+    /// the controller deallocate the blocks instead of writing them; they read as zeroes either way.
+    @inline(__always)
+    public static func writeZeroes(namespaceID: UInt32, lba: UInt64, blocks: Int, deallocate: Bool = false, fua: Bool = false) -> NVMeCommand {
+        var c = blockCommand(Opcode.writeZeroes, namespaceID, lba, blocks)
+        if deallocate { c.cdw12 |= deallocateBit }
+        if fua { c.cdw12 |= forceUnitAccess }
+        return c
+    }
+
+    /// Dataset Management with the Deallocate attribute (CDW11 bit 2) over `ranges` ranges
+    /// (1…256), whose 16-byte descriptors (``NVMeBlockRange/store(to:)``) are the command's data.
+    @inline(__always)
+    public static func deallocate(namespaceID: UInt32, ranges: Int) -> NVMeCommand {
+        var c = NVMeCommand(opcode: Opcode.datasetManagement)
+        c.namespaceID = namespaceID
+        c.cdw10 = UInt32(ranges - 1) & 0xff
+        c.cdw11 = 1 << 2
+        return c
+    }
+
+    /// SLBA in CDW11:CDW10 and NLB (0's based) in CDW12 bits 15:0.
+    @inline(__always)
+    private static func blockCommand(_ opcode: UInt8, _ namespaceID: UInt32, _ lba: UInt64, _ blocks: Int) -> NVMeCommand {
+        var c = NVMeCommand(opcode: opcode)
         c.namespaceID = namespaceID
         c.cdw10 = UInt32(truncatingIfNeeded: lba)
         c.cdw11 = UInt32(truncatingIfNeeded: lba >> 32)

@@ -50,10 +50,11 @@ extension NVMeDriver {
     }
 
     /// Writes `blocks` blocks at `lba` of namespace `namespaceID` from `range`, which must hold
-    /// exactly that many bytes.
-    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from range: NVMeDataRange) async throws(NVMeError) {
+    /// exactly that many bytes. With `fua` (Force Unit Access) it returns only once the data is
+    /// on non-volatile media, whatever the write cache holds.
+    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from range: NVMeDataRange, fua: Bool = false) async throws(NVMeError) {
         try checkRange(namespaceID, lba, blocks, range)
-        _ = try await perform(.readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks), range)
+        _ = try await perform(.readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks, fua: fua), range)
     }
 
     /// Reads into `buffer` from `offset`.
@@ -62,12 +63,15 @@ extension NVMeDriver {
     }
 
     /// Writes from `buffer` at `offset`.
-    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from buffer: borrowing DMABuffer, offset: Int = 0) async throws(NVMeError) {
-        try await write(namespace: namespaceID, lba: lba, blocks: blocks, from: range(buffer, offset, namespaceID, blocks))
+    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from buffer: borrowing DMABuffer, offset: Int = 0, fua: Bool = false) async throws(NVMeError) {
+        try await write(namespace: namespaceID, lba: lba, blocks: blocks, from: range(buffer, offset, namespaceID, blocks), fua: fua)
     }
 
-    /// Commits the namespace's volatile write cache to media.
+    /// Commits the namespace's volatile write cache to media. A controller without one (VWC
+    /// clear) has every completed write on media already: nothing is sent and this returns at once.
     public func flush(namespace namespaceID: UInt32 = 1) async throws(NVMeError) {
+        try checkUsable()
+        guard controller?.volatileWriteCache ?? true else { return }
         _ = try await perform(.flush(namespaceID: namespaceID), nil)
     }
 
@@ -78,14 +82,14 @@ extension NVMeDriver {
         try await perform(command, data)
     }
 
-    private func namespace(_ id: UInt32) throws(NVMeError) -> NVMeNamespaceIdentity {
+    func namespace(_ id: UInt32) throws(NVMeError) -> NVMeNamespaceIdentity {
         guard let ns = namespaces.first(where: { $0.id == id }) else {
             throw .invalidArgument("namespace \(id) does not exist: the active namespaces are \(namespaces.map(\.id))")
         }
         return ns
     }
 
-    private func range(_ buffer: borrowing DMABuffer, _ offset: Int, _ namespaceID: UInt32, _ blocks: Int) throws(NVMeError) -> NVMeDataRange {
+    func range(_ buffer: borrowing DMABuffer, _ offset: Int, _ namespaceID: UInt32, _ blocks: Int) throws(NVMeError) -> NVMeDataRange {
         let bytes = try namespace(namespaceID).blockSize * max(blocks, 1)
         guard let range = NVMeDataRange(buffer, offset: offset, count: bytes) else {
             throw .invalidArgument("\(bytes) bytes at offset \(offset) do not fit the \(buffer.count)-byte buffer")
@@ -94,18 +98,23 @@ extension NVMeDriver {
     }
 
     /// Checks the namespace exists, the blocks lie in it and `range` holds exactly them.
-    private func checkRange(_ namespaceID: UInt32, _ lba: UInt64, _ blocks: Int, _ range: NVMeDataRange) throws(NVMeError) {
+    func checkRange(_ namespaceID: UInt32, _ lba: UInt64, _ blocks: Int, _ range: NVMeDataRange) throws(NVMeError) {
         let ns = try namespace(namespaceID)
-        guard blocks >= 1, blocks <= 65536, lba < ns.size, ns.size - lba >= UInt64(blocks) else {
-            throw .invalidArgument("blocks \(lba)..<\(lba + UInt64(max(blocks, 0))) are outside namespace \(namespaceID) (\(ns.size) blocks of \(ns.blockSize) bytes)")
-        }
+        try checkBlocks(ns, lba, blocks)
         guard range.count == blocks * ns.blockSize else {
             throw .invalidArgument("\(blocks) blocks of namespace \(namespaceID) are \(blocks * ns.blockSize) bytes, but the data range holds \(range.count)")
         }
     }
 
+    /// Checks `blocks` (1…65536, what one command's NLB can say) at `lba` lie in `ns`.
+    func checkBlocks(_ ns: NVMeNamespaceIdentity, _ lba: UInt64, _ blocks: Int) throws(NVMeError) {
+        guard blocks >= 1, blocks <= 65536, lba < ns.size, ns.size - lba >= UInt64(blocks) else {
+            throw .invalidArgument("\(blocks) blocks at LBA \(lba) are outside namespace \(ns.id) (\(ns.size) blocks of \(ns.blockSize) bytes; 1…65536 blocks per command)")
+        }
+    }
+
     /// Hands `command` to the next queue's owner and waits for its outcome.
-    private func perform(_ command: NVMeCommand, _ data: NVMeDataRange?) async throws(NVMeError) -> UInt32 {
+    func perform(_ command: NVMeCommand, _ data: NVMeDataRange?) async throws(NVMeError) -> UInt32 {
         try checkUsable()
         guard !owners.isEmpty else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }
         let owner = owners[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue % owners.count]

@@ -1,6 +1,6 @@
 /// What Identify Controller (CNS 1) says, the fields a host needs: serial number at byte 4
 /// (20 ASCII bytes), model number at 24 (40), firmware revision at 64 (8), MDTS at 77,
-/// controller id at 78, version at 80, NN at 516, VWC at 525.
+/// controller id at 78, version at 80, NN at 516, ONCS at 520, VWC at 525, SGLS at 536.
 public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
     public let vendorID: UInt16
     public let subsystemVendorID: UInt16
@@ -12,7 +12,19 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
     public let controllerID: UInt16
     public let version: UInt32
     public let namespaceCount: UInt32
+    /// VWC bit 0: the controller has a volatile write cache, so Flush has work to do.
     public let volatileWriteCache: Bool
+    /// ONCS: the optional NVM commands the controller supports.
+    public let optionalCommands: UInt16
+    /// SGLS: bits 1:0 nonzero when the controller takes SGLs for NVM command data.
+    public let sglSupport: UInt32
+
+    /// ONCS bit 0: Compare.
+    public var supportsCompare: Bool { optionalCommands & 1 != 0 }
+    /// ONCS bit 2: Dataset Management (deallocate).
+    public var supportsDatasetManagement: Bool { optionalCommands & 4 != 0 }
+    /// ONCS bit 3: Write Zeroes.
+    public var supportsWriteZeroes: Bool { optionalCommands & 8 != 0 }
 
     init(page: UnsafeRawBufferPointer) {
         vendorID = page.load(fromByteOffset: 0, as: UInt16.self)
@@ -24,7 +36,9 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
         controllerID = page.load(fromByteOffset: 78, as: UInt16.self)
         version = page.load(fromByteOffset: 80, as: UInt32.self)
         namespaceCount = page.load(fromByteOffset: 516, as: UInt32.self)
+        optionalCommands = page.load(fromByteOffset: 520, as: UInt16.self)
         volatileWriteCache = page[525] & 1 != 0
+        sglSupport = page.load(fromByteOffset: 536, as: UInt32.self)
     }
 
     /// An ASCII field without its space padding (and NULs some controllers pad with).
@@ -35,8 +49,8 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
 }
 
 /// What Identify Namespace (CNS 0) says: NSZE at byte 0, NCAP at 8, NUSE at 16, NLBAF at 25,
-/// FLBAS at 26 (bits 3:0 pick the format) and the LBA formats from 128, 4 bytes each
-/// (metadata size in bits 15:0, LBADS in 23:16).
+/// FLBAS at 26 (bits 3:0 pick the format), DLFEAT at 33 and the LBA formats from 128, 4 bytes
+/// each (metadata size in bits 15:0, LBADS in 23:16).
 public struct NVMeNamespaceIdentity: Sendable, Equatable, Codable {
     public let id: UInt32
     /// Size in logical blocks.
@@ -47,6 +61,10 @@ public struct NVMeNamespaceIdentity: Sendable, Equatable, Codable {
     public let blockSize: Int
     /// Metadata bytes per block of the format in use.
     public let metadataSize: Int
+    /// DLFEAT bits 2:0 = 001b: a deallocated block reads as zeroes.
+    public let deallocatedReadsZero: Bool
+    /// DLFEAT bit 3: Write Zeroes honours its Deallocate (DEAC) bit on this namespace.
+    public let writeZeroesCanDeallocate: Bool
 
     init(id: UInt32, page: UnsafeRawBufferPointer) {
         self.id = id
@@ -57,6 +75,8 @@ public struct NVMeNamespaceIdentity: Sendable, Equatable, Codable {
         let lbaf = page.load(fromByteOffset: 128 + 4 * format, as: UInt32.self)
         blockSize = 1 << Int((lbaf >> 16) & 0xff)
         metadataSize = Int(lbaf & 0xffff)
+        deallocatedReadsZero = page[33] & 7 == 1
+        writeZeroesCanDeallocate = page[33] & 8 != 0
     }
 
     public var bytes: UInt64 { size * UInt64(blockSize) }

@@ -4,7 +4,8 @@ import Synchronization
 /// A simulated NVMe controller (class 0x010802, QEMU's 1b36:0010 IDs) implementing the NVMe
 /// base specification for the admin and NVM commands a userspace driver needs: Identify
 /// (controller, namespace, active namespace list), Create/Delete I/O SQ and CQ, Abort, Set and
-/// Get Features (Number of Queues), Read, Write and Flush with PRP1/PRP2 and chained PRP lists.
+/// Get Features (Number of Queues), Read, Write (with FUA), Flush, Compare, Write Zeroes and
+/// Dataset Management (deallocate punches holes in an image) with PRP1/PRP2 and chained PRP lists.
 ///
 /// Queues live in host memory and are fetched and completed by DMA through the mock IOMMU, so a
 /// PRP the driver did not map faults there and completes with Data Transfer Error. Each I/O
@@ -39,6 +40,15 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         public var readyTimeout: UInt8 = 15
         /// MDTS: transfers up to 4 KiB << value (0: no limit). QEMU's default is 7.
         public var maxDataTransfer: UInt8 = 7
+        /// ONCS: optional NVM commands offered; by default Compare (bit 0), Dataset Management
+        /// (bit 2) and Write Zeroes (bit 3). A command whose bit is clear is an invalid opcode.
+        public var optionalCommands: UInt16 = 0x000d
+        /// VWC: a volatile write cache, which Flush commits. Without one every write is
+        /// committed (an image's range msync'd) before it completes.
+        public var volatileWriteCache = true
+        /// DLFEAT of every namespace: 09h says deallocated blocks read as zeroes (bits 2:0 =
+        /// 001b, which holds for this controller) and Write Zeroes honours DEAC (bit 3).
+        public var deallocateFeatures: UInt8 = 0x09
         public var serial = "VFIOKIT-SIM-0001"
         public var model = "VFIOKit simulated NVMe"
         public var firmware = "1.0"

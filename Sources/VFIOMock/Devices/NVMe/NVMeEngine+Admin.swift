@@ -42,6 +42,7 @@ extension NVMeEngine {
             page.storeBytes(of: ns.blockCount, toByteOffset: 0, as: UInt64.self)  // NSZE
             page.storeBytes(of: ns.blockCount, toByteOffset: 8, as: UInt64.self)  // NCAP
             page.storeBytes(of: ns.blockCount, toByteOffset: 16, as: UInt64.self)  // NUSE
+            page.storeBytes(of: options.deallocateFeatures, toByteOffset: 33, as: UInt8.self)  // DLFEAT
             // NLBAF 0 and FLBAS 0: one format, LBAF0, whose LBADS is log2 of the block size.
             page.storeBytes(of: UInt8(ns.blockSize.trailingZeroBitCount), toByteOffset: 128 + 2, as: UInt8.self)
         case 0x01:
@@ -56,7 +57,8 @@ extension NVMeEngine {
             page.storeBytes(of: UInt8(0x44), toByteOffset: 513, as: UInt8.self)  // CQES: 16 bytes
             page.storeBytes(of: UInt16(options.maxQueueEntries), toByteOffset: 514, as: UInt16.self)  // MAXCMD
             page.storeBytes(of: UInt32(namespaces.count), toByteOffset: 516, as: UInt32.self)  // NN
-            page.storeBytes(of: UInt8(1), toByteOffset: 525, as: UInt8.self)  // VWC: a write cache, so Flush
+            page.storeBytes(of: options.optionalCommands, toByteOffset: 520, as: UInt16.self)  // ONCS
+            page.storeBytes(of: UInt8(options.volatileWriteCache ? 1 : 0), toByteOffset: 525, as: UInt8.self)  // VWC
         case 0x02:
             var slot = 0
             for id in 1...max(1, namespaces.count) where id <= namespaces.count && UInt32(id) > namespaceID {

@@ -1,27 +1,104 @@
-/// NVM commands (Flush, Write, Read) and PRP data transfer.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// NVM commands (Flush, Write, Read, Compare, Write Zeroes, Dataset Management) and PRP data transfer.
 extension NVMeEngine {
     enum IOOpcode {
-        static let flush: UInt8 = 0x00, write: UInt8 = 0x01, read: UInt8 = 0x02
+        static let flush: UInt8 = 0x00, write: UInt8 = 0x01, read: UInt8 = 0x02, compare: UInt8 = 0x05
+        static let writeZeroes: UInt8 = 0x08, datasetManagement: UInt8 = 0x09
+    }
+
+    /// Whether ONCS offers `opcode`: the base commands always, the optional ones by their bit.
+    private func offers(_ opcode: UInt8) -> Bool {
+        switch opcode {
+        case IOOpcode.flush, IOOpcode.write, IOOpcode.read: true
+        case IOOpcode.compare: options.optionalCommands & 1 != 0
+        case IOOpcode.datasetManagement: options.optionalCommands & 4 != 0
+        case IOOpcode.writeZeroes: options.optionalCommands & 8 != 0
+        default: false
+        }
     }
 
     mutating func executeIO(_ opcode: UInt8) -> (status: UInt16, result: UInt32) {
-        guard opcode <= IOOpcode.read else { return (NVMeStatusCode.invalidOpcode, 0) }
+        guard offers(opcode) else { return (NVMeStatusCode.invalidOpcode, 0) }
         guard let ns = namespace(namespaceID) else { return (NVMeStatusCode.invalidNamespace, 0) }
-        if opcode == IOOpcode.flush {
+        switch opcode {
+        case IOOpcode.flush:
             ns.flush()
             return (NVMeStatusCode.success, 0)
+        case IOOpcode.datasetManagement:
+            return (datasetManagement(ns), 0)
+        default:
+            break
         }
-        // SLBA in CDW11:CDW10, NLB (0's based) in CDW12 bits 15:0.
+        // SLBA in CDW11:CDW10, NLB (0's based) in CDW12 bits 15:0, FUA in bit 30, DEAC in bit 25.
         let lba = UInt64(dword(11)) << 32 | UInt64(dword(10))
         let blocks = Int(dword(12) & 0xffff) + 1
+        let fua = dword(12) & (1 << 30) != 0
         guard lba < ns.blockCount, ns.blockCount - lba >= UInt64(blocks) else { return (NVMeStatusCode.lbaOutOfRange, 0) }
+        if opcode == IOOpcode.writeZeroes {
+            if dword(12) & (1 << 25) != 0, options.deallocateFeatures & 8 != 0 {
+                ns.deallocate(lba: lba, count: blocks)
+            } else {
+                _ = ns.withBlocks(lba, count: blocks) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            }
+            commitIfDue(ns, lba, blocks, fua)
+            return (NVMeStatusCode.success, 0)
+        }
         guard options.maxDataTransfer == 0 || blocks * ns.blockSize <= Self.pageSize << Int(options.maxDataTransfer) else {
             return (NVMeStatusCode.invalidField, 0)
         }
+        if opcode == IOOpcode.compare { return (compare(ns, lba, blocks), 0) }
         let status = ns.withBlocks(lba, count: blocks) { data in
             transfer(data, prp1: prp1, prp2: prp2, toHost: opcode == IOOpcode.read)
         }
+        if opcode == IOOpcode.write, status == NVMeStatusCode.success { commitIfDue(ns, lba, blocks, fua) }
         return (status, 0)
+    }
+
+    /// A write with FUA, or any write on a controller without a volatile cache, is on media
+    /// when it completes.
+    private func commitIfDue(_ ns: NVMeNamespace, _ lba: UInt64, _ blocks: Int, _ fua: Bool) {
+        if fua || !options.volatileWriteCache { ns.commit(lba: lba, count: blocks) }
+    }
+
+    /// Compare: the host's data is fetched whole, then held against the blocks.
+    private mutating func compare(_ ns: NVMeNamespace, _ lba: UInt64, _ blocks: Int) -> UInt16 {
+        let host = hostBuffer(blocks * ns.blockSize)
+        let status = transfer(host, prp1: prp1, prp2: prp2, toHost: false)
+        guard status == NVMeStatusCode.success else { return status }
+        let equal = ns.withBlocks(lba, count: blocks) { memcmp($0.baseAddress!, host.baseAddress!, host.count) == 0 }
+        return equal ? NVMeStatusCode.success : NVMeStatusCode.compareFailure
+    }
+
+    /// Dataset Management: NR (0's based) in CDW10 bits 7:0, attributes in CDW11 (bit 2
+    /// Deallocate); every range is checked before any is acted on.
+    private mutating func datasetManagement(_ ns: NVMeNamespace) -> UInt16 {
+        let ranges = Int(dword(10) & 0xff) + 1
+        let list = hostBuffer(16 * ranges)
+        let status = transfer(list, prp1: prp1, prp2: prp2, toHost: false)
+        guard status == NVMeStatusCode.success else { return status }
+        for i in 0..<ranges {
+            let lba = list.load(fromByteOffset: 16 * i + 8, as: UInt64.self)
+            let blocks = UInt64(list.load(fromByteOffset: 16 * i + 4, as: UInt32.self))
+            guard lba <= ns.blockCount, ns.blockCount - lba >= blocks else { return NVMeStatusCode.lbaOutOfRange }
+        }
+        guard dword(11) & 4 != 0 else { return NVMeStatusCode.success }
+        for i in 0..<ranges {
+            let blocks = Int(list.load(fromByteOffset: 16 * i + 4, as: UInt32.self))
+            if blocks > 0 { ns.deallocate(lba: list.load(fromByteOffset: 16 * i + 8, as: UInt64.self), count: blocks) }
+        }
+        return NVMeStatusCode.success
+    }
+
+    /// The first `count` bytes of ``hostData``, grown to hold them.
+    private mutating func hostBuffer(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        if hostData.count < count {
+            hostData.deallocate()
+            hostData = .allocate(byteCount: count, alignment: 8)
+        }
+        return UnsafeMutableRawBufferPointer(rebasing: hostData[0..<count])
     }
 
     /// Moves `data` to (`toHost`) or from the host memory that PRP1 and PRP2 describe: PRP1

@@ -58,6 +58,8 @@ struct NVMeEngine {
     /// 64-byte command and one page of PRP list, reused by every command.
     let command = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: NVMeEngine.pageSize, alignment: 8)
+    /// The host's data of a Compare or a Dataset Management range list; grown, never shrunk.
+    var hostData = UnsafeMutableRawBufferPointer.allocate(byteCount: NVMeEngine.pageSize, alignment: 8)
 
     init(options: NVMeController.Options, namespaces: [NVMeNamespace]) {
         self.options = options
@@ -69,6 +71,7 @@ struct NVMeEngine {
     func deallocate() {
         command.deallocate()
         scratch.deallocate()
+        hostData.deallocate()
     }
 
     // MARK: Register file
@@ -263,6 +266,7 @@ enum NVMeStatusCode {
     static let invalidNamespace: UInt16 = 0x00b
     static let invalidPRPOffset: UInt16 = 0x013
     static let lbaOutOfRange: UInt16 = 0x080
+    static let compareFailure: UInt16 = 0x285
     static let invalidCompletionQueue: UInt16 = 0x100
     static let invalidQueueID: UInt16 = 0x101
     static let invalidQueueSize: UInt16 = 0x102

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CVFIO
 
 /// The storage behind one namespace of a simulated ``NVMeController``: anonymous memory, or an
 /// image file mapped shared so that what the controller writes lands in the file (and a later
@@ -31,6 +32,7 @@ public final class NVMeNamespace: @unchecked Sendable {
     private let bytes: UnsafeMutableRawBufferPointer
     private let lock = KernelLock()
     private let file: Int32?
+    private var commitCount = 0
 
     /// A namespace of `blockCount` zeroed blocks in memory.
     public init(blockCount: UInt64, blockSize: Int = 512) {
@@ -97,7 +99,43 @@ public final class NVMeNamespace: @unchecked Sendable {
 
     /// Makes written data durable (msync for an image; nothing for memory).
     func flush() {
-        guard file != nil else { return }
-        lock.withLock { _ = msync(bytes.baseAddress, bytes.count, MS_SYNC) }
+        lock.withLock {
+            commitCount += 1
+            if file != nil { _ = msync(bytes.baseAddress, bytes.count, MS_SYNC) }
+        }
+    }
+
+    /// Makes blocks `lba ..< lba + count` durable (msync of the pages holding them, for an
+    /// image); the caller has checked the range.
+    func commit(lba: UInt64, count: Int) {
+        lock.withLock {
+            commitCount += 1
+            guard file != nil else { return }
+            let start = Int(lba) * blockSize & ~(Int(getpagesize()) - 1)
+            _ = msync(bytes.baseAddress! + start, Int(lba) * blockSize + count * blockSize - start, MS_SYNC)
+        }
+    }
+
+    /// Deallocates blocks `lba ..< lba + count`, which then read as zeroes: an image gets a
+    /// hole punched (its file keeps its size and gives the space back); memory is zeroed, as
+    /// is an image on a file system that cannot punch holes. The caller has checked the range.
+    func deallocate(lba: UInt64, count: Int) {
+        lock.withLock {
+            let start = Int(lba) * blockSize, length = count * blockSize
+            if let file, cvfio_punch_hole(file, Int64(start), Int64(length)) == 0 { return }
+            (bytes.baseAddress! + start).initializeMemory(as: UInt8.self, repeating: 0, count: length)
+        }
+    }
+
+    /// How many times the controller committed this namespace's data to media (a Flush, a
+    /// FUA write, or a write on a controller without a volatile write cache).
+    public var commits: Int { lock.withLock { commitCount } }
+
+    /// Bytes of the image the file system holds (st_blocks), which a deallocation lowers;
+    /// nil for a namespace in memory.
+    public var allocatedBytes: Int? {
+        guard let file else { return nil }
+        var info = stat()
+        return fstat(file, &info) == 0 ? Int(info.st_blocks) * 512 : nil
     }
 }
