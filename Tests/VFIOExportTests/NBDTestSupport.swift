@@ -19,9 +19,12 @@ final class NBDFixture {
     var socketPath: String { directory + "/nbd.sock" }
     var uri: String { "nbd+unix:///?socket=\(socketPath)" }
 
-    init(blocks: UInt64 = 131_072, blockSize: Int = 512, queues: Int = 2, configure: (inout NBDServer.Configuration) -> Void = { _ in }) throws {
+    init(
+        blocks: UInt64 = 131_072, blockSize: Int = 512, queues: Int = 2, controllerOptions: NVMeController.Options = .init(),
+        configure: (inout NBDServer.Configuration) -> Void = { _ in }
+    ) throws {
         namespace = NVMeNamespace(blockCount: blocks, blockSize: blockSize)
-        controller = NVMeController(namespaces: [namespace])
+        controller = NVMeController(namespaces: [namespace], options: controllerOptions)
         let address = try PCIAddress(parsing: "0000:01:00.0")
         try kernel.plug(controller, at: address)
         device = try PCIDevice.open(address, backend: .iommufd, system: kernel)
@@ -225,3 +228,6 @@ func integer<C: Collection>(_ bytes: C) -> UInt64 where C.Element == UInt8 { byt
 
 /// `count` bytes of a repeatable pattern.
 func pattern(_ count: Int, seed: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7 &+ ($0 >> 9)) } }
+
+/// Whether two byte arrays are equal, without printing megabytes when they are not.
+func same(_ a: [UInt8], _ b: [UInt8]) -> Bool { a == b }

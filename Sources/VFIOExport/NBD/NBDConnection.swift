@@ -19,7 +19,7 @@ final class NBDConnection {
     let fd: Int32
     let owner: NVMeQueueOwner
     let router: NVMeQueueRouter
-    let namespaceID: UInt32
+    let namespace: NVMeNamespaceIdentity
     let geometry: BlockGeometry
     /// The client negotiated structured replies.
     let structured: Bool
@@ -27,6 +27,7 @@ final class NBDConnection {
     private let counters: ExportCounters
     private let ended: (NBDConnection) -> Void
     private let data: DMABuffer
+    private let dma: DMASpace
     private var queue: NVMeBlockQueue?
     private var watchID = -1
     private var interest: UInt32 = 0
@@ -66,14 +67,15 @@ final class NBDConnection {
     private(set) var finished = false
 
     /// Allocates the connection's tags and buffers (any thread); ``attach()`` starts it.
-    init(fd: Int32, owner: NVMeQueueOwner, router: NVMeQueueRouter, namespaceID: UInt32, geometry: BlockGeometry,
+    init(fd: Int32, owner: NVMeQueueOwner, router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, geometry: BlockGeometry,
          structured: Bool, depth: Int, dma: DMASpace, counters: ExportCounters,
          ended: @escaping (NBDConnection) -> Void) throws(VFIOError) {
         self.fd = fd
         self.owner = owner
         self.router = router
-        self.namespaceID = namespaceID
+        self.namespace = namespace
         self.geometry = geometry
+        self.dma = dma
         self.structured = structured
         self.depth = depth
         self.counters = counters
@@ -127,7 +129,7 @@ final class NBDConnection {
 
     /// Joins the owner's queue pair and watches the socket.
     func attach() throws(VFIOError) {
-        let queue = NVMeBlockQueue(router: router, namespaceID: namespaceID)
+        let queue = try NVMeBlockQueue(router: router, namespace: namespace, tags: depth, dma: dma)
         queue.onReady = { [unowned self] in self.completionsReady() }
         self.queue = queue
         do {
@@ -289,7 +291,9 @@ final class NBDConnection {
         }
         let blockSize = UInt64(geometry.blockSize)
         guard offset % blockSize == 0, UInt64(length) % blockSize == 0 else { throw BlockRequestError(errno: EINVAL) }
-        return try BlockRequest(operation, fua: fua, lba: offset / blockSize, blocks: UInt32(UInt64(length) / blockSize), geometry: geometry)
+        var request = try BlockRequest(operation, fua: fua, lba: offset / blockSize, blocks: UInt32(UInt64(length) / blockSize), geometry: geometry)
+        request.unmap = flags & NBD.CommandFlag.noHole == 0
+        return request
     }
 
     // MARK: The device

@@ -39,6 +39,7 @@ public final class NBDServer: @unchecked Sendable {
 
     public let configuration: Configuration
     public let namespaceID: UInt32
+    private let namespace: NVMeNamespaceIdentity
     /// What clients see: size, block size, largest request, read-only.
     public let geometry: BlockGeometry
     public let counters = ExportCounters()
@@ -90,9 +91,15 @@ public final class NBDServer: @unchecked Sendable {
         }
         let maxRequest = min(configuration.maxRequest, driver.maxTransfer) / ns.blockSize * ns.blockSize
         guard maxRequest >= ns.blockSize else { throw .configuration("a largest request of \(configuration.maxRequest) bytes is below one \(ns.blockSize)-byte block") }
+        // Discard is one Dataset Management range (up to 2^32 - 1 blocks); write-zeroes runs as a
+        // chain of Write Zeroes commands, so NBD's 32-bit lengths fit either.
+        let controller = driver.controller
         geometry = BlockGeometry(
             blockSize: ns.blockSize, blocks: ns.size, maxTransfer: maxRequest,
-            volatileWriteCache: driver.controller?.volatileWriteCache ?? true, readOnly: configuration.readOnly)
+            volatileWriteCache: controller?.volatileWriteCache ?? true,
+            maxDiscardBlocks: controller?.supportsDatasetManagement == true ? .max : nil,
+            maxWriteZeroesBlocks: controller?.supportsWriteZeroes == true ? .max : nil,
+            readOnly: configuration.readOnly)
         var flags = NBD.Flag.hasFlags | NBD.Flag.sendFlush | NBD.Flag.sendFUA | NBD.Flag.canMultiConn
         if geometry.readOnly { flags |= NBD.Flag.readOnly }
         if !geometry.readOnly, geometry.maxDiscardBlocks != nil { flags |= NBD.Flag.sendTrim }
@@ -102,6 +109,7 @@ public final class NBDServer: @unchecked Sendable {
             minimumBlock: UInt32(ns.blockSize), preferredBlock: UInt32(max(ns.blockSize, 4096)), maximumBlock: UInt32(maxRequest))
         self.driver = driver
         self.namespaceID = namespaceID
+        namespace = ns
         self.configuration = configuration
         self.owners = owners
         routers = owners.map { NVMeQueueRouter(pair: $0.pair) }
@@ -254,7 +262,7 @@ public final class NBDServer: @unchecked Sendable {
             let i = s.nextOwner % owners.count
             s.nextOwner += 1
             guard let connection = try? NBDConnection(
-                fd: fd, owner: owners[i], router: routers[i], namespaceID: namespaceID, geometry: geometry,
+                fd: fd, owner: owners[i], router: routers[i], namespace: namespace, geometry: geometry,
                 structured: structured, depth: configuration.depth, dma: driver.device.dma, counters: counters,
                 ended: { [weak self] c in self?.ended(c) })
             else { return nil }

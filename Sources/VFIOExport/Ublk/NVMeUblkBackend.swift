@@ -10,6 +10,7 @@ import VFIOKit
 public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
     public let driver: NVMeDriver
     public let namespaceID: UInt32
+    private let namespace: NVMeNamespaceIdentity
     public let geometry: BlockGeometry
 
     /// Throws when the namespace does not exist or the driver takes interrupts.
@@ -22,6 +23,7 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         }
         self.driver = driver
         self.namespaceID = namespaceID
+        namespace = ns
         geometry = BlockGeometry(
             blockSize: ns.blockSize, blocks: ns.size, maxTransfer: driver.maxTransfer,
             volatileWriteCache: driver.controller?.volatileWriteCache ?? true, readOnly: readOnly)
@@ -40,9 +42,14 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
 
     public func withQueue(_ index: Int, _ body: (any BlockQueue) -> Void) throws(UblkError) {
         do throws(NVMeError) {
-            try driver.withQueuePair(index) { pair in
+            try driver.withQueuePair(index) { (pair) throws(NVMeError) in
                 // The ublk queue holds the owner thread while it serves, so it polls the pair itself.
-                let queue = NVMeBlockQueue(router: NVMeQueueRouter(pair: pair), namespaceID: namespaceID)
+                let queue: NVMeBlockQueue
+                do throws(VFIOError) {
+                    queue = try NVMeBlockQueue(router: NVMeQueueRouter(pair: pair), namespace: namespace, tags: queueDepth, dma: driver.device.dma)
+                } catch {
+                    throw .framework(error)
+                }
                 body(queue)
                 queue.leave()
             }
