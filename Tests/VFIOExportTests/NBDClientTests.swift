@@ -72,4 +72,15 @@ struct NBDClientTests {
         #expect(f.namespace.read(lba: 8, count: 16) == [UInt8](repeating: 0, count: 8192))
         #expect(f.namespace.read(lba: 24, count: 8) == Array(before[24 * 512..<32 * 512]), "past the zeroed range is untouched")
     }
+
+    @Test("127.0.0.1 with port 0: the kernel's port is the URI's; nbdinfo reaches the export over TCP",
+          .enabled(if: Tool.has("nbdinfo"), "nbdinfo (Debian's libnbd-bin) is not installed"))
+    func tcp() throws {
+        let f = try NBDFixture(blocks: 2048) { $0.tcp = (host: "127.0.0.1", port: 0) }
+        let uri = try #require(f.server.tcpURI)
+        #expect(uri.hasPrefix("nbd://127.0.0.1:") && !uri.hasSuffix(":0"))
+        let r = try Tool.run("nbdinfo", ["--size", uri])
+        #expect(r.status == 0 && r.output.trimmingCharacters(in: .whitespacesAndNewlines) == "\(2048 * 512)", "\(r.output)\(r.error)")
+        #expect(f.server.uri == f.uri, "the Unix socket stays the primary URI")
+    }
 }
