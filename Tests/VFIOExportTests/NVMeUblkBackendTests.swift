@@ -120,14 +120,45 @@ final class NVMeUblkBackendTests {
         #expect(try serve(backend, flush, tag: 0, data: tag5).map(\.1) == [0])
     }
 
-    @Test("an operation the backend never advertised is refused with EOPNOTSUPP, not sent")
-    func unadvertised() throws {
+    @Test("discard and write-zeroes where ONCS has them, served on the owner thread; where it has neither, none advertised and EOPNOTSUPP before the queue")
+    func discardAndWriteZeroes() throws {
         let backend = try NVMeUblkBackend(driver: driver)
-        var g = backend.geometry
-        g.maxDiscardBlocks = 8
-        let discard = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_DISCARD, startSector: 0, sectors: 8, geometry: g)
-        let data = NVMeDataRange(deviceAddress: 0, count: 4096)
-        #expect(throws: BlockRequestError(errno: EOPNOTSUPP)) { try self.serve(backend, discard, tag: 0, data: data) }
+        let g = backend.geometry
+        #expect(g.maxDiscardBlocks == .max && g.maxWriteZeroesBlocks == .max)
+        let p = try g.parameters()
+        #expect(p.types & CUBLK_PARAM_TYPE_DISCARD != 0)
+        #expect(p.discard.max_discard_sectors == .max && p.discard.max_write_zeroes_sectors == .max && p.discard.max_discard_segments == 1)
+        #expect(p.discard.discard_granularity == 512)
+
+        let buffers = try backend.allocateData(g.maxTransfer)
+        let tag = NVMeDataRange(deviceAddress: buffers.deviceAddress, count: g.maxTransfer)
+        for i in 0..<8192 { buffers.bytes[i] = 0xa5 }
+        let write = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_WRITE, startSector: 200, sectors: 16, geometry: g)
+        #expect(try serve(backend, write, tag: 2, data: tag).map(\.result) == [0])
+        let zeroes = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_WRITE_ZEROES, startSector: 200, sectors: 4, geometry: g)
+        #expect(try serve(backend, zeroes, tag: 3, data: tag).map(\.result) == [0])
+        let discard = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_DISCARD, startSector: 208, sectors: 8, geometry: g)
+        #expect(try serve(backend, discard, tag: 4, data: tag).map(\.result) == [0])
+        #expect(namespace.read(lba: 200, count: 4) == [UInt8](repeating: 0, count: 2048), "written zeroes")
+        #expect(namespace.read(lba: 204, count: 4) == [UInt8](repeating: 0xa5, count: 2048), "untouched between them")
+        #expect(namespace.read(lba: 208, count: 8) == [UInt8](repeating: 0, count: 4096), "deallocated (DLFEAT: reads zeroes)")
+
+        var options = NVMeController.Options()
+        options.optionalCommands = 0
+        let plain = NVMeController(namespaces: [NVMeNamespace(blockCount: 64)], options: options)
+        defer { plain.stop() }
+        let address = try PCIAddress(parsing: "0000:01:00.2")
+        try kernel.plug(plain, at: address)
+        let device = try PCIDevice.open(address, backend: .iommufd, system: kernel)
+        defer { device.close() }
+        let plainDriver = try Self.driver(device, loop, polled: true)
+        defer { plainDriver.shutDown() }
+        let without = try NVMeUblkBackend(driver: plainDriver)
+        #expect(without.geometry.maxDiscardBlocks == nil && without.geometry.maxWriteZeroesBlocks == nil)
+        #expect(try without.geometry.parameters().types & CUBLK_PARAM_TYPE_DISCARD == 0)
+        #expect(throws: BlockRequestError(errno: EOPNOTSUPP)) {
+            try BlockRequest(ublkOpFlags: CUBLK_IO_OP_DISCARD, startSector: 0, sectors: 8, geometry: without.geometry)
+        }
     }
 
     @Test("a namespace that does not exist is refused with the reason")

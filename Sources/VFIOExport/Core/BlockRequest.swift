@@ -12,8 +12,11 @@ public struct BlockRequest: Equatable, Sendable {
     }
 
     public var operation: Operation
-    /// Write with Force Unit Access: on the media before it completes.
+    /// Write (or write zeroes) with Force Unit Access: on the media before it completes.
     public var fua: Bool
+    /// A write-zeroes may deallocate the blocks instead of writing them (they read as zeroes
+    /// either way): NBD without NBD_CMD_FLAG_NO_HOLE.
+    public var unmap = false
     /// First logical block (0 for a flush).
     public var lba: UInt64
     /// Logical blocks (0 for a flush).

@@ -11,6 +11,7 @@ import VFIOKit
 public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
     public let driver: NVMeDriver
     public let namespaceID: UInt32
+    private let namespace: NVMeNamespaceIdentity
     public let geometry: BlockGeometry
 
     /// Throws when the namespace does not exist.
@@ -20,9 +21,17 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         }
         self.driver = driver
         self.namespaceID = namespaceID
+        namespace = ns
+        // Discard is one Dataset Management range (up to 2^32 - 1 blocks, which SET_PARAMS caps
+        // to 2^32 - 1 sectors); write-zeroes runs as a chain of Write Zeroes commands under one
+        // tag. Each only where ONCS says the controller has the command.
+        let controller = driver.controller
         geometry = BlockGeometry(
             blockSize: ns.blockSize, blocks: ns.size, maxTransfer: driver.maxTransfer,
-            volatileWriteCache: driver.controller?.volatileWriteCache ?? true, readOnly: readOnly)
+            volatileWriteCache: controller?.volatileWriteCache ?? true,
+            maxDiscardBlocks: controller?.supportsDatasetManagement == true ? .max : nil,
+            maxWriteZeroesBlocks: controller?.supportsWriteZeroes == true ? .max : nil,
+            readOnly: readOnly)
     }
 
     public var queueCount: Int { driver.queueCount }
@@ -44,7 +53,12 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         let owner = try owner(index)
         let router = NVMeQueueRouter(pair: owner.pair)
         owner.direct = router
-        return NVMeBlockQueue(router: router, namespaceID: namespaceID)
+        do throws(VFIOError) {
+            return try NVMeBlockQueue(router: router, namespace: namespace, tags: queueDepth, dma: driver.device.dma)
+        } catch {
+            owner.direct = nil
+            throw .system(operation: "allocating ublk queue \(index)'s NVMe range lists (\(error))", errno: ENOMEM)
+        }
     }
 
     public func closeQueue(_ queue: any UblkBlockQueue, index: Int) {

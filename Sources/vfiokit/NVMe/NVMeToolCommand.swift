@@ -1,10 +1,10 @@
 import ArgumentParser
 
-/// `vfiokit nvme identify|read|write|verify|bench|ublk`: the NVMe sample driver, shaped like nvme-cli.
+/// `vfiokit nvme identify|read|write|verify|bench|ublk|nbd`: the NVMe sample driver, shaped like nvme-cli.
 struct NVMeToolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nvme",
-        abstract: "Drive an NVMe controller from userspace: identify, read, write, verify, bench, serve over ublk.",
+        abstract: "Drive an NVMe controller from userspace: identify, read, write, verify, bench, serve over ublk or NBD.",
         discussion: """
             ADDRESS is a controller bound to vfio-pci (`vfiokit bind ADDRESS`). With --simulated, a simulated \
             controller runs through the mock VFIO kernel model instead; the argument in ADDRESS's place is then an \
@@ -12,6 +12,6 @@ struct NVMeToolCommand: AsyncParsableCommand {
             """,
         subcommands: [
             NVMeIdentifyCommand.self, NVMeReadCommand.self, NVMeWriteCommand.self, NVMeVerifyCommand.self,
-            NVMeBenchCommand.self, NVMeUblkCommand.self,
+            NVMeBenchCommand.self, NVMeUblkCommand.self, NVMeNBDCommand.self,
         ])
 }
