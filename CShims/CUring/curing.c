@@ -21,6 +21,8 @@ void curing_destroy(struct curing_ring *r) {
     free(r);
 }
 
+int curing_fd(struct curing_ring *r) { return r->ring.ring_fd; }
+
 int curing_prep_ublk_ctrl(struct curing_ring *r, int fd, uint32_t op, const struct cublk_ctrl_cmd *cmd, uint64_t user_data) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) return -EBUSY;
@@ -46,14 +48,6 @@ int curing_prep_ublk_io(struct curing_ring *r, int fd, uint32_t op, uint16_t q, 
     io->tag = tag;
     io->result = result;
     io->addr = addr;
-    return 0;
-}
-
-int curing_prep_poll(struct curing_ring *r, int fd, uint64_t user_data) {
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-    if (!sqe) return -EBUSY;
-    io_uring_prep_poll_add(sqe, fd, 1 /* POLLIN */);
-    sqe->user_data = user_data;
     return 0;
 }
 

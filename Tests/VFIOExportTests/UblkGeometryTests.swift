@@ -6,7 +6,7 @@ import Testing
 struct UblkGeometryTests {
     @Test("size, block size, max sectors and cache attributes")
     func basic() throws {
-        let g = UblkGeometry(blockSize: 4096, blocks: 1000, maxTransfer: 512 * 1024, volatileWriteCache: true)
+        let g = BlockGeometry(blockSize: 4096, blocks: 1000, maxTransfer: 512 * 1024, volatileWriteCache: true)
         let p = try g.parameters()
         #expect(p.len == 60)
         #expect(p.types == CUBLK_PARAM_TYPE_BASIC)
@@ -19,7 +19,7 @@ struct UblkGeometryTests {
 
     @Test("no volatile write cache: no flush or FUA attributes; read-only says so")
     func attributes() throws {
-        var g = UblkGeometry(blockSize: 512, blocks: 8, maxTransfer: 4096, volatileWriteCache: false)
+        var g = BlockGeometry(blockSize: 512, blocks: 8, maxTransfer: 4096, volatileWriteCache: false)
         #expect(try g.parameters().basic.attrs == 0)
         #expect(try g.parameters().basic.logical_bs_shift == 9)
         g.readOnly = true
@@ -31,7 +31,7 @@ struct UblkGeometryTests {
 
     @Test("discard and write-zeroes limits: one segment, block granularity, whole blocks, capped")
     func discard() throws {
-        var g = UblkGeometry(blockSize: 4096, blocks: 1 << 40, maxTransfer: 4096, volatileWriteCache: true)
+        var g = BlockGeometry(blockSize: 4096, blocks: 1 << 40, maxTransfer: 4096, volatileWriteCache: true)
         g.maxDiscardBlocks = .max
         let p = try g.parameters()
         #expect(p.types & CUBLK_PARAM_TYPE_DISCARD != 0)
@@ -52,18 +52,18 @@ struct UblkGeometryTests {
     @Test("shapes ublk_drv would refuse are refused here, with the reason")
     func refusals() {
         for (bs, mt) in [(8192, 65536), (1000, 4096), (256, 4096), (512, 2048), (4096, 6144), (512, 64 << 20)] {
-            let g = UblkGeometry(blockSize: bs, blocks: 10, maxTransfer: mt, volatileWriteCache: false)
+            let g = BlockGeometry(blockSize: bs, blocks: 10, maxTransfer: mt, volatileWriteCache: false)
             #expect(throws: UblkError.self) { try g.parameters() }
         }
-        let empty = UblkGeometry(blockSize: 512, blocks: 0, maxTransfer: 4096, volatileWriteCache: false)
+        let empty = BlockGeometry(blockSize: 512, blocks: 0, maxTransfer: 4096, volatileWriteCache: false)
         #expect { try empty.parameters() } throws: { "\($0)".contains("no blocks") }
-        let big = UblkGeometry(blockSize: 8192, blocks: 10, maxTransfer: 65536, volatileWriteCache: false)
+        let big = BlockGeometry(blockSize: 8192, blocks: 10, maxTransfer: 65536, volatileWriteCache: false)
         #expect { try big.parameters() } throws: { "\($0)".contains("512…4096") }
     }
 
     @Test("device info: queues, depth, buffer size; limits checked")
     func deviceInfo() throws {
-        let g = UblkGeometry(blockSize: 512, blocks: 10, maxTransfer: 131072, volatileWriteCache: false)
+        let g = BlockGeometry(blockSize: 512, blocks: 10, maxTransfer: 131072, volatileWriteCache: false)
         let info = try g.deviceInfo(queues: 2, depth: 64, flags: CUBLK_F_USER_COPY)
         #expect(info.nr_hw_queues == 2)
         #expect(info.queue_depth == 64)

@@ -8,20 +8,20 @@ import Testing
 @Suite("ublk request descriptors: decoding and checks")
 struct UblkRequestTests {
     /// 4 KiB blocks, 1,000 of them, 128 KiB per request, discard up to 64 blocks.
-    let geometry = UblkGeometry(
+    let geometry = BlockGeometry(
         blockSize: 4096, blocks: 1000, maxTransfer: 128 * 1024, volatileWriteCache: true, maxDiscardBlocks: 64)
 
-    func decode(_ op: UInt32, flags: UInt32 = 0, sector: UInt64, sectors: UInt32, in g: UblkGeometry? = nil) throws(UblkRequestError) -> UblkRequest {
-        try UblkRequest(opFlags: op | flags, startSector: sector, sectors: sectors, geometry: g ?? geometry)
+    func decode(_ op: UInt32, flags: UInt32 = 0, sector: UInt64, sectors: UInt32, in g: BlockGeometry? = nil) throws(BlockRequestError) -> BlockRequest {
+        try BlockRequest(ublkOpFlags: op | flags, startSector: sector, sectors: sectors, geometry: g ?? geometry)
     }
 
     /// The errno decoding answers with; nil when it decodes.
-    func errno(_ body: () throws -> UblkRequest) -> Int32? {
-        do { _ = try body(); return nil } catch { return (error as? UblkRequestError)?.errno ?? -1 }
+    func errno(_ body: () throws -> BlockRequest) -> Int32? {
+        do { _ = try body(); return nil } catch { return (error as? BlockRequestError)?.errno ?? -1 }
     }
 
     /// The request's fields, for comparing in one expectation.
-    func fields(_ r: UblkRequest) -> String {
+    func fields(_ r: BlockRequest) -> String {
         "\(r.operation) fua=\(r.fua) lba=\(r.lba) blocks=\(r.blocks) bytes=\(r.bytes)"
     }
 
@@ -69,7 +69,7 @@ struct UblkRequestTests {
     @Test("a descriptor in memory decodes the same")
     func descriptor() throws {
         var d = cublk_io_desc(op_flags: CUBLK_IO_OP_WRITE | CUBLK_IO_F_FUA, nr_sectors: 16, start_sector: 80, addr: 0)
-        let r = try withUnsafePointer(to: &d) { (p) throws(UblkRequestError) in try UblkRequest(p, geometry: geometry) }
+        let r = try withUnsafePointer(to: &d) { (p) throws(BlockRequestError) in try BlockRequest(p, geometry: geometry) }
         #expect(fields(r) == "write fua=true lba=10 blocks=2 bytes=8192")
     }
 }

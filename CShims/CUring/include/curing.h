@@ -163,13 +163,13 @@ static const uint32_t CURING_SETUP_SQE128 = 1U << 10;
 struct curing_ring *curing_create(unsigned entries, unsigned flags, int *error);
 /* Tears the ring down (cancelling what is in flight) and frees it. */
 void curing_destroy(struct curing_ring *ring);
+/* The ring's file: readable (epoll) while completions wait in its CQ. */
+int curing_fd(struct curing_ring *ring);
 
 /* Prepares a control command (ring made with CURING_SETUP_SQE128); 0, or -EBUSY (SQ full). */
 int curing_prep_ublk_ctrl(struct curing_ring *ring, int fd, uint32_t op, const struct cublk_ctrl_cmd *cmd, uint64_t user_data);
 /* Prepares an I/O command (FETCH_REQ, COMMIT_AND_FETCH_REQ) for `tag`, user_data = tag; 0, or -EBUSY. */
 int curing_prep_ublk_io(struct curing_ring *ring, int fd, uint32_t op, uint16_t q, uint16_t tag, int32_t result, uint64_t addr);
-/* Prepares a one-shot poll of `fd` for input; 0, or -EBUSY. */
-int curing_prep_poll(struct curing_ring *ring, int fd, uint64_t user_data);
 
 /* Submits what was prepared: the number submitted, or -errno. */
 int curing_submit(struct curing_ring *ring);

@@ -11,11 +11,15 @@ import VFIOKit
 /// owner's backlog (a fixed ring) and are submitted as completions free slots. A polled queue
 /// is polled by its owner while commands are outstanding; an interrupt-driven queue's CQ
 /// eventfd is watched by the owner's epoll set. Deadlines are checked on the owner's timerfd.
-/// A frontend that serves this queue runs on the owner too (``reactor``'s watches).
+/// A frontend that serves this queue runs on the owner too (``reactor``'s watches), submitting
+/// to ``pair`` directly; the owner's own polls hand those commands' completions to ``direct``.
 public final class NVMeQueueOwner: @unchecked Sendable {
     public let pair: NVMeQueuePair
     /// The owner thread: watch a frontend's files here, run control work with `run`.
     public let reactor: QueueReactor
+    /// Where the completions of commands submitted to ``pair`` directly go (not through the
+    /// mailbox) when the owner polls: set and cleared on the owner thread.
+    public var direct: (any NVMeDirectCompletions)?
     let mailbox: NVMeMailbox
     private unowned let driver: NVMeDriver
     private let polled: Bool
@@ -58,7 +62,7 @@ public final class NVMeQueueOwner: @unchecked Sendable {
         let id = try framework { () throws(VFIOError) in
             try reactor.watch(source.fd.rawValue, events: QueueReactor.readable) { [unowned self] _ in
                 _ = try? system.read(source.fd, into: counter)
-                _ = pair.poll { _ in }
+                pollDirect()
                 submitBacklog()
             }
         }
@@ -141,8 +145,20 @@ public final class NVMeQueueOwner: @unchecked Sendable {
 
     /// One pass of a polled queue; true while commands are outstanding.
     private func pollOnce() -> Bool {
-        if pair.poll({ _ in }) > 0 { submitBacklog() }
+        pollDirect()
+        // A frontend's own poll may have freed the slots the backlog waits for.
+        if backlogCount > 0 { submitBacklog() }
         return pair.outstanding > 0 || backlogCount > 0
+    }
+
+    /// Reaps the CQ: mailbox requests complete to their waiters, the rest go to ``direct``.
+    @inline(__always)
+    private func pollDirect() {
+        guard let direct else {
+            pair.poll { _ in }
+            return
+        }
+        if pair.poll({ direct.complete($0) }) > 0 { direct.polled() }
     }
 
     /// The tick: checks CSTS (a fatal status or all ones has the controller reset in place),
@@ -205,4 +221,14 @@ public final class NVMeQueueOwner: @unchecked Sendable {
         default: false
         }
     }
+}
+
+/// A frontend that submits to an owner's pair directly from the owner thread (an export
+/// queue): it is told of its commands' completions when the owner polls. Both calls run on
+/// the owner thread and must allocate nothing.
+public protocol NVMeDirectCompletions: AnyObject {
+    /// One completion of a command submitted directly (the slot is already free).
+    func complete(_ completion: NVMeCompletion)
+    /// Called after a poll that consumed completions: a frontend answers its clients here.
+    func polled()
 }

@@ -4,6 +4,8 @@ import CUring
 /// one thread submits to and reaps from a ring.
 final class UblkRing {
     let ring: OpaquePointer
+    /// The ring's file, readable while completions wait: what an epoll set watches.
+    let fd: Int32
     private var open = true
 
     /// A ring of `entries` submission entries; `flags` are IORING_SETUP_ flags.
@@ -13,6 +15,7 @@ final class UblkRing {
             throw .system(operation: "setting up the io_uring for \(purpose) (\(entries) entries)", errno: -error)
         }
         self.ring = ring
+        fd = curing_fd(ring)
     }
 
     deinit { close() }

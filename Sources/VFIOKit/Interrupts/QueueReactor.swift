@@ -26,8 +26,12 @@ public final class QueueReactor: @unchecked Sendable {
     /// Called every ``tickInterval`` (the timerfd): deadlines.
     public var onTick: () -> Void = {}
     public let tickInterval: Duration
-    /// epoll's EPOLLIN, for ``watch(_:events:_:)``.
+    /// epoll's EPOLLIN and EPOLLOUT, for ``watch(_:events:_:)`` and ``modify(_:fd:events:)``.
     public static let readable = EPOLLIN.rawValue
+    public static let writable = EPOLLOUT.rawValue
+    /// epoll's EPOLLHUP and EPOLLERR, which a handler may get whatever it watches for.
+    public static let hungUp = EPOLLHUP.rawValue
+    public static let failed = EPOLLERR.rawValue
     public let name: String
 
     private let system: any SystemCalls
@@ -176,6 +180,14 @@ public final class QueueReactor: @unchecked Sendable {
         }
         if id == watches.count { watches.append(handler) } else { watches[id] = handler }
         return id
+    }
+
+    /// Changes the events watch `id` on `fd` waits for (0: only errors and hang-ups). On the
+    /// reactor's thread.
+    public func modify(_ id: Int, fd: Int32, events: UInt32) throws(VFIOError) {
+        try attempt(SystemCall("epoll_ctl", detail: "MOD fd \(fd) in \(name)")) { () throws(Errno) in
+            try system.epollControl(epoll, EPOLL_CTL_MOD, FileDescriptor(rawValue: fd), events: events, data: UInt64(id))
+        }
     }
 
     /// Ends watch `id` on `fd`; its handler does not run again.

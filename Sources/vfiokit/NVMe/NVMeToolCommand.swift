@@ -1,10 +1,10 @@
 import ArgumentParser
 
-/// `vfiokit nvme identify|read|write|verify|bench|ublk|smart-log|error-log`: the NVMe sample driver, shaped like nvme-cli.
+/// `vfiokit nvme identify|read|write|verify|bench|ublk|nbd|smart-log|error-log`: the NVMe sample driver, shaped like nvme-cli.
 struct NVMeToolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nvme",
-        abstract: "Drive an NVMe controller from userspace: identify, read, write, verify, bench, serve over ublk, read its SMART and error logs.",
+        abstract: "Drive an NVMe controller from userspace: identify, read, write, verify, bench, serve over ublk or NBD, read its SMART and error logs.",
         discussion: """
             ADDRESS is a controller bound to vfio-pci (`vfiokit bind ADDRESS`). With --simulated, a simulated \
             controller runs through the mock VFIO kernel model instead; the argument in ADDRESS's place is then an \
@@ -13,6 +13,7 @@ struct NVMeToolCommand: AsyncParsableCommand {
             """,
         subcommands: [
             NVMeIdentifyCommand.self, NVMeReadCommand.self, NVMeWriteCommand.self, NVMeVerifyCommand.self,
-            NVMeBenchCommand.self, NVMeUblkCommand.self, NVMeSMARTLogCommand.self, NVMeErrorLogCommand.self,
+            NVMeBenchCommand.self, NVMeUblkCommand.self, NVMeNBDCommand.self, NVMeSMARTLogCommand.self,
+            NVMeErrorLogCommand.self,
         ])
 }

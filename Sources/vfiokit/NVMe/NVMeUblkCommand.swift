@@ -15,9 +15,11 @@ struct NVMeUblkCommand: ParsableCommand {
         commandName: "ublk",
         abstract: "Serve a namespace to the kernel as /dev/ublkbN (ublk_drv) until SIGTERM or SIGINT.",
         discussion: """
-            One polled NVMe I/O queue pair per ublk queue, each owned by its queue's thread. The block device has \
-            the namespace's size and logical block size; its largest request is the controller's MDTS. On SIGTERM \
-            or SIGINT in-flight requests finish, /dev/ublkbN goes away, and the controller is shut down.
+            One NVMe I/O queue pair per ublk queue: the ublk queue is served on the thread that owns the pair, \
+            which busy-polls it while commands are outstanding (or, with --interrupts, sleeps until its MSI-X \
+            vector fires). The block device has the namespace's size and logical block size; its largest request \
+            is the controller's MDTS. On SIGTERM or SIGINT in-flight requests finish, /dev/ublkbN goes away, and \
+            the controller is shut down.
             """)
 
     @OptionGroup var target: NVMeTarget
@@ -25,7 +27,7 @@ struct NVMeUblkCommand: ParsableCommand {
     @Option(help: "The namespace to serve.")
     var namespace: UInt32 = 1
 
-    @Option(help: "ublk queues (each with its own NVMe queue pair and thread).")
+    @Option(help: "ublk queues (each with its own NVMe queue pair and owner thread).")
     var queues = 1
 
     @Option(help: "Requests in flight per queue (at most the NVMe queue's entries − 1).")
@@ -33,6 +35,9 @@ struct NVMeUblkCommand: ParsableCommand {
 
     @Flag(help: "Refuse writes.")
     var readOnly = false
+
+    @Flag(help: "Take NVMe completions by MSI-X interrupt instead of busy-polling while commands are outstanding.")
+    var interrupts = false
 
     func validate() throws {
         guard (1...64).contains(queues) else { throw ValidationError("--queues \(queues) is outside 1…64") }
@@ -54,7 +59,7 @@ struct NVMeUblkCommand: ParsableCommand {
         sigaction(SIGINT, &action, nil)
 
         var configuration = NVMeDriver.Configuration()
-        configuration.polled = true
+        configuration.polled = !interrupts
         configuration.queues = queues
         configuration.queueDepth = depth + 1
         let session = try target.open(configuration)

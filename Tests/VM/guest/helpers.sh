@@ -234,13 +234,15 @@ device_interrupts() {
   vfiokit status --json 2>/dev/null | jq -r --arg a "$1" '[.devices[] | select(.address == $a) | .interrupts[].count] | add // 0'
 }
 
-# The ublk export for the block-export checks (95-97): `ublk_start BACKEND` serves namespace 1
-# of the NVMe controller over ublk (`vfiokit nvme ublk`) in the background, its output in
+# The ublk export for the block-export checks (95-97): `ublk_start BACKEND [OPTION...]` serves
+# namespace 1 of the NVMe controller over ublk (`vfiokit nvme ublk`, with the options) in the background, its output in
 # /tmp/check/ublk.out and .err, its pid in $ublk and its block device in $bdev once it exists;
 # `ublk_stop` sends SIGTERM and fails the check unless the server exits 0 and $bdev is gone.
 ublk_start() {
+  local backend=$1
+  shift
   rm -f /tmp/check/ublk.out /tmp/check/ublk.err
-  vfiokit nvme ublk "$(dev nvme)" --backend "$1" ${2:+--depth "$2"} >/tmp/check/ublk.out 2>/tmp/check/ublk.err &
+  vfiokit nvme ublk "$(dev nvme)" --backend "$backend" "$@" >/tmp/check/ublk.out 2>/tmp/check/ublk.err &
   ublk=$!
   wait_for 30 grep -q "^ublk: /dev/ublkb[0-9]* serves" /tmp/check/ublk.out ||
     { cat /tmp/check/ublk.out /tmp/check/ublk.err; check_fail "vfiokit nvme ublk ($1) made no block device"; }

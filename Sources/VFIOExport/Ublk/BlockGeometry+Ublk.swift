@@ -1,45 +1,15 @@
 import CUring
 
-/// What a ublk device presents: the exported namespace's shape and what it can do. The ublk
-/// parameters (``parameters()``) and the device info (``deviceInfo(queues:depth:)``) follow
-/// from it alone.
-public struct UblkGeometry: Sendable, Equatable {
-    /// Bytes per logical block: a power of two, 512…4096 (ublk's limits).
-    public var blockSize: Int
-    /// The size in logical blocks.
-    public var blocks: UInt64
-    /// The most one request may carry, in bytes (the controller's MDTS): the device's max
-    /// sectors, and the size of each tag's data buffer.
-    public var maxTransfer: Int
-    /// The controller has a volatile write cache (NVMe VWC): flushes and FUA are passed on.
-    public var volatileWriteCache: Bool
-    /// The most blocks one discard may cover (NVMe Dataset Management deallocate); nil: no discard.
-    public var maxDiscardBlocks: UInt32?
-    /// The most blocks one write-zeroes may cover (NVMe Write Zeroes); nil: not supported.
-    public var maxWriteZeroesBlocks: UInt32?
-    /// Refuse writes (the block device is read-only).
-    public var readOnly: Bool
-
-    public init(
-        blockSize: Int, blocks: UInt64, maxTransfer: Int, volatileWriteCache: Bool,
-        maxDiscardBlocks: UInt32? = nil, maxWriteZeroesBlocks: UInt32? = nil, readOnly: Bool = false
-    ) {
-        self.blockSize = blockSize
-        self.blocks = blocks
-        self.maxTransfer = maxTransfer
-        self.volatileWriteCache = volatileWriteCache
-        self.maxDiscardBlocks = maxDiscardBlocks
-        self.maxWriteZeroesBlocks = maxWriteZeroesBlocks
-        self.readOnly = readOnly
-    }
-
+/// What a ublk device presents follows from the export's geometry alone: the ublk parameters
+/// (``parameters()``) and the device info (``deviceInfo(queues:depth:flags:)``).
+extension BlockGeometry {
     /// The logical block size as a shift (9…12).
     var blockShift: Int { blockSize.trailingZeroBitCount }
     /// 512-byte sectors per logical block.
     var sectorsPerBlock: UInt64 { UInt64(blockSize >> 9) }
 
     /// Checks what ublk_drv checks on SET_PARAMS, so a bad shape fails here with its reason.
-    public func validate() throws(UblkError) {
+    public func validateForUblk() throws(UblkError) {
         guard blockSize >= 512, blockSize <= 4096, blockSize & (blockSize - 1) == 0 else {
             throw .geometry("a logical block size of \(blockSize) bytes is outside ublk's 512…4096 (a power of two)")
         }
@@ -55,7 +25,7 @@ public struct UblkGeometry: Sendable, Equatable {
     /// SET_PARAMS' argument: basic (size, block size, max sectors, cache attributes) and, when
     /// the device can discard or write zeroes, the discard limits (one range per discard).
     public func parameters() throws(UblkError) -> cublk_params {
-        try validate()
+        try validateForUblk()
         var p = cublk_params()
         p.len = CUBLK_PARAMS_LEN
         p.types = CUBLK_PARAM_TYPE_BASIC
@@ -90,7 +60,7 @@ public struct UblkGeometry: Sendable, Equatable {
     /// ADD_DEV's argument: `queues` queues of `depth` tags, buffers of ``maxTransfer`` bytes,
     /// the device number chosen by the kernel, and the feature flags `flags`.
     public func deviceInfo(queues: Int, depth: Int, flags: UInt64) throws(UblkError) -> cublk_dev_info {
-        try validate()
+        try validateForUblk()
         guard queues >= 1, queues <= 4096 else { throw .geometry("\(queues) queues is outside ublk's 1…4096") }
         guard depth >= 1, depth <= Int(CUBLK_MAX_QUEUE_DEPTH) else {
             throw .geometry("a queue depth of \(depth) is outside ublk's 1…\(CUBLK_MAX_QUEUE_DEPTH)")
