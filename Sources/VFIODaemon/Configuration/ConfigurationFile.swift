@@ -11,18 +11,21 @@ import VFIOKit
 ///       "backend": "auto",
 ///       "devices": [
 ///         { "address": "0000:00:03.0", "driver": "edu", "context": "a" },
-///         { "address": "0000:00:05.0", "driver": "msix-loopback" }
+///         { "address": "0000:00:05.0", "driver": "msix-loopback" },
+///         { "address": "0000:03:00.0", "driver": "nvme", "exports": ["nbd:/run/vfiokit/ns1.sock", "ublk,namespace=2"] }
 ///       ]
 ///     }
 ///
 /// Only `devices` and each `address` are required. Devices with the same `context` share one
 /// IOMMU context. `isolate` runs each IOMMU context's drivers in a worker process of its own
-/// (`vfiokit run --isolate`).
+/// (`vfiokit run --isolate`). `exports` serves an NVMe device's namespaces (see
+/// ``ExportSpecification``).
 public struct ConfigurationFile: Codable, Sendable {
     public struct Entry: Codable, Sendable {
         public var address: String
         public var driver: String?
         public var context: String?
+        public var exports: [String]?
     }
 
     public var bind: Bool?
@@ -33,7 +36,7 @@ public struct ConfigurationFile: Codable, Sendable {
     /// The file that lists `devices` on `backend`, binding nothing.
     public init(devices: [DaemonConfiguration.Device], backend: Backend) {
         self.backend = backend.rawValue
-        self.devices = devices.map { Entry(address: $0.address.description, driver: $0.driver, context: $0.context) }
+        self.devices = devices.map { Entry(address: $0.address.description, driver: $0.driver, context: $0.context, exports: Self.exportStrings($0.exports)) }
     }
 
     /// Reads and checks `path` (see ``parse(_:path:)``).
@@ -70,7 +73,8 @@ public struct ConfigurationFile: Codable, Sendable {
             guard let address = try? PCIAddress(parsing: entry.address) else {
                 throw .badConfiguration(path: path, reason: "\"\(entry.address)\" is not a PCI address (use 0000:03:00.0)")
             }
-            result.append(DaemonConfiguration.Device(address: address, driver: entry.driver, context: entry.context))
+            let exports = try parsedExports(entry, path: path)
+            result.append(DaemonConfiguration.Device(address: address, driver: entry.driver, context: entry.context, exports: exports))
         }
         return result
     }

@@ -38,6 +38,8 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     /// IOMMU faults read from the kernel log since start; nil when the log cannot be read
     /// (no IOMMU, or no permission to read /dev/kmsg).
     public var iommuFaults: Int?
+    /// The namespaces it serves over NBD or ublk; nil when none.
+    public var exports: [ExportStatus]? = nil
 }
 
 extension StatusReport {
@@ -61,6 +63,7 @@ extension StatusReport {
                 lines.append("    \(queues.count) queues: submitted \(submitted), completed \(completed), timeouts \(timeouts)")
             }
             lines.append("    DMA \(d.dma.mappings) mappings, \(d.dma.bytes) bytes; IOMMU faults \(d.iommuFaults.map(String.init) ?? "not readable")")
+            for e in d.exports ?? [] { lines += e.textLines }
         }
         return lines.joined(separator: "\n")
     }

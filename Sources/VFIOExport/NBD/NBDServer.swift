@@ -23,8 +23,10 @@ public final class NBDServer: @unchecked Sendable {
         /// The export's name (clients asking for "" get it too).
         public var exportName = ""
         public var readOnly = false
-        /// Queue pairs to spread clients over (nil: all of the driver's).
+        /// Queue pairs to spread clients over (nil: all of the driver's from `firstQueue` on).
         public var queues: Int?
+        /// The first queue pair the server uses (others of the driver may serve other exports).
+        public var firstQueue = 0
         /// Requests in flight per client.
         public var depth = 32
         /// The largest request, in bytes (capped by the controller's MDTS).
@@ -83,10 +85,13 @@ public final class NBDServer: @unchecked Sendable {
         guard let ns = driver.namespaces.first(where: { $0.id == namespaceID }) else {
             throw .device("namespace \(namespaceID) does not exist: the active namespaces are \(driver.namespaces.map(\.id))")
         }
-        let count = min(configuration.queues ?? driver.queueCount, driver.queueCount)
-        guard count >= 1 else { throw .device("the driver has no I/O queue pairs: bring it up first") }
+        let first = configuration.firstQueue
+        let count = min(configuration.queues ?? driver.queueCount, driver.queueCount - first)
+        guard first >= 0, count >= 1 else {
+            throw .device("the driver has \(driver.queueCount) I/O queue pairs, none from \(first) on: bring it up first, with more queues")
+        }
         var owners: [NVMeQueueOwner] = []
-        for i in 0..<count {
+        for i in first..<first + count {
             do throws(NVMeError) { owners.append(try driver.queueOwner(i)) } catch { throw .device("I/O queue pair \(i): \(error)") }
         }
         let maxRequest = min(configuration.maxRequest, driver.maxTransfer) / ns.blockSize * ns.blockSize

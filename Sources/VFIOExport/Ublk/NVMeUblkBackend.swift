@@ -5,16 +5,23 @@ import VFIODrivers
 import VFIOKit
 
 /// A namespace of a brought-up ``NVMeDriver`` as ublk's backend: ublk queue `i` owns I/O queue
-/// pair `i` for its whole life (``NVMeDriver/withQueuePair(_:_:)``), submitting and polling it
+/// pair `firstQueue + i` for its whole life (``NVMeDriver/withQueuePair(_:_:)``), submitting and polling it
 /// from the ublk queue's thread, so the driver must run with polled queues.
 public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
     public let driver: NVMeDriver
     public let namespaceID: UInt32
     private let namespace: NVMeNamespaceIdentity
     public let geometry: BlockGeometry
+    /// The first I/O queue pair this backend uses (others of the driver may serve other exports).
+    public let firstQueue: Int
 
-    /// Throws when the namespace does not exist or the driver takes interrupts.
-    public init(driver: NVMeDriver, namespace namespaceID: UInt32 = 1, readOnly: Bool = false) throws(UblkError) {
+    /// Throws when the namespace does not exist, the driver takes interrupts, or it has no
+    /// queue pair from `firstQueue` on.
+    public init(driver: NVMeDriver, namespace namespaceID: UInt32 = 1, readOnly: Bool = false, firstQueue: Int = 0) throws(UblkError) {
+        guard (0..<driver.queueCount).contains(firstQueue) else {
+            throw .unsupported("the driver has \(driver.queueCount) I/O queue pairs, none from \(firstQueue) on")
+        }
+        self.firstQueue = firstQueue
         guard driver.configuration.polled else {
             throw .unsupported("the ublk export polls its NVMe queues from its own threads: bring the driver up with polled queues")
         }
@@ -29,7 +36,7 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
             volatileWriteCache: driver.controller?.volatileWriteCache ?? true, readOnly: readOnly)
     }
 
-    public var queueCount: Int { driver.queueCount }
+    public var queueCount: Int { driver.queueCount - firstQueue }
     public var queueDepth: Int { max(1, driver.configuration.queueDepth - 1) }
 
     public func allocateData(_ bytes: Int) throws(UblkError) -> DMABuffer {
@@ -42,7 +49,7 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
 
     public func withQueue(_ index: Int, _ body: (any BlockQueue) -> Void) throws(UblkError) {
         do throws(NVMeError) {
-            try driver.withQueuePair(index) { (pair) throws(NVMeError) in
+            try driver.withQueuePair(firstQueue + index) { (pair) throws(NVMeError) in
                 // The ublk queue holds the owner thread while it serves, so it polls the pair itself.
                 let queue: NVMeBlockQueue
                 do throws(VFIOError) {
@@ -54,7 +61,7 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
                 queue.leave()
             }
         } catch {
-            throw .unsupported("NVMe I/O queue pair \(index): \(error)")
+            throw .unsupported("NVMe I/O queue pair \(firstQueue + index): \(error)")
         }
     }
 }
