@@ -51,6 +51,42 @@ import Glibc
         try ExportSpecification.checkDistinct([try ExportSpecification(parsing: "nbd"), try ExportSpecification(parsing: "nbd,namespace=2"), .init(kind: .ublk)])
     }
 
+    @Test func twoExportsOfOneDeviceEachServeOnTheirOwnQueuePair() throws {
+        let machine = try DaemonMachine(edu: [])
+        defer { machine.removeStateDirectory() }
+        let controller = NVMeController(namespaces: [NVMeNamespace(blockCount: 4096)])
+        defer { controller.stop() }
+        try machine.kernel.plug(controller, at: second, driver: .vfioPCI)
+        let host = try machine.host([.init(address: second, driver: "nvme", exports: [.init(kind: .nbd), .init(kind: .nbd, endpoint: .loopback(host: "127.0.0.1", port: 0), readOnly: true)])])
+        try host.start()
+        defer { host.shutdown() }
+        let exports = try #require(host.device(second)?.exports)
+        try #require(exports.count == 2, "\(String(describing: host.device(second)))")
+        #expect(exports[0].target == "nbd+unix:///?socket=\(machine.stateDirectory)/nbd-0000-00-05.0-ns1.sock")
+        #expect(exports[1].target.hasPrefix("nbd://127.0.0.1:") && exports[1].readOnly)
+        #expect(try nbdinfo(exports[0].target).contains("\"is_read_only\": false"))
+        #expect(try nbdinfo(exports[1].target).contains("\"is_read_only\": true"))
+        #expect(host.device(second)?.exports?.map { $0.detail?.connections } == [1, 1])
+    }
+
+    @Test func anExportThatCannotStartFailsItsDeviceNamingTheExport() throws {
+        let machine = try DaemonMachine(edu: [first])
+        defer { machine.removeStateDirectory() }
+        let controller = NVMeController(namespaces: [NVMeNamespace(blockCount: 4096)])
+        defer { controller.stop() }
+        try machine.kernel.plug(controller, at: second, driver: .vfioPCI)
+        let host = try machine.host([
+            .init(address: first, driver: "edu"),
+            .init(address: second, driver: "nvme", exports: [try ExportSpecification(parsing: "nbd:/nonexistent-vfiokit-dir/x.sock"), .init(kind: .nbd, namespace: 7)]),
+        ])
+        try host.start()
+        defer { host.shutdown() }
+        #expect(host.device(first)?.state == "running")
+        #expect(host.device(second)?.state == "failed")
+        #expect(host.device(second)?.detail?.contains("export \"nbd:/nonexistent-vfiokit-dir/x.sock\"") == true, "\(String(describing: host.device(second)?.detail))")
+        #expect(machine.kernel.dmaMappings(of: second).isEmpty, "the device was released")
+    }
+
     @Test func aHostedNVMeDeviceIsServedOverNBDCountedAndStoppedBeforeTheDriver() throws {
         let machine = try DaemonMachine(edu: [first])
         defer { machine.removeStateDirectory() }

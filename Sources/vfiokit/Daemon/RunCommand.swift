@@ -129,15 +129,17 @@ struct RunCommand: AsyncParsableCommand {
                 simulatedController = try SimulatedNVMeExport.plug(
                     into: kernel, at: address, binding: bind ? .pciStub : .vfioPCI, stateDirectory: stateDirectory)
                 nvme = [SimulatedNVMeExport.device(address, exports: exportSpecifications)]
-                print(
-                    "SIMULATED: an NVMe controller at \(address) on the sparse image \(SimulatedNVMeExport.imagePath(stateDirectory: stateDirectory)), "
-                        + "served by the nvme driver and exported over \(nvme[0].exports.map(\.kind.rawValue).joined(separator: ", "))")
             }
             let kind = driver == NVMeVerifyDriver.name ? "NVMe" : SimulatedDaemonDevice.name
             print(
                 "SIMULATED: no device or config given, so the \(driver ?? SimulatedDaemonDevice.name) driver runs on simulated "
                     + "\(kind) devices at \(addresses.map(\.description).joined(separator: ", ")) through the mock VFIO kernel model"
                     + "\(isolate ? " (a mock kernel of its own in each worker process)" : ""); no hardware is touched")
+            for device in nvme {
+                print(
+                    "SIMULATED: and an NVMe controller at \(device.address) on the sparse image \(SimulatedNVMeExport.imagePath(stateDirectory: stateDirectory)), "
+                        + "served by the nvme driver and exported over \(device.exports.map(\.kind.rawValue).joined(separator: ", "))")
+            }
             devices = addresses.map { DaemonConfiguration.Device(address: $0) } + nvme
             system = kernel
             simulated = (kernel, addresses + nvme.map(\.address))
