@@ -233,4 +233,19 @@ struct NBDDeviceFailureTests {
         #expect(f.server.stop() == 0)
         #expect(c.isClosed())
     }
+
+    @Test("stop while a request is still on the device: stop waits for it, the client gets its reply, then the disconnect")
+    func stopWaitsForTheDevice() throws {
+        let f = try NBDFixture(blocks: 64, commandTimeout: .milliseconds(500))
+        let c = try RawNBDClient(path: f.socketPath)
+        f.controller.stall(commands: 1, opcode: 0x01)
+        try c.request(NBD.Command.write, handle: 7, offset: 0, length: 512, payload: [UInt8](repeating: 1, count: 512))
+        #expect(waitFor { f.server.statistics.inFlight == 1 })
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(f.server.stop() == 0)
+        #expect(clock.now - start >= .milliseconds(300), "stop waited for the request on the device")
+        #expect(try c.reply() == .init(handle: 7, error: NBD.Error.io, data: []), "answered (the controller's abort), not dropped")
+        #expect(c.isClosed())
+    }
 }
