@@ -77,6 +77,10 @@ public final class NVMeQueueOwner: @unchecked Sendable {
         reactor.stop()
     }
 
+    /// True once the driver gave the controller up: a frontend refuses new commands (their
+    /// outstanding ones were failed to ``direct``).
+    public var controllerFailed: Bool { driver.failureEpoch != 0 }
+
     // MARK: The async requests (any thread)
 
     /// Submits `command` on the owner and waits for its outcome; the task has suspended before
@@ -165,7 +169,12 @@ public final class NVMeQueueOwner: @unchecked Sendable {
     private func failAll() {
         failedEpoch = driver.failureEpoch
         guard let error = driver.outstandingError else { return }
-        pair.failAll(error)
+        if let direct {
+            pair.failAll(error) { direct.complete($0) }
+            direct.polled()
+        } else {
+            pair.failAll(error)
+        }
         while backlogCount > 0 {
             let i = backlog[backlogHead]
             backlogHead = (backlogHead + 1) % mailbox.capacity

@@ -253,7 +253,9 @@ public final class NVMeQueuePair: @unchecked Sendable {
 
     /// Frees every outstanding command, completing its request with `error`. For a controller
     /// that was reset: its queues are gone.
-    func failAll(_ error: NVMeError) {
+    /// A command submitted directly (by a frontend on the owner thread) is freed and handed to
+    /// `direct` as a completion with an Internal Error status, so its submitter learns it failed.
+    func failAll(_ error: NVMeError, direct: (NVMeCompletion) -> Void = { _ in }) {
         for cid in 0..<entries - 1 where slots[cid].inUse {
             if slots[cid].request >= 0, let mailbox {
                 let request = slots[cid].request
@@ -263,9 +265,13 @@ public final class NVMeQueuePair: @unchecked Sendable {
                 if slots[cid].outcome == nil { slots[cid].outcome = .failure(error) }
             } else {
                 free(cid)
+                direct(NVMeCompletion(commandID: UInt16(cid), statusField: Self.internalError, result: 0))
             }
         }
     }
+
+    /// Generic command status 06h, Internal Error (SCT 0).
+    static let internalError: UInt16 = 0x06
 
     /// The time base for command deadlines: cheap, 1–4 ms granular.
     @inline(__always)
