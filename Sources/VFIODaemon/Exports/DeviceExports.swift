@@ -42,7 +42,7 @@ final class DeviceExports: Sendable {
                 started.append((export, server))
                 logger.notice("exporting namespace \(export.namespace) over \(export.kind.rawValue) at \(Self.target(server))\(export.readOnly ? ", read-only" : "")")
             } catch {
-                for (_, server) in started.reversed() { Self.stop(server) }
+                for (_, server) in started.reversed() { _ = Self.stop(server) }
                 throw .init(export.description, String(describing: error))
             }
         }
@@ -74,15 +74,19 @@ final class DeviceExports: Sendable {
     /// orderly disconnect, a ublk device is stopped and deleted. Safe to call twice.
     func stop(logger: Logger) {
         for (export, server) in servers.reversed() {
-            Self.stop(server)
+            for problem in Self.stop(server) { logger.warning("stopping the \(export.kind.rawValue) export of namespace \(export.namespace): \(problem)") }
             logger.notice("stopped the \(export.kind.rawValue) export of namespace \(export.namespace)")
         }
     }
 
-    private static func stop(_ server: Server) {
+    /// Stops `server`; what went wrong, if anything.
+    private static func stop(_ server: Server) -> [String] {
         switch server {
-        case .nbd(let nbd): nbd.stop()
-        case .ublk(let ublk): ublk.stop()
+        case .nbd(let nbd):
+            let stuck = nbd.stop()
+            return stuck == 0 ? [] : ["\(stuck) client(s) dropped with requests the controller never finished"]
+        case .ublk(let ublk):
+            return ublk.stop().map(\.description)
         }
     }
 
