@@ -68,18 +68,12 @@ struct DaemonExportTests {
         #expect(written.flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }.map { $0 >= 4 << 20 } == true, "\(metrics)")
 
         // A client in transmission when SIGTERM comes: it is disconnected, the daemon exits 0.
-        let fd = socketConnect(socket)
-        defer { close(fd) }
-        try #require(fd >= 0)
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        #expect(receive(fd, 18) != nil)
-        send(fd, be(UInt32(3)) + be(UInt64(0x4948_4156_454f_5054)) + be(UInt32(1)) + be(UInt32(0)))  // NBD_OPT_EXPORT_NAME ""
-        #expect(receive(fd, 10) != nil, "in transmission")
+        let client = try RawNBDSocket(socket, timeout: 20)
+        #expect(client.enterTransmission())
         #expect(eventually { (try? exportStatus())?["detail"].flatMap { ($0 as? [String: Any])?["clients"] as? Int } == 1 })
 
         #expect(daemon.stop(SIGTERM) == 0, "\(daemon.error)")
-        #expect(receive(fd, 1) == nil, "the client was disconnected")
+        #expect(client.receive(1) == nil, "the client was disconnected")
         #expect(access(socket, F_OK) != 0, "the socket is gone")
         #expect(daemon.error.contains("stopped the nbd export of namespace 1"), "\(daemon.error)")
         #expect(daemon.output.contains("simulated kernel after shutdown: 0 DMA mappings, interrupts none enabled, 0 open files, driver vfio-pci, device 0000:00:05.0"), "\(daemon.output)")
@@ -101,29 +95,5 @@ struct DaemonExportTests {
         let result = try runVFIOKit(arguments, environment: environment)
         #expect(result.status != 0)
         #expect(result.error.contains(reason), "\(result.error)")
-    }
-
-    func socketConnect(_ path: String) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if connected != 0 { close(fd); return -1 }
-        return fd
-    }
-
-    func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
-    func send(_ fd: Int32, _ b: [UInt8]) { _ = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress!, b.count, Int32(MSG_NOSIGNAL)) } }
-    func receive(_ fd: Int32, _ n: Int) -> [UInt8]? {
-        var out = [UInt8](repeating: 0, count: n), got = 0
-        while got < n {
-            let r = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, n - got, 0) }
-            if r <= 0 { return nil }
-            got += r
-        }
-        return out
     }
 }
