@@ -43,14 +43,14 @@ public struct ExportSpecification: Sendable, Equatable, CustomStringConvertible 
             throw .init(text, "\"\(kindName)\" is not an export protocol: use nbd or ublk")
         }
         let target = colon.map { String(head[head.index(after: $0)...]) }
-        var endpoint: Endpoint?
+        let endpoint: Endpoint?
         switch (kind, target) {
         case (.ublk, .some):
             throw .init(text, "ublk takes no socket or port: the kernel names the device /dev/ublkbN")
-        case (_, .none), (.ublk, _):
+        case (_, .none):
             endpoint = nil
-        case (.nbd, .some(let where_)):
-            endpoint = try Self.endpoint(where_, in: text)
+        case (.nbd, .some(let place)):
+            endpoint = try Self.endpoint(place, in: text)
         }
         var namespace: UInt32 = 1
         var readOnly = readOnly
