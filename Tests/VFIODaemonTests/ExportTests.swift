@@ -87,6 +87,22 @@ import Glibc
         #expect(machine.kernel.dmaMappings(of: second).isEmpty, "the device was released")
     }
 
+    @Test(.enabled(if: access("/dev/ublk-control", F_OK) != 0, "ublk_drv is loaded here: this checks the daemon without it"))
+    func aUblkExportWithoutUblkDrvFailsItsDeviceNamingTheModule() throws {
+        let machine = try DaemonMachine(edu: [first])
+        defer { machine.removeStateDirectory() }
+        let controller = NVMeController(namespaces: [NVMeNamespace(blockCount: 4096)])
+        defer { controller.stop() }
+        try machine.kernel.plug(controller, at: second, driver: .vfioPCI)
+        let host = try machine.host([.init(address: first, driver: "edu"), .init(address: second, driver: "nvme", exports: [.init(kind: .ublk)])])
+        try host.start()
+        defer { host.shutdown() }
+        #expect(host.device(first)?.state == "running")
+        #expect(host.device(second)?.state == "failed")
+        let detail = host.device(second)?.detail ?? ""
+        #expect(detail.contains("export \"ublk\"") && detail.contains("modprobe ublk_drv"), "\(detail)")
+    }
+
     @Test func aHostedNVMeDeviceIsServedOverNBDCountedAndStoppedBeforeTheDriver() throws {
         let machine = try DaemonMachine(edu: [first])
         defer { machine.removeStateDirectory() }
