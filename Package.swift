@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "VFIODaemon",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOHost", "VFIODrivers",
+                "PCI", "VFIOKit", "VFIOHost", "VFIODrivers", "VFIOExport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

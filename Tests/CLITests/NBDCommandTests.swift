@@ -24,33 +24,10 @@ struct NBDCommandTests {
         #expect(stat(socketPath, &info) == 0 && info.st_mode & 0o777 == 0o660)
 
         // A client in transmission: the fixed newstyle handshake by hand, then a write.
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in socketPath.utf8.enumerated() { raw[i] = b } }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(connected == 0)
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
-        func send(_ b: [UInt8]) { _ = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress!, b.count, Int32(MSG_NOSIGNAL)) } }
-        func receive(_ n: Int) -> [UInt8]? {
-            var out = [UInt8](repeating: 0, count: n), got = 0
-            while got < n {
-                let r = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, n - got, 0) }
-                if r <= 0 { return nil }
-                got += r
-            }
-            return out
-        }
-        #expect(receive(18) != nil)
-        send(be(UInt32(3)))
-        // NBD_OPT_EXPORT_NAME "" (with NO_ZEROES): size and flags, then transmission.
-        send(be(UInt64(0x4948_4156_454f_5054)) + be(UInt32(1)) + be(UInt32(0)))
-        #expect(receive(10) != nil)
+        let client = try RawNBDSocket(socketPath)
+        func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { RawNBDSocket.be(v) }
+        let send = client.send, receive = client.receive
+        #expect(client.enterTransmission())
         let payload = [UInt8](repeating: 0x6b, count: 4096)
         send(be(UInt32(0x2560_9513)) + be(UInt16(1)) + be(UInt16(1)) + be(UInt64(77)) + be(UInt64(8192)) + be(UInt32(4096)) + payload)
         let reply = receive(16)

@@ -205,3 +205,47 @@ func waitFor(_ condition: () -> Bool) -> Bool {
     }
     return condition()
 }
+
+/// The device misbehaving under a connected client: each request is answered with EIO, never
+/// left hanging.
+@Suite("NBD export: device failures", .serialized)
+struct NBDDeviceFailureTests {
+    @Test("a command the controller never completes is aborted at the command timeout: EIO, and the connection goes on")
+    func stalledCommand() throws {
+        let f = try NBDFixture(blocks: 64, commandTimeout: .milliseconds(300))
+        let c = try RawNBDClient(path: f.socketPath)
+        f.controller.stall(commands: 1, opcode: 0x02)
+        try c.request(NBD.Command.read, handle: 1, offset: 0, length: 512)
+        #expect(try c.reply() == .init(handle: 1, error: NBD.Error.io, data: []))
+        try c.request(NBD.Command.read, handle: 2, offset: 512, length: 512)
+        #expect(try c.reply().error == 0)
+    }
+
+    @Test("a controller that turns fatal: the request in flight and every later one get EIO; stop() still ends in order")
+    func fatalController() throws {
+        let f = try NBDFixture(blocks: 64, commandTimeout: .milliseconds(300))
+        let c = try RawNBDClient(path: f.socketPath)
+        f.controller.injectFatalStatus()
+        try c.request(NBD.Command.write, handle: 1, offset: 0, length: 512, payload: [UInt8](repeating: 1, count: 512))
+        #expect(try c.reply() == .init(handle: 1, error: NBD.Error.io, data: []))
+        try c.request(NBD.Command.read, handle: 2, offset: 0, length: 512)
+        #expect(try c.reply().error == NBD.Error.io)
+        #expect(f.server.stop() == 0)
+        #expect(c.isClosed())
+    }
+
+    @Test("stop while a request is still on the device: stop waits for it, the client gets its reply, then the disconnect")
+    func stopWaitsForTheDevice() throws {
+        let f = try NBDFixture(blocks: 64, commandTimeout: .milliseconds(500))
+        let c = try RawNBDClient(path: f.socketPath)
+        f.controller.stall(commands: 1, opcode: 0x01)
+        try c.request(NBD.Command.write, handle: 7, offset: 0, length: 512, payload: [UInt8](repeating: 1, count: 512))
+        #expect(waitFor { f.server.statistics.inFlight == 1 })
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(f.server.stop() == 0)
+        #expect(clock.now - start >= .milliseconds(300), "stop waited for the request on the device")
+        #expect(try c.reply() == .init(handle: 7, error: NBD.Error.io, data: []), "answered (the controller's abort), not dropped")
+        #expect(c.isClosed())
+    }
+}

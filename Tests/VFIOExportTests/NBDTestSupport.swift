@@ -21,6 +21,7 @@ final class NBDFixture {
 
     init(
         blocks: UInt64 = 131_072, blockSize: Int = 512, queues: Int = 2, controllerOptions: NVMeController.Options = .init(),
+        commandTimeout: Duration = .seconds(5),
         configure: (inout NBDServer.Configuration) -> Void = { _ in }
     ) throws {
         namespace = NVMeNamespace(blockCount: blocks, blockSize: blockSize)
@@ -34,6 +35,7 @@ final class NBDFixture {
         configuration.polled = true
         configuration.queues = queues
         configuration.queueDepth = 64
+        configuration.commandTimeout = commandTimeout
         driver = try NVMeDriver(device: device, loop: loop, configuration: configuration)
         try driver.bringUp()
         var template = Array("/tmp/vfiokit-nbd-XXXXXX".utf8CString)

@@ -11,7 +11,8 @@ import VFIOKit
 ///       "backend": "auto",
 ///       "devices": [
 ///         { "address": "0000:00:03.0", "driver": "edu", "context": "a" },
-///         { "address": "0000:00:05.0", "driver": "msix-loopback" }
+///         { "address": "0000:00:05.0", "driver": "msix-loopback" },
+///         { "address": "0000:03:00.0", "driver": "nvme", "exports": ["nbd:/run/vfiokit/ns1.sock", "ublk,namespace=2"] }
 ///       ]
 ///     }
 ///
@@ -19,14 +20,16 @@ import VFIOKit
 /// `context` share one IOMMU context. `isolate` runs each IOMMU context's drivers in a worker
 /// process of their own (`vfiokit run --isolate`). A key the daemon does not know is an error,
 /// not ignored: a misspelt `"bnid": true` would otherwise leave devices unbound silently.
+/// `exports` serves an NVMe device's namespaces (see ``ExportSpecification``).
 public struct ConfigurationFile: Codable, Sendable {
     public struct Entry: Codable, Sendable {
         public var address: String
         public var driver: String?
         public var context: String?
+        public var exports: [String]?
 
         /// The keys of a device entry; adding a key is adding it here and as a property.
-        enum CodingKeys: String, CodingKey, CaseIterable { case address, driver, context }
+        enum CodingKeys: String, CodingKey, CaseIterable { case address, driver, context, exports }
     }
 
     public var bind: Bool?
@@ -40,7 +43,7 @@ public struct ConfigurationFile: Codable, Sendable {
     /// The file that lists `devices` on `backend`, binding nothing.
     public init(devices: [DaemonConfiguration.Device], backend: Backend) {
         self.backend = backend.rawValue
-        self.devices = devices.map { Entry(address: $0.address.description, driver: $0.driver, context: $0.context) }
+        self.devices = devices.map { Entry(address: $0.address.description, driver: $0.driver, context: $0.context, exports: Self.exportStrings($0.exports)) }
     }
 
     /// Reads and checks `path` (see ``parse(_:path:)``); a file that cannot be read is
@@ -82,7 +85,8 @@ public struct ConfigurationFile: Codable, Sendable {
             guard let address = try? PCIAddress(parsing: entry.address) else {
                 throw .badConfiguration(path: path, reason: "\"\(entry.address)\" is not a PCI address (use 0000:03:00.0)")
             }
-            result.append(DaemonConfiguration.Device(address: address, driver: entry.driver, context: entry.context))
+            let exports = try parsedExports(entry, path: path)
+            result.append(DaemonConfiguration.Device(address: address, driver: entry.driver, context: entry.context, exports: exports))
         }
         return result
     }

@@ -11,11 +11,14 @@ public struct DaemonConfiguration: Sendable {
         /// Devices naming the same context share one IOMMU context, as devices of one IOMMU
         /// group always do.
         public var context: String?
+        /// The namespaces to serve (NVMe devices only), started once the driver is up.
+        public var exports: [ExportSpecification]
 
-        public init(address: PCIAddress, driver: String? = nil, context: String? = nil) {
+        public init(address: PCIAddress, driver: String? = nil, context: String? = nil, exports: [ExportSpecification] = []) {
             self.address = address
             self.driver = driver
             self.context = context
+            self.exports = exports
         }
     }
 

@@ -2,10 +2,11 @@ import Dispatch
 import Logging
 import PCI
 import Synchronization
+import VFIODrivers
 import VFIOKit
 
-/// One device the daemon hosts: its driver, the work loop that exercises it, its REQ
-/// (removal request) interrupt, and its release in the order the daemon's shutdown takes.
+/// One device the daemon hosts: its driver, its exports (an NVMe device's namespaces served
+/// over NBD or ublk), the work loop that exercises it, its REQ (removal request) interrupt, and its release in the order the daemon's shutdown takes.
 ///
 /// The release is split into phases (``stopDriver()``, ``quiesce()``, ``unmapDMA(of:logger:)`` on the context,
 /// ``reset()``, ``close()``) so that at shutdown the daemon can run each phase on every device
@@ -41,6 +42,9 @@ final class HostedDevice: Sendable {
         /// permission, and once closed.
         var faultLog: IOMMUFaultLog?
         var faultsReadable = false
+        /// The running export servers, and their figures as they stood when stopped.
+        var exports: DeviceExports?
+        var finalExports: [ExportStatus]?
     }
     private let mutable = Mutex(Mutable())
     /// The REQ handler's registration; ended by quiesce.
@@ -52,11 +56,14 @@ final class HostedDevice: Sendable {
     private let workQueue = DispatchQueue(label: "vfiokit.work")
 
     /// Probes and starts `driver` on the opened `device`, arms REQ and, for a driver that can
-    /// exercise its device, starts the work loop. A probe or start that throws leaves the device
-    /// released and the state ``State/failed(_:)``; nothing is thrown.
+    /// exercise its device, starts the work loop. With `exports` the driver must be ``NVMeDriver``
+    /// (brought up with the queues they need) and they start once it is up. A probe, start or
+    /// export that throws leaves the device released and the state ``State/failed(_:)``; nothing
+    /// is thrown.
     init(
         device: PCIDevice, driver: any PCIDriver.Type, context: String, loop: EventLoop, logger: Logger,
-        workInterval: Duration, onRemovalRequest: @escaping @Sendable (PCIAddress) -> Void
+        workInterval: Duration, exports: [ExportSpecification] = [], stateDirectory: String = "",
+        onRemovalRequest: @escaping @Sendable (PCIAddress) -> Void
     ) {
         address = device.address
         driverName = driver.name
@@ -76,7 +83,15 @@ final class HostedDevice: Sendable {
 
         let instance: any PCIDriver
         do {
-            instance = try driver.init(device: device, loop: loop)
+            if exports.isEmpty {
+                instance = try driver.init(device: device, loop: loop)
+            } else {
+                guard driver == NVMeDriver.self else {
+                    fail("exports serve NVMe namespaces: give this device the \(NVMeDriver.name) driver, not \(driver.name)")
+                    return
+                }
+                instance = try NVMeDriver(device: device, loop: loop, configuration: DeviceExports.driverConfiguration(for: exports))
+            }
         } catch {
             fail("probe failed: \(Self.describe(error))")
             return
@@ -87,6 +102,16 @@ final class HostedDevice: Sendable {
             instance.stop()
             fail("start failed: \(Self.describe(error))")
             return
+        }
+        if let nvme = instance as? NVMeDriver, !exports.isEmpty {
+            do {
+                let started = try DeviceExports(exports, driver: nvme, address: address, stateDirectory: stateDirectory, logger: self.logger)
+                mutable.withLock { $0.exports = started }
+            } catch {
+                instance.stop()
+                fail("\(error)")
+                return
+            }
         }
         mutable.withLock { $0.driver = instance }
         if let reporting = instance as? any HealthReportingDriver { Self.logCriticalWarnings(of: reporting, logger: logger) }
@@ -108,8 +133,14 @@ final class HostedDevice: Sendable {
 
     // MARK: Release, phase by phase
 
-    /// Stops the work loop (waiting for the unit in flight, which is bounded) and the driver.
+    /// Stops the exports (clients get their in-flight replies, then an orderly disconnect), the
+    /// work loop (waiting for the unit in flight, which is bounded) and the driver.
     func stopDriver() {
+        if let exports = mutable.withLock({ m in defer { m.exports = nil }; return m.exports }) {
+            exports.stop(logger: logger)
+            let final = exports.status
+            mutable.withLock { $0.finalExports = final }
+        }
         if working.exchange(false, ordering: .acquiringAndReleasing) {
             stopWork.signal()
             workFinished.wait()
@@ -193,13 +224,14 @@ final class HostedDevice: Sendable {
         let dma = open ? DeviceStatus.DMA(mappings: device.dma.mappingCount, bytes: device.dma.mappedBytes) : .init(mappings: 0, bytes: 0)
         let activity = self.activity
         let health = mutable.withLock { ($0.driver as? any HealthReportingDriver)?.health }
+        let exports = mutable.withLock { $0.exports }?.status
         return mutable.withLock { m in
             m.iommuFaults += faults
             return DeviceStatus(
                 address: address.description, driver: driverName, backend: backend.description, context: context,
                 state: m.state.name, detail: m.state.detail, interrupts: activity.interrupts, operations: activity.operations,
                 errors: activity.errors, queues: activity.queues, lastError: m.lastWorkError, dma: dma,
-                iommuFaults: m.faultsReadable ? m.iommuFaults : nil, health: health)
+                iommuFaults: m.faultsReadable ? m.iommuFaults : nil, health: health, exports: exports ?? m.finalExports)
         }
     }
 

@@ -183,7 +183,7 @@ public final class DriverHost: DaemonHost {
         attaching(device.address, (driver ?? NoMatchingDriver.self).name)
         let hosted = HostedDevice(
             device: device, driver: driver ?? NoMatchingDriver.self, context: context, loop: loop, logger: logger,
-            workInterval: configuration.workInterval
+            workInterval: configuration.workInterval, exports: entry.exports, stateDirectory: configuration.stateDirectory
         ) { [weak self] address in self?.removeDevice(address, reason: "the kernel requested the device back (VFIO REQ)") }
         state.withLock { $0.devices[device.address] = hosted }
     }

@@ -39,6 +39,7 @@ final class DaemonMetrics: Sendable {
                 gauge(&r, "vfiokit_dma_mapped_bytes", device, Double(d.dma.bytes))
                 gauge(&r, "vfiokit_dma_mappings", device, Double(d.dma.mappings))
                 if let health = d.health { record(&r, health, device) }
+                for e in d.exports ?? [] { record(&r, e, device: device) }
             }
         }
     }
@@ -53,6 +54,32 @@ final class DaemonMetrics: Sendable {
         gauge(&r, "vfiokit_device_critical_warnings", device, Double(health.criticalWarnings.count))
         if let media = health.mediaErrors { count(&r, "vfiokit_device_media_errors_total", device, media) }
         if let errors = health.errorLogEntries { count(&r, "vfiokit_device_error_log_entries_total", device, errors) }
+    }
+
+    /// An export's series, labelled by device, protocol (`export`), namespace and target.
+    private func record(_ r: inout Recorded, _ e: ExportStatus, device: [String: String]) {
+        var labels = device
+        labels["export"] = e.kind
+        labels["namespace"] = "\(e.namespace)"
+        labels["target"] = e.target
+        count(&r, "vfiokit_export_errors_total", labels, e.errors)
+        guard let s = e.detail else {
+            count(&r, "vfiokit_export_requests_total", labels, e.requests)
+            return
+        }
+        gauge(&r, "vfiokit_export_clients", labels, Double(s.clients))
+        gauge(&r, "vfiokit_export_in_flight", labels, Double(s.inFlight))
+        count(&r, "vfiokit_export_connections_total", labels, s.connections)
+        let kinds: [(String, UInt64, UInt64?)] = [
+            ("read", s.reads, s.bytesRead), ("write", s.writes, s.bytesWritten), ("flush", s.flushes, nil),
+            ("discard", s.discards, s.bytesDiscarded), ("write_zeroes", s.writeZeroes, s.bytesZeroed),
+        ]
+        for (kind, requests, bytes) in kinds {
+            var byKind = labels
+            byKind["kind"] = kind
+            count(&r, "vfiokit_export_requests_total", byKind, requests)
+            if let bytes { count(&r, "vfiokit_export_bytes_total", byKind, bytes) }
+        }
     }
 
     /// The Prometheus text exposition of every metric.

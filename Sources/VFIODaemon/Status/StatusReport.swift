@@ -40,6 +40,8 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     public var iommuFaults: Int?
     /// The device's health as its driver last read it, for drivers that read it.
     public var health: DeviceHealth? = nil
+    /// The namespaces it serves over NBD or ublk; nil when none.
+    public var exports: [ExportStatus]? = nil
 }
 
 extension StatusReport {
@@ -68,6 +70,7 @@ extension StatusReport {
                 lines.append("    \(queues.count) queues: submitted \(submitted), completed \(completed), timeouts \(timeouts)")
             }
             lines.append("    DMA \(d.dma.mappings) mappings, \(d.dma.bytes) bytes; IOMMU faults \(d.iommuFaults.map(String.init) ?? "not readable")")
+            for e in d.exports ?? [] { lines += e.textLines }
         }
         return lines.joined(separator: "\n")
     }

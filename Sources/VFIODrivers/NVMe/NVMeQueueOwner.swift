@@ -82,6 +82,10 @@ public final class NVMeQueueOwner: @unchecked Sendable {
         try? reactor.close()
     }
 
+    /// True once the driver gave the controller up: a frontend refuses new commands (their
+    /// outstanding ones were failed to ``direct``).
+    public var controllerFailed: Bool { driver.failureEpoch != 0 }
+
     // MARK: The async requests (any thread)
 
     /// Submits `command` on the owner and waits for its outcome; the task has suspended before
@@ -188,7 +192,12 @@ public final class NVMeQueueOwner: @unchecked Sendable {
     private func failAll() {
         failedEpoch = driver.failureEpoch
         guard let error = driver.outstandingError else { return }
-        pair.failAll(error)
+        if let direct {
+            pair.failAll(error) { direct.complete($0) }
+            direct.polled()
+        } else {
+            pair.failAll(error)
+        }
         while backlogCount > 0 {
             let i = backlog[backlogHead]
             backlogHead = (backlogHead + 1) % mailbox.capacity
@@ -209,7 +218,8 @@ public final class NVMeQueueOwner: @unchecked Sendable {
             guard NVMeQueueOwner.isSafeToRepeat(command) else { return .interruptedByReset(command: name) }
             return .timeout(command: name, milliseconds: driver.timeoutMilliseconds,
                             recovery: "the controller was reset \(resets + 1) times while it was outstanding, so the driver gave up on it")
-        })
+        }, direct: { [direct] in direct?.complete($0) })
+        direct?.polled()
         submitBacklog()
         pair.ring()
     }

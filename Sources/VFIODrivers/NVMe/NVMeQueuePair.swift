@@ -260,13 +260,15 @@ public final class NVMeQueuePair: @unchecked Sendable {
     }
 
     /// Frees every outstanding command, completing its request with `error`. For a controller
-    /// that was reset: its queues are gone.
-    func failAll(_ error: NVMeError) {
-        for cid in 0..<entries - 1 where slots[cid].inUse { fail(cid, error) }
+    /// that was reset: its queues are gone. A command submitted directly (by a frontend on the owner thread) is freed and handed to
+    /// `direct` as a completion with an Internal Error status, so its submitter learns it failed.
+    func failAll(_ error: NVMeError, direct: (NVMeCompletion) -> Void = { _ in }) {
+        for cid in 0..<entries - 1 where slots[cid].inUse { fail(cid, error, direct: direct) }
     }
 
-    /// Ends outstanding command `cid` with `error`: its request fails, or a kept outcome is set.
-    private func fail(_ cid: Int, _ error: NVMeError) {
+    /// Ends outstanding command `cid` with `error`: its request fails, a kept outcome is set, or
+    /// a directly submitted command's failure goes to `direct`.
+    private func fail(_ cid: Int, _ error: NVMeError, direct: (NVMeCompletion) -> Void) {
         if slots[cid].request >= 0, let mailbox {
             let request = slots[cid].request
             free(cid)
@@ -275,6 +277,7 @@ public final class NVMeQueuePair: @unchecked Sendable {
             if slots[cid].outcome == nil { slots[cid].outcome = .failure(error) }
         } else {
             free(cid)
+            direct(NVMeCompletion(commandID: UInt16(cid), statusField: Self.internalError, result: 0))
         }
     }
 
@@ -295,7 +298,10 @@ public final class NVMeQueuePair: @unchecked Sendable {
     /// `resubmit` accepts goes into the SQ again with its command id and PRPs (its PRP list
     /// page is its slot's) and a fresh deadline; the others are freed, their requests failed
     /// with the error `failure` gives. The caller rings.
-    func resubmitOutstanding(_ resubmit: (NVMeCommand, _ resets: Int) -> Bool, failure: (NVMeCommand, _ resets: Int) -> NVMeError) {
+    func resubmitOutstanding(
+        _ resubmit: (NVMeCommand, _ resets: Int) -> Bool, failure: (NVMeCommand, _ resets: Int) -> NVMeError,
+        direct: (NVMeCompletion) -> Void = { _ in }
+    ) {
         for cid in 0..<entries - 1 where slots[cid].inUse {
             let command = slots[cid].command
             if resubmit(command, slots[cid].resets) {
@@ -307,9 +313,12 @@ public final class NVMeQueuePair: @unchecked Sendable {
                 state.pointee.unrung = true
                 continue
             }
-            fail(cid, failure(command, slots[cid].resets))
+            fail(cid, failure(command, slots[cid].resets), direct: direct)
         }
     }
+
+    /// Generic command status 06h, Internal Error (SCT 0).
+    static let internalError: UInt16 = 0x06
 
     /// The time base for command deadlines: cheap, 1–4 ms granular.
     @inline(__always)

@@ -81,6 +81,7 @@ public final class NVMeBlockQueue: BlockQueue {
     public func start(_ request: BlockRequest) throws(BlockRequestError) {
         let tag = Int(request.tag)
         guard tag < tags else { throw BlockRequestError(errno: EINVAL) }
+        if let owner = router.owner, owner.controllerFailed { throw BlockRequestError(errno: EIO) }
         var command: NVMeCommand
         var range: NVMeDataRange?
         switch request.operation {

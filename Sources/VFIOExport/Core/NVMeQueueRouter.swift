@@ -21,8 +21,19 @@ public final class NVMeQueueRouter: NVMeDirectCompletions {
     private var members: [NVMeBlockQueue] = []
     private var polling = false
 
-    public init(pair: NVMeQueuePair) {
+    /// The pair's owner, when the router serves on its thread: new commands are refused once
+    /// the driver gave the controller up.
+    public let owner: NVMeQueueOwner?
+
+    /// A router for `owner`'s pair, to install on it.
+    public convenience init(owner: NVMeQueueOwner) {
+        self.init(pair: owner.pair, owner: owner)
+    }
+
+    /// A router for a pair its caller holds (and polls) itself.
+    public init(pair: NVMeQueuePair, owner: NVMeQueueOwner? = nil) {
         self.pair = pair
+        self.owner = owner
         queues = .allocate(capacity: pair.entries)
         queues.initialize(repeating: nil, count: pair.entries)
         tags = .allocate(capacity: pair.entries)

@@ -23,8 +23,10 @@ public final class NBDServer: @unchecked Sendable {
         /// The export's name (clients asking for "" get it too).
         public var exportName = ""
         public var readOnly = false
-        /// Queue pairs to spread clients over (nil: all of the driver's).
+        /// Queue pairs to spread clients over (nil: all of the driver's from `firstQueue` on).
         public var queues: Int?
+        /// The first queue pair the server uses (others of the driver may serve other exports).
+        public var firstQueue = 0
         /// Requests in flight per client.
         public var depth = 32
         /// The largest request, in bytes (capped by the controller's MDTS).
@@ -83,10 +85,13 @@ public final class NBDServer: @unchecked Sendable {
         guard let ns = driver.namespaces.first(where: { $0.id == namespaceID }) else {
             throw .device("namespace \(namespaceID) does not exist: the active namespaces are \(driver.namespaces.map(\.id))")
         }
-        let count = min(configuration.queues ?? driver.queueCount, driver.queueCount)
-        guard count >= 1 else { throw .device("the driver has no I/O queue pairs: bring it up first") }
+        let first = configuration.firstQueue
+        let count = min(configuration.queues ?? driver.queueCount, driver.queueCount - first)
+        guard first >= 0, count >= 1 else {
+            throw .device("the driver has \(driver.queueCount) I/O queue pairs, none from \(first) on: bring it up first, with more queues")
+        }
         var owners: [NVMeQueueOwner] = []
-        for i in 0..<count {
+        for i in first..<first + count {
             do throws(NVMeError) { owners.append(try driver.queueOwner(i)) } catch { throw .device("I/O queue pair \(i): \(error)") }
         }
         let maxRequest = min(configuration.maxRequest, driver.maxTransfer) / ns.blockSize * ns.blockSize
@@ -112,7 +117,7 @@ public final class NBDServer: @unchecked Sendable {
         namespace = ns
         self.configuration = configuration
         self.owners = owners
-        routers = owners.map { NVMeQueueRouter(pair: $0.pair) }
+        routers = owners.map { NVMeQueueRouter(owner: $0) }
         var ends: [Int32] = [0, 0]
         guard pipe(&ends) == 0 else { throw .system(operation: "pipe for the NBD server's wake-ups", errno: errno) }
         for fd in ends {
@@ -155,9 +160,14 @@ public final class NBDServer: @unchecked Sendable {
     /// Stops in order: no new clients; each client's in-flight requests finish and are
     /// answered, then it is disconnected (one that does not take its replies within
     /// ``Configuration/stopTimeout`` is dropped); the listeners close. Idempotent.
-    public func stop() {
+    ///
+    /// Returns the clients whose device requests never finished, even after the driver's
+    /// command timeout twice over (a controller that was given up on): they are left as they
+    /// are, their buffers kept, since the device may still write to them.
+    @discardableResult
+    public func stop() -> Int {
         let first = state.withLock { s in defer { s.stopping = true }; return !s.stopping }
-        guard first else { return }
+        guard first else { return 0 }
         for l in listeners { shutdown(l.fd, Int32(SHUT_RDWR)) }
         // The accept thread ends; handshakes still running are cut short.
         waitUntil(nil) { $0.acceptRunning == false }
@@ -170,10 +180,11 @@ public final class NBDServer: @unchecked Sendable {
             for connection in state.withLock({ Array($0.connections.values) }) {
                 connection.owner.reactor.run { connection.abandon() }
             }
-            waitUntil(nil) { $0.connections.isEmpty }
+            waitUntil(driver.configuration.commandTimeout * 2) { $0.connections.isEmpty }
         }
         for (router, owner) in zip(routers, owners) { router.uninstall(from: owner) }
         for l in listeners { l.close() }
+        return state.withLock { $0.connections.count }
     }
 
     // MARK: Threads

@@ -5,17 +5,24 @@ import VFIODrivers
 import VFIOKit
 
 /// A namespace of a brought-up ``NVMeDriver`` as ublk's backend: ublk queue `i` is served on
-/// the owner thread of I/O queue pair `i` (``NVMeDriver/queueOwner(_:)``), whose polls (a
-/// polled driver) or CQ interrupts (an interrupt-driven one) hand the completions of the
-/// commands it submitted to its ``NVMeQueueRouter``.
+/// the owner thread of I/O queue pair `firstQueue + i` (``NVMeDriver/queueOwner(_:)``), whose
+/// polls (a polled driver) or CQ interrupts (an interrupt-driven one) hand the completions of
+/// the commands it submitted to its ``NVMeQueueRouter``.
 public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
     public let driver: NVMeDriver
     public let namespaceID: UInt32
     private let namespace: NVMeNamespaceIdentity
     public let geometry: BlockGeometry
+    /// The first I/O queue pair this backend uses (others of the driver may serve other exports).
+    public let firstQueue: Int
 
-    /// Throws when the namespace does not exist.
-    public init(driver: NVMeDriver, namespace namespaceID: UInt32 = 1, readOnly: Bool = false) throws(UblkError) {
+    /// Throws when the namespace does not exist or the driver has no queue pair from
+    /// `firstQueue` on.
+    public init(driver: NVMeDriver, namespace namespaceID: UInt32 = 1, readOnly: Bool = false, firstQueue: Int = 0) throws(UblkError) {
+        guard (0..<driver.queueCount).contains(firstQueue) else {
+            throw .unsupported("the driver has \(driver.queueCount) I/O queue pairs, none from \(firstQueue) on")
+        }
+        self.firstQueue = firstQueue
         guard let ns = driver.namespaces.first(where: { $0.id == namespaceID }) else {
             throw .geometry("namespace \(namespaceID) does not exist: the active namespaces are \(driver.namespaces.map(\.id))")
         }
@@ -34,7 +41,7 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
             readOnly: readOnly)
     }
 
-    public var queueCount: Int { driver.queueCount }
+    public var queueCount: Int { driver.queueCount - firstQueue }
     public var queueDepth: Int { max(1, driver.configuration.queueDepth - 1) }
 
     public func allocateData(_ bytes: Int) throws(UblkError) -> DMABuffer {
@@ -69,9 +76,9 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
 
     private func owner(_ index: Int) throws(UblkError) -> NVMeQueueOwner {
         do throws(NVMeError) {
-            return try driver.queueOwner(index)
+            return try driver.queueOwner(firstQueue + index)
         } catch {
-            throw .unsupported("NVMe I/O queue pair \(index): \(error)")
+            throw .unsupported("NVMe I/O queue pair \(firstQueue + index): \(error)")
         }
     }
 }

@@ -11,7 +11,8 @@ import VFIODrivers
 import VFIOKit
 import VFIOMock
 
-/// `vfiokit run [ADDRESS...] [--driver NAME] [--config FILE] [--bind] [--isolate]`: the driver daemon.
+/// `vfiokit run [ADDRESS...] [--driver NAME] [--config FILE] [--bind] [--isolate] [--export SPEC...]
+/// [--read-only] [--simulated-nvme]`: the driver daemon.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -25,6 +26,15 @@ struct RunCommand: AsyncParsableCommand {
             is doing. With no device and no config it runs on a simulated device and says so. \
             With --isolate each IOMMU context's drivers run in a worker process of their own: a driver that \
             traps then takes down only its context, whose devices show as failed; the others keep running.
+
+            --export serves a namespace of the NVMe device named (one ADDRESS; with --config, each device's \
+            "exports" list): nbd (a Unix socket in the state directory), nbd:/path.sock, nbd:127.0.0.1:PORT or \
+            ublk (/dev/ublkbN; needs ublk_drv and root), then ,namespace=N (default 1) and ,read-only. Each \
+            export gets a polled I/O queue pair of its own; it starts once the driver is up, and on SIGTERM its \
+            clients get their in-flight replies and an orderly disconnect before the controller shuts down. \
+            Each export is printed (export nbd namespace 1 of ADDRESS: nbd+unix:///?socket=PATH) when serving. \
+            With no device, --simulated-nvme adds a simulated NVMe controller backed by a sparse image in the \
+            state directory, exported over NBD (or as --export says).
             """)
 
     @Argument(help: "The devices, as 0000:03:00.0 or 03:00.0.", transform: { try PCIAddress(parsing: $0) })
@@ -44,6 +54,19 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: "With no device and no config: how many simulated devices to host, from 0000:00:04.0 on (1-28).")
     var simulatedDevices = 1
+
+    @Option(
+        name: .customLong("export"),
+        help: ArgumentHelp(
+            "Serve a namespace of the NVMe device: nbd, nbd:/path.sock, nbd:127.0.0.1:PORT or ublk, then ,namespace=N ,read-only (repeatable).",
+            valueName: "spec"))
+    var exports: [String] = []
+
+    @Flag(help: "Make every --export read-only: clients' writes are refused (EPERM).")
+    var readOnly = false
+
+    @Flag(help: "With no device and no config: also host a simulated NVMe controller on a sparse image in the state directory, exported over NBD.")
+    var simulatedNvme = false
 
     @Option(help: "auto, iommufd, legacy, noiommu or uio (VFIOKIT_BACKEND overrides auto).")
     var backend: String = "auto"
@@ -84,8 +107,9 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let logger = logging.logger(label: "vfiokit.daemon", defaultLevel: .notice)
+        let exportSpecifications = try parsedExports()
 
-        var devices = addresses.map { DaemonConfiguration.Device(address: $0) }
+        var devices = addresses.map { DaemonConfiguration.Device(address: $0, exports: exportSpecifications) }
         var bind = self.bind
         var isolate = self.isolate
         var backendChoice = backend
@@ -96,6 +120,15 @@ struct RunCommand: AsyncParsableCommand {
             isolate = isolate || (file.isolate ?? false)
             if let b = file.backend.flatMap(Backend.init(rawValue:)), b != .auto { backendChoice = b }
         }
+        if isolate, devices.contains(where: { !$0.exports.isEmpty }) || simulatedNvme {
+            throw ValidationError("exports run in the daemon's own process, not in --isolate's workers: drop --isolate (or config \"isolate\") to export")
+        }
+        if simulatedNvme, !devices.isEmpty {
+            throw ValidationError("--simulated-nvme is for a run with no device and no config; give --export to the NVMe device named instead")
+        }
+        if simulatedNvme, simulatedDevices > 27 {
+            throw ValidationError("--simulated-nvme takes a device number too: give at most 27 --simulated-devices")
+        }
         // Everything that can refuse the run is checked before a banner is printed or a device opened.
         let stateDirectory = StateDirectory.forDaemon()
         try StateDirectory.refuseWhenADaemonRuns(besides: stateDirectory)
@@ -103,6 +136,7 @@ struct RunCommand: AsyncParsableCommand {
 
         var system: any SystemCalls = HostSystemCalls.shared
         var simulated: (kernel: MockKernel, addresses: [PCIAddress])?
+        var simulatedController: NVMeController?
         if devices.isEmpty {
             let addresses = SimulatedDaemonDevice.addresses(count: simulatedDevices)
             let kind = driver == NVMeVerifyDriver.name ? "NVMe" : SimulatedDaemonDevice.name
@@ -112,9 +146,21 @@ struct RunCommand: AsyncParsableCommand {
                     + "\(isolate ? " (a mock kernel of its own in each worker process)" : ""); no hardware is touched"
             logger.notice("\(banner)")
             let kernel = try SimulatedDaemonDevice.machine(addresses, backend: backendChoice, bind: bind, driverName: driver)
-            devices = addresses.map { DaemonConfiguration.Device(address: $0) }
+            var nvme: [DaemonConfiguration.Device] = []
+            if simulatedNvme {
+                let address = SimulatedDaemonDevice.addresses(count: simulatedDevices + 1).last!
+                simulatedController = try SimulatedNVMeExport.plug(
+                    into: kernel, at: address, binding: bind ? .pciStub : .vfioPCI, stateDirectory: stateDirectory)
+                nvme = [SimulatedNVMeExport.device(address, exports: exportSpecifications)]
+            }
+            for device in nvme {
+                let image = SimulatedNVMeExport.imagePath(stateDirectory: stateDirectory)
+                let kinds = device.exports.map(\.kind.rawValue).joined(separator: ", ")
+                logger.notice("SIMULATED: and an NVMe controller at \(device.address) on the sparse image \(image), served by the nvme driver and exported over \(kinds)")
+            }
+            devices = addresses.map { DaemonConfiguration.Device(address: $0) } + nvme
             system = kernel
-            simulated = (kernel, addresses)
+            simulated = (kernel, addresses + nvme.map(\.address))
         }
         let configuration = DaemonConfiguration(
             devices: devices, bind: bind, backend: backendChoice, stateDirectory: stateDirectory,
@@ -133,13 +179,38 @@ struct RunCommand: AsyncParsableCommand {
         let interval = statsInterval ?? (isatty(2) != 0 ? 5 : 0)
         let options = DaemonService.Options(
             metricsAddress: metrics, statsInterval: interval > 0 ? .milliseconds(Int(interval * 1000)) : nil,
-            printStats: { printError($0) })
+            printStats: { printError($0) },
+            started: { report in
+                for line in SimulatedNVMeExport.exportLines(report) { print(line) }
+                fflush(nil)
+            })
         let service = DaemonService(host: host, options: options, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        simulatedController?.stop()
         // Under --isolate each worker's mock kernel did the work, and each worker reports its own devices.
         if let simulated, !isolate { SimulatedDaemonDevice.logAftermath(simulated.kernel, simulated.addresses, logger: logger) }
+    }
+
+    /// `--export`s, with `--read-only` applied; only for one device named (or `--simulated-nvme`).
+    private func parsedExports() throws -> [ExportSpecification] {
+        if readOnly, exports.isEmpty {
+            throw ValidationError("--read-only applies to --export: give the export too, e.g. --export nbd --read-only")
+        }
+        guard !exports.isEmpty else { return [] }
+        guard addresses.count == 1 || (addresses.isEmpty && simulatedNvme) else {
+            throw ValidationError(
+                "--export serves a namespace of one NVMe device: give exactly one ADDRESS (or --simulated-nvme), "
+                    + "or list each device's \"exports\" in --config")
+        }
+        do {
+            let parsed = try exports.map { (text) throws(ExportSpecificationError) in try ExportSpecification(parsing: text, readOnly: readOnly) }
+            try ExportSpecification.checkDistinct(parsed)
+            return parsed
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 
     /// `--metrics-address`: an IPv4 address and port; loopback unless `allowPublic`.

@@ -94,9 +94,13 @@ struct NVMeNBDCommand: ParsableCommand {
         fflush(nil)
         var byte: UInt8 = 0
         while read(ends[0], &byte, 1) < 0, errno == EINTR {}
-        server.stop()
+        let stuck = server.stop()
         let s = server.statistics
         print("nbd: stopped after \(s.connections) client(s), \(s.requests) requests (\(s.reads) reads, \(s.writes) writes, "
             + "\(s.flushes) flushes), \(s.bytesRead) bytes read, \(s.bytesWritten) written, \(s.errors) answered with an error")
+        if stuck > 0 {
+            print("nbd: \(stuck) client(s) still had requests on the device after the command timeout; their buffers were left in place")
+            throw ExitCode(1)
+        }
     }
 }
