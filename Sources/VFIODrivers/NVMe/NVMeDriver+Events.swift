@@ -79,6 +79,8 @@ extension NVMeDriver {
         let reactor = try framework { () throws(VFIOError) in
             try QueueReactor(name: "nvme-admin", system: device.context.system, tickInterval: tick)
         }
+        // Held at once, so a failure below still has it closed by stopSupervision().
+        supervision.reactor = reactor
         reactor.onWake = { [unowned self] in supervise() }
         reactor.onTick = { [unowned self] in
             pollAdmin()
@@ -97,7 +99,6 @@ extension NVMeDriver {
             }
             supervision.adminInterrupt = (id, source)
         }
-        supervision.reactor = reactor
         try framework { () throws(VFIOError) in try reactor.start() }
         let (limit, notices, errorEntries) = try identify(cns: 1, namespaceID: 0) { page in
             (Int(page[259]) + 1, page.loadUnaligned(fromByteOffset: 92, as: UInt32.self) & (1 << 8) != 0, Int(page[262]) + 1)
@@ -118,7 +119,7 @@ extension NVMeDriver {
         refreshHealth(because: "bring-up")
     }
 
-    /// Ends the control thread (its job finishes first).
+    /// Ends the control thread (its job finishes first) and closes its files.
     func stopSupervision() {
         supervision.ready.store(false, ordering: .releasing)
         guard let reactor = supervision.reactor else { return }
@@ -126,7 +127,9 @@ extension NVMeDriver {
             if let (id, source) = supervision.adminInterrupt, id >= 0 { reactor.unwatch(id, fd: source.fd.rawValue) }
             supervision.adminInterrupt = nil
         }
-        reactor.stop()
+        // Cannot fail in a way shutdown could act on: an epoll set, an eventfd and a timerfd
+        // have nothing to flush, and Linux releases them even when close reports an error.
+        try? reactor.close()
     }
 
     static func setAsyncEventConfiguration(_ value: UInt32) -> NVMeCommand {
