@@ -36,9 +36,11 @@ extension NVMeDriver {
         let identity = try identifyController()
         controller = identity
         namespaces = try identifyNamespaces()
-        let limit = identity.maxDataTransferExponent == 0 ? Int.max : capabilities.minPageSize << Int(identity.maxDataTransferExponent)
-        maxTransfer = min(limit, NVMeQueuePair.pageSize * (NVMeQueuePair.pageSize / 8))
-        try createQueues(maxTransfer: maxTransfer)
+        // MDTS 0 (no limit) is taken as 4 MiB, and any MDTS as at most 32 MiB: each queue slot
+        // holds PRP list pages for the largest transfer (one page per 2 MiB).
+        let exponent = Int(identity.maxDataTransferExponent)
+        maxTransfer = exponent == 0 ? 4 << 20 : min(capabilities.minPageSize << min(exponent, 20), 32 << 20)
+        try createQueues(maxTransfer: maxTransfer, sgl: identity.sgl)
     }
 
     // MARK: Identify
@@ -69,7 +71,7 @@ extension NVMeDriver {
 
     // MARK: Queues
 
-    private func createQueues(maxTransfer: Int) throws(NVMeError) {
+    private func createQueues(maxTransfer: Int, sgl: NVMeSGLSupport) throws(NVMeError) {
         let wanted = max(1, configuration.queues)
         let granted = try adminCommand(.setNumberOfQueues(wanted))
         let count = min(wanted, Int(granted & 0xffff) + 1, Int(granted >> 16) + 1)
@@ -81,7 +83,7 @@ extension NVMeDriver {
         }
         for id in 1...count {
             let pair = try NVMeQueuePair(
-                id: id, entries: entries, maxTransfer: maxTransfer, dma: device.dma, bar: bar,
+                id: id, entries: entries, maxTransfer: maxTransfer, sgl: sgl, dma: device.dma, bar: bar,
                 doorbellStride: capabilities.doorbellStride)
             do {
                 try adminCommand(.createCompletionQueue(

@@ -114,11 +114,13 @@ extension NVMeDriver {
     }
 
     /// Hands `command` to the next queue's owner and waits for its outcome.
-    func perform(_ command: NVMeCommand, _ data: NVMeDataRange?) async throws(NVMeError) -> UInt32 {
+    func perform(
+        _ command: NVMeCommand, _ data: NVMeDataRange?, segments: UnsafeBufferPointer<NVMeDataRange>? = nil, mode: NVMeTransferMode = .automatic
+    ) async throws(NVMeError) -> UInt32 {
         try checkUsable()
         guard !owners.isEmpty else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }
         let owner = owners[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue % owners.count]
-        return try await owner.perform(command, data).get()
+        return try await owner.perform(command, data, segments: segments, mode: mode).get()
     }
 
     // MARK: Exclusive queue use

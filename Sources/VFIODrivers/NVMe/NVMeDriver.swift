@@ -50,7 +50,7 @@ public final class NVMeDriver: @unchecked Sendable {
     /// Set by ``bringUp()``.
     public internal(set) var controller: NVMeControllerIdentity?
     public internal(set) var namespaces: [NVMeNamespaceIdentity] = []
-    /// The most one command transfers, in bytes: MDTS, and at most one PRP list page (2 MiB).
+    /// The most one command transfers, in bytes: MDTS (4 MiB when MDTS sets no limit; 32 MiB at most).
     public internal(set) var maxTransfer = NVMeQueuePair.pageSize
     /// The I/O queue pairs' owners: set by ``bringUp()`` and ``shutDown()`` only, which are
     /// not concurrent with I/O, so I/O reads it without a lock.

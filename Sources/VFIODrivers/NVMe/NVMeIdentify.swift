@@ -19,6 +19,15 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
     /// SGLS: bits 1:0 nonzero when the controller takes SGLs for NVM command data.
     public let sglSupport: UInt32
 
+    /// SGLS bits 1:0: whether NVM commands may describe their data with SGLs.
+    public var sgl: NVMeSGLSupport {
+        switch sglSupport & 3 {
+        case 1: .byteAligned
+        case 2: .dwordAligned
+        default: .unsupported
+        }
+    }
+
     /// ONCS bit 0: Compare.
     public var supportsCompare: Bool { optionalCommands & 1 != 0 }
     /// ONCS bit 2: Dataset Management (deallocate).
@@ -46,6 +55,16 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
         let bytes = page[offset..<offset + width].map { $0 == 0 ? 0x20 : $0 }
         return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " ")
     }
+}
+
+/// SGL support as Identify Controller's SGLS bits 1:0 state it.
+public enum NVMeSGLSupport: Sendable, Equatable {
+    /// 00b: PRPs only.
+    case unsupported
+    /// 01b: SGLs with no alignment or granularity requirement.
+    case byteAligned
+    /// 10b: SGLs whose Data Blocks are dword-aligned in address and length.
+    case dwordAligned
 }
 
 /// What Identify Namespace (CNS 0) says: NSZE at byte 0, NCAP at 8, NUSE at 16, NLBAF at 25,

@@ -59,6 +59,7 @@ extension NVMeEngine {
             page.storeBytes(of: UInt32(namespaces.count), toByteOffset: 516, as: UInt32.self)  // NN
             page.storeBytes(of: options.optionalCommands, toByteOffset: 520, as: UInt16.self)  // ONCS
             page.storeBytes(of: UInt8(options.volatileWriteCache ? 1 : 0), toByteOffset: 525, as: UInt8.self)  // VWC
+            page.storeBytes(of: options.sglSupport, toByteOffset: 536, as: UInt32.self)  // SGLS
         case 0x02:
             var slot = 0
             for id in 1...max(1, namespaces.count) where id <= namespaces.count && UInt32(id) > namespaceID {

@@ -264,6 +264,9 @@ enum NVMeStatusCode {
     static let abortRequested: UInt16 = 0x007
     static let abortedBySQDeletion: UInt16 = 0x008
     static let invalidNamespace: UInt16 = 0x00b
+    static let invalidSGLDescriptorCount: UInt16 = 0x00e
+    static let dataSGLLengthInvalid: UInt16 = 0x00f
+    static let sglDescriptorTypeInvalid: UInt16 = 0x011
     static let invalidPRPOffset: UInt16 = 0x013
     static let lbaOutOfRange: UInt16 = 0x080
     static let compareFailure: UInt16 = 0x285
