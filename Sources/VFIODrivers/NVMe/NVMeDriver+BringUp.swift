@@ -35,7 +35,8 @@ extension NVMeDriver {
 
         let identity = try identifyController()
         controller = identity
-        namespaces = try identifyNamespaces()
+        let found = try identifyNamespaces()
+        namespaceTable.withLock { $0 = found }
         // MDTS 0 (no limit) is taken as 4 MiB, and any MDTS as at most 32 MiB: each queue slot
         // holds PRP list pages for the largest transfer (one page per 2 MiB).
         let exponent = Int(identity.maxDataTransferExponent)
@@ -49,14 +50,25 @@ extension NVMeDriver {
         try identify(cns: 1, namespaceID: 0) { NVMeControllerIdentity(page: $0) }
     }
 
-    /// The active namespaces (CNS 2), each identified (CNS 0).
+    /// The active namespaces, each identified (CNS 0). The Active Namespace ID list (CNS 2)
+    /// holds up to 1024 ids above the NSID given, ascending; a full page is followed by the next,
+    /// from its last id.
     func identifyNamespaces() throws(NVMeError) -> [NVMeNamespaceIdentity] {
-        let ids = try identify(cns: 2, namespaceID: 0) { list in
-            Array((0..<1024).lazy.map { list.load(fromByteOffset: 4 * $0, as: UInt32.self) }.prefix { $0 != 0 })
+        var ids: [UInt32] = []
+        var after: UInt32 = 0
+        while true {
+            let page = try identify(cns: 2, namespaceID: after) { list in
+                Array((0..<1024).lazy.map { list.load(fromByteOffset: 4 * $0, as: UInt32.self) }.prefix { $0 != 0 })
+            }
+            ids += page
+            guard page.count == 1024, let last = page.last, last < 0xffff_fffe else { break }
+            after = last
         }
         var result: [NVMeNamespaceIdentity] = []
         for id in ids {
-            result.append(try identify(cns: 0, namespaceID: id) { NVMeNamespaceIdentity(id: id, page: $0) })
+            let ns = try identify(cns: 0, namespaceID: id) { NVMeNamespaceIdentity(id: id, page: $0) }
+            // Zeroes: it went inactive since the list was read.
+            if ns.size > 0 { result.append(ns) }
         }
         return result
     }

@@ -82,9 +82,16 @@ extension NVMeDriver {
         try await perform(command, data)
     }
 
+    /// Namespace `id` for I/O: it must be active and use a format without metadata.
     func namespace(_ id: UInt32) throws(NVMeError) -> NVMeNamespaceIdentity {
-        guard let ns = namespaces.first(where: { $0.id == id }) else {
+        guard let ns = namespaceTable.withLock({ $0.first(where: { $0.id == id }) }) else {
             throw .invalidArgument("namespace \(id) does not exist: the active namespaces are \(namespaces.map(\.id))")
+        }
+        guard ns.metadataSize == 0 else {
+            throw .unsupported(
+                "namespace \(id) uses LBA format \(ns.formatIndex) with \(ns.metadataSize) bytes of metadata per \(ns.blockSize)-byte block, "
+                    + "and the driver does not transfer metadata: format the namespace with a format without metadata "
+                    + "(\(ns.formats.indices.filter { ns.formats[$0].metadataSize == 0 && ns.formats[$0].dataSize > 0 }.map(String.init)) here)")
         }
         return ns
     }

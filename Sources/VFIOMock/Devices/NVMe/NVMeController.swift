@@ -158,6 +158,14 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         withEngine { $0.stalls = (commands, admin, opcode) }
     }
 
+    /// Detaches (`attached` false) or attaches namespace `id`: a detached one is inactive, left
+    /// out of the Active Namespace ID list, identified as zeroes and answered Invalid Namespace.
+    public func setNamespace(_ id: UInt32, attached: Bool) {
+        withEngine { e in
+            if attached { e.detached.remove(id) } else { e.detached.insert(id) }
+        }
+    }
+
     /// Sets CSTS.CFS: the controller stops processing commands until it is reset (CC.EN 1 → 0).
     public func injectFatalStatus() { withEngine { $0.setFatal() } }
 

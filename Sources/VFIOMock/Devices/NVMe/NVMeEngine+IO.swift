@@ -24,6 +24,8 @@ extension NVMeEngine {
     mutating func executeIO(_ opcode: UInt8) -> (status: UInt16, result: UInt32) {
         guard offers(opcode) else { return (NVMeStatusCode.invalidOpcode, 0) }
         guard let ns = namespace(namespaceID) else { return (NVMeStatusCode.invalidNamespace, 0) }
+        // No metadata is kept: a namespace formatted with it takes no I/O here.
+        guard ns.metadataSize == 0 || opcode == IOOpcode.flush else { return (NVMeStatusCode.invalidField, 0) }
         switch opcode {
         case IOOpcode.flush:
             ns.flush()

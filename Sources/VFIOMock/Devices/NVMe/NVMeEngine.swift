@@ -55,6 +55,8 @@ struct NVMeEngine {
     /// Commands still to hold, and which: nil opcode holds any; `admin` picks the queue kind.
     var stalls: (count: Int, admin: Bool, opcode: UInt8?) = (0, false, nil)
     var numberOfQueuesSet = false
+    /// NSIDs detached from the controller: inactive, until attached again.
+    var detached: Set<UInt32> = []
     /// 64-byte command and one page of PRP list, reused by every command.
     let command = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: NVMeEngine.pageSize, alignment: 8)
