@@ -146,11 +146,11 @@ import VFIOMock
         try await bench.driver.write(lba: 100, blocks: 16, from: out)
         let equal = try await bench.driver.compare(lba: 100, blocks: 16, with: out)
         #expect(equal)
-        out.bytes[8191] ^= 1
+        out.bytes[8191] = out.bytes[8191] ^ 1
         let lastDiffers = try await bench.driver.compare(lba: 100, blocks: 16, with: out)
         #expect(!lastDiffers)
-        out.bytes[8191] ^= 1
-        out.bytes[0] ^= 0x80
+        out.bytes[8191] = out.bytes[8191] ^ 1
+        out.bytes[0] = out.bytes[0] ^ 0x80
         let firstDiffers = try await bench.driver.compare(lba: 100, blocks: 16, with: out)
         #expect(!firstDiffers)
         // The status itself: SCT 2h, SC 85h.
