@@ -1,7 +1,10 @@
 /// One 64-byte submission queue entry (NVMe base specification, figure "Common Command
-/// Format"): opcode and command id in CDW0, NSID, PRP1 at byte 24, PRP2 at 32, CDW10–15.
+/// Format"): opcode, PSDT (bits 15:14) and command id in CDW0, NSID, the data pointer at byte
+/// 24 (PRP1 and PRP2, or SGL1's 16 bytes), CDW10–15.
 public struct NVMeCommand: Sendable, Equatable {
     public var opcode: UInt8
+    /// PSDT: 0 for PRPs, ``sglData`` for an SGL in the data pointer.
+    public var dataPointerType: UInt8 = 0
     /// Set by the queue when the command is submitted.
     public var commandID: UInt16 = 0
     public var namespaceID: UInt32 = 0
@@ -19,7 +22,7 @@ public struct NVMeCommand: Sendable, Equatable {
     /// Writes the entry at `slot` (64 bytes, 8-byte aligned).
     @inline(__always)
     func store(to slot: UnsafeMutableRawPointer) {
-        slot.storeBytes(of: UInt32(opcode) | UInt32(commandID) << 16, as: UInt32.self)
+        slot.storeBytes(of: UInt32(opcode) | UInt32(dataPointerType & 3) << 14 | UInt32(commandID) << 16, as: UInt32.self)
         slot.storeBytes(of: namespaceID, toByteOffset: 4, as: UInt32.self)
         slot.storeBytes(of: UInt64(0), toByteOffset: 8, as: UInt64.self)
         slot.storeBytes(of: UInt64(0), toByteOffset: 16, as: UInt64.self)
@@ -63,6 +66,12 @@ public struct NVMeCommand: Sendable, Equatable {
         public static let flush: UInt8 = 0x00, write: UInt8 = 0x01, read: UInt8 = 0x02, compare: UInt8 = 0x05
         public static let writeZeroes: UInt8 = 0x08, datasetManagement: UInt8 = 0x09
     }
+
+    /// PSDT 01b: the data pointer is SGL1, a descriptor (address in bytes 7:0 of it, length in
+    /// 11:8, identifier in 15: type in bits 7:4).
+    public static let sglData: UInt8 = 1
+    /// SGL descriptor types.
+    public static let sglDataBlock: UInt8 = 0x0, sglSegment: UInt8 = 0x2, sglLastSegment: UInt8 = 0x3
 
     /// CDW12 bit 30 of Write and Write Zeroes: Force Unit Access.
     public static let forceUnitAccess: UInt32 = 1 << 30

@@ -29,10 +29,13 @@ extension NVMeDriver {
 
         let identity = try identifyController()
         controller = identity
-        namespaces = try identifyNamespaces()
-        let limit = identity.maxDataTransferExponent == 0 ? Int.max : capabilities.minPageSize << Int(identity.maxDataTransferExponent)
-        maxTransfer = min(limit, NVMeQueuePair.pageSize * (NVMeQueuePair.pageSize / 8))
-        try createQueues(maxTransfer: maxTransfer)
+        let found = try identifyNamespaces()
+        namespaceTable.withLock { $0 = found }
+        // MDTS 0 (no limit) is taken as 4 MiB, and any MDTS as at most 32 MiB: each queue slot
+        // holds PRP list pages for the largest transfer (one page per 2 MiB).
+        let exponent = Int(identity.maxDataTransferExponent)
+        maxTransfer = exponent == 0 ? 4 << 20 : min(capabilities.minPageSize << min(exponent, 20), 32 << 20)
+        try createQueues(maxTransfer: maxTransfer, sgl: identity.sgl)
         try startSupervision()
     }
 
@@ -59,14 +62,25 @@ extension NVMeDriver {
         try identify(cns: 1, namespaceID: 0) { NVMeControllerIdentity(page: $0) }
     }
 
-    /// The active namespaces (CNS 2), each identified (CNS 0).
+    /// The active namespaces, each identified (CNS 0). The Active Namespace ID list (CNS 2)
+    /// holds up to 1024 ids above the NSID given, ascending; a full page is followed by the next,
+    /// from its last id.
     func identifyNamespaces() throws(NVMeError) -> [NVMeNamespaceIdentity] {
-        let ids = try identify(cns: 2, namespaceID: 0) { list in
-            Array((0..<1024).lazy.map { list.load(fromByteOffset: 4 * $0, as: UInt32.self) }.prefix { $0 != 0 })
+        var ids: [UInt32] = []
+        var after: UInt32 = 0
+        while true {
+            let page = try identify(cns: 2, namespaceID: after) { list in
+                Array((0..<1024).lazy.map { list.load(fromByteOffset: 4 * $0, as: UInt32.self) }.prefix { $0 != 0 })
+            }
+            ids += page
+            guard page.count == 1024, let last = page.last, last < 0xffff_fffe else { break }
+            after = last
         }
         var result: [NVMeNamespaceIdentity] = []
         for id in ids {
-            result.append(try identify(cns: 0, namespaceID: id) { NVMeNamespaceIdentity(id: id, page: $0) })
+            let ns = try identify(cns: 0, namespaceID: id) { NVMeNamespaceIdentity(id: id, page: $0) }
+            // Zeroes: it went inactive since the list was read.
+            if ns.size > 0 { result.append(ns) }
         }
         return result
     }
@@ -81,7 +95,7 @@ extension NVMeDriver {
 
     // MARK: Queues
 
-    private func createQueues(maxTransfer: Int) throws(NVMeError) {
+    private func createQueues(maxTransfer: Int, sgl: NVMeSGLSupport) throws(NVMeError) {
         let wanted = max(1, configuration.queues)
         let granted = try adminCommand(.setNumberOfQueues(wanted))
         let count = min(wanted, Int(granted & 0xffff) + 1, Int(granted >> 16) + 1)
@@ -94,7 +108,7 @@ extension NVMeDriver {
         }
         for id in 1...count {
             let pair = try NVMeQueuePair(
-                id: id, entries: entries, maxTransfer: maxTransfer, dma: device.dma, bar: bar,
+                id: id, entries: entries, maxTransfer: maxTransfer, sgl: sgl, dma: device.dma, bar: bar,
                 doorbellStride: capabilities.doorbellStride)
             do {
                 try adminCommand(.createCompletionQueue(

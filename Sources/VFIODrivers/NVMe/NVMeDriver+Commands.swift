@@ -95,11 +95,36 @@ extension NVMeDriver {
         try await perform(command, data)
     }
 
-    func namespace(_ id: UInt32) throws(NVMeError) -> NVMeNamespaceIdentity {
-        guard let ns = namespaces.first(where: { $0.id == id }) else {
+    /// What I/O needs of a namespace: plain values, so a lookup copies no array.
+    struct IONamespace {
+        let id: UInt32
+        let size: UInt64
+        let blockSize: Int
+        let writeZeroesCanDeallocate: Bool
+    }
+
+    /// Namespace `id` for I/O: it must be active and use a format without metadata.
+    func namespace(_ id: UInt32) throws(NVMeError) -> IONamespace {
+        let found = namespaceTable.withLock { table -> (IONamespace, metadata: Int)? in
+            guard let i = table.firstIndex(where: { $0.id == id }) else { return nil }
+            let ns = table[i]
+            return (IONamespace(id: id, size: ns.size, blockSize: ns.blockSize, writeZeroesCanDeallocate: ns.writeZeroesCanDeallocate), ns.metadataSize)
+        }
+        guard let found else {
             throw .invalidArgument("namespace \(id) does not exist: the active namespaces are \(namespaces.map(\.id))")
         }
-        return ns
+        guard found.metadata == 0 else { throw metadataRefusal(id) }
+        return found.0
+    }
+
+    /// Why namespace `id`, formatted with metadata, takes no I/O from this driver.
+    private func metadataRefusal(_ id: UInt32) -> NVMeError {
+        guard let ns = namespaces.first(where: { $0.id == id }) else { return .invalidArgument("namespace \(id) does not exist") }
+        let plain = ns.formats.indices.filter { ns.formats[$0].metadataSize == 0 && ns.formats[$0].dataSize > 0 }
+        return .unsupported(
+            "namespace \(id) uses LBA format \(ns.formatIndex) with \(ns.metadataSize) bytes of metadata per \(ns.blockSize)-byte block, "
+                + "and the driver does not transfer metadata: format the namespace with a format without metadata"
+                + (plain.isEmpty ? " (it offers none)" : " (here: \(plain.map(String.init).joined(separator: ", ")))"))
     }
 
     func range(_ buffer: borrowing DMABuffer, _ offset: Int, _ namespaceID: UInt32, _ blocks: Int) throws(NVMeError) -> NVMeDataRange {
@@ -120,18 +145,20 @@ extension NVMeDriver {
     }
 
     /// Checks `blocks` (1…65536, what one command's NLB can say) at `lba` lie in `ns`.
-    func checkBlocks(_ ns: NVMeNamespaceIdentity, _ lba: UInt64, _ blocks: Int) throws(NVMeError) {
+    func checkBlocks(_ ns: IONamespace, _ lba: UInt64, _ blocks: Int) throws(NVMeError) {
         guard blocks >= 1, blocks <= 65536, lba < ns.size, ns.size - lba >= UInt64(blocks) else {
             throw .invalidArgument("\(blocks) blocks at LBA \(lba) are outside namespace \(ns.id) (\(ns.size) blocks of \(ns.blockSize) bytes; 1…65536 blocks per command)")
         }
     }
 
     /// Hands `command` to the next queue's owner and waits for its outcome.
-    func perform(_ command: NVMeCommand, _ data: NVMeDataRange?) async throws(NVMeError) -> UInt32 {
+    func perform(
+        _ command: NVMeCommand, _ data: NVMeDataRange?, segments: UnsafeBufferPointer<NVMeDataRange>? = nil, mode: NVMeTransferMode = .automatic
+    ) async throws(NVMeError) -> UInt32 {
         try checkUsable()
         guard !owners.isEmpty else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }
         let owner = owners[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue % owners.count]
-        return try await owner.perform(command, data).get()
+        return try await owner.perform(command, data, segments: segments, mode: mode).get()
     }
 
     // MARK: Exclusive queue use

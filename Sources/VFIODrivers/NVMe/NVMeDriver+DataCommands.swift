@@ -79,3 +79,32 @@ extension NVMeDriver {
         }
     }
 }
+
+/// Scatter I/O: one command whose data lies in several DMA segments.
+extension NVMeDriver {
+    /// Reads `blocks` blocks at `lba` into `segments` (together exactly that many bytes), as
+    /// PRPs or an SGL (`mode`); segments neither can describe are refused before submission.
+    public func read(
+        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into segments: borrowing NVMeSegments, mode: NVMeTransferMode = .automatic
+    ) async throws(NVMeError) {
+        try checkScatter(namespaceID, lba, blocks, segments)
+        _ = try await perform(.readWrite(write: false, namespaceID: namespaceID, lba: lba, blocks: blocks), nil, segments: segments.ranges, mode: mode)
+    }
+
+    /// Writes `blocks` blocks at `lba` from `segments`; with `fua`, on media when it returns.
+    public func write(
+        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from segments: borrowing NVMeSegments, fua: Bool = false,
+        mode: NVMeTransferMode = .automatic
+    ) async throws(NVMeError) {
+        try checkScatter(namespaceID, lba, blocks, segments)
+        _ = try await perform(.readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks, fua: fua), nil, segments: segments.ranges, mode: mode)
+    }
+
+    private func checkScatter(_ namespaceID: UInt32, _ lba: UInt64, _ blocks: Int, _ segments: borrowing NVMeSegments) throws(NVMeError) {
+        let ns = try namespace(namespaceID)
+        try checkBlocks(ns, lba, blocks)
+        guard segments.byteCount == blocks * ns.blockSize else {
+            throw .invalidArgument("\(blocks) blocks of namespace \(namespaceID) are \(blocks * ns.blockSize) bytes, but the \(segments.count) segments hold \(segments.byteCount)")
+        }
+    }
+}

@@ -64,8 +64,11 @@ public final class NVMeDriver: @unchecked Sendable {
 
     /// Set by ``bringUp()``.
     public internal(set) var controller: NVMeControllerIdentity?
-    public internal(set) var namespaces: [NVMeNamespaceIdentity] = []
-    /// The most one command transfers, in bytes: MDTS, and at most one PRP list page (2 MiB).
+    /// The active namespaces, as last identified (by ``bringUp()`` or ``rescanNamespaces()``).
+    public var namespaces: [NVMeNamespaceIdentity] { namespaceTable.withLock { $0 } }
+    /// Read once per async request, written by a rescan: behind a mutex.
+    let namespaceTable = Mutex<[NVMeNamespaceIdentity]>([])
+    /// The most one command transfers, in bytes: MDTS (4 MiB when MDTS sets no limit; 32 MiB at most).
     public internal(set) var maxTransfer = NVMeQueuePair.pageSize
     /// The I/O queue pairs' owners: set by ``bringUp()`` and ``shutDown()`` only, which are
     /// not concurrent with I/O, so I/O reads it without a lock.

@@ -19,6 +19,15 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
     /// SGLS: bits 1:0 nonzero when the controller takes SGLs for NVM command data.
     public let sglSupport: UInt32
 
+    /// SGLS bits 1:0: whether NVM commands may describe their data with SGLs.
+    public var sgl: NVMeSGLSupport {
+        switch sglSupport & 3 {
+        case 1: .byteAligned
+        case 2: .dwordAligned
+        default: .unsupported
+        }
+    }
+
     /// ONCS bit 0: Compare.
     public var supportsCompare: Bool { optionalCommands & 1 != 0 }
     /// ONCS bit 2: Dataset Management (deallocate).
@@ -48,9 +57,44 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
     }
 }
 
-/// What Identify Namespace (CNS 0) says: NSZE at byte 0, NCAP at 8, NUSE at 16, NLBAF at 25,
-/// FLBAS at 26 (bits 3:0 pick the format), DLFEAT at 33 and the LBA formats from 128, 4 bytes
-/// each (metadata size in bits 15:0, LBADS in 23:16).
+/// SGL support as Identify Controller's SGLS bits 1:0 state it.
+public enum NVMeSGLSupport: Sendable, Equatable {
+    /// 00b: PRPs only.
+    case unsupported
+    /// 01b: SGLs with no alignment or granularity requirement.
+    case byteAligned
+    /// 10b: SGLs whose Data Blocks are dword-aligned in address and length.
+    case dwordAligned
+}
+
+/// One LBA format a namespace can be formatted with (Identify Namespace, "LBA Format Data
+/// Structure"): MS in bits 15:0, LBADS (log2 of the data size) in 23:16, RP in 25:24.
+public struct NVMeLBAFormat: Sendable, Equatable, Codable {
+    /// Bytes of data per logical block.
+    public let dataSize: Int
+    /// Bytes of metadata per logical block (0: none).
+    public let metadataSize: Int
+    /// Relative performance: 0 best … 3 degraded.
+    public let relativePerformance: Int
+
+    public init(dataSize: Int, metadataSize: Int, relativePerformance: Int = 0) {
+        self.dataSize = dataSize
+        self.metadataSize = metadataSize
+        self.relativePerformance = relativePerformance
+    }
+
+    init(_ raw: UInt32) {
+        let lbads = Int((raw >> 16) & 0xff)
+        dataSize = lbads == 0 ? 0 : 1 << lbads
+        metadataSize = Int(raw & 0xffff)
+        relativePerformance = Int((raw >> 24) & 3)
+    }
+}
+
+/// What Identify Namespace (CNS 0) says: NSZE at byte 0, NCAP at 8, NUSE at 16, NLBAF at 25
+/// (0's based), FLBAS at 26 (bits 3:0 pick the format, bits 6:5 its high bits past 16 formats;
+/// bit 4: metadata at the end of each block's data), DLFEAT at 33 and the LBA formats from 128,
+/// 4 bytes each.
 public struct NVMeNamespaceIdentity: Sendable, Equatable, Codable {
     public let id: UInt32
     /// Size in logical blocks.
@@ -61,6 +105,12 @@ public struct NVMeNamespaceIdentity: Sendable, Equatable, Codable {
     public let blockSize: Int
     /// Metadata bytes per block of the format in use.
     public let metadataSize: Int
+    /// Every LBA format the namespace supports, and the index of the one in use.
+    public let formats: [NVMeLBAFormat]
+    public let formatIndex: Int
+    /// FLBAS bit 4: metadata is transferred at the end of each block's data (extended LBAs),
+    /// not in a separate buffer.
+    public let metadataExtended: Bool
     /// DLFEAT bits 2:0 = 001b: a deallocated block reads as zeroes.
     public let deallocatedReadsZero: Bool
     /// DLFEAT bit 3: Write Zeroes honours its Deallocate (DEAC) bit on this namespace.
@@ -71,10 +121,13 @@ public struct NVMeNamespaceIdentity: Sendable, Equatable, Codable {
         size = page.load(fromByteOffset: 0, as: UInt64.self)
         capacity = page.load(fromByteOffset: 8, as: UInt64.self)
         utilization = page.load(fromByteOffset: 16, as: UInt64.self)
-        let format = Int(page[26] & 0xf)
-        let lbaf = page.load(fromByteOffset: 128 + 4 * format, as: UInt32.self)
-        blockSize = 1 << Int((lbaf >> 16) & 0xff)
-        metadataSize = Int(lbaf & 0xffff)
+        let count = min(Int(page[25]) + 1, 64)
+        formats = (0..<count).map { NVMeLBAFormat(page.load(fromByteOffset: 128 + 4 * $0, as: UInt32.self)) }
+        formatIndex = Int(page[26] & 0xf) | (count > 16 ? Int((page[26] >> 5) & 3) << 4 : 0)
+        let inUse = formatIndex < count ? formats[formatIndex] : NVMeLBAFormat(dataSize: 0, metadataSize: 0)
+        blockSize = inUse.dataSize
+        metadataSize = inUse.metadataSize
+        metadataExtended = page[26] & 0x10 != 0
         deallocatedReadsZero = page[33] & 7 == 1
         writeZeroesCanDeallocate = page[33] & 8 != 0
     }

@@ -13,6 +13,9 @@ final class NVMeMailbox: @unchecked Sendable {
     struct Record {
         var command = NVMeCommand(opcode: 0)
         var data: NVMeDataRange?
+        /// A scatter request's segments (the caller's list, borrowed until it completes) and mode.
+        var segments: UnsafeBufferPointer<NVMeDataRange>?
+        var mode = NVMeTransferMode.automatic
         var waiter: UnsafeContinuation<Void, Never>?
         var outcome: Result<UInt32, NVMeError> = .success(0)
         /// Times the command was submitted again after a retryable status.
@@ -119,6 +122,7 @@ final class NVMeMailbox: @unchecked Sendable {
         records[i].outcome = .success(0)
         records[i].data = nil
         records[i].attempts = 0
+        records[i].segments = nil
         _ = taken[i / 64].bitwiseAnd(~(1 << UInt64(i % 64)), ordering: .releasing)
         return outcome
     }

@@ -90,10 +90,14 @@ public final class NVMeQueueOwner: @unchecked Sendable {
 
     /// Submits `command` on the owner and waits for its outcome; the task has suspended before
     /// the owner can see the request.
-    func perform(_ command: NVMeCommand, _ data: NVMeDataRange?) async -> Result<UInt32, NVMeError> {
+    func perform(
+        _ command: NVMeCommand, _ data: NVMeDataRange?, segments: UnsafeBufferPointer<NVMeDataRange>? = nil, mode: NVMeTransferMode = .automatic
+    ) async -> Result<UInt32, NVMeError> {
         guard let i = mailbox.claim() else { return .failure(.queueFull(queue: pair.id)) }
         mailbox.records[i].command = command
         mailbox.records[i].data = data
+        mailbox.records[i].segments = segments
+        mailbox.records[i].mode = mode
         await withUnsafeContinuation { (waiter: UnsafeContinuation<Void, Never>) in
             mailbox.records[i].waiter = waiter
             mailbox.post(i)
@@ -124,7 +128,12 @@ public final class NVMeQueueOwner: @unchecked Sendable {
             return
         }
         do {
-            let cid = try pair.submit(mailbox.records[i].command, data: mailbox.records[i].data)
+            let record = mailbox.records + i
+            let cid = if let segments = record.pointee.segments {
+                try pair.submit(record.pointee.command, segments: segments, mode: record.pointee.mode)
+            } else {
+                try pair.submit(record.pointee.command, data: record.pointee.data)
+            }
             pair.setRequest(cid, i)
         } catch {
             mailbox.complete(i, .failure(error))

@@ -15,8 +15,12 @@ public final class NVMeQueuePair: @unchecked Sendable {
     public let id: Int
     /// Entries in each of the SQ and the CQ.
     public let entries: Int
-    /// The largest transfer one command may carry, in bytes (MDTS, and one PRP list page).
+    /// The largest transfer one command may carry, in bytes (MDTS).
     public let maxTransfer: Int
+    /// Whether (and how) the controller takes SGLs.
+    public let sgl: NVMeSGLSupport
+    /// PRP list (or SGL segment) pages per slot: enough for ``maxTransfer``.
+    let listPages: Int
     static let pageSize = 4096
 
     /// What a slot remembers about its command.
@@ -48,7 +52,7 @@ public final class NVMeQueuePair: @unchecked Sendable {
 
     let submissionQueue: DMABuffer
     let completionQueue: DMABuffer
-    /// One PRP list page per slot.
+    /// ``listPages`` pages of PRP list or SGL descriptors per slot.
     let prpLists: DMABuffer
     private let sqDoorbell: NVMeDoorbell
     private let cqDoorbell: NVMeDoorbell
@@ -58,14 +62,19 @@ public final class NVMeQueuePair: @unchecked Sendable {
     /// Where async requests' outcomes go; set by the owner, which outlives its use here.
     unowned(unsafe) var mailbox: NVMeMailbox?
 
-    init(id: Int, entries: Int, maxTransfer: Int, dma: DMASpace, bar: Region, doorbellStride: Int) throws(NVMeError) {
+    init(
+        id: Int, entries: Int, maxTransfer: Int, sgl: NVMeSGLSupport = .unsupported, dma: DMASpace, bar: Region, doorbellStride: Int
+    ) throws(NVMeError) {
         self.id = id
         self.entries = entries
-        self.maxTransfer = min(maxTransfer, Self.pageSize * (Self.pageSize / 8))
+        self.maxTransfer = maxTransfer
+        self.sgl = sgl
+        // A transfer needs maxTransfer / page entries after PRP1; k chained pages hold 511k + 1.
+        listPages = max(1, (maxTransfer / Self.pageSize - 1 + 510) / 511)
         do throws(VFIOError) {
             submissionQueue = try dma.allocate(entries * 64)
             completionQueue = try dma.allocate(entries * 16)
-            prpLists = try dma.allocate(entries * Self.pageSize)
+            prpLists = try dma.allocate(entries * listPages * Self.pageSize)
         } catch {
             throw .framework(error)
         }
@@ -102,21 +111,39 @@ public final class NVMeQueuePair: @unchecked Sendable {
     /// slot is in use and ``NVMeError/invalidArgument(_:)`` for a range the controller cannot take.
     @inline(__always) @discardableResult
     public func submit(_ command: NVMeCommand, data range: NVMeDataRange? = nil) throws(NVMeError) -> UInt16 {
-        let s = state
-        guard s.pointee.freeCount > 0 else { throw .queueFull(queue: id) }
-        var command = command
-        if let range {
-            guard range.count > 0, range.count <= maxTransfer else {
-                throw .invalidArgument("a transfer of \(range.count) bytes is outside 1…\(maxTransfer) (the controller's MDTS)")
-            }
-            guard range.deviceAddress & 3 == 0 else {
-                throw .invalidArgument("data at device address 0x\(String(range.deviceAddress, radix: 16)) is not 4-byte aligned, as NVMe's PRP1 must be")
-            }
+        guard let range else {
+            guard state.pointee.freeCount > 0 else { throw .queueFull(queue: id) }
+            var command = command
+            return place(&command)
         }
+        return try withUnsafePointer(to: range) { (p) throws(NVMeError) in
+            try submit(command, segments: UnsafeBufferPointer(start: p, count: 1), mode: .prp)
+        }
+    }
+
+    /// Places `command` in the SQ with its data in `segments` (each an IOVA range), described
+    /// as `mode` says (``NVMeTransferMode/automatic``: PRPs where the segments allow them, an
+    /// SGL where they do not and the controller takes SGLs), and returns its command id.
+    /// Segments that cannot be described so are refused with ``NVMeError/invalidArgument(_:)``
+    /// naming the segment, before anything is submitted. `segments` is read only here.
+    @inline(__always) @discardableResult
+    public func submit(_ command: NVMeCommand, segments: UnsafeBufferPointer<NVMeDataRange>, mode: NVMeTransferMode = .automatic) throws(NVMeError) -> UInt16 {
+        guard state.pointee.freeCount > 0 else { throw .queueFull(queue: id) }
+        var mode = mode
+        if let problem = check(segments, &mode) { throw .invalidArgument(problem) }
+        var command = command
+        let cid = Int(freeIDs[state.pointee.freeCount - 1])
+        setDataPointer(&command, segments, mode, slot: cid)
+        return place(&command)
+    }
+
+    /// Takes a free command id for `command` and writes it at the SQ tail.
+    @inline(__always)
+    private func place(_ command: inout NVMeCommand) -> UInt16 {
+        let s = state
         s.pointee.freeCount -= 1
         let cid = freeIDs[s.pointee.freeCount]
         command.commandID = cid
-        if let range { setPRPs(&command, address: range.deviceAddress, length: range.count, list: Int(cid)) }
         let slot = slots + Int(cid)
         slot.pointee.inUse = true
         slot.pointee.command = command
@@ -129,24 +156,6 @@ public final class NVMeQueuePair: @unchecked Sendable {
         s.pointee.sqTail = s.pointee.sqTail + 1 == entries ? 0 : s.pointee.sqTail + 1
         s.pointee.unrung = true
         return cid
-    }
-
-    /// PRP1 is the first byte; PRP2 the second page, or a list of every page after the first.
-    @inline(__always)
-    private func setPRPs(_ command: inout NVMeCommand, address: UInt64, length: Int, list: Int) {
-        let page = UInt64(Self.pageSize)
-        command.prp1 = address
-        let first = Int(page - (address & (page - 1)))
-        guard length > first else { return }
-        let next = (address & ~(page - 1)) + page
-        if length <= first + Self.pageSize {
-            command.prp2 = next
-            return
-        }
-        let pages = (length - first + Self.pageSize - 1) / Self.pageSize
-        let entries = prpLists.bytes.baseAddress! + list * Self.pageSize
-        for i in 0..<pages { entries.storeBytes(of: next + UInt64(i) * page, toByteOffset: 8 * i, as: UInt64.self) }
-        command.prp2 = prpLists.deviceAddress + UInt64(list * Self.pageSize)
     }
 
     /// Tells the controller about submitted commands: one doorbell write for all of them.

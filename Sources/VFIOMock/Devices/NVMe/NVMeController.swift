@@ -5,7 +5,8 @@ import Synchronization
 /// base specification for the admin and NVM commands a userspace driver needs: Identify
 /// (controller, namespace, active namespace list), Create/Delete I/O SQ and CQ, Abort, Set and
 /// Get Features (Number of Queues), Read, Write (with FUA), Flush, Compare, Write Zeroes and
-/// Dataset Management (deallocate punches holes in an image) with PRP1/PRP2 and chained PRP lists.
+/// Dataset Management (deallocate punches holes in an image) with PRP1/PRP2 and chained PRP
+/// lists, or SGLs.
 ///
 /// Queues live in host memory and are fetched and completed by DMA through the mock IOMMU, so a
 /// PRP the driver did not map faults there and completes with Data Transfer Error. Each I/O
@@ -51,6 +52,9 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         /// DLFEAT of every namespace: 09h says deallocated blocks read as zeroes (bits 2:0 =
         /// 001b, which holds for this controller) and Write Zeroes honours DEAC (bit 3).
         public var deallocateFeatures: UInt8 = 0x09
+        /// SGLS: bits 1:0 = 01b takes SGLs for NVM commands (Data Block, Segment and Last
+        /// Segment descriptors) with no alignment rule, 10b with dword-aligned Data Blocks, 00b none.
+        public var sglSupport: UInt32 = 0x1
         public var serial = "VFIOKIT-SIM-0001"
         public var model = "VFIOKit simulated NVMe"
         public var firmware = "1.0"
@@ -154,6 +158,14 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
     /// Abort Requested, deleting its SQ with Command Aborted due to SQ Deletion.
     public func stall(commands: Int = 1, admin: Bool = false, opcode: UInt8? = nil) {
         withEngine { $0.stalls = (commands, admin, opcode) }
+    }
+
+    /// Detaches (`attached` false) or attaches namespace `id`: a detached one is inactive, left
+    /// out of the Active Namespace ID list, identified as zeroes and answered Invalid Namespace.
+    public func setNamespace(_ id: UInt32, attached: Bool) {
+        withEngine { e in
+            if attached { e.detached.remove(id) } else { e.detached.insert(id) }
+        }
     }
 
     /// Sets CSTS.CFS: the controller stops processing commands until it is reset (CC.EN 1 → 0).

@@ -40,13 +40,22 @@ extension NVMeEngine {
         page.initializeMemory(as: UInt8.self, repeating: 0)
         switch cns {
         case 0x00:
-            guard let ns = namespace(namespaceID) else { return NVMeStatusCode.invalidNamespace }
+            guard namespaceID >= 1, Int(namespaceID) <= namespaces.count else { return NVMeStatusCode.invalidNamespace }
+            // An inactive (detached) namespace is identified as zeroes.
+            guard let ns = namespace(namespaceID) else { break }
             page.storeBytes(of: ns.blockCount, toByteOffset: 0, as: UInt64.self)  // NSZE
             page.storeBytes(of: ns.blockCount, toByteOffset: 8, as: UInt64.self)  // NCAP
             page.storeBytes(of: ns.blockCount, toByteOffset: 16, as: UInt64.self)  // NUSE
             page.storeBytes(of: options.deallocateFeatures, toByteOffset: 33, as: UInt8.self)  // DLFEAT
-            // NLBAF 0 and FLBAS 0: one format, LBAF0, whose LBADS is log2 of the block size.
-            page.storeBytes(of: UInt8(ns.blockSize.trailingZeroBitCount), toByteOffset: 128 + 2, as: UInt8.self)
+            // LBAF0: the block size without metadata; a namespace with metadata also offers, and
+            // uses, LBAF1 with it (NLBAF 1, FLBAS 1: metadata in a separate buffer).
+            let lbads = UInt32(ns.blockSize.trailingZeroBitCount) << 16
+            page.storeBytes(of: lbads, toByteOffset: 128, as: UInt32.self)
+            if ns.metadataSize > 0 {
+                page.storeBytes(of: UInt8(1), toByteOffset: 25, as: UInt8.self)  // NLBAF (0's based)
+                page.storeBytes(of: UInt8(1), toByteOffset: 26, as: UInt8.self)  // FLBAS
+                page.storeBytes(of: lbads | UInt32(ns.metadataSize), toByteOffset: 132, as: UInt32.self)
+            }
         case 0x01:
             page.storeBytes(of: UInt16(0x1b36), toByteOffset: 0, as: UInt16.self)  // VID
             page.storeBytes(of: UInt16(0x1af4), toByteOffset: 2, as: UInt16.self)  // SSVID
@@ -64,9 +73,13 @@ extension NVMeEngine {
             page.storeBytes(of: UInt32(namespaces.count), toByteOffset: 516, as: UInt32.self)  // NN
             page.storeBytes(of: options.optionalCommands, toByteOffset: 520, as: UInt16.self)  // ONCS
             page.storeBytes(of: UInt8(options.volatileWriteCache ? 1 : 0), toByteOffset: 525, as: UInt8.self)  // VWC
+            page.storeBytes(of: options.sglSupport, toByteOffset: 536, as: UInt32.self)  // SGLS
         case 0x02:
+            // Up to 1024 active NSIDs above the one given, ascending; FFFFFFFEh and up are invalid.
+            guard namespaceID < 0xffff_fffe else { return NVMeStatusCode.invalidNamespace }
             var slot = 0
-            for id in 1...max(1, namespaces.count) where id <= namespaces.count && UInt32(id) > namespaceID {
+            for id in 1...max(1, namespaces.count) where slot < 1024 && id <= namespaces.count && UInt32(id) > namespaceID {
+                guard namespace(UInt32(id)) != nil else { continue }
                 page.storeBytes(of: UInt32(id), toByteOffset: 4 * slot, as: UInt32.self)
                 slot += 1
             }
@@ -81,8 +94,9 @@ extension NVMeEngine {
         for i in 0..<width { page[offset + i] = i < bytes.count ? bytes[i] : 0x20 }
     }
 
+    /// Namespace `id` when it is attached (active).
     func namespace(_ id: UInt32) -> NVMeNamespace? {
-        id >= 1 && Int(id) <= namespaces.count ? namespaces[Int(id) - 1] : nil
+        id >= 1 && Int(id) <= namespaces.count && !detached.contains(id) ? namespaces[Int(id) - 1] : nil
     }
 
     /// QID in CDW10 bits 15:0 and a valid I/O queue number; QSIZE (0's based) in bits 31:16.

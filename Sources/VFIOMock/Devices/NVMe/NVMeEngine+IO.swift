@@ -2,7 +2,8 @@
 import Glibc
 #endif
 
-/// NVM commands (Flush, Write, Read, Compare, Write Zeroes, Dataset Management) and PRP data transfer.
+/// NVM commands (Flush, Write, Read, Compare, Write Zeroes, Dataset Management) and their data
+/// transfer, by PRPs or (PSDT 01b, where SGLS offers them) by SGL.
 extension NVMeEngine {
     enum IOOpcode {
         static let flush: UInt8 = 0x00, write: UInt8 = 0x01, read: UInt8 = 0x02, compare: UInt8 = 0x05
@@ -23,6 +24,8 @@ extension NVMeEngine {
     mutating func executeIO(_ opcode: UInt8) -> (status: UInt16, result: UInt32) {
         guard offers(opcode) else { return (NVMeStatusCode.invalidOpcode, 0) }
         guard let ns = namespace(namespaceID) else { return (NVMeStatusCode.invalidNamespace, 0) }
+        // No metadata is kept: a namespace formatted with it takes no I/O here.
+        guard ns.metadataSize == 0 || opcode == IOOpcode.flush else { return (NVMeStatusCode.invalidField, 0) }
         switch opcode {
         case IOOpcode.flush:
             ns.flush()
@@ -51,7 +54,7 @@ extension NVMeEngine {
         }
         if opcode == IOOpcode.compare { return (compare(ns, lba, blocks), 0) }
         let status = ns.withBlocks(lba, count: blocks) { data in
-            transfer(data, prp1: prp1, prp2: prp2, toHost: opcode == IOOpcode.read)
+            transferData(data, toHost: opcode == IOOpcode.read)
         }
         if opcode == IOOpcode.write, status == NVMeStatusCode.success { commitIfDue(ns, lba, blocks, fua) }
         return (status, 0)
@@ -66,7 +69,7 @@ extension NVMeEngine {
     /// Compare: the host's data is fetched whole, then held against the blocks.
     private mutating func compare(_ ns: NVMeNamespace, _ lba: UInt64, _ blocks: Int) -> UInt16 {
         let host = hostBuffer(blocks * ns.blockSize)
-        let status = transfer(host, prp1: prp1, prp2: prp2, toHost: false)
+        let status = transferData(host, toHost: false)
         guard status == NVMeStatusCode.success else { return status }
         let equal = ns.withBlocks(lba, count: blocks) { memcmp($0.baseAddress!, host.baseAddress!, host.count) == 0 }
         return equal ? NVMeStatusCode.success : NVMeStatusCode.compareFailure
@@ -77,7 +80,7 @@ extension NVMeEngine {
     private mutating func datasetManagement(_ ns: NVMeNamespace) -> UInt16 {
         let ranges = Int(dword(10) & 0xff) + 1
         let list = hostBuffer(16 * ranges)
-        let status = transfer(list, prp1: prp1, prp2: prp2, toHost: false)
+        let status = transferData(list, toHost: false)
         guard status == NVMeStatusCode.success else { return status }
         for i in 0..<ranges {
             let lba = list.load(fromByteOffset: 16 * i + 8, as: UInt64.self)
@@ -100,6 +103,74 @@ extension NVMeEngine {
         }
         return UnsafeMutableRawBufferPointer(rebasing: hostData[0..<count])
     }
+
+    /// Moves an NVM command's data as its PSDT (CDW0 bits 15:14) says: PRPs, or an SGL.
+    func transferData(_ data: UnsafeMutableRawBufferPointer, toHost: Bool) -> UInt16 {
+        switch command[1] >> 6 {
+        case 0: transfer(data, prp1: prp1, prp2: prp2, toHost: toHost)
+        case 1 where options.sglSupport & 3 != 0: transferSGL(data, toHost: toHost)
+        default: NVMeStatusCode.invalidField
+        }
+    }
+
+    /// Moves `data` along the SGL whose first descriptor is SGL1 (bytes 24–39): a Data Block,
+    /// or a Segment or Last Segment pointing to a list of descriptors; a Segment's last
+    /// descriptor may point to the next list. The Data Blocks must describe exactly `data`.
+    private func transferSGL(_ data: UnsafeMutableRawBufferPointer, toHost: Bool) -> UInt16 {
+        guard let bus else { return NVMeStatusCode.dataTransferError }
+        let dwordAligned = options.sglSupport & 3 == 2
+        var done = 0
+        /// One descriptor: nil when it was a Data Block moved, else the list it points to.
+        func take(_ address: UInt64, _ word: UInt64) -> Result<(UInt64, Int, last: Bool)?, SGLError> {
+            let length = Int(UInt32(truncatingIfNeeded: word))
+            guard (word >> 56) & 0xf == 0 else { return .failure(.status(NVMeStatusCode.sglDescriptorTypeInvalid)) }  // subtype: address
+            switch UInt8(word >> 60) {
+            case 0x0:
+                if dwordAligned, address & 3 != 0 || length & 3 != 0 { return .failure(.status(NVMeStatusCode.dataSGLLengthInvalid)) }
+                guard length <= data.count - done else { return .failure(.status(NVMeStatusCode.dataSGLLengthInvalid)) }
+                let piece = UnsafeMutableRawBufferPointer(rebasing: data[done..<done + length])
+                let ok = toHost ? bus.dmaWrite(iova: address, from: UnsafeRawBufferPointer(piece)) : bus.dmaRead(iova: address, into: piece)
+                guard ok else { return .failure(.status(NVMeStatusCode.dataTransferError)) }
+                done += length
+                return .success(nil)
+            case 0x2, 0x3:
+                guard length > 0, length % 16 == 0 else { return .failure(.status(NVMeStatusCode.invalidSGLDescriptorCount)) }
+                return .success((address, length / 16, word >> 60 == 0x3))
+            default:
+                return .failure(.status(NVMeStatusCode.sglDescriptorTypeInvalid))
+            }
+        }
+        var next: (UInt64, Int, last: Bool)?
+        switch take(prp1, prp2) {
+        case let .failure(.status(s)): return s
+        case let .success(list): next = list
+        }
+        while let (list, count, last) = next {
+            next = nil
+            var index = 0
+            while index < count {
+                let chunk = min(count - index, Self.pageSize / 16)
+                let bytes = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<chunk * 16])
+                guard bus.dmaRead(iova: list + UInt64(index * 16), into: bytes) else { return NVMeStatusCode.dataTransferError }
+                for i in 0..<chunk {
+                    let address = scratch.load(fromByteOffset: 16 * i, as: UInt64.self)
+                    let word = scratch.load(fromByteOffset: 16 * i + 8, as: UInt64.self)
+                    switch take(address, word) {
+                    case let .failure(.status(s)): return s
+                    case .success(nil): break
+                    case let .success(pointer?):
+                        // Only a Segment's last descriptor may point on, to the next list.
+                        guard !last, index + i == count - 1 else { return NVMeStatusCode.sglDescriptorTypeInvalid }
+                        next = pointer
+                    }
+                }
+                index += chunk
+            }
+        }
+        return done == data.count ? NVMeStatusCode.success : NVMeStatusCode.dataSGLLengthInvalid
+    }
+
+    enum SGLError: Error { case status(UInt16) }
 
     /// Moves `data` to (`toHost`) or from the host memory that PRP1 and PRP2 describe: PRP1
     /// with an offset, then whole pages from PRP2, or from the PRP list PRP2 points to when

@@ -57,6 +57,8 @@ struct NVMeEngine {
     var numberOfQueuesSet = false
     /// Log pages, asynchronous events and injected I/O faults.
     var health = NVMeEngineHealth()
+    /// NSIDs detached from the controller: inactive, until attached again.
+    var detached: Set<UInt32> = []
     /// 64-byte command and one page of PRP list, reused by every command.
     let command = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: NVMeEngine.pageSize, alignment: 8)
@@ -283,6 +285,9 @@ enum NVMeStatusCode {
     static let abortRequested: UInt16 = 0x007
     static let abortedBySQDeletion: UInt16 = 0x008
     static let invalidNamespace: UInt16 = 0x00b
+    static let invalidSGLDescriptorCount: UInt16 = 0x00e
+    static let dataSGLLengthInvalid: UInt16 = 0x00f
+    static let sglDescriptorTypeInvalid: UInt16 = 0x011
     static let invalidPRPOffset: UInt16 = 0x013
     static let lbaOutOfRange: UInt16 = 0x080
     static let compareFailure: UInt16 = 0x285

@@ -29,14 +29,21 @@ public final class NVMeNamespace: @unchecked Sendable {
     public let blockSize: Int
     /// Size in logical blocks (NSZE = NCAP = NUSE).
     public let blockCount: UInt64
+    /// Metadata bytes per block of the format in use (LBA format 1, separate buffer); 0 for
+    /// none (format 0). This controller keeps no metadata: it answers I/O to a namespace
+    /// formatted with metadata with Invalid Field in Command.
+    public let metadataSize: Int
     private let bytes: UnsafeMutableRawBufferPointer
     private let lock = KernelLock()
     private let file: Int32?
     private var commitCount = 0
 
-    /// A namespace of `blockCount` zeroed blocks in memory.
-    public init(blockCount: UInt64, blockSize: Int = 512) {
+    /// A namespace of `blockCount` zeroed blocks in memory, formatted with `metadataSize` bytes
+    /// of metadata per block (LBA format 1) or none (format 0).
+    public init(blockCount: UInt64, blockSize: Int = 512, metadataSize: Int = 0) {
         precondition(blockSize == 512 || blockSize == 4096, "block size must be 512 or 4096")
+        precondition(metadataSize >= 0 && metadataSize <= 0xffff, "metadata size out of range")
+        self.metadataSize = metadataSize
         let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(blockCount) * blockSize, alignment: 4096)
         memory.initializeMemory(as: UInt8.self, repeating: 0)
         self.blockSize = blockSize
@@ -60,6 +67,7 @@ public final class NVMeNamespace: @unchecked Sendable {
             size = createSize
         }
         guard size > 0, size % blockSize == 0 else { close(fd); throw .badSize(path: path, size: size, blockSize: blockSize) }
+        metadataSize = 0
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), p != MAP_FAILED else {
             close(fd)
             throw .cannotMap(path: path, errno: errno)
