@@ -17,7 +17,7 @@ struct NBDCommandTests {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let socketPath = dir + "/nbd.sock"
-        let server = try BackgroundVFIOKit(["nvme", "nbd", "--simulated", dir + "/image", "--socket", socketPath], environment: [:])
+        let server = try BackgroundVFIOKit(["nvme", "nbd", "--simulated", dir + "/image", "--create", "64M", "--socket", socketPath], environment: [:])
         #expect(eventually { server.output.contains("\n") })
         #expect(server.output.split(separator: "\n").first.map(String.init) == "nbd+unix:///?socket=\(socketPath)", "\(server.output)\(server.error)")
         var info = stat()
@@ -46,7 +46,7 @@ struct NBDCommandTests {
     func refusesNonLoopback() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try runVFIOKit(["nvme", "nbd", "--simulated", dir + "/image", "--socket", dir + "/s", "--tcp", "0.0.0.0:10809"])
+        let r = try runVFIOKit(["nvme", "nbd", "--simulated", dir + "/image", "--create", "64M", "--socket", dir + "/s", "--tcp", "0.0.0.0:10809"])
         #expect(r.status != 0)
         #expect(r.error.contains("not a loopback address"), "\(r.error)")
     }

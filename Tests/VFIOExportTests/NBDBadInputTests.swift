@@ -221,11 +221,23 @@ struct NBDDeviceFailureTests {
         #expect(try c.reply().error == 0)
     }
 
-    @Test("a controller that turns fatal: the request in flight and every later one get EIO; stop() still ends in order")
-    func fatalController() throws {
+    @Test("a controller that turns fatal and comes back after the driver resets it: the client sees a delay, not an error")
+    func fatalControllerThatComesBack() throws {
         let f = try NBDFixture(blocks: 64, commandTimeout: .milliseconds(300))
         let c = try RawNBDClient(path: f.socketPath)
         f.controller.injectFatalStatus()
+        try c.request(NBD.Command.write, handle: 1, offset: 0, length: 512, payload: [UInt8](repeating: 1, count: 512))
+        #expect(try c.reply() == .init(handle: 1, error: 0, data: []))
+        try c.request(NBD.Command.read, handle: 2, offset: 0, length: 512)
+        #expect(try c.reply() == .init(handle: 2, error: 0, data: [UInt8](repeating: 1, count: 512)))
+        #expect(f.server.stop() == 0)
+    }
+
+    @Test("a controller that turns fatal for good: the request in flight and every later one get EIO; stop() still ends in order")
+    func fatalController() throws {
+        let f = try NBDFixture(blocks: 64, commandTimeout: .milliseconds(300))
+        let c = try RawNBDClient(path: f.socketPath)
+        f.controller.injectPermanentFailure()
         try c.request(NBD.Command.write, handle: 1, offset: 0, length: 512, payload: [UInt8](repeating: 1, count: 512))
         #expect(try c.reply() == .init(handle: 1, error: NBD.Error.io, data: []))
         try c.request(NBD.Command.read, handle: 2, offset: 0, length: 512)

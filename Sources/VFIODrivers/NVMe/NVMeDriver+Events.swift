@@ -231,5 +231,8 @@ extension NVMeDriver {
     /// Namespace Attribute Changed: the namespaces named are recorded for the caller.
     private func namespacesChanged(_ list: NVMeChangedNamespaceList) {
         supervision.events.withLock { $0.changedNamespaces = list }
+        // A failed rescan keeps the table as it was and is not this event's to report: the
+        // next event, or a caller's own rescanNamespaces(), tries again.
+        _ = try? rescanNamespaces()
     }
 }

@@ -94,9 +94,13 @@ import VFIOMock
     @Test func aNamespaceAttributeChangedEventReadsTheChangedNamespaceList() async throws {
         let bench = try NVMeTestBench(extra: [NVMeNamespace(blockCount: 128)], driverOptions: { $0.polled = true })
         try await bench.waitUntil { bench.controller.outstandingAsyncEventRequests == 4 }
+        #expect(bench.driver.namespaces.map(\.id) == [1, 2])
+        bench.controller.setNamespace(2, attached: false)
         bench.controller.changeNamespaceAttributes([2])
         try await bench.waitUntil { bench.driver.changedNamespaces != nil }
         #expect(bench.driver.changedNamespaces?.namespaceIDs == [2])
+        // The driver rescanned: namespace 2 is gone from its table.
+        try await bench.waitUntil { bench.driver.namespaces.map(\.id) == [1] }
         #expect(bench.driver.recentEvents.first?.event.isNamespaceAttributeChanged == true)
         // Reading the list cleared it.
         #expect(try bench.driver.changedNamespaceList().namespaceIDs == [])
