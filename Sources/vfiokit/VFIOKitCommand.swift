@@ -1,5 +1,8 @@
 import ArgumentParser
 import CLIOutput
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct VFIOKitCommand: AsyncParsableCommand {
@@ -25,6 +28,12 @@ struct VFIOKitCommand: AsyncParsableCommand {
     /// Parses and runs the subcommand. A usage error its `run()` finds (a `ValidationError`)
     /// ends with that subcommand's usage, as a parse error does, not the root's.
     static func main() async {
+        // A parent that spawned us from a thread blocking signals (a Dispatch or Swift
+        // concurrency worker does) passes that mask on; SIGTERM and SIGINT must reach the
+        // commands that wait for them, so every signal starts unblocked, as for any daemon.
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
         let parsed: any ParsableCommand
         do { parsed = try parseAsRoot() } catch { exit(withError: error) }
         do {
