@@ -10,6 +10,7 @@
 #include "signal_chain.h"
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -20,8 +21,9 @@ static struct {
     atomic_int claimed;
     _Atomic uintptr_t start; /* 0 while not trapping */
     _Atomic uintptr_t end;
-    _Atomic(cvfio_trap_handler) handler;
+    _Atomic(cvfio_trap_handler) handler; /* NULL once untrapped: the range reads all ones */
     _Atomic(void *) context;
+    atomic_int busy; /* handlers running on this entry; untrapping waits for none */
 } traps[CVFIO_TRAPPED_MAPPINGS];
 
 #if defined(__x86_64__)
@@ -136,21 +138,33 @@ static void say(const char *text) {
 static void on_sigsegv(int sig, siginfo_t *info, void *context) {
     int saved = errno;
     uintptr_t a = (uintptr_t)info->si_addr;
+    // A live trap's range first; failing that, a range whose trap just ended (the device was
+    // released on another thread while this access ran): it reads all ones and its store goes
+    // nowhere, as a retired view's would.
+    int ended = -1;
     for (int i = 0; i < CVFIO_TRAPPED_MAPPINGS; i++) {
         uintptr_t start = atomic_load_explicit(&traps[i].start, memory_order_acquire);
         if (start == 0 || a < start) continue;
         uintptr_t end = atomic_load_explicit(&traps[i].end, memory_order_relaxed);
         if (a >= end) continue;
+        atomic_fetch_add_explicit(&traps[i].busy, 1, memory_order_acquire);
+        cvfio_trap_handler handler = atomic_load_explicit(&traps[i].handler, memory_order_acquire);
+        if (handler == NULL) {
+            atomic_fetch_sub_explicit(&traps[i].busy, 1, memory_order_release);
+            if (ended < 0) ended = i;
+            continue;
+        }
         greg_t *g = ((ucontext_t *)context)->uc_mcontext.gregs;
         struct access access;
         if (!decode((const uint8_t *)g[REG_RIP], &access)) {
+            atomic_fetch_sub_explicit(&traps[i].busy, 1, memory_order_release);
             say("cvfio: an access to a trapped device mapping is not a MOV or MOVZX; use cvfio_mmio.h's accessors\n");
             break;
         }
-        cvfio_trap_handler handler = atomic_load_explicit(&traps[i].handler, memory_order_relaxed);
         void *ctx = atomic_load_explicit(&traps[i].context, memory_order_relaxed);
         uint64_t result = ~(uint64_t)0;
-        int outcome = handler(ctx, a - start, access.width, access.store, access.store ? register_value(g, &access) : 0, &result);
+        int outcome = handler(ctx, a - (uintptr_t)start, access.width, access.store, access.store ? register_value(g, &access) : 0, &result);
+        atomic_fetch_sub_explicit(&traps[i].busy, 1, memory_order_release);
         if (outcome == CVFIO_TRAP_REVOKE) {
             // The kernel's fault path: a guarded mapping becomes all ones and the access runs
             // again there; an unguarded one gets the SIGBUS the kernel would send.
@@ -164,6 +178,16 @@ static void on_sigsegv(int sig, siginfo_t *info, void *context) {
         g[REG_RIP] += access.length;
         errno = saved;
         return;
+    }
+    if (ended >= 0) {
+        greg_t *g = ((ucontext_t *)context)->uc_mcontext.gregs;
+        struct access access;
+        if (decode((const uint8_t *)g[REG_RIP], &access)) {
+            if (!access.store) set_register(g, &access, ~(uint64_t)0);
+            g[REG_RIP] += access.length;
+            errno = saved;
+            return;
+        }
     }
     errno = saved;
     cvfio_pass_on(&previous, sig, info, context);
@@ -208,7 +232,10 @@ int cvfio_trap_mapping(void *address, size_t length, cvfio_trap_handler handler,
 
 void *cvfio_untrap_mapping(int trap) {
     void *context = atomic_load_explicit(&traps[trap].context, memory_order_relaxed);
-    atomic_store_explicit(&traps[trap].start, 0, memory_order_release);
+    // The range stays known, handler-less, so an access racing this call is answered rather
+    // than crashing; the handler's context is the caller's again once no handler runs.
+    atomic_store_explicit(&traps[trap].handler, NULL, memory_order_release);
+    while (atomic_load_explicit(&traps[trap].busy, memory_order_acquire) != 0) sched_yield();
     atomic_store_explicit(&traps[trap].claimed, 0, memory_order_release);
     return context;
 }

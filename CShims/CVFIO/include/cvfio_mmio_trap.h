@@ -36,8 +36,8 @@ int cvfio_trap_supported(void);
  * -errno when the handler cannot be installed. Any thread; lock-free. */
 int cvfio_trap_mapping(void *address, size_t length, cvfio_trap_handler handler, void *context);
 
-/* Ends a trap and returns its context. Call it before the range is unmapped, when nothing
- * accesses it any more. */
+/* Ends a trap and returns its context once no handler runs on it; call it before the range
+ * is unmapped. An access that races it reads all ones and its store goes nowhere. */
 void *cvfio_untrap_mapping(int trap);
 
 #endif
