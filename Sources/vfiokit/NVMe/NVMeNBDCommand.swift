@@ -5,9 +5,6 @@ import ArgumentParser
 import VFIODrivers
 import VFIOExport
 
-/// The pipe the stop signals' handler writes to (set once, before the handler is installed).
-nonisolated(unsafe) private var nbdStopSignal: Int32 = -1
-
 /// `vfiokit nvme nbd ADDRESS|--simulated IMAGE`: serves a namespace over NBD until SIGTERM or
 /// SIGINT, then disconnects clients in order and shuts the controller down.
 struct NVMeNBDCommand: ParsableCommand {
@@ -55,16 +52,7 @@ struct NVMeNBDCommand: ParsableCommand {
     }
 
     func run() throws {
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw ValidationError("pipe for the stop signals failed: errno \(errno)") }
-        nbdStopSignal = ends[1]
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in
-            var byte: UInt8 = 1
-            _ = write(nbdStopSignal, &byte, 1)
-        }
-        sigaction(SIGTERM, &action, nil)
-        sigaction(SIGINT, &action, nil)
+        let stop = try StopSignals()
 
         var driverConfiguration = NVMeDriver.Configuration()
         driverConfiguration.polled = true
@@ -92,8 +80,7 @@ struct NVMeNBDCommand: ParsableCommand {
         print("nbd: namespace \(namespace): \(g.blocks) blocks of \(g.blockSize) bytes, \(g.maxTransfer) bytes per request, "
             + "\(min(queues, session.driver.queueCount)) queue pair(s)" + (g.readOnly ? ", read-only" : ""))
         fflush(nil)
-        var byte: UInt8 = 0
-        while read(ends[0], &byte, 1) < 0, errno == EINTR {}
+        stop.wait()
         let stuck = server.stop()
         let s = server.statistics
         print("nbd: stopped after \(s.connections) client(s), \(s.requests) requests (\(s.reads) reads, \(s.writes) writes, "

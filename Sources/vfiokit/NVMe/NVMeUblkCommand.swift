@@ -5,9 +5,6 @@ import ArgumentParser
 import VFIODrivers
 import VFIOExport
 
-/// The pipe the stop signals' handler writes to (set once, before the handler is installed).
-nonisolated(unsafe) private var stopSignal: Int32 = -1
-
 /// `vfiokit nvme ublk ADDRESS`: serves a namespace as /dev/ublkbN until SIGTERM or SIGINT,
 /// then stops the block device in order and shuts the controller down.
 struct NVMeUblkCommand: ParsableCommand {
@@ -45,18 +42,7 @@ struct NVMeUblkCommand: ParsableCommand {
     }
 
     func run() throws {
-        // SIGTERM and SIGINT, on whichever thread they land, write a byte to a pipe this thread
-        // waits on (the handler does nothing else: write is async-signal-safe).
-        var ends: [Int32] = [0, 0]
-        guard pipe(&ends) == 0 else { throw ValidationError("pipe for the stop signals failed: errno \(errno)") }
-        stopSignal = ends[1]
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in
-            var byte: UInt8 = 1
-            _ = write(stopSignal, &byte, 1)
-        }
-        sigaction(SIGTERM, &action, nil)
-        sigaction(SIGINT, &action, nil)
+        let stop = try StopSignals()
 
         var configuration = NVMeDriver.Configuration()
         configuration.polled = !interrupts
@@ -76,8 +62,7 @@ struct NVMeUblkCommand: ParsableCommand {
             + "\(device.info.nr_hw_queues) queue(s) of \(device.info.queue_depth), \(g.maxTransfer) bytes per request"
             + (g.readOnly ? ", read-only" : ""))
         fflush(nil)
-        var byte: UInt8 = 0
-        while read(ends[0], &byte, 1) < 0, errno == EINTR {}
+        stop.wait()
         let errors = device.stop()
         print("ublk: \(device.blockDevice) stopped and deleted after \(device.served) requests (\(device.failed) answered with an error)")
         for error in errors { print("ublk: \(error)") }
