@@ -47,6 +47,8 @@ extension MockKernel {
         /// How vfio-pci exposes the BAR holding the MSI-X table.
         public var msixTableMapping = MSIXTableMapping.mappable
 
+        /// The newest profile on an x86 machine with an IOMMU, every interface available, no
+        /// firmware command bits and no memlock limit.
         public init() {}
     }
 
@@ -68,6 +70,7 @@ public enum DriverBinding: Sendable, Equatable, CustomStringConvertible {
     case kernel(String)
     case none
 
+    /// The driver's name as sysfs shows it (`vfio-pci`, `uio_pci_generic`); `(none)` when unbound.
     public var description: String {
         switch self {
         case .vfioPCI: "vfio-pci"

@@ -10,11 +10,13 @@ import CVFIO
 /// The bytes are guarded by a lock (a pthread mutex, which ThreadSanitizer sees), so tests may
 /// read and write them while the controller runs.
 public final class NVMeNamespace: @unchecked Sendable {
+    /// Why an image could not back a namespace; each case names the path.
     public enum StorageError: Error, CustomStringConvertible {
         case cannotOpen(path: String, errno: Int32)
         case badSize(path: String, size: Int, blockSize: Int)
         case cannotMap(path: String, errno: Int32)
 
+        /// What failed, with the path and the system's reason or the sizes involved.
         public var description: String {
             switch self {
             case let .cannotOpen(path, e): "cannot open NVMe image \(path): \(String(cString: strerror(e)))"
