@@ -5,7 +5,7 @@ public struct DeviceHealth: Sendable, Equatable, Codable {
     public var temperatureKelvin: Int?
     /// Spare capacity left, and the level under which the device calls it critical, in percent.
     public var availableSparePercent: Int?
-    /// Below this `availableSparePercent` the device reports a critical warning.
+    /// The ``availableSparePercent`` under which the device reports a critical warning.
     public var availableSpareThresholdPercent: Int?
     /// Unrecovered data integrity errors over the device's life.
     public var mediaErrors: UInt64?

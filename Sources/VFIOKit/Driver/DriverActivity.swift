@@ -12,7 +12,7 @@ public struct DriverActivity: Sendable, Equatable, Codable {
         /// Times the vector fired since the driver started.
         public var count: UInt64
 
-        /// A vector's count, named as ``name`` and ``group`` describe.
+        /// A vector's count, under `name` and in `group` when it has one.
         public init(name: String, group: String? = nil, count: UInt64) {
             self.name = name
             self.group = group
@@ -45,7 +45,7 @@ public struct DriverActivity: Sendable, Equatable, Codable {
         }
     }
 
-    /// Interrupt counts, one per vector the driver enabled.
+    /// Interrupt counts, one per vector the driver counts.
     public var interrupts: [Vector]
     /// Units of work the device completed (I/O commands, computations).
     public var operations: UInt64

@@ -44,9 +44,9 @@ public struct PCIDeviceIdentity: Sendable, Equatable {
     public var vendor: UInt16
     /// The device ID (config offset 0x02).
     public var device: UInt16
-    /// The subsystem vendor ID (config offset 0x2c); 0 when the header has none.
+    /// The subsystem vendor ID (config offset 0x2c).
     public var subsystemVendor: UInt16
-    /// The subsystem ID (config offset 0x2e); 0 when the header has none.
+    /// The subsystem ID (config offset 0x2e).
     public var subsystemDevice: UInt16
     /// The 24-bit class code (base, sub, interface), config offset 0x09.
     public var classCode: UInt32

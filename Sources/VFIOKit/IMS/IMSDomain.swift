@@ -59,7 +59,7 @@ public final class IMSDomain: @unchecked Sendable {
     let handlers: HandlerTable<IMSHandler>
     let statusArea: InterruptStatusArea
 
-    /// The driver's store the domain programs; the domain is its only caller, one call at a time.
+    /// The store whose slots the domain hands out and programs.
     public let store: any InterruptMessageStore
     /// How long a commit waits for the device's acknowledgement.
     public let commitTimeout: Duration

@@ -26,7 +26,7 @@ public struct IMSStatusLayout: Sendable, Equatable {
     /// How many bytes the whole area takes.
     public var byteCount: Int { levelOffsets.last! + levelCounts.last! * 4 }
 
-    /// The layout for `slots` slots (at least one word is laid out) with slot 0's word at `base`.
+    /// The layout of `slots` slot words from `base`, with the summary levels above them.
     public init(base: UInt64, slots: Int) {
         self.base = base
         self.slots = slots

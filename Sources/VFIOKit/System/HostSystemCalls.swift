@@ -39,7 +39,7 @@ public final class HostSystemCalls: SystemCalls {
         try retrying { cvfio_ioctl(fd.rawValue, request, argument) }
     }
 
-    /// mmap(2) with no address hint (`fd` nil maps anonymous memory); throws the errno of `MAP_FAILED`.
+    /// mmap(2) with no address hint (`fd` nil maps anonymous memory); throws errno when it fails.
     public func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64)
         throws(Errno) -> UnsafeMutableRawPointer
     {
