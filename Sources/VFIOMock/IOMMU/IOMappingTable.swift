@@ -3,7 +3,7 @@
 public struct IOMMUMapping: Sendable, Equatable {
     /// The mapping's first IOVA.
     public var iova: UInt64
-    /// The mapping's length in bytes (never 0).
+    /// The mapping's length in bytes.
     public var size: UInt64
     /// The process address the IOVA maps to.
     public var vaddr: UInt64

@@ -80,8 +80,9 @@ extension MockKernel {
         return .device(DeviceFile(device: device, group: nil))
     }
 
-    /// close(2): releases what the last close of a mock file releases (a group, a device, which a
-    /// pending reset may follow); a host descriptor is closed on the host, `EINTR` not reported.
+    /// close(2): a mock file releases what its last close releases in the kernel (a group, a
+    /// device, a UIO file), then the device-model calls that scheduled (reset, config writes) run;
+    /// a host descriptor is closed on the host, `EINTR` not reported.
     public func close(_ fd: FileDescriptor) throws(Errno) {
         let ours: Bool = lock.withLock {
             guard let file = files.removeValue(forKey: fd.rawValue) else { return false }

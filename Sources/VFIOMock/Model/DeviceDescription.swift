@@ -9,7 +9,7 @@ public struct DeviceDescription: Sendable {
     public var classCode: UInt32
     /// The revision ID (config offset 0x08).
     public var revision: UInt8
-    /// The subsystem vendor ID (config offset 0x2c); 0x1af4 (Red Hat's virtio ID, as QEMU's) by default.
+    /// The subsystem vendor ID (config offset 0x2c); 0x1af4, QEMU's default (Red Hat), by default.
     public var subsystemVendorID: UInt16
     /// The subsystem ID (config offset 0x2e); 0x1100 (QEMU's) by default.
     public var subsystemID: UInt16
