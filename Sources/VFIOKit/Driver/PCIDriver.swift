@@ -94,8 +94,13 @@ public protocol PCIDriver: AnyObject, Sendable {
     static var name: String { get }
     /// The devices the driver takes, first match wins.
     static var matches: [PCIMatch] { get }
+    /// Probes `device`, whose handlers the driver registers on `loop`; see ``PCIDriver`` for what
+    /// holds before and after.
     init(device: PCIDevice, loop: EventLoop) throws
+    /// Brings the device up; see ``PCIDriver``.
     func start() throws
+    /// Quiesces the device; see ``PCIDriver``. It does not throw: a driver that cannot reach the
+    /// device any more simply returns.
     func stop()
     /// What the driver has done since it started, for a host's status and metrics. Reading
     /// it never blocks the driver's hot paths for long and allocates only for the snapshot.

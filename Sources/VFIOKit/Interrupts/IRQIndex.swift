@@ -2,6 +2,8 @@ import CVFIO
 
 /// The interrupt kinds VFIO numbers, in VFIO_PCI_*_IRQ_INDEX order.
 public enum IRQIndex: Int, Sendable, CaseIterable, CustomStringConvertible {
+    /// VFIO's `VFIO_PCI_*_IRQ_INDEX` numbers: INTx, MSI, MSI-X, ERR (AER error notification) and
+    /// REQ (the kernel asking for the device back).
     case intx = 0, msi = 1, msix = 2, err = 3, req = 4
 
     /// The index as the PCI specification names it: `INTx`, `MSI`, `MSI-X`, `ERR`, `REQ`.

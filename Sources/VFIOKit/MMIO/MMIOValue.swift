@@ -3,7 +3,9 @@ import CVFIO
 /// A register width. Each load and store is exactly one volatile access of that width,
 /// which the compiler can neither fold, split nor reorder with other MMIO accesses.
 public protocol MMIOValue: FixedWidthInteger, UnsignedInteger, Sendable {
+    /// One volatile load of the type's width from `address`, which must be aligned to it.
     static func volatileLoad(_ address: UnsafeRawPointer) -> Self
+    /// One volatile store of the type's width to `address`, which must be aligned to it.
     static func volatileStore(_ address: UnsafeMutableRawPointer, _ value: Self)
 }
 

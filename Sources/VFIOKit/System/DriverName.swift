@@ -71,6 +71,7 @@ public struct DriverName: Hashable, Comparable, Sendable, Codable, CustomStringC
 
 /// Why a driver name was rejected.
 public enum DriverNameError: Error, Equatable, CustomStringConvertible {
+    /// The name, and the rule it broke as the end of a sentence starting "it " ("must be 1 to 64 characters").
     case invalid(String, reason: String)
 
     /// `invalid driver name "NAME": it REASON`.

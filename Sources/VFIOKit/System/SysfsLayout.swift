@@ -96,13 +96,16 @@ public enum SysfsLayout {
 
     /// The files in a PCI device's sysfs directory that the host side reads or writes.
     public enum DeviceAttribute: String, Sendable {
+        /// The ID attributes, `config` (config space), `resource` (the BAR table) and `reset`.
         case vendor, device, `class`, revision, config, resource, reset
         /// The directory of the device's VFIO cdev names (`vfio3`); absent before Linux 6.6
         /// and when no VFIO driver is bound.
         case vfioDev = "vfio-dev"
         /// The directory of the device's UIO node names (`uio0`) while uio_pci_generic drives it.
         case uio
+        /// The subsystem IDs.
         case subsystemVendor = "subsystem_vendor", subsystemDevice = "subsystem_device"
+        /// The NUMA node (-1 when unknown), and the one driver the next probe may bind.
         case numaNode = "numa_node", driverOverride = "driver_override"
         /// Symlink to the bound driver; absent when none is bound.
         case driver
@@ -114,6 +117,7 @@ public enum SysfsLayout {
 
     /// The files in a driver's directory that bind a device to it (`bind`) or release one (`unbind`).
     public enum DriverControl: String, Sendable {
+        /// `bind` takes the device whose address is written; `unbind` releases it.
         case bind, unbind
     }
 }
