@@ -63,11 +63,15 @@ extension MockKernel {
 
 /// The host driver a plugged function is bound to.
 public enum DriverBinding: Sendable, Equatable, CustomStringConvertible {
+    /// vfio-pci: the function is reached through VFIO.
     case vfioPCI
+    /// uio_pci_generic: the function is reached through `/dev/uioN`.
     case uioPCIGeneric
+    /// pci-stub: claims the function and does nothing, leaving its group viable.
     case pciStub
     /// Any other kernel driver, by name (e.g. `"snd_hda_intel"`): it owns the group's DMA.
     case kernel(String)
+    /// No driver bound.
     case none
 
     /// The driver's name as sysfs shows it (`vfio-pci`, `uio_pci_generic`); `(none)` when unbound.

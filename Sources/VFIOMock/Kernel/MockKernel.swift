@@ -269,8 +269,11 @@ public struct InterruptState: Sendable, Equatable {
 
 /// Errors from the mock's own API (not from the modelled kernel, which reports `Errno`).
 public enum MockError: Error, Equatable, CustomStringConvertible {
+    /// ``MockKernel/plug(_:at:iommuGroup:driver:)`` was given an address that already holds a function.
     case addressInUse(PCIAddress)
+    /// The ``DeviceDescription`` breaks a rule of PCI (the text says which, for which function).
     case invalidDescription(String)
+    /// The host refused something the mock needs from it, such as BAR memory; the text says what.
     case hostFailure(String)
 
     /// The failure in a sentence: the address taken and what to do, what is wrong with a
