@@ -66,6 +66,7 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
     /// The device answered with something that breaks its contract.
     case deviceMisbehaved(String)
 
+    /// What failed, naming the device or context and the operation, and what to do about it.
     public var description: String {
         switch self {
         case let .systemCall(operation, errno):

@@ -16,6 +16,8 @@ public enum Backend: String, Sendable, CaseIterable, CustomStringConvertible {
     /// The environment variable that overrides `.auto`.
     public static let environmentVariable = "VFIOKIT_BACKEND"
 
+    /// The backend's `--backend` and `VFIOKIT_BACKEND` spelling: `auto`, `iommufd`, `legacy`,
+    /// `noiommu`, `uio`.
     public var description: String { rawValue }
 
     /// True when DMA goes through an IOMMU, so a stray device access is caught as a fault.

@@ -26,19 +26,30 @@ public struct IOMMUMode: Sendable, Hashable, CustomStringConvertible {
     public let name: String
     /// The backend a device opened in this mode reports.
     public let backend: Backend
+    /// The files the mode opens, and for a container the IOMMU type it sets.
     public let route: Route
     /// Whether the mode is one of the kernel VFIO selftests' five.
     public let isSelftestMode: Bool
 
+    /// The mode's ``name``.
     public var description: String { name }
 
+    /// VFIO's container with the type1 IOMMU (`VFIO_TYPE1_IOMMU`).
     public static let type1 = container("vfio_type1_iommu", .legacy, SysfsLayout.vfioContainer, VFIO_TYPE1_IOMMU, selftest: true)
+    /// VFIO's container with the type1 v2 IOMMU (`VFIO_TYPE1v2_IOMMU`), which the legacy backend
+    /// tries first.
     public static let type1v2 = container("vfio_type1v2_iommu", .legacy, SysfsLayout.vfioContainer, VFIO_TYPE1v2_IOMMU, selftest: true)
+    /// iommufd's compatibility container (`/dev/iommu`) set to `VFIO_TYPE1_IOMMU`.
     public static let iommufdCompatType1 = container("iommufd_compat_type1", .legacy, SysfsLayout.iommufd, VFIO_TYPE1_IOMMU, selftest: true)
+    /// iommufd's compatibility container (`/dev/iommu`) set to `VFIO_TYPE1v2_IOMMU`.
     public static let iommufdCompatType1v2 = container(
         "iommufd_compat_type1v2", .legacy, SysfsLayout.iommufd, VFIO_TYPE1v2_IOMMU, selftest: true)
+    /// Each device's VFIO cdev bound to an iommufd IOAS.
     public static let iommufd = IOMMUMode(name: "iommufd", backend: .iommufd, route: .iommufdCDev, isSelftestMode: true)
+    /// VFIO's container in no-IOMMU mode (`VFIO_NOIOMMU_IOMMU`): DMA by physical address; not a
+    /// selftest mode.
     public static let noIOMMU = container("vfio_noiommu", .noIOMMU, SysfsLayout.vfioContainer, VFIO_NOIOMMU_IOMMU, selftest: false)
+    /// uio_pci_generic, without VFIO: DMA by physical address; not a selftest mode.
     public static let uio = IOMMUMode(name: "uio", backend: .uio, route: .uio, isSelftestMode: false)
 
     /// Every mode, the selftests' five first and in their order.

@@ -8,7 +8,10 @@ public struct IOVAAllocator: Sendable {
     /// Free ranges, sorted and disjoint, half-open.
     fileprivate var free: [Range<UInt64>]
     private var live: [UInt64: UInt64] = [:]
+    /// Every range handed out starts on a multiple of this (a power of two) and is rounded up to it.
     public let alignment: UInt64
+    /// The most ranges live at once (the kernel's DMA mapping limit); an allocation beyond it throws
+    /// ``VFIOError/dmaMappingLimit(_:)``.
     public let mappingLimit: Int
 
     /// `ranges` are inclusive, as the kernel reports them; `alignment` must be a power of two.

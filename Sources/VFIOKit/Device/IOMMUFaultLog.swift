@@ -8,11 +8,14 @@ import SystemPackage
 /// A DMA fault the IOMMU reported for a device: the device touched an address with no mapping
 /// (or without the needed permission).
 public struct IOMMUFault: Sendable, Equatable, CustomStringConvertible {
+    /// The faulting I/O virtual address, as the IOMMU reported it.
     public let address: UInt64
+    /// True when the faulting access was a DMA write, false for a read.
     public let isWrite: Bool
     /// The kernel's log line, as printed.
     public let message: String
 
+    /// `IOMMU fault on write at 0x1000`, without the kernel's line.
     public var description: String { "IOMMU fault on \(isWrite ? "write" : "read") at 0x\(String(address, radix: 16))" }
 }
 

@@ -12,6 +12,7 @@ import Synchronization
 /// ones), closes the device's files and releases its group, leaving the device as the kernel
 /// had it; DMA buffers belong to the context.
 public final class PCIDevice: Sendable {
+    /// The function's address (domain:bus:device.function).
     public let address: PCIAddress
     /// The backend in use (never `.auto`).
     public let backend: Backend

@@ -27,6 +27,7 @@ import SystemPackage
 /// that must know its register writes reached the device (a commit that waits for an
 /// acknowledgement) checks after them. Mapped accesses cannot fail and cost nothing extra.
 public final class Region: Sendable {
+    /// The region as the kernel described it when it was opened.
     public let info: RegionInfo
     /// The device, kept open by the region.
     public let device: PCIDevice
@@ -100,6 +101,7 @@ public final class Region: Sendable {
         return .live
     }
 
+    /// The region's length in bytes, ``RegionInfo/size``.
     public var size: Int { info.size }
 
     /// How many trapped accesses failed since the region was opened.

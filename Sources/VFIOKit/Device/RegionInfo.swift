@@ -4,23 +4,32 @@ import CVFIO
 public struct RegionInfo: Sendable, Equatable {
     /// VFIO's region index: BARs 0–5, ROM 6, config space 7, VGA 8.
     public let index: Int
+    /// The region's length in bytes; 0 when the device does not implement it.
     public let size: Int
     /// The file offset of the region on the device fd.
     public let offset: Int64
+    /// What the region allows: read, write, mmap, and whether it has a capability chain.
     public let flags: Flags
     /// The capability chain, in the kernel's order.
     public let capabilities: [RegionCapability]
 
     /// What the region allows (VFIO_REGION_INFO_FLAG_*).
     public struct Flags: OptionSet, Sendable, Hashable {
+        /// The kernel's `flags` bits, as reported (unknown bits kept).
         public let rawValue: UInt32
+        /// Flags from the kernel's bits, unknown ones kept.
         public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// The region may be read (VFIO_REGION_INFO_FLAG_READ).
         public static let read = Flags(rawValue: UInt32(VFIO_REGION_INFO_FLAG_READ))
+        /// The region may be written (VFIO_REGION_INFO_FLAG_WRITE).
         public static let write = Flags(rawValue: UInt32(VFIO_REGION_INFO_FLAG_WRITE))
+        /// Parts of the region may be mmapped (VFIO_REGION_INFO_FLAG_MMAP); ``mappableAreas`` says which.
         public static let mmap = Flags(rawValue: UInt32(VFIO_REGION_INFO_FLAG_MMAP))
+        /// The reply carries a capability chain (VFIO_REGION_INFO_FLAG_CAPS).
         public static let caps = Flags(rawValue: UInt32(VFIO_REGION_INFO_FLAG_CAPS))
     }
 
+    /// A description as the kernel (or a test) gives it; nothing is checked.
     public init(index: Int, size: Int, offset: Int64, flags: Flags, capabilities: [RegionCapability] = []) {
         self.index = index
         self.size = size
@@ -54,6 +63,7 @@ public enum RegionCapability: Sendable, Equatable {
 }
 
 extension RegionCapability: CustomStringConvertible {
+    /// The capability as tools print it: `sparse-mmap [0x0-0x1000)`, `msix-mappable`, `type 1/2`.
     public var description: String {
         switch self {
         case let .sparseMmap(areas):

@@ -1,9 +1,11 @@
 /// A device's health as its driver last read it (for storage, the SMART / Health log): what a
 /// host logs and exports as metrics. Fields a device does not report are nil.
 public struct DeviceHealth: Sendable, Equatable, Codable {
+    /// The device's temperature in kelvin (NVMe reports its composite temperature so).
     public var temperatureKelvin: Int?
     /// Spare capacity left, and the level under which the device calls it critical, in percent.
     public var availableSparePercent: Int?
+    /// The ``availableSparePercent`` under which the device reports a critical warning.
     public var availableSpareThresholdPercent: Int?
     /// Unrecovered data integrity errors over the device's life.
     public var mediaErrors: UInt64?
@@ -12,6 +14,7 @@ public struct DeviceHealth: Sendable, Equatable, Codable {
     /// The critical warnings in force, described; empty when there are none.
     public var criticalWarnings: [String]
 
+    /// A reading with the given fields; those left out are ones the device does not report.
     public init(
         temperatureKelvin: Int? = nil, availableSparePercent: Int? = nil, availableSpareThresholdPercent: Int? = nil,
         mediaErrors: UInt64? = nil, errorLogEntries: UInt64? = nil, criticalWarnings: [String] = []

@@ -9,8 +9,10 @@ public struct DriverActivity: Sendable, Equatable, Codable {
         public var name: String
         /// The group the vector belongs to, such as an IMS slot group; nil when there is none.
         public var group: String?
+        /// Times the vector fired since the driver started.
         public var count: UInt64
 
+        /// A vector's count, under `name` and in `group` when it has one.
         public init(name: String, group: String? = nil, count: UInt64) {
             self.name = name
             self.group = group
@@ -22,14 +24,19 @@ public struct DriverActivity: Sendable, Equatable, Codable {
     /// work to the device, completed when it consumes the device's completion, timed out when a
     /// wait for it gave up.
     public struct Queue: Sendable, Equatable, Codable {
+        /// The queue as a person names it, such as "queue 0".
         public var name: String
+        /// Commands handed to the device.
         public var submitted: UInt64
+        /// Completions the driver consumed.
         public var completed: UInt64
+        /// Waits that gave up before their completion came.
         public var timeouts: UInt64
 
         /// Submitted and not (yet) completed.
         public var inFlight: Int64 { Int64(bitPattern: submitted &- completed) }
 
+        /// One queue's counts as the driver took them.
         public init(name: String, submitted: UInt64, completed: UInt64, timeouts: UInt64) {
             self.name = name
             self.submitted = submitted
@@ -38,6 +45,7 @@ public struct DriverActivity: Sendable, Equatable, Codable {
         }
     }
 
+    /// Interrupt counts, one per vector the driver counts.
     public var interrupts: [Vector]
     /// Units of work the device completed (I/O commands, computations).
     public var operations: UInt64
@@ -46,6 +54,7 @@ public struct DriverActivity: Sendable, Equatable, Codable {
     /// Per-queue counts, for drivers that keep them; nil otherwise.
     public var queues: [Queue]?
 
+    /// A snapshot with the given counts; all zero and no queues by default.
     public init(interrupts: [Vector] = [], operations: UInt64 = 0, errors: UInt64 = 0, queues: [Queue]? = nil) {
         self.interrupts = interrupts
         self.operations = operations
@@ -53,6 +62,7 @@ public struct DriverActivity: Sendable, Equatable, Codable {
         self.queues = queues
     }
 
+    /// The sum of every vector's count.
     public var totalInterrupts: UInt64 { interrupts.reduce(0) { $0 + $1.count } }
 }
 
@@ -81,9 +91,12 @@ public final class ActivityCounters: Sendable {
         }
     }
 
+    /// Counts `operations` completed units of work; takes the lock briefly, allocates nothing.
     public func completed(_ operations: UInt64 = 1) { counts.withLock { $0.operations &+= operations } }
+    /// Counts `errors` failed units of work; takes the lock briefly, allocates nothing.
     public func failed(_ errors: UInt64 = 1) { counts.withLock { $0.errors &+= errors } }
 
+    /// The counts now, as a ``DriverActivity``; allocates the snapshot's arrays.
     public var snapshot: DriverActivity {
         let c = counts.withLock { $0 }
         return DriverActivity(

@@ -3,12 +3,17 @@ import PCI
 /// Which devices a driver takes, like Linux's `struct pci_device_id`: nil fields match anything
 /// (PCI_ANY_ID), and the class code is compared under a mask.
 public struct PCIMatch: Sendable, Equatable {
+    /// The vendor ID (config offset 0x00); nil matches any.
     public let vendor: UInt16?
+    /// The device ID (config offset 0x02); nil matches any.
     public let device: UInt16?
+    /// The subsystem vendor ID (config offset 0x2c); nil matches any.
     public let subsystemVendor: UInt16?
+    /// The subsystem ID (config offset 0x2e); nil matches any.
     public let subsystemDevice: UInt16?
     /// The 24-bit class code (base, sub, interface), compared under `classMask`.
     public let classCode: UInt32?
+    /// The bits of ``classCode`` that must be equal; 0xff_ffff (all 24) by default.
     public let classMask: UInt32
 
     /// An entry matching every given field; omitted fields match anything.
@@ -35,12 +40,18 @@ public struct PCIMatch: Sendable, Equatable {
 
 /// The IDs a ``PCIMatch`` is compared with, as a function's config space holds them.
 public struct PCIDeviceIdentity: Sendable, Equatable {
+    /// The vendor ID (config offset 0x00).
     public var vendor: UInt16
+    /// The device ID (config offset 0x02).
     public var device: UInt16
+    /// The subsystem vendor ID (config offset 0x2c).
     public var subsystemVendor: UInt16
+    /// The subsystem ID (config offset 0x2e).
     public var subsystemDevice: UInt16
+    /// The 24-bit class code (base, sub, interface), config offset 0x09.
     public var classCode: UInt32
 
+    /// IDs as given; subsystem IDs and class code are 0 unless given.
     public init(vendor: UInt16, device: UInt16, subsystemVendor: UInt16 = 0, subsystemDevice: UInt16 = 0, classCode: UInt32 = 0) {
         self.vendor = vendor
         self.device = device
@@ -83,8 +94,13 @@ public protocol PCIDriver: AnyObject, Sendable {
     static var name: String { get }
     /// The devices the driver takes, first match wins.
     static var matches: [PCIMatch] { get }
+    /// Probes `device`, whose handlers the driver registers on `loop`; see ``PCIDriver`` for what
+    /// holds before and after.
     init(device: PCIDevice, loop: EventLoop) throws
+    /// Brings the device up; see ``PCIDriver``.
     func start() throws
+    /// Quiesces the device; see ``PCIDriver``. It does not throw: a driver that cannot reach the
+    /// device any more simply returns.
     func stop()
     /// What the driver has done since it started, for a host's status and metrics. Reading
     /// it never blocks the driver's hot paths for long and allocates only for the snapshot.
@@ -92,6 +108,7 @@ public protocol PCIDriver: AnyObject, Sendable {
 }
 
 extension PCIDriver {
+    /// No counts: a driver that keeps none reports an empty ``DriverActivity``.
     public var activity: DriverActivity { DriverActivity() }
 
     /// True when a function with these IDs is one of ``matches``.

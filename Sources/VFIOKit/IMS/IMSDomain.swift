@@ -39,8 +39,11 @@ public final class IMSDomain: @unchecked Sendable {
     /// programs it with the domain's status area, and throws if it cannot. With it, the demux
     /// reads O(pending) words; without, it reads every allocated slot's word.
     public struct SummaryPosting: Sendable {
+        /// Programs the device to post summaries into the given layout; called once, from the
+        /// domain's init, before any slot is allocated. Its error fails the init.
         public var enable: @Sendable (IMSStatusLayout) throws(IMSError) -> Void
 
+        /// Posting done by `enable`.
         public init(enable: @escaping @Sendable (IMSStatusLayout) throws(IMSError) -> Void) { self.enable = enable }
     }
 
@@ -56,6 +59,7 @@ public final class IMSDomain: @unchecked Sendable {
     let handlers: HandlerTable<IMSHandler>
     let statusArea: InterruptStatusArea
 
+    /// The store whose slots the domain hands out and programs.
     public let store: any InterruptMessageStore
     /// How long a commit waits for the device's acknowledgement.
     public let commitTimeout: Duration

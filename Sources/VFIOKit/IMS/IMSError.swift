@@ -20,6 +20,7 @@ public enum IMSError: Error, CustomStringConvertible {
     /// The domain was closed.
     case closed
 
+    /// What went wrong and what to do about it, in a sentence for a log or a person.
     public var description: String {
         switch self {
         case let .storeCannotMask(store):

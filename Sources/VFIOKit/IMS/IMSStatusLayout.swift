@@ -17,6 +17,7 @@ public struct IMSStatusLayout: Sendable, Equatable {
 
     /// The device address of slot 0's word.
     public let base: UInt64
+    /// How many slot words the area starts with.
     public let slots: Int
     /// The byte offset from ``base`` of each summary level, level 1 first.
     public let levelOffsets: [Int]
@@ -25,6 +26,7 @@ public struct IMSStatusLayout: Sendable, Equatable {
     /// How many bytes the whole area takes.
     public var byteCount: Int { levelOffsets.last! + levelCounts.last! * 4 }
 
+    /// The layout of `slots` slot words from `base`, with the summary levels above them.
     public init(base: UInt64, slots: Int) {
         self.base = base
         self.slots = slots

@@ -30,6 +30,7 @@ extension EventLoop {
     public struct Registrations: ~Copyable, Sendable {
         private var members: [(loop: EventLoop, token: UInt64)] = []
 
+        /// An empty set; ending it does nothing.
         public init() {}
 
         /// How many registrations it holds.

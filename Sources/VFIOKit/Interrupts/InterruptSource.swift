@@ -13,7 +13,9 @@ import SystemPackage
 public final class InterruptSource: Sendable, CustomStringConvertible {
     /// The device the vector belongs to.
     public let address: PCIAddress
+    /// The interrupt index the vector belongs to.
     public let index: IRQIndex
+    /// The vector's number within its index (0 for INTx).
     public let vector: Int
     /// The file descriptor, valid while the source is enabled or registered; read it, never close it.
     public let fd: FileDescriptor
@@ -72,6 +74,7 @@ public final class InterruptSource: Sendable, CustomStringConvertible {
         return UInt64(total &- lastTotal.exchange(total, ordering: .relaxed))
     }
 
+    /// `MSI-X vector 3 of 0000:01:00.0`.
     public var description: String { "\(index) vector \(vector) of \(address)" }
 
     // MARK: Registrations (the event loop's side)

@@ -25,13 +25,17 @@ public final class QueueReactor: @unchecked Sendable {
     public var poller: (() -> Bool)?
     /// Called every ``tickInterval`` (the timerfd): deadlines.
     public var onTick: () -> Void = {}
+    /// How often ``onTick`` runs, fixed when the reactor is made.
     public let tickInterval: Duration
     /// epoll's EPOLLIN and EPOLLOUT, for ``watch(_:events:_:)`` and ``modify(_:fd:events:)``.
     public static let readable = EPOLLIN.rawValue
+    /// epoll's EPOLLOUT: the watched file can be written.
     public static let writable = EPOLLOUT.rawValue
     /// epoll's EPOLLHUP and EPOLLERR, which a handler may get whatever it watches for.
     public static let hungUp = EPOLLHUP.rawValue
+    /// epoll's EPOLLERR: an error condition on the watched file.
     public static let failed = EPOLLERR.rawValue
+    /// What the reactor is called in its files' names and in errors, such as the queue it owns.
     public let name: String
 
     private let system: any SystemCalls

@@ -24,6 +24,7 @@ public protocol RegisterLayout {
 ///
 /// The layout is part of the type, so a register of one device cannot be used on another's view.
 public struct Register<Layout: RegisterLayout, Value: MMIOValue>: Sendable {
+    /// The register's byte offset in the view, naturally aligned and inside `Layout.extent`.
     public let offset: Int
 
     /// Declares a register; its offset must be naturally aligned and inside `Layout.extent`

@@ -4,8 +4,11 @@
 /// is always safe to splice into a sysfs path — whether it came from the command line, a state
 /// file or a symlink the kernel made.
 public struct DriverName: Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    /// The validated name.
     public let rawValue: String
 
+    /// Validates `name`: 1 to 64 bytes of letters, digits, `_`, `-` and `.`, and not `.` or `..`;
+    /// throws ``DriverNameError/invalid(_:reason:)`` saying which rule it broke.
     public init(_ name: String) throws(DriverNameError) {
         guard !name.isEmpty, name.utf8.count <= 64 else { throw .invalid(name, reason: "must be 1 to 64 characters") }
         guard name != ".", name != ".." else { throw .invalid(name, reason: "is a path component, not a driver") }
@@ -22,9 +25,13 @@ public struct DriverName: Hashable, Comparable, Sendable, Codable, CustomStringC
             || c == 0x2e
     }
 
+    /// `vfio-pci`, the VFIO driver for PCI devices.
     public static let vfioPCI = DriverName(known: "vfio-pci")
+    /// `uio_pci_generic`, the UIO driver for PCI devices: INTx only, and no IOMMU.
     public static let uioPCIGeneric = DriverName(known: "uio_pci_generic")
+    /// `pci-stub`, which claims a device and does nothing with it.
     public static let pciStub = DriverName(known: "pci-stub")
+    /// `pcieport`, the PCIe port services driver, bound to root and switch ports.
     public static let pcieport = DriverName(known: "pcieport")
 
     /// Whether a device bound to this driver leaves its IOMMU group usable by VFIO.
@@ -40,10 +47,14 @@ public struct DriverName: Hashable, Comparable, Sendable, Codable, CustomStringC
     /// Whether this driver hands the device to userspace: VFIO or `uio_pci_generic`.
     public var isUserspaceDriver: Bool { isVFIO || self == .uioPCIGeneric }
 
+    /// The name itself.
     public var description: String { rawValue }
 
+    /// Byte-wise order of the names.
     public static func < (a: DriverName, b: DriverName) -> Bool { a.rawValue < b.rawValue }
 
+    /// Decodes a name from a single string, validated as ``init(_:)`` does; throws
+    /// `DecodingError.dataCorrupted` naming the rule it broke.
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         do { try self.init(text) } catch {
@@ -51,6 +62,7 @@ public struct DriverName: Hashable, Comparable, Sendable, Codable, CustomStringC
         }
     }
 
+    /// Encodes the name as a single string.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)
@@ -59,8 +71,10 @@ public struct DriverName: Hashable, Comparable, Sendable, Codable, CustomStringC
 
 /// Why a driver name was rejected.
 public enum DriverNameError: Error, Equatable, CustomStringConvertible {
+    /// The name, and the rule it broke as the end of a sentence starting "it " ("must be 1 to 64 characters").
     case invalid(String, reason: String)
 
+    /// `invalid driver name "NAME": it REASON`.
     public var description: String {
         switch self {
         case let .invalid(name, reason): "invalid driver name \"\(name)\": it \(reason)"

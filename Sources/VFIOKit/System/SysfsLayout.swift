@@ -9,17 +9,25 @@ import PCI
 /// names. (VFIOMock spells the same paths on its own: it is the kernel being modelled, and a
 /// layout mistake here must show as a test failure, not be shared by both sides.)
 public enum SysfsLayout {
+    /// One directory (a symlink) per PCI function, named by its address.
     public static let pciDevices = "sys/bus/pci/devices"
+    /// One directory per registered PCI driver, named as ``DriverName``.
     public static let pciDrivers = "sys/bus/pci/drivers"
     /// Writing an address here asks the kernel to probe drivers for that device.
     public static let driversProbe = "sys/bus/pci/drivers_probe"
+    /// One entry per block device, named by its kernel name.
     public static let classBlock = "sys/class/block"
+    /// One entry per network interface, named by its kernel name.
     public static let classNet = "sys/class/net"
     /// One directory per process, named by its pid.
     public static let processes = "proc"
+    /// The calling process's mount table, which the binder reads to find mounted devices.
     public static let mountInfo = "proc/self/mountinfo"
+    /// The active swap areas, which the binder checks before taking a block device.
     public static let swaps = "proc/swaps"
+    /// One directory per IOMMU group, named by its number.
     public static let iommuGroups = "sys/kernel/iommu_groups"
+    /// One directory per UIO device (`uio0`).
     public static let classUIO = "sys/class/uio"
     /// The directory of VFIO's group nodes (and `devices/`, the cdevs).
     public static let vfioNodes = "dev/vfio"
@@ -88,13 +96,16 @@ public enum SysfsLayout {
 
     /// The files in a PCI device's sysfs directory that the host side reads or writes.
     public enum DeviceAttribute: String, Sendable {
+        /// The ID attributes, `config` (config space), `resource` (the BAR table) and `reset`.
         case vendor, device, `class`, revision, config, resource, reset
         /// The directory of the device's VFIO cdev names (`vfio3`); absent before Linux 6.6
         /// and when no VFIO driver is bound.
         case vfioDev = "vfio-dev"
         /// The directory of the device's UIO node names (`uio0`) while uio_pci_generic drives it.
         case uio
+        /// The subsystem IDs.
         case subsystemVendor = "subsystem_vendor", subsystemDevice = "subsystem_device"
+        /// The NUMA node (-1 when unknown), and the one driver the next probe may bind.
         case numaNode = "numa_node", driverOverride = "driver_override"
         /// Symlink to the bound driver; absent when none is bound.
         case driver
@@ -104,7 +115,9 @@ public enum SysfsLayout {
         case iommuGroup = "iommu_group"
     }
 
+    /// The files in a driver's directory that bind a device to it (`bind`) or release one (`unbind`).
     public enum DriverControl: String, Sendable {
+        /// `bind` takes the device whose address is written; `unbind` releases it.
         case bind, unbind
     }
 }
@@ -113,6 +126,7 @@ public enum SysfsLayout {
 ///
 /// Made only from directory listings, where names never hold `/`; `.` and `..` are refused.
 public struct KernelName: Hashable, Sendable, CustomStringConvertible {
+    /// The name as the kernel listed it.
     public let rawValue: String
 
     /// Accepts a name listed by the kernel; nil for `.`, `..`, empty names and names with `/`.
@@ -121,5 +135,6 @@ public struct KernelName: Hashable, Sendable, CustomStringConvertible {
         rawValue = name
     }
 
+    /// The name itself.
     public var description: String { rawValue }
 }

@@ -15,6 +15,7 @@ public struct SystemCall: Hashable, Sendable, CustomStringConvertible {
     /// What else identifies the call: `region 0 at 0x40`, `iova 0x1000, 4096 bytes`.
     public let detail: String?
 
+    /// A call named `name`, with whatever identifies it; none of the fields is checked.
     public init(_ name: String, path: String? = nil, device: PCIAddress? = nil, detail: String? = nil) {
         self.name = name
         self.path = path
@@ -25,6 +26,8 @@ public struct SystemCall: Hashable, Sendable, CustomStringConvertible {
     /// True for an ioctl request (its name is the kernel's upper-case macro).
     public var isIoctl: Bool { name.first?.isUppercase == true }
 
+    /// An ioctl as `NAME(device, path, detail)`; another call as `name path for device detail`
+    /// (`of device` when there is no path).
     public var description: String {
         if isIoctl {
             let arguments = [device?.description, path, detail].compactMap { $0 }

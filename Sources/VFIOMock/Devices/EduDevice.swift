@@ -21,6 +21,7 @@ import Synchronization
 /// transfer outside the buffer is skipped (QEMU logs it and corrupts its own memory) but
 /// the command still completes. Interrupts go out as MSI when enabled, else on INTx.
 public final class EduDevice: SimulatedDevice {
+    /// Where the model departs from QEMU's edu, for tests; the defaults are QEMU's device.
     public struct Options: Sendable {
         /// QEMU's `dma_mask` property.
         public var dmaMask: UInt64 = (1 << 28) - 1
@@ -36,12 +37,17 @@ public final class EduDevice: SimulatedDevice {
         /// access); false stands for a register BAR vfio-pci cannot map (pread/pwrite only).
         public var mappableRegisters = true
 
+        /// QEMU's edu: 28-bit DMA mask, 100 ms DMA, no FLR, no RAM BAR, BAR0 mappable.
         public init() {}
     }
 
+    /// The device address of the DMA engine's internal buffer.
     public static let dmaBufferAddress: UInt64 = 0x40000
+    /// The internal buffer's size in bytes.
     public static let dmaBufferSize = 4096
+    /// The interrupt status bit raised when a factorial completes (with status bit 7 set).
     public static let factorialIRQ: UInt32 = 0x1
+    /// The interrupt status bit raised when a DMA completes (with command bit 2 set).
     public static let dmaIRQ: UInt32 = 0x100
 
     private struct State {
@@ -58,13 +64,17 @@ public final class EduDevice: SimulatedDevice {
         var generation = 0
     }
 
+    /// The departures from QEMU's device it was made with.
     public let options: Options
     private let state = Mutex(State())
     private let worker = DispatchQueue(label: "edu-device")
     private let busBox = Mutex<DeviceBus?>(nil)
 
+    /// A device in its power-on state.
     public init(options: Options = Options()) { self.options = options }
 
+    /// 1234:11e8, revision 0x10, class 0x00ff00: BAR0 of 1 MiB registers, BAR2 of RAM when
+    /// asked, one 64-bit MSI vector without masking, and INTA.
     public var description: DeviceDescription {
         var bars = [BARDescription(index: 0, size: 1 << 20, backing: options.mappableRegisters ? .registers : .trapped)]
         if let size = options.ramBARSize { bars.append(BARDescription(index: 2, size: size, backing: .sharedMemory)) }
@@ -73,9 +83,12 @@ public final class EduDevice: SimulatedDevice {
             msi: MSIDescription(vectors: 1, is64Bit: true, perVectorMasking: false), supportsReset: options.supportsReset)
     }
 
+    /// Keeps `bus` for DMA and interrupts.
     public func attach(to bus: DeviceBus) { busBox.withLock { $0 = bus } }
     private var bus: DeviceBus? { busBox.withLock { $0 } }
 
+    /// Serves the registers listed on ``EduDevice``; an unknown offset, a wrong width or another
+    /// BAR reads all ones.
     public func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
         let ones: UInt64 = width == 8 ? ~0 : (1 << UInt64(width * 8)) - 1
         guard bar == 0, width == 4 || (offset >= 0x80 && width == 8) else { return ones }
@@ -96,6 +109,8 @@ public final class EduDevice: SimulatedDevice {
         return (value ?? ~0) & ones
     }
 
+    /// Acts on the registers listed on ``EduDevice``; writes to read-only or unknown registers, of
+    /// the wrong width, or to the DMA registers while a DMA runs are ignored.
     public func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
         guard bar == 0, width == 4 || (offset >= 0x80 && width == 8) else { return }
         let v32 = UInt32(truncatingIfNeeded: value)
@@ -115,6 +130,8 @@ public final class EduDevice: SimulatedDevice {
         }
     }
 
+    /// Clears every register and the buffer; a factorial or DMA started before completes into
+    /// nothing and raises no interrupt.
     public func reset() { state.withLock { s in s = State(generation: s.generation + 1) } }
 
     // MARK: Interrupts

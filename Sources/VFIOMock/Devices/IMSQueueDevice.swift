@@ -28,8 +28,11 @@ import VFIOKit
 /// the driver writes a queue index (or 0xffffffff for all) to ``Registers/reload``; it counts
 /// each completed reload in ``Registers/reloadAcknowledged``.
 public final class IMSQueueDevice: SimulatedDevice {
+    /// BAR0's register offsets, in bytes; 64-bit registers may also be accessed as two 32-bit halves.
     public enum Registers {
+        /// The device's version (32-bit, read-only): 0x100.
         public static let version = 0x00
+        /// DSA's GENCAP (read-only): `max_ims_mult` (``Options/imsMultiplier``) in bits 30:25.
         public static let gencap = 0x10
         /// How many queues the device supports (32-bit).
         public static let queueCapacity = 0x18
@@ -41,48 +44,76 @@ public final class IMSQueueDevice: SimulatedDevice {
         public static let control = 0x30
         /// The MSI-X vector the device sends after each message write.
         public static let doorbellVector = 0x38
+        /// Write a queue index, or ``reloadAll``, to make the device reread those queues' contexts
+        /// (context mode). A DMA fault, an out-of-range index or ``setAcknowledgesReloads(_:)`` off
+        /// leaves it unacknowledged.
         public static let reload = 0x40
+        /// How many reloads the device completed (32-bit, read-only, wrapping).
         public static let reloadAcknowledged = 0x44
         /// The IOVA of the status area's first slot word, for summary posting (64-bit).
         public static let postingBase = 0x48
         /// How many slot words the status area has (32-bit).
         public static let postingSlots = 0x50
+        /// DSA's TABLE_OFFSET (64-bit, read-only): the IMS table's offset, in units of 0x100, in bits 63:48.
         public static let tableOffset = 0x60
+        /// The IMS table: 16-byte DSA-layout entries (address low, address high, data, control with
+        /// the mask in bit 0), `256 × imsMultiplier` of them, all masked after reset.
         public static let table = 0x1000
     }
 
+    /// Byte offsets in a queue's 64-byte context in host memory, which the driver fills.
     public enum Context {
+        /// The bytes each queue's context takes; context `q` is at ``Registers/contexts`` + 64 × q.
         public static let size = 64
+        /// The IOVA of the queue's array of 16-byte descriptors (64-bit).
         public static let ringAddress = 0x00
+        /// How many descriptors the array holds (32-bit); a queue with 0 never completes anything.
         public static let ringEntries = 0x08
         /// Table mode: the IMS table entry the queue's interrupt uses.
         public static let tableEntry = 0x0c
+        /// The IOVA of the queue's array of 8-byte completions, one per descriptor slot (64-bit).
         public static let completionAddress = 0x10
+        /// How many completions the device has written (32-bit, wrapping); the device writes it.
         public static let producer = 0x18
+        /// How many completions the driver has consumed (32-bit); the driver writes it, the device
+        /// never reads it.
         public static let consumer = 0x1c
+        /// Context mode: the queue's interrupt message address (64-bit).
         public static let messageAddress = 0x20
+        /// Context mode: the queue's interrupt message data (32-bit).
         public static let messageData = 0x28
+        /// Context mode: bit 0 masks the queue's message; the device sees it only on a reload.
         public static let messageControl = 0x2c
     }
 
+    /// The PCI vendor ID the model reports: 0x1b36, QEMU's (Red Hat's) vendor ID.
     public static let vendorID: UInt16 = 0x1b36
+    /// The PCI device ID the model reports.
     public static let deviceID: UInt16 = 0x1ad0
+    /// ``Registers/control`` bit 0: the device processes doorbells.
     public static let enable: UInt32 = 1
+    /// ``Registers/control`` bit 1: interrupt messages come from the queue contexts, not the table.
     public static let contextStore: UInt32 = 2
+    /// ``Registers/control`` bit 2: post summary words after each message (see ``IMSStatusLayout``).
     public static let postSummaries: UInt32 = 4
+    /// Written to ``Registers/reload``: reload every configured queue's context.
     public static let reloadAll: UInt32 = 0xffff_ffff
 
+    /// The device's shape and behaviour, fixed when it is made except where a setter says otherwise.
     public struct Options: Sendable {
         /// Queues the device supports (the BAR2 doorbell array is sized for them).
         public var maxQueues = 1 << 20
         /// `GENCAP.max_ims_mult`: the table holds 256 × this many entries.
         public var imsMultiplier = 8
+        /// The MSI-X table's size; the doorbell vector is one of these.
         public var msixVectors = 4
         /// How long after a doorbell the device completes the work.
         public var completionDelay: Duration = .zero
         /// When false, reload requests are ignored and never acknowledged.
         public var acknowledgesReloads = true
 
+        /// The defaults: 2^20 queues, 2048 IMS entries, 4 MSI-X vectors, immediate completions,
+        /// reloads acknowledged.
         public init() {}
     }
 
@@ -129,6 +160,7 @@ public final class IMSQueueDevice: SimulatedDevice {
     private let worker = DispatchQueue(label: "ims-queue-device")
     private let initialOptions: Options
 
+    /// A device in its power-on state: every IMS entry masked, no queues, not enabled.
     public init(options: Options = Options()) {
         initialOptions = options
         let entries = options.imsMultiplier * 256
@@ -136,6 +168,8 @@ public final class IMSQueueDevice: SimulatedDevice {
         state.withLock { s in for e in 0..<entries { s.table[e * 4 + 3] = 1 } }
     }
 
+    /// A PCIe function of class 0x088000 with BAR0 (1 MiB of registers), a 64-bit BAR2 of
+    /// doorbells sized for ``Options/maxQueues`` (at least 4 KiB), and the MSI-X table in BAR4.
     public var description: DeviceDescription {
         let doorbells = max(4096, 1 << (Int.bitWidth - (initialOptions.maxQueues * 4 - 1).leadingZeroBitCount))
         var d = DeviceDescription(
@@ -152,6 +186,7 @@ public final class IMSQueueDevice: SimulatedDevice {
         return d
     }
 
+    /// Keeps `bus` for DMA, messages and the doorbell vector.
     public func attach(to bus: DeviceBus) { busBox.withLock { $0 = bus } }
     private var bus: DeviceBus? { busBox.withLock { $0 } }
 
@@ -187,6 +222,8 @@ public final class IMSQueueDevice: SimulatedDevice {
 
     // MARK: Registers
 
+    /// Serves BAR0's registers and IMS table in 32- and 64-bit accesses; other widths, other BARs
+    /// and BAR2's doorbells read as all ones, unknown registers as 0.
     public func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
         let ones: UInt64 = width == 8 ? ~0 : (1 << UInt64(width * 8)) - 1
         guard bar == 0, width == 4 || width == 8 else { return ones }
@@ -218,6 +255,9 @@ public final class IMSQueueDevice: SimulatedDevice {
         return value & ones
     }
 
+    /// BAR2: a 32-bit write at 4 × q publishes queue q's new tail (completed now, or after
+    /// ``Options/completionDelay``). BAR0: 32- and 64-bit writes to the registers and the IMS
+    /// table; unmasking an entry with a held message sends it. Anything else is ignored.
     public func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
         if bar == 2, width == 4 { return doorbell(queue: offset / 4, tail: UInt32(truncatingIfNeeded: value)) }
         guard bar == 0, width == 4 || width == 8 else { return }
@@ -253,6 +293,8 @@ public final class IMSQueueDevice: SimulatedDevice {
         }
     }
 
+    /// Back to the power-on state with the options it was made with (the setters' changes are
+    /// undone); completions delayed from before the reset are dropped.
     public func reset() {
         state.withLock { s in
             let entries = s.options.imsMultiplier * 256

@@ -1,8 +1,11 @@
 /// One IOVA → process-memory mapping in the mock IOMMU, with the device's access rights: the
 /// kernel's record (`struct vfio_dma`, an iopt area), not the framework's owned ``VFIOKit/DMAMapping``.
 public struct IOMMUMapping: Sendable, Equatable {
+    /// The mapping's first IOVA.
     public var iova: UInt64
+    /// The mapping's length in bytes.
     public var size: UInt64
+    /// The process address the IOVA maps to.
     public var vaddr: UInt64
     /// The device may read this memory (`VFIO_DMA_MAP_FLAG_READ`, `IOMMU_IOAS_MAP_READABLE`).
     public var readable: Bool

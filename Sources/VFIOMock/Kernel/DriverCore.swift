@@ -22,6 +22,7 @@ public enum DriverCore {
         /// Whether `driver`'s ID table lists the device.
         public var listedBy: (_ driver: String) -> Bool
 
+        /// A device as matching sees it.
         public init(bound: String?, override: String?, listedBy: @escaping (_ driver: String) -> Bool) {
             self.bound = bound
             self.override = override

@@ -28,6 +28,7 @@ extension MockKernel {
         /// but answer `ENOTTY` without a variant driver, as every unknown feature does.
         public var lowPowerFeatures: Bool
 
+        /// A profile with the given ABI choices; low-power features are on unless told otherwise.
         public init(release: String, hasIOMMUFDAndCdev: Bool, alignsInfoCapabilities: Bool, dynamicMSIX: Bool,
                     writesInfoPadding: Bool, lowPowerFeatures: Bool = true) {
             self.release = release
@@ -62,6 +63,7 @@ extension MockKernel {
             return parts.count == 2 ? parts : nil
         }
 
+        /// `Linux 6.12`.
         public var description: String { "Linux \(release)" }
     }
 

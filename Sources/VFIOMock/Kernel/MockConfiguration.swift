@@ -47,6 +47,8 @@ extension MockKernel {
         /// How vfio-pci exposes the BAR holding the MSI-X table.
         public var msixTableMapping = MSIXTableMapping.mappable
 
+        /// The newest profile on an x86 machine with an IOMMU, every interface available, no
+        /// firmware command bits and no memlock limit.
         public init() {}
     }
 
@@ -61,13 +63,18 @@ extension MockKernel {
 
 /// The host driver a plugged function is bound to.
 public enum DriverBinding: Sendable, Equatable, CustomStringConvertible {
+    /// vfio-pci: the function is reached through VFIO.
     case vfioPCI
+    /// uio_pci_generic: the function is reached through `/dev/uioN`.
     case uioPCIGeneric
+    /// pci-stub: claims the function and does nothing, leaving its group viable.
     case pciStub
     /// Any other kernel driver, by name (e.g. `"snd_hda_intel"`): it owns the group's DMA.
     case kernel(String)
+    /// No driver bound.
     case none
 
+    /// The driver's name as sysfs shows it (`vfio-pci`, `uio_pci_generic`); `(none)` when unbound.
     public var description: String {
         switch self {
         case .vfioPCI: "vfio-pci"

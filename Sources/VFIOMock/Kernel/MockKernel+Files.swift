@@ -7,6 +7,9 @@ import SystemPackage
 
 /// open(2) and close(2): which path is what, and what closing each kind of file releases.
 extension MockKernel {
+    /// open(2) of a path the mock models (`/dev/vfio`, `/dev/iommu`, `/dev/uioN`, `/dev/kmsg`,
+    /// `/sys`, `/proc/self/pagemap`), which gets a real, unique descriptor number; `ENOENT` for any other
+    /// path, so tests never touch the host.
     public func open(_ path: String, _ flags: Int32) throws(Errno) -> FileDescriptor {
         let fd = try lock.withLock { () throws(Errno) -> Int32 in
             let kind = try openKind(path, flags: flags)
@@ -77,6 +80,9 @@ extension MockKernel {
         return .device(DeviceFile(device: device, group: nil))
     }
 
+    /// close(2): a mock file releases what its last close releases in the kernel (a group, a
+    /// device, a UIO file), then the device-model calls that scheduled (reset, config writes) run;
+    /// a host descriptor is closed on the host, `EINTR` not reported.
     public func close(_ fd: FileDescriptor) throws(Errno) {
         let ours: Bool = lock.withLock {
             guard let file = files.removeValue(forKey: fd.rawValue) else { return false }

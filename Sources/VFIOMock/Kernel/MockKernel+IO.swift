@@ -7,6 +7,9 @@ import VFIOKit
 
 /// read/write/pread/pwrite and mmap/munmap on the mock's files; the host's for the rest.
 extension MockKernel {
+    /// pread(2): on a VFIO device file, the region access vfio-pci makes (config space filtered,
+    /// BARs through the device model); on a sysfs or pagemap file, its contents; any other
+    /// descriptor goes to the host, retried on `EINTR`.
     public func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
         guard let n = try fileIO(fd, buffer, offset: offset, write: false) else {
             return try hostIO { Glibc.pread(fd.rawValue, buffer.baseAddress, buffer.count, off_t(offset)) }
@@ -14,6 +17,8 @@ extension MockKernel {
         return n
     }
 
+    /// pwrite(2), served as ``pread(_:into:at:)`` is; a write to a read-only sysfs attribute or
+    /// to pagemap fails with `EBADF`.
     public func pwrite(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
         guard let n = try fileIO(fd, UnsafeMutableRawBufferPointer(mutating: buffer), offset: offset, write: true) else {
             return try hostIO { Glibc.pwrite(fd.rawValue, buffer.baseAddress, buffer.count, off_t(offset)) }
@@ -21,6 +26,9 @@ extension MockKernel {
         return n
     }
 
+    /// read(2) at the file position, which advances by what was read; served as
+    /// ``pread(_:into:at:)`` is, on `/dev/kmsg` one log record, and on `/dev/uioN` UIO's
+    /// interrupt count.
     public func read(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         guard let n = try fileIO(fd, buffer, offset: nil, write: false) else {
             return try hostIO { Glibc.read(fd.rawValue, buffer.baseAddress, buffer.count) }
@@ -28,6 +36,8 @@ extension MockKernel {
         return n
     }
 
+    /// write(2) at the file position; served as ``pwrite(_:from:at:)`` is, and on `/dev/uioN` UIO's
+    /// interrupt enable.
     public func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int {
         guard let n = try fileIO(fd, UnsafeMutableRawBufferPointer(mutating: buffer), offset: nil, write: true) else {
             return try hostIO { Glibc.write(fd.rawValue, buffer.baseAddress, buffer.count) }
@@ -161,6 +171,10 @@ extension MockKernel {
 
     // MARK: mmap
 
+    /// mmap(2): anonymous memory is registered as process memory (DMA-able, with mock physical
+    /// pages); a mappable region of a VFIO device, a sysfs `resourceN` or a UIO map maps the BAR's
+    /// shared memory, or a trapped register mapping whose accesses reach the device model; a
+    /// region that cannot be mapped fails as the kernel's does. Host descriptors go to the host.
     public func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64)
         throws(Errno) -> UnsafeMutableRawPointer
     {
@@ -216,6 +230,8 @@ extension MockKernel {
         return p
     }
 
+    /// munmap(2), ending any trapped register mapping in the range first and unregistering the
+    /// range as process memory.
     public func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
         // A trapped register mapping ends whole, before its range can be reused.
         let start = UInt(bitPattern: address)
@@ -236,6 +252,7 @@ extension MockKernel {
         try HostSystemCalls.shared.retireMapping(address, length: length)
     }
 
+    /// A real eventfd of the host with `EFD_CLOEXEC` added: the mock signals it as the kernel would.
     public func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor {
         let fd = cvfio_eventfd(initialValue, flags | Int32(EFD_CLOEXEC))
         guard fd >= 0 else { throw Errno(rawValue: errno) }
@@ -247,16 +264,20 @@ extension MockKernel {
         try HostSystemCalls.shared.periodicTimer(interval: interval)
     }
 
+    /// A real epoll instance of the host, close-on-exec: the mock's descriptors are real ones, so
+    /// it watches them as any other.
     public func epollCreate() throws(Errno) -> FileDescriptor {
         let fd = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard fd >= 0 else { throw Errno(rawValue: errno) }
         return FileDescriptor(rawValue: fd)
     }
 
+    /// epoll_ctl(2) on the host.
     public func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {
         if cvfio_epoll_ctl(epoll.rawValue, operation, fd.rawValue, events, data) < 0 { throw Errno(rawValue: errno) }
     }
 
+    /// epoll_wait(2) on the host, retried on `EINTR`.
     public func epollWait(
         _ epoll: FileDescriptor, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>,
         capacity: Int32, timeoutMilliseconds: Int32

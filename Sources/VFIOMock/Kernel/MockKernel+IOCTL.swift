@@ -7,6 +7,8 @@ import SystemPackage
 
 /// ioctl(2) on the mock's files. A descriptor the mock did not hand out goes to the host.
 extension MockKernel {
+    /// ioctl(2): on a container, group, device or iommufd file, what the kernel's VFIO and iommufd
+    /// do (`ENOTTY` on other mock files); a descriptor the mock did not hand out goes to the host.
     public func ioctl(_ fd: FileDescriptor, _ request: UInt, _ argument: UInt) throws(Errno) -> Int32 {
         let result = try lock.withLock { () throws(Errno) -> Int32? in
             guard let file = files[fd.rawValue] else { return nil }

@@ -17,6 +17,7 @@ import VFIOKit
 /// Thread safety: every call may come from any thread; kernel state sits behind one lock,
 /// and device models are called without it.
 public final class MockKernel: SystemCalls, @unchecked Sendable {
+    /// The kernel and machine the mock plays, fixed when it is made.
     public let configuration: Configuration
     let lock = KernelLock()
 
@@ -43,6 +44,7 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     var nextVFIOIndex = 0
     var nextUIOIndex = 0
 
+    /// An empty machine (no functions plugged) playing `configuration`.
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
         nextBARAddress32 = configuration.firmwareBARBase32
@@ -186,6 +188,7 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     /// DMA accesses refused so far, oldest first.
     public var dmaFaults: [DMAFault] { lock.withLock { faults } }
 
+    /// Forgets the DMA faults recorded so far.
     public func clearDMAFaults() { lock.withLock { faults.removeAll() } }
 
     /// How many loads and stores reached register BARs through mappings (each one faulted
@@ -241,13 +244,19 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
 
 /// A snapshot of a vfio-pci device's interrupt configuration.
 public struct InterruptState: Sendable, Equatable {
+    /// Which interrupt type vfio-pci has enabled (`vdev->irq_type`); `none` when none is.
     public enum Kind: Sendable, Equatable { case none, intx, msi, msix }
+    /// The interrupt type enabled.
     public var kind: Kind
     /// Vectors with an eventfd, ascending.
     public var enabledVectors: [Int]
+    /// MSI or MSI-X vectors the PCI core has allocated (grows with dynamic MSI-X); 0 otherwise.
     public var allocatedVectors: Int
+    /// INTx is masked through VFIO (by the user, or automatically when it fired).
     public var intxMasked: Bool
+    /// An ERR eventfd is set (VFIO_PCI_ERR_IRQ_INDEX).
     public var errArmed: Bool
+    /// A REQ eventfd is set (VFIO_PCI_REQ_IRQ_INDEX), which a removal request signals.
     public var reqArmed: Bool
     /// The physical command register.
     public var command: UInt16
@@ -260,10 +269,15 @@ public struct InterruptState: Sendable, Equatable {
 
 /// Errors from the mock's own API (not from the modelled kernel, which reports `Errno`).
 public enum MockError: Error, Equatable, CustomStringConvertible {
+    /// ``MockKernel/plug(_:at:iommuGroup:driver:)`` was given an address that already holds a function.
     case addressInUse(PCIAddress)
+    /// The ``DeviceDescription`` breaks a rule of PCI (the text says which, for which function).
     case invalidDescription(String)
+    /// The host refused something the mock needs from it, such as BAR memory; the text says what.
     case hostFailure(String)
 
+    /// The failure in a sentence: the address taken and what to do, what is wrong with a
+    /// description, or the host's reason.
     public var description: String {
         switch self {
         case .addressInUse(let a): "a device is already plugged at \(a); unplug it or choose another address"

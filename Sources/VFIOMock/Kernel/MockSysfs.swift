@@ -185,6 +185,9 @@ extension MockKernel {
         return n
     }
 
+    /// readlink(2) of the symlinks sysfs has for plugged functions: a device's directory, its
+    /// `driver` (when bound) and `iommu_group`, an IOMMU group's members and a UIO device's
+    /// `device`; `ENOENT` for anything else. Never touches the host.
     public func readLink(_ path: String) throws(Errno) -> String {
         try lock.withLock { () throws(Errno) -> String in
             let parts = path.split(separator: "/")
@@ -206,6 +209,8 @@ extension MockKernel {
         }
     }
 
+    /// The names in a modelled `/sys` or `/dev/vfio` directory, as the kernel would list them for
+    /// the plugged functions, without `.` and `..`; `ENOENT` for anything else. Never touches the host.
     public func listDirectory(_ path: String) throws(Errno) -> [String] {
         try lock.withLock { () throws(Errno) -> [String] in
             let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path

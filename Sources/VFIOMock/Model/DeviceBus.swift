@@ -4,6 +4,7 @@ import PCI
 /// memory BARs and command register. Safe to call from any thread, including from inside a
 /// register access; never blocks on the framework.
 public final class DeviceBus: @unchecked Sendable {
+    /// The address the function is plugged at.
     public let address: PCIAddress
     private weak var kernel: MockKernel?
 
@@ -46,8 +47,11 @@ public final class DeviceBus: @unchecked Sendable {
 
     /// The physical command register.
     public var command: UInt16 { kernel?.withFunction(address) { $0.command } ?? 0 }
+    /// The physical command register's bus-master bit: without it the bus refuses the device's DMA.
     public var busMasterEnabled: Bool { command & PCIConfig.commandBusMaster != 0 }
+    /// The function's MSI capability is enabled (physical config space).
     public var msiEnabled: Bool { kernel?.withFunction(address) { $0.msiEnabled } ?? false }
+    /// The function's MSI-X capability is enabled (physical config space).
     public var msixEnabled: Bool { kernel?.withFunction(address) { $0.msixEnabled } ?? false }
 
     /// The bytes of a shared-memory BAR, as the device sees them; nil for a trapped BAR.
@@ -60,6 +64,7 @@ public final class DeviceBus: @unchecked Sendable {
 /// thread may outlive the function it was plugged in as.
 public struct BARMemory: @unchecked Sendable {
     private let owner: SharedMemory
+    /// The BAR's bytes, valid while this value lives.
     public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: owner.bytes, count: owner.size) }
 
     init(_ owner: SharedMemory) { self.owner = owner }

@@ -1,18 +1,25 @@
 /// The hardware facts of a simulated PCI function, from which the mock builds its config
 /// space, its BARs and its interrupt capabilities.
 public struct DeviceDescription: Sendable {
+    /// The vendor ID (config offset 0x00).
     public var vendorID: UInt16
+    /// The device ID (config offset 0x02).
     public var deviceID: UInt16
     /// 24-bit class code: base class, subclass, programming interface.
     public var classCode: UInt32
+    /// The revision ID (config offset 0x08).
     public var revision: UInt8
+    /// The subsystem vendor ID (config offset 0x2c); 0x1af4, QEMU's default (Red Hat), by default.
     public var subsystemVendorID: UInt16
+    /// The subsystem ID (config offset 0x2e); 0x1100 (QEMU's) by default.
     public var subsystemID: UInt16
+    /// The function's memory BARs; indexes not listed are unimplemented (read as 0).
     public var bars: [BARDescription]
     /// Interrupt pin 1 (INTA) to 4, or 0 when the device has no INTx.
     public var interruptPin: UInt8
     /// Multiple Message Capable as a vector count (1, 2, 4 … 32); nil for no MSI capability.
     public var msi: MSIDescription?
+    /// The MSI-X capability, with its table and PBA in the function's BARs; nil for none.
     public var msix: MSIXDescription?
     /// Adds a PCI Express capability; vfio-pci offers the ERR interrupt only for PCIe devices.
     public var isPCIExpress: Bool
@@ -28,6 +35,8 @@ public struct DeviceDescription: Sendable {
     /// bit set; needs `isPCIExpress` for the extended config space.
     public var hasIMS = false
 
+    /// A function with the given facts; no power management capability and no IMS unless set
+    /// afterwards.
     public init(
         vendorID: UInt16, deviceID: UInt16, classCode: UInt32, revision: UInt8 = 0,
         subsystemVendorID: UInt16 = 0x1af4, subsystemID: UInt16 = 0x1100,
@@ -55,11 +64,13 @@ public struct PowerManagementDescription: Sendable, Equatable {
     /// core cannot reset it that way (`pci_pm_reset` needs it clear).
     public var noSoftReset: Bool
 
+    /// A capability with PMCSR's No_Soft_Reset as given.
     public init(noSoftReset: Bool) { self.noSoftReset = noSoftReset }
 }
 
 /// One memory BAR.
 public struct BARDescription: Sendable, Equatable {
+    /// What is behind a BAR, and so which accesses reach the device model.
     public enum Backing: Sendable, Equatable {
         /// Plain memory shared between the device and whoever maps it (a memfd): mmappable.
         case sharedMemory
@@ -72,13 +83,18 @@ public struct BARDescription: Sendable, Equatable {
         case trapped
     }
 
+    /// The BAR number, 0 to 5; a 64-bit BAR also takes the next one.
     public var index: Int
     /// A power of two, at least 16 bytes.
     public var size: Int
+    /// What is behind the BAR.
     public var backing: Backing
+    /// A 64-bit memory BAR (type 10b in the BAR's bits 2:1), taking two BAR slots.
     public var is64Bit: Bool
+    /// The BAR's prefetchable bit (bit 3).
     public var prefetchable: Bool
 
+    /// A BAR as described; 32-bit and non-prefetchable by default.
     public init(index: Int, size: Int, backing: Backing, is64Bit: Bool = false, prefetchable: Bool = false) {
         self.index = index
         self.size = size
@@ -92,9 +108,12 @@ public struct BARDescription: Sendable, Equatable {
 public struct MSIDescription: Sendable, Equatable {
     /// 1, 2, 4, 8, 16 or 32.
     public var vectors: Int
+    /// The capability's 64-bit address field (flag bit 7); true by default.
     public var is64Bit: Bool
+    /// The capability's per-vector mask and pending bits (flag bit 8).
     public var perVectorMasking: Bool
 
+    /// A capability with the given vector count and flags.
     public init(vectors: Int = 1, is64Bit: Bool = true, perVectorMasking: Bool = false) {
         self.vectors = vectors
         self.is64Bit = is64Bit
@@ -106,11 +125,17 @@ public struct MSIDescription: Sendable, Equatable {
 public struct MSIXDescription: Sendable, Equatable {
     /// 1 to 2048.
     public var tableSize: Int
+    /// The BAR that holds the MSI-X table (the table BIR).
     public var tableBAR: Int
+    /// The table's byte offset in its BAR; 8-byte aligned, since the capability keeps the BIR in
+    /// its low 3 bits.
     public var tableOffset: Int
+    /// The BAR that holds the pending-bit array (the PBA BIR).
     public var pbaBAR: Int
+    /// The PBA's byte offset in its BAR; 8-byte aligned, as ``tableOffset``.
     public var pbaOffset: Int
 
+    /// A capability with the table and PBA where given; nothing is checked.
     public init(tableSize: Int, tableBAR: Int, tableOffset: Int, pbaBAR: Int, pbaOffset: Int) {
         self.tableSize = tableSize
         self.tableBAR = tableBAR

@@ -31,7 +31,10 @@ public protocol SimulatedDevice: AnyObject, Sendable {
 }
 
 extension SimulatedDevice {
+    /// No trapped BAR: every read returns all ones of `width` bytes, as an unclaimed read does.
     public func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 { ~0 >> (64 - UInt64(width) * 8) }
+    /// No trapped BAR: writes are ignored.
     public func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {}
+    /// Config writes mean nothing to the device: ignored.
     public func configWritten(offset: Int, width: Int, value: UInt32) {}
 }

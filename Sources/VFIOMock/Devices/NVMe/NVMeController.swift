@@ -30,8 +30,12 @@ import Synchronization
 /// reset and one that vanishes (every register reads all ones); asynchronous events are raised
 /// there too. An out-of-range LBA or unknown namespace is answered with its status as the spec says.
 public final class NVMeController: SimulatedDevice, @unchecked Sendable {
+    /// The controller's capabilities and identity, fixed when it is made.
     public struct Options: Sendable {
+        /// Where commands are processed: on the writer's thread (`synchronous`, BAR 0 trapped) or on
+        /// a controller thread of its own (`thread`, BAR 0 shared memory); see ``NVMeController``.
         public enum Processing: Sendable { case synchronous, thread }
+        /// `.synchronous` by default.
         public var processing: Processing = .synchronous
         /// Entries per queue at most (CAP.MQES + 1).
         public var maxQueueEntries = 1024
@@ -55,14 +59,21 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         /// SGLS: bits 1:0 = 01b takes SGLs for NVM commands (Data Block, Segment and Last
         /// Segment descriptors) with no alignment rule, 10b with dword-aligned Data Blocks, 00b none.
         public var sglSupport: UInt32 = 0x1
+        /// Identify Controller's SN, space-padded or cut to 20 bytes.
         public var serial = "VFIOKIT-SIM-0001"
+        /// Identify Controller's MN, space-padded or cut to 40 bytes.
         public var model = "VFIOKit simulated NVMe"
+        /// Identify Controller's FR, space-padded or cut to 8 bytes.
         public var firmware = "1.0"
 
+        /// QEMU-like defaults: 16 I/O queue pairs of up to 1024 entries, MDTS 7, a volatile write
+        /// cache, synchronous processing.
         public init() {}
     }
 
+    /// The options the controller was made with.
     public let options: Options
+    /// The namespaces, NSID 1 first; attachment changes with ``setNamespace(_:attached:)``.
     public let namespaces: [NVMeNamespace]
     /// A pthread mutex (``KernelLock``), which ThreadSanitizer sees, around the engine.
     private let lock = KernelLock()
@@ -111,6 +122,8 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
             isPCIExpress: true)
     }
 
+    /// Keeps `bus` for DMA and MSI-X; with `.thread`, takes BAR 0's shared memory as the register
+    /// file, powers on and starts the controller thread.
     public func attach(to bus: DeviceBus) {
         busBox.withLock { $0 = bus }
         withEngine { e in
@@ -124,6 +137,8 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         if options.processing == .thread { startThread() }
     }
 
+    /// A 32- or 64-bit naturally aligned read of BAR 0's registers or doorbells (synchronous
+    /// processing); anything else reads all ones.
     public func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
         let ones: UInt64 = width == 8 ? ~0 : (1 << UInt64(width * 8)) - 1
         guard bar == 0, width == 4 || width == 8, offset % width == 0,
@@ -131,6 +146,10 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         return withEngine { e in width == 8 ? e.load64(offset) : UInt64(e.load32(offset)) }
     }
 
+    /// A register or doorbell write to BAR 0, acted on before it returns (synchronous processing):
+    /// the commands a doorbell announces are fetched, executed and completed, and their vectors
+    /// signalled. Writes to read-only or unknown registers, and any write once the controller has
+    /// vanished, are ignored.
     public func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
         guard bar == 0 else { return }
         var vectors: [Int] = []

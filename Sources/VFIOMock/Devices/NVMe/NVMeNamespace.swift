@@ -10,11 +10,16 @@ import CVFIO
 /// The bytes are guarded by a lock (a pthread mutex, which ThreadSanitizer sees), so tests may
 /// read and write them while the controller runs.
 public final class NVMeNamespace: @unchecked Sendable {
+    /// Why an image could not back a namespace; each case names the path.
     public enum StorageError: Error, CustomStringConvertible {
+        /// The image could not be opened, or created at `createSize`; `errno` says why.
         case cannotOpen(path: String, errno: Int32)
+        /// The image is empty or not a whole number of `blockSize`-byte blocks.
         case badSize(path: String, size: Int, blockSize: Int)
+        /// mmap(2) of the image failed; `errno` says why.
         case cannotMap(path: String, errno: Int32)
 
+        /// What failed, with the path and the system's reason or the sizes involved.
         public var description: String {
             switch self {
             case let .cannotOpen(path, e): "cannot open NVMe image \(path): \(String(cString: strerror(e)))"

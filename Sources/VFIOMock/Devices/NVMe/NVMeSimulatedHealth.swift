@@ -9,17 +9,27 @@ public struct NVMeSimulatedHealth: Sendable, Equatable {
     public var temperature: UInt16 = 310
     /// Percent of the spare capacity left, and the threshold under which that is critical.
     public var availableSpare: UInt8 = 100
+    /// Available Spare Threshold, in percent. Only reported: the model never sets Critical
+    /// Warning bit 0 from it (``NVMeController/raiseCriticalWarning(_:)`` does).
     public var availableSpareThreshold: UInt8 = 10
+    /// Percentage Used: an estimate of the life used, in percent (may exceed 100).
     public var percentageUsed: UInt8 = 3
+    /// Controller Busy Time, in minutes.
     public var controllerBusyTime: UInt64 = 0
+    /// Power Cycles.
     public var powerCycles: UInt64 = 12
+    /// Power On Hours.
     public var powerOnHours: UInt64 = 1_024
+    /// Unsafe Shutdowns.
     public var unsafeShutdowns: UInt64 = 1
     /// Media and data integrity errors before this run; each injected media error adds one.
     public var mediaErrors: UInt64 = 0
+    /// Warning Composite Temperature Time, in minutes.
     public var warningTemperatureTime: UInt32 = 0
+    /// Critical Composite Temperature Time, in minutes.
     public var criticalTemperatureTime: UInt32 = 0
 
+    /// A healthy drive: no warnings, 310 K, all spare left, 3% used.
     public init() {}
 }
 
