@@ -4,6 +4,7 @@ import Glibc
 import CVFIO
 import Dispatch
 import SystemPackage
+import Synchronization
 import Testing
 @testable import VFIOMock
 
@@ -43,5 +44,23 @@ import Testing
             total += n
         }
         #expect(total == UInt64(threads * perThread))
+    }
+
+    /// Threads map and unmap anonymous memory through the mock at once: the host reuses freed
+    /// addresses at once, and memory a thread has just mapped stays registered (DMA-able) until
+    /// that thread unmaps it, never dropped by another thread's unmap of the same addresses.
+    @Test func mapAndUnmapFromManyThreads() throws {
+        let kernel = MockKernel()
+        let threads = 8, rounds = 5000
+        let lost = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            for _ in 0..<rounds {
+                guard let p = try? kernel.mmap(length: 4096, protection: PROT_READ | PROT_WRITE,
+                                               flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0) else { continue }
+                if kernel.physicalAddress(of: p) == nil { lost.withLock { $0 += 1 } }
+                try? kernel.munmap(p, length: 4096)
+            }
+        }
+        #expect(lost.withLock { $0 } == 0, "mapped memory lost its registration to another thread's munmap")
     }
 }
