@@ -15,6 +15,7 @@ import SystemPackage
 ///   the reactor's thread, one at a time: what they share needs no lock.
 /// - ``wake()`` is safe from any thread and costs one eventfd write only when the thread may
 ///   be asleep (``prepareToSleep``'s flag, checked with sequentially consistent atomics).
+///   After ``close()`` a wake or stop writes nothing.
 /// - ``stop()`` returns once the thread has run its last hook and exited.
 /// Hooks are set before ``start()``; watches are added and ended on the reactor's thread (or
 /// before start).
@@ -202,10 +203,15 @@ public final class QueueReactor: @unchecked Sendable {
         watches[id] = nil
     }
 
+    /// Writes the wake eventfd while it is open: after ``close()`` its number may be another
+    /// file's, so nothing is written (the lock orders this against ``close()``).
     private func signal() {
-        var one: UInt64 = 1
-        // An eventfd write fails only when the counter would overflow: it is readable anyway.
-        _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(wakeFD, from: b) }
+        files.withLock { files in
+            guard files != nil else { return }
+            var one: UInt64 = 1
+            // An eventfd write fails only when the counter would overflow: it is readable anyway.
+            _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(wakeFD, from: b) }
+        }
     }
 
     private func runJobs() {
