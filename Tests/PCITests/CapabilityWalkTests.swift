@@ -170,34 +170,22 @@ import Testing
         #expect(caps.problems == [.loop(.extended, pointerOffset: 0x160, target: 0x150)])
     }
 
-    @Test func anExtendedPointerBelow0x100IsRecorded() throws {
-        var builder = ConfigBuilder(size: 4096)
+    /// One entry at 0x100 whose next pointer leads where no entry can stand (into the
+    /// conventional space, past the bytes held, to an empty header): the entry is kept and the
+    /// problem recorded.
+    @Test(arguments: [
+        (4096, 0x040, CapabilityChainProblem.pointerIntoHeader(.extended, pointerOffset: 0x100, target: 0x40)),
+        (0x200, 0x400, .pointerOutOfBounds(.extended, pointerOffset: 0x100, target: 0x400, size: 0x200)),
+        (4096, 0x300, .invalidEntry(.extended, offset: 0x300, value: 0)),
+    ])
+    func aBadExtendedNextPointerIsRecorded(size: Int, next: UInt32, problem: CapabilityChainProblem) throws {
+        var builder = ConfigBuilder(size: size)
         builder.addPCIExpress()
         builder.addExtendedCapability(0x0001, at: 0x100)
-        builder.set32(0x100, builder.header(at: 0x100) | 0x040 << 20)
+        builder.set32(0x100, builder.header(at: 0x100) | next << 20)
         let caps = try builder.config.capabilities
         #expect(caps.extended.map(\.offset) == [0x100])
-        #expect(caps.problems == [.pointerIntoHeader(.extended, pointerOffset: 0x100, target: 0x40)])
-    }
-
-    @Test func anExtendedPointerPastTheDataIsRecorded() throws {
-        var builder = ConfigBuilder(size: 0x200)
-        builder.addPCIExpress()
-        builder.addExtendedCapability(0x0001, at: 0x100)
-        builder.set32(0x100, builder.header(at: 0x100) | 0x400 << 20)
-        let caps = try builder.config.capabilities
-        #expect(caps.extended.map(\.offset) == [0x100])
-        #expect(caps.problems == [.pointerOutOfBounds(.extended, pointerOffset: 0x100, target: 0x400, size: 0x200)])
-    }
-
-    @Test func anEmptyEntryMidChainIsRecorded() throws {
-        var builder = ConfigBuilder(size: 4096)
-        builder.addPCIExpress()
-        builder.addExtendedCapability(0x0001, at: 0x100)
-        builder.set32(0x100, builder.header(at: 0x100) | 0x300 << 20)
-        let caps = try builder.config.capabilities
-        #expect(caps.extended.map(\.offset) == [0x100])
-        #expect(caps.problems == [.invalidEntry(.extended, offset: 0x300, value: 0)])
+        #expect(caps.problems == [problem])
     }
 
     @Test func aHoleInTheExtendedChainIsRecorded() throws {
