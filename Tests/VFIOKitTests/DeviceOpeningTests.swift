@@ -10,8 +10,7 @@ import VFIOMock
 
     @Test(arguments: explicitBackends)
     func opensOnEachBackendAndReachesTheDevice(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (_, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         #expect(device.backend == backend)
         #expect(device.dma.translates == backend.translatesDMA)
@@ -114,8 +113,7 @@ import VFIOMock
 
     @Test(arguments: [Backend.legacy, .iommufd])
     func aDeviceAlreadyOpenCannotBeOpenedAgainAndTheRefusalLeaksNothing(_ second: Backend) throws {
-        let machine = MockMachine()
-        let first = try machine.open(Devices.edu(), on: .legacy)
+        let (machine, _, first) = try MockMachine.opening(Devices.edu(), on: .legacy)
         let filesWhileOpen = machine.kernel.openFileCount
         #expect(throws: VFIOError.self) {
             try PCIDevice.open(MockMachine.primary, backend: second, system: machine.kernel)

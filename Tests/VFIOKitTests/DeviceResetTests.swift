@@ -10,9 +10,7 @@ import VFIOMock
 
     @Test(arguments: vfioBackends)
     func resetReachesTheDeviceModel(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let model = Devices.memory()
-        let device = try machine.open(model, on: backend)
+        let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
         #expect(device.canReset)
         let before = model.resetCount
@@ -24,8 +22,7 @@ import VFIOMock
 
     @Test(arguments: vfioBackends)
     func resetClearsDeviceStateButKeepsConfigAndInterrupts(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (machine, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         let registers = try device.bar(0).mmio(EduRegisters.self)
         registers.write(EduRegisters.liveness, 0x1234_5678)

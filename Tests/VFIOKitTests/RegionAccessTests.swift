@@ -35,9 +35,7 @@ enum OversizedRegisters: RegisterLayout {
 
     @Test(arguments: allBackends)
     func aSharedMemoryBARIsMappedAndStoresReachTheDevice(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let model = Devices.memory()
-        let device = try machine.open(model, on: backend)
+        let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
         #expect(bar.info.isFullyMappable)
@@ -69,8 +67,7 @@ enum OversizedRegisters: RegisterLayout {
     /// memory would not.
     @Test(arguments: allBackends, [true, false])
     func aRegisterBARReachesItsModelMappedOrTrapped(_ backend: Backend, mapped: Bool) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(trapped: !mapped), on: backend)
+        let (machine, _, device) = try MockMachine.opening(Devices.edu(trapped: !mapped), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
         // vfio-pci says whether the BAR can be mapped; sysfs cannot tell, so UIO tries.
@@ -166,8 +163,7 @@ enum OversizedRegisters: RegisterLayout {
 
     @Test(arguments: allBackends)
     func configReadsAndWritesReachTheFunction(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (machine, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         #expect(try device.readConfig(UInt32.self, at: 0x00) == 0x11e8_1234)
         #expect(try device.readConfig(UInt8.self, at: 0x08) == 0x10)  // revision
@@ -187,9 +183,7 @@ enum OversizedRegisters: RegisterLayout {
 
     @Test(arguments: allBackends)
     func busMasterTurnsOnAndOffInTheFunctionsCommandRegister(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let model = Devices.memory()
-        let device = try machine.open(model, on: backend)
+        let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
         let bus = try #require(model.bus)
         #expect(!bus.busMasterEnabled)
@@ -205,8 +199,7 @@ enum OversizedRegisters: RegisterLayout {
 
     @Test(arguments: allBackends)
     func theConfigSpaceFeedsTheCapabilityWalk(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let edu = try machine.open(Devices.edu(), on: backend)
+        let (machine, _, edu) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { edu.close() }
         let eduBytes = try edu.readConfigSpace()
         #expect(eduBytes.count == 256)
@@ -233,8 +226,7 @@ enum OversizedRegisters: RegisterLayout {
 
     @Test(arguments: allBackends)
     func aLayoutLargerThanItsRegionIsRefused(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.memory(barSize: 0x4000), on: backend)
+        let (_, _, device) = try MockMachine.opening(Devices.memory(barSize: 0x4000), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
         #expect(throws: VFIOError.regionTooSmall(device.address, index: 0, size: 0x4000, needed: 0x8000)) {
@@ -251,8 +243,7 @@ enum OversizedRegisters: RegisterLayout {
 
     @Test(arguments: allBackends)
     func regionsTheDeviceLacksAreNoSuchRegion(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (_, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         let a = MockMachine.primary
         #expect(throws: VFIOError.noSuchRegion(index: 1, a)) { try device.bar(1) }
@@ -264,8 +255,7 @@ enum OversizedRegisters: RegisterLayout {
     }
 
     @Test func aRegionIsOpenedOnceAndSharedAfterwards() throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.memory(), on: .legacy)
+        let (machine, _, device) = try MockMachine.opening(Devices.memory(), on: .legacy)
         defer { device.close() }
         let filesBefore = machine.kernel.openFileCount
         let first = try device.bar(0)

@@ -24,6 +24,15 @@ struct MockMachine {
         self.init { $0.noIOMMU = backend == .noIOMMU }
     }
 
+    /// A fresh machine for `backend` with `model` plugged in at ``primary`` and opened there, as
+    /// most single-device tests start. The caller closes the device.
+    static func opening<Model: SimulatedDevice>(
+        _ model: Model, on backend: Backend
+    ) throws -> (machine: MockMachine, model: Model, device: PCIDevice) {
+        let machine = MockMachine(for: backend)
+        return (machine, model, try machine.open(model, on: backend))
+    }
+
     /// Plugs `device` at `address`, bound to the driver `backend` needs, and opens it there.
     func open(_ device: SimulatedDevice, on backend: Backend, at address: PCIAddress = primary) throws -> PCIDevice {
         try kernel.plug(device, at: address, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)
