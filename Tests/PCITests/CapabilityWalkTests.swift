@@ -55,22 +55,19 @@ import Testing
         #expect(caps.problems[0].description.contains("loops"))
     }
 
-    @Test func aCapabilityPointingAtItselfIsALoop() throws {
+    /// One entry whose next pointer leads where no entry can stand (back to itself, into the
+    /// header): the entry is kept and the problem recorded.
+    @Test(arguments: [
+        (0x60, UInt8(0x60), CapabilityChainProblem.loop(.standard, pointerOffset: 0x61, target: 0x60)),
+        (0x40, 0x10, .pointerIntoHeader(.standard, pointerOffset: 0x41, target: 0x10)),
+    ])
+    func aBadStandardNextPointerIsRecorded(offset: Int, next: UInt8, problem: CapabilityChainProblem) throws {
         var builder = ConfigBuilder()
-        builder.addCapability(0x09, at: 0x60)
-        builder.bytes[0x61] = 0x60
+        builder.addCapability(0x01, at: offset)
+        builder.bytes[offset + 1] = next
         let caps = try builder.config.capabilities
-        #expect(caps.standard.map(\.offset) == [0x60])
-        #expect(caps.problems == [.loop(.standard, pointerOffset: 0x61, target: 0x60)])
-    }
-
-    @Test func aPointerIntoTheHeaderIsRecorded() throws {
-        var builder = ConfigBuilder()
-        builder.addCapability(0x01, at: 0x40)
-        builder.bytes[0x41] = 0x10
-        let caps = try builder.config.capabilities
-        #expect(caps.standard.map(\.offset) == [0x40])
-        #expect(caps.problems == [.pointerIntoHeader(.standard, pointerOffset: 0x41, target: 0x10)])
+        #expect(caps.standard.map(\.offset) == [offset])
+        #expect(caps.problems == [problem])
     }
 
     @Test func aPointerPastTheBytesHeldIsRecorded() throws {
