@@ -6,9 +6,7 @@ import VFIOMock
 /// `PCIDevice.open` on each explicit backend, and every way an open can be refused.
 /// (`.auto` and `VFIOKIT_BACKEND` are in ``BackendResolutionTests``, which owns the environment.)
 @Suite struct DeviceOpeningTests {
-    static let explicitBackends: [Backend] = [.legacy, .iommufd, .noIOMMU, .uio]
-
-    @Test(arguments: explicitBackends)
+    @Test(arguments: Backend.explicit)
     func opensOnEachBackendAndReachesTheDevice(_ backend: Backend) throws {
         let (_, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
@@ -20,7 +18,7 @@ import VFIOMock
         #expect(try device.bar(0).size == 1 << 20)
     }
 
-    @Test(arguments: explicitBackends)
+    @Test(arguments: Backend.explicit)
     func anAbsentDeviceIsNoSuchDevice(_ backend: Backend) throws {
         let machine = MockMachine(for: backend)
         try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)

@@ -6,9 +6,7 @@ import VFIOMock
 /// `PCIDevice.reset()`: it reaches the device model, device state goes, and the kernel keeps
 /// config space and interrupt wiring.
 @Suite struct DeviceResetTests {
-    static let vfioBackends: [Backend] = [.legacy, .iommufd, .noIOMMU]
-
-    @Test(arguments: vfioBackends)
+    @Test(arguments: Backend.vfio)
     func resetReachesTheDeviceModel(_ backend: Backend) throws {
         let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
@@ -20,7 +18,7 @@ import VFIOMock
         #expect(model.resetCount == before + 2)
     }
 
-    @Test(arguments: vfioBackends)
+    @Test(arguments: Backend.vfio)
     func resetClearsDeviceStateButKeepsConfigAndInterrupts(_ backend: Backend) throws {
         let (machine, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }

@@ -7,9 +7,7 @@ import VFIOMock
 /// handler on the event loop. The mock delivers synchronously, so "not delivered" is checked
 /// at once, without waiting.
 @Suite struct InterruptsTests {
-    static let vfioBackends: [Backend] = [.legacy, .iommufd, .noIOMMU]
-
-    @Test(arguments: vfioBackends)
+    @Test(arguments: Backend.vfio)
     func eduRaisesMSI(_ backend: Backend) throws {
         let (machine, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
@@ -115,7 +113,7 @@ import VFIOMock
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.enabledVectors == [0, 1, 2])
     }
 
-    @Test(arguments: vfioBackends)
+    @Test(arguments: Backend.vfio)
     func intxIsAutomaskedUntilUnmasked(_ backend: Backend) throws {
         let (machine, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }

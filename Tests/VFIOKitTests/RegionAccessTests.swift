@@ -31,9 +31,7 @@ enum OversizedRegisters: RegisterLayout {
 
 /// Regions, the MMIO views over them and config space, through the public API.
 @Suite struct RegionAccessTests {
-    static let allBackends: [Backend] = [.legacy, .iommufd, .noIOMMU, .uio]
-
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func aSharedMemoryBARIsMappedAndStoresReachTheDevice(_ backend: Backend) throws {
         let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
@@ -65,7 +63,7 @@ enum OversizedRegisters: RegisterLayout {
     /// store faulting into the model) and trapped (a BAR vfio-pci cannot map: pread/pwrite).
     /// The liveness register inverts what was just written, which a store landing in plain
     /// memory would not.
-    @Test(arguments: allBackends, [true, false])
+    @Test(arguments: Backend.explicit, [true, false])
     func aRegisterBARReachesItsModelMappedOrTrapped(_ backend: Backend, mapped: Bool) throws {
         let (machine, _, device) = try MockMachine.opening(Devices.edu(trapped: !mapped), on: backend)
         defer { device.close() }
@@ -161,7 +159,7 @@ enum OversizedRegisters: RegisterLayout {
         #expect(try bar.mmio(SpanningRegisters.self).isMapped)
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func configReadsAndWritesReachTheFunction(_ backend: Backend) throws {
         let (machine, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
@@ -181,7 +179,7 @@ enum OversizedRegisters: RegisterLayout {
         }
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func busMasterTurnsOnAndOffInTheFunctionsCommandRegister(_ backend: Backend) throws {
         let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
@@ -197,7 +195,7 @@ enum OversizedRegisters: RegisterLayout {
         #expect(bus.command & 0x2 != 0)
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func theConfigSpaceFeedsTheCapabilityWalk(_ backend: Backend) throws {
         let (machine, _, edu) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { edu.close() }
@@ -224,7 +222,7 @@ enum OversizedRegisters: RegisterLayout {
         #expect(msix.pendingBitArray.bar == 0 && msix.pendingBitArray.offset == 0x3000)
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func aLayoutLargerThanItsRegionIsRefused(_ backend: Backend) throws {
         let (_, _, device) = try MockMachine.opening(Devices.memory(barSize: 0x4000), on: backend)
         defer { device.close() }
@@ -241,7 +239,7 @@ enum OversizedRegisters: RegisterLayout {
         #expect(throws: VFIOError.self) { try bar.read(UInt32.self, at: -4) }
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func regionsTheDeviceLacksAreNoSuchRegion(_ backend: Backend) throws {
         let (_, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }

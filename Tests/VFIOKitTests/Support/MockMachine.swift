@@ -6,6 +6,13 @@ import VFIOMock
 
 func pciAddress(_ text: String) -> PCIAddress { try! PCIAddress(parsing: text) }
 
+extension Backend {
+    /// Every backend a device can be opened on by name (all but `.auto`), for tests that hold on each.
+    static let explicit: [Backend] = [.legacy, .iommufd, .noIOMMU, .uio]
+    /// The backends that go through VFIO (all but UIO).
+    static let vfio: [Backend] = [.legacy, .iommufd, .noIOMMU]
+}
+
 /// A mock kernel set up for a test, with the addresses the tests plug devices at.
 struct MockMachine {
     static let primary = pciAddress("0000:01:00.0")
