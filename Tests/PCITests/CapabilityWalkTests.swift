@@ -84,9 +84,7 @@ import Testing
         var builder = ConfigBuilder()
         builder.addCapability(0x01, at: 0x40)
         builder.addCapability(0x05, at: 0x60)
-        var partial = builder.bytes.map { UInt8?($0) }
-        partial[0x61] = nil
-        let caps = try ConfigSpace(partialBytes: partial).capabilities
+        let caps = try builder.config(without: 0x61).capabilities
         #expect(caps.standard.map(\.offset) == [0x40])
         #expect(caps.problems == [.unavailable(.standard, offset: 0x61)])
 
@@ -190,9 +188,7 @@ import Testing
         builder.addPCIExpress()
         builder.addExtendedCapability(0x0001, at: 0x100)
         builder.addExtendedCapability(0x0003, at: 0x140)
-        var partial = builder.bytes.map { UInt8?($0) }
-        partial[0x142] = nil
-        let caps = try ConfigSpace(partialBytes: partial).capabilities
+        let caps = try builder.config(without: 0x142).capabilities
         #expect(caps.extended.map(\.offset) == [0x100])
         #expect(caps.problems == [.unavailable(.extended, offset: 0x140)])
     }
