@@ -12,14 +12,11 @@ import Testing
     /// Devices signal from several threads while the "framework" reads the BAR through
     /// pread and reprograms another vector: every signal on the stable vector arrives.
     @Test func concurrentSignalsAndIoctls() throws {
-        var o = MemoryBARDevice.Options()
-        o.msixVectors = 4
-        let device = MemoryBARDevice(options: o)
+        let device = memoryDevice(msix: 4)
         let s = try LegacySetup(device)
         let bus = try #require(device.bus)
-        let stable = try s.eventfd(), churn = try s.eventfd()
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
-        try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, fds: [stable.rawValue, churn.rawValue])
+        let fds = try s.wire(index: VFIO_PCI_MSIX_IRQ_INDEX, count: 2)
+        let stable = fds[0], churn = fds[1]
         let threads = 4, perThread = 500
         let kernel = s.kernel, fd = s.device
         DispatchQueue.concurrentPerform(iterations: threads + 1) { i in

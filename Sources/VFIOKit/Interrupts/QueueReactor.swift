@@ -121,19 +121,10 @@ public final class QueueReactor: @unchecked Sendable {
         try control.withLock { (c) throws(VFIOError) in
             guard !c.running else { return }
             stopping.store(false, ordering: .releasing)
-            let context = Unmanaged.passRetained(self).toOpaque()
-            var id = pthread_t()
-            let rc = pthread_create(&id, nil, { raw in
-                let reactor = Unmanaged<QueueReactor>.fromOpaque(raw!).takeRetainedValue()
-                reactor.loop()
-                reactor.control.update { $0.running = false }
-                return nil
-            }, context)
-            guard rc == 0 else {
-                Unmanaged<QueueReactor>.fromOpaque(context).release()
-                throw .systemCall(operation: SystemCall("pthread_create", detail: "for \(name)"), errno: Errno(rawValue: rc))
+            try startDetachedThread(for: "for \(name)") {
+                self.loop()
+                self.control.update { $0.running = false }
             }
-            pthread_detach(id)
             c.running = true
         }
     }
