@@ -1,3 +1,4 @@
+import Dispatch
 import Testing
 @testable import VFIOKit
 
@@ -12,9 +13,15 @@ import Testing
 
     @Test func whatTheBodyHeldIsLetGoBeforeTheThreadSaysItExited() throws {
         let order = Arrivals<String>()
-        try startDetachedThread(for: "a test", { [held = Held(order)] in held.order.record("ran") }) {
+        // The body waits until this thread's call has returned and let go of its copy of it.
+        let go = DispatchSemaphore(value: 0)
+        try startDetachedThread(for: "a test", { [held = Held(order)] in
+            go.wait()
+            held.order.record("ran")
+        }) {
             order.record("exited")
         }
+        go.signal()
         #expect(order.wait(for: 3) == ["ran", "released", "exited"])
     }
 }
