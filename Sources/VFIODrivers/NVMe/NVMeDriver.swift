@@ -70,6 +70,9 @@ public final class NVMeDriver: @unchecked Sendable {
     let namespaceTable = Mutex<[NVMeNamespaceIdentity]>([])
     /// The most one command transfers, in bytes: MDTS (4 MiB when MDTS sets no limit; 32 MiB at most).
     public internal(set) var maxTransfer = NVMeQueuePair.pageSize
+    /// The NVM command set's Write Zeroes and Dataset Management limits (Identify CNS 06h), as
+    /// read by ``bringUp()``: the block calls split or refuse what goes past them.
+    public internal(set) var limits = NVMeNVMLimits()
     /// The I/O queue pairs' owners: set by ``bringUp()`` and ``shutDown()`` only, which are
     /// not concurrent with I/O, so I/O reads it without a lock.
     var owners: [NVMeQueueOwner] = []

@@ -3,7 +3,7 @@ import Synchronization
 
 /// A simulated NVMe controller (class 0x010802, QEMU's 1b36:0010 IDs) implementing the NVMe
 /// base specification for the admin and NVM commands a userspace driver needs: Identify
-/// (controller, namespace, active namespace list), Create/Delete I/O SQ and CQ, Abort, Set and
+/// (controller, namespace, active namespace list, the NVM command set's limits), Create/Delete I/O SQ and CQ, Abort, Set and
 /// Get Features (Number of Queues), Read, Write (with FUA), Flush, Compare, Write Zeroes and
 /// Dataset Management (deallocate punches holes in an image) with PRP1/PRP2 and chained PRP
 /// lists, or SGLs.
@@ -59,12 +59,37 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         /// SGLS: bits 1:0 = 01b takes SGLs for NVM commands (Data Block, Segment and Last
         /// Segment descriptors) with no alignment rule, 10b with dword-aligned Data Blocks, 00b none.
         public var sglSupport: UInt32 = 0x1
+        /// The NVM command set's limits, reported by Identify CNS 06h (CSI 00h) and enforced: a
+        /// Write Zeroes or Dataset Management past one is answered with Invalid Field in Command.
+        /// nil: CNS 06h is not supported (Invalid Field), as on a controller before NVMe 2.0.
+        public var nvmLimits: NVMLimits? = NVMLimits()
         /// Identify Controller's SN, space-padded or cut to 20 bytes.
         public var serial = "VFIOKIT-SIM-0001"
         /// Identify Controller's MN, space-padded or cut to 40 bytes.
         public var model = "VFIOKit simulated NVMe"
         /// Identify Controller's FR, space-padded or cut to 8 bytes.
         public var firmware = "1.0"
+
+        /// The fields of the I/O Command Set specific Identify Controller data structure for the
+        /// NVM command set, encoded as the NVM Command Set specification says; 0 sets no limit.
+        public struct NVMLimits: Sendable {
+            /// WZSL: Write Zeroes covers at most 2^value minimum memory pages (4 KiB here).
+            public var writeZeroesSize: UInt8
+            /// DMRL: the most ranges in one Dataset Management command.
+            public var ranges: UInt8
+            /// DMRSL: the most logical blocks in one Dataset Management range.
+            public var rangeSize: UInt32
+            /// DMSL: the most logical blocks in one Dataset Management command.
+            public var size: UInt64
+
+            /// The given limits; none by default.
+            public init(writeZeroesSize: UInt8 = 0, ranges: UInt8 = 0, rangeSize: UInt32 = 0, size: UInt64 = 0) {
+                self.writeZeroesSize = writeZeroesSize
+                self.ranges = ranges
+                self.rangeSize = rangeSize
+                self.size = size
+            }
+        }
 
         /// QEMU-like defaults: 16 I/O queue pairs of up to 1024 entries, MDTS 7, a volatile write
         /// cache, synchronous processing.

@@ -83,6 +83,13 @@ extension NVMeEngine {
                 page.storeBytes(of: UInt32(id), toByteOffset: 4 * slot, as: UInt32.self)
                 slot += 1
             }
+        case 0x06:
+            // CSI in CDW11 bits 31:24: only the NVM command set (0) has a structure here.
+            guard let limits = options.nvmLimits, dword(11) >> 24 == 0 else { return NVMeStatusCode.invalidField }
+            page.storeBytes(of: limits.writeZeroesSize, toByteOffset: 1, as: UInt8.self)  // WZSL
+            page.storeBytes(of: limits.ranges, toByteOffset: 3, as: UInt8.self)  // DMRL
+            page.storeBytes(of: limits.rangeSize, toByteOffset: 4, as: UInt32.self)  // DMRSL
+            page.storeBytes(of: limits.size, toByteOffset: 8, as: UInt64.self)  // DMSL
         default:
             return NVMeStatusCode.invalidField
         }
