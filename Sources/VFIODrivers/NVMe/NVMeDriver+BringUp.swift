@@ -30,6 +30,7 @@ extension NVMeDriver {
         let identity = try identifyController()
         controller = identity
         limits = try identifyLimits()
+        try enableRetryDelays { (command, data) throws(NVMeError) in try adminCommand(command, data: data) }
         let found = try identifyNamespaces()
         namespaceTable.withLock { $0 = found }
         // MDTS 0 (no limit) is taken as 4 MiB, and any MDTS as at most 32 MiB: each queue slot

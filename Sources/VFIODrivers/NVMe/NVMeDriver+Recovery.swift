@@ -106,6 +106,7 @@ extension NVMeDriver {
                     id: q.id, entries: q.entries, memory: q.submissionQueue.deviceAddress, completionQueue: q.id))
             }
             try configureAsyncEvents(pair)
+            try enableRetryDelays { (command, data) throws(NVMeError) in try runAdmin(pair, command, data: data) }
         }
     }
 

@@ -43,6 +43,9 @@ final class NVMeSupervision: @unchecked Sendable {
     let lastResetReason = Mutex<String?>(nil)
     /// When the recent resets happened: too many too close together and the driver gives up.
     let resetTimes = Mutex<[ContinuousClock.Instant]>([])
+    /// CRDT1–3 in nanoseconds while Advanced Command Retry is enabled (else zeroes): the owners
+    /// copy them into their mailboxes, at creation and after each reset.
+    let retryDelays = Mutex<(UInt64, UInt64, UInt64)>((0, 0, 0))
     /// Set once bring-up has finished: before that a failure fails the bring-up instead.
     let ready = Atomic<Bool>(false)
     var reactor: QueueReactor?

@@ -59,6 +59,9 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         /// SGLS: bits 1:0 = 01b takes SGLs for NVM commands (Data Block, Segment and Last
         /// Segment descriptors) with no alignment rule, 10b with dword-aligned Data Blocks, 00b none.
         public var sglSupport: UInt32 = 0x1
+        /// CRDT1–3: the Command Retry Delay Times, in 100 ms units, that a failure's CRD picks from
+        /// once the host enables Advanced Command Retry (Host Behavior Support, feature 16h).
+        public var commandRetryDelayTimes: [UInt16] = [0, 0, 0]
         /// The NVM command set's limits, reported by Identify CNS 06h (CSI 00h) and enforced: a
         /// Write Zeroes or Dataset Management past one is answered with Invalid Field in Command.
         /// nil: CNS 06h is not supported (Invalid Field), as on a controller before NVMe 2.0.

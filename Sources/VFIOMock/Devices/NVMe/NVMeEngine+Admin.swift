@@ -6,6 +6,8 @@ extension NVMeEngine {
     }
     /// Feature 0x07: Number of Queues.
     static let numberOfQueuesFeature: UInt32 = 0x07
+    /// Feature 0x16: Host Behavior Support.
+    static let hostBehaviorFeature: UInt32 = 0x16
 
     mutating func executeAdmin(_ opcode: UInt8) -> (status: UInt16, result: UInt32) {
         switch opcode {
@@ -25,6 +27,7 @@ extension NVMeEngine {
 
     private mutating func features(set: Bool) -> (UInt16, UInt32) {
         if dword(10) & 0xff == Self.asyncEventConfigurationFeature { return eventConfigurationFeature(set: set) }
+        if dword(10) & 0xff == Self.hostBehaviorFeature { return (hostBehaviorFeature(set: set), 0) }
         guard dword(10) & 0xff == Self.numberOfQueuesFeature else { return (NVMeStatusCode.invalidField, 0) }
         if set {
             // 0xffff is reserved in either half.
@@ -65,6 +68,9 @@ extension NVMeEngine {
             page.storeBytes(of: options.maxDataTransfer, toByteOffset: 77, as: UInt8.self)  // MDTS
             page.storeBytes(of: UInt32(0x0001_0400), toByteOffset: 80, as: UInt32.self)  // VER
             page.storeBytes(of: UInt32(1 << 8), toByteOffset: 92, as: UInt32.self)  // OAES: namespace attribute notices
+            for (i, crdt) in options.commandRetryDelayTimes.prefix(3).enumerated() {
+                page.storeBytes(of: crdt, toByteOffset: 128 + 2 * i, as: UInt16.self)  // CRDT1–3
+            }
             page.storeBytes(of: UInt8(NVMeEngineHealth.eventRequestLimit - 1), toByteOffset: 259, as: UInt8.self)  // AERL
             page.storeBytes(of: UInt8(NVMeEngineHealth.errorLogEntries - 1), toByteOffset: 262, as: UInt8.self)  // ELPE
             page.storeBytes(of: UInt8(0x66), toByteOffset: 512, as: UInt8.self)  // SQES: 64 bytes

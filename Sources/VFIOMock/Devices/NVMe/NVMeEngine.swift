@@ -176,6 +176,7 @@ struct NVMeEngine {
         if old & 1 == 0, enabled { enable() }
         if old & 1 != 0, !enabled {
             dropQueues()
+            health.advancedCommandRetry = false
             // A permanently failed controller keeps CFS through the reset.
             csts = health.permanent ? 2 : 0
         }
