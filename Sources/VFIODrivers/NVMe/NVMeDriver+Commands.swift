@@ -42,8 +42,9 @@ extension NVMeDriver {
         while true {
             reapAdmin(pair)
             if let outcome = pair.takeOutcome(cid) { return try outcome.get() }
+            // All ones is not CFS: the owners' ticks wait out the removal grace for it.
             let status = registers.read(NVMeRegisters.status)
-            if status & NVMeControl.fatalStatus != 0 || status == ~0 { throw .controllerFatal(step: command.name(admin: true)) }
+            if status != ~0, status & NVMeControl.fatalStatus != 0 { throw .controllerFatal(step: command.name(admin: true)) }
             if clock.now >= deadline {
                 throw .timeout(command: command.name(admin: true), milliseconds: timeoutMilliseconds,
                                recovery: "the driver resets the controller and initialises it again in place")

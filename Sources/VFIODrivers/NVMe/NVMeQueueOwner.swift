@@ -181,8 +181,9 @@ public final class NVMeQueueOwner: @unchecked Sendable {
     private func expire() {
         if driver.failureEpoch != failedEpoch { failAll() }
         guard driver.failureEpoch == 0, !recovering else { return }
+        let resets = driver.supervision.resets.load(ordering: .acquiring)
         if let trouble = driver.controllerTrouble() {
-            driver.requestRecovery(because: trouble)
+            driver.requestRecovery(because: trouble, resetsSeen: resets)
             return
         }
         if mailbox.parkedCount > 0 {

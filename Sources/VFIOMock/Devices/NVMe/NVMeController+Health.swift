@@ -92,6 +92,24 @@ extension NVMeController {
         }
     }
 
+    /// The controller resets itself, as after a link or NVM subsystem reset: for `unreachable`
+    /// its registers read all ones and it does nothing; then they are at their power-on values
+    /// (CC.EN and CSTS.RDY 0, CFS clear, no queues: outstanding commands are lost). Once the host
+    /// enables it again, RDY rises no sooner than `lasting` after the reset began.
+    public func injectReset(lasting: Duration, unreachable: Duration = .zero) {
+        withEngine { e in
+            let now = ContinuousClock.now
+            e.health.readyNotBefore = now + lasting
+            guard unreachable > .zero else {
+                e.powerOn()
+                return
+            }
+            e.health.removed = true
+            e.health.unreachableUntil = now + unreachable
+            e.registers?.initializeMemory(as: UInt8.self, repeating: 0xff, count: NVMeEngine.Offset.doorbells)
+        }
+    }
+
     /// Runs `change` on the engine and signals the vectors of completions it posted.
     private func changeEngine(_ change: (inout NVMeEngine) -> Void) {
         let vectors: [Int] = withEngine { e in

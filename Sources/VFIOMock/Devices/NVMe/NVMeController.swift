@@ -26,8 +26,10 @@ import Synchronization
 ///
 /// Faults to inject: ``stall(commands:admin:opcode:)`` (commands that never complete unless
 /// aborted), ``injectFatalStatus()`` (CSTS.CFS), and in `NVMeController+Health` failure
-/// statuses (retryable, media errors), CFS mid-I/O, a controller that does not come back after a
-/// reset and one that vanishes (every register reads all ones); asynchronous events are raised
+/// statuses (retryable, with a Command Retry Delay, media errors), CFS mid-I/O, a controller that
+/// does not come back after a reset, one that resets itself for a while (RDY drops, its
+/// registers perhaps reading all ones meanwhile) and one that vanishes (every register reads all
+/// ones); asynchronous events are raised
 /// there too. An out-of-range LBA or unknown namespace is answered with its status as the spec says.
 public final class NVMeController: SimulatedDevice, @unchecked Sendable {
     /// The controller's capabilities and identity, fixed when it is made.
@@ -171,7 +173,10 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         let ones: UInt64 = width == 8 ? ~0 : (1 << UInt64(width * 8)) - 1
         guard bar == 0, width == 4 || width == 8, offset % width == 0,
               offset + width <= NVMeEngine.Offset.doorbells + NVMeEngine.doorbellAreaSize(options) else { return ones }
-        return withEngine { e in width == 8 ? e.load64(offset) : UInt64(e.load32(offset)) }
+        return withEngine { e in
+            e.advanceInjectedReset()
+            return width == 8 ? e.load64(offset) : UInt64(e.load32(offset))
+        }
     }
 
     /// A register or doorbell write to BAR 0, acted on before it returns (synchronous processing):

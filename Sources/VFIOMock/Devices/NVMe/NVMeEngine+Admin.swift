@@ -125,6 +125,8 @@ extension NVMeEngine {
         guard prp1 & UInt64(Self.pageSize - 1) == 0 else { return NVMeStatusCode.invalidPRPOffset }
         guard vector < options.ioQueuePairs + 1 else { return NVMeStatusCode.invalidInterruptVector }
         completionQueues[q] = CompletionQueue(base: prp1, size: size, vector: vector, interrupts: flags & 2 != 0)
+        // A new queue starts at 0, whatever the host wrote to its doorbell while it did not exist.
+        store32(doorbell(queue: q, completion: true), 0)
         return NVMeStatusCode.success
     }
 
@@ -137,6 +139,7 @@ extension NVMeEngine {
         guard flags & 1 != 0 else { return NVMeStatusCode.invalidField }
         guard prp1 & UInt64(Self.pageSize - 1) == 0 else { return NVMeStatusCode.invalidPRPOffset }
         submissionQueues[q] = SubmissionQueue(base: prp1, size: size, completionQueue: cq)
+        store32(doorbell(queue: q, completion: false), 0)
         return NVMeStatusCode.success
     }
 

@@ -168,6 +168,26 @@ extension NVMeEngine {
         }
     }
 
+    /// Moves an injected reset on: the registers come back (at power-on values) once the
+    /// unreachable time is over, and a controller the host enabled meanwhile becomes ready once
+    /// the reset's time is. Called on each register read and service pass.
+    mutating func advanceInjectedReset() {
+        guard health.unreachableUntil != nil || health.readyNotBefore != nil else { return }
+        let now = ContinuousClock.now
+        if let until = health.unreachableUntil, now >= until {
+            health.unreachableUntil = nil
+            health.removed = false
+            powerOn()
+        }
+        if let notBefore = health.readyNotBefore, now >= notBefore, !health.removed {
+            health.readyNotBefore = nil
+            if cc & 1 != 0, csts & 1 == 0 {
+                enable()
+                store32(Offset.csts, csts)
+            }
+        }
+    }
+
     /// The injected fault for this I/O command, if any: a fatal status, or a failure status.
     mutating func takeFault(_ opcode: UInt8) -> NVMeEngineHealth.Fault? {
         if let after = health.fatalAfter {

@@ -78,6 +78,10 @@ struct NVMeEngineHealth {
     var advancedCommandRetry = false
     /// The controller is gone: its registers read all ones and it services nothing.
     var removed = false
+    /// An injected reset: the registers read all ones until `unreachableUntil` (then are at
+    /// their power-on values), and RDY does not rise before `readyNotBefore`.
+    var unreachableUntil: ContinuousClock.Instant?
+    var readyNotBefore: ContinuousClock.Instant?
 
     static let errorLogEntries = 64
     /// AERL: four requests outstanding at most.
