@@ -30,6 +30,18 @@ import Testing
         }
     }
 
+    @Test func identifyReportsTheLimitsAndRetryDelays() throws {
+        let json = try runVFIOKit(["nvme", "identify", "--simulated", "--json"])
+        #expect(json.status == 0, "stderr: \(json.error)")
+        let report = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+        let limits = report?["limits"] as? [String: Any]
+        #expect(limits?["maxDeallocateRanges"] as? Int == 256, "\(json.output)")
+        let controller = report?["controller"] as? [String: Any]
+        #expect(controller?["commandRetryDelayTimes"] as? [Int] == [0, 0, 0])
+        let text = try runVFIOKit(["nvme", "identify", "--simulated"])
+        #expect(text.output.contains("dmrl    : 256 ranges") && text.output.contains("wzsl    : no limit"), "\(text.output)")
+    }
+
     @Test func anEmptyRangeIsRefused() throws {
         let dsm = try runVFIOKit(["nvme", "dsm", "--simulated", "--lba", "0", "--blocks", "0"])
         #expect(dsm.status == 64 && dsm.error.contains("--blocks must be at least 1"), "\(dsm.error)")
