@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import Testing
 import VFIODrivers
 import VFIOKit
@@ -21,6 +23,25 @@ import VFIOMock
         #expect(bench.driver.lastResetReason?.contains("CSTS.RDY dropped to 0") == true, "\(bench.driver.lastResetReason ?? "no reset")")
         #expect(bench.controller.ioSubmissionQueues == [1])
         try await bench.waitUntil { bench.controller.outstandingAsyncEventRequests == 4 }
+    }
+
+    @Test func anAdminCommandOutstandingWhenTheControllerResetsItselfFailsAtOnce() async throws {
+        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .seconds(5) })
+        bench.controller.stall(commands: 1, admin: true)
+        let outcome = Mutex<Result<UInt32, NVMeError>?>(nil)
+        let driver = bench.driver
+        Thread.detachNewThread {
+            let result = Result { () throws(NVMeError) in try driver.adminCommand(.getFeature(0x07)) }
+            outcome.withLock { $0 = result }
+        }
+        try await bench.waitUntil { bench.controller.heldCommands == 1 }
+        bench.controller.injectReset(lasting: .milliseconds(100))
+        try await bench.waitUntil { outcome.withLock { $0 != nil } }
+        // Not a timeout after the 5 s command timeout: RDY's drop ends the wait.
+        #expect(outcome.withLock { $0 } == .failure(.interruptedByReset(command: "Get Features (FID 0x7)")))
+        let buffer = try bench.device.dma.allocate(4096)
+        try await bench.driver.read(lba: 0, blocks: 8, into: buffer)
+        #expect(bench.driver.resetCount == 1)
     }
 
     @Test func allOnesWithinTheGraceIsNotARemoval() async throws {
