@@ -26,7 +26,9 @@ import VFIOMock
     }
 
     @Test func anAdminCommandOutstandingWhenTheControllerResetsItselfFailsAtOnce() async throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .seconds(5) })
+        // A long command timeout, so the held command is still waiting when the reset comes
+        // however late this task runs (a timeout would reset the controller and drop it).
+        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .seconds(30) })
         bench.controller.stall(commands: 1, admin: true)
         let outcome = Mutex<Result<UInt32, NVMeError>?>(nil)
         let driver = bench.driver
@@ -37,7 +39,7 @@ import VFIOMock
         try await bench.waitUntil { bench.controller.heldCommands == 1 }
         bench.controller.injectReset(lasting: .milliseconds(100))
         try await bench.waitUntil { outcome.withLock { $0 != nil } }
-        // Not a timeout after the 5 s command timeout: RDY's drop ends the wait.
+        // Not a timeout after the command timeout: RDY's drop ends the wait.
         #expect(outcome.withLock { $0 } == .failure(.interruptedByReset(command: "Get Features (FID 0x7)")))
         let buffer = try bench.device.dma.allocate(4096)
         try await bench.driver.read(lba: 0, blocks: 8, into: buffer)
