@@ -30,6 +30,9 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     var uioDevices: [PCIAddress: UIODevice] = [:]
     var files: [Int32: OpenFile] = [:]
     var memory = ProcessMemory()
+    /// The memfds ``memoryFile(name:size:flags:)`` made and nobody closed, with their page size:
+    /// a shared mapping of one is process memory, as anonymous memory is.
+    var memoryFiles: [Int32: UInt64] = [:]
     /// Register BARs mapped through the seam, by address, until `munmap`.
     var trappedMappings: [UInt: TrappedMapping] = [:]
     /// Loads and stores served through them.
