@@ -28,6 +28,18 @@ public struct DMABuffer: ~Copyable, @unchecked Sendable {
         try handle.free()
     }
 
+    /// Gives the buffer up for a successor, keeping what the device relies on: the memory (in
+    /// its memfd) and the IOMMU mapping at ``deviceAddress`` stay, and the IOVA stays reserved.
+    /// This process's view of the memory is unmapped, as a process's exit would unmap it. The
+    /// space keeps the piece until ``DMASpace/claim(_:)`` takes it back or
+    /// ``DMASpace/releaseHandedOver()`` frees it. Only memory behind an IOMMU can be handed over;
+    /// for any other buffer, or one the IOMMU no longer maps, this throws and frees the buffer.
+    public consuming func handOver() throws(VFIOError) -> DMAPiece {
+        let handle = self.handle
+        discard self
+        return try handle.handOver()
+    }
+
     deinit { handle.release() }
 }
 
@@ -77,5 +89,10 @@ struct MappingHandle {
     func release() {
         space.takeUnretainedValue().release(id: id)
         space.release()
+    }
+
+    func handOver() throws(VFIOError) -> DMAPiece {
+        defer { space.release() }
+        return try space.takeUnretainedValue().handOver(id: id)
     }
 }

@@ -15,9 +15,9 @@ import SystemPackage
 /// IOVA. When the context closes every mapping is removed from the IOMMU; memory a live
 /// ``DMABuffer`` holds is freed when that buffer goes. Thread-safe.
 public final class DMASpace: Sendable {
-    private let system: any SystemCalls
-    private let logger: Logger
-    private struct Mapping {
+    let system: any SystemCalls
+    let logger: Logger
+    struct Mapping {
         let deviceAddress: UInt64
         let memory: UInt
         let length: Int
@@ -28,15 +28,17 @@ public final class DMASpace: Sendable {
         /// False once the context closed and the IOMMU forgot it.
         var mapped: Bool
     }
-    private struct State {
+    struct State {
         var mapper: (any DMAMapper)?
         var ranges: [ClosedRange<UInt64>] = []
         var allocator: IOVAAllocator?
         var mappings: [UInt64: Mapping] = [:]
         var nextID: UInt64 = 1
         var closed = false
+        /// Buffers handed over (or adopted) and not claimed, by IOVA: still mapped, IOVA reserved.
+        var handedOver: [UInt64: DMAPiece] = [:]
     }
-    private let state = Mutex(State())
+    let state = Mutex(State())
     private static let hugePageSize = 2 << 20
 
     init(system: any SystemCalls, logger: Logger) {
@@ -68,9 +70,13 @@ public final class DMASpace: Sendable {
     /// The kernel's cap on simultaneous mappings.
     public var mappingLimit: Int { state.withLock { $0.mapper?.mappingLimit ?? 0 } }
     /// How many mappings the IOMMU holds now.
-    public var mappingCount: Int { state.withLock { s in s.mappings.values.count { $0.mapped } } }
+    public var mappingCount: Int { state.withLock { s in s.mappings.values.count { $0.mapped } + s.handedOver.count } }
     /// How many bytes the IOMMU maps now.
-    public var mappedBytes: Int { state.withLock { s in s.mappings.values.reduce(0) { $0 + ($1.mapped ? $1.length : 0) } } }
+    public var mappedBytes: Int {
+        state.withLock { s in
+            s.mappings.values.reduce(0) { $0 + ($1.mapped ? $1.length : 0) } + s.handedOver.values.reduce(0) { $0 + $1.length }
+        }
+    }
 
     /// Allocates zeroed, page-aligned memory of at least `size` bytes and maps it for every
     /// device of the context, below `limit` (exclusive) for a device that cannot address more
@@ -193,22 +199,28 @@ public final class DMASpace: Sendable {
     }
 
     /// Removes every mapping from the IOMMU and leaves the space open for new ones: no device
-    /// of the context can reach any memory mapped before, and buffers still alive keep their
-    /// memory until they go. For a host that has stopped every driver of the context and is about
+    /// of the context can reach any memory mapped before, buffers still alive keep their
+    /// memory until they go, and pieces handed over and not claimed are released. For a host that has stopped every driver of the context and is about
     /// to reset its devices.
     public func unmapAll() {
-        state.withLock { s in Self.unmapEvery(&s, releasingIOVAs: true) }
+        let files = state.withLock { s in
+            Self.unmapEvery(&s, releasingIOVAs: true)
+            return Self.releasePieces(&s)
+        }
+        for file in files { try? system.close(file) }
     }
 
     /// Removes every mapping from the IOMMU and releases the address space; memory of buffers
-    /// still alive is freed when they go. Called when the context closes.
+    /// still alive is freed when they go, and the files of pieces not claimed are closed.
+    /// Called when the context closes.
     func close() {
-        let mapper = state.withLock { (s) -> (any DMAMapper)? in
-            guard !s.closed else { return nil }
+        let (mapper, files) = state.withLock { (s) -> ((any DMAMapper)?, [FileDescriptor]) in
+            guard !s.closed else { return (nil, []) }
             s.closed = true
             Self.unmapEvery(&s, releasingIOVAs: false)
-            return s.mapper
+            return (s.mapper, Self.releasePieces(&s))
         }
+        for file in files { try? system.close(file) }
         mapper?.close()
     }
 
