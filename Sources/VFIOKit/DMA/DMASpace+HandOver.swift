@@ -86,12 +86,13 @@ extension DMASpace {
         return DMABuffer(bytes: bytes, deviceAddress: piece.deviceAddress, handle: MappingHandle(id: id, space: self))
     }
 
-    /// Frees every piece handed over or adopted and not claimed: each is unmapped from the
-    /// IOMMU, its IOVA released and its file closed. For a successor that will not adopt them
-    /// (it resets the device instead). Returns how many there were.
+    /// Frees the pieces handed over or adopted and not claimed (of those in `pieces`, when
+    /// given): each is unmapped from the IOMMU, its IOVA released and its file closed. For a
+    /// successor that will not adopt them (it resets the device instead). Returns how many
+    /// were freed.
     @discardableResult
-    public func releaseHandedOver() -> Int {
-        let files = state.withLock { Self.releasePieces(&$0) }
+    public func releaseHandedOver(_ pieces: [DMAPiece]? = nil) -> Int {
+        let files = state.withLock { Self.releasePieces(&$0, only: pieces) }
         for file in files { try? system.close(file) }
         return files.count
     }
@@ -136,11 +137,12 @@ extension DMASpace {
         return nil
     }
 
-    /// Unmaps every piece not claimed, releases its IOVA and returns the files to close.
-    static func releasePieces(_ s: inout State) -> [FileDescriptor] {
-        let pieces = s.handedOver.values
-        s.handedOver.removeAll()
+    /// Unmaps every piece not claimed (of `only`, when given), releases its IOVA and returns
+    /// the files to close.
+    static func releasePieces(_ s: inout State, only: [DMAPiece]? = nil) -> [FileDescriptor] {
+        let pieces = s.handedOver.values.filter { only?.contains($0) ?? true }
         for piece in pieces {
+            s.handedOver[piece.deviceAddress] = nil
             try? s.mapper?.unmap(iova: piece.deviceAddress, length: piece.length)
             try? s.allocator?.release(piece.deviceAddress)
         }

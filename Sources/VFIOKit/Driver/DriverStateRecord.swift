@@ -131,6 +131,8 @@ public struct DriverStateRecord: Sendable, Equatable {
 public enum DriverRecordError: Error, Equatable, CustomStringConvertible {
     /// There is no record at all (none was handed over).
     case missing
+    /// The driver does not implement adoption, so no record of it is believed.
+    case notAdoptable(driver: String)
     /// The bytes do not start with `VFKR`.
     case badMagic(found: [UInt8])
     /// The record ends early: a field needs `needed` bytes and `remaining` are left.
@@ -158,6 +160,7 @@ public enum DriverRecordError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .missing: "no driver state record was handed over"
+        case let .notAdoptable(driver): "the \(driver) driver cannot be adopted"
         case let .badMagic(found):
             "the record does not start with VFKR (it starts with \(found.map { String($0, radix: 16) }.joined(separator: " ")))"
         case let .truncated(needed, remaining): "the record is cut short: a field needs \(needed) bytes and \(remaining) are left"

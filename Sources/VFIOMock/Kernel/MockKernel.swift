@@ -228,6 +228,13 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
         }
     }
 
+    /// How many times the function at `address` was reset since it was plugged: the reset
+    /// vfio-pci makes on first open and last close, `VFIO_DEVICE_RESET`, and any other.
+    public func deviceResets(of address: PCIAddress) -> Int { lock.withLock { functions[address]?.resets ?? 0 } }
+
+    /// True while a vfio-pci file of the function (through its group or its cdev) is open.
+    public func isDeviceOpen(_ address: PCIAddress) -> Bool { lock.withLock { vfioDevices[address]?.isOpen ?? false } }
+
     /// The physical config space of a function, as the hardware holds it.
     public func physicalConfig(of address: PCIAddress) -> [UInt8]? { lock.withLock { functions[address]?.config } }
 
