@@ -1,4 +1,3 @@
-import Glibc
 import Testing
 import VFIODrivers
 import VFIOKit
@@ -36,15 +35,8 @@ import VFIOMock
         }
     }
 
-    /// Waits, at most 10 s, until `driver` has consumed `total` completions.
     func waitForCompletions(_ driver: IMSQueueDriver, _ total: UInt64) throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while driver.totalCompletions < total {
-            guard ContinuousClock.now < deadline else {
-                throw VFIOError.timeout(what: "\(total) completions (have \(driver.totalCompletions))", milliseconds: 10_000)
-            }
-            usleep(200)
-        }
+        try waitUntil(driver, hasCompleted: total)
     }
 
     @Test(arguments: IMSQueueDriver.StoreKind.allCases)
