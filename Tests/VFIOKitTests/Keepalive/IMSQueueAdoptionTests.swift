@@ -76,6 +76,28 @@ import VFIOMock
         #expect(kernel.dmaFaults.isEmpty)
     }
 
+    /// Work that completes while no driver listens is counted by the adoption itself: here the
+    /// loop is stopped, so no handler could count it.
+    @Test func completionsThatLandedUnheardAreCountedOnAdoption() throws {
+        let rig = try Rig()
+        defer { rig.close() }
+        let (first, _) = try rig.start(.queueContext, from: nil)
+        for q in 0..<4 { try first.submit(queue: q) }
+        try waitForCompletions(first, 4)
+        rig.loop.stop()
+        for q in 0..<4 { try first.submit(queue: q, count: 2) }
+        var handOver = DeviceHandOver(address: address)
+        try first.handOver(into: &handOver)
+        let (second, outcome) = try rig.start(.queueContext, from: handOver)
+        defer { second.stop() }
+        #expect(outcome == .adopted)
+        #expect(second.completionCounts() == [3, 3, 3, 3])
+        #expect((0..<4).map { second.deliveries(queue: $0) } == [0, 0, 0, 0])
+        try rig.loop.start()
+        for q in 0..<4 { try second.submit(queue: q) }
+        try waitForCompletions(second, 16)
+    }
+
     @Test func aDamagedRecordEndsInAResetAndWorkingQueues() throws {
         let rig = try Rig()
         defer { rig.close() }
