@@ -23,11 +23,12 @@ import VFIOMock
         var handOver: DeviceHandOver
         let resets: Int
         let mappings: [IOMMUMapping]
+        let logs = CapturedLogs()
 
         init(_ backend: Backend) throws {
             machine = MockMachine(for: backend)
             bus = try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
-            device = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel)
+            device = try PCIDevice.open(MockMachine.primary, backend: backend, system: machine.kernel, logger: logs.logger())
             loop = try machine.startedLoop()
             let (first, outcome) = try EduDriver.adoptOrStart(device: device, loop: loop, from: nil)
             #expect(outcome == .reset(because: "no driver state record was handed over"))
@@ -66,6 +67,9 @@ import VFIOMock
         let (driver, outcome) = try EduDriver.adoptOrStart(device: rig.device, loop: rig.loop, from: rig.handOver)
         defer { driver.stop() }
         #expect(outcome == .adopted && outcome.description == "adopted, no reset")
+        // The log says which happened, for which device and driver.
+        let said = rig.logs.all.filter { $0.metadata["driver"] == "edu" }.map { "\($0.level) \($0.message) \($0.metadata["device"] ?? "-")" }
+        #expect(said == ["notice reset, because no driver state record was handed over \(address)", "notice adopted, no reset \(address)"])
         #expect(kernel.deviceResets(of: address) == rig.resets)
         #expect(kernel.dmaMappings(of: address) == rig.mappings)
         #expect(rig.device.dma.handedOver.isEmpty)
@@ -94,6 +98,7 @@ import VFIOMock
         }
         #expect(reason.hasPrefix("the record's CRC-32C is 0x") && reason.hasSuffix("it was damaged"))
         #expect(outcome.description.hasPrefix("reset, because the record's CRC-32C"))
+        #expect(rig.logs.all.last?.message == outcome.description)
         #expect(rig.machine.kernel.deviceResets(of: address) == rig.resets + 1)
         // What the predecessor left is gone; the fresh driver works.
         #expect(rig.device.dma.handedOver.isEmpty && rig.machine.kernel.dmaMappings(of: address).isEmpty)
