@@ -1,6 +1,7 @@
 /// Memory the device can reach: `bytes` for the CPU, `deviceAddress` for the device.
 ///
-/// Made by ``DMASpace/allocate(_:below:)``. A buffer has one owner: it cannot be copied, so it
+/// Made by ``DMASpace/allocate(_:below:)``, or by ``DMASpace/claim(_:)`` from one a predecessor
+/// handed over (``handOver()``). A buffer has one owner: it cannot be copied, so it
 /// cannot be freed twice or through a stale copy, and ``free()`` consumes it. When the owner lets
 /// it go without freeing it, it is unmapped and freed then. Its memory stays valid for as long
 /// as the value lives, even after the IOMMU context closes (the device can no longer reach it).
