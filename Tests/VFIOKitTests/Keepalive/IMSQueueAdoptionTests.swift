@@ -35,7 +35,10 @@ import VFIOMock
         }
     }
 
-    func waitForCompletions(_ driver: IMSQueueDriver, _ total: UInt64) throws {
+    /// Submits one descriptor to each of the four queues, then waits until `driver` has
+    /// counted `total` completions.
+    func submitToEveryQueue(_ driver: IMSQueueDriver, thenWaitFor total: UInt64) throws {
+        for q in 0..<4 { try driver.submit(queue: q) }
         try waitUntil(driver, hasCompleted: total)
     }
 
@@ -47,7 +50,7 @@ import VFIOMock
         let (first, started) = try rig.start(store, from: nil)
         #expect(started == .reset(because: "no driver state record was handed over"))
         for q in 0..<4 { try first.submit(queue: q, count: 2) }
-        try waitForCompletions(first, 8)
+        try waitUntil(first, hasCompleted: 8)
         let resets = kernel.deviceResets(of: address)
         // Four more descriptors, completed only after the hand-over.
         rig.simulated.setCompletionDelay(.milliseconds(100))
@@ -64,11 +67,10 @@ import VFIOMock
         #expect(outcome == .adopted)
         #expect(second.configuration.queues == 4 && second.configuration.store == store)
         #expect(second.queueActivity.map(\.submitted) == [3, 3, 3, 3])
-        try waitForCompletions(second, 12)
+        try waitUntil(second, hasCompleted: 12)
         // New work interrupts the new instance on every queue.
         rig.simulated.setCompletionDelay(.zero)
-        for q in 0..<4 { try second.submit(queue: q) }
-        try waitForCompletions(second, 16)
+        try submitToEveryQueue(second, thenWaitFor: 16)
         #expect(second.completionCounts() == [4, 4, 4, 4])
         for q in 0..<4 { #expect(second.deliveries(queue: q) >= 1, "queue \(q)") }
         #expect(kernel.deviceResets(of: address) == resets)
@@ -82,8 +84,7 @@ import VFIOMock
         let rig = try Rig()
         defer { rig.close() }
         let (first, _) = try rig.start(.queueContext, from: nil)
-        for q in 0..<4 { try first.submit(queue: q) }
-        try waitForCompletions(first, 4)
+        try submitToEveryQueue(first, thenWaitFor: 4)
         rig.loop.stop()
         for q in 0..<4 { try first.submit(queue: q, count: 2) }
         var handOver = DeviceHandOver(address: address)
@@ -94,16 +95,14 @@ import VFIOMock
         #expect(second.completionCounts() == [3, 3, 3, 3])
         #expect((0..<4).map { second.deliveries(queue: $0) } == [0, 0, 0, 0])
         try rig.loop.start()
-        for q in 0..<4 { try second.submit(queue: q) }
-        try waitForCompletions(second, 16)
+        try submitToEveryQueue(second, thenWaitFor: 16)
     }
 
     @Test func aDamagedRecordEndsInAResetAndWorkingQueues() throws {
         let rig = try Rig()
         defer { rig.close() }
         let (first, _) = try rig.start(.queueContext, from: nil)
-        for q in 0..<4 { try first.submit(queue: q) }
-        try waitForCompletions(first, 4)
+        try submitToEveryQueue(first, thenWaitFor: 4)
         var handOver = DeviceHandOver(address: address)
         try first.handOver(into: &handOver)
         let resets = rig.machine.kernel.deviceResets(of: address)
@@ -117,8 +116,7 @@ import VFIOMock
         #expect(reason.contains("it was damaged"))
         #expect(rig.machine.kernel.deviceResets(of: address) == resets + 1)
         #expect(second.totalCompletions == 0)
-        for q in 0..<4 { try second.submit(queue: q) }
-        try waitForCompletions(second, 4)
+        try submitToEveryQueue(second, thenWaitFor: 4)
     }
 
     @Test func aDeviceResetSinceTheHandOverIsNotAdopted() throws {
@@ -131,7 +129,6 @@ import VFIOMock
         let (second, outcome) = try rig.start(.deviceTable, from: handOver)
         defer { second.stop() }
         #expect(outcome == .reset(because: "the ims-queue record does not match the device: the device's queues are disabled"))
-        for q in 0..<4 { try second.submit(queue: q) }
-        try waitForCompletions(second, 4)
+        try submitToEveryQueue(second, thenWaitFor: 4)
     }
 }
