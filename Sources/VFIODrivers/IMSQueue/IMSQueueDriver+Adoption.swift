@@ -16,7 +16,7 @@ extension IMSQueueDriver {
     /// the doorbell stays enabled, and the queue memory is handed over. Throws when the driver
     /// is not running, or (then stopped, as by ``stop()``) when its memory cannot be handed over.
     public func handOver(into handOver: inout DeviceHandOver) throws {
-        guard let r = running.withLock({ r in defer { r = nil }; return r }) else { throw IMSQueueError.notStarted }
+        guard let r = running.withLock({ $0.take() }) else { throw IMSQueueError.notStarted }
         r.domain.close()
         let piece: DMAPiece
         do {
@@ -81,7 +81,9 @@ extension IMSQueueDriver {
             throw stale("the device reads its contexts at 0x\(String(contexts, radix: 16)), not at 0x\(String(address, radix: 16))")
         }
         guard length >= UInt64(memoryBytes(c)) else { throw stale("\(length) bytes of queue memory cannot hold \(c.queues) queues") }
-        guard let doorbell = device.interrupts.sources(.msix).first else { throw stale("the device has no MSI-X vector enabled for its doorbell") }
+        guard let doorbell = device.interrupts.sources(.msix).first else {
+            throw stale("the device has no MSI-X vector enabled for its doorbell")
+        }
         guard let piece = pieces.first(where: { $0.deviceAddress == address && UInt64($0.length) == length }) else {
             throw stale("no DMA buffer of \(length) bytes was handed over at the contexts' IOVA 0x\(String(address, radix: 16))")
         }

@@ -34,11 +34,17 @@ extension DMASpace {
                         throw .dmaPieceRefused(piece, reason: problem)
                     }
                     if let pending = s.handedOver[piece.deviceAddress] {
-                        guard pending == piece else { throw .dmaPieceRefused(piece, reason: "the context holds another piece at that IOVA: \(pending)") }
+                        guard pending == piece else {
+                            throw .dmaPieceRefused(piece, reason: "the context holds another piece at that IOVA: \(pending)")
+                        }
                         continue
                     }
                     if let other = s.handedOver.values.first(where: { $0.file == piece.file }) {
-                        throw .dmaPieceRefused(piece, reason: "its file is also the piece's at IOVA 0x\(String(other.deviceAddress, radix: 16)); give each piece a file of its own")
+                        throw .dmaPieceRefused(
+                            piece,
+                            reason:
+                                "its file is also the piece's at IOVA 0x\(String(other.deviceAddress, radix: 16)); give each piece a file of its own"
+                        )
                     }
                     do throws(VFIOError) { try s.allocator!.reserve(piece.deviceAddress, size: piece.length) } catch {
                         guard case .iovaUnavailable(_, _, let reason) = error else { throw error }
@@ -70,7 +76,8 @@ extension DMASpace {
             let memory: UnsafeMutableRawPointer
             do throws(Errno) {
                 memory = try system.mmap(
-                    length: piece.length, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED | MAP_POPULATE, fd: piece.file, offset: piece.offset)
+                    length: piece.length, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED | MAP_POPULATE, fd: piece.file,
+                    offset: piece.offset)
             } catch {
                 throw .dmaPieceRefused(piece, reason: "mapping its file failed: \(error) (errno \(error.rawValue))")
             }
@@ -105,10 +112,15 @@ extension DMASpace {
             }
             let operation = "handing over the DMA buffer at 0x\(String(m.deviceAddress, radix: 16))"
             guard m.owned, let file = m.file else {
-                return .failure(.invalidArgument(operation: operation, reason: "its memory is not in a memfd (there is no IOMMU), so no successor could reach it at the same address"))
+                return .failure(
+                    .invalidArgument(
+                        operation: operation,
+                        reason: "its memory is not in a memfd (there is no IOMMU), so no successor could reach it at the same address"))
             }
             guard m.mapped, !s.closed else {
-                return .failure(.invalidArgument(operation: operation, reason: "the IOMMU no longer maps it (the context closed, or every mapping was removed)"))
+                return .failure(
+                    .invalidArgument(
+                        operation: operation, reason: "the IOMMU no longer maps it (the context closed, or every mapping was removed)"))
             }
             s.mappings[id] = nil
             let piece = DMAPiece(file: file, length: m.length, deviceAddress: m.deviceAddress)
@@ -133,7 +145,9 @@ extension DMASpace {
             return "its length is not a positive multiple of the IOMMU's \(alignment)-byte pages"
         }
         if piece.deviceAddress % alignment != 0 { return "its IOVA is not a multiple of the IOMMU's \(alignment)-byte pages" }
-        if piece.offset < 0 || piece.offset % pageSize != 0 { return "its offset in the file is not a multiple of the \(pageSize)-byte page size" }
+        if piece.offset < 0 || piece.offset % pageSize != 0 {
+            return "its offset in the file is not a multiple of the \(pageSize)-byte page size"
+        }
         return nil
     }
 

@@ -174,7 +174,8 @@ public enum DriverRecordError: Error, Equatable, CustomStringConvertible {
         case let .otherDriver(found, expected): "the record is the \(found) driver's, not the \(expected) driver's"
         case let .stateFromTheFuture(driver, found, newest):
             "the \(driver) state version \(found) is from the future (this driver reads up to \(newest)): was it written by a newer driver?"
-        case let .stateTooOld(driver, found, oldest): "the \(driver) state version \(found) is older than the oldest this driver reads (\(oldest))"
+        case let .stateTooOld(driver, found, oldest):
+            "the \(driver) state version \(found) is older than the oldest this driver reads (\(oldest))"
         case let .stale(driver, reason): "the \(driver) record does not match the device: \(reason)"
         }
     }

@@ -46,7 +46,8 @@ extension PCIDriver {
 
     /// Refuses: the driver is not adoptable, so its host stops it instead.
     public func handOver(into handOver: inout DeviceHandOver) throws {
-        throw VFIOError.invalidArgument(operation: "handing \(handOver.address) over", reason: "the \(Self.name) driver cannot be adopted; stop it instead")
+        throw VFIOError.invalidArgument(
+            operation: "handing \(handOver.address) over", reason: "the \(Self.name) driver cannot be adopted; stop it instead")
     }
 
     /// Refuses: the driver is not adoptable, so it is started afresh.

@@ -69,7 +69,9 @@ import VFIOMock
         defer { driver.stop() }
         #expect(outcome == .adopted && outcome.description == "adopted, no reset")
         // The log says which happened, for which device and driver.
-        let said = rig.logs.all.filter { $0.metadata["driver"] == "edu" }.map { "\($0.level) \($0.message) \($0.metadata["device"] ?? "-")" }
+        let said = rig.logs.all.filter { $0.metadata["driver"] == "edu" }.map {
+            "\($0.level) \($0.message) \($0.metadata["device"] ?? "-")"
+        }
         #expect(said == ["notice reset, because no driver state record was handed over \(address)", "notice adopted, no reset \(address)"])
         #expect(kernel.deviceResets(of: address) == rig.resets)
         #expect(kernel.dmaMappings(of: address) == rig.mappings)
