@@ -122,14 +122,37 @@ import VFIOMock
         #expect(try driver.factorial(6) == 720)
     }
 
-    @Test func anotherDriversRecordOrNoneEndsInAReset() throws {
+    /// Another driver's record, another device's, or one from a newer edu driver: each is
+    /// refused by name, and the device is reset.
+    @Test(arguments: ["driver", "device", "version"])
+    func aForeignRecordEndsInAReset(_ what: String) throws {
         let rig = try HandedOver(.legacy)
         defer { rig.close() }
         var foreign = rig.handOver
-        foreign.record = DriverStateRecord(driver: "ims-queue", stateVersion: 1, payload: []).encoded()
+        let expected: String
+        switch what {
+        case "driver":
+            foreign.record = DriverStateRecord(driver: "ims-queue", stateVersion: 1, payload: []).encoded()
+            expected = "the record is the ims-queue driver's, not the edu driver's"
+        case "device":
+            foreign.address = MockMachine.sibling
+            expected = "the edu record does not match the device: it was handed over for \(MockMachine.sibling), not \(address)"
+        default:
+            var record = try DriverStateRecord(decoding: rig.handOver.record!)
+            record.stateVersion = EduDriver.stateVersion + 1
+            foreign.record = record.encoded()
+            expected = "the edu state version 2 is from the future (this driver reads up to 1): was it written by a newer driver?"
+        }
         let (driver, outcome) = try EduDriver.adoptOrStart(device: rig.device, loop: rig.loop, from: foreign)
-        #expect(outcome == .reset(because: "the record is the ims-queue driver's, not the edu driver's"))
-        driver.stop()
+        defer { driver.stop() }
+        #expect(outcome == .reset(because: expected))
+        #expect(rig.machine.kernel.deviceResets(of: address) == rig.resets + 1)
+        #expect(try driver.factorial(4) == 24)
+    }
+
+    @Test func aDriverThatCannotBeAdoptedIsReset() throws {
+        let rig = try HandedOver(.legacy)
+        defer { rig.close() }
         // A driver that cannot be adopted is always started afresh, and says so.
         let (_, stub) = try StubDriver.adoptOrStart(device: rig.device, loop: rig.loop, from: rig.handOver)
         #expect(stub == .reset(because: "the stub driver cannot be adopted"))
