@@ -37,7 +37,10 @@ import VFIOMock
             return bytes.withUnsafeMutableBytes { bus.dmaRead(iova: address, into: $0) } ? bytes : nil
         }
 
+        /// Whether `fd` was closed since the last ``forgetCloses()`` (numbers are reused).
         func wasClosed(_ fd: FileDescriptor) -> Bool { closed.withLock { $0.contains(fd) } }
+
+        func forgetCloses() { closed.withLock { $0.removeAll() } }
 
         final class Closes: Sendable {
             private let seen = Mutex<[FileDescriptor]>([])
@@ -67,6 +70,7 @@ import VFIOMock
         #expect(other.deviceAddress != addressA && other.deviceAddress != addressB)
 
         try rig.device.dma.adopt(pieces: pieces)
+        rig.forgetCloses()
         let backA = try rig.device.dma.claim(pieces[0])
         let backB = try rig.device.dma.claim(pieces[1])
         #expect(rig.device.dma.handedOver.isEmpty)
@@ -88,15 +92,23 @@ import VFIOMock
         defer { rig.device.close() }
         let piece = try rig.device.dma.allocate(8192).handOver()
         #expect(rig.device.dma.mappingCount == 1)
+        rig.forgetCloses()
         #expect(rig.device.dma.releaseHandedOver() == 1)
         #expect(rig.device.dma.handedOver.isEmpty && rig.device.dma.mappingCount == 0)
         #expect(rig.machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
         #expect(rig.wasClosed(piece.file))
         #expect(rig.deviceRead(count: 4, at: piece.deviceAddress) == nil)
         // unmapAll, before a host resets the device, releases them too.
-        _ = try rig.device.dma.allocate(4096).handOver()
+        let second = try rig.device.dma.allocate(4096).handOver()
+        rig.forgetCloses()
         rig.device.dma.unmapAll()
         #expect(rig.device.dma.handedOver.isEmpty && rig.machine.kernel.dmaMappings(of: MockMachine.primary).isEmpty)
+        #expect(rig.wasClosed(second.file))
+        // Closing the context closes the files of pieces nobody claimed.
+        let third = try rig.device.dma.allocate(4096).handOver()
+        rig.forgetCloses()
+        rig.device.close()
+        #expect(rig.wasClosed(third.file))
     }
 
     @Test func aReservedRangeCannotBeAllocatedOrReservedTwice() throws {
