@@ -2,8 +2,9 @@
 // cvfio_mmio_trap.h).
 //
 // The table is claimed and read with atomics only. The handler is installed once, with the
-// first trap, and stays. It is installed with SA_NODEFER, so a fault inside a device model
-// (a bug) reaches the previous handler instead of being blocked.
+// first trap, and stays. It is installed with SA_NODEFER and runs the model with the
+// interrupted code's mask, so a fault inside a device model (a bug) reaches the previous
+// handler instead of being blocked.
 #define _GNU_SOURCE
 #include "cvfio_mmio_trap.h"
 #include "cvfio_mapping_guard.h"
@@ -163,7 +164,15 @@ static void on_sigsegv(int sig, siginfo_t *info, void *context) {
         }
         void *ctx = atomic_load_explicit(&traps[i].context, memory_order_relaxed);
         uint64_t result = ~(uint64_t)0;
+        // The model runs with the interrupted code's signal mask, not the one the handler was
+        // entered with: a handler installed through an interposer can run with every signal
+        // blocked (ThreadSanitizer installs its own with a full sa_mask), and a thread the
+        // model starts (a Dispatch worker) would inherit that mask, SIGSEGV included, so its
+        // first trapped access would end the process.
+        sigset_t entry_mask;
+        pthread_sigmask(SIG_SETMASK, &((ucontext_t *)context)->uc_sigmask, &entry_mask);
         int outcome = handler(ctx, a - (uintptr_t)start, access.width, access.store, access.store ? register_value(g, &access) : 0, &result);
+        pthread_sigmask(SIG_SETMASK, &entry_mask, NULL);
         atomic_fetch_sub_explicit(&traps[i].busy, 1, memory_order_release);
         if (outcome == CVFIO_TRAP_REVOKE) {
             // The kernel's fault path: a guarded mapping becomes all ones and the access runs

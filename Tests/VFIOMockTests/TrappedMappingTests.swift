@@ -27,6 +27,49 @@ private final class RegisterRecorder: SimulatedDevice {
     }
 }
 
+/// A register BAR whose store at offset 0 starts a thread, as a model handing work to a new
+/// Dispatch worker does: the thread records whether SIGSEGV is blocked in it and, if not,
+/// loads offset 0x10 through the same mapping (which reads 0x10).
+private final class ThreadStartingDevice: SimulatedDevice {
+    struct Seen {
+        var sigsegvBlocked: Bool
+        var value: UInt32?
+    }
+    /// The mapping's address, set by the test once it is mapped.
+    let mapping = Mutex<UInt>(0)
+    let thread = Mutex<pthread_t?>(nil)
+    let seen = Mutex<Seen?>(nil)
+
+    var description: DeviceDescription {
+        DeviceDescription(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
+                          bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
+    }
+    func attach(to bus: DeviceBus) {}
+    func reset() {}
+    func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 { UInt64(offset) }
+    func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
+        guard offset == 0 else { return }
+        let start: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { raw in
+            Unmanaged<ThreadStartingDevice>.fromOpaque(raw!).takeRetainedValue().runStartedThread()
+            return nil
+        }
+        let retained = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        guard pthread_create(&t, nil, start, retained.toOpaque()) == 0 else { return retained.release() }
+        thread.withLock { $0 = t }
+    }
+
+    private func runStartedThread() {
+        var mask = sigset_t()
+        pthread_sigmask(SIG_SETMASK, nil, &mask)
+        let blocked = sigismember(&mask, SIGSEGV) == 1
+        // A blocked SIGSEGV on a trapped access would end the process, so the load is made
+        // only where it can be answered.
+        let value = blocked ? nil : cvfio_read32(UnsafeRawPointer(bitPattern: mapping.withLock { $0 })! + 0x10)
+        seen.withLock { $0 = Seen(sigsegvBlocked: blocked, value: value) }
+    }
+}
+
 @Suite struct TrappedMappingTests {
     private func mapBAR0(_ s: LegacySetup, length: Int = 0x4000) throws -> UnsafeMutableRawPointer {
         try s.kernel.mmap(length: length, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: s.device, offset: 0)
@@ -60,6 +103,25 @@ private final class RegisterRecorder: SimulatedDevice {
         #expect(s.kernel.registerAccessesThroughMappings == 10)
         try s.kernel.munmap(p, length: 0x4000)
         #expect(s.kernel.lock.withLock { s.kernel.trappedMappings.isEmpty })
+    }
+
+    /// The model runs with the accessing code's signal mask, so a thread it starts (a new
+    /// Dispatch worker) does not inherit the mask the handler was entered with: under
+    /// ThreadSanitizer that one blocks every signal, SIGSEGV included, and the thread's first
+    /// trapped access ended the process.
+    @Test func aThreadTheModelStartsCanUseTheMappingToo() throws {
+        guard TrappedMapping.supported else { return }
+        let model = ThreadStartingDevice()
+        let s = try LegacySetup(model)
+        let p = try mapBAR0(s)
+        defer { try? s.kernel.munmap(p, length: 0x4000) }
+        model.mapping.withLock { $0 = UInt(bitPattern: p) }
+        cvfio_write32(p, 1)
+        let thread = try #require(model.thread.withLock { $0 })
+        pthread_join(thread, nil)
+        let seen = try #require(model.seen.withLock { $0 })
+        #expect(!seen.sigsegvBlocked)
+        #expect(seen.value == 0x10)
     }
 
     /// A mapping at an offset into the BAR passes BAR offsets to the model.
