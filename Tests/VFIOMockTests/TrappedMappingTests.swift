@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CVFIO
+import Dispatch
 import Synchronization
 import SystemPackage
 import Testing
@@ -70,6 +71,27 @@ private final class ThreadStartingDevice: SimulatedDevice {
     }
 }
 
+/// A register BAR whose loads wait in the model until the test lets them go.
+private final class HeldLoadDevice: SimulatedDevice {
+    /// Signalled when a load has reached the model.
+    let entered = DispatchSemaphore(value: 0)
+    /// Lets the load return.
+    let release = DispatchSemaphore(value: 0)
+
+    var description: DeviceDescription {
+        DeviceDescription(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
+                          bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
+    }
+    func attach(to bus: DeviceBus) {}
+    func reset() {}
+    func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
+        entered.signal()
+        release.wait()
+        return 0x1234_5678
+    }
+    func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {}
+}
+
 @Suite struct TrappedMappingTests {
     private func mapBAR0(_ s: LegacySetup, length: Int = 0x4000) throws -> UnsafeMutableRawPointer {
         try s.kernel.mmap(length: length, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: s.device, offset: 0)
@@ -122,6 +144,37 @@ private final class ThreadStartingDevice: SimulatedDevice {
         let seen = try #require(model.seen.withLock { $0 })
         #expect(!seen.sigsegvBlocked)
         #expect(seen.value == 0x10)
+    }
+
+    /// munmap ends the trap only once no handler runs on it: while the model is still
+    /// answering a load through the mapping, munmap waits (the mapping's context, which the
+    /// handler uses, is released after it returns).
+    @Test func unmappingWaitsForALoadTheModelIsAnswering() throws {
+        guard TrappedMapping.supported else { return }
+        let model = HeldLoadDevice()
+        let s = try LegacySetup(model)
+        let address = UInt(bitPattern: try mapBAR0(s))
+        let loaded = Mutex<UInt32?>(nil)
+        let loadDone = DispatchSemaphore(value: 0)
+        // Queues of their own (overcommit workers): the global queue's few may all be busy.
+        DispatchQueue(label: "load").async {
+            let v = cvfio_read32(UnsafeRawPointer(bitPattern: address)! + 0x10)
+            loaded.withLock { $0 = v }
+            loadDone.signal()
+        }
+        model.entered.wait()
+        let unmapped = DispatchSemaphore(value: 0)
+        let kernel = s.kernel
+        DispatchQueue(label: "munmap").async {
+            try? kernel.munmap(UnsafeMutableRawPointer(bitPattern: address)!, length: 0x4000)
+            unmapped.signal()
+        }
+        let waited = unmapped.wait(timeout: .now() + .milliseconds(300)) == .timedOut
+        #expect(waited, "munmap returned while the model answered a load")
+        model.release.signal()
+        loadDone.wait()
+        if waited { unmapped.wait() }
+        #expect(loaded.withLock { $0 } == 0x1234_5678)
     }
 
     /// A mapping at an offset into the BAR passes BAR offsets to the model.
