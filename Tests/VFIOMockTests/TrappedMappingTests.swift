@@ -8,17 +8,23 @@ import SystemPackage
 import Testing
 @testable import VFIOMock
 
-/// A register BAR that records every access its model sees and reads back a fixed pattern.
-private final class RegisterRecorder: SimulatedDevice {
-    static let pattern: UInt64 = 0x8877_6655_4433_2211
-    let accesses = Mutex<[String]>([])
+/// A test model with one register BAR: BAR 0, 16 KiB, mappable.
+private protocol OneRegisterBAR: SimulatedDevice {}
 
+extension OneRegisterBAR {
     var description: DeviceDescription {
         DeviceDescription(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
                           bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
     }
     func attach(to bus: DeviceBus) {}
     func reset() {}
+}
+
+/// A register BAR that records every access its model sees and reads back a fixed pattern.
+private final class RegisterRecorder: OneRegisterBAR {
+    static let pattern: UInt64 = 0x8877_6655_4433_2211
+    let accesses = Mutex<[String]>([])
+
     func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
         accesses.withLock { $0.append("r 0x\(String(offset, radix: 16)) \(width)") }
         return width == 8 ? Self.pattern : Self.pattern & ((1 << UInt64(width * 8)) - 1)
@@ -31,7 +37,7 @@ private final class RegisterRecorder: SimulatedDevice {
 /// A register BAR whose store at offset 0 starts a thread, as a model handing work to a new
 /// Dispatch worker does: the thread records whether SIGSEGV is blocked in it and, if not,
 /// loads offset 0x10 through the same mapping (which reads 0x10).
-private final class ThreadStartingDevice: SimulatedDevice {
+private final class ThreadStartingDevice: OneRegisterBAR {
     struct Seen {
         var sigsegvBlocked: Bool
         var value: UInt32?
@@ -41,12 +47,6 @@ private final class ThreadStartingDevice: SimulatedDevice {
     let thread = Mutex<pthread_t?>(nil)
     let seen = Mutex<Seen?>(nil)
 
-    var description: DeviceDescription {
-        DeviceDescription(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
-                          bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
-    }
-    func attach(to bus: DeviceBus) {}
-    func reset() {}
     func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 { UInt64(offset) }
     func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
         guard offset == 0 else { return }
@@ -72,18 +72,12 @@ private final class ThreadStartingDevice: SimulatedDevice {
 }
 
 /// A register BAR whose loads wait in the model until the test lets them go.
-private final class HeldLoadDevice: SimulatedDevice {
+private final class HeldLoadDevice: OneRegisterBAR {
     /// Signalled when a load has reached the model.
     let entered = DispatchSemaphore(value: 0)
     /// Lets the load return.
     let release = DispatchSemaphore(value: 0)
 
-    var description: DeviceDescription {
-        DeviceDescription(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
-                          bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
-    }
-    func attach(to bus: DeviceBus) {}
-    func reset() {}
     func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
         entered.signal()
         release.wait()
