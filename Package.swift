@@ -96,12 +96,14 @@ let package = Package(
 
         .testTarget(name: "PCITests", dependencies: ["PCI"]),
         .testTarget(name: "VFIOMockTests", dependencies: ["VFIOMock", "VFIOKit", "CVFIO"]),
-        .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers", "CVFIO"]),
+        // What more than one test target uses.
+        .target(name: "TestSupport", dependencies: [.product(name: "Logging", package: "swift-log")], path: "Tests/TestSupport"),
+        .testTarget(name: "VFIOKitTests", dependencies: ["VFIOKit", "VFIOMock", "VFIODrivers", "CVFIO", "TestSupport"]),
         .testTarget(name: "VFIOHostTests", dependencies: ["VFIOHost", "VFIOMock"]),
         .testTarget(
             name: "VFIODaemonTests",
             dependencies: [
-                "VFIODaemon", "VFIOMock", "VFIODrivers", "VFIOKit", "VFIOHost",
+                "VFIODaemon", "VFIOMock", "VFIODrivers", "VFIOKit", "VFIOHost", "TestSupport",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -8,6 +8,13 @@ final class IoctlArgument {
         bytes.initializeMemory(as: UInt8.self, repeating: 0)
     }
 
+    /// A zeroed argument of `size` bytes whose first 32-bit field, `argsz` (`size` in iommufd's
+    /// structures), says so, as every VFIO and iommufd structure with a size header wants.
+    convenience init(argsz size: Int) {
+        self.init(size: size)
+        self[u32: 0] = UInt32(size)
+    }
+
     deinit { bytes.deallocate() }
 
     var address: UInt { UInt(bitPattern: bytes.baseAddress) }

@@ -12,8 +12,7 @@ extension Session {
         switch dma {
         case .container(let fd):
             // struct vfio_iommu_type1_dma_map { argsz, flags, vaddr, iova, size }
-            let arg = IoctlArgument(size: 32)
-            arg[u32: 0] = 32
+            let arg = IoctlArgument(argsz: 32)
             arg[u32: 4] = UInt32(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
             arg[u64: 8] = vaddr
             arg[u64: 16] = iova
@@ -21,8 +20,7 @@ extension Session {
             return quiet ? quietly(fd, CVFIO_IOMMU_MAP_DMA, arg, name) : ioctl(name, fd, CVFIO_IOMMU_MAP_DMA, arg)
         case .ioas(let fd, let id):
             // struct iommu_ioas_map { size, flags, ioas_id, __reserved, user_va, length, iova }
-            let arg = IoctlArgument(size: 40)
-            arg[u32: 0] = 40
+            let arg = IoctlArgument(argsz: 40)
             arg[u32: 4] = IOMMU_IOAS_MAP_FIXED_IOVA.rawValue | IOMMU_IOAS_MAP_WRITEABLE.rawValue | IOMMU_IOAS_MAP_READABLE.rawValue
             arg[u32: 8] = id
             arg[u64: 16] = vaddr
@@ -60,8 +58,7 @@ extension Session {
         switch dma {
         case .container(let fd):
             // struct vfio_iommu_type1_dma_unmap { argsz, flags, iova, size }
-            let arg = IoctlArgument(size: 24)
-            arg[u32: 0] = 24
+            let arg = IoctlArgument(argsz: 24)
             arg[u32: 4] = all ? UInt32(VFIO_DMA_UNMAP_FLAG_ALL) : 0
             arg[u64: 8] = iova
             arg[u64: 16] = size
@@ -71,8 +68,7 @@ extension Session {
             }
         case .ioas(let fd, let id):
             // struct iommu_ioas_unmap { size, ioas_id, iova, length }
-            let arg = IoctlArgument(size: 24)
-            arg[u32: 0] = 24
+            let arg = IoctlArgument(argsz: 24)
             arg[u32: 4] = id
             arg[u64: 8] = iova
             arg[u64: 16] = size
@@ -95,8 +91,7 @@ extension Session {
 
     private func ioasRanges(_ fd: FileDescriptor, _ id: UInt32) -> [ClosedRange<UInt64>]? {
         // struct iommu_ioas_iova_ranges { size, ioas_id, num_iovas, __reserved, allowed_iovas, out_iova_alignment }
-        let arg = IoctlArgument(size: 32)
-        arg[u32: 0] = 32
+        let arg = IoctlArgument(argsz: 32)
         arg[u32: 4] = id
         let fitted: Void? = step("IOVA_RANGES num_iovas=0") { () throws(Errno) in
             _ = try system.ioctl(fd, UInt(CVFIO_IOMMUFD_IOAS_IOVA_RANGES), arg.address)
@@ -124,8 +119,7 @@ extension Session {
         let needed = Int(small[u32: 0])
         record("  argsz \(needed) flags \(hex(small[u32: 4])) pgsizes \(hex(small[u64: 8])) cap_offset \(small[u32: 16])")
         guard needed > 24, needed <= 4096 else { return ([], nil) }
-        let arg = IoctlArgument(size: needed)
-        arg[u32: 0] = UInt32(needed)
+        let arg = IoctlArgument(argsz: needed)
         guard ioctl("IOMMU_GET_INFO argsz=\(needed)", fd, CVFIO_IOMMU_GET_INFO, arg) else { return nil }
         var ranges: [ClosedRange<UInt64>] = []
         var available: UInt32?

@@ -16,8 +16,7 @@ extension Session {
     @discardableResult
     func deviceInfo(_ device: FileDescriptor) -> (flags: UInt32, regions: Int, irqs: Int)? {
         // struct vfio_device_info { argsz, flags, num_regions, num_irqs, cap_offset, pad }
-        let arg = IoctlArgument(size: 24)
-        arg[u32: 0] = 24
+        let arg = IoctlArgument(argsz: 24)
         return step("DEVICE_GET_INFO", describe: { "argsz \(arg[u32: 0]) flags \(hex($0.flags)) regions \($0.regions) irqs \($0.irqs)" }) {
             () throws(Errno) in
             _ = try system.ioctl(device, UInt(CVFIO_DEVICE_GET_INFO), arg.address)
@@ -32,8 +31,7 @@ extension Session {
         // struct vfio_region_info { argsz, flags, index, cap_offset, size, offset }
         var size = 32
         while true {
-            let arg = IoctlArgument(size: size)
-            arg[u32: 0] = UInt32(size)
+            let arg = IoctlArgument(argsz: size)
             arg[u32: 8] = UInt32(index)
             guard ioctl("REGION_INFO \(index) argsz=\(size)", device, CVFIO_DEVICE_GET_REGION_INFO, arg) else { return nil }
             let needed = Int(arg[u32: 0])
@@ -59,8 +57,7 @@ extension Session {
     @discardableResult
     func irqInfo(_ device: FileDescriptor, _ index: Int) -> (flags: UInt32, count: Int)? {
         // struct vfio_irq_info { argsz, flags, index, count }
-        let arg = IoctlArgument(size: 16)
-        arg[u32: 0] = 16
+        let arg = IoctlArgument(argsz: 16)
         arg[u32: 8] = UInt32(index)
         return step("IRQ_INFO \(index)", describe: { "flags \(hex($0.flags)) count \($0.count)" }) { () throws(Errno) in
             _ = try system.ioctl(device, UInt(CVFIO_DEVICE_GET_IRQ_INFO), arg.address)

@@ -50,12 +50,7 @@ extension Session {
     /// VFIO_GROUP_GET_STATUS: records the flags (VIABLE 1, CONTAINER_SET 2).
     @discardableResult
     func groupStatus(_ group: FileDescriptor) -> UInt32? {
-        let arg = IoctlArgument(size: 8)
-        arg[u32: 0] = 8
-        return step("GROUP_GET_STATUS", describe: { "flags \(hex($0))" }) { () throws(Errno) in
-            _ = try system.ioctl(group, UInt(CVFIO_GROUP_GET_STATUS), arg.address)
-            return arg[u32: 4]
-        }
+        ioctl("GROUP_GET_STATUS", group, CVFIO_GROUP_GET_STATUS, IoctlArgument(argsz: 8), reply: 4) { "flags \(hex($0))" }
     }
 
     func setContainer(_ group: FileDescriptor, _ container: FileDescriptor) -> Bool {
@@ -78,40 +73,26 @@ extension Session {
 
     /// VFIO_DEVICE_BIND_IOMMUFD: records the device id the kernel hands back.
     func bind(_ device: FileDescriptor, iommufd: Int32) -> UInt32? {
-        let arg = IoctlArgument(size: 16)
-        arg[u32: 0] = 16
+        let arg = IoctlArgument(argsz: 16)
         arg[i32: 8] = iommufd
-        return step("DEVICE_BIND_IOMMUFD", describe: { "dev id \($0)" }) { () throws(Errno) in
-            _ = try system.ioctl(device, UInt(CVFIO_DEVICE_BIND_IOMMUFD), arg.address)
-            return arg[u32: 12]
-        }
+        return ioctl("DEVICE_BIND_IOMMUFD", device, CVFIO_DEVICE_BIND_IOMMUFD, arg, reply: 12) { "dev id \($0)" }
     }
 
     /// IOMMU_IOAS_ALLOC: records the new IOAS id.
     func allocateIOAS(_ iommufd: FileDescriptor) -> UInt32? {
-        let arg = IoctlArgument(size: 12)
-        arg[u32: 0] = 12
-        return step("IOAS_ALLOC", describe: { "ioas \($0)" }) { () throws(Errno) in
-            _ = try system.ioctl(iommufd, UInt(CVFIO_IOMMUFD_IOAS_ALLOC), arg.address)
-            return arg[u32: 8]
-        }
+        ioctl("IOAS_ALLOC", iommufd, CVFIO_IOMMUFD_IOAS_ALLOC, IoctlArgument(argsz: 12), reply: 8) { "ioas \($0)" }
     }
 
     /// VFIO_DEVICE_ATTACH_IOMMUFD_PT: records the HWPT id the kernel writes back.
     func attach(_ device: FileDescriptor, to id: UInt32) -> UInt32? {
-        let arg = IoctlArgument(size: 12)
-        arg[u32: 0] = 12
+        let arg = IoctlArgument(argsz: 12)
         arg[u32: 8] = id
-        return step("DEVICE_ATTACH_IOMMUFD_PT \(id)", describe: { "pt \($0)" }) { () throws(Errno) in
-            _ = try system.ioctl(device, UInt(CVFIO_DEVICE_ATTACH_IOMMUFD_PT), arg.address)
-            return arg[u32: 8]
-        }
+        return ioctl("DEVICE_ATTACH_IOMMUFD_PT \(id)", device, CVFIO_DEVICE_ATTACH_IOMMUFD_PT, arg, reply: 8) { "pt \($0)" }
     }
 
     @discardableResult
     func detach(_ device: FileDescriptor) -> Bool {
-        let arg = IoctlArgument(size: 8)
-        arg[u32: 0] = 8
+        let arg = IoctlArgument(argsz: 8)
         return ioctl("DEVICE_DETACH_IOMMUFD_PT", device, CVFIO_DEVICE_DETACH_IOMMUFD_PT, arg)
     }
 }

@@ -46,6 +46,18 @@ public final class Session {
         step(name) { () throws(Errno) in try system.ioctl(fd, UInt(request), argument.address) } != nil
     }
 
+    /// An ioctl whose argument is `argument`'s buffer; records and returns the 32-bit field the
+    /// kernel writes back at byte offset `reply` (an id, flags), described by `describe`.
+    func ioctl(
+        _ name: String, _ fd: FileDescriptor, _ request: Int, _ argument: IoctlArgument, reply: Int,
+        describe: (UInt32) -> String
+    ) -> UInt32? {
+        step(name, describe: describe) { () throws(Errno) in
+            _ = try system.ioctl(fd, UInt(request), argument.address)
+            return argument[u32: reply]
+        }
+    }
+
     /// An ioctl whose argument is an integer; records the value the kernel returns.
     @discardableResult
     func ioctl(_ name: String, _ fd: FileDescriptor, _ request: Int, value: Int) -> Int32? {

@@ -5,13 +5,13 @@ import PCI
 import VFIOKit
 import VFIOMock
 
-/// `vfiokit-bench mmio|irq|ims|nvme [--json]`: the framework's hot paths against plain C in one run.
+/// `vfiokit-bench mmio|irq|ims|nvme|export [--json]`: the framework's hot paths against plain C in one run.
 @main
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vfiokit-bench",
         abstract: "Measure MMIO access and interrupt dispatch against a C reference in the same run.",
-        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self, IMSBenchCommand.self, NVMeBenchCommand.self])
+        subcommands: [MMIOBenchCommand.self, IRQBenchCommand.self, IMSBenchCommand.self, NVMeBenchCommand.self, ExportBenchCommand.self])
 }
 
 /// The median and the 99th percentile of `values`.

@@ -48,19 +48,40 @@ struct BindCommand: ParsableCommand {
         })
     var pinSize: UInt64 = MemlockLimit.defaultPinSize
 
+    @OptionGroup var options: BindingOptions
+
+    func run() throws {
+        let request = BindRequest(
+            addresses: addresses, driver: driver.name, wholeGroup: wholeGroup, force: force, pinSize: pinSize)
+        try options.carryOut(
+            verb: "bind", unchangedNote: "already on \(driver.rawValue)",
+            plan: { try $0.planBind(request) }, apply: { try $0.bind(request) })
+    }
+}
+
+/// The flags `bind` and `unbind` share, and how both carry out a request on this host.
+struct BindingOptions: ParsableArguments {
     @Flag(help: "Show what would be done and write nothing.")
     var dryRun = false
 
     @Flag(help: "Print JSON: {changes, unchanged, warnings, dryRun}.")
     var json = false
 
-    func run() throws {
+    /// Plans, then carries the plan out unless --dry-run, and prints what was (or would be) done.
+    func carryOut<Plan: ReportablePlan>(
+        verb: String, unchangedNote: String, plan: (HostBinding) throws -> Plan,
+        apply: (HostBinding) throws -> (Plan, [SysfsBinder.Change])
+    ) throws {
         let binding = HostBinding(discovery: PCIDiscovery(), store: .fromEnvironment())
-        let request = BindRequest(
-            addresses: addresses, driver: driver.name, wholeGroup: wholeGroup, force: force, pinSize: pinSize)
-        let outcome = try BindingOutcome.perform(
-            dryRun: dryRun, plan: { try binding.planBind(request) }, apply: { try binding.bind(request) })
-        outcome.print(json: json, verb: "bind", unchangedNote: "already on \(driver.rawValue)")
+        let outcome: BindingOutcome
+        if dryRun {
+            let planned = try plan(binding)
+            outcome = BindingOutcome(planned, changes: planned.intendedChanges, dryRun: true)
+        } else {
+            let (done, changes) = try apply(binding)
+            outcome = BindingOutcome(done, changes: changes, dryRun: false)
+        }
+        outcome.print(json: json, verb: verb, unchangedNote: unchangedNote)
     }
 }
 
@@ -87,19 +108,7 @@ struct BindingOutcome: Encodable {
     let warnings: [String]
     let dryRun: Bool
 
-    /// Plans, then carries the plan out unless `dryRun`, and reports what was (or would be) done.
-    static func perform<Plan: ReportablePlan>(
-        dryRun: Bool, plan: () throws -> Plan, apply: () throws -> (Plan, [SysfsBinder.Change])
-    ) throws -> BindingOutcome {
-        if dryRun {
-            let planned = try plan()
-            return BindingOutcome(planned, changes: planned.intendedChanges, dryRun: true)
-        }
-        let (done, changes) = try apply()
-        return BindingOutcome(done, changes: changes, dryRun: false)
-    }
-
-    private init(_ plan: some ReportablePlan, changes: [SysfsBinder.Change], dryRun: Bool) {
+    init(_ plan: some ReportablePlan, changes: [SysfsBinder.Change], dryRun: Bool) {
         self.changes = changes
         unchanged = plan.unchangedAddresses.map(\.description)
         warnings = plan.warnings.map(\.description)

@@ -23,17 +23,12 @@ struct UnbindCommand: ParsableCommand {
     @Flag(help: "Unbind even a device that is bound to a host driver (no in-use check is made then).")
     var force = false
 
-    @Flag(help: "Show what would be done and write nothing.")
-    var dryRun = false
-
-    @Flag(help: "Print JSON: {changes, unchanged, warnings, dryRun}.")
-    var json = false
+    @OptionGroup var options: BindingOptions
 
     func run() throws {
-        let binding = HostBinding(discovery: PCIDiscovery(), store: .fromEnvironment())
         let request = UnbindRequest(addresses: addresses, restore: restore, force: force)
-        let outcome = try BindingOutcome.perform(
-            dryRun: dryRun, plan: { try binding.planUnbind(request) }, apply: { try binding.unbind(request) })
-        outcome.print(json: json, verb: "unbind", unchangedNote: "already back on its original driver")
+        try options.carryOut(
+            verb: "unbind", unchangedNote: "already back on its original driver",
+            plan: { try $0.planUnbind(request) }, apply: { try $0.unbind(request) })
     }
 }

@@ -17,16 +17,9 @@ import Testing
         let copy = directory.appendingPathComponent("vfiokit.service")
         try unit.replacingOccurrences(of: "/usr/local/bin/vfiokit", with: try builtExecutable().path).write(to: copy, atomically: true, encoding: .utf8)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.analyzer)
-        process.arguments = ["verify", copy.path]
-        let error = Pipe()
-        process.standardError = error
-        process.standardOutput = error
-        try process.run()
-        let messages = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(messages)")
+        let result = try runProgram(URL(fileURLWithPath: Self.analyzer), ["verify", copy.path])
+        let messages = result.output + result.error
+        #expect(result.status == 0, "\(messages)")
         #expect(messages.isEmpty, "systemd-analyze complained: \(messages)")
     }
 

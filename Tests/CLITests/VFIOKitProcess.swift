@@ -18,8 +18,16 @@ func builtExecutable(_ name: String = "vfiokit") throws -> URL {
 func runVFIOKit(
     _ arguments: [String], environment: [String: String] = [:], executable: String = "vfiokit"
 ) throws -> (status: Int32, output: String, error: String) {
+    try runProgram(try builtExecutable(executable), arguments, environment: environment)
+}
+
+/// Runs the program at `url` with `arguments`, and with `environment` over this process's
+/// environment, to its end; returns its exit status, standard output and error.
+func runProgram(
+    _ url: URL, _ arguments: [String], environment: [String: String] = [:]
+) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
-    process.executableURL = try builtExecutable(executable)
+    process.executableURL = url
     process.arguments = arguments
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let output = Pipe()

@@ -55,22 +55,19 @@ import Testing
         #expect(caps.problems[0].description.contains("loops"))
     }
 
-    @Test func aCapabilityPointingAtItselfIsALoop() throws {
+    /// One entry whose next pointer leads where no entry can stand (back to itself, into the
+    /// header): the entry is kept and the problem recorded.
+    @Test(arguments: [
+        (0x60, UInt8(0x60), CapabilityChainProblem.loop(.standard, pointerOffset: 0x61, target: 0x60)),
+        (0x40, 0x10, .pointerIntoHeader(.standard, pointerOffset: 0x41, target: 0x10)),
+    ])
+    func aBadStandardNextPointerIsRecorded(offset: Int, next: UInt8, problem: CapabilityChainProblem) throws {
         var builder = ConfigBuilder()
-        builder.addCapability(0x09, at: 0x60)
-        builder.bytes[0x61] = 0x60
+        builder.addCapability(0x01, at: offset)
+        builder.bytes[offset + 1] = next
         let caps = try builder.config.capabilities
-        #expect(caps.standard.map(\.offset) == [0x60])
-        #expect(caps.problems == [.loop(.standard, pointerOffset: 0x61, target: 0x60)])
-    }
-
-    @Test func aPointerIntoTheHeaderIsRecorded() throws {
-        var builder = ConfigBuilder()
-        builder.addCapability(0x01, at: 0x40)
-        builder.bytes[0x41] = 0x10
-        let caps = try builder.config.capabilities
-        #expect(caps.standard.map(\.offset) == [0x40])
-        #expect(caps.problems == [.pointerIntoHeader(.standard, pointerOffset: 0x41, target: 0x10)])
+        #expect(caps.standard.map(\.offset) == [offset])
+        #expect(caps.problems == [problem])
     }
 
     @Test func aPointerPastTheBytesHeldIsRecorded() throws {
@@ -87,9 +84,7 @@ import Testing
         var builder = ConfigBuilder()
         builder.addCapability(0x01, at: 0x40)
         builder.addCapability(0x05, at: 0x60)
-        var partial = builder.bytes.map { UInt8?($0) }
-        partial[0x61] = nil
-        let caps = try ConfigSpace(partialBytes: partial).capabilities
+        let caps = try builder.config(without: 0x61).capabilities
         #expect(caps.standard.map(\.offset) == [0x40])
         #expect(caps.problems == [.unavailable(.standard, offset: 0x61)])
 
@@ -170,34 +165,22 @@ import Testing
         #expect(caps.problems == [.loop(.extended, pointerOffset: 0x160, target: 0x150)])
     }
 
-    @Test func anExtendedPointerBelow0x100IsRecorded() throws {
-        var builder = ConfigBuilder(size: 4096)
+    /// One entry at 0x100 whose next pointer leads where no entry can stand (into the
+    /// conventional space, past the bytes held, to an empty header): the entry is kept and the
+    /// problem recorded.
+    @Test(arguments: [
+        (4096, 0x040, CapabilityChainProblem.pointerIntoHeader(.extended, pointerOffset: 0x100, target: 0x40)),
+        (0x200, 0x400, .pointerOutOfBounds(.extended, pointerOffset: 0x100, target: 0x400, size: 0x200)),
+        (4096, 0x300, .invalidEntry(.extended, offset: 0x300, value: 0)),
+    ])
+    func aBadExtendedNextPointerIsRecorded(size: Int, next: UInt32, problem: CapabilityChainProblem) throws {
+        var builder = ConfigBuilder(size: size)
         builder.addPCIExpress()
         builder.addExtendedCapability(0x0001, at: 0x100)
-        builder.set32(0x100, builder.header(at: 0x100) | 0x040 << 20)
+        builder.set32(0x100, builder.header(at: 0x100) | next << 20)
         let caps = try builder.config.capabilities
         #expect(caps.extended.map(\.offset) == [0x100])
-        #expect(caps.problems == [.pointerIntoHeader(.extended, pointerOffset: 0x100, target: 0x40)])
-    }
-
-    @Test func anExtendedPointerPastTheDataIsRecorded() throws {
-        var builder = ConfigBuilder(size: 0x200)
-        builder.addPCIExpress()
-        builder.addExtendedCapability(0x0001, at: 0x100)
-        builder.set32(0x100, builder.header(at: 0x100) | 0x400 << 20)
-        let caps = try builder.config.capabilities
-        #expect(caps.extended.map(\.offset) == [0x100])
-        #expect(caps.problems == [.pointerOutOfBounds(.extended, pointerOffset: 0x100, target: 0x400, size: 0x200)])
-    }
-
-    @Test func anEmptyEntryMidChainIsRecorded() throws {
-        var builder = ConfigBuilder(size: 4096)
-        builder.addPCIExpress()
-        builder.addExtendedCapability(0x0001, at: 0x100)
-        builder.set32(0x100, builder.header(at: 0x100) | 0x300 << 20)
-        let caps = try builder.config.capabilities
-        #expect(caps.extended.map(\.offset) == [0x100])
-        #expect(caps.problems == [.invalidEntry(.extended, offset: 0x300, value: 0)])
+        #expect(caps.problems == [problem])
     }
 
     @Test func aHoleInTheExtendedChainIsRecorded() throws {
@@ -205,9 +188,7 @@ import Testing
         builder.addPCIExpress()
         builder.addExtendedCapability(0x0001, at: 0x100)
         builder.addExtendedCapability(0x0003, at: 0x140)
-        var partial = builder.bytes.map { UInt8?($0) }
-        partial[0x142] = nil
-        let caps = try ConfigSpace(partialBytes: partial).capabilities
+        let caps = try builder.config(without: 0x142).capabilities
         #expect(caps.extended.map(\.offset) == [0x100])
         #expect(caps.problems == [.unavailable(.extended, offset: 0x140)])
     }

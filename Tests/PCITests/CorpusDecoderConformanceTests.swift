@@ -61,12 +61,17 @@ struct CorpusDecoderConformanceTests {
         func hex(_ value: Substring?) -> Int? { value.flatMap { Int($0, radix: 16) } }
         func dec(_ value: Substring?) -> Int? { value.flatMap { Int($0) } }
         let comment = Comment(rawValue: "\(place): lspci says \"\(text)\" \(body)")
+        /// Each flag lspci printed on `printed` (`Name+` or `Name-`) is what was decoded.
+        func expectFlags(
+            _ printed: Substring?, _ flags: KeyValuePairs<String, Bool>, sourceLocation: SourceLocation = #_sourceLocation
+        ) {
+            for (name, decoded) in flags { #expect(printed?.flag(name) == decoded, comment, sourceLocation: sourceLocation) }
+        }
 
         switch decoded {
         case let .msix(msix):
             #expect(text.hasPrefix("MSI-X: "), comment)
-            #expect(text.flag("Enable") == msix.isEnabled, comment)
-            #expect(text.flag("Masked") == msix.isFunctionMasked, comment)
+            expectFlags(text, ["Enable": msix.isEnabled, "Masked": msix.isFunctionMasked])
             #expect(dec(text.value(after: "Count=")) == msix.tableSize, comment)
             let table = line("Vector table: ")
             #expect(dec(table?.value(after: "BAR=")) == msix.table.bar, comment)
@@ -79,8 +84,7 @@ struct CorpusDecoderConformanceTests {
             #expect(text.hasPrefix("MSI: "), comment)
             #expect(text.flag("Enable") == msi.isEnabled, comment)
             #expect(text.value(after: "Count=") == "\(msi.multipleMessageEnable)/\(msi.multipleMessageCapable)", comment)
-            #expect(text.flag("Maskable") == msi.hasPerVectorMasking, comment)
-            #expect(text.flag("64bit") == msi.is64Bit, comment)
+            expectFlags(text, ["Maskable": msi.hasPerVectorMasking, "64bit": msi.is64Bit])
             return "msi"
         case let .pciExpress(pcie):
             #expect(text.hasPrefix("Express (v\(pcie.version)) \(pcie.deviceType)"), comment)
@@ -109,17 +113,15 @@ struct CorpusDecoderConformanceTests {
             if let status = line("Status: ") {
                 let state = ["D0", "D1", "D2", "D3"][[.d0, .d1, .d2, .d3hot].firstIndex(of: pm.powerState)!]
                 #expect(status.hasPrefix("Status: \(state) "), comment)
-                #expect(status.flag("NoSoftRst") == pm.noSoftReset, comment)
-                #expect(status.flag("PME-Enable") == pm.isPMEEnabled, comment)
+                expectFlags(status, ["NoSoftRst": pm.noSoftReset, "PME-Enable": pm.isPMEEnabled])
                 #expect(status.hasSuffix("PME\(pm.isPMEStatusSet ? "+" : "-")"), comment)
             }
             return "powerManagement"
         case let .singleRootIOV(sriov):
             #expect(text.hasPrefix("Single Root I/O Virtualization (SR-IOV)"), comment)
-            let control = line("IOVCtl:")
-            #expect(control?.flag("Enable") == sriov.isVFEnabled, comment)
-            #expect(control?.flag("MSE") == sriov.isVFMemorySpaceEnabled, comment)
-            #expect(control?.flag("ARIHierarchy") == sriov.isARICapableHierarchy, comment)
+            expectFlags(
+                line("IOVCtl:"),
+                ["Enable": sriov.isVFEnabled, "MSE": sriov.isVFMemorySpaceEnabled, "ARIHierarchy": sriov.isARICapableHierarchy])
             let counts = line("Initial VFs: ")
             #expect(dec(counts?.value(after: "Initial VFs: ")) == sriov.initialVFs, comment)
             #expect(dec(counts?.value(after: "Total VFs: ")) == sriov.totalVFs, comment)
@@ -136,13 +138,11 @@ struct CorpusDecoderConformanceTests {
         case let .processAddressSpaceID(pasid):
             #expect(text.hasPrefix("Process Address Space ID (PASID)"), comment)
             let capabilities = line("PASIDCap: ")
-            #expect(capabilities?.flag("Exec") == pasid.supportsExecutePermission, comment)
-            #expect(capabilities?.flag("Priv") == pasid.supportsPrivilegedMode, comment)
+            expectFlags(capabilities, ["Exec": pasid.supportsExecutePermission, "Priv": pasid.supportsPrivilegedMode])
             #expect(hex(capabilities?.value(after: "Max PASID Width: ")) == pasid.maxPASIDWidth, comment)
-            let control = line("PASIDCtl: ")
-            #expect(control?.flag("Enable") == pasid.isEnabled, comment)
-            #expect(control?.flag("Exec") == pasid.isExecutePermissionEnabled, comment)
-            #expect(control?.flag("Priv") == pasid.isPrivilegedModeEnabled, comment)
+            expectFlags(
+                line("PASIDCtl: "),
+                ["Enable": pasid.isEnabled, "Exec": pasid.isExecutePermissionEnabled, "Priv": pasid.isPrivilegedModeEnabled])
             return "processAddressSpaceID"
         case let .addressTranslationServices(ats):
             #expect(text.hasPrefix("Address Translation Service (ATS)"), comment)

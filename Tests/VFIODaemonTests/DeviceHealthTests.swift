@@ -1,7 +1,6 @@
 import FoundationEssentials
-import Logging
-import Synchronization
 import Testing
+import TestSupport
 @testable import VFIODaemon
 import VFIODrivers
 import VFIOKit
@@ -10,23 +9,8 @@ import VFIOMock
 /// A hosted NVMe controller's health: critical warnings logged as they come on, and the SMART
 /// figures in the status and the metrics.
 @Suite struct DeviceHealthTests {
-    /// Keeps every message logged at `critical`.
-    struct CriticalLines: LogHandler {
-        let captured: Captured
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            guard event.level == .critical else { return }
-            let extra = (event.metadata ?? [:]).merging(metadata) { a, _ in a }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            captured.lines.withLock { $0.append("\(event.message) \(extra.joined(separator: " "))") }
-        }
-    }
-
-    final class Captured: Sendable { let lines = Mutex<[String]>([]) }
+    /// The lines logged at `critical`, with their metadata.
+    func criticalLines(_ logs: CapturedLogs) -> [String] { logs.all.filter { $0.level == .critical }.map(\.line) }
 
     @Test func aCriticalWarningIsLoggedAndTheHealthIsExported() throws {
         let machine = try DaemonMachine(edu: [])
@@ -37,16 +21,16 @@ import VFIOMock
             h.mediaErrors = 4
         }
         try machine.kernel.plug(controller, at: first, driver: .vfioPCI)
-        let captured = Captured()
+        let logs = CapturedLogs()
         let configuration = DaemonConfiguration(
             devices: [.init(address: first, driver: "nvme")], bind: false, stateDirectory: machine.stateDirectory, workInterval: .milliseconds(1))
         let host = try DriverHost(
             configuration: configuration, system: machine.kernel, simulated: true,
-            logger: Logger(label: "test") { _ in CriticalLines(captured: captured) })
+            logger: logs.logger())
         try host.start()
         defer { host.shutdown() }
         #expect(eventually { host.device(first)?.health != nil })
-        #expect(captured.lines.withLock { $0.isEmpty })
+        #expect(criticalLines(logs).isEmpty)
         let health = try #require(host.device(first)?.health)
         #expect(health.temperatureKelvin == 318)
         #expect(health.mediaErrors == 4)
@@ -54,8 +38,8 @@ import VFIOMock
 
         controller.setHealth { $0.availableSpare = 4 }
         controller.raiseCriticalWarning(1)
-        #expect(eventually { !captured.lines.withLock { $0.isEmpty } })
-        let line = try #require(captured.lines.withLock { $0.first })
+        #expect(eventually { !criticalLines(logs).isEmpty })
+        let line = try #require(criticalLines(logs).first)
         #expect(line.contains("critical warning: available spare below threshold (asynchronous event: SMART / health: spare below threshold)"))
         #expect(line.contains("available_spare_percent=4"))
         #expect(line.contains("device=\(first)"))

@@ -66,7 +66,7 @@ import Glibc
         #expect(exports[1].target.hasPrefix("nbd://127.0.0.1:") && exports[1].readOnly)
         #expect(try nbdinfo(exports[0].target).contains("\"is_read_only\": false"))
         #expect(try nbdinfo(exports[1].target).contains("\"is_read_only\": true"))
-        #expect(host.device(second)?.exports?.map { $0.detail?.connections } == [1, 1])
+        #expect(host.device(second)?.exports?.map { $0.detail.connections } == [1, 1])
     }
 
     @Test func anExportThatCannotStartFailsItsDeviceNamingTheExport() throws {
@@ -130,7 +130,7 @@ import Glibc
         host.shutdown()
         #expect(access(socket, F_OK) != 0, "the socket is removed when the export stops")
         // The figures stay as they stood.
-        #expect(host.device(second)?.exports?.first?.detail?.connections == served.connections)
+        #expect(host.device(second)?.exports?.first?.detail.connections == served.connections)
         #expect(host.device(second)?.state == "stopped")
     }
 

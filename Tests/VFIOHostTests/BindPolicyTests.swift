@@ -5,19 +5,8 @@ import VFIOKit
 
 /// Every refusal and warning, decided from a fake host's sysfs (nothing is written).
 @Suite struct BindPolicyTests {
-    let nvme = try! PCIAddress(parsing: "0000:03:00.0")
-    let audio = try! PCIAddress(parsing: "0000:03:00.1")
-
-    /// An NVMe controller and an HDA function sharing IOMMU group 12 below a PCIe port in
-    /// group 7, vfio-pci and the host drivers loaded.
-    func makeHost() throws -> FakeHost {
-        let host = try FakeHost()
-        for driver in ["vfio-pci", "pcieport", "nvme", "snd_hda_intel", "uio_pci_generic", "pci-stub"] { host.addDriver(driver) }
-        host.addDevice("0000:00:1c.0", classCode: 0x060400, group: 7, driver: "pcieport")
-        host.addDevice("0000:03:00.0", classCode: 0x010802, parent: "0000:00:1c.0", group: 12, driver: "nvme")
-        host.addDevice("0000:03:00.1", classCode: 0x040300, parent: "0000:00:1c.0", group: 12, driver: "snd_hda_intel")
-        return host
-    }
+    let nvme = FakeHost.nvme
+    let audio = FakeHost.audio
 
     func refusal(_ host: FakeHost, _ request: BindRequest) -> [BindProblem] {
         do {
@@ -30,7 +19,7 @@ import VFIOKit
     }
 
     @Test func nonexistentAddressIsRefused() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         let ghost = try PCIAddress(parsing: "0000:42:00.0")
         let problems = refusal(host, BindRequest(addresses: [ghost]))
         #expect(problems == [.noSuchDevice(ghost)])
@@ -46,7 +35,7 @@ import VFIOKit
     }
 
     @Test func groupWithAHostDriverIsNotViable() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         let problems = refusal(host, BindRequest(addresses: [nvme]))
         #expect(problems == [.groupNotViable(group: 12, member: audio, driver: try DriverName("snd_hda_intel"))])
         #expect(
@@ -55,7 +44,7 @@ import VFIOKit
     }
 
     @Test func wholeGroupTakesTheOtherMembersToo() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         let plan = try host.binding().planBind(BindRequest(addresses: [nvme], wholeGroup: true))
         #expect(plan.steps.map(\.address) == [nvme, audio])
         #expect(plan.steps.map(\.currentDriver) == [try DriverName("nvme"), try DriverName("snd_hda_intel")])
@@ -94,7 +83,7 @@ import VFIOKit
     }
 
     @Test func uioNeedsNoIOMMUGroupAndNoViableGroup() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         host.addDevice("0000:00:03.0")
         let plan = try host.binding(memlock: .bytes(8 << 20)).planBind(
             BindRequest(addresses: [nvme, try PCIAddress(parsing: "0000:00:03.0")], driver: .uioPCIGeneric))
@@ -103,7 +92,7 @@ import VFIOKit
     }
 
     @Test func mountedFilesystemBlocksUnlessForced() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         host.addBlock(under: "0000:03:00.0", path: "nvme/nvme0/nvme0n1", number: "259:0", parent: "0000:00:1c.0")
         host.addBlock(under: "0000:03:00.0", path: "nvme/nvme0/nvme0n1/nvme0n1p2", number: "259:2", parent: "0000:00:1c.0")
         host.mount("259:2", at: "/home")
@@ -137,7 +126,7 @@ import VFIOKit
     }
 
     @Test func everyProblemIsListedAtOnce() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         host.addInterface(under: "0000:03:00.0", path: "net/enp3s0", operstate: "unknown", flags: "0x1003", parent: "0000:00:1c.0")
         let ghost = try PCIAddress(parsing: "0000:42:00.0")
         let problems = refusal(host, BindRequest(addresses: [nvme, ghost]))
@@ -149,7 +138,7 @@ import VFIOKit
     }
 
     @Test func memlockBelowPinSizeWarnsWithHowToRaiseIt() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         let request = BindRequest(addresses: [nvme], wholeGroup: true, pinSize: 256 << 20)
         let plan = try host.binding(memlock: .bytes(8 << 20)).planBind(request)
         let warning = BindWarning.memlockBelowPinSize(limit: 8 << 20, pinSize: 256 << 20)

@@ -7,26 +7,11 @@ import VFIOKit
 /// Binding and unbinding against the fake kernel: the writes made, where the driver link
 /// ends up, and what the state file remembers.
 @Suite struct BindingEffectTests {
-    let nvme = try! PCIAddress(parsing: "0000:03:00.0")
-    let audio = try! PCIAddress(parsing: "0000:03:00.1")
-
-    /// vfio-pci matches nothing by ID (only through driver_override), nvme matches class
-    /// 0x010802, snd_hda_intel class 0x0403.
-    func makeHost() throws -> FakeHost {
-        let host = try FakeHost()
-        host.addDriver("vfio-pci")
-        host.addDriver("uio_pci_generic")
-        host.addDriver("pcieport") { _, _, cls in cls >> 8 == 0x0604 }
-        host.addDriver("nvme") { _, _, cls in cls == 0x010802 }
-        host.addDriver("snd_hda_intel") { _, _, cls in cls >> 8 == 0x0403 }
-        host.addDevice("0000:00:1c.0", classCode: 0x060400, group: 7, driver: "pcieport")
-        host.addDevice("0000:03:00.0", classCode: 0x010802, parent: "0000:00:1c.0", group: 12, driver: "nvme")
-        host.addDevice("0000:03:00.1", classCode: 0x040300, parent: "0000:00:1c.0", group: 12, driver: "snd_hda_intel")
-        return host
-    }
+    let nvme = FakeHost.nvme
+    let audio = FakeHost.audio
 
     @Test func bindWritesOverrideUnbindsAndProbes() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         let (_, changes) = try host.binding().bind(BindRequest(addresses: [nvme], wholeGroup: true))
         #expect(host.driver(of: "0000:03:00.0") == "vfio-pci")
         #expect(host.driver(of: "0000:03:00.1") == "vfio-pci")
@@ -48,7 +33,7 @@ import VFIOKit
     }
 
     @Test func unbindRestoreGivesTheOriginalDriverBack() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         _ = try host.binding().bind(BindRequest(addresses: [nvme], wholeGroup: true))
         let (plan, changes) = try host.binding().unbind(UnbindRequest(addresses: [nvme, audio], restore: true))
         #expect(plan.steps.map(\.restore) == [.driver(try DriverName("nvme")), .driver(try DriverName("snd_hda_intel"))])
@@ -61,7 +46,7 @@ import VFIOKit
     }
 
     @Test func plainUnbindLeavesTheDeviceFreeAndKeepsTheRecord() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         _ = try host.binding().bind(BindRequest(addresses: [nvme, audio]))
         _ = try host.binding().unbind(UnbindRequest(addresses: [nvme]))
         #expect(host.driver(of: "0000:03:00.0") == nil)
@@ -74,7 +59,7 @@ import VFIOKit
     }
 
     @Test func rebindingKeepsTheFirstOriginalDriver() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         _ = try host.binding().bind(BindRequest(addresses: [nvme, audio]))
         _ = try host.binding().unbind(UnbindRequest(addresses: [nvme]))
         _ = try host.binding().bind(BindRequest(addresses: [nvme, audio], driver: .uioPCIGeneric))
@@ -83,7 +68,7 @@ import VFIOKit
     }
 
     @Test func restoreWithoutRecordLetsTheKernelProbe() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         host.addDevice("0000:00:04.0", classCode: 0x010802, group: 4, driver: "vfio-pci")
         let address = try PCIAddress(parsing: "0000:00:04.0")
         let (plan, _) = try host.binding().unbind(UnbindRequest(addresses: [address], restore: true))
@@ -93,7 +78,7 @@ import VFIOKit
     }
 
     @Test func restoreOfDriverlessOriginalLeavesItDriverless() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         host.addDevice("0000:00:05.0", classCode: 0xff0000, group: 5)
         let address = try PCIAddress(parsing: "0000:00:05.0")
         _ = try host.binding().bind(BindRequest(addresses: [address]))
@@ -105,7 +90,7 @@ import VFIOKit
     }
 
     @Test func failedProbeGivesTheDeviceBack() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         host.kernel.failProbes(of: "vfio-pci")
         #expect {
             try host.binding().bind(BindRequest(addresses: [nvme], wholeGroup: true))
@@ -120,7 +105,7 @@ import VFIOKit
     }
 
     @Test func unbindRefusesAHostDriverUnlessForced() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         let request = UnbindRequest(addresses: [nvme])
         #expect(throws: BindError.refused(BindRefusal(problems: [.boundToHostDriver(nvme, try DriverName("nvme"))]))) {
             try host.binding().unbind(request)
@@ -134,7 +119,7 @@ import VFIOKit
     }
 
     @Test func restoreRefusesWhenTheOriginalDriverIsGone() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         _ = try host.binding().bind(BindRequest(addresses: [nvme, audio]))
         try FileManager.default.removeItem(atPath: host.root + "/sys/bus/pci/drivers/nvme")
         let problem = BindProblem.originalDriverNotLoaded(nvme, try DriverName("nvme"))
@@ -146,7 +131,7 @@ import VFIOKit
     }
 
     @Test func restoreOfADeviceAlreadyBackOnItsDriverOnlyDropsTheRecord() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         try host.store.update { $0[self.nvme] = BindingRecord(originalDriver: try! DriverName("nvme"), boundTo: .vfioPCI) }
         let (plan, changes) = try host.binding().unbind(UnbindRequest(addresses: [nvme], restore: true))
         #expect(plan.alreadyRestored == [nvme] && changes.isEmpty)
@@ -155,7 +140,7 @@ import VFIOKit
     }
 
     @Test func bindOfMissingDeviceWritesNothing() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         let ghost = try PCIAddress(parsing: "0000:42:00.0")
         #expect(throws: BindError.refused(BindRefusal(problems: [.noSuchDevice(ghost)]))) {
             try host.binding().bind(BindRequest(addresses: [ghost]))
@@ -164,7 +149,7 @@ import VFIOKit
     }
 
     @Test func failedWriteIsReportedAndTheRecordKept() throws {
-        let host = try makeHost()
+        let host = try FakeHost.sharingAGroup()
         // A kernel without driver_override (before 3.16) has no such file.
         try FileManager.default.removeItem(atPath: host.root + "/sys/devices/pci0000:00/0000:00:1c.0/0000:03:00.0/driver_override")
         #expect {

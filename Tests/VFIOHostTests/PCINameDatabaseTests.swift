@@ -2,10 +2,13 @@ import Foundation
 import Testing
 @testable import VFIOHost
 
-@Suite struct PCINameDatabaseTests {
-    /// A pci.ids of our own, so the names do not depend on the machine's copy.
-    func database() throws -> (PCINameDatabase, URL) {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pci-\(UUID().uuidString).ids")
+/// Each test reads a pci.ids of its own, made for it and removed after it, so the names do not
+/// depend on the machine's copy.
+@Suite final class PCINameDatabaseTests {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("pci-\(UUID().uuidString).ids")
+    let names: PCINameDatabase
+
+    init() throws {
         try """
         # test ids
         1234  Test Vendor Ltd.
@@ -17,21 +20,19 @@ import Testing
         \t04  PCI bridge
 
         """.write(to: file, atomically: true, encoding: .utf8)
-        return (PCINameDatabase(idsFile: file.path), file)
+        names = PCINameDatabase(idsFile: file.path)
     }
 
-    @Test func namesComeFromTheIDsFile() throws {
-        let (names, file) = try database()
-        defer { try? FileManager.default.removeItem(at: file) }
+    deinit { try? FileManager.default.removeItem(at: file) }
+
+    @Test func namesComeFromTheIDsFile() {
         #expect(names.vendorName(0x1234) == "Test Vendor Ltd.")
         #expect(names.deviceName(vendor: 0x1234, device: 0x11e8) == "Educational device")
         #expect(names.className(0x0108) == "Non-Volatile memory controller")
         #expect(names.className(0x0604) == "PCI bridge")
     }
 
-    @Test func unknownIDsAreShownTheWayLspciShowsThem() throws {
-        let (names, file) = try database()
-        defer { try? FileManager.default.removeItem(at: file) }
+    @Test func unknownIDsAreShownTheWayLspciShowsThem() {
         #expect(names.vendorName(0xabcd) == "Vendor abcd")
         #expect(names.deviceName(vendor: 0x1234, device: 0x0d57) == "Device 0d57")
         #expect(names.className(0x0199) == "Mass storage controller [0199]")

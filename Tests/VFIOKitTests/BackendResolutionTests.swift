@@ -19,57 +19,47 @@ import VFIOMock
         return try body()
     }
 
-    /// Opens the machine's primary device with `.auto` and reports the backend chosen.
-    func autoBackend(_ machine: MockMachine) throws -> Backend {
-        let device = try PCIDevice.open(MockMachine.primary, backend: .auto, system: machine.kernel)
-        defer { device.close() }
-        return device.backend
+    /// The backend `.auto` chooses for edu plugged at `machine`'s primary address and bound to
+    /// `driver` (nothing plugged when nil), with `VFIOKIT_BACKEND` set to `variable`.
+    func autoBackend(
+        on machine: MockMachine = MockMachine(), plugging driver: DriverBinding? = .vfioPCI, variable: String? = nil
+    ) throws -> Backend {
+        if let driver { try machine.kernel.plug(Devices.edu(), at: MockMachine.primary, driver: driver) }
+        return try withBackendVariable(variable) {
+            let device = try PCIDevice.open(MockMachine.primary, backend: .auto, system: machine.kernel)
+            defer { device.close() }
+            return device.backend
+        }
     }
 
     @Test func prefersIOMMUFDWhenTheKernelHasIt() throws {
-        let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
-        #expect(try withBackendVariable(nil) { try autoBackend(machine) } == .iommufd)
+        #expect(try autoBackend() == .iommufd)
     }
 
     @Test func fallsBackToLegacyWithoutIOMMUFD() throws {
-        let machine = MockMachine { $0.iommufdAvailable = false }
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
-        #expect(try withBackendVariable(nil) { try autoBackend(machine) } == .legacy)
+        #expect(try autoBackend(on: MockMachine { $0.iommufdAvailable = false }) == .legacy)
     }
 
     @Test func picksUIOForADeviceBoundToUIOPCIGeneric() throws {
-        let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary, driver: .uioPCIGeneric)
-        #expect(try withBackendVariable(nil) { try autoBackend(machine) } == .uio)
+        #expect(try autoBackend(plugging: .uioPCIGeneric) == .uio)
     }
 
     @Test func picksNoIOMMUForANoIOMMUGroup() throws {
-        let machine = MockMachine { $0.noIOMMU = true }
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
-        #expect(try withBackendVariable(nil) { try autoBackend(machine) } == .noIOMMU)
+        #expect(try autoBackend(on: MockMachine { $0.noIOMMU = true }) == .noIOMMU)
     }
 
     @Test func anEmptyVariableMeansAuto() throws {
-        let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
-        #expect(try withBackendVariable("") { try autoBackend(machine) } == .iommufd)
+        #expect(try autoBackend(variable: "") == .iommufd)
     }
 
     @Test(arguments: [Backend.legacy, .iommufd])
     func theVariableForcesAVFIOBackend(_ forced: Backend) throws {
-        let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
-        #expect(try withBackendVariable(forced.rawValue) { try autoBackend(machine) } == forced)
+        #expect(try autoBackend(variable: forced.rawValue) == forced)
     }
 
     @Test func theVariableForcesNoIOMMUAndUIO() throws {
-        let noIOMMU = MockMachine { $0.noIOMMU = true }
-        try noIOMMU.kernel.plug(Devices.edu(), at: MockMachine.primary)
-        #expect(try withBackendVariable("noiommu") { try autoBackend(noIOMMU) } == .noIOMMU)
-        let uio = MockMachine()
-        try uio.kernel.plug(Devices.edu(), at: MockMachine.primary, driver: .uioPCIGeneric)
-        #expect(try withBackendVariable("uio") { try autoBackend(uio) } == .uio)
+        #expect(try autoBackend(on: MockMachine { $0.noIOMMU = true }, variable: "noiommu") == .noIOMMU)
+        #expect(try autoBackend(plugging: .uioPCIGeneric, variable: "uio") == .uio)
     }
 
     @Test func theVariableDoesNotOverrideAnExplicitBackend() throws {
@@ -84,19 +74,14 @@ import VFIOMock
     }
 
     @Test func aForcedBackendTheDeviceCannotUseIsRefused() throws {
-        let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
         #expect(throws: VFIOError.wrongDriver(MockMachine.primary, driver: "vfio-pci", needed: "uio_pci_generic")) {
-            try withBackendVariable("uio") { try autoBackend(machine) }
+            try autoBackend(variable: "uio")
         }
     }
 
     @Test func aBadValueIsAClearErrorListingTheChoices() throws {
         let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
-        let error = #expect(throws: VFIOError.self) {
-            try withBackendVariable("vfio-legacy") { try autoBackend(machine) }
-        }
+        let error = #expect(throws: VFIOError.self) { try autoBackend(on: machine, variable: "vfio-legacy") }
         guard case .backendUnavailable(.auto, let reason)? = error else {
             Issue.record("expected backendUnavailable(.auto), got \(String(describing: error))")
             return
@@ -107,17 +92,12 @@ import VFIOMock
     }
 
     @Test func autoOnAnAbsentDeviceIsNoSuchDevice() throws {
-        let machine = MockMachine()
-        #expect(throws: VFIOError.noSuchDevice(MockMachine.primary)) {
-            try withBackendVariable(nil) { try autoBackend(machine) }
-        }
+        #expect(throws: VFIOError.noSuchDevice(MockMachine.primary)) { try autoBackend(plugging: nil) }
     }
 
     @Test func autoOnAKernelDriverBoundDeviceIsWrongDriver() throws {
-        let machine = MockMachine()
-        try machine.kernel.plug(Devices.edu(), at: MockMachine.primary, driver: .kernel("e1000e"))
         #expect(throws: VFIOError.wrongDriver(MockMachine.primary, driver: "e1000e", needed: "vfio-pci")) {
-            try withBackendVariable(nil) { try autoBackend(machine) }
+            try autoBackend(plugging: .kernel("e1000e"))
         }
     }
 }

@@ -6,12 +6,9 @@ import VFIOMock
 /// `PCIDevice.open` on each explicit backend, and every way an open can be refused.
 /// (`.auto` and `VFIOKIT_BACKEND` are in ``BackendResolutionTests``, which owns the environment.)
 @Suite struct DeviceOpeningTests {
-    static let explicitBackends: [Backend] = [.legacy, .iommufd, .noIOMMU, .uio]
-
-    @Test(arguments: explicitBackends)
+    @Test(arguments: Backend.explicit)
     func opensOnEachBackendAndReachesTheDevice(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (_, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         #expect(device.backend == backend)
         #expect(device.dma.translates == backend.translatesDMA)
@@ -21,7 +18,7 @@ import VFIOMock
         #expect(try device.bar(0).size == 1 << 20)
     }
 
-    @Test(arguments: explicitBackends)
+    @Test(arguments: Backend.explicit)
     func anAbsentDeviceIsNoSuchDevice(_ backend: Backend) throws {
         let machine = MockMachine(for: backend)
         try machine.kernel.plug(Devices.edu(), at: MockMachine.primary)
@@ -114,8 +111,7 @@ import VFIOMock
 
     @Test(arguments: [Backend.legacy, .iommufd])
     func aDeviceAlreadyOpenCannotBeOpenedAgainAndTheRefusalLeaksNothing(_ second: Backend) throws {
-        let machine = MockMachine()
-        let first = try machine.open(Devices.edu(), on: .legacy)
+        let (machine, _, first) = try MockMachine.opening(Devices.edu(), on: .legacy)
         let filesWhileOpen = machine.kernel.openFileCount
         #expect(throws: VFIOError.self) {
             try PCIDevice.open(MockMachine.primary, backend: second, system: machine.kernel)

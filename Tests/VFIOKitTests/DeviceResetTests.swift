@@ -6,13 +6,9 @@ import VFIOMock
 /// `PCIDevice.reset()`: it reaches the device model, device state goes, and the kernel keeps
 /// config space and interrupt wiring.
 @Suite struct DeviceResetTests {
-    static let vfioBackends: [Backend] = [.legacy, .iommufd, .noIOMMU]
-
-    @Test(arguments: vfioBackends)
+    @Test(arguments: Backend.vfio)
     func resetReachesTheDeviceModel(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let model = Devices.memory()
-        let device = try machine.open(model, on: backend)
+        let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
         #expect(device.canReset)
         let before = model.resetCount
@@ -22,10 +18,9 @@ import VFIOMock
         #expect(model.resetCount == before + 2)
     }
 
-    @Test(arguments: vfioBackends)
+    @Test(arguments: Backend.vfio)
     func resetClearsDeviceStateButKeepsConfigAndInterrupts(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (machine, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         let registers = try device.bar(0).mmio(EduRegisters.self)
         registers.write(EduRegisters.liveness, 0x1234_5678)

@@ -70,8 +70,7 @@ import VFIOMock
     }
 
     @Test func endingATokenLeavesTheSourceEnabledForTheNextRegistration() throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.memory(msix: 1), on: .legacy)
+        let (machine, _, device) = try MockMachine.opening(Devices.memory(msix: 1), on: .legacy)
         defer { device.close() }
         let loop = try machine.startedLoop()
         defer { loop.stop() }
@@ -88,8 +87,7 @@ import VFIOMock
     }
 
     @Test func disablingEndsRegistrationsAndTheHandlerNeverRunsAgain() throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.memory(msix: 4), on: .iommufd)
+        let (machine, _, device) = try MockMachine.opening(Devices.memory(msix: 4), on: .iommufd)
         defer { device.close() }
         let loop = try machine.startedLoop()
         defer { loop.stop() }

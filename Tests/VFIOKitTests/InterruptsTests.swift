@@ -7,12 +7,9 @@ import VFIOMock
 /// handler on the event loop. The mock delivers synchronously, so "not delivered" is checked
 /// at once, without waiting.
 @Suite struct InterruptsTests {
-    static let vfioBackends: [Backend] = [.legacy, .iommufd, .noIOMMU]
-
-    @Test(arguments: vfioBackends)
+    @Test(arguments: Backend.vfio)
     func eduRaisesMSI(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (machine, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
         let info = try device.interrupts.info(.msi)
@@ -109,19 +106,16 @@ import VFIOMock
     }
 
     @Test func growingAnIndexThatIsOffEnablesIt() throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.memory(msix: 4), on: .legacy)
+        let (machine, _, device) = try MockMachine.opening(Devices.memory(msix: 4), on: .legacy)
         defer { device.close() }
         let sources = try device.interrupts.grow(.msix, to: 3)
         #expect(sources.map(\.vector) == [0, 1, 2])
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.enabledVectors == [0, 1, 2])
     }
 
-    @Test(arguments: vfioBackends)
+    @Test(arguments: Backend.vfio)
     func intxIsAutomaskedUntilUnmasked(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let model = Devices.memory()
-        let device = try machine.open(model, on: backend)
+        let (machine, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
         let bus = try #require(model.bus)
         let info = try device.interrupts.info(.intx)
@@ -147,9 +141,7 @@ import VFIOMock
     }
 
     @Test func intxCanBeMaskedBySoftware() throws {
-        let machine = MockMachine()
-        let model = Devices.memory()
-        let device = try machine.open(model, on: .legacy)
+        let (machine, model, device) = try MockMachine.opening(Devices.memory(), on: .legacy)
         defer { device.close() }
         let source = try #require(try device.interrupts.enable(.intx).first)
         try device.interrupts.mask()
@@ -160,9 +152,7 @@ import VFIOMock
     }
 
     @Test func uioDeliversINTxThroughItsOwnFileAndUnmasksThroughConfig() throws {
-        let machine = MockMachine()
-        let model = Devices.memory()
-        let device = try machine.open(model, on: .uio)
+        let (machine, model, device) = try MockMachine.opening(Devices.memory(), on: .uio)
         defer { device.close() }
         let bus = try #require(model.bus)
         let loop = try machine.startedLoop()
@@ -189,8 +179,7 @@ import VFIOMock
     }
 
     @Test func uioOffersOnlyINTx() throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.edu(), on: .uio)
+        let (_, _, device) = try MockMachine.opening(Devices.edu(), on: .uio)
         defer { device.close() }
         #expect(try device.interrupts.info(.msi).count == 0)
         #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msi, requested: 1, available: 0)) { try device.interrupts.enable(.msi) }
@@ -219,8 +208,7 @@ import VFIOMock
     }
 
     @Test func anAsyncStreamYieldsEachInterrupt() async throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.memory(msix: 2), on: .iommufd)
+        let (machine, _, device) = try MockMachine.opening(Devices.memory(msix: 2), on: .iommufd)
         defer { device.close() }
         let loop = try machine.startedLoop()
         defer { loop.stop() }
@@ -235,8 +223,7 @@ import VFIOMock
     }
 
     @Test func askingForMoreThanTheDeviceHasIsInterruptUnavailable() throws {
-        let machine = MockMachine()
-        let memory = try machine.open(Devices.memory(msix: 8, pin: 0), on: .legacy)
+        let (machine, _, memory) = try MockMachine.opening(Devices.memory(msix: 8, pin: 0), on: .legacy)
         defer { memory.close() }
         #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msix, requested: 9, available: 8)) {
             try memory.interrupts.enable(.msix, vectors: 9)
@@ -259,8 +246,7 @@ import VFIOMock
     }
 
     @Test func aSecondKindWhileOneIsOnIsRefusedAndTheFirstKeepsWorking() throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.memory(msix: 4, msi: 2), on: .iommufd)
+        let (machine, _, device) = try MockMachine.opening(Devices.memory(msix: 4, msi: 2), on: .iommufd)
         defer { device.close() }
         let msi = try device.interrupts.enable(.msi, vectors: 2)
         #expect(throws: VFIOError.interruptKindInUse(MockMachine.primary, requested: .msix, enabled: .msi)) { try device.interrupts.enable(.msix, vectors: 4) }
@@ -276,8 +262,7 @@ import VFIOMock
     }
 
     @Test func reenablingAnIndexReplacesItsVectors() throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.memory(msix: 8), on: .legacy)
+        let (machine, _, device) = try MockMachine.opening(Devices.memory(msix: 8), on: .legacy)
         defer { device.close() }
         _ = try device.interrupts.enable(.msix, vectors: 6)
         let again = try device.interrupts.enable(.msix, vectors: 2)

@@ -1,6 +1,7 @@
 import Logging
 import PCI
 import SystemPackage
+import TestSupport
 import Testing
 import VFIOKit
 import VFIOMock

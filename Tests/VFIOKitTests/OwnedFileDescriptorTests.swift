@@ -65,6 +65,26 @@ import VFIOMock
         #expect(log.all.filter(\.isClose).count == 3)
     }
 
+    @Test func aClosedQueueReactorWritesToNoDescriptor() throws {
+        let log = Arrivals<InterposedKernel.Call>()
+        let seam = InterposedKernel(MockKernel()) { (call) throws(Errno) in
+            switch call {
+            case .close, .write: log.record(call)
+            default: break
+            }
+        }
+        let reactor = try QueueReactor(name: "q", system: seam)
+        try reactor.start()
+        try reactor.close()
+        let closed = log.all.count
+        #expect(log.all.filter(\.isClose).count == 3)
+        // Its three numbers may belong to other files by now: a wake or stop must not write there.
+        reactor.stop()
+        reactor.wake()
+        try reactor.close()
+        #expect(log.all.count == closed, "\(log.all.dropFirst(closed))")
+    }
+
     @Test func closingAnEventLoopEndsItsRegistrationsAndClosesItsFiles() throws {
         let (seam, log) = seam()
         let loop = try EventLoop(system: seam)

@@ -31,13 +31,9 @@ enum OversizedRegisters: RegisterLayout {
 
 /// Regions, the MMIO views over them and config space, through the public API.
 @Suite struct RegionAccessTests {
-    static let allBackends: [Backend] = [.legacy, .iommufd, .noIOMMU, .uio]
-
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func aSharedMemoryBARIsMappedAndStoresReachTheDevice(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let model = Devices.memory()
-        let device = try machine.open(model, on: backend)
+        let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
         #expect(bar.info.isFullyMappable)
@@ -67,10 +63,9 @@ enum OversizedRegisters: RegisterLayout {
     /// store faulting into the model) and trapped (a BAR vfio-pci cannot map: pread/pwrite).
     /// The liveness register inverts what was just written, which a store landing in plain
     /// memory would not.
-    @Test(arguments: allBackends, [true, false])
+    @Test(arguments: Backend.explicit, [true, false])
     func aRegisterBARReachesItsModelMappedOrTrapped(_ backend: Backend, mapped: Bool) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(trapped: !mapped), on: backend)
+        let (machine, _, device) = try MockMachine.opening(Devices.edu(trapped: !mapped), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
         // vfio-pci says whether the BAR can be mapped; sysfs cannot tell, so UIO tries.
@@ -164,10 +159,9 @@ enum OversizedRegisters: RegisterLayout {
         #expect(try bar.mmio(SpanningRegisters.self).isMapped)
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func configReadsAndWritesReachTheFunction(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (machine, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         #expect(try device.readConfig(UInt32.self, at: 0x00) == 0x11e8_1234)
         #expect(try device.readConfig(UInt8.self, at: 0x08) == 0x10)  // revision
@@ -185,11 +179,9 @@ enum OversizedRegisters: RegisterLayout {
         }
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func busMasterTurnsOnAndOffInTheFunctionsCommandRegister(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let model = Devices.memory()
-        let device = try machine.open(model, on: backend)
+        let (_, model, device) = try MockMachine.opening(Devices.memory(), on: backend)
         defer { device.close() }
         let bus = try #require(model.bus)
         #expect(!bus.busMasterEnabled)
@@ -203,10 +195,9 @@ enum OversizedRegisters: RegisterLayout {
         #expect(bus.command & 0x2 != 0)
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func theConfigSpaceFeedsTheCapabilityWalk(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let edu = try machine.open(Devices.edu(), on: backend)
+        let (machine, _, edu) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { edu.close() }
         let eduBytes = try edu.readConfigSpace()
         #expect(eduBytes.count == 256)
@@ -231,10 +222,9 @@ enum OversizedRegisters: RegisterLayout {
         #expect(msix.pendingBitArray.bar == 0 && msix.pendingBitArray.offset == 0x3000)
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func aLayoutLargerThanItsRegionIsRefused(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.memory(barSize: 0x4000), on: backend)
+        let (_, _, device) = try MockMachine.opening(Devices.memory(barSize: 0x4000), on: backend)
         defer { device.close() }
         let bar = try device.bar(0)
         #expect(throws: VFIOError.regionTooSmall(device.address, index: 0, size: 0x4000, needed: 0x8000)) {
@@ -249,10 +239,9 @@ enum OversizedRegisters: RegisterLayout {
         #expect(throws: VFIOError.self) { try bar.read(UInt32.self, at: -4) }
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func regionsTheDeviceLacksAreNoSuchRegion(_ backend: Backend) throws {
-        let machine = MockMachine(for: backend)
-        let device = try machine.open(Devices.edu(), on: backend)
+        let (_, _, device) = try MockMachine.opening(Devices.edu(), on: backend)
         defer { device.close() }
         let a = MockMachine.primary
         #expect(throws: VFIOError.noSuchRegion(index: 1, a)) { try device.bar(1) }
@@ -264,8 +253,7 @@ enum OversizedRegisters: RegisterLayout {
     }
 
     @Test func aRegionIsOpenedOnceAndSharedAfterwards() throws {
-        let machine = MockMachine()
-        let device = try machine.open(Devices.memory(), on: .legacy)
+        let (machine, _, device) = try MockMachine.opening(Devices.memory(), on: .legacy)
         defer { device.close() }
         let filesBefore = machine.kernel.openFileCount
         let first = try device.bar(0)

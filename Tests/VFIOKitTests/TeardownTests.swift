@@ -6,8 +6,6 @@ import VFIOMock
 /// Nothing is left behind: after `close()`, after a refused open, and when a device is simply
 /// dropped, the mock kernel holds no file, mapping or interrupt of ours, and the device opens again.
 @Suite struct TeardownTests {
-    static let allBackends: [Backend] = [.legacy, .iommufd, .noIOMMU, .uio]
-
     /// Uses the device the way a driver does: a mapped BAR, interrupts, bus mastering.
     func exercise(_ device: PCIDevice, on backend: Backend) throws {
         try device.bar(0).write(UInt32(0xabcd), at: 0x40)
@@ -21,7 +19,7 @@ import VFIOMock
         }
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func closeReleasesEverythingAndTheDeviceOpensAgain(_ backend: Backend) throws {
         let machine = MockMachine(for: backend)
         let model = Devices.memory(msix: 4)
@@ -64,7 +62,7 @@ import VFIOMock
         #expect(machine.kernel.openFileCount == baseline)
     }
 
-    @Test(arguments: allBackends)
+    @Test(arguments: Backend.explicit)
     func droppingAnOpenDeviceClosesIt(_ backend: Backend) throws {
         let machine = MockMachine(for: backend)
         try machine.kernel.plug(Devices.memory(msix: 4), at: MockMachine.primary, driver: backend == .uio ? .uioPCIGeneric : .vfioPCI)

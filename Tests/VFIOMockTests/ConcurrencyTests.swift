@@ -4,6 +4,7 @@ import Glibc
 import CVFIO
 import Dispatch
 import SystemPackage
+import Synchronization
 import Testing
 @testable import VFIOMock
 
@@ -11,14 +12,11 @@ import Testing
     /// Devices signal from several threads while the "framework" reads the BAR through
     /// pread and reprograms another vector: every signal on the stable vector arrives.
     @Test func concurrentSignalsAndIoctls() throws {
-        var o = MemoryBARDevice.Options()
-        o.msixVectors = 4
-        let device = MemoryBARDevice(options: o)
+        let device = memoryDevice(msix: 4)
         let s = try LegacySetup(device)
         let bus = try #require(device.bus)
-        let stable = try s.eventfd(), churn = try s.eventfd()
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
-        try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, fds: [stable.rawValue, churn.rawValue])
+        let fds = try s.wire(index: VFIO_PCI_MSIX_IRQ_INDEX, count: 2)
+        let stable = fds[0], churn = fds[1]
         let threads = 4, perThread = 500
         let kernel = s.kernel, fd = s.device
         DispatchQueue.concurrentPerform(iterations: threads + 1) { i in
@@ -43,5 +41,23 @@ import Testing
             total += n
         }
         #expect(total == UInt64(threads * perThread))
+    }
+
+    /// Threads map and unmap anonymous memory through the mock at once: the host reuses freed
+    /// addresses at once, and memory a thread has just mapped stays registered (DMA-able) until
+    /// that thread unmaps it, never dropped by another thread's unmap of the same addresses.
+    @Test func mapAndUnmapFromManyThreads() throws {
+        let kernel = MockKernel()
+        let threads = 8, rounds = 5000
+        let lost = Mutex(0)
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            for _ in 0..<rounds {
+                guard let p = try? kernel.mmap(length: 4096, protection: PROT_READ | PROT_WRITE,
+                                               flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0) else { continue }
+                if kernel.physicalAddress(of: p) == nil { lost.withLock { $0 += 1 } }
+                try? kernel.munmap(p, length: 4096)
+            }
+        }
+        #expect(lost.withLock { $0 } == 0, "mapped memory lost its registration to another thread's munmap")
     }
 }

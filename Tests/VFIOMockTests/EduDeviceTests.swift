@@ -40,9 +40,7 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
 
     @Test func factorialRaisesMSI() throws {
         let s = try LegacySetup(fastEdu())
-        let e = try s.eventfd()
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
-        try s.setIRQs(index: VFIO_PCI_MSI_IRQ_INDEX, fds: [e.rawValue])
+        let e = try s.wire(index: VFIO_PCI_MSI_IRQ_INDEX, count: 1)[0]
         try s.pwrite(0, offset: 0x20, width: 4, value: 0x80)
         try s.pwrite(0, offset: 0x08, width: 4, value: 10)
         #expect(waitEvent(e) == 1)
@@ -75,9 +73,7 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
 
     @Test func dmaRoundTripThroughTheIOMMU() throws {
         let s = try LegacySetup(fastEdu())
-        let e = try s.eventfd()
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
-        try s.setIRQs(index: VFIO_PCI_MSI_IRQ_INDEX, fds: [e.rawValue])
+        let e = try s.wire(index: VFIO_PCI_MSI_IRQ_INDEX, count: 1)[0]
         let buf = try s.buffer(8192)
         for i in 0..<256 { buf.storeBytes(of: UInt8(i), toByteOffset: i, as: UInt8.self) }
         try s.mapDMA(vaddr: buf, iova: 0x100000, size: 8192)
@@ -95,7 +91,7 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
 
     @Test func dmaMaskClampsAddresses() throws {
         let s = try LegacySetup(fastEdu())
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.enableBusMaster()
         let buf = try s.buffer(4096)
         try s.mapDMA(vaddr: buf, iova: 0x200000, size: 4096)
         // 0x1_0020_0000 is clamped to 0x20_0000 by the 28-bit mask.
@@ -121,7 +117,7 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
 
     @Test func resetClearsDeviceStateButKeepsConfig() throws {
         let s = try LegacySetup(fastEdu())
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.enableBusMaster()
         try s.pwrite(0, offset: 0x04, width: 4, value: 0)
         #expect(try s.pread(0, offset: 0x04, width: 4) == 0xffff_ffff)
         _ = try s.kernel.ioctl(s.device, UInt(CVFIO_DEVICE_RESET), 0)
@@ -141,7 +137,7 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
     @Test func closingTheDeviceResetsItAndStopsBusMastering() throws {
         let s = try LegacySetup(fastEdu())
         let a = address("0000:01:00.0")
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.enableBusMaster()
         try s.pwrite(0, offset: 0x04, width: 4, value: 0)
         let e = try s.eventfd()
         try s.setIRQs(index: VFIO_PCI_MSI_IRQ_INDEX, fds: [e.rawValue])

@@ -32,9 +32,7 @@ import Testing
     }
 
     static func setup() throws -> LegacySetup {
-        var o = MemoryBARDevice.Options()
-        o.msixVectors = 16
-        return try LegacySetup(MemoryBARDevice(options: o))
+        try LegacySetup(memoryDevice(msix: 16))
     }
 
     /// Each info ioctl with argsz one byte short of its minimum.

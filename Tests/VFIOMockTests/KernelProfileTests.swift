@@ -12,11 +12,9 @@ import Testing
     typealias Argument = InfoArgszTests.Argument
 
     static func setup(_ profile: MockKernel.Profile) throws -> LegacySetup {
-        var o = MemoryBARDevice.Options()
-        o.msixVectors = 16
         var c = MockKernel.Configuration()
         c.profile = profile
-        return try LegacySetup(MemoryBARDevice(options: o), configuration: c)
+        return try LegacySetup(memoryDevice(msix: 16), configuration: c)
     }
 
     @Test(arguments: [

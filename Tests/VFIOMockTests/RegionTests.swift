@@ -18,7 +18,7 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
 
 @Suite struct RegionTests {
     @Test func deviceAndIRQInfo() throws {
-        let s = try LegacySetup(MemoryBARDevice(options: { var o = MemoryBARDevice.Options(); o.msixVectors = 8; o.msiVectors = 4; return o }()))
+        let s = try LegacySetup(memoryDevice(msix: 8, msi: 4))
         var info = vfio_device_info()
         info.argsz = UInt32(MemoryLayout<vfio_device_info>.size)
         try ioctl(s.kernel, s.device, CVFIO_DEVICE_GET_INFO, &info)
@@ -55,9 +55,7 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
     }
 
     @Test func regionInfoAndCapabilityProtocol() throws {
-        var o = MemoryBARDevice.Options()
-        o.msixVectors = 16
-        let s = try LegacySetup(MemoryBARDevice(options: o))
+        let s = try LegacySetup(memoryDevice(msix: 16))
         let config = try regionInfo(s, VFIO_PCI_CONFIG_REGION_INDEX).info
         #expect(config.size == 4096 && config.offset == UInt64(7) << 40 && config.flags == UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE))
         // Too small for the capability chain: argsz grows, FLAG_CAPS is set, cap_offset is 0.
@@ -79,9 +77,7 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
     @Test func sparseMMapAroundTheMSIXTable() throws {
         var config = MockKernel.Configuration()
         config.msixTableMapping = .sparseAroundTable
-        var o = MemoryBARDevice.Options()
-        o.msixVectors = 16
-        let s = try LegacySetup(MemoryBARDevice(options: o), configuration: config)
+        let s = try LegacySetup(memoryDevice(msix: 16), configuration: config)
         let full = try regionInfo(s, VFIO_PCI_BAR0_REGION_INDEX, argsz: 32 + 48)
         #expect(full.info.cap_offset == 32)
         let caps = full.caps.withUnsafeBytes { Array($0.bindMemory(to: UInt32.self)) }
@@ -115,10 +111,7 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
     }
 
     @Test func trappedBARAndMSIXTableHiding() throws {
-        var o = MemoryBARDevice.Options()
-        o.msixVectors = 4
-        o.msixInTrappedBAR = true
-        let s = try LegacySetup(MemoryBARDevice(options: o))
+        let s = try LegacySetup(memoryDevice(msix: 4, trappedTable: true))
         #expect(try regionInfo(s, VFIO_PCI_BAR4_REGION_INDEX).info.flags == UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE))
         #expect(errno { try s.kernel.mmap(length: 4096, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: 4 << 40) } == .invalidArgument)
         // The table reads as all ones through read/write.

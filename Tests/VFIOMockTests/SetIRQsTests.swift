@@ -11,15 +11,9 @@ private let eventfdData = UInt32(VFIO_IRQ_SET_DATA_EVENTFD)
 private let none = UInt32(VFIO_IRQ_SET_DATA_NONE)
 private let bool = UInt32(VFIO_IRQ_SET_DATA_BOOL)
 
-private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
-    var o = MemoryBARDevice.Options()
-    o.msixVectors = vectors
-    return MemoryBARDevice(options: o)
-}
-
 @Suite struct SetIRQsValidationTests {
     @Test func malformedRequests() throws {
-        let s = try LegacySetup(msixDevice())
+        let s = try LegacySetup(memoryDevice(msix: 8))
         let e = try s.eventfd()
         let k = s.kernel, d = s.device
         let msix = VFIO_PCI_MSIX_IRQ_INDEX
@@ -65,7 +59,7 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
 
 @Suite struct InterruptDeliveryTests {
     @Test func msixEnableGrowDeassignAndLoopback() throws {
-        let device = msixDevice()
+        let device = memoryDevice(msix: 8)
         let s = try LegacySetup(device)
         let a = address("0000:01:00.0")
         let bus = try #require(device.bus)
@@ -76,7 +70,7 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
         // MSI-X needs bus mastering to reach memory.
         bus.signalMSIX(vector: 1)
         #expect(waitEvent(e1, milliseconds: 10) == 0)
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.enableBusMaster()
         bus.signalMSIX(vector: 1)
         #expect(waitEvent(e1) == 1)
         // The caller may close its descriptor; the kernel keeps a reference.
@@ -103,12 +97,12 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
     }
 
     @Test func messageWritesGoThroughInterruptRemapping() throws {
-        let device = msixDevice(4)
+        let device = memoryDevice(msix: 4)
         let s = try LegacySetup(device)
         let a = address("0000:01:00.0")
         let bus = try #require(device.bus)
         let e = try s.eventfd()
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.enableBusMaster()
         #expect(s.kernel.interruptMessage(of: a, msix: true, vector: 3) == nil)
         try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, start: 3, fds: [e.rawValue])
         let message = try #require(s.kernel.interruptMessage(of: a, msix: true, vector: 3))
@@ -125,7 +119,7 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
     @Test func noresizeRefusesGrowth() throws {
         var config = MockKernel.Configuration()
         config.dynamicMSIX = false
-        let s = try LegacySetup(msixDevice(), configuration: config)
+        let s = try LegacySetup(memoryDevice(msix: 8), configuration: config)
         let e = try s.eventfd()
         try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, fds: [e.rawValue])
         #expect(errno { try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, start: 3, fds: [e.rawValue]) } == .invalidArgument)
@@ -135,12 +129,10 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
     }
 
     @Test func msixMaskBitsAndPendingInTheMappedTable() throws {
-        let device = msixDevice(4)
+        let device = memoryDevice(msix: 4)
         let s = try LegacySetup(device)
         let bus = try #require(device.bus)
-        let e = try s.eventfd()
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
-        try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, fds: [e.rawValue])
+        let e = try s.wire(index: VFIO_PCI_MSIX_IRQ_INDEX, count: 1)[0]
         let bar = try s.kernel.mmap(length: 65536, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: s.device, offset: 0)
         // The kernel programmed and unmasked entry 0.
         #expect(bar.load(fromByteOffset: 0x2000, as: UInt32.self) == 0xfee0_0000)
@@ -157,14 +149,9 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
     }
 
     @Test func msixTableInATrappedBARIsKernelOwned() throws {
-        var o = MemoryBARDevice.Options()
-        o.msixVectors = 4
-        o.msixInTrappedBAR = true
-        let device = MemoryBARDevice(options: o)
+        let device = memoryDevice(msix: 4, trappedTable: true)
         let s = try LegacySetup(device)
-        let e = try s.eventfd()
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
-        try s.setIRQs(index: VFIO_PCI_MSIX_IRQ_INDEX, start: 2, fds: [e.rawValue])
+        let e = try s.wire(index: VFIO_PCI_MSIX_IRQ_INDEX, start: 2, count: 1)[0]
         device.bus!.signalMSIX(vector: 2)
         #expect(waitEvent(e) == 1)
         // Vector 0 was allocated but has no eventfd: the kernel keeps it masked.
@@ -177,14 +164,10 @@ private func msixDevice(_ vectors: Int = 8) -> MemoryBARDevice {
     }
 
     @Test func msiWithPerVectorMask() throws {
-        var o = MemoryBARDevice.Options()
-        o.msiVectors = 4
-        let device = MemoryBARDevice(options: o)
+        let device = memoryDevice(msi: 4)
         let s = try LegacySetup(device)
         let bus = try #require(device.bus)
-        let e0 = try s.eventfd(), e1 = try s.eventfd()
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
-        try s.setIRQs(index: VFIO_PCI_MSI_IRQ_INDEX, fds: [e0.rawValue, e1.rawValue])
+        let e1 = try s.wire(index: VFIO_PCI_MSI_IRQ_INDEX, count: 2)[1]
         bus.signalMSI(vector: 1)
         #expect(waitEvent(e1) == 1)
         // The mask register passes through to the device: masked vectors stay pending.

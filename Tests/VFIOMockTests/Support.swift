@@ -44,6 +44,16 @@ func waitEvent(_ fd: FileDescriptor, milliseconds: Int32 = 2000) -> UInt64 {
     return Glibc.read(fd.rawValue, &value, 8) == 8 ? value : 0
 }
 
+/// A memory-BAR device with `msix` MSI-X vectors and `msi` MSI vectors (none when nil), its
+/// MSI-X table in a BAR vfio-pci cannot map when `trappedTable`.
+func memoryDevice(msix: Int? = nil, msi: Int? = nil, trappedTable: Bool = false) -> MemoryBARDevice {
+    var o = MemoryBARDevice.Options()
+    o.msixVectors = msix
+    o.msiVectors = msi
+    o.msixInTrappedBAR = trappedTable
+    return MemoryBARDevice(options: o)
+}
+
 /// A kernel with one device opened through the legacy container (type1v2).
 struct LegacySetup {
     let kernel: MockKernel
@@ -98,6 +108,21 @@ struct LegacySetup {
     }
 
     func eventfd() throws -> FileDescriptor { try kernel.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK)) }
+
+    /// Turns on memory space and bus mastering in the command register, as a driver does
+    /// before it takes interrupts or lets the device DMA.
+    func enableBusMaster() throws(Errno) {
+        try pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+    }
+
+    /// Bus mastering on, then `count` fresh eventfds wired as the triggers of `index`'s vectors
+    /// from `start`, in order.
+    func wire(index: Int, start: UInt32 = 0, count: Int) throws -> [FileDescriptor] {
+        let fds = try (0..<count).map { _ in try eventfd() }
+        try enableBusMaster()
+        try setIRQs(index: index, start: start, fds: fds.map(\.rawValue))
+        return fds
+    }
 
     func pread(_ region: Int, offset: Int, width: Int) throws(Errno) -> UInt64 {
         try regionRead(kernel, device, region, offset: offset, width: width)

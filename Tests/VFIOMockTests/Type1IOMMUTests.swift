@@ -141,7 +141,7 @@ import Testing
         // Bus mastering is off after open: the DMA is refused.
         #expect(!word.withUnsafeBytes { bus.dmaWrite(iova: 0x100010, from: $0) })
         #expect(s.kernel.dmaFaults.last?.reason == .busMasterDisabled)
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.enableBusMaster()
         #expect(word.withUnsafeBytes { bus.dmaWrite(iova: 0x100010, from: $0) })
         #expect(buf.load(fromByteOffset: 0x10, as: UInt32.self) == 0x0403_0201)
         // Unmapped and read-only IOVAs fault and change nothing.
@@ -183,7 +183,7 @@ import Testing
         config.noIOMMU = true
         let device = MemoryBARDevice()
         let s = try LegacySetup(device, configuration: config)
-        try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x6)
+        try s.enableBusMaster()
         let buf = try s.buffer(8192)
         let pagemap = try s.kernel.open("/proc/self/pagemap", O_RDONLY)
         var entries: (UInt64, UInt64) = (0, 0)

@@ -49,33 +49,17 @@ CVFIO_MMIO_WRITE(64, "q")
  * what is read next was written no earlier than the word was emptied. */
 CVFIO_INLINE uint32_t cvfio_take32(void *a) { return __atomic_exchange_n((volatile uint32_t *)a, 0, __ATOMIC_SEQ_CST); }
 
-/* Barriers: full, read (loads before later loads), write (stores before later stores). */
-CVFIO_INLINE void cvfio_mb(void) {
+/* Barriers: full, read (loads before later loads), write (stores before later stores). Each is
+ * the x86-64 fence or arm64 DSB named, elsewhere a full barrier. */
 #if defined(__x86_64__)
-    __asm__ __volatile__("mfence" ::: "memory");
+#define CVFIO_BARRIER(x86_64, arm64) __asm__ __volatile__(x86_64 ::: "memory")
 #elif defined(__aarch64__)
-    __asm__ __volatile__("dsb sy" ::: "memory");
+#define CVFIO_BARRIER(x86_64, arm64) __asm__ __volatile__(arm64 ::: "memory")
 #else
-    __sync_synchronize();
+#define CVFIO_BARRIER(x86_64, arm64) __sync_synchronize()
 #endif
-}
-CVFIO_INLINE void cvfio_rmb(void) {
-#if defined(__x86_64__)
-    __asm__ __volatile__("lfence" ::: "memory");
-#elif defined(__aarch64__)
-    __asm__ __volatile__("dsb ld" ::: "memory");
-#else
-    __sync_synchronize();
-#endif
-}
-CVFIO_INLINE void cvfio_wmb(void) {
-#if defined(__x86_64__)
-    __asm__ __volatile__("sfence" ::: "memory");
-#elif defined(__aarch64__)
-    __asm__ __volatile__("dsb st" ::: "memory");
-#else
-    __sync_synchronize();
-#endif
-}
+CVFIO_INLINE void cvfio_mb(void) { CVFIO_BARRIER("mfence", "dsb sy"); }
+CVFIO_INLINE void cvfio_rmb(void) { CVFIO_BARRIER("lfence", "dsb ld"); }
+CVFIO_INLINE void cvfio_wmb(void) { CVFIO_BARRIER("sfence", "dsb st"); }
 
 #endif

@@ -68,15 +68,10 @@ public struct Capabilities: Hashable, Sendable {
             return problems.append(.unavailable(.standard, offset: pointerRegister))
         }
         while target != 0 {
-            if target < 0x40 {
-                return problems.append(.pointerIntoHeader(.standard, pointerOffset: pointerOffset, target: target))
-            }
-            if visited[target] {
-                return problems.append(.loop(.standard, pointerOffset: pointerOffset, target: target))
-            }
-            if target + 2 > config.size {
-                return problems.append(
-                    .pointerOutOfBounds(.standard, pointerOffset: pointerOffset, target: target, size: config.size))
+            if let problem = Self.problem(
+                following: .standard, from: pointerOffset, to: target, visited: visited, size: config.size)
+            {
+                return problems.append(problem)
             }
             let id: UInt8
             let next: UInt8
@@ -118,18 +113,32 @@ public struct Capabilities: Hashable, Sendable {
                     version: UInt8(header >> 16 & 0xf)))
             let next = Int(header >> 20) & ~3
             if next == 0 { return }
-            if next < first {
-                return problems.append(.pointerIntoHeader(.extended, pointerOffset: offset, target: next))
-            }
-            if visited[next] {
-                return problems.append(.loop(.extended, pointerOffset: offset, target: next))
-            }
-            if next + 4 > config.size {
-                return problems.append(
-                    .pointerOutOfBounds(.extended, pointerOffset: offset, target: next, size: config.size))
+            if let problem = Self.problem(following: .extended, from: offset, to: next, visited: visited, size: config.size) {
+                return problems.append(problem)
             }
             offset = next
         }
+    }
+}
+
+extension Capabilities {
+    /// Why the pointer at `pointerOffset` cannot be followed to `target` in `chain`, or nil when
+    /// it can: the target must lie past the chain's header area, not be visited yet, and hold a
+    /// whole entry header (2 bytes standard, 4 extended) within the `size` bytes held.
+    private static func problem(
+        following chain: CapabilityChain, from pointerOffset: Int, to target: Int, visited: [Bool], size: Int
+    ) -> CapabilityChainProblem? {
+        let (lowest, headerBytes) =
+            switch chain {
+            case .standard: (0x40, 2)
+            case .extended: (ConfigSpace.conventionalSize, 4)
+            }
+        if target < lowest { return .pointerIntoHeader(chain, pointerOffset: pointerOffset, target: target) }
+        if visited[target] { return .loop(chain, pointerOffset: pointerOffset, target: target) }
+        if target + headerBytes > size {
+            return .pointerOutOfBounds(chain, pointerOffset: pointerOffset, target: target, size: size)
+        }
+        return nil
     }
 }
 

@@ -5,6 +5,18 @@ import VFIOKit
 /// the last page below the top of the IOVA space, unmap-all, wrap-around) and the mapping
 /// pitfalls DPDK and SPDK users met.
 extension Conformance {
+    /// A scenario that tries each of `maps` in turn on the edu device's DMA context, recording
+    /// which the kernel accepts and which it refuses, then unmaps everything. Each map is an
+    /// IOVA, a size, and an offset into 0x2000 bytes of fresh anonymous memory.
+    private static func mappings(_ name: String, origin: String, _ maps: [(iova: UInt64, size: UInt64, offset: UInt64)]) -> Scenario {
+        Scenario(name, origin: origin) { s throws(Session.Stop) in
+            let dev = try s.openDevice(s.target.edu)
+            let vaddr = try s.anonymousMemory(0x2000)
+            for m in maps { s.map(dev.dma, iova: m.iova, size: m.size, vaddr: vaddr + m.offset) }
+            s.unmapAll(dev.dma)
+        }
+    }
+
     static let dmaScenarios: [Scenario] = [
         Scenario("dma-map-unmap-sizes", origin: "selftest vfio_dma_mapping_test dma_map_unmap") { s throws(Session.Stop) in
             let dev = try s.openDevice(s.target.edu)
@@ -61,25 +73,12 @@ extension Conformance {
             s.unmap(dev.dma, iova: 0x1f_0000, size: 0x2_0000)  // around whatever is left
             s.unmapAll(dev.dma)
         },
-        Scenario("dma-map-overlap", origin: "DPDK: remapping an IOVA already mapped") { s throws(Session.Stop) in
-            let dev = try s.openDevice(s.target.edu)
-            let vaddr = try s.anonymousMemory(0x2000)
-            s.map(dev.dma, iova: 0x30_0000, size: 0x2000, vaddr: vaddr)
-            s.map(dev.dma, iova: 0x30_0000, size: 0x2000, vaddr: vaddr)
-            s.map(dev.dma, iova: 0x30_1000, size: 0x1000, vaddr: vaddr)
-            s.map(dev.dma, iova: 0x2f_f000, size: 0x2000, vaddr: vaddr)
-            s.map(dev.dma, iova: 0x30_2000, size: 0x1000, vaddr: vaddr)
-            s.unmapAll(dev.dma)
-        },
-        Scenario("dma-unaligned", origin: "VFIO uAPI: page alignment of iova, size and vaddr") { s throws(Session.Stop) in
-            let dev = try s.openDevice(s.target.edu)
-            let vaddr = try s.anonymousMemory(0x2000)
-            s.map(dev.dma, iova: 0x40_0800, size: 0x1000, vaddr: vaddr)
-            s.map(dev.dma, iova: 0x40_0000, size: 0x800, vaddr: vaddr)
-            s.map(dev.dma, iova: 0x40_0000, size: 0x1000, vaddr: vaddr + 0x800)
-            s.map(dev.dma, iova: 0x40_0000, size: 0, vaddr: vaddr)
-            s.unmapAll(dev.dma)
-        },
+        mappings(
+            "dma-map-overlap", origin: "DPDK: remapping an IOVA already mapped",
+            [(0x30_0000, 0x2000, 0), (0x30_0000, 0x2000, 0), (0x30_1000, 0x1000, 0), (0x2f_f000, 0x2000, 0), (0x30_2000, 0x1000, 0)]),
+        mappings(
+            "dma-unaligned", origin: "VFIO uAPI: page alignment of iova, size and vaddr",
+            [(0x40_0800, 0x1000, 0), (0x40_0000, 0x800, 0), (0x40_0000, 0x1000, 0x800), (0x40_0000, 0, 0)]),
         Scenario("iommu-info", origin: "VFIO_IOMMU_GET_INFO argsz protocol and capabilities", modes: IOMMUMode.groupModes) {
             s throws(Session.Stop) in
             let dev = try s.openDevice(s.target.edu)

@@ -107,9 +107,10 @@ final class DeviceExports: Sendable {
                     kind: "nbd", namespace: export.namespace, target: Self.target(server), readOnly: export.readOnly,
                     requests: s.requests, errors: s.errors, detail: s)
             case .ublk(let ublk):
+                let s = ublk.statistics
                 return ExportStatus(
                     kind: "ublk", namespace: export.namespace, target: ublk.blockDevice, readOnly: export.readOnly,
-                    requests: ublk.served, errors: ublk.failed, detail: nil)
+                    requests: s.requests, errors: s.errors, detail: s)
             }
         }
     }

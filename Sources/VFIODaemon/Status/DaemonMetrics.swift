@@ -63,10 +63,7 @@ final class DaemonMetrics: Sendable {
         labels["namespace"] = "\(e.namespace)"
         labels["target"] = e.target
         count(&r, "vfiokit_export_errors_total", labels, e.errors)
-        guard let s = e.detail else {
-            count(&r, "vfiokit_export_requests_total", labels, e.requests)
-            return
-        }
+        let s = e.detail
         gauge(&r, "vfiokit_export_clients", labels, Double(s.clients))
         gauge(&r, "vfiokit_export_in_flight", labels, Double(s.inFlight))
         count(&r, "vfiokit_export_connections_total", labels, s.connections)

@@ -12,23 +12,20 @@ public struct ExportStatus: Codable, Sendable, Equatable {
     /// Requests answered, and those answered with an error.
     public var requests: UInt64
     public var errors: UInt64
-    /// Clients, in-flight requests, and requests and bytes by kind; nil for ublk, which
-    /// counts only requests and errors (its one client is the kernel).
-    public var detail: ExportStatistics?
+    /// Clients, in-flight requests, and requests and bytes by kind (for ublk the one client is
+    /// the kernel while the block device exists).
+    public var detail: ExportStatistics
 }
 
 extension ExportStatus {
     /// The export in one or two lines of `vfiokit status`'s text.
     var textLines: [String] {
         var lines = ["    export \(kind) namespace \(namespace)\(readOnly ? " read-only" : ""): \(target)"]
-        if let s = detail {
-            lines.append(
-                "      clients \(s.clients) (\(s.connections) since start), in flight \(s.inFlight), errors \(s.errors); "
-                    + "read \(s.reads) (\(s.bytesRead) B), write \(s.writes) (\(s.bytesWritten) B), flush \(s.flushes), "
-                    + "discard \(s.discards) (\(s.bytesDiscarded) B), write-zeroes \(s.writeZeroes) (\(s.bytesZeroed) B)")
-        } else {
-            lines.append("      requests \(requests), errors \(errors)")
-        }
+        let s = detail
+        lines.append(
+            "      clients \(s.clients) (\(s.connections) since start), in flight \(s.inFlight), errors \(s.errors); "
+                + "read \(s.reads) (\(s.bytesRead) B), write \(s.writes) (\(s.bytesWritten) B), flush \(s.flushes), "
+                + "discard \(s.discards) (\(s.bytesDiscarded) B), write-zeroes \(s.writeZeroes) (\(s.bytesZeroed) B)")
         return lines
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Dispatch
 import Synchronization
 import SystemPackage
+import VFIOKit
 
 /// A listening socket on its own thread that answers each connection with one response:
 /// the Unix status socket (`vfiokit status`) and the TCP metrics address.
@@ -61,28 +62,20 @@ final class StatusServer: Sendable {
     /// A socket listening on TCP `host:port`; throws naming the address and the kernel's
     /// refusal (EADDRNOTAVAIL for an address not on this host, EADDRINUSE for a port in use).
     static func listenTCP(host: String, port: UInt16) throws(DaemonError) -> Int32 {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw .setup("--metrics-address wants an IPv4 address and port such as 127.0.0.1:9464, not \"\(host)\"")
+        do {
+            return try TCPListener.listen(host: host, port: port, backlog: 16, loopbackOnly: false).fd
+        } catch {
+            switch error {
+            case .notIPv4, .notLoopback:
+                throw .setup("--metrics-address wants an IPv4 address and port such as 127.0.0.1:9464, not \"\(host)\"")
+            case .socket(let failure): throw .systemCall(operation: "create the metrics socket", errno: failure)
+            case .bind(let failure):
+                throw .systemCall(
+                    operation: "serve metrics on \(host):\(port)", errno: failure,
+                    remedy: failure == .addressInUse ? "another process has that port; choose another --metrics-address"
+                        : failure == .addressNotAvailable ? "that address is not one of this host's; choose one it has" : nil)
+            }
         }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .systemCall(operation: "create the metrics socket", errno: Errno(rawValue: errno)) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 16) == 0 else {
-            let failure = Errno(rawValue: errno)
-            close(fd)
-            throw .systemCall(
-                operation: "serve metrics on \(host):\(port)", errno: failure,
-                remedy: failure == .addressInUse ? "another process has that port; choose another --metrics-address"
-                    : failure == .addressNotAvailable ? "that address is not one of this host's; choose one it has" : nil)
-        }
-        return fd
     }
 
     /// Stops accepting and waits for the thread to finish the connection in hand.

@@ -29,6 +29,8 @@ extension NVMeDriver {
 
         let identity = try identifyController()
         controller = identity
+        limits = try identifyLimits()
+        try enableRetryDelays { (command, data) throws(NVMeError) in try adminCommand(command, data: data) }
         let found = try identifyNamespaces()
         namespaceTable.withLock { $0 = found }
         // MDTS 0 (no limit) is taken as 4 MiB, and any MDTS as at most 32 MiB: each queue slot
@@ -60,6 +62,17 @@ extension NVMeDriver {
 
     func identifyController() throws(NVMeError) -> NVMeControllerIdentity {
         try identify(cns: 1, namespaceID: 0) { NVMeControllerIdentity(page: $0) }
+    }
+
+    /// The NVM command set's limits (CNS 06h, CSI 00h in CDW11 bits 31:24); a controller that
+    /// answers Invalid Field or Invalid Opcode has no such structure, so sets no limits.
+    func identifyLimits() throws(NVMeError) -> NVMeNVMLimits {
+        do {
+            return try identify(cns: 6, namespaceID: 0) { NVMeNVMLimits(page: $0, minPageSize: capabilities.minPageSize) }
+        } catch {
+            if case let .failed(_, status) = error, status == .invalidField || status == .invalidOpcode { return NVMeNVMLimits() }
+            throw error
+        }
     }
 
     /// The active namespaces, each identified (CNS 0). The Active Namespace ID list (CNS 2)

@@ -7,8 +7,10 @@ extension NVMeDriver {
     // MARK: Admin commands
 
     /// Runs an admin command and waits for its completion (polling the admin CQ), at most
-    /// ``Configuration/commandTimeout``. Returns DW0. A timeout, or a controller reporting
-    /// CSTS.CFS meanwhile, fails the command and has the controller reset in place.
+    /// ``Configuration/commandTimeout``. Returns DW0. A timeout, a controller reporting CSTS.CFS
+    /// meanwhile, or one that resets itself meanwhile (CSTS.RDY drops: the command fails with
+    /// ``NVMeError/interruptedByReset(command:)``) fails the command and has the controller
+    /// reset in place.
     @discardableResult
     public func adminCommand(_ command: NVMeCommand, data: NVMeDataRange? = nil) throws(NVMeError) -> UInt32 {
         try checkUsable()
@@ -23,6 +25,8 @@ extension NVMeDriver {
                 requestRecovery(because: "admin command \(name) timed out")
             case .controllerFatal:
                 requestRecovery(because: "the controller reported a fatal status (CSTS.CFS) during \(command.name(admin: true))")
+            case .interruptedByReset:
+                requestRecovery(because: "CSTS.RDY dropped to 0 during \(command.name(admin: true)) (CFS clear): the controller reset itself")
             default: break
             }
             throw error
@@ -31,7 +35,9 @@ extension NVMeDriver {
 
     /// Submits `command` on the admin queue `pair` (its lock held) and polls for its outcome,
     /// handing Asynchronous Event Request completions to the control thread meanwhile. Throws
-    /// ``NVMeError/controllerFatal(step:)`` on CSTS.CFS and a timeout after the command timeout.
+    /// ``NVMeError/controllerFatal(step:)`` on CSTS.CFS, ``NVMeError/interruptedByReset(command:)``
+    /// when RDY drops (the controller reset itself and lost the command) and a timeout after the
+    /// command timeout.
     func runAdmin(_ pair: NVMeQueuePair, _ command: NVMeCommand, data: NVMeDataRange? = nil) throws(NVMeError) -> UInt32 {
         let cid = try pair.submit(command, data: data)
         pair.keepCompletion(cid)
@@ -42,8 +48,10 @@ extension NVMeDriver {
         while true {
             reapAdmin(pair)
             if let outcome = pair.takeOutcome(cid) { return try outcome.get() }
+            // All ones is not CFS: the owners' ticks wait out the removal grace for it.
             let status = registers.read(NVMeRegisters.status)
-            if status & NVMeControl.fatalStatus != 0 || status == ~0 { throw .controllerFatal(step: command.name(admin: true)) }
+            if status != ~0, status & NVMeControl.fatalStatus != 0 { throw .controllerFatal(step: command.name(admin: true)) }
+            if status != ~0, status & NVMeControl.ready == 0 { throw .interruptedByReset(command: command.name(admin: true)) }
             if clock.now >= deadline {
                 throw .timeout(command: command.name(admin: true), milliseconds: timeoutMilliseconds,
                                recovery: "the driver resets the controller and initialises it again in place")

@@ -21,12 +21,15 @@ extension NVMeDriver {
     static let maxResetsPerMinute = 5
 
     /// Asks the control thread to reset the controller in place; from any thread. Owners stop
-    /// submitting at once. Before bring-up has finished, and once given up, it does nothing.
-    func requestRecovery(because reason: String) {
+    /// submitting at once. Before bring-up has finished, and once given up, it does nothing;
+    /// nor when `resetsSeen` (``resetCount`` before the trouble was seen) is stale: a reset has
+    /// been done since, and what was seen may have been that reset's own doing.
+    func requestRecovery(because reason: String, resetsSeen: Int? = nil) {
         guard supervision.ready.load(ordering: .acquiring), failureEpoch == 0, let reactor = supervision.reactor else { return }
         let first = supervision.recoveryReason.withLock { r in
-            defer { if r == nil { r = reason } }
-            return r == nil
+            guard r == nil, resetsSeen.map({ $0 == supervision.resets.load(ordering: .acquiring) }) ?? true else { return false }
+            r = reason
+            return true
         }
         guard first else { return }
         supervision.recovering.store(true, ordering: .sequentiallyConsistent)
@@ -34,13 +37,17 @@ extension NVMeDriver {
         // The control thread may be asleep with the wake flag down: the tick picks it up too.
     }
 
-    /// Why the controller needs a reset, from one CSTS read: CFS set, or all ones (the device
-    /// stopped answering reads); nil when it looks healthy. For the owners' ticks.
+    /// Why the controller needs a reset, from one CSTS read: CFS set; RDY clear, so the
+    /// controller reset itself (the driver keeps it enabled while this is asked); or all ones
+    /// for ``Configuration/removalGrace`` (the device stopped answering reads). Nil when it looks
+    /// healthy, or reads all ones within the grace. For the owners' ticks.
     @inline(__always)
     func controllerTrouble() -> String? {
         let status = registers.read(NVMeRegisters.status)
-        if status == ~0 { return "CSTS reads all ones: the device stopped responding" }
+        if removed(status) { return allOnesReason }
+        if status == ~0 { return nil }
         if status & NVMeControl.fatalStatus != 0 { return "the controller reported a fatal status (CSTS.CFS)" }
+        if status & NVMeControl.ready == 0 { return "CSTS.RDY dropped to 0 while the controller was enabled (CFS clear): it reset itself" }
         return nil
     }
 
@@ -78,7 +85,7 @@ extension NVMeDriver {
             return
         }
         supervision.lastResetReason.withLock { $0 = reason }
-        supervision.resets.wrappingAdd(1, ordering: .relaxed)
+        supervision.resets.wrappingAdd(1, ordering: .releasing)
         supervision.recovering.store(false, ordering: .sequentiallyConsistent)
         for owner in owners { owner.reactor.run { owner.resumeAfterReset() } }
         armAsyncEvents()
@@ -106,6 +113,7 @@ extension NVMeDriver {
                     id: q.id, entries: q.entries, memory: q.submissionQueue.deviceAddress, completionQueue: q.id))
             }
             try configureAsyncEvents(pair)
+            try enableRetryDelays { (command, data) throws(NVMeError) in try runAdmin(pair, command, data: data) }
         }
     }
 

@@ -21,7 +21,8 @@ import VFIOKit
 /// ``Configuration/commandTimeout`` is aborted (its owner checks on a timerfd, which also reads
 /// CSTS every 10 ms). A command failing with a status that allows it (DNR clear) is retried up
 /// to ``Configuration/retries`` times with back-off. When an abort fails, an admin command times
-/// out or CSTS shows a fatal status (or all ones), the controller is reset and re-initialised in
+/// out, CSTS shows a fatal status or RDY dropped (the controller reset itself), or CSTS reads all
+/// ones for longer than ``Configuration/removalGrace``, the controller is reset and re-initialised in
 /// place and what was outstanding is resubmitted where that is safe (`NVMeDriver+Recovery`); a
 /// controller that does not come back is given up on, and every outstanding and later command
 /// fails with a clear error until the driver is brought up again. Asynchronous events and log
@@ -48,6 +49,9 @@ public final class NVMeDriver: @unchecked Sendable {
         public var retryBackoff: Duration = .milliseconds(10)
         /// Asynchronous Event Requests kept outstanding (capped by the controller's AERL + 1).
         public var asyncEventRequests = 4
+        /// How long CSTS may read all ones (as it does briefly while a device resets or its link
+        /// retrains) before the device is taken as removed and given up on.
+        public var removalGrace: Duration = .seconds(2)
         /// How often the control thread reads the SMART / Health log for ``health`` (events
         /// read it at once).
         public var healthInterval: Duration = .seconds(60)
@@ -70,6 +74,9 @@ public final class NVMeDriver: @unchecked Sendable {
     let namespaceTable = Mutex<[NVMeNamespaceIdentity]>([])
     /// The most one command transfers, in bytes: MDTS (4 MiB when MDTS sets no limit; 32 MiB at most).
     public internal(set) var maxTransfer = NVMeQueuePair.pageSize
+    /// The NVM command set's Write Zeroes and Dataset Management limits (Identify CNS 06h), as
+    /// read by ``bringUp()``: the block calls split or refuse what goes past them.
+    public internal(set) var limits = NVMeNVMLimits()
     /// The I/O queue pairs' owners: set by ``bringUp()`` and ``shutDown()`` only, which are
     /// not concurrent with I/O, so I/O reads it without a lock.
     var owners: [NVMeQueueOwner] = []
@@ -119,20 +126,47 @@ public final class NVMeDriver: @unchecked Sendable {
         try waitForReady(false)
     }
 
-    /// Waits for CSTS.RDY to equal `ready`, at most CAP.TO; a fatal status ends the wait.
+    /// Waits for CSTS.RDY to equal `ready`, at most CAP.TO (taken as at least 500 ms, since
+    /// some controllers report 0, and at most ``maxReadyWait``); a fatal status ends the wait,
+    /// and so does CSTS reading all ones for ``Configuration/removalGrace``.
     func waitForReady(_ ready: Bool) throws(NVMeError) {
-        let limit = capabilities.readyTimeout
+        let limit = min(max(capabilities.readyTimeout, .milliseconds(500)), Self.maxReadyWait)
         let ms = Int(limit / .milliseconds(1))
         let clock = ContinuousClock()
         let deadline = clock.now + limit
         while true {
             let status = registers.read(NVMeRegisters.status)
-            if status == ~0 { throw .controllerFailed("CSTS reads all ones: the device stopped responding") }
-            if (status & NVMeControl.ready != 0) == ready { return }
-            if ready, status & NVMeControl.fatalStatus != 0 { throw .controllerFatal(step: "enable") }
-            if clock.now >= deadline { throw .notReady(expected: ready, milliseconds: ms) }
+            if removed(status) { throw .controllerFailed(allOnesReason) }
+            if status != ~0 {
+                if (status & NVMeControl.ready != 0) == ready { return }
+                if ready, status & NVMeControl.fatalStatus != 0 { throw .controllerFatal(step: "enable") }
+            }
+            if clock.now >= deadline {
+                if status == ~0 { throw .controllerFailed(allOnesReason) }
+                throw .notReady(expected: ready, milliseconds: ms)
+            }
             usleep(1000)
         }
+    }
+
+    /// The longest wait for RDY to change, whatever CAP.TO says (it allows 127.5 s).
+    static let maxReadyWait: Duration = .seconds(60)
+
+    /// Notes a CSTS read: true once CSTS has read all ones for ``Configuration/removalGrace``
+    /// (from any thread: the first all-ones read starts the grace, any other read ends it).
+    func removed(_ status: UInt32) -> Bool {
+        guard status == ~0 else {
+            if supervision.allOnesSince.load(ordering: .relaxed) != 0 { supervision.allOnesSince.store(0, ordering: .relaxed) }
+            return false
+        }
+        let now = NVMeQueuePair.coarseNow()
+        let (first, seen) = supervision.allOnesSince.compareExchange(expected: 0, desired: now, ordering: .relaxed)
+        let grace = UInt64(max(.zero, configuration.removalGrace) / .nanoseconds(1))
+        return !first && now &- seen >= grace
+    }
+
+    var allOnesReason: String {
+        "CSTS reads all ones (for \(configuration.removalGrace)): the device stopped responding"
     }
 
     /// Gives the controller up: CC.EN is cleared, every outstanding command fails with

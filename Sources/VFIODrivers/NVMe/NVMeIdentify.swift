@@ -1,6 +1,7 @@
 /// What Identify Controller (CNS 1) says, the fields a host needs: serial number at byte 4
 /// (20 ASCII bytes), model number at 24 (40), firmware revision at 64 (8), MDTS at 77,
-/// controller id at 78, version at 80, NN at 516, ONCS at 520, VWC at 525, SGLS at 536.
+/// controller id at 78, version at 80, CRDT1–3 at 128, NN at 516, ONCS at 520, VWC at 525,
+/// SGLS at 536.
 public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
     public let vendorID: UInt16
     public let subsystemVendorID: UInt16
@@ -18,6 +19,9 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
     public let optionalCommands: UInt16
     /// SGLS: bits 1:0 nonzero when the controller takes SGLs for NVM command data.
     public let sglSupport: UInt32
+    /// CRDT1–3: the Command Retry Delay Times, in 100 ms units, that a failure's CRD 1–3 asks
+    /// the host to wait before retrying (once Advanced Command Retry is enabled).
+    public let commandRetryDelayTimes: [UInt16]
 
     /// SGLS bits 1:0: whether NVM commands may describe their data with SGLs.
     public var sgl: NVMeSGLSupport {
@@ -48,6 +52,7 @@ public struct NVMeControllerIdentity: Sendable, Equatable, Codable {
         optionalCommands = page.load(fromByteOffset: 520, as: UInt16.self)
         volatileWriteCache = page[525] & 1 != 0
         sglSupport = page.load(fromByteOffset: 536, as: UInt32.self)
+        commandRetryDelayTimes = (0..<3).map { page.load(fromByteOffset: 128 + 2 * $0, as: UInt16.self) }
     }
 
     /// An ASCII field without its space padding (and NULs some controllers pad with).

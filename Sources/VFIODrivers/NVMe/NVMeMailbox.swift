@@ -27,6 +27,9 @@ final class NVMeMailbox: @unchecked Sendable {
     /// How many retries a request gets, and the first back-off in nanoseconds (doubling).
     var retryLimit = 0
     var retryBackoff: UInt64 = 0
+    /// CRDT1–3 in nanoseconds, waited instead of the back-off when a status's CRD names one
+    /// (set on the owner thread; zeroes while Advanced Command Retry is off).
+    var retryDelays: (UInt64, UInt64, UInt64) = (0, 0, 0)
     /// Records waiting out their back-off: owned by the owner thread (no atomics).
     private let parked: UnsafeMutablePointer<Int>
     private(set) var parkedCount = 0
@@ -130,12 +133,19 @@ final class NVMeMailbox: @unchecked Sendable {
     // MARK: Retries (the owner thread)
 
     /// Parks record `i`, which failed with `status`, for a retry when the status allows one
-    /// and its retries are not used up; false when it must fail now.
+    /// and its retries are not used up; false when it must fail now. The wait is the CRDT the
+    /// status's CRD names, or else the back-off, doubled for each earlier retry.
     @inline(__always)
     func retryLater(_ i: Int, _ status: NVMeStatus) -> Bool {
         guard status.isRetryable, records[i].attempts < retryLimit else { return false }
         records[i].attempts += 1
-        records[i].retryAt = NVMeQueuePair.coarseNow() &+ retryBackoff << UInt64(records[i].attempts - 1)
+        let wait = switch status.retryDelay {
+        case 1: retryDelays.0
+        case 2: retryDelays.1
+        case 3: retryDelays.2
+        default: retryBackoff << UInt64(records[i].attempts - 1)
+        }
+        records[i].retryAt = NVMeQueuePair.coarseNow() &+ wait
         parked[(parkedHead + parkedCount) % capacity] = i
         parkedCount += 1
         return true

@@ -42,6 +42,7 @@ public final class NVMeQueueOwner: @unchecked Sendable {
         backlog = .allocate(capacity: mailbox.capacity)
         mailbox.retryLimit = max(0, driver.configuration.retries)
         mailbox.retryBackoff = UInt64(max(.zero, driver.configuration.retryBackoff) / .nanoseconds(1))
+        mailbox.retryDelays = driver.retryDelays
         // The tick checks CSTS, deadlines and retries: a dead controller is seen within 10 ms.
         let tick = min(.milliseconds(10), driver.configuration.commandTimeout / 4)
         reactor = try framework { () throws(VFIOError) in
@@ -180,8 +181,9 @@ public final class NVMeQueueOwner: @unchecked Sendable {
     private func expire() {
         if driver.failureEpoch != failedEpoch { failAll() }
         guard driver.failureEpoch == 0, !recovering else { return }
+        let resets = driver.supervision.resets.load(ordering: .acquiring)
         if let trouble = driver.controllerTrouble() {
-            driver.requestRecovery(because: trouble)
+            driver.requestRecovery(because: trouble, resetsSeen: resets)
             return
         }
         if mailbox.parkedCount > 0 {
@@ -219,6 +221,7 @@ public final class NVMeQueueOwner: @unchecked Sendable {
     /// After a reset in place (the control thread runs it here): what was outstanding goes
     /// again where that is safe, and the requests held meanwhile are submitted.
     func resumeAfterReset() {
+        mailbox.retryDelays = driver.retryDelays
         let limit = driver.configuration.retries
         pair.resubmitOutstanding({ command, resets in
             resets < limit && NVMeQueueOwner.isSafeToRepeat(command)

@@ -43,6 +43,12 @@ final class NVMeSupervision: @unchecked Sendable {
     let lastResetReason = Mutex<String?>(nil)
     /// When the recent resets happened: too many too close together and the driver gives up.
     let resetTimes = Mutex<[ContinuousClock.Instant]>([])
+    /// CRDT1–3 in nanoseconds while Advanced Command Retry is enabled (else zeroes): the owners
+    /// copy them into their mailboxes, at creation and after each reset.
+    let retryDelays = Mutex<(UInt64, UInt64, UInt64)>((0, 0, 0))
+    /// CLOCK_MONOTONIC_COARSE nanoseconds of the first of the CSTS reads that have read all
+    /// ones since; 0 while CSTS reads otherwise.
+    let allOnesSince = Atomic<UInt64>(0)
     /// Set once bring-up has finished: before that a failure fails the bring-up instead.
     let ready = Atomic<Bool>(false)
     var reactor: QueueReactor?
@@ -66,5 +72,6 @@ final class NVMeSupervision: @unchecked Sendable {
         lastResetReason.withLock { $0 = nil }
         resetTimes.withLock { $0 = [] }
         ready.store(false, ordering: .releasing)
+        allOnesSince.store(0, ordering: .relaxed)
     }
 }

@@ -9,8 +9,9 @@ import VFIOKit
 /// Force Unit Access); Flush; discard as Dataset Management deallocate of one range, whose
 /// descriptor sits in the tag's slot of a range list allocated once; write-zeroes as Write
 /// Zeroes (Deallocate when the request may unmap and the namespace's DLFEAT says Write Zeroes
-/// honours it), a request over one command's 65,536 blocks running as a chain of commands under
-/// its tag, one after another. Several queues may share a pair (NBD connections on one owner
+/// honours it). A request over what one command may cover (a discard past the controller's
+/// DMRSL; a write-zeroes past 65,536 blocks or its WZSL: ``NVMeNVMLimits``) runs as a chain of
+/// commands under its tag, one after another. Several queues may share a pair (NBD connections on one owner
 /// thread); each keeps its finished requests in a ring allocated once.
 ///
 /// Owner thread only; ``start(_:)`` and ``reap(_:)`` take no lock and allocate nothing.
@@ -26,11 +27,13 @@ public final class NVMeBlockQueue: BlockQueue {
     public var waitingForRoom = false
     public private(set) var outstanding = 0
     private let writeZeroesDeallocates: Bool
-    /// Blocks one Write Zeroes command covers at most (NLB is 16 bits, 0's based).
-    static let writeZeroesLimit: UInt32 = 65536
+    /// Blocks one Write Zeroes command covers at most (NLB's 65,536, or less by WZSL), and one
+    /// Dataset Management range (DMRSL).
+    private let writeZeroesStep: UInt32
+    private let discardStep: UInt32
     /// Per tag: one Dataset Management range descriptor.
     private let rangeList: DMABuffer
-    /// Per tag: what a write-zeroes chain still has to do after its current command.
+    /// Per tag: what a write-zeroes or discard chain still has to do after its current command.
     private let chainLBA: UnsafeMutablePointer<UInt64>
     private let chainLeft: UnsafeMutablePointer<UInt32>
     private let chainCommand: UnsafeMutablePointer<NVMeCommand>
@@ -42,12 +45,17 @@ public final class NVMeBlockQueue: BlockQueue {
     private(set) var finishedCount = 0
 
     /// Joins `router`'s pair (on its owner thread, or a thread that holds the pair) for tags
-    /// 0..<`tags` of namespace `namespace`, allocating the range list from `dma`.
-    public init(router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, tags: Int, dma: DMASpace) throws(VFIOError) {
+    /// 0..<`tags` of namespace `namespace`, allocating the range list from `dma`; commands keep
+    /// to `limits` (the driver's ``NVMeDriver/limits``).
+    public init(
+        router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, tags: Int, dma: DMASpace, limits: NVMeNVMLimits = NVMeNVMLimits()
+    ) throws(VFIOError) {
         self.router = router
         namespaceID = namespace.id
         self.tags = tags
         writeZeroesDeallocates = namespace.writeZeroesCanDeallocate
+        writeZeroesStep = limits.writeZeroesBlocks(blockSize: namespace.blockSize)
+        discardStep = limits.deallocateRangeBlocks
         rangeList = try dma.allocate(max(1, tags) * NVMeBlockRange.descriptorSize)
         capacity = router.pair.entries
         finishedTags = .allocate(capacity: capacity)
@@ -91,18 +99,16 @@ public final class NVMeBlockQueue: BlockQueue {
         case .flush:
             command = .flush(namespaceID: namespaceID)
         case .discard:
-            let offset = tag * NVMeBlockRange.descriptorSize
-            NVMeBlockRange(lba: request.lba, blocks: request.blocks).store(to: rangeList.bytes.baseAddress! + offset)
+            let first = min(request.blocks, discardStep)
+            range = storeRange(tag: tag, lba: request.lba, blocks: first)
             command = .deallocate(namespaceID: namespaceID, ranges: 1)
-            range = NVMeDataRange(deviceAddress: rangeList.deviceAddress + UInt64(offset), count: NVMeBlockRange.descriptorSize)
+            chain(tag, command, from: request.lba + UInt64(first), left: request.blocks - first)
         case .writeZeroes:
-            let first = min(request.blocks, Self.writeZeroesLimit)
+            let first = min(request.blocks, writeZeroesStep)
             command = .writeZeroes(
                 namespaceID: namespaceID, lba: request.lba, blocks: Int(first),
                 deallocate: request.unmap && writeZeroesDeallocates, fua: request.fua)
-            chainLBA[tag] = request.lba + UInt64(first)
-            chainLeft[tag] = request.blocks - first
-            chainCommand[tag] = command
+            chain(tag, command, from: request.lba + UInt64(first), left: request.blocks - first)
         }
         let pair = router.pair
         do {
@@ -132,21 +138,44 @@ public final class NVMeBlockQueue: BlockQueue {
         return n
     }
 
+    /// Writes `tag`'s one Dataset Management range descriptor and returns where it lies.
+    @inline(__always)
+    private func storeRange(tag: Int, lba: UInt64, blocks: UInt32) -> NVMeDataRange {
+        let offset = tag * NVMeBlockRange.descriptorSize
+        NVMeBlockRange(lba: lba, blocks: blocks).store(to: rangeList.bytes.baseAddress! + offset)
+        return NVMeDataRange(deviceAddress: rangeList.deviceAddress + UInt64(offset), count: NVMeBlockRange.descriptorSize)
+    }
+
+    /// Remembers what `tag`'s chain still has to do after `command`: `left` blocks from `lba`.
+    @inline(__always)
+    private func chain(_ tag: Int, _ command: NVMeCommand, from lba: UInt64, left: UInt32) {
+        chainLBA[tag] = lba
+        chainLeft[tag] = left
+        chainCommand[tag] = command
+    }
+
     /// One command of `tag` completed (inside the pair's poll, its slot already free): the next
-    /// link of a write-zeroes chain goes out in that slot, or the request is finished.
+    /// link of a write-zeroes or discard chain goes out in that slot, or the request is finished.
     @inline(__always)
     func finished(tag: UInt16, result: Int32) {
         let t = Int(tag)
         if tag < tags, chainLeft[t] > 0 {
             if result == 0 {
-                let blocks = min(chainLeft[t], Self.writeZeroesLimit)
                 var command = chainCommand[t]
-                command.cdw10 = UInt32(truncatingIfNeeded: chainLBA[t])
-                command.cdw11 = UInt32(truncatingIfNeeded: chainLBA[t] >> 32)
-                command.cdw12 = command.cdw12 & ~0xffff | (blocks - 1)
+                let blocks: UInt32
+                var range: NVMeDataRange?
+                if command.opcode == NVMeCommand.Opcode.datasetManagement {
+                    blocks = min(chainLeft[t], discardStep)
+                    range = storeRange(tag: t, lba: chainLBA[t], blocks: blocks)
+                } else {
+                    blocks = min(chainLeft[t], writeZeroesStep)
+                    command.cdw10 = UInt32(truncatingIfNeeded: chainLBA[t])
+                    command.cdw11 = UInt32(truncatingIfNeeded: chainLBA[t] >> 32)
+                    command.cdw12 = command.cdw12 & ~0xffff | (blocks - 1)
+                }
                 chainLBA[t] += UInt64(blocks)
                 chainLeft[t] -= blocks
-                if let cid = try? router.pair.submit(command) {
+                if let cid = try? router.pair.submit(command, data: range) {
                     router.record(cid, self, tag: tag)
                     router.pair.ring()
                     return

@@ -20,6 +20,8 @@ final class NBDConnection {
     let owner: NVMeQueueOwner
     let router: NVMeQueueRouter
     let namespace: NVMeNamespaceIdentity
+    /// What Write Zeroes and Dataset Management commands must keep to.
+    let limits: NVMeNVMLimits
     let geometry: BlockGeometry
     /// The client negotiated structured replies.
     let structured: Bool
@@ -67,13 +69,14 @@ final class NBDConnection {
     private(set) var finished = false
 
     /// Allocates the connection's tags and buffers (any thread); ``attach()`` starts it.
-    init(fd: Int32, owner: NVMeQueueOwner, router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, geometry: BlockGeometry,
-         structured: Bool, depth: Int, dma: DMASpace, counters: ExportCounters,
+    init(fd: Int32, owner: NVMeQueueOwner, router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, limits: NVMeNVMLimits,
+         geometry: BlockGeometry, structured: Bool, depth: Int, dma: DMASpace, counters: ExportCounters,
          ended: @escaping (NBDConnection) -> Void) throws(VFIOError) {
         self.fd = fd
         self.owner = owner
         self.router = router
         self.namespace = namespace
+        self.limits = limits
         self.geometry = geometry
         self.dma = dma
         self.structured = structured
@@ -129,7 +132,7 @@ final class NBDConnection {
 
     /// Joins the owner's queue pair and watches the socket.
     func attach() throws(VFIOError) {
-        let queue = try NVMeBlockQueue(router: router, namespace: namespace, tags: depth, dma: dma)
+        let queue = try NVMeBlockQueue(router: router, namespace: namespace, tags: depth, dma: dma, limits: limits)
         queue.onReady = { [unowned self] in self.completionsReady() }
         self.queue = queue
         do {

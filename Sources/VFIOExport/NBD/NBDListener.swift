@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import VFIOKit
 
 /// A listening socket for NBD clients: a Unix socket (mode 0660, group `vfio` when that group
 /// exists, like the daemon's status socket) or TCP on a loopback address (NBD has no
@@ -50,33 +51,18 @@ struct NBDListener {
 
     /// Listens on `host:port`; `host` must be a loopback IPv4 address.
     static func tcp(host: String, port: UInt16) throws(NBDError) -> NBDListener {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw .configuration("\(host) is not an IPv4 address: give 127.0.0.1:PORT")
+        do {
+            let (fd, bound) = try TCPListener.listen(host: host, port: port, backlog: 128, loopbackOnly: true)
+            return NBDListener(fd: fd, path: nil, port: bound)
+        } catch {
+            switch error {
+            case .notIPv4: throw .configuration("\(host) is not an IPv4 address: give 127.0.0.1:PORT")
+            case .notLoopback:
+                throw .configuration("\(host) is not a loopback address: NBD here has no authentication or TLS, so it listens on 127.0.0.0/8 only")
+            case .socket(let e): throw .system(operation: "socket(AF_INET)", errno: e.rawValue)
+            case .bind(let e): throw .system(operation: "listening on \(host):\(port)", errno: e.rawValue)
+            }
         }
-        guard UInt32(bigEndian: address.sin_addr.s_addr) >> 24 == 127 else {
-            throw .configuration("\(host) is not a loopback address: NBD here has no authentication or TLS, so it listens on 127.0.0.0/8 only")
-        }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(operation: "socket(AF_INET)", errno: errno) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(fd, 128) == 0 else {
-            let e = errno
-            Glibc.close(fd)
-            throw .system(operation: "listening on \(host):\(port)", errno: e)
-        }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return NBDListener(fd: fd, path: nil, port: UInt16(bigEndian: actual.sin_port))
     }
 
     func close() {

@@ -96,8 +96,9 @@ public final class NBDServer: @unchecked Sendable {
         }
         let maxRequest = min(configuration.maxRequest, driver.maxTransfer) / ns.blockSize * ns.blockSize
         guard maxRequest >= ns.blockSize else { throw .configuration("a largest request of \(configuration.maxRequest) bytes is below one \(ns.blockSize)-byte block") }
-        // Discard is one Dataset Management range (up to 2^32 - 1 blocks); write-zeroes runs as a
-        // chain of Write Zeroes commands, so NBD's 32-bit lengths fit either.
+        // NBD cannot advertise discard or write-zeroes limits: a discard runs as a chain of
+        // Dataset Management commands of one range each (DMRSL), a write-zeroes as a chain of
+        // Write Zeroes commands (WZSL), so NBD's 32-bit lengths fit either.
         let controller = driver.controller
         geometry = BlockGeometry(
             blockSize: ns.blockSize, blocks: ns.size, maxTransfer: maxRequest,
@@ -273,7 +274,7 @@ public final class NBDServer: @unchecked Sendable {
             let i = s.nextOwner % owners.count
             s.nextOwner += 1
             guard let connection = try? NBDConnection(
-                fd: fd, owner: owners[i], router: routers[i], namespace: namespace, geometry: geometry,
+                fd: fd, owner: owners[i], router: routers[i], namespace: namespace, limits: driver.limits, geometry: geometry,
                 structured: structured, depth: configuration.depth, dma: driver.device.dma, counters: counters,
                 ended: { [weak self] c in self?.ended(c) })
             else { return nil }

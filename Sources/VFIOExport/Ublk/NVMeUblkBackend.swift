@@ -29,15 +29,18 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         self.driver = driver
         self.namespaceID = namespaceID
         namespace = ns
-        // Discard is one Dataset Management range (up to 2^32 - 1 blocks, which SET_PARAMS caps
-        // to 2^32 - 1 sectors); write-zeroes runs as a chain of Write Zeroes commands under one
-        // tag. Each only where ONCS says the controller has the command.
+        // Discard is one Dataset Management range, advertised up to the controller's DMRSL (a
+        // range's 2^32 - 1 blocks without one, which SET_PARAMS caps to 2^32 - 1 sectors) so the
+        // kernel splits longer ones; write-zeroes up to WZSL. The queue chains commands all the
+        // same should a request be longer. Each only where ONCS says the controller has the command.
         let controller = driver.controller
+        let limits = driver.limits
+        let zeroes = limits.maxWriteZeroesBytes == nil ? UInt32.max : limits.writeZeroesBlocks(blockSize: ns.blockSize)
         geometry = BlockGeometry(
             blockSize: ns.blockSize, blocks: ns.size, maxTransfer: driver.maxTransfer,
             volatileWriteCache: controller?.volatileWriteCache ?? true,
-            maxDiscardBlocks: controller?.supportsDatasetManagement == true ? .max : nil,
-            maxWriteZeroesBlocks: controller?.supportsWriteZeroes == true ? .max : nil,
+            maxDiscardBlocks: controller?.supportsDatasetManagement == true ? limits.deallocateRangeBlocks : nil,
+            maxWriteZeroesBlocks: controller?.supportsWriteZeroes == true ? zeroes : nil,
             readOnly: readOnly)
     }
 
@@ -61,7 +64,7 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         let router = NVMeQueueRouter(pair: owner.pair)
         owner.direct = router
         do throws(VFIOError) {
-            return try NVMeBlockQueue(router: router, namespace: namespace, tags: queueDepth, dma: driver.device.dma)
+            return try NVMeBlockQueue(router: router, namespace: namespace, tags: queueDepth, dma: driver.device.dma, limits: driver.limits)
         } catch {
             owner.direct = nil
             throw .system(operation: "allocating ublk queue \(index)'s NVMe range lists (\(error))", errno: ENOMEM)

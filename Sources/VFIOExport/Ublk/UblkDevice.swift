@@ -29,9 +29,12 @@ public final class UblkDevice: @unchecked Sendable {
     private let backend: any UblkBackend
     private let stopped = Atomic<Bool>(false)
 
-    /// Requests served and those answered with an error, over every queue.
-    public var served: UInt64 { queues.reduce(0) { $0 + $1.served.load(ordering: .relaxed) } }
-    public var failed: UInt64 { queues.reduce(0) { $0 + $1.failed.load(ordering: .relaxed) } }
+    /// Counted by every queue on its owner thread; the kernel is the one client while the
+    /// block device exists.
+    private let counters = ExportCounters()
+
+    /// What the device has served: requests and bytes by kind, errors, in flight.
+    public var statistics: ExportStatistics { counters.snapshot }
 
     /// Adds and starts a device on `backend` with `queues` queues (at most the backend's) of
     /// `depth` tags (at most the backend's). Throws ``UblkError/controlDeviceMissing(path:)``
@@ -75,7 +78,7 @@ public final class UblkDevice: @unchecked Sendable {
                 let data = try backend.allocateData(Int(info.queue_depth) * geometry.maxTransfer)
                 made.append(try UblkQueue(
                     index: q, depth: Int(info.queue_depth), geometry: geometry, charFD: fd,
-                    ioctlEncoded: control.ioctlEncoded, data: data))
+                    ioctlEncoded: control.ioctlEncoded, data: data, counters: counters))
             }
         } catch {
             made.removeAll()
@@ -93,6 +96,8 @@ public final class UblkDevice: @unchecked Sendable {
         do throws(UblkError) {
             try attachQueues()
             try control.start(id)
+            counters.clients.store(1, ordering: .relaxed)
+            counters.connections.store(1, ordering: .relaxed)
         } catch {
             // Every property is set, so deinit will run: stop() undoes it all, once.
             stop()
@@ -128,6 +133,7 @@ public final class UblkDevice: @unchecked Sendable {
         guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return [] }
         var errors: [UblkError] = []
         do { try control.stop(id) } catch { errors.append(error) }
+        counters.clients.store(0, ordering: .relaxed)
         detachQueues()
         close(charFD)
         do { try control.delete(id) } catch { errors.append(error) }

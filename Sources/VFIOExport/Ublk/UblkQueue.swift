@@ -36,16 +36,22 @@ final class UblkQueue: @unchecked Sendable {
     /// The block queue and the ring's watch while attached (owner thread; control path).
     private var blockQueue: (any UblkBlockQueue)?
     private var watch: Int?
-    /// Requests committed, and of them those answered with an error.
-    let served = Atomic<UInt64>(0)
-    let failed = Atomic<UInt64>(0)
+    /// The device's counters, shared by its queues.
+    private let counters: ExportCounters
+    /// Per tag on the device queue: its request's kind and bytes, for the counters at commit;
+    /// nil for a tag refused before it started.
+    private let started: UnsafeMutablePointer<(operation: BlockRequest.Operation, bytes: UInt64)?>
 
     /// FETCH_REQ and COMMIT_AND_FETCH_REQ, ioctl-encoded or plain as the kernel takes them.
     private let fetchOp: UInt32
     private let commitOp: UInt32
 
-    init(index: Int, depth: Int, geometry: BlockGeometry, charFD: Int32, ioctlEncoded: Bool, data: consuming DMABuffer) throws(UblkError) {
+    init(
+        index: Int, depth: Int, geometry: BlockGeometry, charFD: Int32, ioctlEncoded: Bool, data: consuming DMABuffer,
+        counters: ExportCounters
+    ) throws(UblkError) {
         self.index = index
+        self.counters = counters
         fetchOp = ioctlEncoded ? CUBLK_U_IO_FETCH_REQ : CUBLK_IO_FETCH_REQ
         commitOp = ioctlEncoded ? CUBLK_U_IO_COMMIT_AND_FETCH_REQ : CUBLK_IO_COMMIT_AND_FETCH_REQ
         self.depth = depth
@@ -72,12 +78,15 @@ final class UblkQueue: @unchecked Sendable {
         results.initialize(repeating: 0, count: depth)
         waiting = .allocate(capacity: depth)
         waiting.initialize(repeating: 0, count: depth)
+        started = .allocate(capacity: depth)
+        started.initialize(repeating: nil, count: depth)
     }
 
     deinit {
         release()
         results.deallocate()
         waiting.deallocate()
+        started.deallocate()
     }
 
     /// On `reactor`'s thread (the owner of device queue ``index``): opens the block queue,
@@ -179,7 +188,10 @@ final class UblkQueue: @unchecked Sendable {
             request.tag = UInt16(tag)
             request.data = NVMeDataRange(deviceAddress: data.deviceAddress + UInt64(tag * geometry.maxTransfer), count: geometry.maxTransfer)
             try queue.start(request)
+            started[tag] = (request.operation, UInt64(request.blocks) * UInt64(geometry.blockSize))
+            counters.inFlight.add(1, ordering: .relaxed)
         } catch {
+            started[tag] = nil
             commit(tag, -error.errno)
         }
     }
@@ -194,8 +206,12 @@ final class UblkQueue: @unchecked Sendable {
     /// Commits `result` for `tag` and fetches its next request in the same command.
     @inline(__always)
     private func commit(_ tag: Int, _ result: Int32) {
-        served.add(1, ordering: .relaxed)
-        if result < 0 { failed.add(1, ordering: .relaxed) }
+        if let request = started[tag] {
+            counters.inFlight.subtract(1, ordering: .relaxed)
+            counters.count(request.operation, bytes: request.bytes, failed: result < 0)
+        } else {
+            counters.errors.add(1, ordering: .relaxed)
+        }
         if curing_prep_ublk_io(ring.ring, charFD, commitOp, UInt16(index), UInt16(tag), result, bufferAddress(tag)) != 0 {
             // The SQ is full: hand it to the kernel and prepare again.
             flush()

@@ -48,20 +48,14 @@ public struct PCIDiscovery: Sendable {
     public func driver(of address: PCIAddress) throws(HostAccessError) -> DriverName? {
         let path = SysfsLayout.device(address, .driver)
         guard let name = try tree.linkName(path) else { return nil }
-        guard let driver = try? DriverName(name) else {
-            throw .malformed(path: tree.absolute(path), value: name, expected: "a link to a driver")
-        }
-        return driver
+        return try parse(name, at: path, expected: "a link to a driver") { try? DriverName($0) }
     }
 
     /// The IOMMU group's number, or nil when the device has none.
     public func iommuGroup(of address: PCIAddress) throws(HostAccessError) -> Int? {
         let path = SysfsLayout.device(address, .iommuGroup)
         guard let name = try tree.linkName(path) else { return nil }
-        guard let group = Int(name), group >= 0 else {
-            throw .malformed(path: tree.absolute(path), value: name, expected: "a link to an IOMMU group")
-        }
-        return group
+        return try parse(name, at: path, expected: "a link to an IOMMU group") { Int($0).flatMap { $0 >= 0 ? $0 : nil } }
     }
 
     /// The members of an IOMMU group, sorted.
@@ -80,26 +74,19 @@ public struct PCIDiscovery: Sendable {
     /// The device's BARs and ROM from its `resource` file.
     public func bars(of address: PCIAddress) throws(HostAccessError) -> [PCIBAR] {
         let path = SysfsLayout.device(address, .resource)
-        let text = try tree.readText(path)
-        guard let bars = PCIBAR.parse(resourceFile: text) else {
-            throw .malformed(path: tree.absolute(path), value: text, expected: "lines of three hex numbers")
-        }
-        return bars
+        return try parse(try tree.readText(path), at: path, expected: "lines of three hex numbers", PCIBAR.parse(resourceFile:))
     }
 
     private func driverOverride(of address: PCIAddress) throws(HostAccessError) -> DriverName? {
         let path = SysfsLayout.device(address, .driverOverride)
         guard let text = try tree.readTextIfPresent(path), text != "(null)", !text.isEmpty else { return nil }
-        guard let name = try? DriverName(text) else {
-            throw .malformed(path: tree.absolute(path), value: text, expected: "a driver name or (null)")
-        }
-        return name
+        return try parse(text, at: path, expected: "a driver name or (null)") { try? DriverName($0) }
     }
 
     private func numaNode(of address: PCIAddress) throws(HostAccessError) -> Int? {
         let path = SysfsLayout.device(address, .numaNode)
         guard let text = try tree.readTextIfPresent(path) else { return nil }
-        guard let node = Int(text) else { throw .malformed(path: tree.absolute(path), value: text, expected: "a number") }
+        let node = try parse(text, at: path, expected: "a number") { Int($0) }
         return node < 0 ? nil : node
     }
 
@@ -109,9 +96,13 @@ public struct PCIDiscovery: Sendable {
         let path = SysfsLayout.device(address, attribute)
         let text: String
         do { text = try tree.readText(path) } catch .unreadable(_, .noSuchFileOrDirectory) { throw .noSuchDevice(address) }
-        guard text.hasPrefix("0x"), let value = T(text.dropFirst(2), radix: 16) else {
-            throw .malformed(path: tree.absolute(path), value: text, expected: "a hex number like 0x8086")
-        }
+        return try parse(text, at: path, expected: "a hex number like 0x8086") { $0.hasPrefix("0x") ? T($0.dropFirst(2), radix: 16) : nil }
+    }
+
+    /// What `parse` makes of `text`, read at `path`; ``HostAccessError/malformed(path:value:expected:)``
+    /// saying what was `expected` there when it makes nothing.
+    private func parse<T>(_ text: String, at path: String, expected: String, _ parse: (String) -> T?) throws(HostAccessError) -> T {
+        guard let value = parse(text) else { throw .malformed(path: tree.absolute(path), value: text, expected: expected) }
         return value
     }
 }

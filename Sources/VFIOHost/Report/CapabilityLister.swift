@@ -13,7 +13,7 @@ public struct CapabilitySummary: Encodable, Equatable, Sendable {
     public let offset: Int
     public let id: Int
     /// The extended capability's version; nil for standard capabilities.
-    public let version: Int?
+    @NullWhenAbsent public internal(set) var version: Int?
     public let name: String
     /// Decoded fields, one per line (`vectors: 9`, `table: BAR 3 + 0x0`); empty when the
     /// lister only walks.
@@ -26,18 +26,6 @@ public struct CapabilitySummary: Encodable, Equatable, Sendable {
         self.version = version
         self.name = name
         self.details = details
-    }
-
-    private enum CodingKeys: String, CodingKey { case space, offset, id, version, name, details }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(space, forKey: .space)
-        try c.encode(offset, forKey: .offset)
-        try c.encode(id, forKey: .id)
-        try c.encode(version, forKey: .version)
-        try c.encode(name, forKey: .name)
-        try c.encode(details, forKey: .details)
     }
 }
 

@@ -5,34 +5,16 @@ import VFIOKit
 public struct DeviceReport: Encodable, Sendable {
     public struct GroupMember: Encodable, Equatable, Sendable {
         public let address: String
-        public let driver: String?
-
-        private enum CodingKeys: String, CodingKey { case address, driver }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(address, forKey: .address)
-            try c.encode(driver, forKey: .driver)
-        }
+        @NullWhenAbsent public internal(set) var driver: String?
     }
 
     public struct IOMMUGroup: Encodable, Equatable, Sendable {
         public let number: Int
         /// `/dev/vfio/12`, or `/dev/vfio/noiommu-12` in no-IOMMU mode; nil while no VFIO
         /// driver has created the node.
-        public let vfioNode: String?
+        @NullWhenAbsent public internal(set) var vfioNode: String?
         public let noIOMMU: Bool
         public let members: [GroupMember]
-
-        private enum CodingKeys: String, CodingKey { case number, vfioNode, noIOMMU, members }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(number, forKey: .number)
-            try c.encode(vfioNode, forKey: .vfioNode)
-            try c.encode(noIOMMU, forKey: .noIOMMU)
-            try c.encode(members, forKey: .members)
-        }
     }
 
     /// What VFIO said, for a device on vfio-pci.
@@ -57,34 +39,14 @@ public struct DeviceReport: Encodable, Sendable {
     public let subsystemVendor: String
     public let subsystemDevice: String
     public let revision: String
-    public let driverOverride: String?
+    @NullWhenAbsent public internal(set) var driverOverride: String?
     public let bars: [PCIBAR]
     /// How much config space this process could read (64 for non-root, else 256 or 4096).
     public let configBytesRead: Int
     public let capabilities: [CapabilitySummary]
-    public let iommuGroup: IOMMUGroup?
+    @NullWhenAbsent public internal(set) var iommuGroup: IOMMUGroup?
     /// nil unless the device is bound to a VFIO driver and an inspector was given.
-    public let vfio: VFIOSection?
-
-    private enum CodingKeys: String, CodingKey {
-        case device, subsystemVendor, subsystemDevice, revision, driverOverride, bars, configBytesRead, capabilities
-        case iommuGroup, vfio
-    }
-
-    /// Absent values are written as `null`, so every report has every key.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(device, forKey: .device)
-        try c.encode(subsystemVendor, forKey: .subsystemVendor)
-        try c.encode(subsystemDevice, forKey: .subsystemDevice)
-        try c.encode(revision, forKey: .revision)
-        try c.encode(driverOverride, forKey: .driverOverride)
-        try c.encode(bars, forKey: .bars)
-        try c.encode(configBytesRead, forKey: .configBytesRead)
-        try c.encode(capabilities, forKey: .capabilities)
-        try c.encode(iommuGroup, forKey: .iommuGroup)
-        try c.encode(vfio, forKey: .vfio)
-    }
+    @NullWhenAbsent public internal(set) var vfio: VFIOSection?
 
     /// Reads the report of `address`. `capabilities` decodes config space (by default with
     /// the PCI module's walk and decoders); `vfio`, when given, is asked about devices on a VFIO driver.

@@ -10,9 +10,9 @@ public struct PCIDeviceListing: Encodable, Equatable, Sendable {
     public let vendorName: String
     public let device: String
     public let deviceName: String
-    public let driver: String?
-    public let iommuGroup: Int?
-    public let numaNode: Int?
+    @NullWhenAbsent public internal(set) var driver: String?
+    @NullWhenAbsent public internal(set) var iommuGroup: Int?
+    @NullWhenAbsent public internal(set) var numaNode: Int?
 
     public init(_ device: HostPCIDevice, names: PCINameDatabase) {
         address = device.address.description
@@ -25,25 +25,6 @@ public struct PCIDeviceListing: Encodable, Equatable, Sendable {
         driver = device.driver?.rawValue
         iommuGroup = device.iommuGroup
         numaNode = device.numaNode
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case address, `class`, className, vendor, vendorName, device, deviceName, driver, iommuGroup, numaNode
-    }
-
-    /// Absent values are written as `null`, so every entry has every key.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(address, forKey: .address)
-        try c.encode(self.class, forKey: .class)
-        try c.encode(className, forKey: .className)
-        try c.encode(vendor, forKey: .vendor)
-        try c.encode(vendorName, forKey: .vendorName)
-        try c.encode(device, forKey: .device)
-        try c.encode(deviceName, forKey: .deviceName)
-        try c.encode(driver, forKey: .driver)
-        try c.encode(iommuGroup, forKey: .iommuGroup)
-        try c.encode(numaNode, forKey: .numaNode)
     }
 
     /// Every device on the host, in address order.

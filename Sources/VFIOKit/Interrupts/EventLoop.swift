@@ -139,23 +139,9 @@ public final class EventLoop: Sendable {
     /// Starts a detached thread that runs the loop, holding it until the loop ends, and then
     /// reports its exit.
     private func spawnThread() throws(VFIOError) {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var id = pthread_t()
-        let rc = pthread_create(&id, nil, { raw in
-            let lifecycle: Monitor<Lifecycle>
-            do {
-                let loop = Unmanaged<EventLoop>.fromOpaque(raw!).takeRetainedValue()
-                lifecycle = loop.lifecycle
-                loop.run()
-            }
+        try startDetachedThread(for: "for the event loop", { self.run() }) { [lifecycle] in
             lifecycle.update { $0.exited += 1 }
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<EventLoop>.fromOpaque(context).release()
-            throw .systemCall(operation: SystemCall("pthread_create", detail: "for the event loop"), errno: Errno(rawValue: rc))
         }
-        pthread_detach(id)
     }
 
     /// Stops the loop. From another thread, returns once the loop thread has finished its last

@@ -15,6 +15,7 @@ import SystemPackage
 ///   the reactor's thread, one at a time: what they share needs no lock.
 /// - ``wake()`` is safe from any thread and costs one eventfd write only when the thread may
 ///   be asleep (``prepareToSleep``'s flag, checked with sequentially consistent atomics).
+///   After ``close()`` a wake or stop writes nothing.
 /// - ``stop()`` returns once the thread has run its last hook and exited.
 /// Hooks are set before ``start()``; watches are added and ended on the reactor's thread (or
 /// before start).
@@ -120,19 +121,10 @@ public final class QueueReactor: @unchecked Sendable {
         try control.withLock { (c) throws(VFIOError) in
             guard !c.running else { return }
             stopping.store(false, ordering: .releasing)
-            let context = Unmanaged.passRetained(self).toOpaque()
-            var id = pthread_t()
-            let rc = pthread_create(&id, nil, { raw in
-                let reactor = Unmanaged<QueueReactor>.fromOpaque(raw!).takeRetainedValue()
-                reactor.loop()
-                reactor.control.update { $0.running = false }
-                return nil
-            }, context)
-            guard rc == 0 else {
-                Unmanaged<QueueReactor>.fromOpaque(context).release()
-                throw .systemCall(operation: SystemCall("pthread_create", detail: "for \(name)"), errno: Errno(rawValue: rc))
+            try startDetachedThread(for: "for \(name)") {
+                self.loop()
+                self.control.update { $0.running = false }
             }
-            pthread_detach(id)
             c.running = true
         }
     }
@@ -202,10 +194,15 @@ public final class QueueReactor: @unchecked Sendable {
         watches[id] = nil
     }
 
+    /// Writes the wake eventfd while it is open: after ``close()`` its number may be another
+    /// file's, so nothing is written (the lock orders this against ``close()``).
     private func signal() {
-        var one: UInt64 = 1
-        // An eventfd write fails only when the counter would overflow: it is readable anyway.
-        _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(wakeFD, from: b) }
+        files.withLock { files in
+            guard files != nil else { return }
+            var one: UInt64 = 1
+            // An eventfd write fails only when the counter would overflow: it is readable anyway.
+            _ = try? withUnsafeBytes(of: &one) { (b) throws(Errno) in try system.write(wakeFD, from: b) }
+        }
     }
 
     private func runJobs() {

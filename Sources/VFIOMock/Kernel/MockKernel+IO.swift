@@ -231,7 +231,8 @@ extension MockKernel {
     }
 
     /// munmap(2), ending any trapped register mapping in the range first and unregistering the
-    /// range as process memory.
+    /// range as process memory. The host unmap and the unregistering happen under one lock hold,
+    /// so a concurrent mmap that the host gives the same addresses is never unregistered by it.
     public func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) {
         // A trapped register mapping ends whole, before its range can be reused.
         let start = UInt(bitPattern: address)
@@ -240,8 +241,10 @@ extension MockKernel {
             return keys.compactMap { trappedMappings.removeValue(forKey: $0) }
         }
         for m in ended { m.untrap() }
-        if Glibc.munmap(address, length) < 0 { throw Errno(rawValue: errno) }
-        lock.withLock { memory.unregister(start: UInt64(UInt(bitPattern: address)), length: UInt64(length)) }
+        try lock.withLock { () throws(Errno) in
+            if Glibc.munmap(address, length) < 0 { throw Errno(rawValue: errno) }
+            memory.unregister(start: UInt64(UInt(bitPattern: address)), length: UInt64(length))
+        }
     }
 
     // MARK: Passed through to the host

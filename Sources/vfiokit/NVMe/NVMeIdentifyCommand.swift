@@ -17,13 +17,18 @@ struct NVMeIdentifyCommand: ParsableCommand {
         let controller: NVMeControllerIdentity
         let namespaces: [NVMeNamespaceIdentity]
         let maxTransferBytes: Int
+        /// The NVM command set's Write Zeroes and Dataset Management limits (CNS 06h).
+        let limits: NVMeNVMLimits
     }
 
     func run() throws {
         let session = try target.open(NVMeDriver.Configuration())
         defer { session.close() }
         guard let controller = session.driver.controller else { throw ValidationError("the controller was not identified") }
-        let report = Report(controller: controller, namespaces: session.driver.namespaces, maxTransferBytes: session.driver.maxTransfer)
+        let limits = session.driver.limits
+        let report = Report(
+            controller: controller, namespaces: session.driver.namespaces, maxTransferBytes: session.driver.maxTransfer, limits: limits)
+        let none = "no limit"
         let version = "\(controller.version >> 16).\((controller.version >> 8) & 0xff).\(controller.version & 0xff)"
         var lines = [
             "vid     : 0x\(String(controller.vendorID, radix: 16))",
@@ -36,6 +41,11 @@ struct NVMeIdentifyCommand: ParsableCommand {
             "ver     : \(version)",
             "nn      : \(controller.namespaceCount)",
             "vwc     : \(controller.volatileWriteCache ? 1 : 0)",
+            "crdt    : \(controller.commandRetryDelayTimes.map { "\($0 * 100) ms" }.joined(separator: ", "))",
+            "wzsl    : \(limits.maxWriteZeroesBytes.map { "\($0) bytes" } ?? none)",
+            "dmrl    : \(limits.maxDeallocateRanges) ranges",
+            "dmrsl   : \(limits.maxDeallocateRangeBlocks.map { "\($0) blocks" } ?? none)",
+            "dmsl    : \(limits.maxDeallocateBlocks.map { "\($0) blocks" } ?? none)",
         ]
         for ns in report.namespaces {
             lines.append("namespace \(ns.id): nsze \(ns.size), ncap \(ns.capacity), nuse \(ns.utilization), lba size \(ns.blockSize), \(ns.bytes) bytes")

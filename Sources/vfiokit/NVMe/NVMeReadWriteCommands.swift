@@ -11,13 +11,11 @@ struct NVMeReadCommand: AsyncParsableCommand {
         commandName: "read", abstract: "Read blocks to a file (or standard output).")
 
     @OptionGroup var target: NVMeTarget
-    @Option(parsing: .unconditional, help: "The first logical block.", transform: parseLBA) var lba: UInt64
-    @Option(help: "How many logical blocks.") var blocks: Int
-    @Option(help: "The namespace id.") var namespace: UInt32 = 1
+    @OptionGroup var range: NVMeBlockRangeOptions
     @Option(help: "Where the data goes (default: standard output).") var output: String?
 
     func run() async throws {
-        guard blocks >= 1 else { throw ValidationError("--blocks must be at least 1") }
+        let (lba, blocks, namespace) = try range.checked()
         let session = try target.open(NVMeDriver.Configuration())
         defer { session.close() }
         let ns = try session.namespace(namespace)
@@ -95,6 +93,19 @@ func transferInChunks(
                        UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<bytes]))
         at += UInt64(count)
         left -= count
+    }
+}
+
+/// `--lba L --blocks N [--namespace 1]`: the blocks a command works on.
+struct NVMeBlockRangeOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "The first logical block.", transform: parseLBA) var lba: UInt64
+    @Option(help: "How many logical blocks.") var blocks: Int
+    @Option(help: "The namespace id.") var namespace: UInt32 = 1
+
+    /// The three, once `--blocks` is at least 1.
+    func checked() throws -> (lba: UInt64, blocks: Int, namespace: UInt32) {
+        guard blocks >= 1 else { throw ValidationError("--blocks must be at least 1") }
+        return (lba, blocks, namespace)
     }
 }
 

@@ -64,7 +64,10 @@ struct NVMeUblkCommand: ParsableCommand {
         fflush(nil)
         stop.wait()
         let errors = device.stop()
-        print("ublk: \(device.blockDevice) stopped and deleted after \(device.served) requests (\(device.failed) answered with an error)")
+        let s = device.statistics
+        print("ublk: \(device.blockDevice) stopped and deleted after \(s.requests) requests (\(s.reads) reads, \(s.writes) writes, "
+            + "\(s.flushes) flushes, \(s.discards) discards, \(s.writeZeroes) write-zeroes), \(s.bytesRead) bytes read, "
+            + "\(s.bytesWritten) written, \(s.errors) answered with an error")
         for error in errors { print("ublk: \(error)") }
         guard errors.isEmpty else { throw ExitCode(1) }
     }

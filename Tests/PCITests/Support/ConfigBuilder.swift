@@ -62,6 +62,13 @@ struct ConfigBuilder {
     }
 
     var config: ConfigSpace { get throws { try ConfigSpace(bytes: bytes) } }
+
+    /// The config space of these bytes, but with the byte at `offset` unavailable.
+    func config(without offset: Int) throws -> ConfigSpace {
+        var partial = bytes.map { UInt8?($0) }
+        partial[offset] = nil
+        return try ConfigSpace(partialBytes: partial)
+    }
 }
 
 /// Little-endian bytes of a value, for capability bodies.

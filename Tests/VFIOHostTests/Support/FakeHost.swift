@@ -30,6 +30,27 @@ final class FakeHost {
 
     deinit { try? FileManager.default.removeItem(atPath: root) }
 
+    /// The NVMe controller of ``sharingAGroup()``.
+    static let nvme = try! PCIAddress(parsing: "0000:03:00.0")
+    /// The HDA function of ``sharingAGroup()``.
+    static let audio = try! PCIAddress(parsing: "0000:03:00.1")
+
+    /// An NVMe controller (``nvme``) and an HDA function (``audio``) sharing IOMMU group 12
+    /// below a PCIe port in group 7, each on its host driver. Loaded besides: vfio-pci and
+    /// uio_pci_generic, which match nothing by ID (only through driver_override), and pci-stub.
+    /// pcieport matches class 0x0604, nvme 0x010802, snd_hda_intel 0x0403.
+    static func sharingAGroup() throws -> FakeHost {
+        let host = try FakeHost()
+        for driver in ["vfio-pci", "uio_pci_generic", "pci-stub"] { host.addDriver(driver) }
+        host.addDriver("pcieport") { _, _, cls in cls >> 8 == 0x0604 }
+        host.addDriver("nvme") { _, _, cls in cls == 0x010802 }
+        host.addDriver("snd_hda_intel") { _, _, cls in cls >> 8 == 0x0403 }
+        host.addDevice("0000:00:1c.0", classCode: 0x060400, group: 7, driver: "pcieport")
+        host.addDevice("\(nvme)", classCode: 0x010802, parent: "0000:00:1c.0", group: 12, driver: "nvme")
+        host.addDevice("\(audio)", classCode: 0x040300, parent: "0000:00:1c.0", group: 12, driver: "snd_hda_intel")
+        return host
+    }
+
     var tree: HostTree { HostTree(root: root, system: kernel) }
     var discovery: PCIDiscovery { PCIDiscovery(tree: tree) }
     var store: BindingStateStore { BindingStateStore(directory: stateDirectory) }

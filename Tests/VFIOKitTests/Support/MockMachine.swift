@@ -6,6 +6,13 @@ import VFIOMock
 
 func pciAddress(_ text: String) -> PCIAddress { try! PCIAddress(parsing: text) }
 
+extension Backend {
+    /// Every backend a device can be opened on by name (all but `.auto`), for tests that hold on each.
+    static let explicit: [Backend] = [.legacy, .iommufd, .noIOMMU, .uio]
+    /// The backends that go through VFIO (all but UIO).
+    static let vfio: [Backend] = [.legacy, .iommufd, .noIOMMU]
+}
+
 /// A mock kernel set up for a test, with the addresses the tests plug devices at.
 struct MockMachine {
     static let primary = pciAddress("0000:01:00.0")
@@ -22,6 +29,15 @@ struct MockMachine {
     /// A configuration for `backend`: no-IOMMU mode for `.noIOMMU`, the kernel's defaults otherwise.
     init(for backend: Backend) {
         self.init { $0.noIOMMU = backend == .noIOMMU }
+    }
+
+    /// A fresh machine for `backend` with `model` plugged in at ``primary`` and opened there, as
+    /// most single-device tests start. The caller closes the device.
+    static func opening<Model: SimulatedDevice>(
+        _ model: Model, on backend: Backend
+    ) throws -> (machine: MockMachine, model: Model, device: PCIDevice) {
+        let machine = MockMachine(for: backend)
+        return (machine, model, try machine.open(model, on: backend))
     }
 
     /// Plugs `device` at `address`, bound to the driver `backend` needs, and opens it there.

@@ -38,17 +38,26 @@ extension NVMeController {
     // MARK: I/O faults
 
     /// The next `count` I/O commands (with `opcode`, any when nil) complete with status code
-    /// type `codeType` and code `code`, Do Not Retry as given, without being executed. A media
-    /// and data integrity status (type 2) counts as a media error in the SMART log.
-    public func failCommands(_ count: Int = 1, codeType: UInt8, code: UInt8, doNotRetry: Bool, opcode: UInt8? = nil) {
-        withEngine { $0.health.failures = (count, UInt16(codeType & 7) << 8 | UInt16(code), doNotRetry, opcode) }
+    /// type `codeType` and code `code`, Do Not Retry as given, without being executed. With
+    /// `retryDelay` 1–3 the status carries that Command Retry Delay (CRD) when the host enabled
+    /// Advanced Command Retry. A media and data integrity status (type 2) counts as a media
+    /// error in the SMART log.
+    public func failCommands(
+        _ count: Int = 1, codeType: UInt8, code: UInt8, doNotRetry: Bool, retryDelay: UInt8 = 0, opcode: UInt8? = nil
+    ) {
+        withEngine { $0.health.failures = (count, UInt16(codeType & 7) << 8 | UInt16(code), doNotRetry, retryDelay, opcode) }
     }
 
     /// A retryable failure: the next `count` I/O commands complete with Namespace Not Ready
-    /// (SCT 0, SC 82h), DNR clear, as a controller says while it cannot serve them yet.
-    public func injectRetryableError(_ count: Int = 1, opcode: UInt8? = nil) {
-        failCommands(count, codeType: 0, code: 0x82, doNotRetry: false, opcode: opcode)
+    /// (SCT 0, SC 82h), DNR clear, as a controller says while it cannot serve them yet; with
+    /// `retryDelay` 1–3, CRD asks the host to wait CRDT1–3 before retrying (once ACRE is on).
+    public func injectRetryableError(_ count: Int = 1, opcode: UInt8? = nil, retryDelay: UInt8 = 0) {
+        failCommands(count, codeType: 0, code: 0x82, doNotRetry: false, retryDelay: retryDelay, opcode: opcode)
     }
+
+    /// Whether the host enabled Advanced Command Retry (Host Behavior Support, feature 16h)
+    /// since the controller was last enabled.
+    public var advancedCommandRetryEnabled: Bool { withEngine { $0.health.advancedCommandRetry } }
 
     /// A media error: the next `count` I/O commands complete with Unrecovered Read Error
     /// (SCT 2, SC 81h), DNR set.
@@ -79,6 +88,24 @@ extension NVMeController {
     public func injectSurpriseRemoval() {
         withEngine { e in
             e.health.removed = true
+            e.registers?.initializeMemory(as: UInt8.self, repeating: 0xff, count: NVMeEngine.Offset.doorbells)
+        }
+    }
+
+    /// The controller resets itself, as after a link or NVM subsystem reset: for `unreachable`
+    /// its registers read all ones and it does nothing; then they are at their power-on values
+    /// (CC.EN and CSTS.RDY 0, CFS clear, no queues: outstanding commands are lost). Once the host
+    /// enables it again, RDY rises no sooner than `lasting` after the reset began.
+    public func injectReset(lasting: Duration, unreachable: Duration = .zero) {
+        withEngine { e in
+            let now = ContinuousClock.now
+            e.health.readyNotBefore = now + lasting
+            guard unreachable > .zero else {
+                e.powerOn()
+                return
+            }
+            e.health.removed = true
+            e.health.unreachableUntil = now + unreachable
             e.registers?.initializeMemory(as: UInt8.self, repeating: 0xff, count: NVMeEngine.Offset.doorbells)
         }
     }

@@ -3,7 +3,7 @@ import Synchronization
 
 /// A simulated NVMe controller (class 0x010802, QEMU's 1b36:0010 IDs) implementing the NVMe
 /// base specification for the admin and NVM commands a userspace driver needs: Identify
-/// (controller, namespace, active namespace list), Create/Delete I/O SQ and CQ, Abort, Set and
+/// (controller, namespace, active namespace list, the NVM command set's limits), Create/Delete I/O SQ and CQ, Abort, Set and
 /// Get Features (Number of Queues), Read, Write (with FUA), Flush, Compare, Write Zeroes and
 /// Dataset Management (deallocate punches holes in an image) with PRP1/PRP2 and chained PRP
 /// lists, or SGLs.
@@ -26,8 +26,10 @@ import Synchronization
 ///
 /// Faults to inject: ``stall(commands:admin:opcode:)`` (commands that never complete unless
 /// aborted), ``injectFatalStatus()`` (CSTS.CFS), and in `NVMeController+Health` failure
-/// statuses (retryable, media errors), CFS mid-I/O, a controller that does not come back after a
-/// reset and one that vanishes (every register reads all ones); asynchronous events are raised
+/// statuses (retryable, with a Command Retry Delay, media errors), CFS mid-I/O, a controller that
+/// does not come back after a reset, one that resets itself for a while (RDY drops, its
+/// registers perhaps reading all ones meanwhile) and one that vanishes (every register reads all
+/// ones); asynchronous events are raised
 /// there too. An out-of-range LBA or unknown namespace is answered with its status as the spec says.
 public final class NVMeController: SimulatedDevice, @unchecked Sendable {
     /// The controller's capabilities and identity, fixed when it is made.
@@ -59,12 +61,40 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         /// SGLS: bits 1:0 = 01b takes SGLs for NVM commands (Data Block, Segment and Last
         /// Segment descriptors) with no alignment rule, 10b with dword-aligned Data Blocks, 00b none.
         public var sglSupport: UInt32 = 0x1
+        /// CRDT1–3: the Command Retry Delay Times, in 100 ms units, that a failure's CRD picks from
+        /// once the host enables Advanced Command Retry (Host Behavior Support, feature 16h).
+        public var commandRetryDelayTimes: [UInt16] = [0, 0, 0]
+        /// The NVM command set's limits, reported by Identify CNS 06h (CSI 00h) and enforced: a
+        /// Write Zeroes or Dataset Management past one is answered with Invalid Field in Command.
+        /// nil: CNS 06h is not supported (Invalid Field), as on a controller before NVMe 2.0.
+        public var nvmLimits: NVMLimits? = NVMLimits()
         /// Identify Controller's SN, space-padded or cut to 20 bytes.
         public var serial = "VFIOKIT-SIM-0001"
         /// Identify Controller's MN, space-padded or cut to 40 bytes.
         public var model = "VFIOKit simulated NVMe"
         /// Identify Controller's FR, space-padded or cut to 8 bytes.
         public var firmware = "1.0"
+
+        /// The fields of the I/O Command Set specific Identify Controller data structure for the
+        /// NVM command set, encoded as the NVM Command Set specification says; 0 sets no limit.
+        public struct NVMLimits: Sendable {
+            /// WZSL: Write Zeroes covers at most 2^value minimum memory pages (4 KiB here).
+            public var writeZeroesSize: UInt8
+            /// DMRL: the most ranges in one Dataset Management command.
+            public var ranges: UInt8
+            /// DMRSL: the most logical blocks in one Dataset Management range.
+            public var rangeSize: UInt32
+            /// DMSL: the most logical blocks in one Dataset Management command.
+            public var size: UInt64
+
+            /// The given limits; none by default.
+            public init(writeZeroesSize: UInt8 = 0, ranges: UInt8 = 0, rangeSize: UInt32 = 0, size: UInt64 = 0) {
+                self.writeZeroesSize = writeZeroesSize
+                self.ranges = ranges
+                self.rangeSize = rangeSize
+                self.size = size
+            }
+        }
 
         /// QEMU-like defaults: 16 I/O queue pairs of up to 1024 entries, MDTS 7, a volatile write
         /// cache, synchronous processing.
@@ -143,7 +173,10 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         let ones: UInt64 = width == 8 ? ~0 : (1 << UInt64(width * 8)) - 1
         guard bar == 0, width == 4 || width == 8, offset % width == 0,
               offset + width <= NVMeEngine.Offset.doorbells + NVMeEngine.doorbellAreaSize(options) else { return ones }
-        return withEngine { e in width == 8 ? e.load64(offset) : UInt64(e.load32(offset)) }
+        return withEngine { e in
+            e.advanceInjectedReset()
+            return width == 8 ? e.load64(offset) : UInt64(e.load32(offset))
+        }
     }
 
     /// A register or doorbell write to BAR 0, acted on before it returns (synchronous processing):

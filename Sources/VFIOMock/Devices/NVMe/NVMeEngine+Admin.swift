@@ -6,6 +6,8 @@ extension NVMeEngine {
     }
     /// Feature 0x07: Number of Queues.
     static let numberOfQueuesFeature: UInt32 = 0x07
+    /// Feature 0x16: Host Behavior Support.
+    static let hostBehaviorFeature: UInt32 = 0x16
 
     mutating func executeAdmin(_ opcode: UInt8) -> (status: UInt16, result: UInt32) {
         switch opcode {
@@ -25,6 +27,7 @@ extension NVMeEngine {
 
     private mutating func features(set: Bool) -> (UInt16, UInt32) {
         if dword(10) & 0xff == Self.asyncEventConfigurationFeature { return eventConfigurationFeature(set: set) }
+        if dword(10) & 0xff == Self.hostBehaviorFeature { return (hostBehaviorFeature(set: set), 0) }
         guard dword(10) & 0xff == Self.numberOfQueuesFeature else { return (NVMeStatusCode.invalidField, 0) }
         if set {
             // 0xffff is reserved in either half.
@@ -65,6 +68,9 @@ extension NVMeEngine {
             page.storeBytes(of: options.maxDataTransfer, toByteOffset: 77, as: UInt8.self)  // MDTS
             page.storeBytes(of: UInt32(0x0001_0400), toByteOffset: 80, as: UInt32.self)  // VER
             page.storeBytes(of: UInt32(1 << 8), toByteOffset: 92, as: UInt32.self)  // OAES: namespace attribute notices
+            for (i, crdt) in options.commandRetryDelayTimes.prefix(3).enumerated() {
+                page.storeBytes(of: crdt, toByteOffset: 128 + 2 * i, as: UInt16.self)  // CRDT1–3
+            }
             page.storeBytes(of: UInt8(NVMeEngineHealth.eventRequestLimit - 1), toByteOffset: 259, as: UInt8.self)  // AERL
             page.storeBytes(of: UInt8(NVMeEngineHealth.errorLogEntries - 1), toByteOffset: 262, as: UInt8.self)  // ELPE
             page.storeBytes(of: UInt8(0x66), toByteOffset: 512, as: UInt8.self)  // SQES: 64 bytes
@@ -83,6 +89,13 @@ extension NVMeEngine {
                 page.storeBytes(of: UInt32(id), toByteOffset: 4 * slot, as: UInt32.self)
                 slot += 1
             }
+        case 0x06:
+            // CSI in CDW11 bits 31:24: only the NVM command set (0) has a structure here.
+            guard let limits = options.nvmLimits, dword(11) >> 24 == 0 else { return NVMeStatusCode.invalidField }
+            page.storeBytes(of: limits.writeZeroesSize, toByteOffset: 1, as: UInt8.self)  // WZSL
+            page.storeBytes(of: limits.ranges, toByteOffset: 3, as: UInt8.self)  // DMRL
+            page.storeBytes(of: limits.rangeSize, toByteOffset: 4, as: UInt32.self)  // DMRSL
+            page.storeBytes(of: limits.size, toByteOffset: 8, as: UInt64.self)  // DMSL
         default:
             return NVMeStatusCode.invalidField
         }
@@ -112,6 +125,8 @@ extension NVMeEngine {
         guard prp1 & UInt64(Self.pageSize - 1) == 0 else { return NVMeStatusCode.invalidPRPOffset }
         guard vector < options.ioQueuePairs + 1 else { return NVMeStatusCode.invalidInterruptVector }
         completionQueues[q] = CompletionQueue(base: prp1, size: size, vector: vector, interrupts: flags & 2 != 0)
+        // A new queue starts at 0, whatever the host wrote to its doorbell while it did not exist.
+        store32(doorbell(queue: q, completion: true), 0)
         return NVMeStatusCode.success
     }
 
@@ -124,6 +139,7 @@ extension NVMeEngine {
         guard flags & 1 != 0 else { return NVMeStatusCode.invalidField }
         guard prp1 & UInt64(Self.pageSize - 1) == 0 else { return NVMeStatusCode.invalidPRPOffset }
         submissionQueues[q] = SubmissionQueue(base: prp1, size: size, completionQueue: cq)
+        store32(doorbell(queue: q, completion: false), 0)
         return NVMeStatusCode.success
     }
 

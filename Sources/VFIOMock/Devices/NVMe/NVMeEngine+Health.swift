@@ -60,6 +60,21 @@ extension NVMeEngine {
         return (NVMeStatusCode.success, health.eventConfiguration)
     }
 
+    /// Set or Get Features 16h, Host Behavior Support: a 512-byte structure whose byte 0 bit 0
+    /// is ACRE, moved by the command's PRPs.
+    mutating func hostBehaviorFeature(set: Bool) -> UInt16 {
+        let page = scratch
+        page.initializeMemory(as: UInt8.self, repeating: 0)
+        let data = UnsafeMutableRawBufferPointer(rebasing: page[0..<512])
+        guard set else {
+            data[0] = health.advancedCommandRetry ? 1 : 0
+            return transfer(data, prp1: prp1, prp2: prp2, toHost: true)
+        }
+        let status = transfer(data, prp1: prp1, prp2: prp2, toHost: false)
+        if status == NVMeStatusCode.success { health.advancedCommandRetry = data[0] & 1 != 0 }
+        return status
+    }
+
     // MARK: Log pages
 
     /// Get Log Page: LID in CDW10 7:0, RAE bit 15, NUMD (0's based dwords) in CDW10 31:16 and
@@ -153,6 +168,26 @@ extension NVMeEngine {
         }
     }
 
+    /// Moves an injected reset on: the registers come back (at power-on values) once the
+    /// unreachable time is over, and a controller the host enabled meanwhile becomes ready once
+    /// the reset's time is. Called on each register read and service pass.
+    mutating func advanceInjectedReset() {
+        guard health.unreachableUntil != nil || health.readyNotBefore != nil else { return }
+        let now = ContinuousClock.now
+        if let until = health.unreachableUntil, now >= until {
+            health.unreachableUntil = nil
+            health.removed = false
+            powerOn()
+        }
+        if let notBefore = health.readyNotBefore, now >= notBefore, !health.removed {
+            health.readyNotBefore = nil
+            if cc & 1 != 0, csts & 1 == 0 {
+                enable()
+                store32(Offset.csts, csts)
+            }
+        }
+    }
+
     /// The injected fault for this I/O command, if any: a fatal status, or a failure status.
     mutating func takeFault(_ opcode: UInt8) -> NVMeEngineHealth.Fault? {
         if let after = health.fatalAfter {
@@ -166,6 +201,8 @@ extension NVMeEngine {
         guard f.count > 0, f.opcode.map({ $0 == opcode }) ?? true else { return nil }
         health.failures.count -= 1
         if f.status >> 8 & 7 == 2 { health.values.mediaErrors += 1 }
-        return .status(f.status, doNotRetry: f.doNotRetry)
+        // CRD (status field bits 12:11) only once the host enabled ACRE.
+        let delay = health.advancedCommandRetry ? UInt16(f.retryDelay & 3) << 11 : 0
+        return .status(f.status | delay, doNotRetry: f.doNotRetry)
     }
 }

@@ -41,6 +41,9 @@ extension NVMeEngine {
         let fua = dword(12) & (1 << 30) != 0
         guard lba < ns.blockCount, ns.blockCount - lba >= UInt64(blocks) else { return (NVMeStatusCode.lbaOutOfRange, 0) }
         if opcode == IOOpcode.writeZeroes {
+            if let wzsl = options.nvmLimits?.writeZeroesSize, wzsl != 0, blocks * ns.blockSize > Self.pageSize << Int(wzsl) {
+                return (NVMeStatusCode.invalidField, 0)
+            }
             if dword(12) & (1 << 25) != 0, options.deallocateFeatures & 8 != 0 {
                 ns.deallocate(lba: lba, count: blocks)
             } else {
@@ -87,12 +90,25 @@ extension NVMeEngine {
             let blocks = UInt64(list.load(fromByteOffset: 16 * i + 4, as: UInt32.self))
             guard lba <= ns.blockCount, ns.blockCount - lba >= blocks else { return NVMeStatusCode.lbaOutOfRange }
         }
+        if let limits = options.nvmLimits, !withinLimits(limits, list, ranges) { return NVMeStatusCode.invalidField }
         guard dword(11) & 4 != 0 else { return NVMeStatusCode.success }
         for i in 0..<ranges {
             let blocks = Int(list.load(fromByteOffset: 16 * i + 4, as: UInt32.self))
             if blocks > 0 { ns.deallocate(lba: list.load(fromByteOffset: 16 * i + 8, as: UInt64.self), count: blocks) }
         }
         return NVMeStatusCode.success
+    }
+
+    /// Whether a Dataset Management range list keeps to DMRL, DMRSL and DMSL.
+    private func withinLimits(_ limits: NVMeController.Options.NVMLimits, _ list: UnsafeMutableRawBufferPointer, _ ranges: Int) -> Bool {
+        if limits.ranges != 0, ranges > Int(limits.ranges) { return false }
+        var total: UInt64 = 0
+        for i in 0..<ranges {
+            let blocks = list.load(fromByteOffset: 16 * i + 4, as: UInt32.self)
+            if limits.rangeSize != 0, blocks > limits.rangeSize { return false }
+            total += UInt64(blocks)
+        }
+        return limits.size == 0 || total <= limits.size
     }
 
     /// The first `count` bytes of ``hostData``, grown to hold them.

@@ -106,7 +106,10 @@ struct NVMeEngine {
         dropQueues()
     }
 
+    /// Queues, held commands and features set since the controller was enabled go (a
+    /// controller level reset).
     private mutating func dropQueues() {
+        health.advancedCommandRetry = false
         for i in submissionQueues.indices { submissionQueues[i] = nil }
         for i in completionQueues.indices { completionQueues[i] = nil }
         held.removeAll()
@@ -144,6 +147,7 @@ struct NVMeEngine {
     /// Acts on what software wrote since the last call: CC changes, then doorbells. Returns
     /// true when anything happened, and the MSI-X vectors to signal in `interrupts`.
     mutating func service(interrupts: inout [Int]) -> Bool {
+        advanceInjectedReset()
         if health.removed { return false }
         var worked = false
         let newCC = load32(Offset.cc)
@@ -194,12 +198,14 @@ struct NVMeEngine {
         store32(Offset.csts, csts)
     }
 
-    /// CC.EN 0 → 1: checks the admin queue set-up and page size; RDY stays 0 if it is wrong.
-    private mutating func enable() {
+    /// CC.EN 0 → 1: checks the admin queue set-up and page size; RDY stays 0 if it is wrong, or
+    /// until an injected reset is over (``advanceInjectedReset()`` comes back then).
+    mutating func enable() {
         let aqa = load32(Offset.aqa)
         let asq = load64(Offset.asq), acq = load64(Offset.acq)
         let sqSize = Int(aqa & 0xfff) + 1, cqSize = Int((aqa >> 16) & 0xfff) + 1
         let pageMask = UInt64(Self.pageSize - 1)
+        if let notBefore = health.readyNotBefore, ContinuousClock.now < notBefore { return }
         guard !health.permanent, (cc >> 7) & 0xf == 0, (cc >> 4) & 7 == 0, sqSize >= 2, cqSize >= 2,
               asq != 0, acq != 0, asq & pageMask == 0, acq & pageMask == 0 else { return }
         submissionQueues[0] = SubmissionQueue(base: asq, size: sqSize, completionQueue: 0)

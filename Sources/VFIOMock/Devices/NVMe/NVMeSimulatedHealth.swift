@@ -70,11 +70,18 @@ struct NVMeEngineHealth {
     /// Injected: the next `failures.count` I/O commands (of `opcode`, any when nil) complete
     /// with `status`; CFS is set on the I/O command after `fatalAfter` more; `permanent`: a
     /// reset does not clear CFS and the controller never becomes ready again.
-    var failures: (count: Int, status: UInt16, doNotRetry: Bool, opcode: UInt8?) = (0, 0, false, nil)
+    var failures: (count: Int, status: UInt16, doNotRetry: Bool, retryDelay: UInt8, opcode: UInt8?) = (0, 0, false, 0, nil)
     var fatalAfter: Int?
     var permanent = false
+    /// Host Behavior Support (Set Features 16h) byte 0 bit 0: Advanced Command Retry Enable, so
+    /// failures carry their Command Retry Delay. A controller level reset clears it.
+    var advancedCommandRetry = false
     /// The controller is gone: its registers read all ones and it services nothing.
     var removed = false
+    /// An injected reset: the registers read all ones until `unreachableUntil` (then are at
+    /// their power-on values), and RDY does not rise before `readyNotBefore`.
+    var unreachableUntil: ContinuousClock.Instant?
+    var readyNotBefore: ContinuousClock.Instant?
 
     static let errorLogEntries = 64
     /// AERL: four requests outstanding at most.
