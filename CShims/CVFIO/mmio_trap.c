@@ -2,18 +2,28 @@
 // cvfio_mmio_trap.h).
 //
 // The table is claimed and read with atomics only. The handler is installed once, with the
-// first trap, and stays. It is installed with SA_NODEFER, so a fault inside a device model
-// (a bug) reaches the previous handler instead of being blocked.
+// first trap, and stays. It is installed with SA_NODEFER and runs the model with the
+// interrupted code's mask, so a fault inside a device model (a bug) reaches the previous
+// handler instead of being blocked.
+//
+// Untrapping must not return while a handler still uses the entry's context. A handler counts
+// itself in `busy` before it reads `handler`; untrapping clears `handler` before it reads
+// `busy`. Both sides are sequentially consistent, so at least one sees the other: with acquire
+// and release alone each could read the old value (a store-buffer race, real on x86), and the
+// model would run after untrap returned. Untrap then sleeps on `busy` as a futex until the
+// handlers it counted have left.
 #define _GNU_SOURCE
 #include "cvfio_mmio_trap.h"
 #include "cvfio_mapping_guard.h"
 #include "signal_chain.h"
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
+#include <linux/futex.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -23,10 +33,17 @@ static struct {
     _Atomic uintptr_t end;
     _Atomic(cvfio_trap_handler) handler; /* NULL once untrapped: the range reads all ones */
     _Atomic(void *) context;
-    atomic_int busy; /* handlers running on this entry; untrapping waits for none */
+    atomic_int busy;    /* handlers running on this entry, a futex word; untrapping waits for none */
+    atomic_int waiting; /* an untrap sleeps on `busy`: the last handler out wakes it */
 } traps[CVFIO_TRAPPED_MAPPINGS];
 
 #if defined(__x86_64__)
+
+// A handler leaves entry `i`; the last one out wakes an untrap that sleeps on it.
+static void leave(int i) {
+    if (atomic_fetch_sub(&traps[i].busy, 1) == 1 && atomic_load(&traps[i].waiting))
+        syscall(SYS_futex, &traps[i].busy, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
 
 static pthread_once_t installed = PTHREAD_ONCE_INIT;
 static int install_error;
@@ -147,24 +164,38 @@ static void on_sigsegv(int sig, siginfo_t *info, void *context) {
         if (start == 0 || a < start) continue;
         uintptr_t end = atomic_load_explicit(&traps[i].end, memory_order_relaxed);
         if (a >= end) continue;
-        atomic_fetch_add_explicit(&traps[i].busy, 1, memory_order_acquire);
-        cvfio_trap_handler handler = atomic_load_explicit(&traps[i].handler, memory_order_acquire);
+        atomic_fetch_add(&traps[i].busy, 1);
+        cvfio_trap_handler handler = atomic_load(&traps[i].handler);
+        void *ctx = atomic_load(&traps[i].context);
+        // The entry may have been untrapped and claimed for another range since `start` was
+        // read; only what it holds now counts.
+        if (atomic_load(&traps[i].start) != start || a >= atomic_load(&traps[i].end)) {
+            leave(i);
+            continue;
+        }
         if (handler == NULL) {
-            atomic_fetch_sub_explicit(&traps[i].busy, 1, memory_order_release);
+            leave(i);
             if (ended < 0) ended = i;
             continue;
         }
         greg_t *g = ((ucontext_t *)context)->uc_mcontext.gregs;
         struct access access;
         if (!decode((const uint8_t *)g[REG_RIP], &access)) {
-            atomic_fetch_sub_explicit(&traps[i].busy, 1, memory_order_release);
+            leave(i);
             say("cvfio: an access to a trapped device mapping is not a MOV or MOVZX; use cvfio_mmio.h's accessors\n");
             break;
         }
-        void *ctx = atomic_load_explicit(&traps[i].context, memory_order_relaxed);
         uint64_t result = ~(uint64_t)0;
+        // The model runs with the interrupted code's signal mask, not the one the handler was
+        // entered with: a handler installed through an interposer can run with every signal
+        // blocked (ThreadSanitizer installs its own with a full sa_mask), and a thread the
+        // model starts (a Dispatch worker) would inherit that mask, SIGSEGV included, so its
+        // first trapped access would end the process.
+        sigset_t entry_mask;
+        pthread_sigmask(SIG_SETMASK, &((ucontext_t *)context)->uc_sigmask, &entry_mask);
         int outcome = handler(ctx, a - (uintptr_t)start, access.width, access.store, access.store ? register_value(g, &access) : 0, &result);
-        atomic_fetch_sub_explicit(&traps[i].busy, 1, memory_order_release);
+        pthread_sigmask(SIG_SETMASK, &entry_mask, NULL);
+        leave(i);
         if (outcome == CVFIO_TRAP_REVOKE) {
             // The kernel's fault path: a guarded mapping becomes all ones and the access runs
             // again there; an unguarded one gets the SIGBUS the kernel would send.
@@ -210,10 +241,13 @@ int cvfio_trap_mapping(void *address, size_t length, cvfio_trap_handler handler,
     for (int i = 0; i < CVFIO_TRAPPED_MAPPINGS; i++) {
         int free = 0;
         if (!atomic_compare_exchange_strong_explicit(&traps[i].claimed, &free, 1, memory_order_acquire, memory_order_relaxed)) continue;
-        atomic_store_explicit(&traps[i].handler, handler, memory_order_relaxed);
-        atomic_store_explicit(&traps[i].context, context, memory_order_relaxed);
-        atomic_store_explicit(&traps[i].end, (uintptr_t)address + length, memory_order_relaxed);
-        atomic_store_explicit(&traps[i].start, (uintptr_t)address, memory_order_release);
+        // The range is withdrawn while the entry changes, and the handler is set after its
+        // context: a handler that sees the new handler sees its context and range.
+        atomic_store(&traps[i].start, 0);
+        atomic_store(&traps[i].end, (uintptr_t)address + length);
+        atomic_store(&traps[i].context, context);
+        atomic_store(&traps[i].handler, handler);
+        atomic_store(&traps[i].start, (uintptr_t)address);
         return i;
     }
     return -ENOSPC;
@@ -234,8 +268,11 @@ void *cvfio_untrap_mapping(int trap) {
     void *context = atomic_load_explicit(&traps[trap].context, memory_order_relaxed);
     // The range stays known, handler-less, so an access racing this call is answered rather
     // than crashing; the handler's context is the caller's again once no handler runs.
-    atomic_store_explicit(&traps[trap].handler, NULL, memory_order_release);
-    while (atomic_load_explicit(&traps[trap].busy, memory_order_acquire) != 0) sched_yield();
+    atomic_store(&traps[trap].handler, NULL);
+    atomic_store(&traps[trap].waiting, 1);
+    for (int busy; (busy = atomic_load(&traps[trap].busy)) != 0;)
+        syscall(SYS_futex, &traps[trap].busy, FUTEX_WAIT_PRIVATE, busy, NULL, NULL, 0);
+    atomic_store(&traps[trap].waiting, 0);
     atomic_store_explicit(&traps[trap].claimed, 0, memory_order_release);
     return context;
 }

@@ -48,6 +48,10 @@ final class IMSBenchRig: @unchecked Sendable {
     init(slots: Int, store kind: Store = .queueContext) throws {
         var options = IMSQueueDevice.Options()
         if kind == .dsaTable { options.imsMultiplier = (slots + 255) / 256 }
+        // The figures time the framework, so the registers stay pread/pwrite (a call into the
+        // mock) rather than a mapping whose every access is a signal, a cost of the mock's
+        // trap that a device's mapped BAR does not have.
+        options.mappableRegisters = false
         simulated = IMSQueueDevice(options: options)
         (device, bus) = try openSimulated(simulated)
         self.slots = slots

@@ -103,14 +103,16 @@ import VFIOMock
     /// An IMS commit on the simulated IMS queue device under the sample driver (4 queues, each
     /// slot unmasked): `prepare` runs on slot 1 unarmed, then `step` armed. A failed commit
     /// must throw an error naming the commit, leave slot 1 masked in the device, and leave the
-    /// domain holding `allocated` slots after a failure.
+    /// domain holding `allocated` slots after a failure. The device's BARs are not mappable, so
+    /// the commit's register accesses are the pread and pwrite calls the plan fails.
     static func imsCommit(
         _ store: IMSQueueDriver.StoreKind, _ name: String, allocatedAfterFailure allocated: Int = 4,
         prepare: @escaping @Sendable (IMSDomain, IMSSlot) throws -> Void = { _, _ in },
         _ step: @escaping @Sendable (IMSDomain, IMSSlot) throws -> Void
     ) -> Operation {
         Operation(
-            name: "IMS commit, \(store) store: \(name)", backend: .legacy, device: { IMSQueueDevice() }, accessErrnos: regionAccessErrnos
+            name: "IMS commit, \(store) store: \(name)", backend: .legacy, device: { Devices.imsQueue(trapped: true) },
+            accessErrnos: regionAccessErrnos
         ) { address, system, plan, simulated in
             let simulated = try #require(simulated as? IMSQueueDevice)
             let device = try PCIDevice.open(address, backend: .legacy, system: system)

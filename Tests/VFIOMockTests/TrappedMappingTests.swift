@@ -2,22 +2,29 @@
 import Glibc
 #endif
 import CVFIO
+import Dispatch
 import Synchronization
 import SystemPackage
 import Testing
 @testable import VFIOMock
 
-/// A register BAR that records every access its model sees and reads back a fixed pattern.
-private final class RegisterRecorder: SimulatedDevice {
-    static let pattern: UInt64 = 0x8877_6655_4433_2211
-    let accesses = Mutex<[String]>([])
+/// A test model with one register BAR: BAR 0, 16 KiB, mappable.
+private protocol OneRegisterBAR: SimulatedDevice {}
 
+extension OneRegisterBAR {
     var description: DeviceDescription {
         DeviceDescription(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
                           bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
     }
     func attach(to bus: DeviceBus) {}
     func reset() {}
+}
+
+/// A register BAR that records every access its model sees and reads back a fixed pattern.
+private final class RegisterRecorder: OneRegisterBAR {
+    static let pattern: UInt64 = 0x8877_6655_4433_2211
+    let accesses = Mutex<[String]>([])
+
     func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
         accesses.withLock { $0.append("r 0x\(String(offset, radix: 16)) \(width)") }
         return width == 8 ? Self.pattern : Self.pattern & ((1 << UInt64(width * 8)) - 1)
@@ -25,6 +32,58 @@ private final class RegisterRecorder: SimulatedDevice {
     func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
         accesses.withLock { $0.append("w 0x\(String(offset, radix: 16)) \(width) 0x\(String(value, radix: 16))") }
     }
+}
+
+/// A register BAR whose store at offset 0 starts a thread, as a model handing work to a new
+/// Dispatch worker does: the thread records whether SIGSEGV is blocked in it and, if not,
+/// loads offset 0x10 through the same mapping (which reads 0x10).
+private final class ThreadStartingDevice: OneRegisterBAR {
+    struct Seen {
+        var sigsegvBlocked: Bool
+        var value: UInt32?
+    }
+    /// The mapping's address, set by the test once it is mapped.
+    let mapping = Mutex<UInt>(0)
+    let thread = Mutex<pthread_t?>(nil)
+    let seen = Mutex<Seen?>(nil)
+
+    func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 { UInt64(offset) }
+    func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {
+        guard offset == 0 else { return }
+        let start: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? = { raw in
+            Unmanaged<ThreadStartingDevice>.fromOpaque(raw!).takeRetainedValue().runStartedThread()
+            return nil
+        }
+        let retained = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        guard pthread_create(&t, nil, start, retained.toOpaque()) == 0 else { return retained.release() }
+        thread.withLock { $0 = t }
+    }
+
+    private func runStartedThread() {
+        var mask = sigset_t()
+        pthread_sigmask(SIG_SETMASK, nil, &mask)
+        let blocked = sigismember(&mask, SIGSEGV) == 1
+        // A blocked SIGSEGV on a trapped access would end the process, so the load is made
+        // only where it can be answered.
+        let value = blocked ? nil : cvfio_read32(UnsafeRawPointer(bitPattern: mapping.withLock { $0 })! + 0x10)
+        seen.withLock { $0 = Seen(sigsegvBlocked: blocked, value: value) }
+    }
+}
+
+/// A register BAR whose loads wait in the model until the test lets them go.
+private final class HeldLoadDevice: OneRegisterBAR {
+    /// Signalled when a load has reached the model.
+    let entered = DispatchSemaphore(value: 0)
+    /// Lets the load return.
+    let release = DispatchSemaphore(value: 0)
+
+    func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
+        entered.signal()
+        release.wait()
+        return 0x1234_5678
+    }
+    func writeRegister(bar: Int, offset: Int, width: Int, value: UInt64) {}
 }
 
 @Suite struct TrappedMappingTests {
@@ -60,6 +119,56 @@ private final class RegisterRecorder: SimulatedDevice {
         #expect(s.kernel.registerAccessesThroughMappings == 10)
         try s.kernel.munmap(p, length: 0x4000)
         #expect(s.kernel.lock.withLock { s.kernel.trappedMappings.isEmpty })
+    }
+
+    /// The model runs with the accessing code's signal mask, so a thread it starts (a new
+    /// Dispatch worker) does not inherit the mask the handler was entered with: under
+    /// ThreadSanitizer that one blocks every signal, SIGSEGV included, and the thread's first
+    /// trapped access ended the process.
+    @Test func aThreadTheModelStartsCanUseTheMappingToo() throws {
+        guard TrappedMapping.supported else { return }
+        let model = ThreadStartingDevice()
+        let s = try LegacySetup(model)
+        let p = try mapBAR0(s)
+        defer { try? s.kernel.munmap(p, length: 0x4000) }
+        model.mapping.withLock { $0 = UInt(bitPattern: p) }
+        cvfio_write32(p, 1)
+        let thread = try #require(model.thread.withLock { $0 })
+        pthread_join(thread, nil)
+        let seen = try #require(model.seen.withLock { $0 })
+        #expect(!seen.sigsegvBlocked)
+        #expect(seen.value == 0x10)
+    }
+
+    /// munmap ends the trap only once no handler runs on it: while the model is still
+    /// answering a load through the mapping, munmap waits (the mapping's context, which the
+    /// handler uses, is released after it returns).
+    @Test func unmappingWaitsForALoadTheModelIsAnswering() throws {
+        guard TrappedMapping.supported else { return }
+        let model = HeldLoadDevice()
+        let s = try LegacySetup(model)
+        let address = UInt(bitPattern: try mapBAR0(s))
+        let loaded = Mutex<UInt32?>(nil)
+        let loadDone = DispatchSemaphore(value: 0)
+        // Queues of their own (overcommit workers): the global queue's few may all be busy.
+        DispatchQueue(label: "load").async {
+            let v = cvfio_read32(UnsafeRawPointer(bitPattern: address)! + 0x10)
+            loaded.withLock { $0 = v }
+            loadDone.signal()
+        }
+        model.entered.wait()
+        let unmapped = DispatchSemaphore(value: 0)
+        let kernel = s.kernel
+        DispatchQueue(label: "munmap").async {
+            try? kernel.munmap(UnsafeMutableRawPointer(bitPattern: address)!, length: 0x4000)
+            unmapped.signal()
+        }
+        let waited = unmapped.wait(timeout: .now() + .milliseconds(300)) == .timedOut
+        #expect(waited, "munmap returned while the model answered a load")
+        model.release.signal()
+        loadDone.wait()
+        if waited { unmapped.wait() }
+        #expect(loaded.withLock { $0 } == 0x1234_5678)
     }
 
     /// A mapping at an offset into the BAR passes BAR offsets to the model.

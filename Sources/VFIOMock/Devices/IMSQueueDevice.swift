@@ -6,10 +6,12 @@ import VFIOKit
 /// table in BAR0 or messages in the queues' contexts in host memory. PCIe, with Intel's Scalable
 /// IOV DVSEC (IMS supported) and a few MSI-X vectors, one of which is the IMS doorbell.
 ///
-/// BAR0 (trapped) holds the registers, in DSA's places where DSA has them: GENCAP at 0x10
+/// BAR0 holds the registers, in DSA's places where DSA has them: GENCAP at 0x10
 /// (`max_ims_mult` in bits 30:25), TABLE_OFFSET at 0x60 (`ims` in bits 63:48, in units of
-/// 0x100) and the IMS table at 0x1000. BAR2 (trapped) holds one 32-bit doorbell per queue at
+/// 0x100) and the IMS table at 0x1000. BAR2 holds one 32-bit doorbell per queue at
 /// 4 × queue: writing it publishes the queue's new submission tail. BAR4 holds the MSI-X table.
+/// All three are mappable register BARs, as vfio-pci maps a device's MMIO, and the model sees
+/// every access made through them (``Options/mappableRegisters``).
 ///
 /// Each queue has a 64-byte context in host memory (see ``Context``), an array of 16-byte
 /// descriptors and an array of 8-byte completions. For each descriptor the device writes its
@@ -111,9 +113,12 @@ public final class IMSQueueDevice: SimulatedDevice {
         public var completionDelay: Duration = .zero
         /// When false, reload requests are ignored and never acknowledged.
         public var acknowledgesReloads = true
+        /// Whether the BARs are mappable, as vfio-pci maps them (the model still sees every
+        /// access); false keeps them pread/pwrite only, for tests that fail those calls.
+        public var mappableRegisters = true
 
         /// The defaults: 2^20 queues, 2048 IMS entries, 4 MSI-X vectors, immediate completions,
-        /// reloads acknowledged.
+        /// reloads acknowledged, BARs mappable.
         public init() {}
     }
 
@@ -172,12 +177,13 @@ public final class IMSQueueDevice: SimulatedDevice {
     /// doorbells sized for ``Options/maxQueues`` (at least 4 KiB), and the MSI-X table in BAR4.
     public var description: DeviceDescription {
         let doorbells = max(4096, 1 << (Int.bitWidth - (initialOptions.maxQueues * 4 - 1).leadingZeroBitCount))
+        let backing: BARDescription.Backing = initialOptions.mappableRegisters ? .registers : .trapped
         var d = DeviceDescription(
             vendorID: Self.vendorID, deviceID: Self.deviceID, classCode: 0x088000, revision: 1,
             bars: [
-                BARDescription(index: 0, size: 1 << 20, backing: .trapped),
-                BARDescription(index: 2, size: doorbells, backing: .trapped, is64Bit: true),
-                BARDescription(index: 4, size: 16 * 1024, backing: .trapped),
+                BARDescription(index: 0, size: 1 << 20, backing: backing),
+                BARDescription(index: 2, size: doorbells, backing: backing, is64Bit: true),
+                BARDescription(index: 4, size: 16 * 1024, backing: backing),
             ],
             interruptPin: 1,
             msix: MSIXDescription(tableSize: initialOptions.msixVectors, tableBAR: 4, tableOffset: 0, pbaBAR: 4, pbaOffset: 0x2000),

@@ -9,12 +9,18 @@ import VFIOMock
 @Suite struct IMSQueueDriverTests {
     static let stores = IMSQueueDriver.StoreKind.allCases
 
+    /// With each store kind; the registers and doorbells are reached through the BARs'
+    /// mappings, as on vfio-pci, not pread/pwrite.
     @Test(arguments: stores)
     func everyQueueCountsItsOwnCompletions(_ store: IMSQueueDriver.StoreKind) throws {
         let rig = try IMSRig(store: store, queues: 8)
         defer { rig.close() }
+        let configured = rig.machine.kernel.registerAccessesThroughMappings
+        #expect(configured > 0)
         for q in 0..<8 { try rig.driver.submit(queue: q, count: q + 1) }
         try rig.waitForCompletions(36)
+        // The doorbells rung went through BAR2's mapping.
+        #expect(rig.machine.kernel.registerAccessesThroughMappings >= configured + 8)
         #expect(rig.driver.completionCounts() == (0..<8).map { UInt64($0 + 1) })
         #expect(rig.driver.completionCounts(groupSize: 4) == [10, 26])
         for q in 0..<8 { #expect(rig.driver.deliveries(queue: q) == 1, "queue \(q)") }

@@ -82,6 +82,13 @@ enum Devices {
         return EduDevice(options: o)
     }
 
+    /// The IMS queue device; `trapped`: its BARs are ones vfio-pci cannot map (pread/pwrite only).
+    static func imsQueue(trapped: Bool) -> IMSQueueDevice {
+        var o = IMSQueueDevice.Options()
+        o.mappableRegisters = !trapped
+        return IMSQueueDevice(options: o)
+    }
+
     static func memory(
         msix: Int? = nil, msi: Int? = nil, trappedTable: Bool = false, pin: UInt8 = 1, reset: Bool = true,
         barSize: Int = 64 * 1024
