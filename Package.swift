@@ -71,7 +71,8 @@ let package = Package(
         .executableTarget(
             name: "vfiokit",
             dependencies: [
-                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CLIOutput", "NVMeWorkloads", "VFIOExport",
+                "PCI", "VFIOKit", "VFIOMock", "VFIOHost", "VFIODrivers", "VFIODaemon", "VFIOConformance", "CLIOutput", "NVMeWorkloads",
+                "VFIOExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

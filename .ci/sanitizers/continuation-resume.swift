@@ -34,7 +34,9 @@ let done = Atomic<Bool>(false)
 let resumer = Thread {
     var n = 0
     while !done.load(ordering: .acquiring) {
-        if let c = handoff.withLock({ s -> UnsafeContinuation<[Int], any Error>? in defer { s = nil }; return s }) {
+        if let c = handoff.withLock({ s -> UnsafeContinuation<[Int], any Error>? in
+            defer { s = nil }; return s
+        }) {
             n += 1
             if late { usleep(200) }
             c.resume(returning: [n, n + 1])

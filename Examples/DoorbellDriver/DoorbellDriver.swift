@@ -12,14 +12,14 @@ enum Doorbell: RegisterLayout {
 
 /// Rings the device's doorbell `count` times; returns how many interrupts came back.
 public func ringDoorbell(_ device: PCIDevice, on loop: EventLoop, count: Int) throws -> Int {
-    let registers = try device.bar(0).mmio(Doorbell.self)   // throws if BAR 0 is too small
-    let buffer = try device.dma.allocate(4096)                // memory + IOVA, mapped in the IOMMU
+    let registers = try device.bar(0).mmio(Doorbell.self)  // throws if BAR 0 is too small
+    let buffer = try device.dma.allocate(4096)  // memory + IOVA, mapped in the IOMMU
     registers.write(Doorbell.dmaSource, buffer.deviceAddress)
     try device.setBusMaster(true)
 
-    let vector = try device.interrupts.enable(.msi)[0]        // edu has MSI; an NVMe drive, .msix
+    let vector = try device.interrupts.enable(.msi)[0]  // edu has MSI; an NVMe drive, .msix
     let arrived = DispatchSemaphore(value: 0)
-    let registration = try loop.register(vector) { _ in      // runs on the loop thread
+    let registration = try loop.register(vector) { _ in  // runs on the loop thread
         registers.write(Doorbell.interruptAcknowledge, registers.read(Doorbell.interruptStatus))
         arrived.signal()
     }
@@ -28,8 +28,8 @@ public func ringDoorbell(_ device: PCIDevice, on loop: EventLoop, count: Int) th
         registers.write(Doorbell.interruptRaise, 1)
         if arrived.wait(timeout: .now() + .seconds(5)) == .success { received += 1 }
     }
-    registration.end()                                        // no more calls to the handler
+    registration.end()  // no more calls to the handler
     try device.interrupts.disable(.msi)
-    try buffer.free()                                         // or let it go: it frees itself
+    try buffer.free()  // or let it go: it frees itself
     return received
 }

@@ -155,8 +155,9 @@ public func runPolledQueue(
                 if stats.emptyPolls & 63 == 0 { sched_yield() }
                 if stats.emptyPolls & 0xffff == 0 {
                     if monotonicNow() - lastCompletion > timeout {
-                        throw .timeout(command: "benchmark I/O on queue \(pair.id)", milliseconds: Int(timeout / 1_000_000),
-                                       recovery: "the benchmark stopped; the controller is shut down on exit")
+                        throw .timeout(
+                            command: "benchmark I/O on queue \(pair.id)", milliseconds: Int(timeout / 1_000_000),
+                            recovery: "the benchmark stopped; the controller is shut down on exit")
                     }
                     if control.stop.load(ordering: .relaxed) { stopping = true }
                 }

@@ -63,8 +63,10 @@ public func conformanceDifferences(kernel: [ConformanceRecord], mock: [Conforman
 /// Compares every step of every record: equal steps pass, a run of steps a
 /// ``KnownDifference`` of `known` describes is excused and the comparison goes on after it,
 /// anything else makes the record a difference.
-public func conformanceComparison(kernel: [ConformanceRecord], mock: [ConformanceRecord],
-                                  known: [KnownDifference] = knownDifferences) -> ConformanceComparison {
+public func conformanceComparison(
+    kernel: [ConformanceRecord], mock: [ConformanceRecord],
+    known: [KnownDifference] = knownDifferences
+) -> ConformanceComparison {
     let mockByKey = Dictionary(mock.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
     let kernelKeys = Set(kernel.map(\.key))
     var result = ConformanceComparison()
@@ -99,7 +101,9 @@ private struct RecordWalk {
                 rows.append((" ", k.lines[i], m.lines[j]))
                 i += 1
                 j += 1
-            } else if let d = known.first(where: { !($0.kernel.isEmpty && $0.mock.isEmpty) && k.lines[i...].starts(with: $0.kernel) && m.lines[j...].starts(with: $0.mock) }) {
+            } else if let d = known.first(where: {
+                !($0.kernel.isEmpty && $0.mock.isEmpty) && k.lines[i...].starts(with: $0.kernel) && m.lines[j...].starts(with: $0.mock)
+            }) {
                 for r in 0..<max(d.kernel.count, d.mock.count) {
                     rows.append(("~", r < d.kernel.count ? d.kernel[r] : "", r < d.mock.count ? d.mock[r] : ""))
                 }

@@ -12,9 +12,11 @@ public struct Scenario: Sendable {
     public let needs: @Sendable (ConformanceTarget) -> Bool
     let body: @Sendable (Session) throws(Session.Stop) -> Void
 
-    init(_ name: String, origin: String, modes: Set<IOMMUMode> = IOMMUMode.allSelftestModes,
-         needs: @escaping @Sendable (ConformanceTarget) -> Bool = { _ in true },
-         _ body: @escaping @Sendable (Session) throws(Session.Stop) -> Void) {
+    init(
+        _ name: String, origin: String, modes: Set<IOMMUMode> = IOMMUMode.allSelftestModes,
+        needs: @escaping @Sendable (ConformanceTarget) -> Bool = { _ in true },
+        _ body: @escaping @Sendable (Session) throws(Session.Stop) -> Void
+    ) {
         self.name = name
         self.origin = origin
         self.modes = modes
@@ -34,7 +36,8 @@ public struct Scenario: Sendable {
 /// The scenario list and how a run over it goes.
 public enum Conformance {
     /// Every scenario, in the order runs print them.
-    public static let scenarios: [Scenario] = dmaScenarios + groupScenarios + deviceScenarios + featureScenarios + sweepScenarios + iommufdScenarios
+    public static let scenarios: [Scenario] =
+        dmaScenarios + groupScenarios + deviceScenarios + featureScenarios + sweepScenarios + iommufdScenarios
 
     /// The modes `system` offers: the type1 modes with `/dev/vfio/vfio`, the iommufd ones
     /// with `/dev/iommu` as well.
@@ -65,7 +68,8 @@ public enum Conformance {
     /// comparison applied follow in parentheses when there are any.
     /// `conformance: N scenarios x M modes x K kernels, D differences in R records`.
     public static func summary(scenarios: Int, modes: Int, kernels: Int, records: Int, differences: Int, known: Int) -> String {
-        let line = "conformance: \(scenarios) scenarios x \(modes) modes x \(kernels) \(kernels == 1 ? "kernel" : "kernels"), "
+        let line =
+            "conformance: \(scenarios) scenarios x \(modes) modes x \(kernels) \(kernels == 1 ? "kernel" : "kernels"), "
             + "\(differences) differences in \(records) records"
         return known == 0 ? line : line + " (\(known) known)"
     }

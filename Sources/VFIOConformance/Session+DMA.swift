@@ -101,11 +101,17 @@ extension Session {
         let n = Int(arg[u32: 8])
         let out = IoctlArgument(size: 16 * max(n, 1))
         arg[u64: 16] = UInt64(out.address)
-        guard step("IOVA_RANGES num_iovas=\(n)", describe: { _ in "ok" }, { () throws(Errno) in
-            _ = try system.ioctl(fd, UInt(CVFIO_IOMMUFD_IOAS_IOVA_RANGES), arg.address)
-        }) != nil else { return nil }
+        guard
+            step(
+                "IOVA_RANGES num_iovas=\(n)", describe: { _ in "ok" },
+                { () throws(Errno) in
+                    _ = try system.ioctl(fd, UInt(CVFIO_IOMMUFD_IOAS_IOVA_RANGES), arg.address)
+                }) != nil
+        else { return nil }
         let ranges = (0..<n).map { out[u64: 16 * $0]...out[u64: 16 * $0 + 8] }
-        record("  ranges \(ranges.map { "[\(hex($0.lowerBound)), \(hex($0.upperBound))]" }.joined(separator: " ")) alignment \(hex(arg[u64: 24]))")
+        record(
+            "  ranges \(ranges.map { "[\(hex($0.lowerBound)), \(hex($0.upperBound))]" }.joined(separator: " ")) alignment \(hex(arg[u64: 24]))"
+        )
         return ranges
     }
 
@@ -133,12 +139,16 @@ extension Session {
                 for i in 0..<n where offset + 32 + 16 * i <= needed {
                     ranges.append(arg[u64: offset + 16 + 16 * i]...arg[u64: offset + 24 + 16 * i])
                 }
-                record("  cap iova-range v\(version): \(ranges.map { "[\(hex($0.lowerBound)), \(hex($0.upperBound))]" }.joined(separator: " "))")
+                record(
+                    "  cap iova-range v\(version): \(ranges.map { "[\(hex($0.lowerBound)), \(hex($0.upperBound))]" }.joined(separator: " "))"
+                )
             case VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL where offset + 12 <= needed:
                 available = arg[u32: offset + 8]
                 record("  cap dma-avail v\(version): \(available!)")
             case VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION where offset + 32 <= needed:
-                record("  cap migration v\(version): flags \(hex(arg[u32: offset + 8])) pgsize_bitmap \(hex(arg[u64: offset + 16])) max_dirty_bitmap_size \(hex(arg[u64: offset + 24]))")
+                record(
+                    "  cap migration v\(version): flags \(hex(arg[u32: offset + 8])) pgsize_bitmap \(hex(arg[u64: offset + 16])) max_dirty_bitmap_size \(hex(arg[u64: offset + 24]))"
+                )
             default:
                 record("  cap \(id) v\(version)")
             }

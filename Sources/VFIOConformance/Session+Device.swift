@@ -48,7 +48,8 @@ extension Session {
                 offset = Int(arg[u32: offset + 4])
             }
             let region = RegionDescription(index: index, flags: arg[u32: 4], size: arg[u64: 16], offset: arg[u64: 24])
-            record("  flags \(hex(region.flags)) size \(hex(region.size)) offset \(hex(region.offset)) caps [\(caps.joined(separator: " "))]")
+            record(
+                "  flags \(hex(region.flags)) size \(hex(region.size)) offset \(hex(region.offset)) caps [\(caps.joined(separator: " "))]")
             return region
         }
     }
@@ -68,8 +69,10 @@ extension Session {
     /// VFIO_DEVICE_SET_IRQS with `flags` on `index` [start, start + count), followed by `data`
     /// (eventfds as Int32, bools as bytes); `argsz` overrides the true size.
     @discardableResult
-    func setIRQs(_ device: FileDescriptor, _ name: String, flags: Int32, index: Int, start: Int, count: Int,
-                 data: [UInt8] = [], argsz: Int? = nil) -> Bool {
+    func setIRQs(
+        _ device: FileDescriptor, _ name: String, flags: Int32, index: Int, start: Int, count: Int,
+        data: [UInt8] = [], argsz: Int? = nil
+    ) -> Bool {
         // struct vfio_irq_set { argsz, flags, index, start, count, data[] }
         let arg = IoctlArgument(size: 20 + data.count)
         arg[u32: 0] = UInt32(argsz ?? 20 + data.count)
@@ -88,9 +91,10 @@ extension Session {
 
     /// A non-blocking eventfd that the session closes at its end.
     func eventfd() throws(Stop) -> FileDescriptor {
-        let fd = try require(step("eventfd", describe: { _ in "ok" }) { () throws(Errno) in
-            try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
-        })
+        let fd = try require(
+            step("eventfd", describe: { _ in "ok" }) { () throws(Errno) in
+                try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK))
+            })
         adopt(fd)
         return fd
     }
@@ -110,7 +114,8 @@ extension Session {
         var value: UInt32 = 0
         return step("config read \(name)", describe: { hex($0) }) { () throws(Errno) -> UInt32 in
             let n = try withUnsafeMutableBytes(of: &value) { (b) throws(Errno) -> Int in
-                try system.pread(device, into: UnsafeMutableRawBufferPointer(rebasing: b[..<width]), at: Int64(config.offset) + Int64(offset))
+                try system.pread(
+                    device, into: UnsafeMutableRawBufferPointer(rebasing: b[..<width]), at: Int64(config.offset) + Int64(offset))
             }
             guard n == width else { throw Errno.ioError }
             return value
@@ -118,7 +123,9 @@ extension Session {
     }
 
     @discardableResult
-    func configWrite(_ device: FileDescriptor, _ config: RegionDescription, _ offset: Int, _ width: Int, _ value: UInt32, _ name: String) -> Bool {
+    func configWrite(
+        _ device: FileDescriptor, _ config: RegionDescription, _ offset: Int, _ width: Int, _ value: UInt32, _ name: String
+    ) -> Bool {
         var v = value
         return step("config write \(name) \(hex(value))") { () throws(Errno) -> Void in
             let n = try withUnsafeBytes(of: &v) { (b) throws(Errno) -> Int in

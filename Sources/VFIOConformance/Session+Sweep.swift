@@ -10,9 +10,12 @@ extension Session {
         arg.bytes.initializeMemory(as: UInt8.self, repeating: 0xa5)
         arg[u32: 0] = UInt32(argsz)
         if let index { arg[u32: 8] = index }
-        step("\(name) argsz=\(argsz)", describe: { _ in
-            stride(from: 0, to: shown, by: 4).map { String(arg[u32: $0], radix: 16) }.joined(separator: " ")
-        }) { () throws(Errno) in
+        step(
+            "\(name) argsz=\(argsz)",
+            describe: { _ in
+                stride(from: 0, to: shown, by: 4).map { String(arg[u32: $0], radix: 16) }.joined(separator: " ")
+            }
+        ) { () throws(Errno) in
             _ = try system.ioctl(fd, UInt(request), arg.address)
         }
     }

@@ -91,9 +91,10 @@ public final class Session {
 
     /// `size` bytes of anonymous shared memory, as the selftests map for DMA.
     func anonymousMemory(_ size: Int) throws(Stop) -> UInt64 {
-        let p = try require(step("mmap anonymous \(hex(size))", describe: { _ in "ok" }) { () throws(Errno) in
-            try system.mmap(length: size, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED | MAP_ANONYMOUS, fd: nil, offset: 0)
-        })
+        let p = try require(
+            step("mmap anonymous \(hex(size))", describe: { _ in "ok" }) { () throws(Errno) in
+                try system.mmap(length: size, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED | MAP_ANONYMOUS, fd: nil, offset: 0)
+            })
         memory.append((p, size))
         return UInt64(UInt(bitPattern: p))
     }
@@ -111,18 +112,20 @@ public final class Session {
 
     /// The path of `address`'s VFIO group node, from its IOMMU group in sysfs.
     func groupNode(_ address: PCIAddress) throws(Stop) -> String {
-        let link = try require(step("readlink iommu_group", describe: { _ in "ok" }) { () throws(Errno) in
-            try system.readLink(SysfsLayout.absolute(SysfsLayout.device(address, .iommuGroup)))
-        })
+        let link = try require(
+            step("readlink iommu_group", describe: { _ in "ok" }) { () throws(Errno) in
+                try system.readLink(SysfsLayout.absolute(SysfsLayout.device(address, .iommuGroup)))
+            })
         let group = try require(link.split(separator: "/").last.flatMap { Int($0) })
         return SysfsLayout.absolute(SysfsLayout.vfioGroupNode(group, noIOMMU: false))
     }
 
     /// The path of `address`'s VFIO device cdev (`/dev/vfio/devices/vfioN`), from sysfs.
     func cdevNode(_ address: PCIAddress) throws(Stop) -> String {
-        let names = try require(step("list vfio-dev", describe: { "\($0.count) entries" }) { () throws(Errno) in
-            try system.listDirectory(SysfsLayout.absolute(SysfsLayout.device(address, .vfioDev)))
-        })
+        let names = try require(
+            step("list vfio-dev", describe: { "\($0.count) entries" }) { () throws(Errno) in
+                try system.listDirectory(SysfsLayout.absolute(SysfsLayout.device(address, .vfioDev)))
+            })
         return SysfsLayout.absolute(SysfsLayout.vfioDeviceNode(try require(names.first.flatMap(KernelName.init(listed:)))))
     }
 }

@@ -141,11 +141,14 @@ public struct DaemonService: Service {
         let parts = requestLine.split(separator: " ")
         guard parts.count >= 2, parts[0] == "GET", parts[1] == "/metrics" else {
             let body = "only GET /metrics is served here\n"
-            return Array("HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8)
+            return Array(
+                "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+                    .utf8)
         }
         metrics.update(host.status())
         let body = metrics.text()
-        let head = "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+        let head =
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
         return Array((head + body).utf8)
     }
 }

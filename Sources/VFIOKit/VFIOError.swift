@@ -79,7 +79,8 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
         case let .noSuchDevice(a):
             return "no PCI device \(a): check the address with `vfiokit list`"
         case let .wrongDriver(a, driver, needed):
-            return "\(a) is bound to \(driver ?? "no driver"), not \(needed): run `vfiokit bind \(a)\(needed == "uio_pci_generic" ? " --driver uio_pci_generic" : "")`"
+            return
+                "\(a) is bound to \(driver ?? "no driver"), not \(needed): run `vfiokit bind \(a)\(needed == "uio_pci_generic" ? " --driver uio_pci_generic" : "")`"
         case let .backendUnavailable(b, reason):
             return "the \(b) backend is unavailable: \(reason)"
         case let .groupNotViable(group, a):
@@ -89,11 +90,13 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
         case let .deviceClosed(a, operation):
             return "\(operation) on \(a): the device was closed or removed; open it again if it is still there"
         case let .contextMismatch(a, context, driver):
-            return "\(a) is bound to \(driver), which the \(context) backend of its IOMMU context cannot use: open it in a context of its own"
+            return
+                "\(a) is bound to \(driver), which the \(context) backend of its IOMMU context cannot use: open it in a context of its own"
         case let .contextClosed(operation):
             return "\(operation): the IOMMU context was closed; make a new one"
         case let .contextEmpty(operation):
-            return "\(operation): the IOMMU context has no device yet; open a device into it first (the kernel sets the IOMMU up with the first group)"
+            return
+                "\(operation): the IOMMU context has no device yet; open a device into it first (the kernel sets the IOMMU up with the first group)"
         case let .noSuchRegion(index, a):
             return "\(a) has no region \(index): BARs are 0–5, the ROM 6, config space 7 (see `vfiokit info \(a)`)"
         case let .regionTooSmall(a, index, size, needed):
@@ -103,31 +106,40 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
         case let .interruptKindInUse(a, requested, enabled):
             return "cannot enable \(requested) of \(a) while \(enabled) is enabled: disable \(enabled) first"
         case let .eventLoopFull(capacity):
-            return "the event loop already dispatches \(capacity) sources: end registrations no longer needed, or spread sources over another EventLoop"
+            return
+                "the event loop already dispatches \(capacity) sources: end registrations no longer needed, or spread sources over another EventLoop"
         case let .eventLoopFailed(errno):
-            return "the event loop stopped: epoll_wait failed: \(errno) (errno \(errno.rawValue)); its handlers no longer run: end its registrations and register them on a new EventLoop"
+            return
+                "the event loop stopped: epoll_wait failed: \(errno) (errno \(errno.rawValue)); its handlers no longer run: end its registrations and register them on a new EventLoop"
         case let .interruptSourceRetired(a, index, vector):
-            return "\(index) vector \(vector) of \(a) was disabled and its eventfd released: register the sources the latest enable or grow returned"
+            return
+                "\(index) vector \(vector) of \(a) was disabled and its eventfd released: register the sources the latest enable or grow returned"
         case let .unsupportedByBackend(backend, operation, a):
             return "\(operation) on \(a) is not possible on the \(backend) backend: bind the device to vfio-pci instead"
         case let .iovaSpaceExhausted(size, limit):
-            return "no free IOVA range of \(size) bytes below 0x\(String(limit, radix: 16)) within the kernel's IOVA ranges: free buffers or allocate fewer, larger ones"
+            return
+                "no free IOVA range of \(size) bytes below 0x\(String(limit, radix: 16)) within the kernel's IOVA ranges: free buffers or allocate fewer, larger ones"
         case let .beyondDeviceReach(address, size, limit):
-            return "\(size) bytes at physical address 0x\(String(address, radix: 16)) are beyond the device's reach (below 0x\(String(limit, radix: 16))) and there is no IOMMU to remap them: use an IOMMU backend"
+            return
+                "\(size) bytes at physical address 0x\(String(address, radix: 16)) are beyond the device's reach (below 0x\(String(limit, radix: 16))) and there is no IOMMU to remap them: use an IOMMU backend"
         case let .dmaMappingLimit(limit):
             return "the kernel allows \(limit) DMA mappings and all are in use: use larger buffers"
         case let .unknownMapping(iova, length):
             return "no DMA mapping at IOVA 0x\(String(iova, radix: 16)) of \(length) bytes"
         case let .iovaUnavailable(iova, size, reason):
-            return "cannot reserve IOVA 0x\(String(iova, radix: 16)) (\(size) bytes): \(reason); a handed-over buffer is adopted once, into the context whose IOMMU maps it"
+            return
+                "cannot reserve IOVA 0x\(String(iova, radix: 16)) (\(size) bytes): \(reason); a handed-over buffer is adopted once, into the context whose IOMMU maps it"
         case let .dmaPieceRefused(piece, reason):
             return "cannot adopt the DMA buffer handed over as \(piece): \(reason); start the driver afresh instead (its device is reset)"
         case let .hugePagesUnavailable(bytes, errno):
-            return "cannot allocate \(bytes) bytes of hugepage memory for DMA without an IOMMU (\(errno)): reserve hugepages with `echo 64 > /proc/sys/vm/nr_hugepages`"
+            return
+                "cannot allocate \(bytes) bytes of hugepage memory for DMA without an IOMMU (\(errno)): reserve hugepages with `echo 64 > /proc/sys/vm/nr_hugepages`"
         case let .physicalAddressUnavailable(virtual):
-            return "no physical address for 0x\(String(virtual, radix: 16)) in /proc/self/pagemap: DMA without an IOMMU needs CAP_SYS_ADMIN (run as root)"
+            return
+                "no physical address for 0x\(String(virtual, radix: 16)) in /proc/self/pagemap: DMA without an IOMMU needs CAP_SYS_ADMIN (run as root)"
         case let .notPhysicallyContiguous(size):
-            return "a DMA buffer of \(size) bytes is not physically contiguous: reserve hugepages (`echo 64 > /proc/sys/vm/nr_hugepages`) or use an IOMMU backend"
+            return
+                "a DMA buffer of \(size) bytes is not physically contiguous: reserve hugepages (`echo 64 > /proc/sys/vm/nr_hugepages`) or use an IOMMU backend"
         case let .invalidArgument(operation, reason):
             return "\(operation): \(reason)"
         case let .timeout(what, ms):

@@ -49,7 +49,8 @@ struct ExportBenchCommand: ParsableCommand {
             return path
         }
         let (nbdcopy, qemuNBD, setpriv) = (tools[0], tools[1], tools[2])
-        let vfiokitPath = vfiokit ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vfiokit").path
+        let vfiokitPath =
+            vfiokit ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vfiokit").path
         guard FileManager.default.isExecutableFile(atPath: vfiokitPath) else {
             throw ValidationError("no vfiokit at \(vfiokitPath): build it (swift build -c release) or pass --vfiokit PATH")
         }
@@ -68,10 +69,24 @@ struct ExportBenchCommand: ParsableCommand {
             throw ValidationError("cannot create the image \(qemuImage.path): \(String(cString: strerror(errno)))")
         }
         let servers = [
-            ("vfiokit", try ChildServer(setpriv, [vfiokitPath, "nvme", "nbd", "--simulated", dir.appendingPathComponent("vfiokit.img").path,
-                                                  "--create", "\(mebibytes)M", "--socket", vfiokitSocket], socket: vfiokitSocket)),
-            ("qemu-nbd", try ChildServer(setpriv, [qemuNBD, "-t", "-e", "16", "--cache=writeback", "-f", "raw",
-                                                   "-k", qemuSocket, qemuImage.path], socket: qemuSocket)),
+            (
+                "vfiokit",
+                try ChildServer(
+                    setpriv,
+                    [
+                        vfiokitPath, "nvme", "nbd", "--simulated", dir.appendingPathComponent("vfiokit.img").path,
+                        "--create", "\(mebibytes)M", "--socket", vfiokitSocket,
+                    ], socket: vfiokitSocket)
+            ),
+            (
+                "qemu-nbd",
+                try ChildServer(
+                    setpriv,
+                    [
+                        qemuNBD, "-t", "-e", "16", "--cache=writeback", "-f", "raw",
+                        "-k", qemuSocket, qemuImage.path,
+                    ], socket: qemuSocket)
+            ),
         ]
         defer { for (_, s) in servers { s.stop() } }
 
@@ -96,12 +111,14 @@ struct ExportBenchCommand: ParsableCommand {
             vfiokit_mib_s: Self.median(ours.map(both)), qemu_nbd_mib_s: Self.median(theirs.map(both)),
             export_ratio: Self.median(ratios), export_ratio_min: ratios.first ?? 0, export_ratio_max: ratios.last ?? 0)
         let spread = { (rs: [Run]) in rs.map { "\(Int($0.in_mib_s))/\(Int($0.out_mib_s))" }.joined(separator: ", ") }
-        try printResult(result, json: json, lines: [
-            "export: nbdcopy \(mebibytes) MiB in then out, \(rounds) rounds taken in turn, Unix sockets (in/out MiB/s per run)",
-            "  vfiokit nvme nbd --simulated: \(spread(ours))",
-            "  qemu-nbd -t -e 16 --cache=writeback: \(spread(theirs))",
-            "  export_ratio \(fixed(result.export_ratio)) (\(fixed(result.export_ratio_min))–\(fixed(result.export_ratio_max))), target 1.0",
-        ])
+        try printResult(
+            result, json: json,
+            lines: [
+                "export: nbdcopy \(mebibytes) MiB in then out, \(rounds) rounds taken in turn, Unix sockets (in/out MiB/s per run)",
+                "  vfiokit nvme nbd --simulated: \(spread(ours))",
+                "  qemu-nbd -t -e 16 --cache=writeback: \(spread(theirs))",
+                "  export_ratio \(fixed(result.export_ratio)) (\(fixed(result.export_ratio_min))–\(fixed(result.export_ratio_max))), target 1.0",
+            ])
     }
 
     /// The wall-clock seconds `tool arguments` took; a failure names the command.

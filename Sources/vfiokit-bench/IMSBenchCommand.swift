@@ -115,34 +115,39 @@ struct IMSBenchCommand: ParsableCommand {
             bytes_per_slot: Double(bytes) / Double(slots), bytes_per_slot_shared_handler: Double(sharedBytes) / Double(slots),
             dispatch_small_slots: small, dispatch_hot_small_ns: hot[1], dispatch_hot_large_ns: hot[0],
             dispatch_hot_ratio: Double(hot[0]) / Double(max(hot[1], 1)),
-            dispatch_cold_small_ns: cold[1], dispatch_cold_large_ns: cold[0], dispatch_cold_ratio: Double(cold[0]) / Double(max(cold[1], 1)),
+            dispatch_cold_small_ns: cold[1], dispatch_cold_large_ns: cold[0],
+            dispatch_cold_ratio: Double(cold[0]) / Double(max(cold[1], 1)),
             dispatch_cold_samples: coldPicks.count, eviction_bytes: evictor.bytes,
             ims_p50_ns: ims.p50, ims_p99_ns: ims.p99, msix_p50_ns: msix.p50, msix_p99_ns: msix.p99,
             latency_p50_ratio: Double(ims.p50) / Double(max(msix.p50, 1)), latency_p99_ratio: Double(ims.p99) / Double(max(msix.p99, 1)),
             latency_domain_slots: slots, small_ims_p50_ns: smallIMS.p50, small_msix_p50_ns: smallMSIX.p50,
-            small_latency_p50_ratio: Double(smallIMS.p50) / Double(max(smallMSIX.p50, 1)), dispatches: samples, dispatch_allocations: allocations?.onThread,
+            small_latency_p50_ratio: Double(smallIMS.p50) / Double(max(smallMSIX.p50, 1)), dispatches: samples,
+            dispatch_allocations: allocations?.onThread,
             dispatch_allocations_total: allocations?.total, allocations_not_counted: AllocationCounter.unavailableReason,
             cpu: cpuModel())
-        try printResult(result, json: json, lines: [
-            "IMS on the simulated IMS device, mock kernel (\(result.cpu))",
-            "  allocate + program + unmask \(slots) slots, a handler each, queue-context store (one batched commit): \(fixed(seconds)) s, median of 3 (target ≤ 0.25)",
-            "  the same on the DSA-layout table (trapped BAR, one access per field), \(dsaSlots) slots (its most is \(IMSBenchRig.dsaTableSlots)): \(fixed(dsaSeconds)) s, median of 3",
-            "  framework memory: \(fixed(result.bytes_per_slot)) B/slot with a handler per slot (target ≤ 48); \(fixed(result.bytes_per_slot_shared_handler)) B/slot with one shared handler",
-            "  dispatch of 1 pending slot, uniformly random slots, hot: \(hot[1]) ns among \(small), \(hot[0]) ns among \(slots); ratio \(fixed(result.dispatch_hot_ratio)) (target ≤ 1.5)",
-            "  the same, cold (L1 and L2 evicted, \(evictor.bytes) B read, before each; \(coldPicks.count) samples): \(cold[1]) ns among \(small), \(cold[0]) ns among \(slots); ratio \(fixed(result.dispatch_cold_ratio))",
-            "  doorbell to handler, \(slots)-slot domain: IMS slot p50 \(ims.p50) ns p99 \(ims.p99) ns; MSI-X vector p50 \(msix.p50) ns p99 \(msix.p99) ns",
-            "  ratio: p50 \(fixed(result.latency_p50_ratio)), p99 \(fixed(result.latency_p99_ratio)) (target ≤ 1.2)",
-            "  doorbell to handler, \(small)-slot domain: IMS p50 \(smallIMS.p50) ns, MSI-X p50 \(smallMSIX.p50) ns; ratio \(fixed(result.small_latency_p50_ratio))",
-            allocationLine(allocations.map {
-                "\($0.onThread) on the event loop's thread, \($0.total) in the process, over \(samples) IMS dispatches (target 0)"
-            }),
-        ])
+        try printResult(
+            result, json: json,
+            lines: [
+                "IMS on the simulated IMS device, mock kernel (\(result.cpu))",
+                "  allocate + program + unmask \(slots) slots, a handler each, queue-context store (one batched commit): \(fixed(seconds)) s, median of 3 (target ≤ 0.25)",
+                "  the same on the DSA-layout table (trapped BAR, one access per field), \(dsaSlots) slots (its most is \(IMSBenchRig.dsaTableSlots)): \(fixed(dsaSeconds)) s, median of 3",
+                "  framework memory: \(fixed(result.bytes_per_slot)) B/slot with a handler per slot (target ≤ 48); \(fixed(result.bytes_per_slot_shared_handler)) B/slot with one shared handler",
+                "  dispatch of 1 pending slot, uniformly random slots, hot: \(hot[1]) ns among \(small), \(hot[0]) ns among \(slots); ratio \(fixed(result.dispatch_hot_ratio)) (target ≤ 1.5)",
+                "  the same, cold (L1 and L2 evicted, \(evictor.bytes) B read, before each; \(coldPicks.count) samples): \(cold[1]) ns among \(small), \(cold[0]) ns among \(slots); ratio \(fixed(result.dispatch_cold_ratio))",
+                "  doorbell to handler, \(slots)-slot domain: IMS slot p50 \(ims.p50) ns p99 \(ims.p99) ns; MSI-X vector p50 \(msix.p50) ns p99 \(msix.p99) ns",
+                "  ratio: p50 \(fixed(result.latency_p50_ratio)), p99 \(fixed(result.latency_p99_ratio)) (target ≤ 1.2)",
+                "  doorbell to handler, \(small)-slot domain: IMS p50 \(smallIMS.p50) ns, MSI-X p50 \(smallMSIX.p50) ns; ratio \(fixed(result.small_latency_p50_ratio))",
+                allocationLine(
+                    allocations.map {
+                        "\($0.onThread) on the event loop's thread, \($0.total) in the process, over \(samples) IMS dispatches (target 0)"
+                    }),
+            ])
     }
 
     private func cpuModel() -> String {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
-              let colon = line.firstIndex(of: ":")
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("model name") }),
+            let colon = line.firstIndex(of: ":")
         else { return "unknown CPU" }
         return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
     }

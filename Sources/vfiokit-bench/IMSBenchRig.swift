@@ -107,7 +107,8 @@ final class IMSBenchRig: @unchecked Sendable {
             var slot: IMSSlot? = nil
             for i in 0..<slots {
                 // A distinct closure per slot, capturing its own value, as `allocate { }` makes.
-                let s = try b.allocate(handler: handlers == .shared ? shared : IMSHandler { [unowned(unsafe) self] _ in self.handle(queue: i) })
+                let s = try b.allocate(
+                    handler: handlers == .shared ? shared : IMSHandler { [unowned(unsafe) self] _ in self.handle(queue: i) })
                 try b.unmask(s)
                 slot = s
             }
@@ -218,7 +219,9 @@ final class CacheEvictor: @unchecked Sendable {
 
     /// The L2 size from sysfs (`index2`, such as "2048K"), or 2 MiB when it cannot be read.
     private static func levelTwoBytes() -> Int {
-        guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cache/index2/size", encoding: .utf8) else { return 2 << 20 }
+        guard let text = try? String(contentsOfFile: "/sys/devices/system/cpu/cpu0/cache/index2/size", encoding: .utf8) else {
+            return 2 << 20
+        }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         guard let number = Int(trimmed.trimmingCharacters(in: CharacterSet.decimalDigits.inverted)), number > 0 else { return 2 << 20 }
         return number * (trimmed.hasSuffix("K") ? 1024 : trimmed.hasSuffix("M") ? 1 << 20 : 1)

@@ -9,7 +9,8 @@ import VFIOMock
 /// Interrupt dispatch latency: eventfd signalled to handler run, through VFIOKit's event loop
 /// and through a C epoll loop, each signalled the same way, in the same run.
 struct IRQBenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "irq", abstract: "Interrupt dispatch latency, p50 and p99, against C epoll.")
+    static let configuration = CommandConfiguration(
+        commandName: "irq", abstract: "Interrupt dispatch latency, p50 and p99, against C epoll.")
 
     @Option(help: "Interrupts to time on each side.")
     var samples = 20_000
@@ -61,15 +62,18 @@ struct IRQBenchCommand: ParsableCommand {
             p50_ratio: Double(p50) / Double(max(cp50, 1)), p99_ratio: Double(p99) / Double(max(cp99, 1)),
             dispatches: samples, dispatch_allocations: allocations?.onThread, dispatch_allocations_total: allocations?.total,
             allocations_not_counted: AllocationCounter.unavailableReason)
-        try printResult(result, json: json, lines: [
-            "interrupt dispatch, eventfd signalled to handler run (\(framework.count) samples each, \(rounds) alternating rounds)",
-            "  VFIOKit event loop: p50 \(p50) ns, p99 \(p99) ns",
-            "  C epoll reference:  p50 \(cp50) ns, p99 \(cp99) ns",
-            "  ratio: p50 \(fixed(result.p50_ratio)), p99 \(fixed(result.p99_ratio)) (target ≤ 1.2)",
-            allocationLine(allocations.map {
-                "\($0.onThread) on the event loop's thread, \($0.total) in the process, over \(samples) dispatches (target 0)"
-            }),
-        ])
+        try printResult(
+            result, json: json,
+            lines: [
+                "interrupt dispatch, eventfd signalled to handler run (\(framework.count) samples each, \(rounds) alternating rounds)",
+                "  VFIOKit event loop: p50 \(p50) ns, p99 \(p99) ns",
+                "  C epoll reference:  p50 \(cp50) ns, p99 \(cp99) ns",
+                "  ratio: p50 \(fixed(result.p50_ratio)), p99 \(fixed(result.p99_ratio)) (target ≤ 1.2)",
+                allocationLine(
+                    allocations.map {
+                        "\($0.onThread) on the event loop's thread, \($0.total) in the process, over \(samples) dispatches (target 0)"
+                    }),
+            ])
     }
 }
 

@@ -9,7 +9,8 @@ import VFIOMock
 /// mapped BAR (a simulated device's shared-memory BAR, mapped through the framework): one
 /// register over and over, and eight registers of a layout in turn.
 struct MMIOBenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "mmio", abstract: "32-bit MMIO read and write, ns/op, against C volatile loops.")
+    static let configuration = CommandConfiguration(
+        commandName: "mmio", abstract: "32-bit MMIO read and write, ns/op, against C volatile loops.")
 
     @Option(help: "Accesses per round.")
     var iterations = 1_000_000
@@ -124,24 +125,31 @@ struct MMIOBenchCommand: ParsableCommand {
             read_ns: read.framework / accesses, write_ns: write.framework / accesses,
             c_read_ns: read.reference / accesses, c_write_ns: write.reference / accesses,
             read_ratio: read.ratio, write_ratio: write.ratio,
-            scattered_read_ns: scatteredRead.framework / scatteredAccesses, scattered_write_ns: scatteredWrite.framework / scatteredAccesses,
-            c_scattered_read_ns: scatteredRead.reference / scatteredAccesses, c_scattered_write_ns: scatteredWrite.reference / scatteredAccesses,
+            scattered_read_ns: scatteredRead.framework / scatteredAccesses,
+            scattered_write_ns: scatteredWrite.framework / scatteredAccesses,
+            c_scattered_read_ns: scatteredRead.reference / scatteredAccesses,
+            c_scattered_write_ns: scatteredWrite.reference / scatteredAccesses,
             scattered_read_ratio: scatteredRead.ratio, scattered_write_ratio: scatteredWrite.ratio,
             read_allocations: read.allocations, write_allocations: write.allocations,
             scattered_read_allocations: scatteredRead.allocations, scattered_write_allocations: scatteredWrite.allocations,
             allocations_not_counted: AllocationCounter.unavailableReason)
         let counted = [read, write, scatteredRead, scatteredWrite].compactMap(\.allocations)
-        try printResult(result, json: json, lines: [
-            "32-bit MMIO on a mapped BAR (\(n) accesses per round, best of \(rounds) alternating rounds)",
-            "  one register, VFIOKit:      read \(fixed(result.read_ns)) ns/op, write \(fixed(result.write_ns)) ns/op",
-            "  one register, C:            read \(fixed(result.c_read_ns)) ns/op, write \(fixed(result.c_write_ns)) ns/op",
-            "  eight registers, VFIOKit:   read \(fixed(result.scattered_read_ns)) ns/op, write \(fixed(result.scattered_write_ns)) ns/op",
-            "  eight registers, C:         read \(fixed(result.c_scattered_read_ns)) ns/op, write \(fixed(result.c_scattered_write_ns)) ns/op",
-            "  ratio: read \(fixed(result.read_ratio)), write \(fixed(result.write_ratio)), "
-                + "scattered read \(fixed(result.scattered_read_ratio)), scattered write \(fixed(result.scattered_write_ratio)) (target ≤ 1.05)",
-            allocationLine(counted.count < 4 ? nil : "read \(counted[0]), write \(counted[1]), "
-                + "scattered read \(counted[2]), scattered write \(counted[3]) in the timed loops (target 0)"),
-        ])
+        try printResult(
+            result, json: json,
+            lines: [
+                "32-bit MMIO on a mapped BAR (\(n) accesses per round, best of \(rounds) alternating rounds)",
+                "  one register, VFIOKit:      read \(fixed(result.read_ns)) ns/op, write \(fixed(result.write_ns)) ns/op",
+                "  one register, C:            read \(fixed(result.c_read_ns)) ns/op, write \(fixed(result.c_write_ns)) ns/op",
+                "  eight registers, VFIOKit:   read \(fixed(result.scattered_read_ns)) ns/op, write \(fixed(result.scattered_write_ns)) ns/op",
+                "  eight registers, C:         read \(fixed(result.c_scattered_read_ns)) ns/op, write \(fixed(result.c_scattered_write_ns)) ns/op",
+                "  ratio: read \(fixed(result.read_ratio)), write \(fixed(result.write_ratio)), "
+                    + "scattered read \(fixed(result.scattered_read_ratio)), scattered write \(fixed(result.scattered_write_ratio)) (target ≤ 1.05)",
+                allocationLine(
+                    counted.count < 4
+                        ? nil
+                        : "read \(counted[0]), write \(counted[1]), "
+                            + "scattered read \(counted[2]), scattered write \(counted[3]) in the timed loops (target 0)"),
+            ])
     }
 
     /// The fastest VFIOKit and C rounds of one pattern, in nanoseconds, and the heap

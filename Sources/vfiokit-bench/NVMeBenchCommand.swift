@@ -10,7 +10,8 @@ import VFIOMock
 /// polling thread's CPU time and heap allocations per I/O.
 struct NVMeBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "nvme", abstract: "The polled NVMe I/O path: polling-thread CPU and heap allocations per I/O on the simulated controller.")
+        commandName: "nvme",
+        abstract: "The polled NVMe I/O path: polling-thread CPU and heap allocations per I/O on the simulated controller.")
 
     @Option(help: "randread, randwrite, read or write.") var workload: String = "randread"
     @Option(help: "Commands in flight.") var queueDepth = 32
@@ -35,9 +36,12 @@ struct NVMeBenchCommand: ParsableCommand {
 
     func run() throws {
         guard let kind = NVMeWorkload.Kind(rawValue: workload) else {
-            throw ValidationError("unknown workload \"\(workload)\": use \(NVMeWorkload.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "unknown workload \"\(workload)\": use \(NVMeWorkload.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard queueDepth >= 1, queueDepth <= 1023, seconds > 0 else { throw ValidationError("--queue-depth must be 1…1023 and --seconds positive") }
+        guard queueDepth >= 1, queueDepth <= 1023, seconds > 0 else {
+            throw ValidationError("--queue-depth must be 1…1023 and --seconds positive")
+        }
         AllocationCounter.preloadIfNotCounting()
         var options = NVMeController.Options()
         options.processing = .thread
@@ -55,8 +59,9 @@ struct NVMeBenchCommand: ParsableCommand {
         }
         try driver.bringUp()
         let namespace = driver.namespaces[0]
-        let work = NVMeWorkload(kind: kind, namespaceID: namespace.id, blocks: 4096 / namespace.blockSize, bytes: 4096,
-                                slots: namespace.size / UInt64(4096 / namespace.blockSize))
+        let work = NVMeWorkload(
+            kind: kind, namespaceID: namespace.id, blocks: 4096 / namespace.blockSize, bytes: 4096,
+            slots: namespace.size / UInt64(4096 / namespace.blockSize))
         let buffer = try device.dma.allocate(queueDepth * 4096)
         let slice = NVMeDataRange(deviceAddress: buffer.deviceAddress, count: queueDepth * 4096)
         let control = BenchControl(seconds: seconds, quiet: true)
@@ -79,13 +84,16 @@ struct NVMeBenchCommand: ParsableCommand {
             allocations_in_loop: allocations.map { _ in inLoop },
             allocations_on_thread: allocations?.onThread, allocations_total: allocations?.total,
             allocations_not_counted: AllocationCounter.unavailableReason)
-        try printResult(result, json: json, lines: [
-            "nvme \(workload) 4k qd\(queueDepth), polled, simulated controller on its own thread (\(stats.ios) I/Os in \(fixed(seconds)) s, \(stats.failures) errors)",
-        ] + result.polled_figures.lines(doorbell: PolledFigures.simulatedDoorbell) + [
-            allocationLine(allocations.map {
-                "\(inLoop) in the polling loop (\(fixed(result.allocations_per_io ?? 0)) per I/O, target 0); \($0.onThread) on the polling thread with set-up, \($0.total) in the process"
-            }),
-        ])
+        try printResult(
+            result, json: json,
+            lines: [
+                "nvme \(workload) 4k qd\(queueDepth), polled, simulated controller on its own thread (\(stats.ios) I/Os in \(fixed(seconds)) s, \(stats.failures) errors)"
+            ] + result.polled_figures.lines(doorbell: PolledFigures.simulatedDoorbell) + [
+                allocationLine(
+                    allocations.map {
+                        "\(inLoop) in the polling loop (\(fixed(result.allocations_per_io ?? 0)) per I/O, target 0); \($0.onThread) on the polling thread with set-up, \($0.total) in the process"
+                    })
+            ])
         if stats.failures > 0 { throw ExitCode.failure }
     }
 }

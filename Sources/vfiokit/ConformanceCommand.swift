@@ -36,8 +36,8 @@ struct ConformanceCommand: ParsableCommand {
     /// first field); nil where the device or the file is absent, as on a machine with no guest.
     private func barBase(of address: PCIAddress) -> UInt64? {
         guard let text = try? HostSystemCalls.shared.readText(SysfsLayout.absolute(SysfsLayout.device(address, .resource))),
-              let first = text.split(separator: "\n").first?.split(separator: " ").first,
-              let base = UInt64(first.dropFirst(2), radix: 16), base != 0
+            let first = text.split(separator: "\n").first?.split(separator: " ").first,
+            let base = UInt64(first.dropFirst(2), radix: 16), base != 0
         else { return nil }
         return base
     }
@@ -60,8 +60,10 @@ struct ConformanceCommand: ParsableCommand {
         if mockOnly {
             for r in mockRecords { print(r.text) }
             if json { try printJSON(mockRecords) }
-            print(Conformance.summary(scenarios: scenarioCount, modes: mockModes.count, kernels: 1, records: mockRecords.count,
-                                      differences: 0, known: 0))
+            print(
+                Conformance.summary(
+                    scenarios: scenarioCount, modes: mockModes.count, kernels: 1, records: mockRecords.count,
+                    differences: 0, known: 0))
             return
         }
         let host = HostSystemCalls.shared
@@ -75,8 +77,10 @@ struct ConformanceCommand: ParsableCommand {
         differences += comparison.differences
         for d in comparison.known + differences { print(d) }
         if json { try printJSON(kernelRecords) }
-        print(Conformance.summary(scenarios: scenarioCount, modes: modes.count, kernels: 1, records: comparison.recordsCompared,
-                                  differences: differences.count, known: comparison.known.count))
+        print(
+            Conformance.summary(
+                scenarios: scenarioCount, modes: modes.count, kernels: 1, records: comparison.recordsCompared,
+                differences: differences.count, known: comparison.known.count))
         if !differences.isEmpty { throw ExitCode.failure }
     }
 

@@ -31,7 +31,9 @@ struct ContextCommand: ParsableCommand {
             let kernel = MockKernel()
             targets = [try PCIAddress(parsing: "0000:00:04.0"), try PCIAddress(parsing: "0000:00:05.0")]
             for address in targets { try kernel.plug(EduDevice(), at: address) }
-            print("simulated: no ADDRESS given, so two simulated edu devices at \(targets.map { "\($0)" }.joined(separator: " and ")) are used")
+            print(
+                "simulated: no ADDRESS given, so two simulated edu devices at \(targets.map { "\($0)" }.joined(separator: " and ")) are used"
+            )
             system = kernel
         } else {
             system = HostSystemCalls.shared

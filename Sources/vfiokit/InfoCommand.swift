@@ -21,9 +21,13 @@ struct InfoCommand: ParsableCommand {
             return
         }
         let d = report.device
-        print("\(d.address)  \(d.className) [\(d.class.dropFirst(2).prefix(4))]: \(d.vendorName) \(d.deviceName) [\(d.vendor.dropFirst(2)):\(d.device.dropFirst(2))] (rev \(report.revision.dropFirst(2)))")
+        print(
+            "\(d.address)  \(d.className) [\(d.class.dropFirst(2).prefix(4))]: \(d.vendorName) \(d.deviceName) [\(d.vendor.dropFirst(2)):\(d.device.dropFirst(2))] (rev \(report.revision.dropFirst(2)))"
+        )
         print("  subsystem: \(report.subsystemVendor.dropFirst(2)):\(report.subsystemDevice.dropFirst(2))")
-        print("  driver: \(d.driver ?? "none")    driver_override: \(report.driverOverride ?? "none")    NUMA node: \(d.numaNode.map(String.init) ?? "-")")
+        print(
+            "  driver: \(d.driver ?? "none")    driver_override: \(report.driverOverride ?? "none")    NUMA node: \(d.numaNode.map(String.init) ?? "-")"
+        )
         print("  BARs:")
         if report.bars.isEmpty { print("    none") }
         for bar in report.bars {
@@ -53,7 +57,9 @@ struct InfoCommand: ParsableCommand {
         case let .inspected(summary)?:
             print("  VFIO regions:")
             for r in summary.regions {
-                print("    \(r.index) \(r.name)  \(formatByteSize(r.size)) at offset 0x\(String(r.offset, radix: 16))  [\(r.flags.joined(separator: ", "))]")
+                print(
+                    "    \(r.index) \(r.name)  \(formatByteSize(r.size)) at offset 0x\(String(r.offset, radix: 16))  [\(r.flags.joined(separator: ", "))]"
+                )
                 for cap in r.capabilities { print("        \(cap)") }
             }
             print("  VFIO IRQs:")

@@ -11,7 +11,8 @@ struct ListCommand: ParsableCommand {
             as lspci shows them. A device without an IOMMU group (no IOMMU) shows "-".
             """)
 
-    @Flag(help: "Print JSON: an array of {address, class, className, vendor, vendorName, device, deviceName, driver, iommuGroup, numaNode}.")
+    @Flag(
+        help: "Print JSON: an array of {address, class, className, vendor, vendorName, device, deviceName, driver, iommuGroup, numaNode}.")
     var json = false
 
     func run() throws {

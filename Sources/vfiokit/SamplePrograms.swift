@@ -28,7 +28,8 @@ struct SampleProgram: Sendable {
             summary: "IMS on QEMU's edu device: thousands of slots, message writes by edu DMA through the IOMMU, edu's MSI as doorbell",
             simulatedDevice: { EduDevice() }, run: EduIMSSelfTest.run),
         SampleProgram(
-            name: IMSQueueDriver.name, summary: "the simulated IMS multi-queue device: queues with their own IMS slots, work and completions",
+            name: IMSQueueDriver.name,
+            summary: "the simulated IMS multi-queue device: queues with their own IMS slots, work and completions",
             simulatedDevice: { IMSQueueDevice() }, run: IMSQueueSelfTest.run),
     ]
 

@@ -24,7 +24,8 @@ struct SelfTestCommand: ParsableCommand {
 
     func run() throws {
         guard let program = SampleProgram.named(driver) else {
-            throw ValidationError("unknown driver \"\(driver)\": the sample drivers are \(SampleProgram.all.map(\.name).joined(separator: ", "))")
+            throw ValidationError(
+                "unknown driver \"\(driver)\": the sample drivers are \(SampleProgram.all.map(\.name).joined(separator: ", "))")
         }
         guard let chosen = Backend(rawValue: backend) else {
             throw ValidationError("unknown backend \"\(backend)\": use \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -36,7 +37,9 @@ struct SelfTestCommand: ParsableCommand {
             system = HostSystemCalls.shared
         } else {
             let machine = try SimulatedMachine(program.simulatedDevice(), backend: chosen)
-            print("simulated: no ADDRESS given, so \(program.name) runs on a simulated device at \(machine.address) through the mock VFIO kernel model")
+            print(
+                "simulated: no ADDRESS given, so \(program.name) runs on a simulated device at \(machine.address) through the mock VFIO kernel model"
+            )
             target = machine.address
             system = machine.kernel
         }

@@ -40,7 +40,8 @@ import Testing
         let program_seconds, dsa_table_program_seconds, bytes_per_slot, bytes_per_slot_shared_handler: Double
         let dispatch_hot_ratio, dispatch_cold_ratio, latency_p50_ratio, latency_p99_ratio: Double
         let dsa_table_slots, dispatch_cold_samples, eviction_bytes: Int
-        let dispatch_hot_small_ns, dispatch_hot_large_ns, dispatch_cold_small_ns, dispatch_cold_large_ns, ims_p50_ns, ims_p99_ns, msix_p50_ns, msix_p99_ns: UInt64
+        let dispatch_hot_small_ns, dispatch_hot_large_ns, dispatch_cold_small_ns, dispatch_cold_large_ns, ims_p50_ns, ims_p99_ns,
+            msix_p50_ns, msix_p99_ns: UInt64
         let dispatch_allocations, dispatch_allocations_total: Int?
         let allocations_not_counted: String?
         let cpu: String
@@ -104,10 +105,14 @@ import Testing
         // The split is wall-clock time (a preempted thread shows more than its CPU): only its presence is checked.
         #expect(result.polled_figures.cpu_ns_per_io > 0)
         #expect(result.polled_figures.completion_to_doorbell_ns_per_io > 0 && result.polled_figures.sq_doorbell_ns_per_write > 0)
-        Self.expectCounted([result.allocations_in_loop, result.allocations_on_thread, result.allocations_total], notCounted: result.allocations_not_counted)
+        Self.expectCounted(
+            [result.allocations_in_loop, result.allocations_on_thread, result.allocations_total], notCounted: result.allocations_not_counted
+        )
         #expect((result.allocations_per_io != nil) == (result.allocations_on_thread != nil))
         // Set-up may allocate; the polling loop, submission to completion, may not.
-        if let inLoop = result.allocations_in_loop { #expect(inLoop == 0, "the polled NVMe loop allocated \(inLoop) times over \(result.ios) I/Os") }
+        if let inLoop = result.allocations_in_loop {
+            #expect(inLoop == 0, "the polled NVMe loop allocated \(inLoop) times over \(result.ios) I/Os")
+        }
     }
 
     /// Counts are numbers, except in a sanitizer build, where the output names the sanitizer instead.

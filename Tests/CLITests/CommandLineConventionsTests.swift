@@ -9,7 +9,9 @@ import Testing
         let version = try String(contentsOf: SystemdUnitTests.repository.appendingPathComponent("VERSION"), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         // Built from a checkout: the commit too.
-        #expect(result.output.range(of: #"^\#(version) \(git [0-9a-f]{12}(-dirty)?\)\n$"#, options: .regularExpression) != nil, "\(result.output)")
+        #expect(
+            result.output.range(of: #"^\#(version) \(git [0-9a-f]{12}(-dirty)?\)\n$"#, options: .regularExpression) != nil,
+            "\(result.output)")
     }
 
     @Test func aUsageErrorFromASubcommandEndsWithItsOwnUsage() throws {

@@ -38,7 +38,9 @@ import Testing
         #expect(text.output.contains("SIMULATED devices"))
         #expect(text.output.contains("0000:00:04.0  ims-queue  running"))
         let metrics = try runVFIOKit(["status", "--metrics"], environment: environment)
-        #expect(metrics.output.contains(#"vfiokit_interrupts_total{device="0000:00:04.0",driver="ims-queue",group="IMS slots 0-3 on MSI-X 0",vector="IMS 0-3"}"#))
+        #expect(
+            metrics.output.contains(
+                #"vfiokit_interrupts_total{device="0000:00:04.0",driver="ims-queue",group="IMS slots 0-3 on MSI-X 0",vector="IMS 0-3"}"#))
         #expect(metrics.output.contains(#"vfiokit_devices{state="running"} 1"#))
 
         let socket = stateDirectory + "/vfiokit.sock"
@@ -47,7 +49,9 @@ import Testing
 
         #expect(daemon.stop() == 0, "stderr: \(daemon.error)")
         #expect(daemon.error.contains("SIMULATED: no device or config given"))
-        #expect(daemon.error.contains("simulated kernel after shutdown: 0 DMA mappings, interrupts none enabled, 0 open files, driver pci-stub"))
+        #expect(
+            daemon.error.contains("simulated kernel after shutdown: 0 DMA mappings, interrupts none enabled, 0 open files, driver pci-stub")
+        )
         #expect(daemon.error.contains("restored 0000:00:04.0 to pci-stub"))
         let after = try runVFIOKit(["status"], environment: environment)
         #expect(after.status == 1)

@@ -16,7 +16,10 @@ import Testing
     @Test(arguments: [
         (#"{"devics": [{"address": "0000:00:03.0"}]}"#, #"unknown key "devics" at the top level (did you mean "devices"?)"#),
         (#"{"devices": [{"address": "0000:00:03.0", "drivr": "edu"}]}"#, #"unknown key "drivr" in devices[0] (did you mean "driver"?)"#),
-        (#"{"devices": [{"address": "0000:00:03.0", "colour": "red"}]}"#, #"unknown key "colour" in devices[0]; the keys there are address, driver, context"#),
+        (
+            #"{"devices": [{"address": "0000:00:03.0", "colour": "red"}]}"#,
+            #"unknown key "colour" in devices[0]; the keys there are address, driver, context"#
+        ),
         ("{\n  \"devices\": [\n    {\"address\": \"0000:00:03.0\"}\n  \n", "line 5, column 1: expected a comma or a closing bracket"),
     ])
     func aWrongFileIsRefusedByRunAndCheckConfig(_ text: String, _ complaint: String) throws {
@@ -53,12 +56,15 @@ import Testing
         #expect(result.status != 0)
         #expect(result.error.contains(complaint), "stderr: \(result.error)")
         // No banner and no device started: nothing was opened before the refusal.
-        #expect(!result.error.contains("SIMULATED") && !result.output.contains("SIMULATED") && !result.error.contains("started"), "stderr: \(result.error)")
+        #expect(
+            !result.error.contains("SIMULATED") && !result.output.contains("SIMULATED") && !result.error.contains("started"),
+            "stderr: \(result.error)")
     }
 
     @Test func metricsAddressesAreCheckedBeforeAnyDevice() throws {
         try expectRefusedUpFront(["localhost:9464"], "wants an IPv4 address, not the name \"localhost\"")
-        try expectRefusedUpFront(["192.0.2.1:9464"], "is not loopback, and the metrics endpoint has no authentication: add --metrics-public")
+        try expectRefusedUpFront(
+            ["192.0.2.1:9464"], "is not loopback, and the metrics endpoint has no authentication: add --metrics-public")
         try expectRefusedUpFront(["192.0.2.1:9464", "--metrics-public"], "cannot serve metrics on 192.0.2.1:9464")
         // A port in use: this test holds it.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -68,7 +74,9 @@ import Testing
         address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0
+            }
         }
         #expect(bound)
         try expectRefusedUpFront(["127.0.0.1:\(UInt16(bigEndian: address.sin_port))"], "Address already in use")

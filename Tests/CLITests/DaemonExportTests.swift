@@ -31,14 +31,17 @@ struct DaemonExportTests {
         return devices.compactMap { ($0["exports"] as? [[String: Any]])?.first }.first
     }
 
-    @Test("--simulated-nvme prints the nbd+unix URI; nbdinfo and an nbdcopy round trip through it; status and metrics count it; SIGTERM with a client connected disconnects it in order")
+    @Test(
+        "--simulated-nvme prints the nbd+unix URI; nbdinfo and an nbdcopy round trip through it; status and metrics count it; SIGTERM with a client connected disconnects it in order"
+    )
     func simulatedControllerServedOverNBD() throws {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
         let daemon = try BackgroundVFIOKit(["run", "--simulated-nvme"], environment: environment)
         let socket = stateDirectory + "/nbd-0000-00-05.0-ns1.sock"
         let uri = "nbd+unix:///?socket=\(socket)"
-        #expect(eventually { daemon.output.contains("export nbd namespace 1 of 0000:00:05.0: \(uri)\n") }, "\(daemon.output)\(daemon.error)")
+        #expect(
+            eventually { daemon.output.contains("export nbd namespace 1 of 0000:00:05.0: \(uri)\n") }, "\(daemon.output)\(daemon.error)")
 
         let info = try run("nbdinfo", ["--json", uri])
         #expect(info.status == 0)
@@ -76,7 +79,10 @@ struct DaemonExportTests {
         #expect(client.receive(1) == nil, "the client was disconnected")
         #expect(access(socket, F_OK) != 0, "the socket is gone")
         #expect(daemon.error.contains("stopped the nbd export of namespace 1"), "\(daemon.error)")
-        #expect(daemon.error.contains("simulated kernel after shutdown: 0 DMA mappings, interrupts none enabled, 0 open files, driver vfio-pci, device 0000:00:05.0"), "\(daemon.error)")
+        #expect(
+            daemon.error.contains(
+                "simulated kernel after shutdown: 0 DMA mappings, interrupts none enabled, 0 open files, driver vfio-pci, device 0000:00:05.0"
+            ), "\(daemon.error)")
     }
 
     @Test(arguments: [

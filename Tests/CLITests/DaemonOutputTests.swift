@@ -24,7 +24,9 @@ import Testing
         #expect(daemon.error.contains("started"))
         #expect(daemon.stop() == 0)
         #expect(daemon.error.contains("shutting down (SIGTERM or SIGINT)"))
-        #expect(daemon.error.contains("shut down; released 0000:00:04.0 (drivers stopped, interrupts disabled, DMA unmapped, devices reset and closed)"))
+        #expect(
+            daemon.error.contains(
+                "shut down; released 0000:00:04.0 (drivers stopped, interrupts disabled, DMA unmapped, devices reset and closed)"))
         #expect(daemon.output.isEmpty, "stdout: \(daemon.output)")
     }
 
@@ -103,12 +105,14 @@ import Testing
 
     @Test func isolatedRunsSummariseEachDeviceOnceAndStatusShowsEachGroupCountOnce() throws {
         defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
-        let daemon = try BackgroundVFIOKit(["run", "--isolate", "--simulated-devices", "2", "--stats-interval", "0"], environment: environment)
+        let daemon = try BackgroundVFIOKit(
+            ["run", "--isolate", "--simulated-devices", "2", "--stats-interval", "0"], environment: environment)
         #expect(try waitForRunning(), "stderr: \(daemon.error)")
-        #expect(try eventually {
-            let text = try runVFIOKit(["status"], environment: environment).output
-            return text.components(separatedBy: "  ims-queue  running").count == 3
-        })
+        #expect(
+            try eventually {
+                let text = try runVFIOKit(["status"], environment: environment).output
+                return text.components(separatedBy: "  ims-queue  running").count == 3
+            })
         let text = try runVFIOKit(["status"], environment: environment).output
         for group in 0..<4 {
             let name = "IMS slots \(group * 4)-\(group * 4 + 3) on MSI-X 0"
@@ -117,7 +121,9 @@ import Testing
         }
         #expect(daemon.stop() == 0, "stderr: \(daemon.error)")
         for address in ["0000:00:04.0", "0000:00:05.0"] {
-            let summaries = daemon.error.split(separator: "\n").filter { $0.contains("simulated kernel after shutdown") && $0.hasSuffix("device \(address)") }
+            let summaries = daemon.error.split(separator: "\n").filter {
+                $0.contains("simulated kernel after shutdown") && $0.hasSuffix("device \(address)")
+            }
             #expect(summaries.count == 1, "stderr: \(daemon.error)")
         }
     }

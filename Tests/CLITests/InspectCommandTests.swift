@@ -24,8 +24,9 @@ import Testing
         let result = try runVFIOKit(["inspect", "--dump", file.path])
         #expect(result.status == 0, "stderr: \(result.error)")
         #expect(result.output.hasPrefix("\(file.path): 1 device\n"))
-        #expect(result.output.contains(
-            "0000:00:03.0 1af4:1000 rev 00, class 0200.00 (Network controller), header 00 (endpoint), 64 config bytes"))
+        #expect(
+            result.output.contains(
+                "0000:00:03.0 1af4:1000 rev 00, class 0200.00 (Network controller), header 00 (endpoint), 64 config bytes"))
         #expect(result.output.contains("BAR3: memory64 prefetchable at 0xfe004000"))
     }
 

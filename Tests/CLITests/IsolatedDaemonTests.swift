@@ -43,16 +43,24 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
         let environment = ["VFIOKIT_STATE_DIR": stateDirectory, "VFIOKIT_FAULT_TRAP": "0000:00:05.0"].merging(Self.noBacktrace) { $1 }
         let daemon = try BackgroundVFIOKit(
-            ["run", "--isolate", "--simulated-devices", "2", "--bind", "--work-interval", "1", "--stats-interval", "0"], environment: environment)
+            ["run", "--isolate", "--simulated-devices", "2", "--bind", "--work-interval", "1", "--stats-interval", "0"],
+            environment: environment)
 
         var status: [String: [String: Any]] = [:]
-        #expect(try eventually { status = try devices(environment); return status["0000:00:05.0"]?["state"] as? String == "failed" }, "stderr: \(daemon.error)")
+        #expect(
+            try eventually {
+                status = try devices(environment); return status["0000:00:05.0"]?["state"] as? String == "failed"
+            }, "stderr: \(daemon.error)")
         let trapped = try #require(status["0000:00:05.0"])
         let detail = try #require(trapped["detail"] as? String)
-        #expect(detail.hasPrefix("driver ims-queue on 0000:00:05.0 trapped (SIGILL)") || detail.hasPrefix("driver ims-queue on 0000:00:05.0 trapped (SIGTRAP)"))
+        #expect(
+            detail.hasPrefix("driver ims-queue on 0000:00:05.0 trapped (SIGILL)")
+                || detail.hasPrefix("driver ims-queue on 0000:00:05.0 trapped (SIGTRAP)"))
         #expect(detail.hasSuffix("its process ended and the kernel released the device"))
         #expect(trapped["driver"] as? String == "ims-queue")
-        #expect(daemon.error.contains("VFIOKIT_FAULT_TRAP=0000:00:05.0: driver ims-queue traps on its device's first interrupt (fault injection)"))
+        #expect(
+            daemon.error.contains(
+                "VFIOKIT_FAULT_TRAP=0000:00:05.0: driver ims-queue traps on its device's first interrupt (fault injection)"))
         #expect(daemon.error.contains("error vfiokit.daemon: [VFIODaemon] \(detail)"))
 
         // The other device, in the other worker, keeps running and counting interrupts.
@@ -68,7 +76,11 @@ import Testing
         #expect(daemon.stop() == 0, "stderr: \(daemon.error)")
         // The surviving worker shut its mock kernel's device down in order; the supervisor gave both bindings back.
         // Once per device: the worker's kernel held the device; the supervisor's only bound it.
-        #expect(daemon.error.components(separatedBy: "simulated kernel after shutdown: 0 DMA mappings, interrupts none enabled, 0 open files, driver vfio-pci, device 0000:00:04.0").count == 2)
+        #expect(
+            daemon.error.components(
+                separatedBy:
+                    "simulated kernel after shutdown: 0 DMA mappings, interrupts none enabled, 0 open files, driver vfio-pci, device 0000:00:04.0"
+            ).count == 2)
         #expect(daemon.error.components(separatedBy: "device 0000:00:04.0\n").count == 2, "stderr: \(daemon.error)")
         for address in ["0000:00:04.0", "0000:00:05.0"] {
             #expect(daemon.error.contains("restored \(address) to pci-stub"))
@@ -83,8 +95,11 @@ import Testing
     @Test func workersEndWhenTheirSupervisorIsKilled() throws {
         defer { try? FileManager.default.removeItem(atPath: stateDirectory) }
         let environment = ["VFIOKIT_STATE_DIR": stateDirectory]
-        let daemon = try BackgroundVFIOKit(["run", "--isolate", "--simulated-devices", "2", "--stats-interval", "0"], environment: environment)
-        #expect(try eventually { try devices(environment).values.filter { $0["state"] as? String == "running" }.count == 2 }, "stderr: \(daemon.error)")
+        let daemon = try BackgroundVFIOKit(
+            ["run", "--isolate", "--simulated-devices", "2", "--stats-interval", "0"], environment: environment)
+        #expect(
+            try eventually { try devices(environment).values.filter { $0["state"] as? String == "running" }.count == 2 },
+            "stderr: \(daemon.error)")
         #expect(processes(naming: stateDirectory + "/workers/").count == 2)
         #expect(daemon.stop(SIGKILL) == SIGKILL)
         #expect(eventually { processes(naming: stateDirectory).isEmpty })
@@ -98,6 +113,8 @@ import Testing
         try #require(eventually { !daemon.process.isRunning }, "stderr: \(daemon.error)")
         #expect(daemon.process.terminationReason == .uncaughtSignal)
         #expect([SIGILL, SIGTRAP].contains(daemon.process.terminationStatus))
-        #expect(daemon.error.contains("VFIOKIT_FAULT_TRAP=0000:00:04.0: driver ims-queue traps on its device's first interrupt (fault injection)"))
+        #expect(
+            daemon.error.contains(
+                "VFIOKIT_FAULT_TRAP=0000:00:04.0: driver ims-queue traps on its device's first interrupt (fault injection)"))
     }
 }

@@ -12,14 +12,19 @@ struct NBDCommandTests {
         return path
     }
 
-    @Test("prints nbd+unix:///?socket=PATH first; the socket is mode 0660; SIGTERM with a client connected: the client's request is answered, it is disconnected, the process exits 0 and removes the socket")
+    @Test(
+        "prints nbd+unix:///?socket=PATH first; the socket is mode 0660; SIGTERM with a client connected: the client's request is answered, it is disconnected, the process exits 0 and removes the socket"
+    )
     func servesAndStops() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let socketPath = dir + "/nbd.sock"
-        let server = try BackgroundVFIOKit(["nvme", "nbd", "--simulated", dir + "/image", "--create", "64M", "--socket", socketPath], environment: [:])
+        let server = try BackgroundVFIOKit(
+            ["nvme", "nbd", "--simulated", dir + "/image", "--create", "64M", "--socket", socketPath], environment: [:])
         #expect(eventually { server.output.contains("\n") })
-        #expect(server.output.split(separator: "\n").first.map(String.init) == "nbd+unix:///?socket=\(socketPath)", "\(server.output)\(server.error)")
+        #expect(
+            server.output.split(separator: "\n").first.map(String.init) == "nbd+unix:///?socket=\(socketPath)",
+            "\(server.output)\(server.error)")
         var info = stat()
         #expect(stat(socketPath, &info) == 0 && info.st_mode & 0o777 == 0o660)
 
@@ -46,7 +51,9 @@ struct NBDCommandTests {
     func refusesNonLoopback() throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = try runVFIOKit(["nvme", "nbd", "--simulated", dir + "/image", "--create", "64M", "--socket", dir + "/s", "--tcp", "0.0.0.0:10809"])
+        let r = try runVFIOKit([
+            "nvme", "nbd", "--simulated", dir + "/image", "--create", "64M", "--socket", dir + "/s", "--tcp", "0.0.0.0:10809",
+        ])
         #expect(r.status != 0)
         #expect(r.error.contains("not a loopback address"), "\(r.error)")
     }

@@ -75,7 +75,9 @@ import Testing
         try Data(count: size).write(to: URL(fileURLWithPath: image))
         let result = try runVFIOKit(["nvme", "identify", "--simulated", image])
         #expect(result.status != 0)
-        #expect(result.error.contains("NVMe image \(image) \(complaint): it must be a non-zero multiple of the 512-byte block size"), "stderr: \(result.error)")
+        #expect(
+            result.error.contains("NVMe image \(image) \(complaint): it must be a non-zero multiple of the 512-byte block size"),
+            "stderr: \(result.error)")
         #expect((try FileManager.default.attributesOfItem(atPath: image)[.size] as? Int) == size)
     }
 
@@ -118,7 +120,9 @@ import Testing
     }
 
     @Test func interruptDrivenBenchRunsOnSeveralQueues() throws {
-        let result = try runVFIOKit(["nvme", "bench", "--simulated", "--json", "--seconds", "0.5", "--queues", "2", "--workload", "randwrite"])
+        let result = try runVFIOKit([
+            "nvme", "bench", "--simulated", "--json", "--seconds", "0.5", "--queues", "2", "--workload", "randwrite",
+        ])
         #expect(result.status == 0, "stderr: \(result.error)")
         let bench = try JSONDecoder().decode(Bench.self, from: Data(result.output.utf8))
         #expect(bench.ios > 0 && bench.errors == 0 && !bench.polled)

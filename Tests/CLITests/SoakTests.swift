@@ -34,8 +34,9 @@ import Testing
     /// the plain pass runs it.
     static let underAddressSanitizer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
 
-    @Test(.disabled(if: underAddressSanitizer, "AddressSanitizer's quarantine keeps freed memory resident"),
-          arguments: [[], ["--isolate"], ["--nvme"], ["--isolate", "--nvme"]])
+    @Test(
+        .disabled(if: underAddressSanitizer, "AddressSanitizer's quarantine keeps freed memory resident"),
+        arguments: [[], ["--isolate"], ["--nvme"], ["--isolate", "--nvme"]])
     func passesWhenNothingIsBroken(arguments: [String]) throws {
         let result = try Self.soak(arguments)
         #expect(result.status == 0, "\(result.output)")

@@ -38,7 +38,8 @@ import Testing
         let second = try BackgroundVFIOKit(["run", "--stats-interval", "0"], environment: ["VFIOKIT_STATE_DIR": ""])
         #expect(eventually(10) { !second.process.isRunning })
         #expect(second.stop() == 1)
-        #expect(second.error.contains("another vfiokit daemon (pid \(daemon.process.processIdentifier)) is running"), "stderr: \(second.error)")
+        #expect(
+            second.error.contains("another vfiokit daemon (pid \(daemon.process.processIdentifier)) is running"), "stderr: \(second.error)")
         #expect(!second.error.contains("SIMULATED") && second.output.isEmpty)
 
         // Killed, it leaves its socket; the next daemon replaces it and status finds the new one.

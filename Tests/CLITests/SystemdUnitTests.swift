@@ -5,9 +5,12 @@ import Testing
 /// vfiokit this test bundle was built with.
 @Suite struct SystemdUnitTests {
     static let analyzer = "/usr/bin/systemd-analyze"
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: analyzer), "systemd-analyze is not installed (.ci/setup installs systemd)"))
+    @Test(
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: analyzer), "systemd-analyze is not installed (.ci/setup installs systemd)"))
     func theUnitVerifies() throws {
         let unit = try String(contentsOf: Self.repository.appendingPathComponent("systemd/vfiokit.service"), encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/local/bin/vfiokit run --isolate "))
@@ -15,7 +18,8 @@ import Testing
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let copy = directory.appendingPathComponent("vfiokit.service")
-        try unit.replacingOccurrences(of: "/usr/local/bin/vfiokit", with: try builtExecutable().path).write(to: copy, atomically: true, encoding: .utf8)
+        try unit.replacingOccurrences(of: "/usr/local/bin/vfiokit", with: try builtExecutable().path).write(
+            to: copy, atomically: true, encoding: .utf8)
 
         let result = try runProgram(URL(fileURLWithPath: Self.analyzer), ["verify", copy.path])
         let messages = result.output + result.error

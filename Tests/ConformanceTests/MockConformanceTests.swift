@@ -15,7 +15,8 @@ import VFIOMock
         nonViable: try! PCIAddress(parsing: "0000:01:01.0"))
 
     static func kernelRecords(_ kernel: GuestKernel) throws -> [ConformanceRecord] {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Records/linux-\(kernel.rawValue).json")
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Records/linux-\(kernel.rawValue).json")
         return try JSONDecoder().decode([ConformanceRecord].self, from: Data(contentsOf: url))
     }
 
@@ -42,8 +43,10 @@ import VFIOMock
             modes = max(modes, m)
         }
         let scenarios = Conformance.scenarios.filter { $0.needs(Self.target) }.count
-        print(Conformance.summary(scenarios: scenarios, modes: modes, kernels: GuestKernel.allCases.count, records: records,
-                                  differences: differences, known: known))
+        print(
+            Conformance.summary(
+                scenarios: scenarios, modes: modes, kernels: GuestKernel.allCases.count, records: records,
+                differences: differences, known: known))
     }
 
     /// A profile value wrong for the kernel (6.1's packed capability chains on the 6.12 guest)
@@ -55,7 +58,9 @@ import VFIOMock
         #expect(!comparison.differences.isEmpty)
         let lines = comparison.differences.flatMap { $0.split(separator: "\n") }
         let wrong = try #require(lines.first { $0.hasPrefix("!") && $0.contains("argsz 120") }, "\(comparison.differences)")
-        #expect(wrong.contains("argsz 120 flags 0x3") && wrong.contains("| ") && wrong.contains("argsz 116 flags 0x3"), "both sides printed: \(wrong)")
+        #expect(
+            wrong.contains("argsz 120 flags 0x3") && wrong.contains("| ") && wrong.contains("argsz 116 flags 0x3"),
+            "both sides printed: \(wrong)")
     }
 
     /// A known difference excuses its own steps only: a difference after it in the same record

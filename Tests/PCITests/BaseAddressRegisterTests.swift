@@ -31,9 +31,10 @@ import Testing
         var cardBus = ConfigBuilder(headerType: 2)
         cardBus.set32(0x10, 0xfc40_2000)
         cardBus.set32(0x14, 0x0200_00a0)  // capability pointer and secondary status, not a BAR
-        #expect(try cardBus.config.baseAddressRegisters() == [
-            BaseAddressRegister(index: 0, kind: .memory32, isPrefetchable: false, base: 0xfc40_2000)
-        ])
+        #expect(
+            try cardBus.config.baseAddressRegisters() == [
+                BaseAddressRegister(index: 0, kind: .memory32, isPrefetchable: false, base: 0xfc40_2000)
+            ])
     }
 
     @Test func malformedBARsAreErrors() throws {

@@ -8,10 +8,11 @@ import Testing
         builder.addCapability(0x05, at: 0x50)
         builder.addCapability(0x11, at: 0xfc)
         let caps = try builder.config.capabilities
-        #expect(caps.standard == [
-            Capability(offset: 0x80, id: .powerManagement), Capability(offset: 0x50, id: .msi),
-            Capability(offset: 0xfc, id: .msix),
-        ])
+        #expect(
+            caps.standard == [
+                Capability(offset: 0x80, id: .powerManagement), Capability(offset: 0x50, id: .msi),
+                Capability(offset: 0xfc, id: .msix),
+            ])
         #expect(caps.extended.isEmpty)
         #expect(caps.problems.isEmpty)
         #expect(caps.first(.msi)?.offset == 0x50)
@@ -124,11 +125,12 @@ import Testing
         builder.addExtendedCapability(0x001b, version: 1, at: 0x230)
         builder.addExtendedCapability(0x0023, version: 1, at: 0x200)
         let caps = try builder.config.capabilities
-        #expect(caps.extended == [
-            ExtendedCapability(offset: 0x100, id: .advancedErrorReporting, version: 2),
-            ExtendedCapability(offset: 0x230, id: .processAddressSpaceID, version: 1),
-            ExtendedCapability(offset: 0x200, id: .designatedVendorSpecific, version: 1),
-        ])
+        #expect(
+            caps.extended == [
+                ExtendedCapability(offset: 0x100, id: .advancedErrorReporting, version: 2),
+                ExtendedCapability(offset: 0x230, id: .processAddressSpaceID, version: 1),
+                ExtendedCapability(offset: 0x200, id: .designatedVendorSpecific, version: 1),
+            ])
         #expect(caps.problems.isEmpty)
         #expect(caps.all(.designatedVendorSpecific).map(\.offset) == [0x200])
     }

@@ -30,8 +30,10 @@ struct CorpusDecoderConformanceTests {
         }
         #expect(filesWithMSIX == 14)
         #expect(tally["msix"] == msixLines)
-        for kind in ["msi", "msix", "pciExpress", "powerManagement", "singleRootIOV", "processAddressSpaceID",
-                     "addressTranslationServices", "designatedVendorSpecific", "scalableIOV"] {
+        for kind in [
+            "msi", "msix", "pciExpress", "powerManagement", "singleRootIOV", "processAddressSpaceID",
+            "addressTranslationServices", "designatedVendorSpecific", "scalableIOV",
+        ] {
             #expect(tally[kind, default: 0] > 0, "no \(kind) capability was compared")
         }
     }

@@ -14,13 +14,14 @@ import Testing
         """
 
     @Test func parsesDevicesInFileOrder() throws {
-        let text = Self.virtioNet + """
-            0001:02:1f.7 Host bridge
-            	Subsystem: 1458:5000
-            	Control: I/O- Mem+
-            00: 86 80 25 0b 06 04 10 00
-            08: 02 00 80 08
-            """
+        let text =
+            Self.virtioNet + """
+                0001:02:1f.7 Host bridge
+                	Subsystem: 1458:5000
+                	Control: I/O- Mem+
+                00: 86 80 25 0b 06 04 10 00
+                08: 02 00 80 08
+                """
         let dump = try PCIDump(parsing: text, name: "two")
         #expect(dump.name == "two")
         #expect(dump.devices.map(\.address.description) == ["0000:00:03.0", "0001:02:1f.7"])
@@ -77,8 +78,9 @@ import Testing
         // Cut in the middle of a byte.
         expectError("00:03.0 x\n00: f4 1a 0", line: 2, .malformedDataLine("it ends in half a byte, \"0\": the dump is cut short"))
         // Cut right after a device's header.
-        expectError(Self.virtioNet + "00:04.0 SCSI storage controller\n", line: 6,
-                    .deviceWithoutData(try PCIAddress(parsing: "00:04.0")))
+        expectError(
+            Self.virtioNet + "00:04.0 SCSI storage controller\n", line: 6,
+            .deviceWithoutData(try PCIAddress(parsing: "00:04.0")))
         // Cut after the offset.
         expectError("00:00.0 x\n00:", line: 2, .malformedDataLine("expected a space after the offset"))
         expectError("00:00.0 x\n00: ", line: 2, .malformedDataLine("no bytes after the offset"))
@@ -90,8 +92,9 @@ import Testing
         expectError("00:00.0 x\n00: 86\n\n10: 00\n", line: 4, .dataOutsideDevice)
         expectError("00:00.0 x\nffe: 01 02 03\n", line: 2, .beyondConfigSpace(offset: 4096))
         expectError("00:00.0 x\n00: 01 02 03\n02: 04\n", line: 3, .repeatedOffset(offset: 2, firstLine: 2))
-        expectError("00:00.0 x\n00: 01\n\n0000:00:00.0 y\n00: 01\n", line: 4,
-                    .repeatedDevice(try PCIAddress(parsing: "00:00.0"), firstLine: 1))
+        expectError(
+            "00:00.0 x\n00: 01\n\n0000:00:00.0 y\n00: 01\n", line: 4,
+            .repeatedDevice(try PCIAddress(parsing: "00:00.0"), firstLine: 1))
         let badAddress = try #require(throws: PCIAddressError.self) { try PCIAddress(parsing: "00:20.0") }
         expectError("00:20.0 x\n00: 01\n", line: 1, .malformedAddress(badAddress))
     }

@@ -3,8 +3,10 @@ import Testing
 
 @Suite struct PCIExpressCapabilityTests {
     /// A PCIe capability body: flags, DevCap, DevCtl, DevSta, LnkCap, LnkCtl, LnkSta.
-    static func body(flags: UInt16, deviceCapabilities: UInt32, deviceControl: UInt16, linkCapabilities: UInt32,
-                     linkStatus: UInt16) -> [UInt8] {
+    static func body(
+        flags: UInt16, deviceCapabilities: UInt32, deviceControl: UInt16, linkCapabilities: UInt32,
+        linkStatus: UInt16
+    ) -> [UInt8] {
         le16(flags) + le32(deviceCapabilities) + le16(deviceControl) + le16(0) + le32(linkCapabilities) + le16(0)
             + le16(linkStatus) + [UInt8](repeating: 0, count: 0x2c)
     }
@@ -38,8 +40,9 @@ import Testing
         var builder = ConfigBuilder()
         builder.addCapability(
             0x10, at: 0x40,
-            body: Self.body(flags: 2 | 9 << 4, deviceCapabilities: 0, deviceControl: 0, linkCapabilities: 0xffff_ffff,
-                            linkStatus: 0xffff))
+            body: Self.body(
+                flags: 2 | 9 << 4, deviceCapabilities: 0, deviceControl: 0, linkCapabilities: 0xffff_ffff,
+                linkStatus: 0xffff))
         let pcie = try PCIExpressCapability(builder.config, at: 0x40)
         #expect(pcie.deviceType == .rootComplexIntegratedEndpoint)
         #expect(pcie.link == nil)
@@ -47,9 +50,10 @@ import Testing
     }
 
     @Test func namesLinkSpeedsAndDeviceTypes() {
-        #expect((0...7).map { PCIeLinkSpeed(rawValue: $0).description } == [
-            "unknown", "2.5GT/s", "5GT/s", "8GT/s", "16GT/s", "32GT/s", "64GT/s", "unknown",
-        ])
+        #expect(
+            (0...7).map { PCIeLinkSpeed(rawValue: $0).description } == [
+                "unknown", "2.5GT/s", "5GT/s", "8GT/s", "16GT/s", "32GT/s", "64GT/s", "unknown",
+            ])
         #expect(PCIeLinkSpeed(rawValue: 9).gigatransfersPerSecond == nil)
         #expect(PCIeDeviceType(rawValue: 0xc).description == "Unknown type 12")
         #expect(PCIeDeviceType.pciToPCIeBridge.description == "PCI/PCI-X to PCI-Express Bridge")

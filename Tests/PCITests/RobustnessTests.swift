@@ -28,11 +28,13 @@ import Testing
         for _ in 0..<Self.iterations {
             var bytes = seeds[Int.random(in: 0..<seeds.count, using: &random)]
             let caps = try ConfigSpace(partialBytes: bytes).capabilities
-            let targets = [0x06, 0x0e, 0x14, 0x34] + caps.standard.flatMap { [$0.offset, $0.offset + 1] }
+            let targets =
+                [0x06, 0x0e, 0x14, 0x34] + caps.standard.flatMap { [$0.offset, $0.offset + 1] }
                 + caps.extended.flatMap { [$0.offset, $0.offset + 2, $0.offset + 3] }
             for _ in 0..<Int.random(in: 1...6, using: &random) {
-                Self.damage(&bytes, targets: targets, pointers: caps.standard.map(\.offset) + caps.extended.map(\.offset),
-                            using: &random)
+                Self.damage(
+                    &bytes, targets: targets, pointers: caps.standard.map(\.offset) + caps.extended.map(\.offset),
+                    using: &random)
             }
             let config = try ConfigSpace(partialBytes: bytes)
             let walked = config.capabilities

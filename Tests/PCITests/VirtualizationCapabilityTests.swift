@@ -63,8 +63,9 @@ import Testing
         var builder = Self.pcieDevice()
         builder.addExtendedCapability(0x000f, at: 0x100, body: le16(0) + le16(0))
         let config = try builder.config
-        #expect(throws: ConfigSpaceError.unexpectedCapability(
-            offset: 0x100, expected: "Process Address Space ID (0x001b)", found: "Address Translation Services (0x000f)")
+        #expect(
+            throws: ConfigSpaceError.unexpectedCapability(
+                offset: 0x100, expected: "Process Address Space ID (0x001b)", found: "Address Translation Services (0x000f)")
         ) { try PASIDCapability(config, at: 0x100) }
         #expect(throws: ConfigSpaceError.self) { try SRIOVCapability(config, at: 0x100) }
         #expect(throws: ConfigSpaceError.self) { try DVSECCapability(config, at: 0x100) }
@@ -102,8 +103,9 @@ import Testing
         var builder = Self.pcieDevice()
         builder.addExtendedCapability(0x0023, at: 0x100, body: Self.siov(length: 0x10, ims: true))
         let config = try builder.config
-        #expect(throws: ConfigSpaceError.malformed(
-            offset: 0x104, reason: "the Scalable IOV DVSEC is 16 bytes long, shorter than its 24")
+        #expect(
+            throws: ConfigSpaceError.malformed(
+                offset: 0x104, reason: "the Scalable IOV DVSEC is 16 bytes long, shorter than its 24")
         ) { try ScalableIOVCapability.find(in: config, capabilities: config.capabilities) }
     }
 

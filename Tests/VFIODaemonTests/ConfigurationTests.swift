@@ -5,10 +5,12 @@ import Testing
 
 /// The --config file and how devices are put into IOMMU contexts.
 @Suite struct ConfigurationTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func write(_ text: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vfiokit-config-\(UInt64.random(in: 0 ... .max)).json").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vfiokit-config-\(UInt64.random(in: 0 ... .max)).json")
+            .path
         try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         return path
     }
@@ -21,7 +23,8 @@ import Testing
     }
 
     @Test func readsEveryField() throws {
-        let path = try write(#"{"bind": true, "isolate": true, "backend": "legacy", "devices": [{"address": "03:00.0", "driver": "edu", "context": "a"}]}"#)
+        let path = try write(
+            #"{"bind": true, "isolate": true, "backend": "legacy", "devices": [{"address": "03:00.0", "driver": "edu", "context": "a"}]}"#)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let file = try ConfigurationFile.load(path)
         #expect(file.bind == true)
@@ -42,7 +45,10 @@ import Testing
         (#"{"devices": [{"address": "zz"}]}"#, "\"zz\" is not a PCI address"),
         (#"{"devices": [{"address": "03:00.0"}, {"address": "0000:03:00.0"}]}"#, "0000:03:00.0 is listed twice"),
         (#"{"backend": "fast", "devices": [{"address": "03:00.0"}]}"#, "backend \"fast\" is not one of"),
-        (#"{"device": []}"#, #"unknown key "device" at the top level (did you mean "devices"?); the keys there are bind, isolate, backend, devices"#),
+        (
+            #"{"device": []}"#,
+            #"unknown key "device" at the top level (did you mean "devices"?); the keys there are bind, isolate, backend, devices"#
+        ),
         (#"{"devices": [{"adress": "03:00.0"}]}"#, #"unknown key "adress" in devices[0] (did you mean "address"?)"#),
         (#"{"devices": [], "bind": true}"#, #""devices" is empty"#),
         (#"{"bind": "yes", "devices": [{"address": "03:00.0"}]}"#, "at .bind: expected true or false"),
@@ -72,7 +78,8 @@ import Testing
     /// What a worker process reads: its context's devices, each naming the context, and the backend.
     @Test func aWorkersConfigurationReadsBackAsWritten() throws {
         let devices: [DaemonConfiguration.Device] = [
-            .init(address: pciAddress("0000:01:01.0"), driver: "edu", context: "group 5"), .init(address: pciAddress("0000:01:02.0"), context: "group 5"),
+            .init(address: pciAddress("0000:01:01.0"), driver: "edu", context: "group 5"),
+            .init(address: pciAddress("0000:01:02.0"), context: "group 5"),
         ]
         let data = try JSONEncoder().encode(ConfigurationFile(devices: devices, backend: .legacy))
         let file = try ConfigurationFile.parse(data, path: "worker.json")

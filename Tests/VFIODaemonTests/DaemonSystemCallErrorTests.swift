@@ -11,7 +11,8 @@ import Testing
         #expect(
             error
                 == .systemCall(
-                    operation: "open \(directory)/daemon.lock", errno: .noSuchFileOrDirectory, remedy: "run as root or set VFIOKIT_STATE_DIR"))
+                    operation: "open \(directory)/daemon.lock", errno: .noSuchFileOrDirectory,
+                    remedy: "run as root or set VFIOKIT_STATE_DIR"))
         #expect(
             error?.description
                 == "cannot open \(directory)/daemon.lock: No such file or directory; run as root or set VFIOKIT_STATE_DIR")

@@ -23,7 +23,8 @@ import VFIOMock
         try machine.kernel.plug(controller, at: first, driver: .vfioPCI)
         let logs = CapturedLogs()
         let configuration = DaemonConfiguration(
-            devices: [.init(address: first, driver: "nvme")], bind: false, stateDirectory: machine.stateDirectory, workInterval: .milliseconds(1))
+            devices: [.init(address: first, driver: "nvme")], bind: false, stateDirectory: machine.stateDirectory,
+            workInterval: .milliseconds(1))
         let host = try DriverHost(
             configuration: configuration, system: machine.kernel, simulated: true,
             logger: logs.logger())
@@ -36,14 +37,19 @@ import VFIOMock
         #expect(health.mediaErrors == 4)
         #expect(health.criticalWarnings == [])
         let textLines = host.status().text.split(separator: "\n")
-        #expect(textLines.contains { $0.hasPrefix("    health: temperature 45 °C, spare ") && $0.contains("media errors 4") && $0.hasSuffix("critical warnings: none") },
-                "\(textLines)")
+        #expect(
+            textLines.contains {
+                $0.hasPrefix("    health: temperature 45 °C, spare ") && $0.contains("media errors 4")
+                    && $0.hasSuffix("critical warnings: none")
+            },
+            "\(textLines)")
 
         controller.setHealth { $0.availableSpare = 4 }
         controller.raiseCriticalWarning(1)
         #expect(eventually { !criticalLines(logs).isEmpty })
         let line = try #require(criticalLines(logs).first)
-        #expect(line.contains("critical warning: available spare below threshold (asynchronous event: SMART / health: spare below threshold)"))
+        #expect(
+            line.contains("critical warning: available spare below threshold (asynchronous event: SMART / health: spare below threshold)"))
         #expect(line.contains("available_spare_percent=4"))
         #expect(line.contains("device=\(first)"))
 

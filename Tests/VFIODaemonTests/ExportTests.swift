@@ -10,16 +10,21 @@ import Glibc
 /// `exports`: the specification's form, the config key, and a hosted NVMe device served over NBD.
 @Suite(.serialized) struct ExportTests {
     @Test func theConfigKeyListsEachDevicesExports() throws {
-        let json = #"{"devices": [{"address": "0000:00:05.0", "driver": "nvme", "exports": ["nbd:/run/x.sock", "nbd:127.0.0.1:10809,namespace=2,read-only", "ublk"]}]}"#
+        let json =
+            #"{"devices": [{"address": "0000:00:05.0", "driver": "nvme", "exports": ["nbd:/run/x.sock", "nbd:127.0.0.1:10809,namespace=2,read-only", "ublk"]}]}"#
         let file = try ConfigurationFile.parse(Data(json.utf8), path: "inline.json")
         let device = try #require(try file.parsedDevices(path: "inline.json").first)
-        #expect(device.exports == [
-            ExportSpecification(kind: .nbd, endpoint: .unixSocket("/run/x.sock")),
-            ExportSpecification(kind: .nbd, namespace: 2, endpoint: .loopback(host: "127.0.0.1", port: 10809), readOnly: true),
-            ExportSpecification(kind: .ublk),
-        ])
+        #expect(
+            device.exports == [
+                ExportSpecification(kind: .nbd, endpoint: .unixSocket("/run/x.sock")),
+                ExportSpecification(kind: .nbd, namespace: 2, endpoint: .loopback(host: "127.0.0.1", port: 10809), readOnly: true),
+                ExportSpecification(kind: .ublk),
+            ])
         // Written back the same way (the worker's configuration file).
-        #expect(ConfigurationFile(devices: [device], backend: .auto).devices[0].exports == ["nbd:/run/x.sock", "nbd:127.0.0.1:10809,namespace=2,read-only", "ublk"])
+        #expect(
+            ConfigurationFile(devices: [device], backend: .auto).devices[0].exports == [
+                "nbd:/run/x.sock", "nbd:127.0.0.1:10809,namespace=2,read-only", "ublk",
+            ])
     }
 
     @Test(arguments: [
@@ -38,7 +43,9 @@ import Glibc
         #expect(error?.description.contains("export \"\(spec)\"") == true)
         // In a config file the error names the file and the device too.
         let json = #"{"devices": [{"address": "0000:00:05.0", "exports": ["\#(spec)"]}]}"#
-        let fileError = #expect(throws: DaemonError.self) { try ConfigurationFile.parse(Data(json.utf8), path: "inline.json").parsedDevices(path: "inline.json") }
+        let fileError = #expect(throws: DaemonError.self) {
+            try ConfigurationFile.parse(Data(json.utf8), path: "inline.json").parsedDevices(path: "inline.json")
+        }
         #expect(fileError?.description.contains("inline.json") == true && fileError?.description.contains("device 0000:00:05.0") == true)
         #expect(fileError?.description.contains(reason) == true)
     }
@@ -48,7 +55,9 @@ import Glibc
         #expect(throws: ExportSpecificationError.self) { try ExportSpecification.checkDistinct(same) }
         let twice = [try ExportSpecification(parsing: "nbd"), try ExportSpecification(parsing: "nbd,read-only")]
         #expect(throws: ExportSpecificationError.self) { try ExportSpecification.checkDistinct(twice) }
-        try ExportSpecification.checkDistinct([try ExportSpecification(parsing: "nbd"), try ExportSpecification(parsing: "nbd,namespace=2"), .init(kind: .ublk)])
+        try ExportSpecification.checkDistinct([
+            try ExportSpecification(parsing: "nbd"), try ExportSpecification(parsing: "nbd,namespace=2"), .init(kind: .ublk),
+        ])
     }
 
     @Test func twoExportsOfOneDeviceEachServeOnTheirOwnQueuePair() throws {
@@ -57,7 +66,11 @@ import Glibc
         let controller = NVMeController(namespaces: [NVMeNamespace(blockCount: 4096)])
         defer { controller.stop() }
         try machine.kernel.plug(controller, at: second, driver: .vfioPCI)
-        let host = try machine.host([.init(address: second, driver: "nvme", exports: [.init(kind: .nbd), .init(kind: .nbd, endpoint: .loopback(host: "127.0.0.1", port: 0), readOnly: true)])])
+        let host = try machine.host([
+            .init(
+                address: second, driver: "nvme",
+                exports: [.init(kind: .nbd), .init(kind: .nbd, endpoint: .loopback(host: "127.0.0.1", port: 0), readOnly: true)])
+        ])
         try host.start()
         defer { host.shutdown() }
         let exports = try #require(host.device(second)?.exports)
@@ -77,13 +90,17 @@ import Glibc
         try machine.kernel.plug(controller, at: second, driver: .vfioPCI)
         let host = try machine.host([
             .init(address: first, driver: "edu"),
-            .init(address: second, driver: "nvme", exports: [try ExportSpecification(parsing: "nbd:/nonexistent-vfiokit-dir/x.sock"), .init(kind: .nbd, namespace: 7)]),
+            .init(
+                address: second, driver: "nvme",
+                exports: [try ExportSpecification(parsing: "nbd:/nonexistent-vfiokit-dir/x.sock"), .init(kind: .nbd, namespace: 7)]),
         ])
         try host.start()
         defer { host.shutdown() }
         #expect(host.device(first)?.state == "running")
         #expect(host.device(second)?.state == "failed")
-        #expect(host.device(second)?.detail?.contains("export \"nbd:/nonexistent-vfiokit-dir/x.sock\"") == true, "\(String(describing: host.device(second)?.detail))")
+        #expect(
+            host.device(second)?.detail?.contains("export \"nbd:/nonexistent-vfiokit-dir/x.sock\"") == true,
+            "\(String(describing: host.device(second)?.detail))")
         #expect(machine.kernel.dmaMappings(of: second).isEmpty, "the device was released")
     }
 
@@ -94,7 +111,9 @@ import Glibc
         let controller = NVMeController(namespaces: [NVMeNamespace(blockCount: 4096)])
         defer { controller.stop() }
         try machine.kernel.plug(controller, at: second, driver: .vfioPCI)
-        let host = try machine.host([.init(address: first, driver: "edu"), .init(address: second, driver: "nvme", exports: [.init(kind: .ublk)])])
+        let host = try machine.host([
+            .init(address: first, driver: "edu"), .init(address: second, driver: "nvme", exports: [.init(kind: .ublk)]),
+        ])
         try host.start()
         defer { host.shutdown() }
         #expect(host.device(first)?.state == "running")

@@ -31,12 +31,17 @@ import Testing
         let report = try JSONDecoder().decode(StatusReport.self, from: Data(json))
         #expect(report.simulated && report.devices.isEmpty)
         #expect(String(decoding: DaemonService.answer("text", host: host, metrics: metrics), as: UTF8.self).contains("  no devices"))
-        #expect(String(decoding: DaemonService.answer("metrics", host: host, metrics: metrics), as: UTF8.self).contains(#"vfiokit_devices{state="running"} 0"#))
-        let refused = String(decoding: DaemonService.answer(String(repeating: "x", count: 100), host: host, metrics: metrics), as: UTF8.self)
+        #expect(
+            String(decoding: DaemonService.answer("metrics", host: host, metrics: metrics), as: UTF8.self).contains(
+                #"vfiokit_devices{state="running"} 0"#))
+        let refused = String(
+            decoding: DaemonService.answer(String(repeating: "x", count: 100), host: host, metrics: metrics), as: UTF8.self)
         #expect(refused == "error: unknown request \"\(String(repeating: "x", count: 64))\"; ask for status, text or metrics\n")
         let http = String(decoding: DaemonService.answerHTTP("GET /metrics HTTP/1.1", host: host, metrics: metrics), as: UTF8.self)
         #expect(http.hasPrefix("HTTP/1.0 200 OK\r\n"))
-        #expect(String(decoding: DaemonService.answerHTTP("GET / HTTP/1.1", host: host, metrics: metrics), as: UTF8.self).hasPrefix("HTTP/1.0 404"))
+        #expect(
+            String(decoding: DaemonService.answerHTTP("GET / HTTP/1.1", host: host, metrics: metrics), as: UTF8.self).hasPrefix(
+                "HTTP/1.0 404"))
     }
 
     static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -45,9 +50,11 @@ import Testing
     /// Replies that trapped `text` (Tests/Fuzz/regressions/status-protocol): an uptime beyond
     /// `Int`, interrupt counts whose total passes `UInt64.max`.
     @Test func anyReplyThatDecodesShowsAsText() throws {
-        let uptime = try JSONDecoder().decode(StatusReport.self, from: Data(contentsOf: Self.regressions.appendingPathComponent("uptime-beyond-int")))
+        let uptime = try JSONDecoder().decode(
+            StatusReport.self, from: Data(contentsOf: Self.regressions.appendingPathComponent("uptime-beyond-int")))
         #expect(uptime.text.hasPrefix("vfiokit daemon pid 1, up 1e+300 s"))
-        let counts = try JSONDecoder().decode(StatusReport.self, from: Data(contentsOf: Self.regressions.appendingPathComponent("interrupts-beyond-uint64")))
+        let counts = try JSONDecoder().decode(
+            StatusReport.self, from: Data(contentsOf: Self.regressions.appendingPathComponent("interrupts-beyond-uint64")))
         #expect(counts.text.contains("    interrupts 18446744073709551615\n"))
         #expect(counts.text.contains("    group g: 18446744073709551615 interrupts (IMS 0=18446744073709551615, IMS 1=1)"))
         for file in try FileManager.default.contentsOfDirectory(atPath: Self.regressions.path) {

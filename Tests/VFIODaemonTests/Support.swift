@@ -22,7 +22,8 @@ struct DaemonMachine {
 
     init(edu addresses: [PCIAddress], driver: DriverBinding = .vfioPCI) throws {
         for address in addresses { try kernel.plug(EduDevice(), at: address, driver: driver) }
-        stateDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("vfiokit-daemon-\(UInt64.random(in: 0 ... .max))").path
+        stateDirectory =
+            FileManager.default.temporaryDirectory.appendingPathComponent("vfiokit-daemon-\(UInt64.random(in: 0 ... .max))").path
     }
 
     func host(

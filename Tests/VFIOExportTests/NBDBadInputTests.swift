@@ -50,7 +50,8 @@ struct NBDBadInputTests {
         try c.request(NBD.Command.writeZeroes, handle: 12, offset: size - 512, length: 1024)
         #expect(try c.reply().error == NBD.Error.noSpace, "write zeroes past the end")
         try c.request(NBD.Command.read, handle: 11, offset: size - 512, length: 512)
-        #expect(try c.reply() == .init(handle: 11, error: 0, data: Array(before[Int(size) - 512..<Int(size)])), "the connection still serves")
+        #expect(
+            try c.reply() == .init(handle: 11, error: 0, data: Array(before[Int(size) - 512..<Int(size)])), "the connection still serves")
         #expect(same(f.namespace.read(lba: 0, count: 2048), before), "nothing changed")
         #expect(f.server.statistics.errors == 11)
     }
@@ -132,11 +133,15 @@ struct NBDBadInputTests {
                     do {
                         let c = try RawNBDClient(path: path)
                         let offset = UInt64(i * 4096 % (1 << 20))
-                        try c.request(NBD.Command.write, flags: NBD.CommandFlag.fua, handle: UInt64(i), offset: offset, length: 512, payload: [UInt8](repeating: UInt8(i), count: 512))
+                        try c.request(
+                            NBD.Command.write, flags: NBD.CommandFlag.fua, handle: UInt64(i), offset: offset, length: 512,
+                            payload: [UInt8](repeating: UInt8(i), count: 512))
                         let w = try c.reply()
                         try c.request(NBD.Command.read, handle: UInt64(i) + 1000, offset: offset, length: 512)
                         let r = try c.reply()
-                        let served = w.error == 0 && w.handle == UInt64(i) && r.handle == UInt64(i) + 1000 && r.data == [UInt8](repeating: UInt8(i), count: 512)
+                        let served =
+                            w.error == 0 && w.handle == UInt64(i) && r.handle == UInt64(i) + 1000
+                            && r.data == [UInt8](repeating: UInt8(i), count: 512)
                         return served ? nil : "client \(i): write \(w), read error \(r.error) handle \(r.handle)"
                     } catch {
                         return "client \(i): \(error)"
@@ -206,7 +211,9 @@ struct NBDBadInputTests {
         let b = try RawNBDClient(path: f.socketPath)
         // Several requests in flight on a, unread replies included.
         for i in 0..<4 {
-            try a.request(NBD.Command.write, flags: NBD.CommandFlag.fua, handle: UInt64(i), offset: UInt64(i) * 4096, length: 4096, payload: [UInt8](repeating: 0x5a, count: 4096))
+            try a.request(
+                NBD.Command.write, flags: NBD.CommandFlag.fua, handle: UInt64(i), offset: UInt64(i) * 4096, length: 4096,
+                payload: [UInt8](repeating: 0x5a, count: 4096))
         }
         try b.request(NBD.Command.flush, handle: 99, offset: 0, length: 0)
         #expect(waitFor { f.server.statistics.writes == 4 && f.server.statistics.flushes == 1 })

@@ -6,8 +6,9 @@ import Testing
 /// export: nobody here wrote them, and they check every byte.
 @Suite("NBD export: real clients", .serialized)
 struct NBDClientTests {
-    @Test("nbdinfo --json: size, block sizes and flags as the namespace has them",
-          .enabled(if: Tool.has("nbdinfo"), "nbdinfo (Debian's libnbd-bin) is not installed"))
+    @Test(
+        "nbdinfo --json: size, block sizes and flags as the namespace has them",
+        .enabled(if: Tool.has("nbdinfo"), "nbdinfo (Debian's libnbd-bin) is not installed"))
     func nbdinfo() throws {
         let f = try NBDFixture()
         let r = try Tool.run("nbdinfo", ["--json", f.uri])
@@ -24,8 +25,9 @@ struct NBDClientTests {
         #expect(json["structured"] as? Bool == true)
     }
 
-    @Test("nbdcopy 64 MiB of random data in and back out: byte-identical; qemu-img compare: identical",
-          .enabled(if: Tool.has("nbdcopy", "qemu-img"), "nbdcopy (libnbd-bin) or qemu-img (qemu-utils) is not installed"))
+    @Test(
+        "nbdcopy 64 MiB of random data in and back out: byte-identical; qemu-img compare: identical",
+        .enabled(if: Tool.has("nbdcopy", "qemu-img"), "nbdcopy (libnbd-bin) or qemu-img (qemu-utils) is not installed"))
     func copyRoundTrip() throws {
         let f = try NBDFixture()
         let source = f.directory + "/source", back = f.directory + "/back"
@@ -49,8 +51,9 @@ struct NBDClientTests {
         #expect(s.errors == 0 && s.inFlight == 0)
     }
 
-    @Test("qemu-io: a write at the last block reads back; a read past the end fails and changes nothing; discard; write -z",
-          .enabled(if: Tool.has("qemu-io"), "qemu-io (qemu-utils) is not installed"))
+    @Test(
+        "qemu-io: a write at the last block reads back; a read past the end fails and changes nothing; discard; write -z",
+        .enabled(if: Tool.has("qemu-io"), "qemu-io (qemu-utils) is not installed"))
     func qemuIO() throws {
         let f = try NBDFixture(blocks: 2048)
         let last = (2048 - 1) * 512
@@ -73,8 +76,9 @@ struct NBDClientTests {
         #expect(f.namespace.read(lba: 24, count: 8) == Array(before[24 * 512..<32 * 512]), "past the zeroed range is untouched")
     }
 
-    @Test("127.0.0.1 with port 0: the kernel's port is the URI's; nbdinfo reaches the export over TCP",
-          .enabled(if: Tool.has("nbdinfo"), "nbdinfo (Debian's libnbd-bin) is not installed"))
+    @Test(
+        "127.0.0.1 with port 0: the kernel's port is the URI's; nbdinfo reaches the export over TCP",
+        .enabled(if: Tool.has("nbdinfo"), "nbdinfo (Debian's libnbd-bin) is not installed"))
     func tcp() throws {
         let f = try NBDFixture(blocks: 2048) { $0.tcp = (host: "127.0.0.1", port: 0) }
         let uri = try #require(f.server.tcpURI)

@@ -16,8 +16,12 @@ struct NBDHandshakeTests {
         let export = try #require(info.first { $0.data.prefix(2) == [0, 0] })
         #expect(integer(export.data[2..<10]) == 4096 * 512)
         let flags = UInt16(integer(export.data[10..<12]))
-        #expect(flags & (NBD.Flag.hasFlags | NBD.Flag.sendFlush | NBD.Flag.sendFUA | NBD.Flag.canMultiConn) == NBD.Flag.hasFlags | NBD.Flag.sendFlush | NBD.Flag.sendFUA | NBD.Flag.canMultiConn)
-        #expect(flags & (NBD.Flag.sendTrim | NBD.Flag.sendWriteZeroes) == NBD.Flag.sendTrim | NBD.Flag.sendWriteZeroes, "the controller has DSM and Write Zeroes")
+        #expect(
+            flags & (NBD.Flag.hasFlags | NBD.Flag.sendFlush | NBD.Flag.sendFUA | NBD.Flag.canMultiConn) == NBD.Flag.hasFlags
+                | NBD.Flag.sendFlush | NBD.Flag.sendFUA | NBD.Flag.canMultiConn)
+        #expect(
+            flags & (NBD.Flag.sendTrim | NBD.Flag.sendWriteZeroes) == NBD.Flag.sendTrim | NBD.Flag.sendWriteZeroes,
+            "the controller has DSM and Write Zeroes")
         #expect(flags & NBD.Flag.readOnly == 0)
         let sizes = try #require(info.first { $0.data.prefix(2) == [0, 3] })
         #expect(sizes.data == bytes(UInt16(3)) + bytes(UInt32(512)) + bytes(UInt32(4096)) + bytes(UInt32(f.server.geometry.maxTransfer)))

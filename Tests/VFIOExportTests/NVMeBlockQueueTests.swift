@@ -50,8 +50,10 @@ final class NVMeBlockQueueTests {
         var aReady = 0, outstandingBeforeReap = 0
         try driver.withQueuePair(0) { pair in
             let router = NVMeQueueRouter(pair: pair)
-            let qa = try! NVMeBlockQueue(router: router, namespace: driver.namespaces[0], tags: 8, dma: driver.device.dma, maxTransfer: driver.maxTransfer)
-            let qb = try! NVMeBlockQueue(router: router, namespace: driver.namespaces[0], tags: 8, dma: driver.device.dma, maxTransfer: driver.maxTransfer)
+            let qa = try! NVMeBlockQueue(
+                router: router, namespace: driver.namespaces[0], tags: 8, dma: driver.device.dma, maxTransfer: driver.maxTransfer)
+            let qb = try! NVMeBlockQueue(
+                router: router, namespace: driver.namespaces[0], tags: 8, dma: driver.device.dma, maxTransfer: driver.maxTransfer)
             qa.onReady = { aReady += 1 }
             var w = try! BlockRequest(.write, fua: true, lba: 10, blocks: 8, geometry: g)
             w.tag = 3
@@ -119,7 +121,9 @@ final class NVMeBlockQueueDataCommandTests {
     func run(_ requests: [BlockRequest]) throws -> [UInt16: Int32] {
         var results: [UInt16: Int32] = [:]
         try driver.withQueuePair(0) { pair in
-            let queue = try! NVMeBlockQueue(router: NVMeQueueRouter(pair: pair), namespace: driver.namespaces[0], tags: 4, dma: driver.device.dma, maxTransfer: driver.maxTransfer)
+            let queue = try! NVMeBlockQueue(
+                router: NVMeQueueRouter(pair: pair), namespace: driver.namespaces[0], tags: 4, dma: driver.device.dma,
+                maxTransfer: driver.maxTransfer)
             for r in requests { try! queue.start(r) }
             for _ in 0..<100_000 where queue.outstanding > 0 { queue.reap { results[$0] = $1 } }
             queue.leave()
@@ -127,10 +131,13 @@ final class NVMeBlockQueueDataCommandTests {
         return results
     }
 
-    @Test("a discard deallocates its one range; a write-zeroes of 131,073 blocks runs as three commands; the blocks around them keep their data")
+    @Test(
+        "a discard deallocates its one range; a write-zeroes of 131,073 blocks runs as three commands; the blocks around them keep their data"
+    )
     func discardAndZeroChain() throws {
-        let g = BlockGeometry(blockSize: 512, blocks: 140_000, maxTransfer: driver.maxTransfer, volatileWriteCache: true,
-                              maxDiscardBlocks: .max, maxWriteZeroesBlocks: .max)
+        let g = BlockGeometry(
+            blockSize: 512, blocks: 140_000, maxTransfer: driver.maxTransfer, volatileWriteCache: true,
+            maxDiscardBlocks: .max, maxWriteZeroesBlocks: .max)
         let marked: [UInt64] = [0, 1, 65_536, 65_537, 131_073, 131_074, 139_000, 139_007, 139_008]
         for lba in marked { namespace.write(lba: lba, [UInt8](repeating: 0xc3, count: 512)) }
         var zero = try BlockRequest(.writeZeroes, lba: 1, blocks: 131_073, geometry: g)
@@ -148,15 +155,18 @@ final class NVMeBlockQueueDataCommandTests {
 
     @Test("write-zeroes without unmap writes zeroes (no Deallocate); a link that fails ends the chain with EIO")
     func zeroWithoutUnmap() throws {
-        let g = BlockGeometry(blockSize: 512, blocks: 140_000, maxTransfer: driver.maxTransfer, volatileWriteCache: true,
-                              maxWriteZeroesBlocks: .max)
+        let g = BlockGeometry(
+            blockSize: 512, blocks: 140_000, maxTransfer: driver.maxTransfer, volatileWriteCache: true,
+            maxWriteZeroesBlocks: .max)
         namespace.write(lba: 10, [UInt8](repeating: 0x3c, count: 1024))
         var zero = try BlockRequest(.writeZeroes, fua: true, lba: 10, blocks: 1, geometry: g)
         zero.tag = 0
         // A request the geometry lets through but the namespace ends before: the controller's
         // LBA Out of Range fails the second link.
-        var long = try BlockRequest(.writeZeroes, lba: 139_999 - 65_536, blocks: 65_538, geometry: BlockGeometry(
-            blockSize: 512, blocks: 1 << 40, maxTransfer: driver.maxTransfer, volatileWriteCache: true, maxWriteZeroesBlocks: .max))
+        var long = try BlockRequest(
+            .writeZeroes, lba: 139_999 - 65_536, blocks: 65_538,
+            geometry: BlockGeometry(
+                blockSize: 512, blocks: 1 << 40, maxTransfer: driver.maxTransfer, volatileWriteCache: true, maxWriteZeroesBlocks: .max))
         long.tag = 3
         #expect(try run([zero, long]) == [0: 0, 3: -EIO])
         #expect(namespace.read(lba: 10, count: 2) == [UInt8](repeating: 0, count: 512) + [UInt8](repeating: 0x3c, count: 512))

@@ -58,7 +58,9 @@ final class NVMeUblkBackendTests {
     /// Opens queue 0 on its owner thread and starts `request` there under `tag` with `data`;
     /// then leaves it to the owner: its own poll (or CQ interrupt) must report the completion
     /// through onReady, where it is reaped. Closes the queue once it came (or after 5 s).
-    func serve(_ backend: NVMeUblkBackend, _ request: BlockRequest, tag: UInt16, data: NVMeDataRange) throws -> [(tag: UInt16, result: Int32)] {
+    func serve(
+        _ backend: NVMeUblkBackend, _ request: BlockRequest, tag: UInt16, data: NVMeDataRange
+    ) throws -> [(tag: UInt16, result: Int32)] {
         var request = request
         request.tag = tag
         request.data = data
@@ -93,7 +95,9 @@ final class NVMeUblkBackendTests {
         #expect(try NVMeUblkBackend(driver: driver, readOnly: true).geometry.readOnly)
     }
 
-    @Test("a tag's write (with FUA) lands at its blocks; a read of them returns it; results come back under the tag, reported by the owner thread's poll or CQ interrupt", arguments: [true, false])
+    @Test(
+        "a tag's write (with FUA) lands at its blocks; a read of them returns it; results come back under the tag, reported by the owner thread's poll or CQ interrupt",
+        arguments: [true, false])
     func writeThenRead(polled: Bool) throws {
         let driver = polled ? driver : try Self.driver(try otherDevice(), loop, polled: false)
         defer { if !polled { driver.shutDown(); driver.device.close() } }
@@ -120,7 +124,9 @@ final class NVMeUblkBackendTests {
         #expect(try serve(backend, flush, tag: 0, data: tag5).map(\.1) == [0])
     }
 
-    @Test("discard and write-zeroes where ONCS has them, served on the owner thread; where it has neither, none advertised and EOPNOTSUPP before the queue")
+    @Test(
+        "discard and write-zeroes where ONCS has them, served on the owner thread; where it has neither, none advertised and EOPNOTSUPP before the queue"
+    )
     func discardAndWriteZeroes() throws {
         let backend = try NVMeUblkBackend(driver: driver)
         let g = backend.geometry
@@ -172,9 +178,13 @@ final class NVMeUblkBackendTests {
         let g = backend.geometry
         let buffer = try backend.allocateData(g.maxTransfer)
         let write = try BlockRequest(ublkOpFlags: CUBLK_IO_OP_WRITE, startSector: 0, sectors: 1, geometry: g)
-        #expect(try serve(backend, write, tag: 1, data: NVMeDataRange(deviceAddress: buffer.deviceAddress, count: g.maxTransfer)).map(\.result) == [0])
+        #expect(
+            try serve(backend, write, tag: 1, data: NVMeDataRange(deviceAddress: buffer.deviceAddress, count: g.maxTransfer)).map(\.result)
+                == [0])
         #expect(try driver.queueOwner(0).direct == nil)
-        for _ in 0..<4 { try await driver.read(namespace: 1, lba: 0, blocks: 1, into: NVMeDataRange(deviceAddress: buffer.deviceAddress, count: 512)) }
+        for _ in 0..<4 {
+            try await driver.read(namespace: 1, lba: 0, blocks: 1, into: NVMeDataRange(deviceAddress: buffer.deviceAddress, count: 512))
+        }
     }
 
     /// A second controller, for a driver of its own.

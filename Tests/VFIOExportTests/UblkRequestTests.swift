@@ -11,7 +11,9 @@ struct UblkRequestTests {
     let geometry = BlockGeometry(
         blockSize: 4096, blocks: 1000, maxTransfer: 128 * 1024, volatileWriteCache: true, maxDiscardBlocks: 64)
 
-    func decode(_ op: UInt32, flags: UInt32 = 0, sector: UInt64, sectors: UInt32, in g: BlockGeometry? = nil) throws(BlockRequestError) -> BlockRequest {
+    func decode(
+        _ op: UInt32, flags: UInt32 = 0, sector: UInt64, sectors: UInt32, in g: BlockGeometry? = nil
+    ) throws(BlockRequestError) -> BlockRequest {
         try BlockRequest(ublkOpFlags: op | flags, startSector: sector, sectors: sectors, geometry: g ?? geometry)
     }
 

@@ -63,7 +63,8 @@ import Testing
         let host = try FakeHost()
         host.addDriver("vfio-pci")
         host.addDriver("snd_hda_intel")
-        let dir = host.addDevice("0000:03:00.0", vendor: 0x1234, device: 0x11e8, classCode: 0x00ff00, group: 12, numa: 0, driver: "vfio-pci")
+        let dir = host.addDevice(
+            "0000:03:00.0", vendor: 0x1234, device: 0x11e8, classCode: 0x00ff00, group: 12, numa: 0, driver: "vfio-pci")
         host.addDevice("0000:03:00.1", classCode: 0x040300, group: 12, driver: "snd_hda_intel")
         let config = Self.configSpace()
         try Data(config).write(to: URL(fileURLWithPath: "\(host.root)/\(dir)/config"))

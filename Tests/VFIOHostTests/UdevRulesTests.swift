@@ -83,7 +83,8 @@ import Testing
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let group = try String(contentsOfFile: "/etc/group", encoding: .utf8)
-        try (group + (group.contains("\nvfio:") ? "" : "vfio:x:64999:\n")).write(toFile: "\(scratch)/group", atomically: true, encoding: .utf8)
+        try (group + (group.contains("\nvfio:") ? "" : "vfio:x:64999:\n")).write(
+            toFile: "\(scratch)/group", atomically: true, encoding: .utf8)
         var script = "set -e\n"
         for dir in ["/etc/udev/rules.d", "/usr/lib/udev/rules.d", "/lib/udev/rules.d", "/dev", "/run"] {
             script += "if [ -d \(dir) ] && [ ! -L \(dir) ]; then mount -t tmpfs none \(dir); fi\n"

@@ -15,10 +15,13 @@ import Testing
         let order = Arrivals<String>()
         // The body waits until this thread's call has returned and let go of its copy of it.
         let go = DispatchSemaphore(value: 0)
-        try startDetachedThread(for: "a test", { [held = Held(order)] in
-            go.wait()
-            held.order.record("ran")
-        }) {
+        try startDetachedThread(
+            for: "a test",
+            { [held = Held(order)] in
+                go.wait()
+                held.order.record("ran")
+            }
+        ) {
             order.record("exited")
         }
         go.signal()

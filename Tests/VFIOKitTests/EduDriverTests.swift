@@ -16,8 +16,11 @@ import VFIOMock
         defer { loop.stop() }
         var reported: [String] = []
         let steps = EduSelfTest.run(on: device, loop: loop) { reported.append($0.name) }
-        #expect(steps.map(\.name) == ["probe", "identification", "liveness", "start", "factorial", "interrupt raise/ack",
-                                      "dma round trip", "iommu fault"])
+        #expect(
+            steps.map(\.name) == [
+                "probe", "identification", "liveness", "start", "factorial", "interrupt raise/ack",
+                "dma round trip", "iommu fault",
+            ])
         #expect(reported == steps.map(\.name))
         for step in steps where step.name != "iommu fault" {
             #expect(step.passed == true, "\(step)")

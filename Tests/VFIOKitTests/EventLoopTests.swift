@@ -136,11 +136,12 @@ import VFIOMock
         let order = Arrivals<String>()
         let entered = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
-        let registration = Mutex<EventLoop.Registration?>(try loop.register(source) { _ in
-            entered.signal()
-            release.wait()
-            order.record("handler returned")
-        })
+        let registration = Mutex<EventLoop.Registration?>(
+            try loop.register(source) { _ in
+                entered.signal()
+                release.wait()
+                order.record("handler returned")
+            })
         try loop.start()
         defer { loop.stop() }
         try signal(source)
@@ -183,10 +184,11 @@ import VFIOMock
         let ran = Arrivals<Int>()
         var registrations = EventLoop.Registrations()
         for (i, s) in sources.enumerated() {
-            registrations.append(try loop.register(s) { _ in
-                ran.record(i)
-                loop.stop()
-            })
+            registrations.append(
+                try loop.register(s) { _ in
+                    ran.record(i)
+                    loop.stop()
+                })
         }
         // All four are ready before the loop starts, so one epoll_wait reports them together.
         for s in sources { try signal(s) }

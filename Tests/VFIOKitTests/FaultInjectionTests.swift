@@ -15,7 +15,9 @@ import VFIOMock
 /// ``IMSError/commitFailed(store:cause:)`` and leave its slot masked in the device.
 @Suite(.serialized) struct FaultInjectionTests {
     /// The errnos injected, in turn: pread and pwrite fail with EIO (or an operation's own list).
-    static let errnos: [Errno] = [.interrupted, .noMemory, .resourceBusy, .badAddress, .noSuchAddressOrDevice, .operationNotSupportedByDevice]
+    static let errnos: [Errno] = [
+        .interrupted, .noMemory, .resourceBusy, .badAddress, .noSuchAddressOrDevice, .operationNotSupportedByDevice,
+    ]
     /// What vfio-pci's BAR read and write return: EIO (memory decoding off), EFAULT (the copy to
     /// or from the caller), ENOMEM and EBUSY (mapping the BAR on its first access).
     static let regionAccessErrnos: [Errno] = [.ioError, .badAddress, .noMemory, .resourceBusy]
@@ -87,8 +89,10 @@ import VFIOMock
     }
 
     /// Opens on the seam with the plan disarmed, arms it for `step`, and closes.
-    static func onOpenDevice(_ name: String, _ device: @escaping @Sendable () -> SimulatedDevice,
-                             _ step: @escaping @Sendable (PCIDevice) throws -> Void) -> Operation {
+    static func onOpenDevice(
+        _ name: String, _ device: @escaping @Sendable () -> SimulatedDevice,
+        _ step: @escaping @Sendable (PCIDevice) throws -> Void
+    ) -> Operation {
         Operation(name: name, backend: .legacy, device: device) { address, system, plan, _ in
             let device = try PCIDevice.open(address, backend: .legacy, system: system)
             defer {
@@ -158,43 +162,47 @@ import VFIOMock
             imsCommit(store, "allocate", allocatedAfterFailure: 3, prepare: { domain, slot in try domain.free(slot) }) { domain, _ in
                 _ = try domain.allocate { _ in }
             },
-            imsCommit(store, "batch allocate and unmask", allocatedAfterFailure: 3, prepare: { domain, slot in try domain.free(slot) }) { domain, _ in
+            imsCommit(store, "batch allocate and unmask", allocatedAfterFailure: 3, prepare: { domain, slot in try domain.free(slot) }) {
+                domain, _ in
                 try domain.batch { (b) throws(IMSError) in try b.unmask(try b.allocate(handler: IMSHandler { _ in })) }
             },
             imsCommit(store, "free") { domain, slot in try domain.free(slot) },
         ]
     }
 
-    static let operations: [Operation] = [
-        opening(.legacy), opening(.iommufd), opening(.uio), opening(.noIOMMU),
-        onOpenDevice("region mapping", { Devices.memory() }) { device in _ = try device.bar(0) },
-        onOpenDevice("interrupt enable (MSI-X)", { Devices.memory(msix: 8) }) { device in _ = try device.interrupts.enable(.msix, vectors: 2) },
-        onOpenDevice("interrupt enable (MSI)", { Devices.edu() }) { device in _ = try device.interrupts.enable(.msi) },
-        Operation(name: "interrupt grow (MSI-X)", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan, _ in
-            let device = try PCIDevice.open(address, backend: .legacy, system: system)
-            defer {
-                plan.disarm()
+    static let operations: [Operation] =
+        [
+            opening(.legacy), opening(.iommufd), opening(.uio), opening(.noIOMMU),
+            onOpenDevice("region mapping", { Devices.memory() }) { device in _ = try device.bar(0) },
+            onOpenDevice("interrupt enable (MSI-X)", { Devices.memory(msix: 8) }) { device in
+                _ = try device.interrupts.enable(.msix, vectors: 2)
+            },
+            onOpenDevice("interrupt enable (MSI)", { Devices.edu() }) { device in _ = try device.interrupts.enable(.msi) },
+            Operation(name: "interrupt grow (MSI-X)", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan, _ in
+                let device = try PCIDevice.open(address, backend: .legacy, system: system)
+                defer {
+                    plan.disarm()
+                    device.close()
+                }
+                _ = try device.interrupts.enable(.msix, vectors: 1)
+                plan.arm()
+                _ = try device.interrupts.grow(.msix, to: 4)
+            },
+            onOpenDevice("DMA allocate and map", { Devices.edu() }) { device in
+                let buffer = try device.dma.allocate(8192)
+                try buffer.free()
+            },
+            Operation(name: "device close", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan, _ in
+                let device = try PCIDevice.open(address, backend: .legacy, system: system)
+                _ = try device.interrupts.enable(.msix, vectors: 2)
+                _ = try device.bar(0)
+                let buffer = try device.dma.allocate(4096)
+                plan.arm()
                 device.close()
-            }
-            _ = try device.interrupts.enable(.msix, vectors: 1)
-            plan.arm()
-            _ = try device.interrupts.grow(.msix, to: 4)
-        },
-        onOpenDevice("DMA allocate and map", { Devices.edu() }) { device in
-            let buffer = try device.dma.allocate(8192)
-            try buffer.free()
-        },
-        Operation(name: "device close", backend: .legacy, device: { Devices.memory(msix: 8) }) { address, system, plan, _ in
-            let device = try PCIDevice.open(address, backend: .legacy, system: system)
-            _ = try device.interrupts.enable(.msix, vectors: 2)
-            _ = try device.bar(0)
-            let buffer = try device.dma.allocate(4096)
-            plan.arm()
-            device.close()
-            plan.disarm()
-            _ = consume buffer
-        },
-    ] + imsCommits
+                plan.disarm()
+                _ = consume buffer
+            },
+        ] + imsCommits
 
     /// A fresh mock holding the operation's device, bound as its backend needs.
     static func machine(for operation: Operation) throws -> (MockMachine, SimulatedDevice) {

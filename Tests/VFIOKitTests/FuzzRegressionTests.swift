@@ -12,12 +12,15 @@ import VFIOMock
 let replayAddress = try! PCIAddress(parsing: "0000:00:03.0")
 
 @Suite struct FuzzRegressionTests {
-    static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz/regressions")
+    static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+        "Fuzz/regressions")
 
     /// The vfio-info target's path: device info, every region, type1 IOMMU info.
     func replayInfo(_ script: [UInt8]) {
         let kernel = ReplayKernel(script)
-        if let device = try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: kernel, logger: .vfiokitSilent) {
+        if let device = try? VFIODeviceFile(
+            fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: kernel, logger: .vfiokitSilent)
+        {
             for index in 0..<min(device.regionCount, 16) { _ = try? device.region(index)?.mappableAreas }
             device.close()
         }
@@ -48,10 +51,19 @@ let replayAddress = try! PCIAddress(parsing: "0000:00:03.0")
     }
 
     @Test func aRegionLargerThanTheAddressSpaceIsAnErrorNamingTheIoctl() {
-        #expect(throws: VFIOError.self) { try VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: 1 << 63)), logger: .vfiokitSilent) }
-        #expect((try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: 256)), logger: .vfiokitSilent)) != nil)
+        #expect(throws: VFIOError.self) {
+            try VFIODeviceFile(
+                fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: 1 << 63)),
+                logger: .vfiokitSilent)
+        }
+        #expect(
+            (try? VFIODeviceFile(
+                fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: 256)),
+                logger: .vfiokitSilent)) != nil)
         do {
-            _ = try VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: .max)), logger: .vfiokitSilent)
+            _ = try VFIODeviceFile(
+                fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: ReplayKernel(deviceWithRegion(size: .max)),
+                logger: .vfiokitSilent)
         } catch {
             #expect("\(error)".contains("VFIO_DEVICE_GET_INFO") || "\(error)".contains("REGION_INFO"))
         }

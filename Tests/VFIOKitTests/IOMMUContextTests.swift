@@ -148,9 +148,10 @@ import VFIOMock
     }
 
     @Test func theModesAreTheSelftestsTable() {
-        #expect(IOMMUMode.all.prefix(5).map(\.name) == [
-            "vfio_type1_iommu", "vfio_type1v2_iommu", "iommufd_compat_type1", "iommufd_compat_type1v2", "iommufd",
-        ])
+        #expect(
+            IOMMUMode.all.prefix(5).map(\.name) == [
+                "vfio_type1_iommu", "vfio_type1v2_iommu", "iommufd_compat_type1", "iommufd_compat_type1v2", "iommufd",
+            ])
         #expect(IOMMUMode.iommufdCompatType1v2.containerPath == "/dev/iommu")
         #expect(IOMMUMode.iommufd.containerPath == nil)
     }

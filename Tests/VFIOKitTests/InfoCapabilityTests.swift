@@ -46,7 +46,8 @@ import Testing
     @Test func mappableAreasFollowFlagsAndSparseCap() {
         let whole = RegionInfo(index: 0, size: 0x4000, offset: 0, flags: [.read, .write, .mmap])
         #expect(whole.mappableAreas == [0..<0x4000] && whole.isFullyMappable)
-        let sparse = RegionInfo(index: 0, size: 0x4000, offset: 0, flags: [.read, .mmap, .caps], capabilities: [.sparseMmap([0..<0x1000, 0x3000..<0x4000])])
+        let sparse = RegionInfo(
+            index: 0, size: 0x4000, offset: 0, flags: [.read, .mmap, .caps], capabilities: [.sparseMmap([0..<0x1000, 0x3000..<0x4000])])
         #expect(sparse.mappableAreas == [0..<0x1000, 0x3000..<0x4000] && !sparse.isFullyMappable)
         let trapped = RegionInfo(index: 0, size: 0x4000, offset: 0, flags: [.read, .write])
         #expect(trapped.mappableAreas.isEmpty)
@@ -57,10 +58,13 @@ import Testing
     @Test func parsesIntelAndAMDRecordsForThisDeviceOnly() throws {
         let device = try PCIAddress(parsing: "0000:00:03.0")
         let log = { (record: String) in IOMMUFaultLog.parse(record, device: device) }
-        let intel = "3,812,5123456,-;DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr 0x7000 [fault reason 0x05] PTE Write access is not set\n"
+        let intel =
+            "3,812,5123456,-;DMAR: [DMA Write NO_PASID] Request device [00:03.0] fault addr 0x7000 [fault reason 0x05] PTE Write access is not set\n"
         let fault = log(intel)
         #expect(fault?.address == 0x7000 && fault?.isWrite == true)
-        let read = log("3,813,5123457,-;DMAR: [DMA Read] Request device [00:03.0] PASID ffffffff fault addr 8000 [fault reason 06] PTE Read access is not set\n")
+        let read = log(
+            "3,813,5123457,-;DMAR: [DMA Read] Request device [00:03.0] PASID ffffffff fault addr 8000 [fault reason 06] PTE Read access is not set\n"
+        )
         #expect(read?.address == 0x8000 && read?.isWrite == false)
         #expect(log("3,814,1,-;DMAR: [DMA Write NO_PASID] Request device [00:04.0] fault addr 0x7000 [fault reason 0x05]\n") == nil)
         let amd = log("3,815,1,-;vfio-pci 0000:00:03.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x000b address=0x9000 flags=0x0020]\n")

@@ -136,7 +136,9 @@ import VFIOMock
                 done.wait()
                 let recorded = device.interrupts.sources(.msix)
                 let state = try #require(machine.kernel.interruptState(of: MockMachine.primary))
-                try #require(state.enabledVectors == recorded.map(\.vector), "round \(round): the kernel wires \(state.enabledVectors), Interrupts records \(recorded.map(\.vector))")
+                try #require(
+                    state.enabledVectors == recorded.map(\.vector),
+                    "round \(round): the kernel wires \(state.enabledVectors), Interrupts records \(recorded.map(\.vector))")
                 try #require(state.kind == (recorded.isEmpty ? .none : .msix))
                 // Each recorded eventfd is the one the kernel signals for its vector.
                 for source in recorded {

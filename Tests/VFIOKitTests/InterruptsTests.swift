@@ -182,8 +182,12 @@ import VFIOMock
         let (_, _, device) = try MockMachine.opening(Devices.edu(), on: .uio)
         defer { device.close() }
         #expect(try device.interrupts.info(.msi).count == 0)
-        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msi, requested: 1, available: 0)) { try device.interrupts.enable(.msi) }
-        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msix, requested: 1, available: 0)) { try device.interrupts.enable(.msix) }
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msi, requested: 1, available: 0)) {
+            try device.interrupts.enable(.msi)
+        }
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msix, requested: 1, available: 0)) {
+            try device.interrupts.enable(.msix)
+        }
         #expect(throws: VFIOError.self) { try device.interrupts.trigger(.intx, vector: 0) }
     }
 
@@ -231,14 +235,20 @@ import VFIOMock
         #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msix, requested: 0, available: 8)) {
             try memory.interrupts.enable(.msix, vectors: 0)
         }
-        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msi, requested: 1, available: 0)) { try memory.interrupts.enable(.msi) }
-        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .intx, requested: 1, available: 0)) { try memory.interrupts.enable(.intx) }
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .msi, requested: 1, available: 0)) {
+            try memory.interrupts.enable(.msi)
+        }
+        #expect(throws: VFIOError.interruptUnavailable(MockMachine.primary, .intx, requested: 1, available: 0)) {
+            try memory.interrupts.enable(.intx)
+        }
         #expect(machine.kernel.interruptState(of: MockMachine.primary)?.kind == InterruptState.Kind.none)
 
         let eduAddress = pciAddress("0000:02:00.0")
         let edu = try machine.open(Devices.edu(), on: .iommufd, at: eduAddress)
         defer { edu.close() }
-        #expect(throws: VFIOError.interruptUnavailable(eduAddress, .msi, requested: 2, available: 1)) { try edu.interrupts.enable(.msi, vectors: 2) }
+        #expect(throws: VFIOError.interruptUnavailable(eduAddress, .msi, requested: 2, available: 1)) {
+            try edu.interrupts.enable(.msi, vectors: 2)
+        }
         #expect(throws: VFIOError.interruptUnavailable(eduAddress, .msix, requested: 1, available: 0)) { try edu.interrupts.enable(.msix) }
         // edu is conventional PCI: vfio-pci has no ERR interrupt for it.
         #expect(try edu.interrupts.info(.err).count == 0)
@@ -249,8 +259,12 @@ import VFIOMock
         let (machine, _, device) = try MockMachine.opening(Devices.memory(msix: 4, msi: 2), on: .iommufd)
         defer { device.close() }
         let msi = try device.interrupts.enable(.msi, vectors: 2)
-        #expect(throws: VFIOError.interruptKindInUse(MockMachine.primary, requested: .msix, enabled: .msi)) { try device.interrupts.enable(.msix, vectors: 4) }
-        #expect(throws: VFIOError.interruptKindInUse(MockMachine.primary, requested: .intx, enabled: .msi)) { try device.interrupts.enable(.intx) }
+        #expect(throws: VFIOError.interruptKindInUse(MockMachine.primary, requested: .msix, enabled: .msi)) {
+            try device.interrupts.enable(.msix, vectors: 4)
+        }
+        #expect(throws: VFIOError.interruptKindInUse(MockMachine.primary, requested: .intx, enabled: .msi)) {
+            try device.interrupts.enable(.intx)
+        }
         #expect(device.interrupts.sources(.msix).isEmpty && device.interrupts.sources(.intx).isEmpty)
         let state = try #require(machine.kernel.interruptState(of: MockMachine.primary))
         #expect(state.kind == .msi && state.enabledVectors == [0, 1])

@@ -72,4 +72,3 @@ import VFIOMock
         #expect(Logger.vfiokitSilent.handler is SwiftLogNoOpLogHandler)
     }
 }
-

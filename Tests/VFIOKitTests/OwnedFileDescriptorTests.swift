@@ -7,7 +7,9 @@ import VFIOMock
 /// file's name, and the reactors' files (the timerfd too) come and go through the seam.
 @Suite struct OwnedFileDescriptorTests {
     /// A seam that records closes and made files, and fails the calls `failing` names.
-    func seam(failing: @escaping @Sendable (InterposedKernel.Call) -> Bool = { _ in false })
+    func seam(
+        failing: @escaping @Sendable (InterposedKernel.Call) -> Bool = { _ in false }
+    )
         -> (InterposedKernel, Arrivals<InterposedKernel.Call>)
     {
         let log = Arrivals<InterposedKernel.Call>()

@@ -3,7 +3,8 @@ import VFIOKit
 
 /// The match table, field by field, as Linux's pci_match_one_device compares them.
 @Suite struct PCIMatchTests {
-    static let nvme = PCIDeviceIdentity(vendor: 0x1b36, device: 0x0010, subsystemVendor: 0x1af4, subsystemDevice: 0x1100, classCode: 0x010802)
+    static let nvme = PCIDeviceIdentity(
+        vendor: 0x1b36, device: 0x0010, subsystemVendor: 0x1af4, subsystemDevice: 0x1100, classCode: 0x010802)
 
     @Test func absentFieldsMatchAnything() {
         #expect(PCIMatch().matches(Self.nvme))

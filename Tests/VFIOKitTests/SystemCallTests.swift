@@ -10,7 +10,8 @@ import VFIOKit
 
     @Test func theTextNamesTheCallItsFileAndItsDevice() {
         #expect(SystemCall("open", path: "/dev/vfio/5", device: Self.device).description == "open /dev/vfio/5 for 0000:03:00.0")
-        #expect(SystemCall("pread", device: Self.device, detail: "region 0 at 0x40").description == "pread of 0000:03:00.0 region 0 at 0x40")
+        #expect(
+            SystemCall("pread", device: Self.device, detail: "region 0 at 0x40").description == "pread of 0000:03:00.0 region 0 at 0x40")
         #expect(
             SystemCall("VFIO_DEVICE_SET_IRQS", device: Self.device, detail: "MSI-X, start 0, count 4").description
                 == "VFIO_DEVICE_SET_IRQS(0000:03:00.0, MSI-X, start 0, count 4)")

@@ -64,7 +64,8 @@ import CVFIO
         }
         #expect(throws: VFIOError.deviceClosed(MockMachine.primary, operation: "opening region 0")) { _ = try device.bar(0) }
         // Memory mapped after the close does not land in the retired range.
-        let other = try machine.kernel.mmap(length: 1 << 16, protection: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0)
+        let other = try machine.kernel.mmap(
+            length: 1 << 16, protection: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0)
         defer { try? machine.kernel.munmap(other, length: 1 << 16) }
         #expect(view.region.pointer(covering: 0..<4).map { UInt(bitPattern: $0) } != UInt(bitPattern: other))
     }
@@ -139,9 +140,15 @@ import CVFIO
     /// trapped, and says where the stale write went.
     @Test func theSelftestStepChecksTheStaleViewPromise() throws {
         let mapped = StaleViewCheck.run(closing: try MockMachine().open(Devices.memory(), on: .legacy))
-        #expect(mapped.description == "ok   stale view: after close, BAR 0 (mapped) read 0xffffffff; a write of 0x5a5a0000 through it landed in private memory (read back 0x5a5a0000); region closed")
+        #expect(
+            mapped.description
+                == "ok   stale view: after close, BAR 0 (mapped) read 0xffffffff; a write of 0x5a5a0000 through it landed in private memory (read back 0x5a5a0000); region closed"
+        )
         let trapped = StaleViewCheck.run(closing: try MockMachine().open(Devices.edu(trapped: true), on: .legacy))
-        #expect(trapped.description == "ok   stale view: after close, BAR 0 (trapped) read 0xffffffff; a write of 0x5a5a0000 through it failed (read back 0xffffffff); region closed")
+        #expect(
+            trapped.description
+                == "ok   stale view: after close, BAR 0 (trapped) read 0xffffffff; a write of 0x5a5a0000 through it failed (read back 0xffffffff); region closed"
+        )
     }
 
     /// A machine with a memory-BAR device at the primary address, bound for `backend`.

@@ -23,8 +23,9 @@ import Testing
             if i == threads {
                 for n in 0..<200 {
                     let e: Int32 = n % 2 == 0 ? -1 : churn.rawValue
-                    try? VFIOMockTests.setIRQs(kernel, fd, index: VFIO_PCI_MSIX_IRQ_INDEX, start: 1, count: 1,
-                                               flags: UInt32(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER), payload: [e].payload)
+                    try? VFIOMockTests.setIRQs(
+                        kernel, fd, index: VFIO_PCI_MSIX_IRQ_INDEX, start: 1, count: 1,
+                        flags: UInt32(VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER), payload: [e].payload)
                     _ = try? regionRead(kernel, fd, 0, offset: 0x100, width: 4)
                 }
             } else {
@@ -52,8 +53,11 @@ import Testing
         let lost = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: threads) { _ in
             for _ in 0..<rounds {
-                guard let p = try? kernel.mmap(length: 4096, protection: PROT_READ | PROT_WRITE,
-                                               flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0) else { continue }
+                guard
+                    let p = try? kernel.mmap(
+                        length: 4096, protection: PROT_READ | PROT_WRITE,
+                        flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0)
+                else { continue }
                 if kernel.physicalAddress(of: p) == nil { lost.withLock { $0 += 1 } }
                 try? kernel.munmap(p, length: 4096)
             }

@@ -33,20 +33,23 @@ import Testing
         #expect(status.flags == UInt32(VFIO_GROUP_FLAGS_VIABLE))
         // No container yet: GET_DEVICE_FD is EINVAL.
         let name = "0000:00:03.0"
-        #expect(errno { try name.withCString { try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) } } == .invalidArgument)
+        #expect(
+            errno { try name.withCString { try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) } } == .invalidArgument)
         var fd = c.rawValue
         try ioctl(k, g, CVFIO_GROUP_SET_CONTAINER, &fd)
         try ioctl(k, g, CVFIO_GROUP_GET_STATUS, &status)
         #expect(status.flags == UInt32(VFIO_GROUP_FLAGS_VIABLE | VFIO_GROUP_FLAGS_CONTAINER_SET))
         // Container set but no IOMMU: still EINVAL, and MAP_DMA too.
-        #expect(errno { try name.withCString { try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) } } == .invalidArgument)
+        #expect(
+            errno { try name.withCString { try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) } } == .invalidArgument)
         #expect(errno { try ioctl(k, c, CVFIO_IOMMU_MAP_DMA, &map) } == .invalidArgument)
         #expect(errno { try k.ioctl(c, UInt(CVFIO_SET_IOMMU), UInt(VFIO_NOIOMMU_IOMMU)) } == .operationNotSupportedByDevice)
         #expect(try k.ioctl(c, UInt(CVFIO_SET_IOMMU), UInt(VFIO_TYPE1v2_IOMMU)) == 0)
         #expect(errno { try k.ioctl(c, UInt(CVFIO_SET_IOMMU), UInt(VFIO_TYPE1v2_IOMMU)) } == .invalidArgument)
         #expect(try k.ioctl(c, UInt(CVFIO_CHECK_EXTENSION), UInt(VFIO_DMA_CC_IOMMU)) == 1)
-        #expect(errno { try "0000:00:04.0".withCString { try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) } }
-            == .operationNotSupportedByDevice)
+        #expect(
+            errno { try "0000:00:04.0".withCString { try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) } }
+                == .operationNotSupportedByDevice)
         let d = try name.withCString { try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) }
         #expect(d >= 0)
         // A second SET_CONTAINER is EINVAL; UNSET with a device open is EBUSY.

@@ -21,7 +21,8 @@ import Testing
             let lowPower = (3...5).contains(index)
             #expect(feature(s, flags: probe | index) == (lowPower ? nil : .inappropriateIOCTLForDevice), "feature \(index)")
             #expect(feature(s, flags: probe | set | index) == (lowPower ? nil : .inappropriateIOCTLForDevice), "feature \(index)")
-            #expect(feature(s, flags: probe | get | index) == (lowPower ? .invalidArgument : .inappropriateIOCTLForDevice), "feature \(index)")
+            #expect(
+                feature(s, flags: probe | get | index) == (lowPower ? .invalidArgument : .inappropriateIOCTLForDevice), "feature \(index)")
         }
         // The checks every feature shares come first, even for one that does not exist.
         #expect(feature(s, flags: probe | 3, argsz: 7) == .invalidArgument)

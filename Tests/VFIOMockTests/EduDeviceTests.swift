@@ -65,8 +65,9 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
         #expect(try s.pread(0, offset: 0x08, width: 4) == 120)
         // Acknowledge lowers the line; unmask then leaves INTx unmasked.
         try s.pwrite(0, offset: 0x64, width: 4, value: 0x1)
-        try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1,
-                    flags: UInt32(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK))
+        try setIRQs(
+            s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1,
+            flags: UInt32(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK))
         #expect(s.kernel.interruptState(of: a)?.intxMasked == false)
         #expect(waitEvent(e, milliseconds: 10) == 0)
     }
@@ -145,7 +146,8 @@ private func waitUntil(_ condition: () throws -> Bool) rethrows -> Bool {
         #expect(s.kernel.interruptState(of: a)?.kind == InterruptState.Kind.none)
         #expect(s.kernel.interruptState(of: a)!.command & 0x4 == 0)
         let name = a.description
-        let d = FileDescriptor(rawValue: try name.withCString { try s.kernel.ioctl(s.group, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) })
+        let d = FileDescriptor(
+            rawValue: try name.withCString { try s.kernel.ioctl(s.group, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: $0)) })
         #expect(try regionRead(s.kernel, d, 0, offset: 0x04, width: 4) == 0)
     }
 

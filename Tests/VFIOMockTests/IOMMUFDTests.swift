@@ -40,8 +40,9 @@ private struct CdevSetup {
 
     func ranges(_ ioas: UInt32, capacity: Int) throws(Errno) -> (count: UInt32, alignment: UInt64, ranges: [IOVARange]) {
         var out = [iommu_iova_range](repeating: iommu_iova_range(start: 0, last: 0), count: max(capacity, 1))
-        var cmd = iommu_ioas_iova_ranges(size: 32, ioas_id: ioas, num_iovas: UInt32(capacity), __reserved: 0,
-                                         allowed_iovas: 0, out_iova_alignment: 0)
+        var cmd = iommu_ioas_iova_ranges(
+            size: 32, ioas_id: ioas, num_iovas: UInt32(capacity), __reserved: 0,
+            allowed_iovas: 0, out_iova_alignment: 0)
         let result = out.withUnsafeMutableBufferPointer { p -> Errno? in
             cmd.allowed_iovas = UInt64(UInt(bitPattern: p.baseAddress))
             return errno { try ioctl(kernel, iommufd, CVFIO_IOMMUFD_IOAS_IOVA_RANGES, &cmd) }
@@ -53,8 +54,9 @@ private struct CdevSetup {
     func map(_ ioas: UInt32, vaddr: UnsafeMutableRawPointer, length: UInt64, iova: UInt64?) throws(Errno) -> UInt64 {
         var flags = IOMMU_IOAS_MAP_READABLE.rawValue | IOMMU_IOAS_MAP_WRITEABLE.rawValue
         if iova != nil { flags |= IOMMU_IOAS_MAP_FIXED_IOVA.rawValue }
-        var cmd = iommu_ioas_map(size: 40, flags: flags, ioas_id: ioas, __reserved: 0,
-                                 user_va: UInt64(UInt(bitPattern: vaddr)), length: length, iova: iova ?? 0)
+        var cmd = iommu_ioas_map(
+            size: 40, flags: flags, ioas_id: ioas, __reserved: 0,
+            user_va: UInt64(UInt(bitPattern: vaddr)), length: length, iova: iova ?? 0)
         try ioctl(kernel, iommufd, CVFIO_IOMMUFD_IOAS_MAP, &cmd)
         return cmd.iova
     }
@@ -126,7 +128,8 @@ private struct CdevSetup {
         #expect(after.count == 2 && after.alignment == 4096)
         #expect(after.ranges == IOVARange.x86Default)
 
-        let buf = try s.kernel.mmap(length: 3 * 4096, protection: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0)
+        let buf = try s.kernel.mmap(
+            length: 3 * 4096, protection: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0)
         #expect(try s.map(ioas, vaddr: buf, length: 4096, iova: 0x10000) == 0x10000)
         #expect(errno { try s.map(ioas, vaddr: buf, length: 4096, iova: 0x10000) } == .fileExists)
         #expect(errno { try s.map(ioas, vaddr: buf, length: 4096, iova: 0x10800) } == .invalidArgument)

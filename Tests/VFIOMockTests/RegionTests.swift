@@ -57,11 +57,16 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
     @Test func regionInfoAndCapabilityProtocol() throws {
         let s = try LegacySetup(memoryDevice(msix: 16))
         let config = try regionInfo(s, VFIO_PCI_CONFIG_REGION_INDEX).info
-        #expect(config.size == 4096 && config.offset == UInt64(7) << 40 && config.flags == UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE))
+        #expect(
+            config.size == 4096 && config.offset == UInt64(7) << 40
+                && config.flags == UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE))
         // Too small for the capability chain: argsz grows, FLAG_CAPS is set, cap_offset is 0.
         let small = try regionInfo(s, VFIO_PCI_BAR0_REGION_INDEX)
         #expect(small.info.argsz == 40 && small.info.cap_offset == 0)
-        #expect(small.info.flags == UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS))
+        #expect(
+            small.info.flags
+                == UInt32(
+                    VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS))
         #expect(small.info.offset == 0 && small.info.size == 65536)
         let full = try regionInfo(s, VFIO_PCI_BAR0_REGION_INDEX, argsz: 40)
         #expect(full.info.cap_offset == 32)
@@ -84,7 +89,9 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
         #expect(caps[0] & 0xffff == UInt32(VFIO_REGION_INFO_CAP_SPARSE_MMAP) && caps[2] == 2)
         let areas = full.caps.withUnsafeBytes { Array($0.bindMemory(to: UInt64.self)) }
         #expect(Array(areas[2...5]) == [0, 0x2000, 0x3000, 0xd000])
-        #expect(errno { try s.kernel.mmap(length: 4096, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: 0x2000) } == .invalidArgument)
+        #expect(
+            errno { try s.kernel.mmap(length: 4096, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: 0x2000) }
+                == .invalidArgument)
         let p = try s.kernel.mmap(length: 0x2000, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: s.device, offset: 0)
         try s.kernel.munmap(p, length: 0x2000)
     }
@@ -104,16 +111,27 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
         // pread of a mappable BAR reads the same memory.
         #expect(try s.pread(0, offset: 0x100, width: 4) == 0xabcd_ef01)
         // Mappings must be shared, inside the BAR, and of a mappable BAR.
-        #expect(errno { try s.kernel.mmap(length: 4096, protection: PROT_READ, flags: MAP_PRIVATE, fd: s.device, offset: 0) } == .invalidArgument)
-        #expect(errno { try s.kernel.mmap(length: 8192, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: 61440) } == .invalidArgument)
-        #expect(errno { try s.kernel.mmap(length: 4096, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: Int64(VFIO_PCI_CONFIG_REGION_INDEX) << 40) } == .invalidArgument)
+        #expect(
+            errno { try s.kernel.mmap(length: 4096, protection: PROT_READ, flags: MAP_PRIVATE, fd: s.device, offset: 0) }
+                == .invalidArgument)
+        #expect(
+            errno { try s.kernel.mmap(length: 8192, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: 61440) }
+                == .invalidArgument)
+        #expect(
+            errno {
+                try s.kernel.mmap(
+                    length: 4096, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: Int64(VFIO_PCI_CONFIG_REGION_INDEX) << 40)
+            } == .invalidArgument)
         try s.kernel.munmap(p, length: 65536)
     }
 
     @Test func trappedBARAndMSIXTableHiding() throws {
         let s = try LegacySetup(memoryDevice(msix: 4, trappedTable: true))
-        #expect(try regionInfo(s, VFIO_PCI_BAR4_REGION_INDEX).info.flags == UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE))
-        #expect(errno { try s.kernel.mmap(length: 4096, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: 4 << 40) } == .invalidArgument)
+        #expect(
+            try regionInfo(s, VFIO_PCI_BAR4_REGION_INDEX).info.flags == UInt32(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE))
+        #expect(
+            errno { try s.kernel.mmap(length: 4096, protection: PROT_READ, flags: MAP_SHARED, fd: s.device, offset: 4 << 40) }
+                == .invalidArgument)
         // The table reads as all ones through read/write.
         #expect(try s.pread(4, offset: 0, width: 4) == 0xffff_ffff)
         #expect(try s.pread(4, offset: 8, width: 8) == ~0)
@@ -157,7 +175,8 @@ private func regionInfo(_ s: LegacySetup, _ index: Int, argsz: Int = 32) throws(
         let physicalBAR = try #require(s.kernel.physicalConfig(of: a)).withUnsafeBytes { $0.load(fromByteOffset: 0x10, as: UInt32.self) }
         try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 0x10, width: 4, value: 0xffff_ffff)
         #expect(try s.pread(VFIO_PCI_CONFIG_REGION_INDEX, offset: 0x10, width: 4) == 0xfff0_0000)
-        #expect(try #require(s.kernel.physicalConfig(of: a)).withUnsafeBytes { $0.load(fromByteOffset: 0x10, as: UInt32.self) } == physicalBAR)
+        #expect(
+            try #require(s.kernel.physicalConfig(of: a)).withUnsafeBytes { $0.load(fromByteOffset: 0x10, as: UInt32.self) } == physicalBAR)
         // Command writes pass through; INTx-disable is emulated, not written.
         try s.pwrite(VFIO_PCI_CONFIG_REGION_INDEX, offset: 4, width: 2, value: 0x0406)
         #expect(s.kernel.interruptState(of: a)?.command == 0x0406)

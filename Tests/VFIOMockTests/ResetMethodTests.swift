@@ -53,9 +53,10 @@ import Testing
         // The methods are probed when the device is enabled (its first open): reopen it.
         try s.kernel.close(s.device)
         let k = s.kernel, g = s.group
-        let device = FileDescriptor(rawValue: try Self.childBus.description.withCString { p in
-            try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: p))
-        })
+        let device = FileDescriptor(
+            rawValue: try Self.childBus.description.withCString { p in
+                try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: p))
+            })
         #expect(errno { try k.ioctl(device, UInt(CVFIO_DEVICE_RESET), 0) } == .invalidArgument)
     }
 

@@ -18,38 +18,58 @@ private let bool = UInt32(VFIO_IRQ_SET_DATA_BOOL)
         let k = s.kernel, d = s.device
         let msix = VFIO_PCI_MSIX_IRQ_INDEX
         // Two action types: no handler for that combination.
-        #expect(errno { try setIRQs(k, d, index: msix, start: 0, count: 0, flags: none | trigger | UInt32(VFIO_IRQ_SET_ACTION_MASK)) }
-            == .inappropriateIOCTLForDevice)
+        #expect(
+            errno { try setIRQs(k, d, index: msix, start: 0, count: 0, flags: none | trigger | UInt32(VFIO_IRQ_SET_ACTION_MASK)) }
+                == .inappropriateIOCTLForDevice)
         // Two data types.
-        #expect(errno { try setIRQs(k, d, index: msix, start: 0, count: 1, flags: bool | eventfdData | trigger, payload: [e.rawValue].payload) }
-            == .invalidArgument)
+        #expect(
+            errno { try setIRQs(k, d, index: msix, start: 0, count: 1, flags: bool | eventfdData | trigger, payload: [e.rawValue].payload) }
+                == .invalidArgument)
         // start + count beyond the index's count, and start alone beyond it.
-        #expect(errno { try setIRQs(k, d, index: msix, start: 7, count: 2, flags: eventfdData | trigger, payload: [e.rawValue, e.rawValue].payload) }
-            == .invalidArgument)
+        #expect(
+            errno {
+                try setIRQs(k, d, index: msix, start: 7, count: 2, flags: eventfdData | trigger, payload: [e.rawValue, e.rawValue].payload)
+            }
+                == .invalidArgument)
         #expect(errno { try setIRQs(k, d, index: msix, start: 8, count: 0, flags: none | trigger) } == .invalidArgument)
         // No MSI capability: every MSI request is EINVAL.
         #expect(errno { try setIRQs(k, d, index: VFIO_PCI_MSI_IRQ_INDEX, start: 0, count: 1, flags: none | trigger) } == .invalidArgument)
         // Fewer fds than count (argsz too small).
-        #expect(errno { try setIRQs(k, d, index: msix, start: 0, count: 2, flags: eventfdData | trigger, payload: [e.rawValue].payload) }
-            == .invalidArgument)
-        #expect(errno { try setIRQs(k, d, index: msix, start: 0, count: 1, flags: eventfdData | trigger, payload: [e.rawValue].payload, argsz: 16) }
-            == .invalidArgument)
+        #expect(
+            errno { try setIRQs(k, d, index: msix, start: 0, count: 2, flags: eventfdData | trigger, payload: [e.rawValue].payload) }
+                == .invalidArgument)
+        #expect(
+            errno {
+                try setIRQs(k, d, index: msix, start: 0, count: 1, flags: eventfdData | trigger, payload: [e.rawValue].payload, argsz: 16)
+            }
+                == .invalidArgument)
         // Unknown flag bits, unknown index.
         #expect(errno { try setIRQs(k, d, index: msix, start: 0, count: 0, flags: none | trigger | 0x100) } == .invalidArgument)
         #expect(errno { try setIRQs(k, d, index: 5, start: 0, count: 0, flags: none | trigger) } == .invalidArgument)
         // count 0 with eventfds when MSI-X is off: the PCI core cannot allocate 0 vectors.
         #expect(errno { try setIRQs(k, d, index: msix, start: 0, count: 0, flags: eventfdData | trigger) } == .outOfRange)
         // MSI-X takes no MASK/UNMASK.
-        #expect(errno { try setIRQs(k, d, index: msix, start: 0, count: 1, flags: none | UInt32(VFIO_IRQ_SET_ACTION_MASK)) }
-            == .inappropriateIOCTLForDevice)
+        #expect(
+            errno { try setIRQs(k, d, index: msix, start: 0, count: 1, flags: none | UInt32(VFIO_IRQ_SET_ACTION_MASK)) }
+                == .inappropriateIOCTLForDevice)
         // Loopback trigger of a disabled index is EINVAL.
         #expect(errno { try setIRQs(k, d, index: msix, start: 0, count: 1, flags: none | trigger) } == .invalidArgument)
         // ERR and REQ take one trigger at most.
         #expect(errno { try setIRQs(k, d, index: VFIO_PCI_REQ_IRQ_INDEX, start: 0, count: 2, flags: none | trigger) } == .invalidArgument)
-        #expect(errno { try setIRQs(k, d, index: VFIO_PCI_ERR_IRQ_INDEX, start: 0, count: 2, flags: eventfdData | trigger, payload: [e.rawValue, e.rawValue].payload) }
-            == .invalidArgument)
-        #expect(errno { try setIRQs(k, d, index: VFIO_PCI_REQ_IRQ_INDEX, start: 0, count: 1, flags: eventfdData | UInt32(VFIO_IRQ_SET_ACTION_UNMASK), payload: [e.rawValue].payload) }
-            == .inappropriateIOCTLForDevice)
+        #expect(
+            errno {
+                try setIRQs(
+                    k, d, index: VFIO_PCI_ERR_IRQ_INDEX, start: 0, count: 2, flags: eventfdData | trigger,
+                    payload: [e.rawValue, e.rawValue].payload)
+            }
+                == .invalidArgument)
+        #expect(
+            errno {
+                try setIRQs(
+                    k, d, index: VFIO_PCI_REQ_IRQ_INDEX, start: 0, count: 1, flags: eventfdData | UInt32(VFIO_IRQ_SET_ACTION_UNMASK),
+                    payload: [e.rawValue].payload)
+            }
+                == .inappropriateIOCTLForDevice)
         // A descriptor that is not an eventfd, and one that cannot be open (beyond any
         // RLIMIT_NOFILE; a low number may be a parallel test's file).
         #expect(errno { try s.setIRQs(index: msix, fds: [s.container.rawValue]) } == .invalidArgument)
@@ -199,21 +219,33 @@ private let bool = UInt32(VFIO_IRQ_SET_DATA_BOOL)
         bus.setINTx(asserted: true)
         #expect(waitEvent(e, milliseconds: 10) == 0)
         // Unmask with the line still asserted fires again and stays masked.
-        try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: none | UInt32(VFIO_IRQ_SET_ACTION_UNMASK))
+        try setIRQs(
+            s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: none | UInt32(VFIO_IRQ_SET_ACTION_UNMASK))
         #expect(waitEvent(e) == 1)
         bus.setINTx(asserted: false)
-        try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: none | UInt32(VFIO_IRQ_SET_ACTION_UNMASK))
+        try setIRQs(
+            s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: none | UInt32(VFIO_IRQ_SET_ACTION_UNMASK))
         #expect(s.kernel.interruptState(of: a)?.intxMasked == false)
         // User MASK holds a new assertion back until UNMASK.
-        try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: bool | UInt32(VFIO_IRQ_SET_ACTION_MASK), payload: [1])
+        try setIRQs(
+            s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: bool | UInt32(VFIO_IRQ_SET_ACTION_MASK),
+            payload: [1])
         bus.setINTx(asserted: true)
         #expect(waitEvent(e, milliseconds: 10) == 0)
-        try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: none | UInt32(VFIO_IRQ_SET_ACTION_UNMASK))
+        try setIRQs(
+            s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: none | UInt32(VFIO_IRQ_SET_ACTION_UNMASK))
         #expect(waitEvent(e) == 1)
-        #expect(errno { try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1, flags: eventfdData | UInt32(VFIO_IRQ_SET_ACTION_MASK), payload: [e.rawValue].payload) }
-            == .inappropriateIOCTLForDevice)
+        #expect(
+            errno {
+                try setIRQs(
+                    s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 1,
+                    flags: eventfdData | UInt32(VFIO_IRQ_SET_ACTION_MASK), payload: [e.rawValue].payload)
+            }
+                == .inappropriateIOCTLForDevice)
         // Count 0 with an eventfd is EINVAL for INTx; count 0 + NONE disables.
-        #expect(errno { try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 0, flags: eventfdData | trigger) } == .invalidArgument)
+        #expect(
+            errno { try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 0, flags: eventfdData | trigger) }
+                == .invalidArgument)
         try setIRQs(s.kernel, s.device, index: VFIO_PCI_INTX_IRQ_INDEX, start: 0, count: 0, flags: none | trigger)
         #expect(s.kernel.interruptState(of: a)?.kind == InterruptState.Kind.none)
     }
@@ -224,7 +256,9 @@ private let bool = UInt32(VFIO_IRQ_SET_DATA_BOOL)
         let req = try s.eventfd(), err = try s.eventfd()
         #expect(!s.kernel.requestRemoval(of: a))
         // DATA_NONE with no trigger armed is EINVAL.
-        #expect(errno { try setIRQs(s.kernel, s.device, index: VFIO_PCI_REQ_IRQ_INDEX, start: 0, count: 1, flags: none | trigger) } == .invalidArgument)
+        #expect(
+            errno { try setIRQs(s.kernel, s.device, index: VFIO_PCI_REQ_IRQ_INDEX, start: 0, count: 1, flags: none | trigger) }
+                == .invalidArgument)
         try s.setIRQs(index: VFIO_PCI_REQ_IRQ_INDEX, fds: [req.rawValue])
         try s.setIRQs(index: VFIO_PCI_ERR_IRQ_INDEX, fds: [err.rawValue])
         #expect(s.kernel.requestRemoval(of: a))

@@ -61,8 +61,10 @@ struct LegacySetup {
     let group: FileDescriptor
     let device: FileDescriptor
 
-    init(_ device: SimulatedDevice, at a: PCIAddress = address("0000:01:00.0"), configuration: MockKernel.Configuration = .init(),
-         groupID: Int = 7) throws {
+    init(
+        _ device: SimulatedDevice, at a: PCIAddress = address("0000:01:00.0"), configuration: MockKernel.Configuration = .init(),
+        groupID: Int = 7
+    ) throws {
         kernel = MockKernel(configuration: configuration)
         try kernel.plug(device, at: a, iommuGroup: groupID)
         container = try kernel.open("/dev/vfio/vfio", O_RDWR)
@@ -71,9 +73,10 @@ struct LegacySetup {
         try ioctl(kernel, group, CVFIO_GROUP_SET_CONTAINER, &fd)
         _ = try kernel.ioctl(container, UInt(CVFIO_SET_IOMMU), UInt(configuration.noIOMMU ? VFIO_NOIOMMU_IOMMU : VFIO_TYPE1v2_IOMMU))
         let k = kernel, g = group
-        self.device = FileDescriptor(rawValue: try a.description.withCString { p in
-            try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: p))
-        })
+        self.device = FileDescriptor(
+            rawValue: try a.description.withCString { p in
+                try k.ioctl(g, UInt(CVFIO_GROUP_GET_DEVICE_FD), UInt(bitPattern: p))
+            })
     }
 
     /// Anonymous memory through the seam, so it is process memory the mock can pin.
@@ -81,8 +84,10 @@ struct LegacySetup {
         try kernel.mmap(length: size, protection: PROT_READ | PROT_WRITE, flags: MAP_PRIVATE | MAP_ANONYMOUS, fd: nil, offset: 0)
     }
 
-    func mapDMA(vaddr: UnsafeMutableRawPointer, iova: UInt64, size: UInt64,
-                flags: UInt32 = UInt32(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) throws(Errno) {
+    func mapDMA(
+        vaddr: UnsafeMutableRawPointer, iova: UInt64, size: UInt64,
+        flags: UInt32 = UInt32(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
+    ) throws(Errno) {
         var map = vfio_iommu_type1_dma_map(
             argsz: UInt32(MemoryLayout<vfio_iommu_type1_dma_map>.size), flags: flags,
             vaddr: UInt64(UInt(bitPattern: vaddr)), iova: iova, size: size)
@@ -151,8 +156,10 @@ func regionWrite(_ k: SystemCalls, _ fd: FileDescriptor, _ region: Int, offset: 
 }
 
 /// SET_IRQS with an arbitrary header and payload; argsz defaults to header + payload.
-func setIRQs(_ k: SystemCalls, _ device: FileDescriptor, index: Int, start: UInt32, count: UInt32, flags: UInt32,
-             payload: [UInt8] = [], argsz: UInt32? = nil) throws(Errno) {
+func setIRQs(
+    _ k: SystemCalls, _ device: FileDescriptor, index: Int, start: UInt32, count: UInt32, flags: UInt32,
+    payload: [UInt8] = [], argsz: UInt32? = nil
+) throws(Errno) {
     var bytes = [UInt8](repeating: 0, count: 20 + payload.count)
     let size = argsz ?? UInt32(bytes.count)
     for (i, v) in [size, flags, UInt32(index), start, count].enumerated() {

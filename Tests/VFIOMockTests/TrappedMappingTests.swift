@@ -13,8 +13,9 @@ private protocol OneRegisterBAR: SimulatedDevice {}
 
 extension OneRegisterBAR {
     var description: DeviceDescription {
-        DeviceDescription(vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
-                          bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
+        DeviceDescription(
+            vendorID: 0x1b36, deviceID: 0x0005, classCode: 0x00ff00,
+            bars: [BARDescription(index: 0, size: 0x4000, backing: .registers)], interruptPin: 0)
     }
     func attach(to bus: DeviceBus) {}
     func reset() {}
@@ -112,10 +113,11 @@ private final class HeldLoadDevice: OneRegisterBAR {
         #expect(cvfio_read16(p + 0x12) == 0x2211)
         #expect(cvfio_read32(p + 0x14) == 0x4433_2211)
         #expect(cvfio_read64(p + 0x18) == RegisterRecorder.pattern)
-        #expect(model.accesses.withLock { $0 } == [
-            "w 0x1 1 0xab", "w 0x2 2 0xbeef", "w 0x4 4 0x12345678", "w 0x8 8 0x123456789abcdef",
-            "w 0x1000 4 0x7", "w 0x1000 4 0x7", "r 0x10 1", "r 0x12 2", "r 0x14 4", "r 0x18 8",
-        ])
+        #expect(
+            model.accesses.withLock { $0 } == [
+                "w 0x1 1 0xab", "w 0x2 2 0xbeef", "w 0x4 4 0x12345678", "w 0x8 8 0x123456789abcdef",
+                "w 0x1000 4 0x7", "w 0x1000 4 0x7", "r 0x10 1", "r 0x12 2", "r 0x14 4", "r 0x18 8",
+            ])
         #expect(s.kernel.registerAccessesThroughMappings == 10)
         try s.kernel.munmap(p, length: 0x4000)
         #expect(s.kernel.lock.withLock { s.kernel.trappedMappings.isEmpty })
@@ -215,7 +217,8 @@ private final class HeldLoadDevice: OneRegisterBAR {
         #expect(cvfio_read32(p + msix.tableOffset + 12) == 1)
         #expect(cvfio_read64(p + msix.pbaOffset) == 0)
         cvfio_write32(p + msix.tableOffset + 16 + 8, 0x4242)
-        #expect(s.kernel.lock.withLock { s.kernel.functions.values.first!.msixEntry(1)!.load(fromByteOffset: 8, as: UInt32.self) } == 0x4242)
+        #expect(
+            s.kernel.lock.withLock { s.kernel.functions.values.first!.msixEntry(1)!.load(fromByteOffset: 8, as: UInt32.self) } == 0x4242)
         // The registers are the model's: CAP and VS as the controller reports them.
         #expect(cvfio_read32(p + 8) == 0x0001_0400)
     }

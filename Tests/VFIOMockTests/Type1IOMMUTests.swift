@@ -92,8 +92,11 @@ import Testing
             found[raw.load(fromByteOffset: offset, as: UInt16.self)] = offset
             offset = Int(raw.load(fromByteOffset: offset + 4, as: UInt32.self))
         }
-        #expect(Set(found.keys) == [UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE), UInt16(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL),
-                                    UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION)])
+        #expect(
+            Set(found.keys) == [
+                UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE), UInt16(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL),
+                UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION),
+            ])
         let avail = found[UInt16(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL)]!
         #expect(raw.load(fromByteOffset: avail + 8, as: UInt32.self) == 99)
         let ranges = found[UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE)]!

@@ -67,7 +67,8 @@ public struct MSICapability: Hashable, Sendable, Encodable, CustomStringConverti
     }
 
     public var description: String {
-        var text = "MSI: \(isEnabled ? "enabled" : "disabled"), \(multipleMessageEnable)/\(multipleMessageCapable) vectors, "
+        var text =
+            "MSI: \(isEnabled ? "enabled" : "disabled"), \(multipleMessageEnable)/\(multipleMessageCapable) vectors, "
             + (is64Bit ? "64-bit" : "32-bit")
         if let maskBits, let pendingBits {
             text += ", per-vector masking (mask 0x\(String(maskBits, radix: 16)), pending 0x\(String(pendingBits, radix: 16)))"

@@ -66,11 +66,13 @@ public struct PCIExpressCapability: Hashable, Sendable, Encodable, CustomStringC
     }
 
     public var description: String {
-        var text = "PCI Express v\(version) \(deviceType)\(isSlotImplemented ? " (slot)" : ""), "
+        var text =
+            "PCI Express v\(version) \(deviceType)\(isSlotImplemented ? " (slot)" : ""), "
             + "interrupt message \(interruptMessageNumber), max payload \(maxPayloadSize)/\(maxPayloadSizeSupported) bytes, "
             + "max read request \(maxReadRequestSize) bytes\(supportsFunctionLevelReset ? ", FLR" : "")"
         if let link {
-            text += "; link: port \(link.portNumber), \(link.currentSpeed) x\(link.negotiatedWidth) "
+            text +=
+                "; link: port \(link.portNumber), \(link.currentSpeed) x\(link.negotiatedWidth) "
                 + "(capable of \(link.maxSpeed) x\(link.maxWidth))"
         }
         return text

@@ -38,30 +38,31 @@ public struct DumpParseError: Error, Hashable, Sendable, CustomStringConvertible
 
     public var description: String {
         let place = line.map { "\(file):\($0)" } ?? file
-        let what: String = switch reason {
-        case let .unreadable(why):
-            "cannot read the dump file: \(why)"
-        case let .tooLarge(byteCount):
-            "is \(byteCount) bytes or more, larger than any lspci dump; pass a file made by lspci -x, -xxx or -xxxx"
-        case .notADump:
-            "is not an lspci config-space dump: no device header line (like \"00:1f.3 …\") is followed by data lines "
-                + "(like \"00: 86 80 …\"); make one with lspci -xxxx or lspci -xxx"
-        case let .malformedAddress(error):
-            "device header has a bad address: \(error)"
-        case let .malformedDataLine(why):
-            "malformed data line: \(why); data lines look like \"40: 01 50 03 c8 00 00 00 00\""
-        case .dataOutsideDevice:
-            "data line with no device header before it; each device's data must follow its header line "
-                + "with no blank line between"
-        case let .beyondConfigSpace(offset):
-            "data line puts a byte at 0x\(String(offset, radix: 16)), past the 4096 bytes of config space"
-        case let .repeatedOffset(offset, firstLine):
-            "data line gives config byte 0x\(String(offset, radix: 16)) again; line \(firstLine) already gave it"
-        case let .deviceWithoutData(address):
-            "device \(address) has no data lines: the dump is cut short, or was made without -x"
-        case let .repeatedDevice(address, firstLine):
-            "device \(address) appears again; line \(firstLine) already started it"
-        }
+        let what: String =
+            switch reason {
+            case let .unreadable(why):
+                "cannot read the dump file: \(why)"
+            case let .tooLarge(byteCount):
+                "is \(byteCount) bytes or more, larger than any lspci dump; pass a file made by lspci -x, -xxx or -xxxx"
+            case .notADump:
+                "is not an lspci config-space dump: no device header line (like \"00:1f.3 …\") is followed by data lines "
+                    + "(like \"00: 86 80 …\"); make one with lspci -xxxx or lspci -xxx"
+            case let .malformedAddress(error):
+                "device header has a bad address: \(error)"
+            case let .malformedDataLine(why):
+                "malformed data line: \(why); data lines look like \"40: 01 50 03 c8 00 00 00 00\""
+            case .dataOutsideDevice:
+                "data line with no device header before it; each device's data must follow its header line "
+                    + "with no blank line between"
+            case let .beyondConfigSpace(offset):
+                "data line puts a byte at 0x\(String(offset, radix: 16)), past the 4096 bytes of config space"
+            case let .repeatedOffset(offset, firstLine):
+                "data line gives config byte 0x\(String(offset, radix: 16)) again; line \(firstLine) already gave it"
+            case let .deviceWithoutData(address):
+                "device \(address) has no data lines: the dump is cut short, or was made without -x"
+            case let .repeatedDevice(address, firstLine):
+                "device \(address) appears again; line \(firstLine) already started it"
+            }
         return place + ": " + what
     }
 }

@@ -22,10 +22,11 @@ extension ConfigSpaceReport {
         }
         lines += bars.map { "  \($0)" }
         for cap in capabilities {
-            let tag = switch cap.chain {
-            case .standard: "  cap  0x\(hexString(cap.offset, width: 3)) [0x\(hexString(cap.id, width: 2))]"
-            case .extended: "  ecap 0x\(hexString(cap.offset, width: 3)) [0x\(hexString(cap.id, width: 4)) v\(cap.version ?? 0)]"
-            }
+            let tag =
+                switch cap.chain {
+                case .standard: "  cap  0x\(hexString(cap.offset, width: 3)) [0x\(hexString(cap.id, width: 2))]"
+                case .extended: "  ecap 0x\(hexString(cap.offset, width: 3)) [0x\(hexString(cap.id, width: 4)) v\(cap.version ?? 0)]"
+                }
             if let decoded = cap.decoded {
                 lines.append("\(tag) \(decoded)")
             } else if let error = cap.decodeError {

@@ -34,7 +34,9 @@ extension Conformance {
             s.configWrite(dev.fd, config, 4, 2, command & ~0x4, "command")
             _ = s.configRead(dev.fd, config, 4, 2, "command")
         },
-        Scenario("config-space-read", origin: "vfio_pci_config.c: the whole config region as vfio-pci virtualizes it, before and after enable") {
+        Scenario(
+            "config-space-read", origin: "vfio_pci_config.c: the whole config region as vfio-pci virtualizes it, before and after enable"
+        ) {
             s throws(Session.Stop) in
             let dev = try s.openDevice(s.target.edu)
             let config = try s.require(s.regionInfo(dev.fd, Int(VFIO_PCI_CONFIG_REGION_INDEX)))
@@ -49,9 +51,13 @@ extension Conformance {
             for i in 0..<Int(VFIO_PCI_ROM_REGION_INDEX) {
                 guard let region = s.regionInfo(dev.fd, i), region.flags & UInt32(VFIO_REGION_INFO_FLAG_MMAP) != 0 else { continue }
                 let size = Int(region.size)
-                if let p = s.step("mmap BAR\(i)", describe: { _ in "ok" }, { () throws(Errno) in
-                    try s.system.mmap(length: size, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: dev.fd, offset: Int64(region.offset))
-                }) {
+                if let p = s.step(
+                    "mmap BAR\(i)", describe: { _ in "ok" },
+                    { () throws(Errno) in
+                        try s.system.mmap(
+                            length: size, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: dev.fd, offset: Int64(region.offset))
+                    })
+                {
                     s.step("munmap BAR\(i)") { () throws(Errno) in try s.system.munmap(p, length: size) }
                 }
             }
@@ -89,18 +95,29 @@ extension Conformance {
             s.setIRQs(dev.fd, "MSI mask", flags: none | VFIO_IRQ_SET_ACTION_MASK, index: msi, start: 0, count: 1)
             let fd = try s.eventfd()
             s.setIRQs(dev.fd, "INTx enable", flags: eventfd | trigger, index: intx, start: 0, count: 1, data: s.eventfdData([fd]))
-            s.setIRQs(dev.fd, "MSI enable while INTx on", flags: eventfd | trigger, index: msi, start: 0, count: 1, data: s.eventfdData([fd]))
+            s.setIRQs(
+                dev.fd, "MSI enable while INTx on", flags: eventfd | trigger, index: msi, start: 0, count: 1, data: s.eventfdData([fd]))
             s.setIRQs(dev.fd, "INTx trigger", flags: none | trigger, index: intx, start: 0, count: 1)
             s.eventCount(fd, "INTx")
             s.setIRQs(dev.fd, "INTx mask", flags: none | VFIO_IRQ_SET_ACTION_MASK, index: intx, start: 0, count: 1)
             s.setIRQs(dev.fd, "INTx unmask", flags: none | VFIO_IRQ_SET_ACTION_UNMASK, index: intx, start: 0, count: 1)
             s.setIRQs(dev.fd, "INTx disable", flags: none | trigger, index: intx, start: 0, count: 0)
-            s.setIRQs(dev.fd, "MSI enable with fd -1", flags: eventfd | trigger, index: msi, start: 0, count: 1, data: s.eventfdData([FileDescriptor(rawValue: -1)]))
-            s.setIRQs(dev.fd, "MSI enable with a bad fd", flags: eventfd | trigger, index: msi, start: 0, count: 1, data: s.eventfdData([FileDescriptor(rawValue: 9999)]))
+            s.setIRQs(
+                dev.fd, "MSI enable with fd -1", flags: eventfd | trigger, index: msi, start: 0, count: 1,
+                data: s.eventfdData([FileDescriptor(rawValue: -1)]))
+            s.setIRQs(
+                dev.fd, "MSI enable with a bad fd", flags: eventfd | trigger, index: msi, start: 0, count: 1,
+                data: s.eventfdData([FileDescriptor(rawValue: 9999)]))
             s.setIRQs(dev.fd, "MSI disable", flags: none | trigger, index: msi, start: 0, count: 0)
-            s.setIRQs(dev.fd, "REQ enable", flags: eventfd | trigger, index: Int(VFIO_PCI_REQ_IRQ_INDEX), start: 0, count: 1, data: s.eventfdData([fd]))
-            s.setIRQs(dev.fd, "REQ disable", flags: eventfd | trigger, index: Int(VFIO_PCI_REQ_IRQ_INDEX), start: 0, count: 1, data: s.eventfdData([FileDescriptor(rawValue: -1)]))
-            s.setIRQs(dev.fd, "ERR enable", flags: eventfd | trigger, index: Int(VFIO_PCI_ERR_IRQ_INDEX), start: 0, count: 1, data: s.eventfdData([fd]))
+            s.setIRQs(
+                dev.fd, "REQ enable", flags: eventfd | trigger, index: Int(VFIO_PCI_REQ_IRQ_INDEX), start: 0, count: 1,
+                data: s.eventfdData([fd]))
+            s.setIRQs(
+                dev.fd, "REQ disable", flags: eventfd | trigger, index: Int(VFIO_PCI_REQ_IRQ_INDEX), start: 0, count: 1,
+                data: s.eventfdData([FileDescriptor(rawValue: -1)]))
+            s.setIRQs(
+                dev.fd, "ERR enable", flags: eventfd | trigger, index: Int(VFIO_PCI_ERR_IRQ_INDEX), start: 0, count: 1,
+                data: s.eventfdData([fd]))
         },
     ]
 
@@ -110,11 +127,14 @@ extension Conformance {
         let none = VFIO_IRQ_SET_DATA_NONE, trigger = VFIO_IRQ_SET_ACTION_TRIGGER
         var fds: [FileDescriptor] = []
         for _ in 0..<vectors { fds.append(try s.eventfd()) }
-        s.setIRQs(device, "enable \(vectors)", flags: VFIO_IRQ_SET_DATA_EVENTFD | trigger, index: index, start: 0, count: vectors, data: s.eventfdData(fds))
+        s.setIRQs(
+            device, "enable \(vectors)", flags: VFIO_IRQ_SET_DATA_EVENTFD | trigger, index: index, start: 0, count: vectors,
+            data: s.eventfdData(fds))
         s.setIRQs(device, "trigger \(vectors - 1) DATA_NONE", flags: none | trigger, index: index, start: vectors - 1, count: 1)
         for (i, fd) in fds.enumerated() { s.eventCount(fd, "vector \(i)") }
-        s.setIRQs(device, "trigger all DATA_BOOL", flags: VFIO_IRQ_SET_DATA_BOOL | trigger, index: index, start: 0, count: vectors,
-                  data: [UInt8](repeating: 1, count: vectors))
+        s.setIRQs(
+            device, "trigger all DATA_BOOL", flags: VFIO_IRQ_SET_DATA_BOOL | trigger, index: index, start: 0, count: vectors,
+            data: [UInt8](repeating: 1, count: vectors))
         for (i, fd) in fds.enumerated() { s.eventCount(fd, "vector \(i)") }
         s.setIRQs(device, "disable", flags: none | trigger, index: index, start: 0, count: 0)
         s.setIRQs(device, "trigger after disable", flags: none | trigger, index: index, start: 0, count: 1)
@@ -133,7 +153,9 @@ extension Conformance {
                 s.infoSweep("DEVICE_GET_INFO", dev.fd, CVFIO_DEVICE_GET_INFO, argsz: argsz, shown: 32)
             }
             for argsz in [31, 32, 40] {
-                s.infoSweep("REGION_INFO 7", dev.fd, CVFIO_DEVICE_GET_REGION_INFO, argsz: argsz, index: UInt32(VFIO_PCI_CONFIG_REGION_INDEX), shown: 40)
+                s.infoSweep(
+                    "REGION_INFO 7", dev.fd, CVFIO_DEVICE_GET_REGION_INFO, argsz: argsz, index: UInt32(VFIO_PCI_CONFIG_REGION_INDEX),
+                    shown: 40)
             }
             for argsz in [15, 16, 20] {
                 s.infoSweep("IRQ_INFO 1", dev.fd, CVFIO_DEVICE_GET_IRQ_INFO, argsz: argsz, index: UInt32(VFIO_PCI_MSI_IRQ_INDEX), shown: 24)
@@ -143,6 +165,6 @@ extension Conformance {
                     s.infoSweep("IOMMU_GET_INFO", fd, CVFIO_IOMMU_GET_INFO, argsz: argsz, shown: 32)
                 }
             }
-        },
+        }
     ]
 }

@@ -36,6 +36,6 @@ extension Conformance {
             feature("SET entry again", flags: set | entry)
             feature("SET exit", flags: set | exit)
             feature("SET exit again", flags: set | exit)
-        },
+        }
     ]
 }

@@ -11,8 +11,10 @@ extension Conformance {
             _ = try s.require(s.openGroup(s.target.edu))
             _ = try s.openGroup(s.target.edu)
         },
-        Scenario("group-not-viable", origin: "a group a host driver also holds", modes: IOMMUMode.groupModes,
-                 needs: { $0.nonViable != nil }) { s throws(Session.Stop) in
+        Scenario(
+            "group-not-viable", origin: "a group a host driver also holds", modes: IOMMUMode.groupModes,
+            needs: { $0.nonViable != nil }
+        ) { s throws(Session.Stop) in
             let address = try s.require(s.target.nonViable)
             let container = try s.require(s.open(s.mode.containerNode, as: "container \(s.mode.containerNode)"))
             let group = try s.require(s.openGroup(address))
@@ -21,7 +23,8 @@ extension Conformance {
             s.ioctl("SET_IOMMU \(s.mode.iommuTypeArgument)", container, CVFIO_SET_IOMMU, value: s.mode.iommuTypeArgument)
             _ = s.deviceFD(group, address)
         },
-        Scenario("group-device-by-wrong-name", origin: "VFIO_GROUP_GET_DEVICE_FD with a name not in the group", modes: IOMMUMode.groupModes) {
+        Scenario("group-device-by-wrong-name", origin: "VFIO_GROUP_GET_DEVICE_FD with a name not in the group", modes: IOMMUMode.groupModes)
+        {
             s throws(Session.Stop) in
             let (_, group) = try s.openContainerWithIOMMU(for: s.target.edu)
             _ = s.deviceFD(group, try! PCIAddress(parsing: "0000:00:1f.7"))

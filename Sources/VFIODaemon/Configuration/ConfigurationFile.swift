@@ -43,7 +43,9 @@ public struct ConfigurationFile: Codable, Sendable {
     /// The file that lists `devices` on `backend`, binding nothing.
     public init(devices: [DaemonConfiguration.Device], backend: Backend) {
         self.backend = backend.rawValue
-        self.devices = devices.map { Entry(address: $0.address.description, driver: $0.driver, context: $0.context, exports: Self.exportStrings($0.exports)) }
+        self.devices = devices.map {
+            Entry(address: $0.address.description, driver: $0.driver, context: $0.context, exports: Self.exportStrings($0.exports))
+        }
     }
 
     /// Reads and checks `path` (see ``parse(_:path:)``); a file that cannot be read is

@@ -10,7 +10,9 @@ enum ConfigurationKeys {
             let suggestion = closest(to: unknown.key, in: unknown.known).map { " (did you mean \"\($0)\"?)" } ?? ""
             throw .badConfiguration(
                 path: path,
-                reason: "unknown key \"\(unknown.key)\" \(unknown.place)\(suggestion); the keys there are \(unknown.known.joined(separator: ", "))")
+                reason:
+                    "unknown key \"\(unknown.key)\" \(unknown.place)\(suggestion); the keys there are \(unknown.known.joined(separator: ", "))"
+            )
         } catch {
             throw .badConfiguration(path: path, reason: describe(error))
         }

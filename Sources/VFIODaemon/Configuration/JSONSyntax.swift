@@ -93,11 +93,15 @@ enum JSONSyntax {
                 if c == UInt8(ascii: "\"") { return }
                 if c < 0x20 { position -= 1; throw Failure(expected: "no control character inside a string") }
                 if c == UInt8(ascii: "\\") {
-                    guard let e = current, Array("\"\\/bfnrtu".utf8).contains(e) else { throw Failure(expected: "a valid escape after a backslash") }
+                    guard let e = current, Array("\"\\/bfnrtu".utf8).contains(e) else {
+                        throw Failure(expected: "a valid escape after a backslash")
+                    }
                     position += 1
                     if e == UInt8(ascii: "u") {
                         for _ in 0..<4 {
-                            guard let h = current, Character(UnicodeScalar(h)).isHexDigit else { throw Failure(expected: "four hex digits after \\u") }
+                            guard let h = current, Character(UnicodeScalar(h)).isHexDigit else {
+                                throw Failure(expected: "four hex digits after \\u")
+                            }
                             position += 1
                         }
                     }

@@ -105,7 +105,8 @@ final class HostedDevice: Sendable {
         }
         if let nvme = instance as? NVMeDriver, !exports.isEmpty {
             do {
-                let started = try DeviceExports(exports, driver: nvme, address: address, stateDirectory: stateDirectory, logger: self.logger)
+                let started = try DeviceExports(
+                    exports, driver: nvme, address: address, stateDirectory: stateDirectory, logger: self.logger)
                 mutable.withLock { $0.exports = started }
             } catch {
                 instance.stop()
@@ -136,7 +137,9 @@ final class HostedDevice: Sendable {
     /// Stops the exports (clients get their in-flight replies, then an orderly disconnect), the
     /// work loop (waiting for the unit in flight, which is bounded) and the driver.
     func stopDriver() {
-        if let exports = mutable.withLock({ m in defer { m.exports = nil }; return m.exports }) {
+        if let exports = mutable.withLock({ m in
+            defer { m.exports = nil }; return m.exports
+        }) {
             exports.stop(logger: logger)
             let final = exports.status
             mutable.withLock { $0.finalExports = final }
@@ -146,7 +149,11 @@ final class HostedDevice: Sendable {
             workFinished.wait()
             workQueue.sync {}  // the loop's block, and the driver it holds, are let go
         }
-        guard let driver = mutable.withLock({ m in defer { m.driver = nil }; return m.driver }) else { return }
+        guard
+            let driver = mutable.withLock({ m in
+                defer { m.driver = nil }; return m.driver
+            })
+        else { return }
         driver.stop()
         let final = driver.activity
         mutable.withLock { $0.finalActivity = final }
@@ -188,13 +195,15 @@ final class HostedDevice: Sendable {
 
     /// Closes every file; afterwards the kernel may hand the device to another driver.
     func close() {
-        guard mutable.withLock({ m in
-            defer {
-                m.closed = true
-                m.faultLog = nil
-            }
-            return !m.closed
-        }) else { return }
+        guard
+            mutable.withLock({ m in
+                defer {
+                    m.closed = true
+                    m.faultLog = nil
+                }
+                return !m.closed
+            })
+        else { return }
         device.close()
     }
 

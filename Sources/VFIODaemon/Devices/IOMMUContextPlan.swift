@@ -40,7 +40,8 @@ struct IOMMUContextPlan: Equatable {
 
     /// The IOMMU group of `address` as sysfs links it, or nil without one.
     static func group(of address: PCIAddress, system: any SystemCalls) -> Int? {
-        (try? system.readLink(SysfsLayout.absolute(SysfsLayout.device(address, .iommuGroup)))).flatMap { $0.split(separator: "/").last }.flatMap { Int($0) }
+        (try? system.readLink(SysfsLayout.absolute(SysfsLayout.device(address, .iommuGroup)))).flatMap { $0.split(separator: "/").last }
+            .flatMap { Int($0) }
     }
 }
 

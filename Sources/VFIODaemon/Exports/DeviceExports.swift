@@ -30,17 +30,22 @@ final class DeviceExports: Sendable {
 
     /// Starts every export on `driver`, in order; on a failure stops those started and throws
     /// a message naming the export.
-    init(_ exports: [ExportSpecification], driver: NVMeDriver, address: PCIAddress, stateDirectory: String, logger: Logger) throws(ExportSpecificationError) {
+    init(
+        _ exports: [ExportSpecification], driver: NVMeDriver, address: PCIAddress, stateDirectory: String, logger: Logger
+    ) throws(ExportSpecificationError) {
         guard driver.queueCount >= exports.count else {
-            throw .init(exports.map(\.description).joined(separator: " "),
-                        "the controller granted \(driver.queueCount) I/O queue pairs; \(exports.count) exports need one each")
+            throw .init(
+                exports.map(\.description).joined(separator: " "),
+                "the controller granted \(driver.queueCount) I/O queue pairs; \(exports.count) exports need one each")
         }
         var started: [(ExportSpecification, Server)] = []
         for (index, export) in exports.enumerated() {
             do {
                 let server = try Self.start(export, queue: index, driver: driver, address: address, stateDirectory: stateDirectory)
                 started.append((export, server))
-                logger.notice("exporting namespace \(export.namespace) over \(export.kind.rawValue) at \(Self.target(server))\(export.readOnly ? ", read-only" : "")")
+                logger.notice(
+                    "exporting namespace \(export.namespace) over \(export.kind.rawValue) at \(Self.target(server))\(export.readOnly ? ", read-only" : "")"
+                )
             } catch {
                 for (_, server) in started.reversed() { _ = Self.stop(server) }
                 throw .init(export.description, String(describing: error))
@@ -49,12 +54,15 @@ final class DeviceExports: Sendable {
         servers = started
     }
 
-    private static func start(_ export: ExportSpecification, queue: Int, driver: NVMeDriver, address: PCIAddress, stateDirectory: String) throws -> Server {
+    private static func start(
+        _ export: ExportSpecification, queue: Int, driver: NVMeDriver, address: PCIAddress, stateDirectory: String
+    ) throws -> Server {
         switch export.kind {
         case .nbd:
             var configuration = NBDServer.Configuration()
             switch export.endpoint ?? .defaultSocket {
-            case .defaultSocket: configuration.socketPath = defaultSocket(address, namespace: export.namespace, stateDirectory: stateDirectory)
+            case .defaultSocket:
+                configuration.socketPath = defaultSocket(address, namespace: export.namespace, stateDirectory: stateDirectory)
             case .unixSocket(let path): configuration.socketPath = path
             case .loopback(let host, let port): configuration.tcp = (host, port)
             }
@@ -74,7 +82,9 @@ final class DeviceExports: Sendable {
     /// orderly disconnect, a ublk device is stopped and deleted. Safe to call twice.
     func stop(logger: Logger) {
         for (export, server) in servers.reversed() {
-            for problem in Self.stop(server) { logger.warning("stopping the \(export.kind.rawValue) export of namespace \(export.namespace): \(problem)") }
+            for problem in Self.stop(server) {
+                logger.warning("stopping the \(export.kind.rawValue) export of namespace \(export.namespace): \(problem)")
+            }
             logger.notice("stopped the \(export.kind.rawValue) export of namespace \(export.namespace)")
         }
     }

@@ -25,7 +25,9 @@ struct BindingJournal: Sendable {
             let devices = try contents.devices.map { try PCIAddress(parsing: $0) }
             return devices.isEmpty ? nil : (contents.pid, devices)
         } catch {
-            throw .setup("the bindings journal \(path) is unreadable (\(error)); restore its devices with `vfiokit unbind --restore`, then remove it")
+            throw .setup(
+                "the bindings journal \(path) is unreadable (\(error)); restore its devices with `vfiokit unbind --restore`, then remove it"
+            )
         }
     }
 

@@ -137,14 +137,17 @@ public final class DriverHost: DaemonHost {
     /// devices; closes them; gives back the original driver of each device this daemon bound.
     /// Each phase runs on every device before the next begins. Safe to call twice.
     public func shutdown() {
-        guard let devices = state.withLock({ s -> [HostedDevice]? in
-            guard !s.shutDown else { return nil }
-            s.shutDown = true
-            return s.devices.values.sorted { $0.address < $1.address }
-        }) else { return }
+        guard
+            let devices = state.withLock({ s -> [HostedDevice]? in
+                guard !s.shutDown else { return nil }
+                s.shutDown = true
+                return s.devices.values.sorted { $0.address < $1.address }
+            })
+        else { return }
         waitForRemovals()
         logger.notice("shutting down \(devices.count) devices")
-        let contexts = devices.reduce(into: [ObjectIdentifier: IOMMUContext]()) { $0[ObjectIdentifier($1.iommuContext)] = $1.iommuContext }.values
+        let contexts = devices.reduce(into: [ObjectIdentifier: IOMMUContext]()) { $0[ObjectIdentifier($1.iommuContext)] = $1.iommuContext }
+            .values
         for d in devices { d.stopDriver() }
         for d in devices { d.quiesce() }
         for c in contexts { HostedDevice.unmapDMA(of: c, logger: logger) }
@@ -202,9 +205,10 @@ public final class DriverHost: DaemonHost {
         static let matches: [PCIMatch] = []
 
         init(device: PCIDevice, loop: EventLoop) throws {
-            let ids = (try? PCIDeviceIdentity(reading: device)).map {
-                "\(DriverHost.hex($0.vendor)):\(DriverHost.hex($0.device)), class \(String($0.classCode, radix: 16))"
-            } ?? "IDs unreadable"
+            let ids =
+                (try? PCIDeviceIdentity(reading: device)).map {
+                    "\(DriverHost.hex($0.vendor)):\(DriverHost.hex($0.device)), class \(String($0.classCode, radix: 16))"
+                } ?? "IDs unreadable"
             throw DaemonError.setup("no driver matches \(device.address) (\(ids)): name one with --driver (\(DriverRegistry.names))")
         }
 

@@ -44,7 +44,8 @@ final class HostBindings: Sendable {
             made += "/" + part
             if mkdir(made, 0o755) != 0 && errno != EEXIST {
                 throw .systemCall(
-                    operation: "create the state directory \(dir)", errno: Errno(rawValue: errno), remedy: "run as root or set VFIOKIT_STATE_DIR")
+                    operation: "create the state directory \(dir)", errno: Errno(rawValue: errno),
+                    remedy: "run as root or set VFIOKIT_STATE_DIR")
             }
         }
         let lock = try DaemonLock(stateDirectory: dir)
@@ -93,10 +94,12 @@ final class HostBindings: Sendable {
     /// empties the journal once they are all back, then lets go of the lock. Does nothing
     /// without the lock, so it is safe to call twice or after ``acquire()`` failed.
     func release() {
-        guard let (lock, bound) = state.withLock({ s -> (DaemonLock, [PCIAddress])? in
-            defer { s = State() }
-            return s.lock.map { ($0, s.bound) }
-        }) else { return }
+        guard
+            let (lock, bound) = state.withLock({ s -> (DaemonLock, [PCIAddress])? in
+                defer { s = State() }
+                return s.lock.map { ($0, s.bound) }
+            })
+        else { return }
         let present = bound.filter { discovery.exists($0) }
         do {
             if !present.isEmpty {
@@ -121,7 +124,9 @@ final class HostBindings: Sendable {
                 let (_, changes) = try binding.unbind(UnbindRequest(addresses: stillBound, restore: true))
                 for change in changes { logger.notice("recovered \(change.address): restored to \(change.to?.rawValue ?? "no driver")") }
             } catch {
-                throw .setup("cannot finish the restore a killed daemon (pid \(pid)) left: \(error); run `vfiokit unbind --restore \(stillBound.map(\.description).joined(separator: " "))`")
+                throw .setup(
+                    "cannot finish the restore a killed daemon (pid \(pid)) left: \(error); run `vfiokit unbind --restore \(stillBound.map(\.description).joined(separator: " "))`"
+                )
             }
         }
         try journal.record([], pid: getpid())

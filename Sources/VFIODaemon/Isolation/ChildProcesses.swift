@@ -31,11 +31,13 @@ final class ChildProcesses: Sendable {
     init() throws(DaemonError) {
         var thread = pthread_t()
         let box = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&thread, nil, { raw in
-            let children = Unmanaged<ChildProcesses>.fromOpaque(raw!).takeRetainedValue()
-            children.serve()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                let children = Unmanaged<ChildProcesses>.fromOpaque(raw!).takeRetainedValue()
+                children.serve()
+                return nil
+            }, box)
         guard rc == 0 else {
             Unmanaged<ChildProcesses>.fromOpaque(box).release()
             throw .systemCall(operation: "start the thread that runs the worker processes", errno: Errno(rawValue: rc))
@@ -50,10 +52,11 @@ final class ChildProcesses: Sendable {
         let done = DispatchSemaphore(value: 0)
         let accepted = state.withLock { s in
             guard !s.stopping else { return false }
-            s.requests.append(Request(executable: executable, arguments: arguments, onExit: onExit) { r in
-                result.withLock { $0 = r }
-                done.signal()
-            })
+            s.requests.append(
+                Request(executable: executable, arguments: arguments, onExit: onExit) { r in
+                    result.withLock { $0 = r }
+                    done.signal()
+                })
             return true
         }
         guard accepted else { throw .setup("the daemon is stopping; no worker process is started") }
@@ -73,7 +76,9 @@ final class ChildProcesses: Sendable {
         defer { finished.signal() }
         while true {
             _ = wake.wait(timeout: .now() + .milliseconds(100))
-            let requests = state.withLock { s in defer { s.requests = [] }; return s.requests }
+            let requests = state.withLock { s in
+                defer { s.requests = [] }; return s.requests
+            }
             for request in requests {
                 let result = Self.start(request.executable, request.arguments)
                 if case let .success(pid) = result { state.withLock { $0.running[pid] = request.onExit } }

@@ -63,10 +63,12 @@ public final class WorkerProcess: Sendable {
 
     /// Asks it to stop: SIGTERM, to which it shuts its devices down in order and exits 0.
     func stop(_ signal: Int32 = SIGTERM) {
-        guard let pid = state.withLock({ s -> pid_t? in
-            s.stopping = true
-            return s.ended == nil ? s.pid : nil
-        }) else { return }
+        guard
+            let pid = state.withLock({ s -> pid_t? in
+                s.stopping = true
+                return s.ended == nil ? s.pid : nil
+            })
+        else { return }
         kill(pid, signal)
     }
 
@@ -83,12 +85,14 @@ public final class WorkerProcess: Sendable {
             state.withLock { $0.devices = report.devices }
         }
         let (devices, ended) = state.withLock { ($0.devices, $0.ended) }
-        let known = devices ?? context.devices.map { d in
-            DeviceStatus(
-                address: d.address.description, driver: driver(of: d), backend: backend, context: context.name,
-                state: "starting", detail: nil, interrupts: [], operations: 0, errors: 0, lastError: nil,
-                dma: .init(mappings: 0, bytes: 0), iommuFaults: nil)
-        }
+        let known =
+            devices
+            ?? context.devices.map { d in
+                DeviceStatus(
+                    address: d.address.description, driver: driver(of: d), backend: backend, context: context.name,
+                    state: "starting", detail: nil, interrupts: [], operations: 0, errors: 0, lastError: nil,
+                    dma: .init(mappings: 0, bytes: 0), iommuFaults: nil)
+            }
         guard let ended else { return known }
         return known.map { d in
             var d = d
@@ -115,7 +119,9 @@ public final class WorkerProcess: Sendable {
         } else if !(stopping && exit.succeeded) {
             let drivers = (devices?.map { ($0.driver, $0.address) } ?? context.devices.map { (driver(of: $0), $0.address.description) })
                 .map { "\($0.0) on \($0.1)" }
-            let subject = drivers.count == 1 ? "driver \(drivers[0])" : "the worker process of \(context.name) (drivers \(drivers.joined(separator: ", ")))"
+            let subject =
+                drivers.count == 1
+                ? "driver \(drivers[0])" : "the worker process of \(context.name) (drivers \(drivers.joined(separator: ", ")))"
             let what = drivers.count == 1 ? "the device" : "its devices"
             reason = "\(subject) \(exit); its process ended and the kernel released \(what)"
         }

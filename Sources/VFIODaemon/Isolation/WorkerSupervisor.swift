@@ -124,11 +124,13 @@ public final class WorkerSupervisor: DaemonHost {
     /// Stops every worker with SIGTERM and waits for them (killing one that has not ended
     /// within the start timeout), then gives back the bindings. Safe to call twice.
     public func shutdown() {
-        guard let workers = state.withLock({ s -> [WorkerProcess]? in
-            guard !s.shutDown else { return nil }
-            s.shutDown = true
-            return s.workers
-        }) else { return }
+        guard
+            let workers = state.withLock({ s -> [WorkerProcess]? in
+                guard !s.shutDown else { return nil }
+                s.shutDown = true
+                return s.workers
+            })
+        else { return }
         logger.notice("stopping \(workers.filter(\.isRunning).count) worker processes")
         for worker in workers { worker.stop() }
         for worker in workers where !wait(startTimeout, until: { worker.hasEnded }) {
@@ -139,7 +141,8 @@ public final class WorkerSupervisor: DaemonHost {
         bindings.release()
         try? FileManager.default.removeItem(atPath: workersDirectory)
         let released = workers.flatMap { $0.context.devices.map(\.address.description) }
-        logger.notice("shut down; released \(released.isEmpty ? "no device" : released.joined(separator: ", ")) (every worker process ended)")
+        logger.notice(
+            "shut down; released \(released.isEmpty ? "no device" : released.joined(separator: ", ")) (every worker process ended)")
     }
 
     /// Every worker's devices; where two workers hosted a device, the later one's view.
@@ -170,12 +173,14 @@ public final class WorkerSupervisor: DaemonHost {
     /// stops it too; none is started once shutdown has begun.
     private func spawn(_ context: IOMMUContextPlan.Context) throws(DaemonError) -> WorkerProcess {
         let backend = configuration.backend.description
-        guard let worker = state.withLock({ s -> WorkerProcess? in
-            guard !s.shutDown else { return nil }
-            defer { s.spawned += 1 }
-            s.workers.append(WorkerProcess(context: context, directory: "\(workersDirectory)/\(s.spawned)", backend: backend))
-            return s.workers.last
-        }) else { throw .setup("the daemon is stopping; no worker is started for \(context.name)") }
+        guard
+            let worker = state.withLock({ s -> WorkerProcess? in
+                guard !s.shutDown else { return nil }
+                defer { s.spawned += 1 }
+                s.workers.append(WorkerProcess(context: context, directory: "\(workersDirectory)/\(s.spawned)", backend: backend))
+                return s.workers.last
+            })
+        else { throw .setup("the daemon is stopping; no worker is started for \(context.name)") }
         let pid: pid_t
         do throws(DaemonError) {
             let directory = worker.directory

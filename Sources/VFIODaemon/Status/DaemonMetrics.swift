@@ -88,7 +88,11 @@ final class DaemonMetrics: Sendable {
 
     private func count(_ r: inout Recorded, _ name: String, _ labels: [String: String], _ total: UInt64) {
         let k = key(name, labels)
-        let entry = r.counters[k] ?? (CoreMetrics.Counter(label: name, dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, factory: factory), 0)
+        let entry =
+            r.counters[k] ?? (
+                CoreMetrics.Counter(
+                    label: name, dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, factory: factory), 0
+            )
         // A device attached again starts counting from zero; count its new total.
         let grown = total >= entry.last ? total - entry.last : total
         if grown > 0 { entry.counter.increment(by: Int64(clamping: grown)) }
@@ -97,7 +101,9 @@ final class DaemonMetrics: Sendable {
 
     private func gauge(_ r: inout Recorded, _ name: String, _ labels: [String: String], _ value: Double) {
         let k = key(name, labels)
-        let g = r.gauges[k] ?? CoreMetrics.Gauge(label: name, dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, factory: factory)
+        let g =
+            r.gauges[k]
+            ?? CoreMetrics.Gauge(label: name, dimensions: labels.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, factory: factory)
         g.record(value)
         r.gauges[k] = g
     }

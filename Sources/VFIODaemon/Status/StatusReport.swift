@@ -56,7 +56,9 @@ extension StatusReport {
             lines.append("    backend \(d.backend), context \(d.context)")
             // Each count once: vectors outside a group on the total's line, a group's on its own line.
             let vectors = d.interrupts.filter { $0.group == nil }.map { "\($0.name)=\($0.count)" }
-            lines.append("    interrupts \(d.interrupts.reduce(0) { Self.sum($0, $1.count) })\(vectors.isEmpty ? "" : " (\(vectors.joined(separator: ", ")))")")
+            lines.append(
+                "    interrupts \(d.interrupts.reduce(0) { Self.sum($0, $1.count) })\(vectors.isEmpty ? "" : " (\(vectors.joined(separator: ", ")))")"
+            )
             for (group, count) in Self.groupTotals(d.interrupts) {
                 let members = d.interrupts.filter { $0.group == group }
                 let detail = members.count > 1 ? " (\(members.map { "\($0.name)=\($0.count)" }.joined(separator: ", ")))" : ""
@@ -69,7 +71,9 @@ extension StatusReport {
                 let timeouts: UInt64 = queues.reduce(0) { Self.sum($0, $1.timeouts) }
                 lines.append("    \(queues.count) queues: submitted \(submitted), completed \(completed), timeouts \(timeouts)")
             }
-            lines.append("    DMA \(d.dma.mappings) mappings, \(d.dma.bytes) bytes; IOMMU faults \(d.iommuFaults.map(String.init) ?? "not readable")")
+            lines.append(
+                "    DMA \(d.dma.mappings) mappings, \(d.dma.bytes) bytes; IOMMU faults \(d.iommuFaults.map(String.init) ?? "not readable")"
+            )
             if let health = d.health { lines.append("    health: " + health.summary) }
             for e in d.exports ?? [] { lines += e.textLines }
         }
@@ -81,7 +85,11 @@ extension StatusReport {
         var totals: [(String, UInt64)] = []
         for v in vectors {
             guard let g = v.group else { continue }
-            if let i = totals.firstIndex(where: { $0.0 == g }) { totals[i].1 = sum(totals[i].1, v.count) } else { totals.append((g, v.count)) }
+            if let i = totals.firstIndex(where: { $0.0 == g }) {
+                totals[i].1 = sum(totals[i].1, v.count)
+            } else {
+                totals.append((g, v.count))
+            }
         }
         return totals
     }

@@ -72,7 +72,8 @@ final class StatusServer: Sendable {
             case .bind(let failure):
                 throw .systemCall(
                     operation: "serve metrics on \(host):\(port)", errno: failure,
-                    remedy: failure == .addressInUse ? "another process has that port; choose another --metrics-address"
+                    remedy: failure == .addressInUse
+                        ? "another process has that port; choose another --metrics-address"
                         : failure == .addressNotAvailable ? "that address is not one of this host's; choose one it has" : nil)
             }
         }

@@ -76,7 +76,11 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
         guard !handedOver.load(ordering: .acquiring) else { return }
         try? device.setBusMaster(false)
         registration.withLock { $0 = nil }  // ends it
-        if let kind = kind.withLock({ k in defer { k = nil }; return k }) { try? device.interrupts.disable(kind) }
+        if let kind = kind.withLock({ k in
+            defer { k = nil }; return k
+        }) {
+            try? device.interrupts.disable(kind)
+        }
         workBuffer.withLock { slot in
             if let buffer = slot.take() { try? buffer.free() }
         }
@@ -188,7 +192,9 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
                 let n = count % 12 + 1
                 let result = try factorial(n, timeout: .seconds(2))
                 let expected = (1...n).reduce(1, *)
-                guard result == expected else { throw EduError.misbehaved(device.address, "it computed \(n)! = \(result), expected \(expected)") }
+                guard result == expected else {
+                    throw EduError.misbehaved(device.address, "it computed \(n)! = \(result), expected \(expected)")
+                }
             }
             counters.completed()
         } catch {

@@ -52,7 +52,10 @@ public enum EduSelfTest {
             try driver.dma(toRAM: false, deviceAddress: source.deviceAddress, count: count)
             try driver.dma(toRAM: true, deviceAddress: target.deviceAddress, count: count)
             let same = source.bytes.elementsEqual(target.bytes)
-            return (same, "\(count) bytes RAM → device → RAM via 0x\(String(source.deviceAddress, radix: 16)) and 0x\(String(target.deviceAddress, radix: 16))")
+            return (
+                same,
+                "\(count) bytes RAM → device → RAM via 0x\(String(source.deviceAddress, radix: 16)) and 0x\(String(target.deviceAddress, radix: 16))"
+            )
         }
     }
 

@@ -33,7 +33,10 @@ public enum EduIMSSelfTest {
             return recorder.steps
         }
         defer { rig.close() }
-        recorder.record("domain", true, "\(domainSize) slots, status area at IOVA 0x\(String(rig.statusAddress, radix: 16)), each message write posting its summaries, edu's MSI as the one doorbell")
+        recorder.record(
+            "domain", true,
+            "\(domainSize) slots, status area at IOVA 0x\(String(rig.statusAddress, radix: 16)), each message write posting its summaries, edu's MSI as the one doorbell"
+        )
         let chosen = Array((0..<domainSize).shuffled().prefix(fired + masked + 1))
         let firing = Array(chosen.prefix(fired))
         let held = Array(chosen[fired..<fired + masked])
@@ -46,9 +49,11 @@ public enum EduIMSSelfTest {
             for i in firing { try rig.store.fire(i) }
             let arrived = rig.wait(for: firing)
             let wrong = rig.tally.deliveries.withLock { d in d.indices.filter { d[$0] != (firing.contains($0) ? 1 : 0) } }
-            return (arrived && wrong.isEmpty && rig.tally.misrouted.load(ordering: .relaxed) == 0,
-                    "\(fired) of \(domainSize) slots fired in random order, each delivered once to its own handler"
-                        + (wrong.isEmpty ? "" : "; wrong counts on slots \(wrong.prefix(8))"))
+            return (
+                arrived && wrong.isEmpty && rig.tally.misrouted.load(ordering: .relaxed) == 0,
+                "\(fired) of \(domainSize) slots fired in random order, each delivered once to its own handler"
+                    + (wrong.isEmpty ? "" : "; wrong counts on slots \(wrong.prefix(8))")
+            )
         }
         recorder.check("masked slots") { () throws(IMSError) in
             for i in held { try rig.store.fire(i) }
@@ -58,8 +63,10 @@ public enum EduIMSSelfTest {
             let arrived = rig.wait(for: held)
             usleep(200_000)
             let late = held.map { rig.count($0) }
-            return (early.allSatisfy { $0 == 0 } && arrived && late.allSatisfy { $0 == 1 },
-                    "\(masked) masked slots delivered \(early) while masked, \(late) after unmask")
+            return (
+                early.allSatisfy { $0 == 0 } && arrived && late.allSatisfy { $0 == 1 },
+                "\(masked) masked slots delivered \(early) while masked, \(late) after unmask"
+            )
         }
         recorder.check("msi window refused") { () throws(IMSError) in
             let slot = rig.slots[held[0]]
@@ -142,7 +149,8 @@ public enum EduIMSSelfTest {
             let staging = try device.dma.allocate(EduRegisters.bufferSize, below: EduRegisters.dmaLimit)
             store = EduIMSStore(registers: registers, staging: staging, capacity: EduIMSSelfTest.domainSize)
             domain = try IMSDomain(
-                store: store, device: device, delivery: .doorbell(doorbell, loop), posting: store.summaryPosting, below: EduRegisters.dmaLimit)
+                store: store, device: device, delivery: .doorbell(doorbell, loop), posting: store.summaryPosting,
+                below: EduRegisters.dmaLimit)
             var slots: [IMSSlot] = []
             let tally = self.tally
             for i in 0..<EduIMSSelfTest.domainSize {

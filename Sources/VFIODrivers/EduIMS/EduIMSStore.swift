@@ -91,7 +91,9 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
         staging.bytes.storeBytes(of: UInt32(1), toByteOffset: Self.bufferSlots * 4, as: UInt32.self)
         try engine.withLock { (_) throws(IMSError) in
             try waitIdle(.seconds(2))
-            start(source: staging.deviceAddress, destination: EduRegisters.bufferAddress, count: (Self.bufferSlots + 1) * 4, toRAM: false, interrupt: false)
+            start(
+                source: staging.deviceAddress, destination: EduRegisters.bufferAddress, count: (Self.bufferSlots + 1) * 4, toRAM: false,
+                interrupt: false)
             try waitIdle(.seconds(2))
         }
     }
@@ -145,7 +147,9 @@ public final class EduIMSStore: InterruptMessageStore, @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             let command = registers.read(EduRegisters.dmaCommand)
-            do throws(VFIOError) { try registers.region.checkAccesses() } catch { throw .commitFailed(store: "edu's DMA engine", cause: error) }
+            do throws(VFIOError) { try registers.region.checkAccesses() } catch {
+                throw .commitFailed(store: "edu's DMA engine", cause: error)
+            }
             if command & EduRegisters.DMACommand.start == 0 { return }
             guard ContinuousClock.now < deadline else {
                 throw .commitTimeout(store: "edu's DMA engine", milliseconds: Int(timeout / .milliseconds(1)))

@@ -113,10 +113,14 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         let completionsAt = ringsAt + c.queues * ringBytes
         for q in 0..<c.queues {
             let context = base + q * IMSQueueRegisters.Context.size
-            context.storeBytes(of: memory.deviceAddress + UInt64(ringsAt + q * ringBytes), toByteOffset: IMSQueueRegisters.Context.ringAddress, as: UInt64.self)
+            context.storeBytes(
+                of: memory.deviceAddress + UInt64(ringsAt + q * ringBytes), toByteOffset: IMSQueueRegisters.Context.ringAddress,
+                as: UInt64.self)
             context.storeBytes(of: UInt32(c.ringEntries), toByteOffset: IMSQueueRegisters.Context.ringEntries, as: UInt32.self)
             context.storeBytes(of: UInt32(q), toByteOffset: IMSQueueRegisters.Context.tableEntry, as: UInt32.self)
-            context.storeBytes(of: memory.deviceAddress + UInt64(completionsAt + q * completionBytes), toByteOffset: IMSQueueRegisters.Context.completionAddress, as: UInt64.self)
+            context.storeBytes(
+                of: memory.deviceAddress + UInt64(completionsAt + q * completionBytes),
+                toByteOffset: IMSQueueRegisters.Context.completionAddress, as: UInt64.self)
         }
         registers.write(IMSQueueRegisters.queueCount, UInt32(c.queues))
         registers.write(IMSQueueRegisters.contexts, memory.deviceAddress)
@@ -175,7 +179,11 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
 
     /// Quiesces: every slot is shut off, the device is disabled, its memory unmapped.
     public func stop() {
-        guard let r = running.withLock({ r in defer { r = nil }; return r }) else { return }
+        guard
+            let r = running.withLock({ r in
+                defer { r = nil }; return r
+            })
+        else { return }
         r.domain.close()
         registers.write(IMSQueueRegisters.control, 0)
         try? device.setBusMaster(false)
@@ -190,12 +198,15 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         let tail: UInt32? = counts.withLock { c in
             let outstanding = Int(c.submitted[queue] &- c.completions[queue])
             guard outstanding + count <= entries else { return nil }
-            let ring = r.contexts.load(fromByteOffset: queue * IMSQueueRegisters.Context.size + IMSQueueRegisters.Context.ringAddress, as: UInt64.self)
+            let ring = r.contexts.load(
+                fromByteOffset: queue * IMSQueueRegisters.Context.size + IMSQueueRegisters.Context.ringAddress, as: UInt64.self)
             let ringBase = r.contexts + Int(ring - r.deviceAddress)
             let first = UInt32(truncatingIfNeeded: c.submitted[queue])
             for i in 0..<count {
                 let id = first &+ UInt32(i)
-                ringBase.storeBytes(of: UInt64(queue) << 32 | UInt64(id), toByteOffset: Int(id % UInt32(entries)) * IMSQueueRegisters.descriptorSize, as: UInt64.self)
+                ringBase.storeBytes(
+                    of: UInt64(queue) << 32 | UInt64(id), toByteOffset: Int(id % UInt32(entries)) * IMSQueueRegisters.descriptorSize,
+                    as: UInt64.self)
             }
             c.submitted[queue] &+= UInt64(count)
             return UInt32(truncatingIfNeeded: c.submitted[queue])
@@ -224,7 +235,10 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     /// Each queue's submissions, completions and timeouts, read together.
     public var queueActivity: [DriverActivity.Queue] {
         counts.withLock { c in
-            c.submitted.indices.map { DriverActivity.Queue(name: "queue \($0)", submitted: c.submitted[$0], completed: c.completions[$0], timeouts: c.timeouts[$0]) }
+            c.submitted.indices.map {
+                DriverActivity.Queue(
+                    name: "queue \($0)", submitted: c.submitted[$0], completed: c.completions[$0], timeouts: c.timeouts[$0])
+            }
         }
     }
 

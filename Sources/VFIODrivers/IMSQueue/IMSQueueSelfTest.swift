@@ -24,8 +24,10 @@ public enum IMSQueueSelfTest {
                 let deadline = ContinuousClock.now + .seconds(10)
                 while driver.completionCounts() != expected, ContinuousClock.now < deadline { usleep(1000) }
                 let counts = driver.completionCounts()
-                return (counts == expected,
-                        "\(queues) queues, \(counts.reduce(0, +)) of \(expected.reduce(0, +)) completions counted on their own queues")
+                return (
+                    counts == expected,
+                    "\(queues) queues, \(counts.reduce(0, +)) of \(expected.reduce(0, +)) completions counted on their own queues"
+                )
             }
         }
         return recorder.steps

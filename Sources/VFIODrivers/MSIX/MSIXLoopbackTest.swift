@@ -21,7 +21,8 @@ public enum MSIXLoopbackTest {
             return recorder.steps
         }
         guard info.count > 0 else {
-            recorder.record("msix info", false, "\(device.address) has no MSI-X vectors on the \(device.backend) backend (UIO delivers INTx only)")
+            recorder.record(
+                "msix info", false, "\(device.address) has no MSI-X vectors on the \(device.backend) backend (UIO delivers INTx only)")
             return recorder.steps
         }
         let dynamic = !info.flags.contains(.noResize)

@@ -27,20 +27,26 @@ public struct NVMeAsyncEvent: Sendable, Equatable, CustomStringConvertible {
         let info = Int(information)
         switch kind {
         case .error?:
-            let names = ["write to an invalid doorbell register", "invalid doorbell write value", "diagnostic failure",
-                         "persistent internal error", "transient internal error", "firmware image load error"]
+            let names = [
+                "write to an invalid doorbell register", "invalid doorbell write value", "diagnostic failure",
+                "persistent internal error", "transient internal error", "firmware image load error",
+            ]
             return "error: " + (info < names.count ? names[info] : "information 0x\(String(info, radix: 16))")
         case .smartHealth?:
             let names = ["NVM subsystem reliability", "temperature threshold", "spare below threshold"]
             return "SMART / health: " + (info < names.count ? names[info] : "information 0x\(String(info, radix: 16))")
         case .notice?:
-            let names = ["namespace attribute changed", "firmware activation starting", "telemetry log changed",
-                         "asymmetric namespace access change", "predictable latency event aggregate log change",
-                         "LBA status information alert", "endurance group event aggregate log page change"]
+            let names = [
+                "namespace attribute changed", "firmware activation starting", "telemetry log changed",
+                "asymmetric namespace access change", "predictable latency event aggregate log change",
+                "LBA status information alert", "endurance group event aggregate log page change",
+            ]
             return "notice: " + (info < names.count ? names[info] : "information 0x\(String(info, radix: 16))")
         case .immediate?: return "immediate: information 0x\(String(info, radix: 16))"
         case .oneShot?: return "one-shot: information 0x\(String(info, radix: 16))"
-        case .ioCommandSet?: return info == 0 ? "I/O command set: reservation log page available" : "I/O command set: information 0x\(String(info, radix: 16))"
+        case .ioCommandSet?:
+            return info == 0
+                ? "I/O command set: reservation log page available" : "I/O command set: information 0x\(String(info, radix: 16))"
         case .vendor?: return "vendor specific: information 0x\(String(info, radix: 16))"
         case nil: return "reserved event type \(typeCode)"
         }

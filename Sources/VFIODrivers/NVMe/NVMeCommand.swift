@@ -159,7 +159,9 @@ public struct NVMeCommand: Sendable, Equatable {
     /// Write Zeroes of `blocks` blocks at `lba` (no data transfer). `deallocate` sets DEAC, letting
     /// the controller deallocate the blocks instead of writing them; they read as zeroes either way.
     @inline(__always)
-    public static func writeZeroes(namespaceID: UInt32, lba: UInt64, blocks: Int, deallocate: Bool = false, fua: Bool = false) -> NVMeCommand {
+    public static func writeZeroes(
+        namespaceID: UInt32, lba: UInt64, blocks: Int, deallocate: Bool = false, fua: Bool = false
+    ) -> NVMeCommand {
         var c = blockCommand(Opcode.writeZeroes, namespaceID, lba, blocks)
         if deallocate { c.cdw12 |= deallocateBit }
         if fua { c.cdw12 |= forceUnitAccess }

@@ -124,10 +124,12 @@ extension NVMeDriver {
                 id: id, entries: entries, maxTransfer: maxTransfer, sgl: sgl, dma: device.dma, bar: bar,
                 doorbellStride: capabilities.doorbellStride)
             do {
-                try adminCommand(.createCompletionQueue(
-                    id: id, entries: entries, memory: pair.completionQueue.deviceAddress, vector: configuration.polled ? nil : id))
-                try adminCommand(.createSubmissionQueue(
-                    id: id, entries: entries, memory: pair.submissionQueue.deviceAddress, completionQueue: id))
+                try adminCommand(
+                    .createCompletionQueue(
+                        id: id, entries: entries, memory: pair.completionQueue.deviceAddress, vector: configuration.polled ? nil : id))
+                try adminCommand(
+                    .createSubmissionQueue(
+                        id: id, entries: entries, memory: pair.submissionQueue.deviceAddress, completionQueue: id))
             }
             let owner = try NVMeQueueOwner(pair: pair, driver: self, polled: configuration.polled, system: device.context.system)
             do {
@@ -158,7 +160,8 @@ extension NVMeDriver {
         owners = []
         let status = registers.read(NVMeRegisters.status)
         var shutDownComplete = false
-        let usable = failedEpoch.load(ordering: .acquiring) == 0 && status & (NVMeControl.ready | NVMeControl.fatalStatus) == NVMeControl.ready
+        let usable =
+            failedEpoch.load(ordering: .acquiring) == 0 && status & (NVMeControl.ready | NVMeControl.fatalStatus) == NVMeControl.ready
         if usable {
             // Best effort: a queue the controller refuses to delete goes with CC.SHN and CC.EN.
             for q in queues.reversed() {

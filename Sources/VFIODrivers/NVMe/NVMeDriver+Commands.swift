@@ -26,7 +26,8 @@ extension NVMeDriver {
             case .controllerFatal:
                 requestRecovery(because: "the controller reported a fatal status (CSTS.CFS) during \(command.name(admin: true))")
             case .interruptedByReset:
-                requestRecovery(because: "CSTS.RDY dropped to 0 during \(command.name(admin: true)) (CFS clear): the controller reset itself")
+                requestRecovery(
+                    because: "CSTS.RDY dropped to 0 during \(command.name(admin: true)) (CFS clear): the controller reset itself")
             default: break
             }
             throw error
@@ -53,8 +54,9 @@ extension NVMeDriver {
             if status != ~0, status & NVMeControl.fatalStatus != 0 { throw .controllerFatal(step: command.name(admin: true)) }
             if status != ~0, status & NVMeControl.ready == 0 { throw .interruptedByReset(command: command.name(admin: true)) }
             if clock.now >= deadline {
-                throw .timeout(command: command.name(admin: true), milliseconds: timeoutMilliseconds,
-                               recovery: "the driver resets the controller and initialises it again in place")
+                throw .timeout(
+                    command: command.name(admin: true), milliseconds: timeoutMilliseconds,
+                    recovery: "the driver resets the controller and initialises it again in place")
             }
             spins += 1
             if spins > 100 { usleep(100) }
@@ -73,18 +75,24 @@ extension NVMeDriver {
     /// Writes `blocks` blocks at `lba` of namespace `namespaceID` from `range`, which must hold
     /// exactly that many bytes. With `fua` (Force Unit Access) it returns only once the data is
     /// on non-volatile media, whatever the write cache holds.
-    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from range: NVMeDataRange, fua: Bool = false) async throws(NVMeError) {
+    public func write(
+        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from range: NVMeDataRange, fua: Bool = false
+    ) async throws(NVMeError) {
         try checkRange(namespaceID, lba, blocks, range)
         _ = try await perform(.readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks, fua: fua), range)
     }
 
     /// Reads into `buffer` from `offset`.
-    public func read(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into buffer: borrowing DMABuffer, offset: Int = 0) async throws(NVMeError) {
+    public func read(
+        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into buffer: borrowing DMABuffer, offset: Int = 0
+    ) async throws(NVMeError) {
         try await read(namespace: namespaceID, lba: lba, blocks: blocks, into: range(buffer, offset, namespaceID, blocks))
     }
 
     /// Writes from `buffer` at `offset`.
-    public func write(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from buffer: borrowing DMABuffer, offset: Int = 0, fua: Bool = false) async throws(NVMeError) {
+    public func write(
+        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, from buffer: borrowing DMABuffer, offset: Int = 0, fua: Bool = false
+    ) async throws(NVMeError) {
         try await write(namespace: namespaceID, lba: lba, blocks: blocks, from: range(buffer, offset, namespaceID, blocks), fua: fua)
     }
 
@@ -116,7 +124,10 @@ extension NVMeDriver {
         let found = namespaceTable.withLock { table -> (IONamespace, metadata: Int)? in
             guard let i = table.firstIndex(where: { $0.id == id }) else { return nil }
             let ns = table[i]
-            return (IONamespace(id: id, size: ns.size, blockSize: ns.blockSize, writeZeroesCanDeallocate: ns.writeZeroesCanDeallocate), ns.metadataSize)
+            return (
+                IONamespace(id: id, size: ns.size, blockSize: ns.blockSize, writeZeroesCanDeallocate: ns.writeZeroesCanDeallocate),
+                ns.metadataSize
+            )
         }
         guard let found else {
             throw .invalidArgument("namespace \(id) does not exist: the active namespaces are \(namespaces.map(\.id))")
@@ -148,20 +159,24 @@ extension NVMeDriver {
         let ns = try namespace(namespaceID)
         try checkBlocks(ns, lba, blocks)
         guard range.count == blocks * ns.blockSize else {
-            throw .invalidArgument("\(blocks) blocks of namespace \(namespaceID) are \(blocks * ns.blockSize) bytes, but the data range holds \(range.count)")
+            throw .invalidArgument(
+                "\(blocks) blocks of namespace \(namespaceID) are \(blocks * ns.blockSize) bytes, but the data range holds \(range.count)")
         }
     }
 
     /// Checks `blocks` (1…65536, what one command's NLB can say) at `lba` lie in `ns`.
     func checkBlocks(_ ns: IONamespace, _ lba: UInt64, _ blocks: Int) throws(NVMeError) {
         guard blocks >= 1, blocks <= 65536, lba < ns.size, ns.size - lba >= UInt64(blocks) else {
-            throw .invalidArgument("\(blocks) blocks at LBA \(lba) are outside namespace \(ns.id) (\(ns.size) blocks of \(ns.blockSize) bytes; 1…65536 blocks per command)")
+            throw .invalidArgument(
+                "\(blocks) blocks at LBA \(lba) are outside namespace \(ns.id) (\(ns.size) blocks of \(ns.blockSize) bytes; 1…65536 blocks per command)"
+            )
         }
     }
 
     /// Hands `command` to the next queue's owner and waits for its outcome.
     func perform(
-        _ command: NVMeCommand, _ data: NVMeDataRange?, segments: UnsafeBufferPointer<NVMeDataRange>? = nil, mode: NVMeTransferMode = .automatic
+        _ command: NVMeCommand, _ data: NVMeDataRange?, segments: UnsafeBufferPointer<NVMeDataRange>? = nil,
+        mode: NVMeTransferMode = .automatic
     ) async throws(NVMeError) -> UInt32 {
         try checkUsable()
         guard !owners.isEmpty else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }

@@ -19,23 +19,27 @@ extension NVMeDriver {
         var count: UInt64 = 0, total: UInt64 = 0
         for r in ranges {
             guard r.blocks > 0, r.lba < ns.size, ns.size - r.lba >= UInt64(r.blocks) else {
-                throw .invalidArgument("deallocating \(r.blocks) blocks at \(r.lba): outside namespace \(namespaceID) (\(ns.size) blocks), or empty")
+                throw .invalidArgument(
+                    "deallocating \(r.blocks) blocks at \(r.lba): outside namespace \(namespaceID) (\(ns.size) blocks), or empty")
             }
             count += (UInt64(r.blocks) + step - 1) / step
             total += UInt64(r.blocks)
         }
         let most = min(limits.maxDeallocateRanges, NVMeBlockRange.maxRanges)
         guard count >= 1, count <= UInt64(most) else {
-            let split = count > UInt64(ranges.count) ? " (\(ranges.count) split at the controller's \(step)-block range size limit, DMRSL)" : ""
+            let split =
+                count > UInt64(ranges.count) ? " (\(ranges.count) split at the controller's \(step)-block range size limit, DMRSL)" : ""
             throw .invalidArgument(
                 "Dataset Management takes 1…\(most) ranges on this controller (DMRL), not \(count)\(split): deallocate in several calls")
         }
         if let dmsl = limits.maxDeallocateBlocks, total > dmsl {
-            throw .invalidArgument("Dataset Management covers at most \(dmsl) blocks on this controller (DMSL), not \(total): deallocate in several calls")
+            throw .invalidArgument(
+                "Dataset Management covers at most \(dmsl) blocks on this controller (DMSL), not \(total): deallocate in several calls")
         }
         let bytes = Int(count) * NVMeBlockRange.descriptorSize
         guard let data = NVMeDataRange(list, offset: offset, count: bytes) else {
-            throw .invalidArgument("\(count) range descriptors (\(bytes) bytes) at offset \(offset) do not fit the \(list.count)-byte list buffer")
+            throw .invalidArgument(
+                "\(count) range descriptors (\(bytes) bytes) at offset \(offset) do not fit the \(list.count)-byte list buffer")
         }
         var at = list.bytes.baseAddress! + offset
         for r in ranges {
@@ -55,7 +59,8 @@ extension NVMeDriver {
     public func deallocate(
         namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: UInt32, list: borrowing DMABuffer, offset: Int = 0
     ) async throws(NVMeError) {
-        try await deallocate(namespace: namespaceID, ranges: CollectionOfOne(NVMeBlockRange(lba: lba, blocks: blocks)), list: list, offset: offset)
+        try await deallocate(
+            namespace: namespaceID, ranges: CollectionOfOne(NVMeBlockRange(lba: lba, blocks: blocks)), list: list, offset: offset)
     }
 
     /// Zeroes `blocks` blocks at `lba` with Write Zeroes, no data transferred; they read as
@@ -70,7 +75,9 @@ extension NVMeDriver {
         try require(\.supportsWriteZeroes, "Write Zeroes", bit: 3, instead: "write a zeroed buffer")
         let ns = try namespace(namespaceID)
         guard blocks >= 1, lba < ns.size, ns.size - lba >= UInt64(blocks) else {
-            throw .invalidArgument("zeroing \(blocks) blocks at LBA \(lba): outside namespace \(namespaceID) (\(ns.size) blocks of \(ns.blockSize) bytes), or none")
+            throw .invalidArgument(
+                "zeroing \(blocks) blocks at LBA \(lba): outside namespace \(namespaceID) (\(ns.size) blocks of \(ns.blockSize) bytes), or none"
+            )
         }
         let deac = deallocate && ns.writeZeroesCanDeallocate
         let step = Int(limits.writeZeroesBlocks(blockSize: ns.blockSize))
@@ -85,7 +92,9 @@ extension NVMeDriver {
 
     /// Compares `blocks` blocks at `lba` with `range` (exactly that many bytes): true when
     /// every byte is equal, false when the controller answers Compare Failure.
-    public func compare(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, with range: NVMeDataRange) async throws(NVMeError) -> Bool {
+    public func compare(
+        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, with range: NVMeDataRange
+    ) async throws(NVMeError) -> Bool {
         try require(\.supportsCompare, "Compare", bit: 0, instead: "read the blocks and compare them in memory")
         try checkRange(namespaceID, lba, blocks, range)
         do {
@@ -98,12 +107,15 @@ extension NVMeDriver {
     }
 
     /// Compares with `buffer` from `offset`.
-    public func compare(namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, with buffer: borrowing DMABuffer, offset: Int = 0) async throws(NVMeError) -> Bool {
+    public func compare(
+        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, with buffer: borrowing DMABuffer, offset: Int = 0
+    ) async throws(NVMeError) -> Bool {
         try await compare(namespace: namespaceID, lba: lba, blocks: blocks, with: range(buffer, offset, namespaceID, blocks))
     }
 
     /// Throws unless ONCS has the command's bit.
-    private func require(_ supported: KeyPath<NVMeControllerIdentity, Bool>, _ command: String, bit: Int, instead: String) throws(NVMeError) {
+    private func require(_ supported: KeyPath<NVMeControllerIdentity, Bool>, _ command: String, bit: Int, instead: String) throws(NVMeError)
+    {
         try checkUsable()
         guard let controller else { throw .invalidArgument("the driver is not brought up: call bringUp() first") }
         guard controller[keyPath: supported] else {
@@ -117,10 +129,12 @@ extension NVMeDriver {
     /// Reads `blocks` blocks at `lba` into `segments` (together exactly that many bytes), as
     /// PRPs or an SGL (`mode`); segments neither can describe are refused before submission.
     public func read(
-        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into segments: borrowing NVMeSegments, mode: NVMeTransferMode = .automatic
+        namespace namespaceID: UInt32 = 1, lba: UInt64, blocks: Int, into segments: borrowing NVMeSegments,
+        mode: NVMeTransferMode = .automatic
     ) async throws(NVMeError) {
         try checkScatter(namespaceID, lba, blocks, segments)
-        _ = try await perform(.readWrite(write: false, namespaceID: namespaceID, lba: lba, blocks: blocks), nil, segments: segments.ranges, mode: mode)
+        _ = try await perform(
+            .readWrite(write: false, namespaceID: namespaceID, lba: lba, blocks: blocks), nil, segments: segments.ranges, mode: mode)
     }
 
     /// Writes `blocks` blocks at `lba` from `segments`; with `fua`, on media when it returns.
@@ -129,14 +143,18 @@ extension NVMeDriver {
         mode: NVMeTransferMode = .automatic
     ) async throws(NVMeError) {
         try checkScatter(namespaceID, lba, blocks, segments)
-        _ = try await perform(.readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks, fua: fua), nil, segments: segments.ranges, mode: mode)
+        _ = try await perform(
+            .readWrite(write: true, namespaceID: namespaceID, lba: lba, blocks: blocks, fua: fua), nil, segments: segments.ranges,
+            mode: mode)
     }
 
     private func checkScatter(_ namespaceID: UInt32, _ lba: UInt64, _ blocks: Int, _ segments: borrowing NVMeSegments) throws(NVMeError) {
         let ns = try namespace(namespaceID)
         try checkBlocks(ns, lba, blocks)
         guard segments.byteCount == blocks * ns.blockSize else {
-            throw .invalidArgument("\(blocks) blocks of namespace \(namespaceID) are \(blocks * ns.blockSize) bytes, but the \(segments.count) segments hold \(segments.byteCount)")
+            throw .invalidArgument(
+                "\(blocks) blocks of namespace \(namespaceID) are \(blocks * ns.blockSize) bytes, but the \(segments.count) segments hold \(segments.byteCount)"
+            )
         }
     }
 }

@@ -105,10 +105,11 @@ extension NVMeDriver {
         }
         // SMART critical warnings 0–4, and Namespace Attribute Notices where supported.
         let enabled: UInt32 = 0x1f | (notices ? 1 << 8 : 0)
-        let accepted = (try? admin.withLock { (a) throws(NVMeError) -> UInt32 in
-            guard let pair = a else { throw .invalidArgument("no admin queue") }
-            return try runAdmin(pair, Self.setAsyncEventConfiguration(enabled))
-        }) != nil
+        let accepted =
+            (try? admin.withLock { (a) throws(NVMeError) -> UInt32 in
+                guard let pair = a else { throw .invalidArgument("no admin queue") }
+                return try runAdmin(pair, Self.setAsyncEventConfiguration(enabled))
+            }) != nil
         supervision.events.withLock { e in
             e.limit = max(0, min(configuration.asyncEventRequests, limit))
             e.configuration = accepted ? enabled : nil
@@ -154,7 +155,8 @@ extension NVMeDriver {
         admin.withLock { a in
             guard let pair = a else { return }
             supervision.events.withLock { e in
-                while e.outstanding < e.limit, pair.canSubmit, (try? pair.submit(NVMeCommand(opcode: Self.asyncEventRequestOpcode))) != nil {
+                while e.outstanding < e.limit, pair.canSubmit, (try? pair.submit(NVMeCommand(opcode: Self.asyncEventRequestOpcode))) != nil
+                {
                     e.outstanding += 1
                 }
             }

@@ -25,7 +25,8 @@ extension NVMeDriver: HealthReportingDriver {
     /// On the control thread's tick: reads the SMART log when the last read is old enough.
     func refreshHealthIfDue() {
         guard supervision.ready.load(ordering: .acquiring), failureEpoch == 0,
-              !supervision.recovering.load(ordering: .acquiring) else { return }
+            !supervision.recovering.load(ordering: .acquiring)
+        else { return }
         let last = supervision.events.withLock { $0.smartReadAt }
         if let last, ContinuousClock.now - last < configuration.healthInterval { return }
         refreshHealth(because: "periodic SMART / Health read")

@@ -107,10 +107,14 @@ extension NVMeDriver {
             for owner in owners {
                 owner.reactor.run { owner.pair.resetRings() }
                 let q = owner.pair
-                _ = try runAdmin(pair, .createCompletionQueue(
-                    id: q.id, entries: q.entries, memory: q.completionQueue.deviceAddress, vector: configuration.polled ? nil : q.id))
-                _ = try runAdmin(pair, .createSubmissionQueue(
-                    id: q.id, entries: q.entries, memory: q.submissionQueue.deviceAddress, completionQueue: q.id))
+                _ = try runAdmin(
+                    pair,
+                    .createCompletionQueue(
+                        id: q.id, entries: q.entries, memory: q.completionQueue.deviceAddress, vector: configuration.polled ? nil : q.id))
+                _ = try runAdmin(
+                    pair,
+                    .createSubmissionQueue(
+                        id: q.id, entries: q.entries, memory: q.submissionQueue.deviceAddress, completionQueue: q.id))
             }
             try configureAsyncEvents(pair)
             try enableRetryDelays { (command, data) throws(NVMeError) in try runAdmin(pair, command, data: data) }

@@ -61,7 +61,8 @@ public struct NVMeStatus: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         let type = Int(codeType) < Self.typeNames.count ? Self.typeNames[Int(codeType)] : codeType == 7 ? "vendor" : "reserved"
-        return "\(name) (SCT 0x\(String(codeType, radix: 16)) \(type), SC 0x\(String(code, radix: 16)))\(doNotRetry ? " with Do Not Retry set" : "")"
+        return
+            "\(name) (SCT 0x\(String(codeType, radix: 16)) \(type), SC 0x\(String(code, radix: 16)))\(doNotRetry ? " with Do Not Retry set" : "")"
     }
 }
 

@@ -139,7 +139,9 @@ public struct NVMeChangedNamespaceList: Sendable, Equatable, Codable {
     public var overflowed: Bool
 
     public init(page: UnsafeRawBufferPointer) {
-        let ids = (0..<min(1024, page.count / 4)).lazy.map { page.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) }.prefix { $0 != 0 }
+        let ids = (0..<min(1024, page.count / 4)).lazy.map { page.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self) }.prefix {
+            $0 != 0
+        }
         overflowed = ids.first == 0xffff_ffff
         namespaceIDs = overflowed ? [] : Array(ids)
     }

@@ -139,12 +139,13 @@ final class NVMeMailbox: @unchecked Sendable {
     func retryLater(_ i: Int, _ status: NVMeStatus) -> Bool {
         guard status.isRetryable, records[i].attempts < retryLimit else { return false }
         records[i].attempts += 1
-        let wait = switch status.retryDelay {
-        case 1: retryDelays.0
-        case 2: retryDelays.1
-        case 3: retryDelays.2
-        default: retryBackoff << UInt64(records[i].attempts - 1)
-        }
+        let wait =
+            switch status.retryDelay {
+            case 1: retryDelays.0
+            case 2: retryDelays.1
+            case 3: retryDelays.2
+            default: retryBackoff << UInt64(records[i].attempts - 1)
+            }
         records[i].retryAt = NVMeQueuePair.coarseNow() &+ wait
         parked[(parkedHead + parkedCount) % capacity] = i
         parkedCount += 1

@@ -92,7 +92,8 @@ public final class NVMeQueueOwner: @unchecked Sendable {
     /// Submits `command` on the owner and waits for its outcome; the task has suspended before
     /// the owner can see the request.
     func perform(
-        _ command: NVMeCommand, _ data: NVMeDataRange?, segments: UnsafeBufferPointer<NVMeDataRange>? = nil, mode: NVMeTransferMode = .automatic
+        _ command: NVMeCommand, _ data: NVMeDataRange?, segments: UnsafeBufferPointer<NVMeDataRange>? = nil,
+        mode: NVMeTransferMode = .automatic
     ) async -> Result<UInt32, NVMeError> {
         guard let i = mailbox.claim() else { return .failure(.queueFull(queue: pair.id)) }
         mailbox.records[i].command = command
@@ -130,11 +131,12 @@ public final class NVMeQueueOwner: @unchecked Sendable {
         }
         do {
             let record = mailbox.records + i
-            let cid = if let segments = record.pointee.segments {
-                try pair.submit(record.pointee.command, segments: segments, mode: record.pointee.mode)
-            } else {
-                try pair.submit(record.pointee.command, data: record.pointee.data)
-            }
+            let cid =
+                if let segments = record.pointee.segments {
+                    try pair.submit(record.pointee.command, segments: segments, mode: record.pointee.mode)
+                } else {
+                    try pair.submit(record.pointee.command, data: record.pointee.data)
+                }
             pair.setRequest(cid, i)
         } catch {
             mailbox.complete(i, .failure(error))
@@ -223,14 +225,17 @@ public final class NVMeQueueOwner: @unchecked Sendable {
     func resumeAfterReset() {
         mailbox.retryDelays = driver.retryDelays
         let limit = driver.configuration.retries
-        pair.resubmitOutstanding({ command, resets in
-            resets < limit && NVMeQueueOwner.isSafeToRepeat(command)
-        }, failure: { command, resets in
-            let name = command.name(admin: false)
-            guard NVMeQueueOwner.isSafeToRepeat(command) else { return .interruptedByReset(command: name) }
-            return .timeout(command: name, milliseconds: driver.timeoutMilliseconds,
-                            recovery: "the controller was reset \(resets + 1) times while it was outstanding, so the driver gave up on it")
-        }, direct: { [direct] in direct?.complete($0) })
+        pair.resubmitOutstanding(
+            { command, resets in
+                resets < limit && NVMeQueueOwner.isSafeToRepeat(command)
+            },
+            failure: { command, resets in
+                let name = command.name(admin: false)
+                guard NVMeQueueOwner.isSafeToRepeat(command) else { return .interruptedByReset(command: name) }
+                return .timeout(
+                    command: name, milliseconds: driver.timeoutMilliseconds,
+                    recovery: "the controller was reset \(resets + 1) times while it was outstanding, so the driver gave up on it")
+            }, direct: { [direct] in direct?.complete($0) })
         direct?.polled()
         submitBacklog()
         pair.ring()

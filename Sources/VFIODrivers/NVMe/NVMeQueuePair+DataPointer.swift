@@ -42,10 +42,12 @@ extension NVMeQueuePair {
         for i in segments.indices {
             let s = segments[i]
             if i > 0, s.deviceAddress & mask != 0 {
-                return "segment \(i) starts at device address \(hex(s.deviceAddress)), inside a page: a PRP entry after the first must be page-aligned"
+                return
+                    "segment \(i) starts at device address \(hex(s.deviceAddress)), inside a page: a PRP entry after the first must be page-aligned"
             }
             if i < segments.count - 1, (s.deviceAddress &+ UInt64(s.count)) & mask != 0 {
-                return "segment \(i) ends at device address \(hex(s.deviceAddress &+ UInt64(s.count))), inside a page, and another follows: PRPs need every segment but the last to end on a page boundary"
+                return
+                    "segment \(i) ends at device address \(hex(s.deviceAddress &+ UInt64(s.count))), inside a page, and another follows: PRPs need every segment but the last to end on a page boundary"
             }
         }
         return nil
@@ -60,7 +62,8 @@ extension NVMeQueuePair {
         }
         if sgl == .dwordAligned {
             for s in segments where s.deviceAddress & 3 != 0 || s.count & 3 != 0 {
-                return "the controller's SGLs need dword-aligned Data Blocks (SGLS bits 1:0 = 10b): \(s.count) bytes at \(hex(s.deviceAddress)) are not"
+                return
+                    "the controller's SGLs need dword-aligned Data Blocks (SGLS bits 1:0 = 10b): \(s.count) bytes at \(hex(s.deviceAddress)) are not"
             }
         }
         return nil
@@ -121,7 +124,8 @@ extension NVMeQueuePair {
         let list = prpLists.bytes.baseAddress! + base
         for (i, s) in segments.enumerated() {
             list.storeBytes(of: s.deviceAddress, toByteOffset: 16 * i, as: UInt64.self)
-            list.storeBytes(of: Self.sglDescriptorWord(count: s.count, type: NVMeCommand.sglDataBlock), toByteOffset: 16 * i + 8, as: UInt64.self)
+            list.storeBytes(
+                of: Self.sglDescriptorWord(count: s.count, type: NVMeCommand.sglDataBlock), toByteOffset: 16 * i + 8, as: UInt64.self)
         }
         command.prp1 = prpLists.deviceAddress + UInt64(base)
         command.prp2 = Self.sglDescriptorWord(count: 16 * segments.count, type: NVMeCommand.sglLastSegment)

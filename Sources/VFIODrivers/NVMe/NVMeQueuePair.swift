@@ -127,7 +127,9 @@ public final class NVMeQueuePair: @unchecked Sendable {
     /// Segments that cannot be described so are refused with ``NVMeError/invalidArgument(_:)``
     /// naming the segment, before anything is submitted. `segments` is read only here.
     @inline(__always) @discardableResult
-    public func submit(_ command: NVMeCommand, segments: UnsafeBufferPointer<NVMeDataRange>, mode: NVMeTransferMode = .automatic) throws(NVMeError) -> UInt16 {
+    public func submit(
+        _ command: NVMeCommand, segments: UnsafeBufferPointer<NVMeDataRange>, mode: NVMeTransferMode = .automatic
+    ) throws(NVMeError) -> UInt16 {
         guard state.pointee.freeCount > 0 else { throw .queueFull(queue: id) }
         var mode = mode
         if let problem = check(segments, &mode) { throw .invalidArgument(problem) }
@@ -237,8 +239,10 @@ public final class NVMeQueuePair: @unchecked Sendable {
         if completion.succeeded { return .success(completion.result) }
         let name = slots[cid].command.name(admin: id == 0)
         if slots[cid].timedOut {
-            return .failure(.timeout(command: name, milliseconds: Int((Self.coarseNow() &- slots[cid].submittedAt) / 1_000_000),
-                                     recovery: "the driver aborted it (\(completion.status))"))
+            return .failure(
+                .timeout(
+                    command: name, milliseconds: Int((Self.coarseNow() &- slots[cid].submittedAt) / 1_000_000),
+                    recovery: "the driver aborted it (\(completion.status))"))
         }
         return .failure(.failed(command: name, status: completion.status))
     }

@@ -6,7 +6,10 @@ extension NVMeStatus {
     static func specName(codeType: UInt8, code: UInt8) -> String? {
         switch codeType {
         case 0: code < 0x80 ? table(generic, code) : table(genericNVM, code - 0x80)
-        case 1: code < 0x80 ? table(commandSpecific, code) : code < 0xb8 ? table(commandSpecificNVM, code - 0x80) : table(commandSpecificZoned, code - 0xb8)
+        case 1:
+            code < 0x80
+                ? table(commandSpecific, code)
+                : code < 0xb8 ? table(commandSpecificNVM, code - 0x80) : table(commandSpecificZoned, code - 0xb8)
         case 2: code >= 0x80 ? table(media, code - 0x80) : nil
         case 3: path[code]
         default: nil

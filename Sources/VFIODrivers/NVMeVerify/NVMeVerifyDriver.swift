@@ -49,11 +49,15 @@ public final class NVMeVerifyDriver: ExercisableDriver, @unchecked Sendable {
     public func start() throws {
         try nvme.bringUp()
         guard nvme.queueCount == Self.queues else {
-            throw NVMeError.invalidArgument("the controller granted \(nvme.queueCount) I/O queue pairs; the verify workload needs \(Self.queues)")
+            throw NVMeError.invalidArgument(
+                "the controller granted \(nvme.queueCount) I/O queue pairs; the verify workload needs \(Self.queues)")
         }
         guard let namespace = nvme.namespaces.first, Self.bytes % namespace.blockSize == 0,
-              namespace.size * UInt64(namespace.blockSize) >= UInt64(Self.queues * Self.bytes)
-        else { throw NVMeError.invalidArgument("the verify workload needs a namespace of at least \(Self.queues * Self.bytes) bytes in blocks dividing 4096") }
+            namespace.size * UInt64(namespace.blockSize) >= UInt64(Self.queues * Self.bytes)
+        else {
+            throw NVMeError.invalidArgument(
+                "the verify workload needs a namespace of at least \(Self.queues * Self.bytes) bytes in blocks dividing 4096")
+        }
         let allocated = Buffers(try device.dma.allocate(2 * Self.queues * Self.bytes))
         buffers.withLock { $0 = allocated }
     }
@@ -74,17 +78,27 @@ public final class NVMeVerifyDriver: ExercisableDriver, @unchecked Sendable {
     /// Writes a fresh pattern on every queue, reads it back and compares; throws on a failed
     /// command, a mismatch, or a command not completed within ``timeout``.
     public func exercise() throws {
-        guard let b = buffers.withLock({ $0 }), let namespace = nvme.namespaces.first else { throw NVMeError.invalidArgument("the verify driver is not started") }
-        let unit = counts.withLock { c in defer { c.units += 1 }; return c.units }
+        guard let b = buffers.withLock({ $0 }), let namespace = nvme.namespaces.first else {
+            throw NVMeError.invalidArgument("the verify driver is not started")
+        }
+        let unit = counts.withLock { c in
+            defer { c.units += 1 }; return c.units
+        }
         let base = b.memory.bytes.baseAddress!
         let blocks = Self.bytes / namespace.blockSize
         for q in 0..<Self.queues {
             let written = base + q * Self.bytes, back = base + (Self.queues + q) * Self.bytes
-            for i in 0..<Self.bytes / 8 { written.storeBytes(of: unit &* 0x9e37_79b9_7f4a_7c15 ^ UInt64(q << 32 | i), toByteOffset: i * 8, as: UInt64.self) }
+            for i in 0..<Self.bytes / 8 {
+                written.storeBytes(of: unit &* 0x9e37_79b9_7f4a_7c15 ^ UInt64(q << 32 | i), toByteOffset: i * 8, as: UInt64.self)
+            }
             memset(back, 0, Self.bytes)
             let lba = UInt64(q * blocks)
-            try command(queue: q, write: true, lba: lba, blocks: blocks, at: b.memory.deviceAddress + UInt64(q * Self.bytes), namespace: namespace.id)
-            try command(queue: q, write: false, lba: lba, blocks: blocks, at: b.memory.deviceAddress + UInt64((Self.queues + q) * Self.bytes), namespace: namespace.id)
+            try command(
+                queue: q, write: true, lba: lba, blocks: blocks, at: b.memory.deviceAddress + UInt64(q * Self.bytes),
+                namespace: namespace.id)
+            try command(
+                queue: q, write: false, lba: lba, blocks: blocks, at: b.memory.deviceAddress + UInt64((Self.queues + q) * Self.bytes),
+                namespace: namespace.id)
             guard memcmp(written, back, Self.bytes) == 0 else {
                 counts.withLock { $0.errors += 1 }
                 throw NVMeError.invalidArgument("queue \(q): LBA \(lba) read back differs from what unit \(unit) wrote")
@@ -95,7 +109,9 @@ public final class NVMeVerifyDriver: ExercisableDriver, @unchecked Sendable {
     /// One command on queue `q`, polled to its completion within ``timeout``.
     private func command(queue q: Int, write: Bool, lba: UInt64, blocks: Int, at address: UInt64, namespace: UInt32) throws {
         try nvme.withQueuePair(q) { (pair) throws(NVMeError) in
-            try pair.submit(.readWrite(write: write, namespaceID: namespace, lba: lba, blocks: blocks), data: NVMeDataRange(deviceAddress: address, count: Self.bytes))
+            try pair.submit(
+                .readWrite(write: write, namespaceID: namespace, lba: lba, blocks: blocks),
+                data: NVMeDataRange(deviceAddress: address, count: Self.bytes))
             counts.withLock { $0.submitted[q] += 1 }
             pair.ring()
             let deadline = DispatchTime.now() + .nanoseconds(Int(Self.timeout / .nanoseconds(1)))
@@ -103,8 +119,9 @@ public final class NVMeVerifyDriver: ExercisableDriver, @unchecked Sendable {
             while pair.poll({ c in if !c.succeeded { failure = c } }) == 0 {
                 guard DispatchTime.now() < deadline else {
                     counts.withLock { $0.timeouts[q] += 1 }
-                    throw .timeout(command: "verify \(write ? "write" : "read") on queue \(q + 1)", milliseconds: Int(Self.timeout / .milliseconds(1)),
-                                   recovery: "the controller may be hung; reset it")
+                    throw .timeout(
+                        command: "verify \(write ? "write" : "read") on queue \(q + 1)", milliseconds: Int(Self.timeout / .milliseconds(1)),
+                        recovery: "the controller may be hung; reset it")
                 }
                 usleep(10)
             }

@@ -42,6 +42,9 @@ public enum SharedContextTest {
         try reader.dma(toRAM: false, deviceAddress: shared.deviceAddress, count: count)
         try reader.dma(toRAM: true, deviceAddress: result.deviceAddress, count: count)
         let same = source.bytes.prefix(count).elementsEqual(result.bytes.prefix(count))
-        return (same, "\(writer.device.address) wrote 0x\(String(shared.deviceAddress, radix: 16)) by DMA; \(reader.device.address) read it back by DMA")
+        return (
+            same,
+            "\(writer.device.address) wrote 0x\(String(shared.deviceAddress, radix: 16)) by DMA; \(reader.device.address) read it back by DMA"
+        )
     }
 }

@@ -107,7 +107,8 @@ public final class NVMeBlockQueue: BlockQueue {
         switch request.operation {
         case .read, .write:
             let first = min(request.blocks, transferStep)
-            command = .readWrite(write: request.operation == .write, namespaceID: namespaceID, lba: request.lba, blocks: Int(first), fua: request.fua)
+            command = .readWrite(
+                write: request.operation == .write, namespaceID: namespaceID, lba: request.lba, blocks: Int(first), fua: request.fua)
             let bytes = Int(first) * blockSize
             range = NVMeDataRange(deviceAddress: request.data.deviceAddress, count: bytes)
             chain(tag, command, from: request.lba + UInt64(first), left: request.blocks - first)

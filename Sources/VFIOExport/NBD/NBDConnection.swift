@@ -78,9 +78,11 @@ final class NBDConnection {
     private(set) var finished = false
 
     /// Allocates the connection's tags and buffers (any thread); ``attach()`` starts it.
-    init(fd: Int32, owner: NVMeQueueOwner, router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, limits: NVMeNVMLimits,
-         geometry: BlockGeometry, structured: Bool, depth: Int, dma: DMASpace, counters: ExportCounters,
-         ended: @escaping (NBDConnection) -> Void) throws(VFIOError) {
+    init(
+        fd: Int32, owner: NVMeQueueOwner, router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, limits: NVMeNVMLimits,
+        geometry: BlockGeometry, structured: Bool, depth: Int, dma: DMASpace, counters: ExportCounters,
+        ended: @escaping (NBDConnection) -> Void
+    ) throws(VFIOError) {
         self.fd = fd
         self.owner = owner
         self.router = router
@@ -94,7 +96,8 @@ final class NBDConnection {
         self.ended = ended
         data = try dma.allocate(depth * geometry.maxTransfer)
         var accepted = geometry
-        accepted.maxTransfer = max(geometry.maxTransfer, Int(min(UInt64(NBD.defaultMaxPayload), geometry.bytes)) / geometry.blockSize * geometry.blockSize)
+        accepted.maxTransfer = max(
+            geometry.maxTransfer, Int(min(UInt64(NBD.defaultMaxPayload), geometry.bytes)) / geometry.blockSize * geometry.blockSize)
         self.accepted = accepted
         requests = .allocate(capacity: depth)
         handles = .allocate(capacity: depth)
@@ -144,7 +147,8 @@ final class NBDConnection {
 
     /// Joins the owner's queue pair and watches the socket.
     func attach() throws(VFIOError) {
-        let queue = try NVMeBlockQueue(router: router, namespace: namespace, tags: depth, dma: dma, limits: limits, maxTransfer: geometry.maxTransfer)
+        let queue = try NVMeBlockQueue(
+            router: router, namespace: namespace, tags: depth, dma: dma, limits: limits, maxTransfer: geometry.maxTransfer)
         queue.onReady = { [unowned self] in self.completionsReady() }
         self.queue = queue
         do {
@@ -345,7 +349,8 @@ final class NBDConnection {
         }
         let blockSize = UInt64(geometry.blockSize)
         guard offset % blockSize == 0, UInt64(length) % blockSize == 0 else { throw BlockRequestError(errno: EINVAL) }
-        var request = try BlockRequest(operation, fua: fua, lba: offset / blockSize, blocks: UInt32(UInt64(length) / blockSize), geometry: accepted)
+        var request = try BlockRequest(
+            operation, fua: fua, lba: offset / blockSize, blocks: UInt32(UInt64(length) / blockSize), geometry: accepted)
         request.unmap = flags & NBD.CommandFlag.noHole == 0
         return request
     }
@@ -566,5 +571,6 @@ private final class LargeBuffer {
 
 extension BlockRequest {
     /// A placeholder for a tag's request before its first use.
-    static let empty = try! BlockRequest(.flush, lba: 0, blocks: 0, geometry: BlockGeometry(blockSize: 512, blocks: 1, maxTransfer: 512, volatileWriteCache: false))
+    static let empty = try! BlockRequest(
+        .flush, lba: 0, blocks: 0, geometry: BlockGeometry(blockSize: 512, blocks: 1, maxTransfer: 512, volatileWriteCache: false))
 }

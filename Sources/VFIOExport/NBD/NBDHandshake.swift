@@ -47,8 +47,12 @@ struct NBDHandshake {
             guard let magic: UInt64 = receiveInteger(), let option: UInt32 = receiveInteger(), let length: UInt32 = receiveInteger() else {
                 return .closed(reason: "the client left during option haggling")
             }
-            guard magic == NBD.optionMagic else { return .closed(reason: "an option without the IHAVEOPT magic (0x\(String(magic, radix: 16)))") }
-            guard length <= Self.maxOptionLength else { return .closed(reason: "an option of \(length) bytes (at most \(Self.maxOptionLength))") }
+            guard magic == NBD.optionMagic else {
+                return .closed(reason: "an option without the IHAVEOPT magic (0x\(String(magic, radix: 16)))")
+            }
+            guard length <= Self.maxOptionLength else {
+                return .closed(reason: "an option of \(length) bytes (at most \(Self.maxOptionLength))")
+            }
             guard let data = receive(Int(length)) else { return .closed(reason: "the client left inside an option") }
             switch option {
             case NBD.Option.exportName:
@@ -71,10 +75,14 @@ struct NBDHandshake {
                 var w = ByteWriter()
                 w.append(UInt32(export.name.utf8.count))
                 w.bytes += Array(export.name.utf8)
-                guard reply(option, NBD.Reply.server, w.bytes), reply(option, NBD.Reply.ack) else { return .closed(reason: "the client left") }
+                guard reply(option, NBD.Reply.server, w.bytes), reply(option, NBD.Reply.ack) else {
+                    return .closed(reason: "the client left")
+                }
             case NBD.Option.structuredReply:
                 if data.isEmpty { structured = true }
-                guard reply(option, data.isEmpty ? NBD.Reply.ack : NBD.Reply.errorInvalid) else { return .closed(reason: "the client left") }
+                guard reply(option, data.isEmpty ? NBD.Reply.ack : NBD.Reply.errorInvalid) else {
+                    return .closed(reason: "the client left")
+                }
             case NBD.Option.info, NBD.Option.go:
                 switch answerInfo(option, data) {
                 case nil: return .closed(reason: "the client left")

@@ -58,7 +58,8 @@ struct NBDListener {
             switch error {
             case .notIPv4: throw .configuration("\(host) is not an IPv4 address: give 127.0.0.1:PORT")
             case .notLoopback:
-                throw .configuration("\(host) is not a loopback address: NBD here has no authentication or TLS, so it listens on 127.0.0.0/8 only")
+                throw .configuration(
+                    "\(host) is not a loopback address: NBD here has no authentication or TLS, so it listens on 127.0.0.0/8 only")
             case .socket(let e): throw .system(operation: "socket(AF_INET)", errno: e.rawValue)
             case .bind(let e): throw .system(operation: "listening on \(host):\(port)", errno: e.rawValue)
             }

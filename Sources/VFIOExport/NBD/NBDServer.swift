@@ -95,7 +95,9 @@ public final class NBDServer: @unchecked Sendable {
             do throws(NVMeError) { owners.append(try driver.queueOwner(i)) } catch { throw .device("I/O queue pair \(i): \(error)") }
         }
         let maxRequest = min(configuration.maxRequest, driver.maxTransfer) / ns.blockSize * ns.blockSize
-        guard maxRequest >= ns.blockSize else { throw .configuration("a largest request of \(configuration.maxRequest) bytes is below one \(ns.blockSize)-byte block") }
+        guard maxRequest >= ns.blockSize else {
+            throw .configuration("a largest request of \(configuration.maxRequest) bytes is below one \(ns.blockSize)-byte block")
+        }
         // NBD cannot advertise discard or write-zeroes limits: a discard runs as a chain of
         // Dataset Management commands of one range each (DMRSL), a write-zeroes as a chain of
         // Write Zeroes commands (WZSL), so NBD's 32-bit lengths fit either.
@@ -147,7 +149,11 @@ public final class NBDServer: @unchecked Sendable {
 
     /// Starts serving: the routers take their owners' completions and the accept thread runs.
     public func start() throws(NBDError) {
-        guard state.withLock({ s in defer { s.started = true }; return !s.started && !s.stopping }) else { return }
+        guard
+            state.withLock({ s in
+                defer { s.started = true }; return !s.started && !s.stopping
+            })
+        else { return }
         for (router, owner) in zip(routers, owners) { router.install(on: owner) }
         state.withLock { $0.acceptRunning = true }
         do {
@@ -167,7 +173,9 @@ public final class NBDServer: @unchecked Sendable {
     /// are, their buffers kept, since the device may still write to them.
     @discardableResult
     public func stop() -> Int {
-        let first = state.withLock { s in defer { s.stopping = true }; return !s.stopping }
+        let first = state.withLock { s in
+            defer { s.stopping = true }; return !s.stopping
+        }
         guard first else { return 0 }
         for l in listeners { shutdown(l.fd, Int32(SHUT_RDWR)) }
         // The accept thread ends; handshakes still running are cut short.
@@ -273,10 +281,11 @@ public final class NBDServer: @unchecked Sendable {
             }
             let i = s.nextOwner % owners.count
             s.nextOwner += 1
-            guard let connection = try? NBDConnection(
-                fd: fd, owner: owners[i], router: routers[i], namespace: namespace, limits: driver.limits, geometry: geometry,
-                structured: structured, depth: configuration.depth, dma: driver.device.dma, counters: counters,
-                ended: { [weak self] c in self?.ended(c) })
+            guard
+                let connection = try? NBDConnection(
+                    fd: fd, owner: owners[i], router: routers[i], namespace: namespace, limits: driver.limits, geometry: geometry,
+                    structured: structured, depth: configuration.depth, dma: driver.device.dma, counters: counters,
+                    ended: { [weak self] c in self?.ended(c) })
             else { return nil }
             s.connections[ObjectIdentifier(connection)] = connection
             counters.clients.add(1, ordering: .relaxed)
@@ -311,10 +320,12 @@ public final class NBDServer: @unchecked Sendable {
         final class Box { let body: () -> Void; init(_ b: @escaping () -> Void) { body = b } }
         let context = Unmanaged.passRetained(Box(body)).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { raw in
-            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-            return nil
-        }, context)
+        let rc = pthread_create(
+            &thread, nil,
+            { raw in
+                Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+                return nil
+            }, context)
         guard rc == 0 else {
             Unmanaged<Box>.fromOpaque(context).release()
             throw .system(operation: "pthread_create for \(name)", errno: rc)

@@ -15,7 +15,8 @@ extension BlockGeometry {
         }
         guard blocks > 0 else { throw .geometry("the namespace has no blocks") }
         guard maxTransfer >= 4096, maxTransfer % blockSize == 0 else {
-            throw .geometry("a largest transfer of \(maxTransfer) bytes is below ublk's one page or not a whole number of \(blockSize)-byte blocks")
+            throw .geometry(
+                "a largest transfer of \(maxTransfer) bytes is below ublk's one page or not a whole number of \(blockSize)-byte blocks")
         }
         guard maxTransfer <= 1 << 25 else {
             throw .geometry("a largest transfer of \(maxTransfer) bytes is above ublk's 32 MiB per request")

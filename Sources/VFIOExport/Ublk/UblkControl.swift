@@ -53,7 +53,9 @@ public final class UblkControl {
     public func addDevice(_ info: cublk_dev_info) throws(UblkError) -> cublk_dev_info {
         var info = info
         try withUnsafeMutablePointer(to: &info) { (p) throws(UblkError) in
-            try command("ADD_DEV", CUBLK_CMD_ADD_DEV, CUBLK_U_CMD_ADD_DEV, device: p.pointee.dev_id, buffer: UnsafeMutableRawPointer(p), length: MemoryLayout<cublk_dev_info>.size)
+            try command(
+                "ADD_DEV", CUBLK_CMD_ADD_DEV, CUBLK_U_CMD_ADD_DEV, device: p.pointee.dev_id, buffer: UnsafeMutableRawPointer(p),
+                length: MemoryLayout<cublk_dev_info>.size)
         }
         return info
     }
@@ -62,7 +64,9 @@ public final class UblkControl {
     public func setParameters(_ id: UInt32, _ parameters: cublk_params) throws(UblkError) {
         var parameters = parameters
         try withUnsafeMutablePointer(to: &parameters) { (p) throws(UblkError) in
-            try command("SET_PARAMS", CUBLK_CMD_SET_PARAMS, CUBLK_U_CMD_SET_PARAMS, device: id, buffer: UnsafeMutableRawPointer(p), length: MemoryLayout<cublk_params>.size)
+            try command(
+                "SET_PARAMS", CUBLK_CMD_SET_PARAMS, CUBLK_U_CMD_SET_PARAMS, device: id, buffer: UnsafeMutableRawPointer(p),
+                length: MemoryLayout<cublk_params>.size)
         }
     }
 
@@ -87,7 +91,9 @@ public final class UblkControl {
     public func deviceInfo(_ id: UInt32) throws(UblkError) -> cublk_dev_info {
         var info = cublk_dev_info()
         try withUnsafeMutablePointer(to: &info) { (p) throws(UblkError) in
-            try command("GET_DEV_INFO", CUBLK_CMD_GET_DEV_INFO, CUBLK_U_CMD_GET_DEV_INFO, device: id, buffer: UnsafeMutableRawPointer(p), length: MemoryLayout<cublk_dev_info>.size)
+            try command(
+                "GET_DEV_INFO", CUBLK_CMD_GET_DEV_INFO, CUBLK_U_CMD_GET_DEV_INFO, device: id, buffer: UnsafeMutableRawPointer(p),
+                length: MemoryLayout<cublk_dev_info>.size)
         }
         return info
     }

@@ -76,9 +76,10 @@ public final class UblkDevice: @unchecked Sendable {
             for q in 0..<Int(info.nr_hw_queues) {
                 owners.append(try backend.reactor(forQueue: q))
                 let data = try backend.allocateData(Int(info.queue_depth) * geometry.maxTransfer)
-                made.append(try UblkQueue(
-                    index: q, depth: Int(info.queue_depth), geometry: geometry, charFD: fd,
-                    ioctlEncoded: control.ioctlEncoded, data: data, counters: counters))
+                made.append(
+                    try UblkQueue(
+                        index: q, depth: Int(info.queue_depth), geometry: geometry, charFD: fd,
+                        ioctlEncoded: control.ioctlEncoded, data: data, counters: counters))
             }
         } catch {
             made.removeAll()

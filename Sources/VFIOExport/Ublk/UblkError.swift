@@ -19,7 +19,8 @@ public enum UblkError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .controlDeviceMissing(let path):
-            return "\(path) does not exist: the kernel's ublk driver is not loaded; run `modprobe ublk_drv` (Linux 6.0 or later, built with CONFIG_BLK_DEV_UBLK)"
+            return
+                "\(path) does not exist: the kernel's ublk driver is not loaded; run `modprobe ublk_drv` (Linux 6.0 or later, built with CONFIG_BLK_DEV_UBLK)"
         case .system(let operation, let errno):
             let hint = errno == EACCES || errno == EPERM ? " (ublk devices need CAP_SYS_ADMIN: run as root)" : ""
             return "\(operation) failed: \(Self.name(errno))\(hint)"

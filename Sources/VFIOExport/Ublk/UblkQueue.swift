@@ -186,7 +186,8 @@ final class UblkQueue: @unchecked Sendable {
             var request = try BlockRequest(descriptor, geometry: geometry)
             results[tag] = request.successResult
             request.tag = UInt16(tag)
-            request.data = NVMeDataRange(deviceAddress: data.deviceAddress + UInt64(tag * geometry.maxTransfer), count: geometry.maxTransfer)
+            request.data = NVMeDataRange(
+                deviceAddress: data.deviceAddress + UInt64(tag * geometry.maxTransfer), count: geometry.maxTransfer)
             try queue.start(request)
             started[tag] = (request.operation, UInt64(request.blocks) * UInt64(geometry.blockSize))
             counters.inFlight.add(1, ordering: .relaxed)

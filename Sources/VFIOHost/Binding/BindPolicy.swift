@@ -23,7 +23,9 @@ public enum BindPolicy {
                 index += 1
                 guard let device = host.devices[address] else { continue }
                 guard let group = device.iommuGroup else {
-                    if host.noIOMMUMode { plan.warnings.append(.noIOMMU(device.address)) } else {
+                    if host.noIOMMUMode {
+                        plan.warnings.append(.noIOMMU(device.address))
+                    } else {
                         problems.append(.noIOMMUGroup(device.address))
                     }
                     continue
@@ -49,7 +51,9 @@ public enum BindPolicy {
                 continue
             }
             if let usage = host.usage[address], usage.isInUse {
-                if request.force { plan.warnings.append(.forcedWhileInUse(address, usage)) } else {
+                if request.force {
+                    plan.warnings.append(.forcedWhileInUse(address, usage))
+                } else {
                     problems.append(.inUse(address, usage))
                 }
             }

@@ -42,7 +42,9 @@ public struct HostBinding: Sendable {
         do { return (plan, try SysfsBinder(discovery: discovery, store: store).apply(plan)) } catch { throw .failed(error) }
     }
 
-    private func snapshot(_ addresses: [PCIAddress], drivers: [DriverName], records: [PCIAddress: BindingRecord] = [:])
+    private func snapshot(
+        _ addresses: [PCIAddress], drivers: [DriverName], records: [PCIAddress: BindingRecord] = [:]
+    )
         throws(BindError) -> HostSnapshot
     {
         do {

@@ -94,7 +94,9 @@ public struct SysfsBinder: Sendable {
     }
 
     /// Clears `driver_override`, unbinds, and binds `restore`; returns the driver bound after.
-    private func release(_ address: PCIAddress, from current: DriverName?, to restore: UnbindPlan.Restore)
+    private func release(
+        _ address: PCIAddress, from current: DriverName?, to restore: UnbindPlan.Restore
+    )
         throws(HostAccessError) -> DriverName?
     {
         // A lone newline is how the kernel is told to clear the override.

@@ -23,7 +23,9 @@ public enum UnbindPolicy {
                 continue
             }
             if let driver = device.driver, !driver.isUserspaceDriver {
-                if request.force { plan.warnings.append(.forcedUnbindOfHostDriver(address, driver)) } else {
+                if request.force {
+                    plan.warnings.append(.forcedUnbindOfHostDriver(address, driver))
+                } else {
                     problems.append(.boundToHostDriver(address, driver))
                     continue
                 }

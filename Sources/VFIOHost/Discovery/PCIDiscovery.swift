@@ -90,7 +90,9 @@ public struct PCIDiscovery: Sendable {
         return node < 0 ? nil : node
     }
 
-    private func hex<T: FixedWidthInteger>(_ address: PCIAddress, _ attribute: SysfsLayout.DeviceAttribute)
+    private func hex<T: FixedWidthInteger>(
+        _ address: PCIAddress, _ attribute: SysfsLayout.DeviceAttribute
+    )
         throws(HostAccessError) -> T
     {
         let path = SysfsLayout.device(address, attribute)

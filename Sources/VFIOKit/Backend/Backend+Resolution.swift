@@ -13,7 +13,10 @@ extension Backend {
         var choice = requested
         if choice == .auto, let value = getenv(Backend.environmentVariable).map({ String(cString: $0) }), !value.isEmpty {
             guard let forced = Backend(rawValue: value) else {
-                throw .backendUnavailable(.auto, reason: "\(Backend.environmentVariable)=\(value) is not one of \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw .backendUnavailable(
+                    .auto,
+                    reason:
+                        "\(Backend.environmentVariable)=\(value) is not one of \(Backend.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             choice = forced
         }

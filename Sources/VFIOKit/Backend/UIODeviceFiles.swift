@@ -35,7 +35,9 @@ final class UIODeviceFiles: DeviceAccess {
         // Reads of /dev/uioN return the device's running total of interrupts; this is where it starts.
         let total = (try? system.readText(SysfsLayout.absolute(SysfsLayout.uioEvent(node)))).flatMap { UInt32($0.filter(\.isNumber)) } ?? 0
         let config = try owned.open(sysfs.path(.config))
-        let resources = try attempt(SystemCall("read", path: sysfs.path(.resource))) { () throws(Errno) in try system.readText(sysfs.path(.resource)) }
+        let resources = try attempt(SystemCall("read", path: sysfs.path(.resource))) { () throws(Errno) in
+            try system.readText(sysfs.path(.resource))
+        }
         let files = try UIODeviceFiles(system: system, sysfs: sysfs, uio: uio, config: config, resources: resources, total: total)
         owned.release()
         return files
@@ -58,7 +60,8 @@ final class UIODeviceFiles: DeviceAccess {
         }
         // Extended config space is readable only where the device and platform have it.
         var probe: UInt32 = 0
-        let extended = (try? withUnsafeMutableBytes(of: &probe) { (b) throws(Errno) -> Int in try system.pread(config, into: b, at: 0x100) }) == 4
+        let extended =
+            (try? withUnsafeMutableBytes(of: &probe) { (b) throws(Errno) -> Int in try system.pread(config, into: b, at: 0x100) }) == 4
         configRegion = RegionInfo(index: Int(VFIO_PCI_CONFIG_REGION_INDEX), size: extended ? 4096 : 256, offset: 0, flags: [.read, .write])
         var pin: UInt8 = 0
         _ = try? withUnsafeMutableBytes(of: &pin) { (b) throws(Errno) -> Int in try system.pread(config, into: b, at: 0x3d) }
@@ -112,7 +115,8 @@ final class UIODeviceFiles: DeviceAccess {
         try open.use("mmap of resource\(region.index)") { () throws(VFIOError) in
             let fd = try file(for: region)
             return try attempt(SystemCall("mmap", device: sysfs.address, detail: "resource\(region.index)")) { () throws(Errno) in
-                try system.mmap(length: area.count, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: fd, offset: Int64(area.lowerBound))
+                try system.mmap(
+                    length: area.count, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED, fd: fd, offset: Int64(area.lowerBound))
             }
         }
     }
@@ -124,7 +128,8 @@ final class UIODeviceFiles: DeviceAccess {
     }
 
     func setTriggers(_ index: IRQIndex, start: Int, eventfds: [Int32]) throws(VFIOError) {
-        throw .unsupportedByBackend(.uio, operation: "wiring \(index) to eventfds (UIO delivers only INTx, through /dev/uio)", sysfs.address)
+        throw .unsupportedByBackend(
+            .uio, operation: "wiring \(index) to eventfds (UIO delivers only INTx, through /dev/uio)", sysfs.address)
     }
 
     func disable(_ index: IRQIndex) throws(VFIOError) { try setInterruptDisable(true) }
@@ -155,7 +160,9 @@ final class UIODeviceFiles: DeviceAccess {
     /// reports an error.
     func close() {
         open.close {
-            for fd in resources.withLock({ r in defer { r = [:] }; return r }).values { try? system.close(fd) }
+            for fd in resources.withLock({ r in
+                defer { r = [:] }; return r
+            }).values { try? system.close(fd) }
             try? system.close(config)
             try? system.close(uio)
         }

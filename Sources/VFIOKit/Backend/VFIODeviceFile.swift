@@ -25,13 +25,16 @@ final class VFIODeviceFile: DeviceAccess {
         do throws(VFIOError) {
             var info = vfio_device_info()
             info.argsz = UInt32(MemoryLayout<vfio_device_info>.size)
-            try attempt(SystemCall("VFIO_DEVICE_GET_INFO", device: address)) { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_GET_INFO, &info) }
+            try attempt(SystemCall("VFIO_DEVICE_GET_INFO", device: address)) { () throws(Errno) in
+                try system.ioctl(fd, CVFIO_DEVICE_GET_INFO, &info)
+            }
             guard info.flags & UInt32(VFIO_DEVICE_FLAGS_PCI) != 0 else {
                 throw .deviceMisbehaved("the VFIO device is not a PCI device (flags 0x\(String(info.flags, radix: 16)))")
             }
             self.info = info
             let index = Int(VFIO_PCI_CONFIG_REGION_INDEX)
-            let config = try attempt(SystemCall("VFIO_DEVICE_GET_REGION_INFO", device: address, detail: "region \(index)")) { () throws(Errno) in
+            let config = try attempt(SystemCall("VFIO_DEVICE_GET_REGION_INFO", device: address, detail: "region \(index)")) {
+                () throws(Errno) in
                 try Self.regionInfo(fd: fd, system: system, index: index, count: info.num_regions)
             }
             guard let config else { throw .deviceMisbehaved("the device has no config-space region") }
@@ -52,7 +55,8 @@ final class VFIODeviceFile: DeviceAccess {
 
     func region(_ index: Int) throws(VFIOError) -> RegionInfo? {
         try open.use("VFIO_DEVICE_GET_REGION_INFO(\(index))") { () throws(VFIOError) in
-            try attempt(SystemCall("VFIO_DEVICE_GET_REGION_INFO", device: address, detail: "region \(index)")) { () throws(Errno) -> RegionInfo? in
+            try attempt(SystemCall("VFIO_DEVICE_GET_REGION_INFO", device: address, detail: "region \(index)")) {
+                () throws(Errno) -> RegionInfo? in
                 try Self.regionInfo(fd: fd, system: system, index: index, count: info.num_regions)
             }
         }
@@ -106,9 +110,14 @@ final class VFIODeviceFile: DeviceAccess {
         var protection = PROT_READ
         if region.flags.contains(.write) { protection |= PROT_WRITE }
         return try open.use("mmap of region \(region.index)") { () throws(VFIOError) in
-            try attempt(SystemCall("mmap", device: address, detail: "region \(region.index) [0x\(String(area.lowerBound, radix: 16)), +0x\(String(area.count, radix: 16)))")) {
+            try attempt(
+                SystemCall(
+                    "mmap", device: address,
+                    detail: "region \(region.index) [0x\(String(area.lowerBound, radix: 16)), +0x\(String(area.count, radix: 16)))")
+            ) {
                 () throws(Errno) -> UnsafeMutableRawPointer in
-                try system.mmap(length: area.count, protection: protection, flags: MAP_SHARED, fd: fd, offset: region.offset + Int64(area.lowerBound))
+                try system.mmap(
+                    length: area.count, protection: protection, flags: MAP_SHARED, fd: fd, offset: region.offset + Int64(area.lowerBound))
             }
         }
     }
@@ -173,7 +182,8 @@ final class VFIODeviceFile: DeviceAccess {
         buffer.storeBytes(of: set, as: vfio_irq_set.self)
         fill(UnsafeMutableRawBufferPointer(rebasing: buffer[header...]))
         try open.use("VFIO_DEVICE_SET_IRQS(\(index))") { () throws(VFIOError) in
-            try attempt(SystemCall("VFIO_DEVICE_SET_IRQS", device: address, detail: "\(index), start \(start), count \(count)")) { () throws(Errno) in
+            try attempt(SystemCall("VFIO_DEVICE_SET_IRQS", device: address, detail: "\(index), start \(start), count \(count)")) {
+                () throws(Errno) in
                 try system.ioctl(fd, CVFIO_DEVICE_SET_IRQS, buffer: buffer)
             }
         }
@@ -181,7 +191,9 @@ final class VFIODeviceFile: DeviceAccess {
 
     func reset() throws(VFIOError) {
         try open.use("VFIO_DEVICE_RESET") { () throws(VFIOError) in
-            try attempt(SystemCall("VFIO_DEVICE_RESET", device: address)) { () throws(Errno) in try system.ioctl(fd, CVFIO_DEVICE_RESET, value: 0) }
+            try attempt(SystemCall("VFIO_DEVICE_RESET", device: address)) { () throws(Errno) in
+                try system.ioctl(fd, CVFIO_DEVICE_RESET, value: 0)
+            }
         }
     }
 

@@ -31,7 +31,8 @@ final class GroupContainer {
             throw .backendUnavailable(
                 backend,
                 reason: "\(path) does not exist: the kernel has no "
-                    + (path == SysfsLayout.absolute(SysfsLayout.iommufd) ? "iommufd (CONFIG_IOMMUFD)" : "VFIO container (CONFIG_VFIO_CONTAINER)")
+                    + (path == SysfsLayout.absolute(SysfsLayout.iommufd)
+                        ? "iommufd (CONFIG_IOMMUFD)" : "VFIO container (CONFIG_VFIO_CONTAINER)")
                     + (backend == .legacy && path != SysfsLayout.absolute(SysfsLayout.iommufd) ? "; use the iommufd backend" : ""))
         } catch {
             throw error.vfio(SystemCall("open", path: path))
@@ -48,7 +49,9 @@ final class GroupContainer {
         self.fd = fd.release()
     }
 
-    private static func supportedMode(_ candidates: [IOMMUMode], container: FileDescriptor, system: any SystemCalls) throws(VFIOError) -> IOMMUMode {
+    private static func supportedMode(
+        _ candidates: [IOMMUMode], container: FileDescriptor, system: any SystemCalls
+    ) throws(VFIOError) -> IOMMUMode {
         for mode in candidates {
             guard let type = mode.iommuType else { continue }
             let supported = try attempt(SystemCall("VFIO_CHECK_EXTENSION", detail: mode.name)) { () throws(Errno) in
@@ -94,9 +97,13 @@ final class GroupContainer {
         let opened: FileDescriptor
         do {
             opened = try system.open(path, O_RDWR)
-        } catch .noSuchFileOrDirectory where !noIOMMU && ((try? system.listDirectory(SysfsLayout.absolute(SysfsLayout.vfioNodes))) ?? [])
-            .contains(SysfsLayout.vfioGroupNodeName(number, noIOMMU: true)) {
-            throw .backendUnavailable(.legacy, reason: "IOMMU group \(number) is a no-IOMMU group (the host has no IOMMU): use the noiommu backend")
+        } catch .noSuchFileOrDirectory
+            where !noIOMMU
+            && ((try? system.listDirectory(SysfsLayout.absolute(SysfsLayout.vfioNodes))) ?? [])
+                .contains(SysfsLayout.vfioGroupNodeName(number, noIOMMU: true))
+        {
+            throw .backendUnavailable(
+                .legacy, reason: "IOMMU group \(number) is a no-IOMMU group (the host has no IOMMU): use the noiommu backend")
         } catch {
             throw error.vfio(SystemCall("open", path: path, device: address))
         }
@@ -105,14 +112,18 @@ final class GroupContainer {
         let groupFD = group.rawValue
         var status = vfio_group_status()
         status.argsz = UInt32(MemoryLayout<vfio_group_status>.size)
-        try attempt(SystemCall("VFIO_GROUP_GET_STATUS", path: path)) { () throws(Errno) in try system.ioctl(groupFD, CVFIO_GROUP_GET_STATUS, &status) }
+        try attempt(SystemCall("VFIO_GROUP_GET_STATUS", path: path)) { () throws(Errno) in
+            try system.ioctl(groupFD, CVFIO_GROUP_GET_STATUS, &status)
+        }
         guard status.flags & UInt32(VFIO_GROUP_FLAGS_VIABLE) != 0 else { throw .groupNotViable(group: number, address) }
         var containerFD = fd.rawValue
         try attempt(SystemCall("VFIO_GROUP_SET_CONTAINER", path: path)) { () throws(Errno) in
             try system.ioctl(groupFD, CVFIO_GROUP_SET_CONTAINER, &containerFD)
         }
         if groups.isEmpty, let type = mode.iommuType {
-            try attempt(SystemCall("VFIO_SET_IOMMU", detail: mode.name)) { () throws(Errno) in try system.ioctl(fd, CVFIO_SET_IOMMU, value: Int(type)) }
+            try attempt(SystemCall("VFIO_SET_IOMMU", detail: mode.name)) { () throws(Errno) in
+                try system.ioctl(fd, CVFIO_SET_IOMMU, value: Int(type))
+            }
         }
         return group
     }

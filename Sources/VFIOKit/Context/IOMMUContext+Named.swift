@@ -21,7 +21,9 @@ extension IOMMUContext {
                 guard backend == .auto || running == .auto || running == backend else {
                     throw .invalidArgument(
                         operation: "IOMMUContext.named(\"\(name)\")",
-                        reason: "the context of that name runs on the \(running) backend, not \(backend): ask for .auto or \(running), or use another name")
+                        reason:
+                            "the context of that name runs on the \(running) backend, not \(backend): ask for .auto or \(running), or use another name"
+                    )
                 }
                 return existing
             }

@@ -99,8 +99,10 @@ public final class IOMMUContext: Sendable {
             }
             logger.info(
                 "opened device",
-                metadata: ["device": "\(address)", "backend": "\(attachment.backend)", "mode": "\(mode?.name ?? "-")",
-                           "group": "\(attachment.group.map(String.init) ?? "-")"])
+                metadata: [
+                    "device": "\(address)", "backend": "\(attachment.backend)", "mode": "\(mode?.name ?? "-")",
+                    "group": "\(attachment.group.map(String.init) ?? "-")",
+                ])
             return attachment
         } catch {
             OpenDevices.release(address, system: system)
@@ -201,7 +203,10 @@ public final class IOMMUContext: Sendable {
         } catch .noSuchFileOrDirectory {
             // Linux before 6.6 lists vfio-dev in sysfs but makes no /dev/vfio/devices node.
             throw .backendUnavailable(
-                .iommufd, reason: "\(path) does not exist: the kernel has no VFIO device cdevs (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6 and later); use the legacy backend")
+                .iommufd,
+                reason:
+                    "\(path) does not exist: the kernel has no VFIO device cdevs (CONFIG_VFIO_DEVICE_CDEV, Linux 6.6 and later); use the legacy backend"
+            )
         } catch {
             throw error.vfio(SystemCall("open", path: path, device: sysfs.address))
         }

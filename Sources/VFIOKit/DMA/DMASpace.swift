@@ -85,7 +85,9 @@ public final class DMASpace: Sendable {
     /// is locked hugepage memory (a single page when it fits), so it is resident and physically
     /// contiguous.
     public func allocate(_ size: Int, below limit: UInt64 = .max) throws(VFIOError) -> DMABuffer {
-        guard size > 0 else { throw .invalidArgument(operation: "allocating DMA memory", reason: "the size is \(size); ask for at least 1 byte") }
+        guard size > 0 else {
+            throw .invalidArgument(operation: "allocating DMA memory", reason: "the size is \(size); ask for at least 1 byte")
+        }
         let physical = try state.withLock { (s) throws(VFIOError) -> Bool in
             guard !s.closed else { throw .contextClosed(operation: "allocating \(size) bytes of DMA memory") }
             guard let mapper = s.mapper else { throw .contextEmpty(operation: "allocating \(size) bytes of DMA memory") }
@@ -124,8 +126,10 @@ public final class DMASpace: Sendable {
     /// has them, else 4 KiB pages.
     private func mapMemoryFile(length: Int, huge: Bool) throws(VFIOError) -> (UnsafeMutableRawPointer, FileDescriptor) {
         func make(_ flags: UInt32) throws(Errno) -> (UnsafeMutableRawPointer, FileDescriptor) {
-            let file = OwnedFileDescriptor(try system.memoryFile(name: "vfiokit-dma", size: length, flags: flags), name: "DMA memfd", system: system)
-            let memory = try system.mmap(length: length, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED | MAP_POPULATE, fd: file.rawValue, offset: 0)
+            let file = OwnedFileDescriptor(
+                try system.memoryFile(name: "vfiokit-dma", size: length, flags: flags), name: "DMA memfd", system: system)
+            let memory = try system.mmap(
+                length: length, protection: PROT_READ | PROT_WRITE, flags: MAP_SHARED | MAP_POPULATE, fd: file.rawValue, offset: 0)
             return (memory, file.release())
         }
         if huge {
@@ -143,7 +147,9 @@ public final class DMASpace: Sendable {
         return DMAMapping(deviceAddress: address, count: memory.count, handle: MappingHandle(id: id, space: self))
     }
 
-    private func map(_ memory: UnsafeMutableRawBufferPointer, below limit: UInt64, owned: Bool, file: FileDescriptor?) throws(VFIOError) -> (UInt64, UInt64) {
+    private func map(
+        _ memory: UnsafeMutableRawBufferPointer, below limit: UInt64, owned: Bool, file: FileDescriptor?
+    ) throws(VFIOError) -> (UInt64, UInt64) {
         try state.withLock { (s) throws(VFIOError) -> (UInt64, UInt64) in
             guard !s.closed else { throw .contextClosed(operation: "mapping \(memory.count) bytes for DMA") }
             guard let mapper = s.mapper else { throw .contextEmpty(operation: "mapping \(memory.count) bytes for DMA") }
@@ -164,7 +170,8 @@ public final class DMASpace: Sendable {
             let id = s.nextID
             s.nextID += 1
             s.mappings[id] = Mapping(
-                deviceAddress: address, memory: UInt(bitPattern: memory.baseAddress), length: memory.count, owned: owned, file: file, mapped: true)
+                deviceAddress: address, memory: UInt(bitPattern: memory.baseAddress), length: memory.count, owned: owned, file: file,
+                mapped: true)
             return (address, id)
         }
     }

@@ -26,7 +26,8 @@ final class IOMMUFDAddressSpace: DMAMapper {
         do {
             opened = try system.open(SysfsLayout.absolute(SysfsLayout.iommufd), O_RDWR)
         } catch .noSuchFileOrDirectory {
-            throw .backendUnavailable(.iommufd, reason: "/dev/iommu does not exist: the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy backend")
+            throw .backendUnavailable(
+                .iommufd, reason: "/dev/iommu does not exist: the kernel has no iommufd (CONFIG_IOMMUFD); use the legacy backend")
         } catch {
             throw error.vfio(SystemCall("open", path: SysfsLayout.absolute(SysfsLayout.iommufd)))
         }
@@ -43,7 +44,9 @@ final class IOMMUFDAddressSpace: DMAMapper {
     /// returns the IOVA ranges and alignment, which each attachment narrows to what the devices'
     /// IOMMUs allow. The kernel refuses the bind with EPERM while a host driver owns part of
     /// the device's IOMMU group `group`: that is ``VFIOError/groupNotViable(group:_:)``.
-    func attach(device: FileDescriptor, address: PCIAddress, group: Int?) throws(VFIOError) -> (ranges: [ClosedRange<UInt64>], alignment: UInt64) {
+    func attach(
+        device: FileDescriptor, address: PCIAddress, group: Int?
+    ) throws(VFIOError) -> (ranges: [ClosedRange<UInt64>], alignment: UInt64) {
         var bind = vfio_device_bind_iommufd()
         bind.argsz = UInt32(MemoryLayout<vfio_device_bind_iommufd>.size)
         bind.iommufd = fd.rawValue
@@ -65,7 +68,9 @@ final class IOMMUFDAddressSpace: DMAMapper {
     }
 
     /// IOMMU_IOAS_IOVA_RANGES: asks with no room first; the kernel answers EMSGSIZE with the count.
-    private static func readRanges(iommufd: FileDescriptor, ioas: UInt32, system: any SystemCalls) throws(Errno)
+    private static func readRanges(
+        iommufd: FileDescriptor, ioas: UInt32, system: any SystemCalls
+    ) throws(Errno)
         -> ([ClosedRange<UInt64>], UInt64)
     {
         var query = iommu_ioas_iova_ranges()

@@ -108,7 +108,9 @@ extension IOVAAllocator {
 
     /// The parts two lists of inclusive ranges have in common.
     static func intersect(_ a: [ClosedRange<UInt64>], _ b: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
-        a.flatMap { x in b.compactMap { y in x.overlaps(y) ? Swift.max(x.lowerBound, y.lowerBound)...Swift.min(x.upperBound, y.upperBound) : nil } }
-            .sorted { $0.lowerBound < $1.lowerBound }
+        a.flatMap { x in
+            b.compactMap { y in x.overlaps(y) ? Swift.max(x.lowerBound, y.lowerBound)...Swift.min(x.upperBound, y.upperBound) : nil }
+        }
+        .sorted { $0.lowerBound < $1.lowerBound }
     }
 }

@@ -20,7 +20,9 @@ final class PhysicalAddressSpace: DMAMapper {
     /// Opens the pagemap.
     init(system: any SystemCalls) throws(VFIOError) {
         self.system = system
-        pagemap = try attempt(SystemCall("open", path: "/proc/self/pagemap")) { () throws(Errno) in try system.open("/proc/self/pagemap", O_RDONLY) }
+        pagemap = try attempt(SystemCall("open", path: "/proc/self/pagemap")) { () throws(Errno) in
+            try system.open("/proc/self/pagemap", O_RDONLY)
+        }
     }
 
     /// The physical address of the byte at `address`, which must be resident.

@@ -29,7 +29,9 @@ final class Type1Container: DMAMapper {
         try attempt(SystemCall("VFIO_IOMMU_GET_INFO")) { () throws(Errno) in try Self.queryInfo(fd: fd, system: system).ranges }
     }
 
-    private static func queryInfo(fd: FileDescriptor, system: any SystemCalls) throws(Errno)
+    private static func queryInfo(
+        fd: FileDescriptor, system: any SystemCalls
+    ) throws(Errno)
         -> (pageSizes: UInt64, ranges: [ClosedRange<UInt64>], available: Int?)
     {
         try system.infoIoctl(fd, CVFIO_IOMMU_GET_INFO, size: MemoryLayout<vfio_iommu_type1_info>.size, prepare: { _ in }) { raw in
@@ -67,7 +69,8 @@ final class Type1Container: DMAMapper {
         map.vaddr = UInt64(UInt(bitPattern: memory.baseAddress))
         map.iova = iova
         map.size = UInt64(memory.count)
-        try attempt(SystemCall("VFIO_IOMMU_MAP_DMA", detail: "iova 0x\(String(iova, radix: 16)), \(memory.count) bytes")) { () throws(Errno) in
+        try attempt(SystemCall("VFIO_IOMMU_MAP_DMA", detail: "iova 0x\(String(iova, radix: 16)), \(memory.count) bytes")) {
+            () throws(Errno) in
             try system.ioctl(fd, CVFIO_IOMMU_MAP_DMA, &map)
         }
         return iova

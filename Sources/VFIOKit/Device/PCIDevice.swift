@@ -150,7 +150,9 @@ public final class PCIDevice: Sendable {
     public func close() {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         interrupts.disableAll()
-        for region in regions.withLock({ r in defer { r.removeAll() }; return r.values.compactMap(\.region) }) { region.retire() }
+        for region in regions.withLock({ r in
+            defer { r.removeAll() }; return r.values.compactMap(\.region)
+        }) { region.retire() }
         access.close()
         context.detach(address)
         if ownsContext { context.close() }

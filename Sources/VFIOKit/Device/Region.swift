@@ -65,7 +65,10 @@ public final class Region: Sendable {
             if guardNumber < 0 {
                 logger.warning(
                     "this area is unguarded: a SIGBUS from it (the kernel disabling the memory) ends the process",
-                    metadata: ["device": "\(device.address)", "region": "\(info.index)", "area": "\(area)", "error": "\(Errno(rawValue: -guardNumber))"])
+                    metadata: [
+                        "device": "\(device.address)", "region": "\(info.index)", "area": "\(area)",
+                        "error": "\(Errno(rawValue: -guardNumber))",
+                    ])
             }
             mapped.append((area, UInt(bitPattern: address), guardNumber < 0 ? nil : guardNumber))
         }
@@ -119,7 +122,9 @@ public final class Region: Sendable {
     /// ``VFIOError/regionTooSmall(_:index:size:needed:)`` when the region is shorter than
     /// `Layout.extent`.
     public func mmio<Layout: RegisterLayout>(_ layout: Layout.Type) throws(VFIOError) -> MMIO<Layout> {
-        guard Layout.extent <= info.size else { throw .regionTooSmall(device.address, index: info.index, size: info.size, needed: Layout.extent) }
+        guard Layout.extent <= info.size else {
+            throw .regionTooSmall(device.address, index: info.index, size: info.size, needed: Layout.extent)
+        }
         return MMIO(base: pointer(covering: 0..<Layout.extent), region: self)
     }
 

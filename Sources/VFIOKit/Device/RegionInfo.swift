@@ -67,7 +67,8 @@ extension RegionCapability: CustomStringConvertible {
     public var description: String {
         switch self {
         case let .sparseMmap(areas):
-            "sparse-mmap " + areas.map { "[0x\(String($0.lowerBound, radix: 16))-0x\(String($0.upperBound, radix: 16)))" }.joined(separator: " ")
+            "sparse-mmap "
+                + areas.map { "[0x\(String($0.lowerBound, radix: 16))-0x\(String($0.upperBound, radix: 16)))" }.joined(separator: " ")
         case .msixMappable: "msix-mappable"
         case let .type(t, s): "type \(t)/\(s)"
         case let .other(id, v): "cap \(id) v\(v)"

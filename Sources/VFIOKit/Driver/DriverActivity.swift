@@ -100,7 +100,9 @@ public final class ActivityCounters: Sendable {
     public var snapshot: DriverActivity {
         let c = counts.withLock { $0 }
         return DriverActivity(
-            interrupts: vectors.indices.map { DriverActivity.Vector(name: vectors[$0].name, group: vectors[$0].group, count: c.interrupts[$0]) },
+            interrupts: vectors.indices.map {
+                DriverActivity.Vector(name: vectors[$0].name, group: vectors[$0].group, count: c.interrupts[$0])
+            },
             operations: c.operations, errors: c.errors)
     }
 }

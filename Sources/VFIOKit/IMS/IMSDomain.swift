@@ -146,7 +146,8 @@ public final class IMSDomain: @unchecked Sendable {
         let owned: OwnedFileDescriptor
         do throws(Errno) {
             // On a failed allocation it closes as it goes out of scope.
-            owned = OwnedFileDescriptor(try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK)), name: "an IMS slot's eventfd", system: system)
+            owned = OwnedFileDescriptor(
+                try system.eventfd(initialValue: 0, flags: Int32(EFD_NONBLOCK)), name: "an IMS slot's eventfd", system: system)
         } catch {
             throw .framework(error.vfio(SystemCall("eventfd", detail: "for an IMS slot")))
         }
@@ -234,7 +235,9 @@ public final class IMSDomain: @unchecked Sendable {
             do throws(IMSError) {
                 result = try body(batch)
                 guard !closed.load(ordering: .acquiring) else { throw .closed }
-                if let stale = handlers.slots.withLock({ t in batch.unmasked.first { !t.holds($0.index, tag: $0.tag) } }) { throw .staleSlot(index: stale.index) }
+                if let stale = handlers.slots.withLock({ t in batch.unmasked.first { !t.holds($0.index, tag: $0.tag) } }) {
+                    throw .staleSlot(index: stale.index)
+                }
             } catch {
                 abandon(batch.staged)
                 try? commit(masking: [])

@@ -24,17 +24,21 @@ public enum IMSError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .storeCannotMask(store):
-            return "\(store) cannot mask its slots, and a store without masking is refused: the CPU must always be able to shut off an interrupt; give the store a mask bit"
+            return
+                "\(store) cannot mask its slots, and a store without masking is refused: the CPU must always be able to shut off an interrupt; give the store a mask bit"
         case let .domainFull(capacity):
             return "all \(capacity) IMS slots are allocated: free slots you no longer use, or use a store with more slots"
         case let .addressInMSIWindow(address):
-            return "message address 0x\(String(address, radix: 16)) is in the interrupt window 0xfee00000–0xfeefffff, which only the kernel may target; nothing was programmed: IMS messages must go to a DMA-mapped status area"
+            return
+                "message address 0x\(String(address, radix: 16)) is in the interrupt window 0xfee00000–0xfeefffff, which only the kernel may target; nothing was programmed: IMS messages must go to a DMA-mapped status area"
         case let .staleSlot(index):
             return "IMS slot \(index) was freed or reallocated: this handle is no longer valid"
         case let .commitTimeout(store, ms):
-            return "\(store) did not acknowledge the update within \(ms) ms; the affected slots are left masked: check the device is running and its context memory is mapped"
+            return
+                "\(store) did not acknowledge the update within \(ms) ms; the affected slots are left masked: check the device is running and its context memory is mapped"
         case let .commitFailed(store, cause):
-            return "committing \(store) failed, and the affected slots are left masked: \(cause); retry, and if it fails again check the device is still there (`vfiokit info`) and reset it"
+            return
+                "committing \(store) failed, and the affected slots are left masked: \(cause); retry, and if it fails again check the device is still there (`vfiokit info`) and reset it"
         case let .framework(error):
             return error.description
         case let .store(failure):

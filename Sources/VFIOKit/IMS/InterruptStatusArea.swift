@@ -35,7 +35,9 @@ struct InterruptStatusArea: @unchecked Sendable {
         layout = IMSStatusLayout(base: buffer.deviceAddress, slots: slots)
         words = buffer.bytes.baseAddress!.bindMemory(to: UInt32.self, capacity: layout.byteCount / 4)
         levels = layout.levelCounts.count
-        precondition(levels <= levelStart.count && layout.byteCount / 4 <= UInt32.max, "an IMS status area of \(slots) slots is larger than the demux can walk")
+        precondition(
+            levels <= levelStart.count && layout.byteCount / 4 <= UInt32.max,
+            "an IMS status area of \(slots) slots is larger than the demux can walk")
         for level in 0..<levels {
             levelStart[level] = UInt32(layout.levelOffsets[level] / 4)
             levelWords[level] = UInt32(layout.levelCounts[level])

@@ -78,7 +78,8 @@ public final class Interrupts: Sendable {
             }
             w[index] = current + added
             logger.info(
-                info.flags.contains(.noResize) ? "grew \(index) by disabling and re-enabling it (the kernel has no dynamic MSI-X)" : "grew \(index) while enabled",
+                info.flags.contains(.noResize)
+                    ? "grew \(index) by disabling and re-enabling it (the kernel has no dynamic MSI-X)" : "grew \(index) while enabled",
                 metadata: ["device": "\(address)", "from": "\(current.count)", "to": "\(count)"])
             return added
         }

@@ -75,7 +75,9 @@ public final class QueueReactor: @unchecked Sendable {
     }
 
     /// Creates the epoll set, wake eventfd and timerfd; ``start()`` starts the thread.
-    public init(name: String, system: any SystemCalls = HostSystemCalls.shared, tickInterval: Duration = .milliseconds(100)) throws(VFIOError) {
+    public init(
+        name: String, system: any SystemCalls = HostSystemCalls.shared, tickInterval: Duration = .milliseconds(100)
+    ) throws(VFIOError) {
         self.name = name
         self.system = system
         self.tickInterval = tickInterval
@@ -209,7 +211,9 @@ public final class QueueReactor: @unchecked Sendable {
         var last: UInt64?
         do {
             // The bodies are released before their callers are told they ran.
-            let jobs = control.withLock { c in defer { c.jobs.removeAll() }; return c.jobs }
+            let jobs = control.withLock { c in
+                defer { c.jobs.removeAll() }; return c.jobs
+            }
             for job in jobs { job.body() }
             last = jobs.last?.id
         }
@@ -226,7 +230,9 @@ public final class QueueReactor: @unchecked Sendable {
             onWake()
             if let poller, poller() {
                 // Busy: look at the files without sleeping.
-                if let n = try? system.epollWait(epoll, events: events, data: data, capacity: EpollBatch.capacity, timeoutMilliseconds: 0), n > 0 {
+                if let n = try? system.epollWait(epoll, events: events, data: data, capacity: EpollBatch.capacity, timeoutMilliseconds: 0),
+                    n > 0
+                {
                     handle(n, events, data, counter)
                 }
                 continue
@@ -245,7 +251,9 @@ public final class QueueReactor: @unchecked Sendable {
         runJobs()
     }
 
-    private func handle(_ n: Int, _ events: UnsafeMutablePointer<UInt32>, _ data: UnsafeMutablePointer<UInt64>, _ counter: UnsafeMutableRawBufferPointer) {
+    private func handle(
+        _ n: Int, _ events: UnsafeMutablePointer<UInt32>, _ data: UnsafeMutablePointer<UInt64>, _ counter: UnsafeMutableRawBufferPointer
+    ) {
         for i in 0..<n {
             switch data[i] {
             case Self.wakeToken:

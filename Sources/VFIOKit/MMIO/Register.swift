@@ -33,7 +33,8 @@ public struct Register<Layout: RegisterLayout, Value: MMIOValue>: Sendable {
     @inlinable @inline(__always)
     public init(_ offset: Int) {
         precondition(offset >= 0 && offset % MemoryLayout<Value>.size == 0, "register offset 0x\(String(offset, radix: 16)) is not aligned")
-        precondition(offset + MemoryLayout<Value>.size <= Layout.extent, "register at 0x\(String(offset, radix: 16)) is outside \(Layout.self)")
+        precondition(
+            offset + MemoryLayout<Value>.size <= Layout.extent, "register at 0x\(String(offset, radix: 16)) is outside \(Layout.self)")
         self.offset = offset
     }
 }

@@ -40,7 +40,9 @@ public final class HostSystemCalls: SystemCalls {
     }
 
     /// mmap(2) with no address hint (`fd` nil maps anonymous memory); throws errno when it fails.
-    public func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64)
+    public func mmap(
+        length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64
+    )
         throws(Errno) -> UnsafeMutableRawPointer
     {
         guard let p = Glibc.mmap(nil, length, protection, flags, fd?.rawValue ?? -1, off_t(offset)),
@@ -119,7 +121,9 @@ public final class HostSystemCalls: SystemCalls {
     }
 
     /// epoll_ctl(2) with `data` as the event's 64-bit payload, retried on `EINTR`.
-    public func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64)
+    public func epollControl(
+        _ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64
+    )
         throws(Errno)
     {
         _ = try retrying { cvfio_epoll_ctl(epoll.rawValue, operation, fd.rawValue, events, data) }

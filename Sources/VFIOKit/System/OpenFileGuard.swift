@@ -29,7 +29,9 @@ final class OpenFileGuard: Sendable {
             if state.withLock({ s in
                 s.users -= 1
                 return s.closing && s.users == 0
-            }) { state.notifyAll() }
+            }) {
+                state.notifyAll()
+            }
         }
         return try body()
     }

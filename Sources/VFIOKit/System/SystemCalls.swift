@@ -21,7 +21,9 @@ public protocol SystemCalls: AnyObject, Sendable {
     /// ioctl(2). `argument` is a pointer's bit pattern or an integer, as the request defines.
     func ioctl(_ fd: FileDescriptor, _ request: UInt, _ argument: UInt) throws(Errno) -> Int32
     /// mmap(2) with no address hint. `fd` is nil for anonymous memory.
-    func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64)
+    func mmap(
+        length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64
+    )
         throws(Errno) -> UnsafeMutableRawPointer
     /// munmap(2).
     func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno)
@@ -52,7 +54,8 @@ public protocol SystemCalls: AnyObject, Sendable {
     /// epoll_create1(EPOLL_CLOEXEC).
     func epollCreate() throws(Errno) -> FileDescriptor
     /// epoll_ctl(2): `operation` is EPOLL_CTL_ADD, _MOD or _DEL; `data` comes back from epollWait.
-    func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64)
+    func epollControl(
+        _ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64)
         throws(Errno)
     /// epoll_wait(2) into two parallel arrays of `capacity` (at most 64) entries.
     /// Returns 0 on timeout; a negative timeout waits forever.

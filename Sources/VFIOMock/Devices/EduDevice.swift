@@ -117,9 +117,10 @@ public final class EduDevice: SimulatedDevice {
         switch offset {
         case 0x04: state.withLock { $0.liveness = ~v32 }
         case 0x08: startFactorial(v32)
-        case 0x20: state.withLock { s in
-            s.status = v32 & 0x80 != 0 ? s.status | 0x80 : s.status & ~0x80
-        }
+        case 0x20:
+            state.withLock { s in
+                s.status = v32 & 0x80 != 0 ? s.status | 0x80 : s.status & ~0x80
+            }
         case 0x60: raise(v32)
         case 0x64: lower(v32)
         case 0x80: state.withLock { s in if s.dmaCommand & 1 == 0 { s.dmaSource = value } }
@@ -199,10 +200,13 @@ public final class EduDevice: SimulatedDevice {
             let toRAM = s.dmaCommand & 2 != 0
             let local = toRAM ? s.dmaSource : s.dmaDestination
             let ram = (toRAM ? s.dmaDestination : s.dmaSource) & options.dmaMask
-            let inRange = local >= Self.dmaBufferAddress && s.dmaCount <= UInt64(Self.dmaBufferSize)
+            let inRange =
+                local >= Self.dmaBufferAddress && s.dmaCount <= UInt64(Self.dmaBufferSize)
                 && local - Self.dmaBufferAddress <= UInt64(Self.dmaBufferSize) - s.dmaCount
-            return (toRAM, ram, inRange ? Int(local - Self.dmaBufferAddress) : -1, Int(min(s.dmaCount, 1 << 20)),
-                    s.dmaCommand & 4 != 0)
+            return (
+                toRAM, ram, inRange ? Int(local - Self.dmaBufferAddress) : -1, Int(min(s.dmaCount, 1 << 20)),
+                s.dmaCommand & 4 != 0
+            )
         }
         guard let job else { return }
         if job.offset >= 0, job.count > 0, let bus {

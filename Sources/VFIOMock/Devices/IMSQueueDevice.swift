@@ -156,7 +156,8 @@ public final class IMSQueueDevice: SimulatedDevice {
 
         /// Recomputes the posting layout from its registers (none while either is zero).
         mutating func updatePosting() {
-            posting = postingBase != 0 && postingSlots != 0 ? IMSStatusLayout(base: postingBase, slots: Int(min(postingSlots, 1 << 24))) : nil
+            posting =
+                postingBase != 0 && postingSlots != 0 ? IMSStatusLayout(base: postingBase, slots: Int(min(postingSlots, 1 << 24))) : nil
         }
     }
 
@@ -169,7 +170,8 @@ public final class IMSQueueDevice: SimulatedDevice {
     public init(options: Options = Options()) {
         initialOptions = options
         let entries = options.imsMultiplier * 256
-        state = Mutex(State(options: options, table: Array(repeating: 0, count: entries * 4), tablePending: Array(repeating: false, count: entries)))
+        state = Mutex(
+            State(options: options, table: Array(repeating: 0, count: entries * 4), tablePending: Array(repeating: false, count: entries)))
         state.withLock { s in for e in 0..<entries { s.table[e * 4 + 3] = 1 } }
     }
 
@@ -304,8 +306,9 @@ public final class IMSQueueDevice: SimulatedDevice {
     public func reset() {
         state.withLock { s in
             let entries = s.options.imsMultiplier * 256
-            s = State(options: initialOptions, table: Array(repeating: 0, count: entries * 4),
-                      tablePending: Array(repeating: false, count: entries), generation: s.generation + 1)
+            s = State(
+                options: initialOptions, table: Array(repeating: 0, count: entries * 4),
+                tablePending: Array(repeating: false, count: entries), generation: s.generation + 1)
             for e in 0..<entries { s.table[e * 4 + 3] = 1 }
         }
     }
@@ -333,7 +336,9 @@ public final class IMSQueueDevice: SimulatedDevice {
         for first in stride(from: queues.lowerBound, to: queues.upperBound, by: 4096) {
             let chunk = first..<min(first + 4096, queues.upperBound)
             let base = s.contexts + UInt64(first * Context.size)
-            let read = bytes.withUnsafeMutableBytes { bus.dmaRead(iova: base, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<(chunk.count * Context.size)])) }
+            let read = bytes.withUnsafeMutableBytes {
+                bus.dmaRead(iova: base, into: UnsafeMutableRawBufferPointer(rebasing: $0[..<(chunk.count * Context.size)]))
+            }
             guard read else { return }
             bytes.withUnsafeBytes { raw in
                 for (i, q) in chunk.enumerated() {
@@ -371,9 +376,11 @@ public final class IMSQueueDevice: SimulatedDevice {
             let at = s.contexts + UInt64(queue * Context.size)
             guard context.withUnsafeMutableBytes({ bus.dmaRead(iova: at, into: $0) }) else { return }
             let (ring, entries, completions) = context.withUnsafeBytes { raw in
-                (raw.load(fromByteOffset: Context.ringAddress, as: UInt64.self),
-                 raw.load(fromByteOffset: Context.ringEntries, as: UInt32.self),
-                 raw.load(fromByteOffset: Context.completionAddress, as: UInt64.self))
+                (
+                    raw.load(fromByteOffset: Context.ringAddress, as: UInt64.self),
+                    raw.load(fromByteOffset: Context.ringEntries, as: UInt32.self),
+                    raw.load(fromByteOffset: Context.completionAddress, as: UInt64.self)
+                )
             }
             guard entries > 0 else { return }
             var completed = false
@@ -411,7 +418,9 @@ public final class IMSQueueDevice: SimulatedDevice {
         guard let bus else { return false }
         var entry: UInt32 = 0
         let at = s.contexts + UInt64(queue * Context.size + Context.tableEntry)
-        guard withUnsafeMutableBytes(of: &entry, { bus.dmaRead(iova: at, into: $0) }), Int(entry) < s.tablePending.count else { return false }
+        guard withUnsafeMutableBytes(of: &entry, { bus.dmaRead(iova: at, into: $0) }), Int(entry) < s.tablePending.count else {
+            return false
+        }
         if s.table[Int(entry) * 4 + 3] & 1 != 0 {
             s.tablePending[Int(entry)] = true
             return false
@@ -452,4 +461,3 @@ public final class IMSQueueDevice: SimulatedDevice {
         state.withLock { s in write(address: address, data: data, s, bus) }
     }
 }
-

@@ -32,7 +32,7 @@ final class IOAddressSpace {
         if attachedDevices.isEmpty {
             for m in table.mappings {
                 guard deviceRanges.contains(where: { $0.contains(m.iova, m.last) }),
-                      (m.iova | m.size | m.vaddr) & (pageSize - 1) == 0
+                    (m.iova | m.size | m.vaddr) & (pageSize - 1) == 0
                 else { throw .addressInUse }
             }
         }
@@ -43,7 +43,9 @@ final class IOAddressSpace {
 
     /// `iopt_map_user_pages`: maps at `iova` (fixed) or at an IOVA it chooses, returned.
     /// `pinned` holds the pages when they are a shared mapping.
-    func map(vaddr: UInt64, length: UInt64, iova fixed: UInt64?, readable: Bool, writable: Bool, pinned: PinnedPages?) throws(Errno) -> UInt64 {
+    func map(
+        vaddr: UInt64, length: UInt64, iova fixed: UInt64?, readable: Bool, writable: Bool, pinned: PinnedPages?
+    ) throws(Errno) -> UInt64 {
         guard length != 0, length & (alignment - 1) == 0, (vaddr % pageSize) & (alignment - 1) == 0 else {
             throw .invalidArgument
         }
@@ -58,7 +60,9 @@ final class IOAddressSpace {
             iova = try allocate(length: length, vaddr: vaddr)
         }
         table.insert(
-            IOMMUMapping(iova: iova, size: length, vaddr: vaddr, readable: readable, writable: writable, pinned: pinned.map { PinnedRange(pages: $0, offset: 0) }))
+            IOMMUMapping(
+                iova: iova, size: length, vaddr: vaddr, readable: readable, writable: writable,
+                pinned: pinned.map { PinnedRange(pages: $0, offset: 0) }))
         return iova
     }
 
@@ -75,7 +79,8 @@ final class IOAddressSpace {
             var start = max(range.first, pageSize)
             let end = min(range.last, UInt64.max - pageSize)
             guard start <= end else { continue }
-            for used in table.intersecting(start, end) + [IOMMUMapping(iova: end &+ 1, size: 1, vaddr: 0, readable: false, writable: false)] {
+            for used in table.intersecting(start, end) + [IOMMUMapping(iova: end &+ 1, size: 1, vaddr: 0, readable: false, writable: false)]
+            {
                 let holeLast = used.iova &- 1
                 if let candidate = fit(start, holeLast, length, align, pageOffset) { return candidate }
                 start = used.last &+ 1

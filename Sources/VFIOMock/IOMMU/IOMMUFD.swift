@@ -166,11 +166,14 @@ final class IOMMUFDContext {
     }
 
     /// `iopt_map_user_pages`: process memory at `vaddr` into `ioas`, at `iova` or where it fits.
-    func mapUser(_ ioas: IOAddressSpace, vaddr: UInt64, length: UInt64, iova: UInt64?, readable: Bool, writable: Bool,
-                 memory: ProcessMemory) throws(Errno) -> UInt64 {
+    func mapUser(
+        _ ioas: IOAddressSpace, vaddr: UInt64, length: UInt64, iova: UInt64?, readable: Bool, writable: Bool,
+        memory: ProcessMemory
+    ) throws(Errno) -> UInt64 {
         guard length == 0 || memory.contains(start: vaddr, length: length) else { throw .badAddress }
         return try ioas.map(
-            vaddr: vaddr, length: length, iova: iova, readable: readable, writable: writable, pinned: memory.pin(start: vaddr, length: length))
+            vaddr: vaddr, length: length, iova: iova, readable: readable, writable: writable,
+            pinned: memory.pin(start: vaddr, length: length))
     }
 
     private func unmap(_ arg: UserPointer) throws(Errno) {

@@ -62,8 +62,9 @@ extension IOMMUFDContext {
         let readable = UInt32(VFIO_DMA_MAP_FLAG_READ), writable = UInt32(VFIO_DMA_MAP_FLAG_WRITE)
         guard argsz >= 32, flags & ~(readable | writable) == 0 else { throw .invalidArgument }
         let ioas = try compat()
-        _ = try mapUser(ioas, vaddr: arg.load(8), length: arg.load(24), iova: arg.load(16),
-                        readable: flags & readable != 0, writable: flags & writable != 0, memory: memory)
+        _ = try mapUser(
+            ioas, vaddr: arg.load(8), length: arg.load(24), iova: arg.load(16),
+            readable: flags & readable != 0, writable: flags & writable != 0, memory: memory)
     }
 
     /// `iommufd_vfio_unmap_dma`: unmap-all, or a range that must cover whole mappings, cut
@@ -113,7 +114,8 @@ extension IOMMUFDContext {
         }
         // No domain: every page size (iommufd_get_pagesizes); with one, the IOMMU's.
         let pageSizes = ioas.attachedDevices.isEmpty ? ~UInt64(0xfff) : configuration.iommuPageSizes
-        let header = le(UInt32(total)) + le(UInt32(VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS)) + le(pageSizes)
+        let header =
+            le(UInt32(total)) + le(UInt32(VFIO_IOMMU_INFO_PGSIZES | VFIO_IOMMU_INFO_CAPS)) + le(pageSizes)
             + le(UInt32(argsz >= total ? 24 : 0)) + le(UInt32(0))
         arg.copy(from: Array(header.prefix(min(argsz, 24))), at: 0)
     }

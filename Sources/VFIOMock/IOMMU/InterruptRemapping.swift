@@ -28,7 +28,7 @@ extension MockKernel {
             let msix = data & 0x8000 != 0
             let vector = Int(data & 0x7fff)
             guard let target = vfioDevices.values.first(where: { UInt32($0.index) == data >> 16 }),
-                  target.irqType == (msix ? .msix : .msi), let fd = target.vectorTriggers[vector]
+                target.irqType == (msix ? .msix : .msi), let fd = target.vectorTriggers[vector]
             else {
                 f.droppedMessages += 1
                 return false

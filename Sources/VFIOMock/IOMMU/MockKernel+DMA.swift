@@ -36,11 +36,14 @@ extension MockKernel {
                     let n = Int(min(UInt64(buffer.count - done), piece.length))
                     // Pinned pages stay reachable; other memory only while the process maps it.
                     guard piece.pinned || memory.contains(start: piece.vaddr, length: UInt64(n)),
-                          let host = UnsafeMutableRawPointer(bitPattern: UInt(piece.vaddr))
+                        let host = UnsafeMutableRawPointer(bitPattern: UInt(piece.vaddr))
                     else { return fault(at, .unmapped) }
                     if copying {
-                        if isWrite { host.copyMemory(from: buffer.baseAddress! + done, byteCount: n) }
-                        else { (buffer.baseAddress! + done).copyMemory(from: host, byteCount: n) }
+                        if isWrite {
+                            host.copyMemory(from: buffer.baseAddress! + done, byteCount: n)
+                        } else {
+                            (buffer.baseAddress! + done).copyMemory(from: host, byteCount: n)
+                        }
                     }
                     at &+= UInt64(n)
                     done += n

@@ -105,8 +105,9 @@ final class Type1IOMMU {
         // ends at iova_pgsizes.
         var info = try InfoReply(arg, size: 24, minsz: 16, capOffsetEnd: writesPadding ? nil : 20)
         var caps = InfoCapabilityChain(padded: padsCapabilities)
-        caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION), version: 1,
-                 body: le(UInt32(0)) + le(UInt32(0)) + le(minPageSize) + le(UInt64(1) << 28))
+        caps.add(
+            id: UInt16(VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION), version: 1,
+            body: le(UInt32(0)) + le(UInt32(0)) + le(minPageSize) + le(UInt64(1) << 28))
         caps.add(id: UInt16(VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL), version: 1, body: le(dmaAvailable))
         var iovas = le(UInt32(ranges.count)) + le(UInt32(0))
         for r in ranges { iovas += le(r.first) + le(r.last) }

@@ -17,7 +17,8 @@ struct KernelLog {
         let device = String(fault.device.description.suffix(7))
         let (reason, text) = fault.isWrite ? ("0x05", "PTE Write access is not set") : ("0x06", "PTE Read access is not set")
         append(
-            "DMAR: [DMA \(fault.isWrite ? "Write" : "Read") NO_PASID] Request device [\(device)] fault addr 0x\(String(fault.iova, radix: 16)) [fault reason \(reason)] \(text)")
+            "DMAR: [DMA \(fault.isWrite ? "Write" : "Read") NO_PASID] Request device [\(device)] fault addr 0x\(String(fault.iova, radix: 16)) [fault reason \(reason)] \(text)"
+        )
     }
 
     /// Record `index` as /dev/kmsg formats it, or nil past the end.

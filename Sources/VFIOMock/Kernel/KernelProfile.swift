@@ -29,8 +29,10 @@ extension MockKernel {
         public var lowPowerFeatures: Bool
 
         /// A profile with the given ABI choices; low-power features are on unless told otherwise.
-        public init(release: String, hasIOMMUFDAndCdev: Bool, alignsInfoCapabilities: Bool, dynamicMSIX: Bool,
-                    writesInfoPadding: Bool, lowPowerFeatures: Bool = true) {
+        public init(
+            release: String, hasIOMMUFDAndCdev: Bool, alignsInfoCapabilities: Bool, dynamicMSIX: Bool,
+            writesInfoPadding: Bool, lowPowerFeatures: Bool = true
+        ) {
             self.release = release
             self.hasIOMMUFDAndCdev = hasIOMMUFDAndCdev
             self.alignsInfoCapabilities = alignsInfoCapabilities
@@ -54,7 +56,9 @@ extension MockKernel {
         /// newest profile not newer than it; nil for a release older than every profile.
         public init?(release: String) {
             guard let version = Self.version(release) else { return nil }
-            guard let p = Self.all.last(where: { Self.version($0.release).map { !version.lexicographicallyPrecedes($0) } ?? false }) else { return nil }
+            guard let p = Self.all.last(where: { Self.version($0.release).map { !version.lexicographicallyPrecedes($0) } ?? false }) else {
+                return nil
+            }
             self = p
         }
 

@@ -55,7 +55,8 @@ extension MockKernel {
         if path.hasPrefix("/dev/vfio/devices/") { return try openDeviceNode(String(path.dropFirst(18))) }
         if path.hasPrefix("/dev/vfio/") { return try openGroupNode(String(path.dropFirst(10))) }
         if path.hasPrefix("/dev/uio"), let n = Int(path.dropFirst(8)), String(n) == path.dropFirst(8),
-           let u = uioDevices.values.first(where: { $0.index == n }) {
+            let u = uioDevices.values.first(where: { $0.index == n })
+        {
             return .uio(u)
         }
         if path.hasPrefix("/sys/") { return try sysfsOpen(path, flags: flags) }
@@ -65,7 +66,7 @@ extension MockKernel {
     private func openGroupNode(_ name: String) throws(Errno) -> OpenFile.Kind {
         let prefix = configuration.noIOMMU ? "noiommu-" : ""
         guard name.hasPrefix(prefix), let id = Int(name.dropFirst(prefix.count)), String(id) == name.dropFirst(prefix.count),
-              let group = groups[id], !group.vfioDevices.isEmpty
+            let group = groups[id], !group.vfioDevices.isEmpty
         else { throw .noSuchFileOrDirectory }
         try group.open()
         return .group(group)
@@ -74,8 +75,8 @@ extension MockKernel {
     private func openDeviceNode(_ name: String) throws(Errno) -> OpenFile.Kind {
         let prefix = configuration.noIOMMU ? "noiommu-vfio" : "vfio"
         guard configuration.iommufdAvailable, name.hasPrefix(prefix), let n = Int(name.dropFirst(prefix.count)),
-              String(n) == name.dropFirst(prefix.count),
-              let device = vfioDevices.values.first(where: { $0.index == n })
+            String(n) == name.dropFirst(prefix.count),
+            let device = vfioDevices.values.first(where: { $0.index == n })
         else { throw .noSuchFileOrDirectory }
         return .device(DeviceFile(device: device, group: nil))
     }

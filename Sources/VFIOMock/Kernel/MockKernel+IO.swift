@@ -120,7 +120,9 @@ extension MockKernel {
     }
 
     /// Carries out a region access outside the lock; device models get one call per chunk.
-    private func perform(_ plan: RegionAccessPlan, device: VFIOPCIDevice?, buffer: UnsafeMutableRawBufferPointer, write: Bool) throws(Errno) -> Int {
+    private func perform(
+        _ plan: RegionAccessPlan, device: VFIOPCIDevice?, buffer: UnsafeMutableRawBufferPointer, write: Bool
+    ) throws(Errno) -> Int {
         switch plan {
         case .config(let count, let writes, let reset):
             guard let device else { return count }
@@ -176,7 +178,9 @@ extension MockKernel {
     /// physical pages); a mappable region of a VFIO device, a sysfs `resourceN` or a UIO map maps the BAR's
     /// shared memory, or a trapped register mapping whose accesses reach the device model; a
     /// region that cannot be mapped fails as the kernel's does. Host descriptors go to the host.
-    public func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64)
+    public func mmap(
+        length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64
+    )
         throws(Errno) -> UnsafeMutableRawPointer
     {
         guard let fd else { return try anonymousMap(length: length, protection: protection, flags: flags) }
@@ -290,7 +294,8 @@ extension MockKernel {
     }
 
     /// epoll_ctl(2) on the host.
-    public func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {
+    public func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno)
+    {
         if cvfio_epoll_ctl(epoll.rawValue, operation, fd.rawValue, events, data) < 0 { throw Errno(rawValue: errno) }
     }
 

@@ -114,8 +114,9 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
                 }
             }
             let function: PCIFunction
-            do { function = try PCIFunction(address: address, device: device, barAddresses: addresses) }
-            catch { throw .hostFailure("could not create BAR memory for \(address): \(error)") }
+            do { function = try PCIFunction(address: address, device: device, barAddresses: addresses) } catch {
+                throw .hostFailure("could not create BAR memory for \(address): \(error)")
+            }
             if d.interruptPin != 0 {
                 function.hostSet(config: PCIConfig.interruptLine, width: 1, value: UInt32(configuration.firmwareInterruptLine))
             }
@@ -137,16 +138,20 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     private static func validate(_ d: DeviceDescription, address: PCIAddress) throws(MockError) {
         for bar in d.bars {
             guard (0..<6).contains(bar.index), bar.size >= 16, bar.size & (bar.size - 1) == 0,
-                  !bar.is64Bit || bar.index < 5
-            else { throw .invalidDescription("\(address): BAR\(bar.index) of \(bar.size) bytes is not a power of two of at least 16 in BARs 0-5") }
+                !bar.is64Bit || bar.index < 5
+            else {
+                throw .invalidDescription(
+                    "\(address): BAR\(bar.index) of \(bar.size) bytes is not a power of two of at least 16 in BARs 0-5")
+            }
         }
         if let msi = d.msi, ![1, 2, 4, 8, 16, 32].contains(msi.vectors) {
             throw .invalidDescription("\(address): MSI vector count \(msi.vectors) must be a power of two up to 32")
         }
         if let m = d.msix {
             guard (1...2048).contains(m.tableSize),
-                  let t = d.bars.first(where: { $0.index == m.tableBAR }), m.tableOffset % 8 == 0, m.tableOffset + 16 * m.tableSize <= t.size,
-                  let p = d.bars.first(where: { $0.index == m.pbaBAR }), m.pbaOffset % 8 == 0, m.pbaOffset + (m.tableSize + 63) / 64 * 8 <= p.size
+                let t = d.bars.first(where: { $0.index == m.tableBAR }), m.tableOffset % 8 == 0, m.tableOffset + 16 * m.tableSize <= t.size,
+                let p = d.bars.first(where: { $0.index == m.pbaBAR }), m.pbaOffset % 8 == 0,
+                m.pbaOffset + (m.tableSize + 63) / 64 * 8 <= p.size
             else { throw .invalidDescription("\(address): the MSI-X table or PBA does not fit its BAR") }
         }
     }
@@ -215,12 +220,13 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     public func interruptState(of address: PCIAddress) -> InterruptState? {
         lock.withLock {
             guard let d = vfioDevices[address], let f = functions[address] else { return nil }
-            let type: InterruptState.Kind = switch d.irqType {
-            case .none: .none
-            case .intx: .intx
-            case .msi: .msi
-            case .msix: .msix
-            }
+            let type: InterruptState.Kind =
+                switch d.irqType {
+                case .none: .none
+                case .intx: .intx
+                case .msi: .msi
+                case .msix: .msix
+                }
             return InterruptState(
                 kind: type, enabledVectors: d.vectorTriggers.keys.sorted(), allocatedVectors: d.allocatedVectors,
                 intxMasked: d.intxMasked, errArmed: d.errTrigger != nil, reqArmed: d.reqTrigger != nil,

@@ -30,7 +30,7 @@ extension MockKernel {
     private func devicePath(_ path: String) -> (PCIFunction, [Substring])? {
         let parts = path.split(separator: "/")
         guard parts.count >= 5, parts[0] == "sys", parts[1] == "bus", parts[2] == "pci", parts[3] == "devices",
-              let a = try? PCIAddress(parsing: String(parts[4])), let f = functions[a]
+            let a = try? PCIAddress(parsing: String(parts[4])), let f = functions[a]
         else { return nil }
         return (f, Array(parts[5...]))
     }
@@ -72,7 +72,8 @@ extension MockKernel {
             case "resource": return .text(Array(resourceText(f).utf8), write: nil)
             case "config": return .config(f)
             case "driver_override":
-                return .text(Array((DriverCore.overrideText(overrides[f.address]) + "\n").utf8)) { [unowned self] (s: String) throws(Errno) in
+                return .text(Array((DriverCore.overrideText(overrides[f.address]) + "\n").utf8)) {
+                    [unowned self] (s: String) throws(Errno) in
                     self.overrides[f.address] = DriverCore.override(written: s.trimmingCharacters(in: "\n"))
                 }
             case let r where r.hasPrefix("resource"):
@@ -82,7 +83,8 @@ extension MockKernel {
             }
         }
         if parts.count == 6, parts[0] == "sys", parts[1] == "bus", parts[2] == "pci", parts[3] == "drivers",
-           let driver = Self.boundDrivers[String(parts[4])], parts[5] == "bind" || parts[5] == "unbind" {
+            let driver = Self.boundDrivers[String(parts[4])], parts[5] == "bind" || parts[5] == "unbind"
+        {
             let unbind = parts[5] == "unbind"
             return .text([]) { [unowned self] (s: String) throws(Errno) in
                 guard let a = try? PCIAddress(parsing: s.trimmingCharacters(in: "\n")), let f = self.functions[a] else {
@@ -105,7 +107,8 @@ extension MockKernel {
             }
         }
         if parts.count == 5, parts[0] == "sys", parts[1] == "bus", parts[2] == "pci", parts[3] == "drivers",
-           Self.boundDrivers[String(parts[4])] != nil {
+            Self.boundDrivers[String(parts[4])] != nil
+        {
             return .text([], write: nil)  // the driver's directory: it is loaded
         }
         if path == "/sys/bus/pci/drivers_probe" {
@@ -113,7 +116,9 @@ extension MockKernel {
                 guard let a = try? PCIAddress(parsing: s.trimmingCharacters(in: "\n")), let f = self.functions[a] else {
                     throw .operationNotSupportedByDevice
                 }
-                if let name = DriverCore.probe(self.coreView(a), drivers: Self.boundDrivers.keys.sorted()), let driver = Self.boundDrivers[name] {
+                if let name = DriverCore.probe(self.coreView(a), drivers: Self.boundDrivers.keys.sorted()),
+                    let driver = Self.boundDrivers[name]
+                {
                     self.bind(f, to: driver)
                 }
             }
@@ -198,11 +203,13 @@ extension MockKernel {
                 if rest == ["driver"], let d = drivers[a], d != DriverBinding.none { return "../../../bus/pci/drivers/\(d)" }
             }
             if parts.count == 6, parts[0] == "sys", parts[1] == "kernel", parts[2] == "iommu_groups", parts[4] == "devices",
-               let g = Int(parts[3]).flatMap({ groups[$0] }), let f = g.functions.first(where: { $0.address.description == parts[5] }) {
+                let g = Int(parts[3]).flatMap({ groups[$0] }), let f = g.functions.first(where: { $0.address.description == parts[5] })
+            {
                 return "../../../../devices/pci\(String(f.address.description.prefix(7)))/\(f.address)"
             }
             if parts.count == 5, parts[0] == "sys", parts[1] == "class", parts[2] == "uio", parts[4] == "device",
-               let u = uioByName(parts[3]) {
+                let u = uioByName(parts[3])
+            {
                 return "../../../\(u.function.address)"
             }
             throw .noSuchFileOrDirectory
@@ -230,15 +237,18 @@ extension MockKernel {
             }
             let parts = trimmed.split(separator: "/")
             if parts.count == 5, parts[0] == "sys", parts[1] == "kernel", parts[2] == "iommu_groups", parts[4] == "devices",
-               let g = Int(parts[3]).flatMap({ groups[$0] }) {
+                let g = Int(parts[3]).flatMap({ groups[$0] })
+            {
                 return g.functions.map(\.address.description).sorted()
             }
             if let (f, rest) = devicePath(trimmed) {
                 let a = f.address
                 switch rest {
                 case []:
-                    var names = ["vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "irq",
-                                 "resource", "config", "driver_override", "iommu_group"]
+                    var names = [
+                        "vendor", "device", "class", "subsystem_vendor", "subsystem_device", "revision", "irq",
+                        "resource", "config", "driver_override", "iommu_group",
+                    ]
                     names += f.description.bars.map { "resource\($0.index)" }
                     if drivers[a] != DriverBinding.none { names.append("driver") }
                     if vfioDevices[a] != nil && configuration.iommufdAvailable { names.append("vfio-dev") }
@@ -254,7 +264,8 @@ extension MockKernel {
                 }
             }
             if parts.count == 5, parts[0] == "sys", parts[1] == "class", parts[2] == "uio", parts[4] == "maps",
-               let u = uioByName(parts[3]) {
+                let u = uioByName(parts[3])
+            {
                 return u.maps.indices.map { "map\($0)" }
             }
             throw .noSuchFileOrDirectory

@@ -81,7 +81,7 @@ struct ProcessMemory {
     /// through its addresses.
     func pin(start: UInt64, length: UInt64) -> PinnedPages? {
         guard length > 0, regions.contains(where: { $0.shared && $0.start <= start && start + length <= $0.end }),
-              let address = UnsafeMutableRawPointer(bitPattern: UInt(start))
+            let address = UnsafeMutableRawPointer(bitPattern: UInt(start))
         else { return nil }
         return PinnedPages(mirroring: address, length: Int(length))
     }

@@ -29,7 +29,9 @@ public final class ReplayKernel: SystemCalls, @unchecked Sendable {
     /// Does nothing, successfully.
     public func close(_ fd: FileDescriptor) throws(Errno) {}
     /// Always `ENOMEM`: the replay maps nothing.
-    public func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64) throws(Errno) -> UnsafeMutableRawPointer {
+    public func mmap(
+        length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64
+    ) throws(Errno) -> UnsafeMutableRawPointer {
         throw .noMemory
     }
     /// Does nothing, successfully.
@@ -37,7 +39,9 @@ public final class ReplayKernel: SystemCalls, @unchecked Sendable {
     /// Always `EINVAL`: the replay mapped nothing to retire.
     public func retireMapping(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) { throw .invalidArgument }
     /// Always `EIO`.
-    public func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int { throw .ioError }
+    public func pread(_ fd: FileDescriptor, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(Errno) -> Int {
+        throw .ioError
+    }
     /// Always `EIO`.
     public func pwrite(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer, at offset: Int64) throws(Errno) -> Int { throw .ioError }
     /// Always `EIO`.
@@ -53,10 +57,13 @@ public final class ReplayKernel: SystemCalls, @unchecked Sendable {
     /// Always `ENOMEM`.
     public func epollCreate() throws(Errno) -> FileDescriptor { throw .noMemory }
     /// Does nothing, successfully.
-    public func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno) {}
+    public func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64) throws(Errno)
+    {}
     /// Returns 0 at once, as an immediate timeout.
-    public func epollWait(_ epoll: FileDescriptor, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>,
-                   capacity: Int32, timeoutMilliseconds: Int32) throws(Errno) -> Int { 0 }
+    public func epollWait(
+        _ epoll: FileDescriptor, events: UnsafeMutablePointer<UInt32>, data: UnsafeMutablePointer<UInt64>,
+        capacity: Int32, timeoutMilliseconds: Int32
+    ) throws(Errno) -> Int { 0 }
     /// Always `ENOENT`.
     public func readLink(_ path: String) throws(Errno) -> String { throw .noSuchFileOrDirectory }
     /// Always `ENOENT`.

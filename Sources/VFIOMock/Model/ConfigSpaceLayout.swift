@@ -60,8 +60,10 @@ struct ConfigSpaceBuilder {
         put16(PCIConfig.subsystemID, d.subsystemID)
         put8(PCIConfig.interruptPin, d.interruptPin)
         put8(PCIConfig.interruptLine, d.interruptPin == 0 ? 0xff : 10)
-        mask16(PCIConfig.command, PCIConfig.commandIO | PCIConfig.commandMemory | PCIConfig.commandBusMaster
-            | PCIConfig.commandParity | PCIConfig.commandSERR | PCIConfig.commandINTxDisable)
+        mask16(
+            PCIConfig.command,
+            PCIConfig.commandIO | PCIConfig.commandMemory | PCIConfig.commandBusMaster
+                | PCIConfig.commandParity | PCIConfig.commandSERR | PCIConfig.commandINTxDisable)
         mask8(PCIConfig.cacheLineSize, 0xff)
         mask8(PCIConfig.latencyTimer, 0xff)
         mask8(PCIConfig.interruptLine, 0xff)

@@ -180,8 +180,11 @@ final class PCIFunction {
     }
 
     private func updateStatusInterrupt() {
-        if intxAsserted { config[PCIConfig.status] |= UInt8(PCIConfig.statusInterrupt) }
-        else { config[PCIConfig.status] &= ~UInt8(PCIConfig.statusInterrupt) }
+        if intxAsserted {
+            config[PCIConfig.status] |= UInt8(PCIConfig.statusInterrupt)
+        } else {
+            config[PCIConfig.status] &= ~UInt8(PCIConfig.statusInterrupt)
+        }
     }
 
     /// A level interrupt reaches the host while the line is asserted and not disabled.

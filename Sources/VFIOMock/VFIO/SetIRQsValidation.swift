@@ -24,7 +24,7 @@ struct SetIRQsRequest {
         start = arg.load(12)
         count = arg.load(16)
         guard argsz >= Self.headerSize, index < indexCount, count < UInt32.max - start,
-              flags & ~(Self.dataTypeMask | Self.actionTypeMask) == 0
+            flags & ~(Self.dataTypeMask | Self.actionTypeMask) == 0
         else { throw .invalidArgument }
         let max = irqCount(index)
         guard Int(start) < max, Int(start) + Int(count) <= max else { throw .invalidArgument }

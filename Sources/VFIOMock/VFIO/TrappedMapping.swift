@@ -95,7 +95,9 @@ final class TrappedMapping: @unchecked Sendable {
             let command = vfio.map { UInt16($0.vconfig[PCIConfig.command]) } ?? function.command
             guard command & PCIConfig.commandMemory != 0 else { return vfio == nil ? .done(ones) : .revoke }
             if let vfio, vfio.lowPowerEngaged { return .revoke }
-            guard let size = function.description.bars.first(where: { $0.index == bar })?.size, at + width <= size else { return .done(ones) }
+            guard let size = function.description.bars.first(where: { $0.index == bar })?.size, at + width <= size else {
+                return .done(ones)
+            }
             guard let p = function.msixStructure(bar: bar, offset: at) else { return .model(function.device) }
             var v: UInt64 = 0
             for i in 0..<width {

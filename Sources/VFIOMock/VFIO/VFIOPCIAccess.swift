@@ -98,7 +98,7 @@ extension VFIOPCIDevice {
         let index = Int(UInt64(bitPattern: offset) >> Self.offsetShift)
         let pos = Int(UInt64(bitPattern: offset) & Self.offsetMask)
         guard index < VFIO_PCI_NUM_REGIONS, shared, index < VFIO_PCI_ROM_REGION_INDEX, mmapSupported(index),
-              let b = bar(index)
+            let b = bar(index)
         else { throw .invalidArgument }
         let physicalLength = (b.size + 4095) & ~4095
         guard pos + length <= physicalLength else { throw .invalidArgument }

@@ -35,7 +35,9 @@ extension VFIOPCIDevice {
         if let cap = layout.pcie, offset == cap + 1 { return Permission(virtual: 0xff, writable: 0) }
         if let cap = layout.pcie, offset == cap + 8 || offset == cap + 9 { return Permission(virtual: 0, writable: 0xff) }
         if let cap = layout.msix, offset == cap + 1 { return Permission(virtual: 0xff, writable: 0) }
-        if let cap = layout.advancedFeatures, offset == cap + PCIConfig.afControl { return Permission(virtual: 0, writable: PCIConfig.afControlFLR) }
+        if let cap = layout.advancedFeatures, offset == cap + PCIConfig.afControl {
+            return Permission(virtual: 0, writable: PCIConfig.afControlFLR)
+        }
         return Permission(virtual: 0, writable: 0)
     }
 
@@ -52,7 +54,8 @@ extension VFIOPCIDevice {
     private func barByte(_ offset: Int) -> UInt8 {
         let slot = (offset - PCIConfig.bar0) / 4
         let base = PCIConfig.bar0 + slot * 4
-        var value = UInt32(vconfig[base]) | UInt32(vconfig[base + 1]) << 8 | UInt32(vconfig[base + 2]) << 16 | UInt32(vconfig[base + 3]) << 24
+        var value =
+            UInt32(vconfig[base]) | UInt32(vconfig[base + 1]) << 8 | UInt32(vconfig[base + 2]) << 16 | UInt32(vconfig[base + 3]) << 24
         if let bar = function.description.bars.first(where: { $0.index == slot }) {
             value = value & ~UInt32(truncatingIfNeeded: bar.size - 1) & ~0xf
             if bar.is64Bit { value |= 0x4 }
@@ -81,12 +84,15 @@ extension VFIOPCIDevice {
             physicalValue |= UInt32(b & pw) << (8 * UInt32(i))
         }
         var flr = false
-        if let cap = function.layout.pcie, offset <= cap + 9, offset + width > cap + 9, physicalValue & (0x80 << (8 * UInt32(cap + 9 - offset))) != 0 {
+        if let cap = function.layout.pcie, offset <= cap + 9, offset + width > cap + 9,
+            physicalValue & (0x80 << (8 * UInt32(cap + 9 - offset))) != 0
+        {
             flr = true
             physicalValue &= ~(0x80 << (8 * UInt32(cap + 9 - offset)))
         }
         if let at = function.layout.advancedFeatures.map({ $0 + PCIConfig.afControl }), offset <= at, offset + width > at,
-           physicalValue & (UInt32(PCIConfig.afControlFLR) << (8 * UInt32(at - offset))) != 0 {
+            physicalValue & (UInt32(PCIConfig.afControlFLR) << (8 * UInt32(at - offset))) != 0
+        {
             flr = true
             physicalValue &= ~(UInt32(PCIConfig.afControlFLR) << (8 * UInt32(at - offset)))
         }

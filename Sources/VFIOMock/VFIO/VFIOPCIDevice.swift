@@ -105,7 +105,8 @@ final class VFIOPCIDevice {
             if af & PCIConfig.afCapTP != 0 && af & PCIConfig.afCapFLR != 0 { methods.append("af_flr") }
         }
         if let cap = layout.powerManagement,
-           UInt16(function.read(config: cap + PCIConfig.pmControl, width: 2)) & PCIConfig.pmControlNoSoftReset == 0 {
+            UInt16(function.read(config: cap + PCIConfig.pmControl, width: 2)) & PCIConfig.pmControlNoSoftReset == 0
+        {
             methods.append("pm")
         }
         if aloneOnChildBus { methods.append("bus") }
@@ -122,8 +123,11 @@ final class VFIOPCIDevice {
         var table: [(UInt64, UInt32, Bool)] = []
         for v in 0..<(function.description.msix?.tableSize ?? 0) {
             let e = function.msixEntry(v)!
-            table.append((e.loadUnaligned(as: UInt64.self), e.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
-                          function.msixVectorMasked(v)))
+            table.append(
+                (
+                    e.loadUnaligned(as: UInt64.self), e.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
+                    function.msixVectorMasked(v)
+                ))
         }
         function.resetHardware()
         pendingResets.append(function.device)

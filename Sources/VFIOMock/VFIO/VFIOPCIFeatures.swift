@@ -19,7 +19,9 @@ extension VFIOPCIDevice {
         guard flags & ~(UInt32(VFIO_DEVICE_FEATURE_MASK) | get | set | probe) == 0 else { throw .invalidArgument }
         if flags & probe == 0 && flags & set != 0 && flags & get != 0 { throw .invalidArgument }
         let feature = Int32(flags & UInt32(VFIO_DEVICE_FEATURE_MASK))
-        let lowPower = [VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT]
+        let lowPower = [
+            VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY, VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP, VFIO_DEVICE_FEATURE_LOW_POWER_EXIT,
+        ]
         guard configuration.profile.lowPowerFeatures, lowPower.contains(feature) else { throw .inappropriateIOCTLForDevice }
         // vfio_check_feature(flags, argsz, SET, minsz): 1 means "do it".
         let minsz: UInt32 = feature == VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY_WITH_WAKEUP ? 8 : 0

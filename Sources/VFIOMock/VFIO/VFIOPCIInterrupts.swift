@@ -50,8 +50,9 @@ extension VFIOPCIDevice: InterruptRouter {
 
     private func setINTxDisable(_ on: Bool) {
         let c = function.command
-        function.hostSet(config: PCIConfig.command, width: 2,
-                         value: UInt32(on ? c | PCIConfig.commandINTxDisable : c & ~PCIConfig.commandINTxDisable))
+        function.hostSet(
+            config: PCIConfig.command, width: 2,
+            value: UInt32(on ? c | PCIConfig.commandINTxDisable : c & ~PCIConfig.commandINTxDisable))
     }
 
     func disableInterrupts() {

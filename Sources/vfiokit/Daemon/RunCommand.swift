@@ -43,13 +43,19 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The driver for devices that name none (default: the first whose match table takes the device): \(DriverRegistry.names).")
     var driver: String?
 
-    @Option(help: ArgumentHelp("A JSON file of devices: {\"bind\": true, \"devices\": [{\"address\": …, \"driver\": …, \"context\": …}]}.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "A JSON file of devices: {\"bind\": true, \"devices\": [{\"address\": …, \"driver\": …, \"context\": …}]}.", valueName: "file"))
     var config: String?
 
-    @Flag(help: "Bind the devices to vfio-pci (uio_pci_generic with --backend uio) first, and give back their original drivers at shutdown.")
+    @Flag(
+        help: "Bind the devices to vfio-pci (uio_pci_generic with --backend uio) first, and give back their original drivers at shutdown.")
     var bind = false
 
-    @Flag(help: "Run each IOMMU context's drivers in a worker process of its own (config key \"isolate\"); a worker that dies is reported and not restarted.")
+    @Flag(
+        help:
+            "Run each IOMMU context's drivers in a worker process of its own (config key \"isolate\"); a worker that dies is reported and not restarted."
+    )
     var isolate = false
 
     @Option(help: "With no device and no config: how many simulated devices to host, from 0000:00:04.0 on (1-28).")
@@ -65,19 +71,27 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Make every --export read-only: clients' writes are refused (EPERM).")
     var readOnly = false
 
-    @Flag(help: "With no device and no config: also host a simulated NVMe controller on a sparse image in the state directory, exported over NBD.")
+    @Flag(
+        help:
+            "With no device and no config: also host a simulated NVMe controller on a sparse image in the state directory, exported over NBD."
+    )
     var simulatedNvme = false
 
     @Option(help: "auto, iommufd, legacy, noiommu or uio (VFIOKIT_BACKEND overrides auto).")
     var backend: String = "auto"
 
-    @Option(help: ArgumentHelp("Also serve Prometheus metrics over HTTP at this IPv4 address and port; it has no authentication, so an address other than loopback needs --metrics-public.", valueName: "127.0.0.1:port"))
+    @Option(
+        help: ArgumentHelp(
+            "Also serve Prometheus metrics over HTTP at this IPv4 address and port; it has no authentication, so an address other than loopback needs --metrics-public.",
+            valueName: "127.0.0.1:port"))
     var metricsAddress: String?
 
     @Flag(help: "Allow a --metrics-address that is not loopback (anyone who reaches it reads the metrics).")
     var metricsPublic = false
 
-    @Option(help: ArgumentHelp("Check this configuration file (keys, addresses, drivers, backend) and exit, touching no device.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Check this configuration file (keys, addresses, drivers, backend) and exit, touching no device.", valueName: "file"))
     var checkConfig: String?
 
     @Option(help: "Seconds between stats lines on stderr; 0 for none (default: 5 on a terminal, else none).")
@@ -97,13 +111,16 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("unknown driver \"\(driver)\": the drivers are \(DriverRegistry.names)")
         }
         guard (1...28).contains(simulatedDevices) else {
-            throw ValidationError("--simulated-devices wants 1 to 28 (the free device numbers of the simulated bus), not \(simulatedDevices)")
+            throw ValidationError(
+                "--simulated-devices wants 1 to 28 (the free device numbers of the simulated bus), not \(simulatedDevices)")
         }
         if let checkConfig {
             let file = try ConfigurationFile.load(checkConfig)
             let devices = try file.parsedDevices(path: checkConfig)
             try DaemonConfiguration(devices: devices, stateDirectory: "").checkDrivers(override: driver, known: DriverRegistry.all)
-            print("\(checkConfig): valid; \(devices.count) device\(devices.count == 1 ? "" : "s") (\(devices.map(\.address.description).joined(separator: ", ")))")
+            print(
+                "\(checkConfig): valid; \(devices.count) device\(devices.count == 1 ? "" : "s") (\(devices.map(\.address.description).joined(separator: ", ")))"
+            )
             return
         }
         let logger = logging.logger(label: "vfiokit.daemon", defaultLevel: .notice)
@@ -121,10 +138,12 @@ struct RunCommand: AsyncParsableCommand {
             if let b = file.backend.flatMap(Backend.init(rawValue:)), b != .auto { backendChoice = b }
         }
         if isolate, devices.contains(where: { !$0.exports.isEmpty }) || simulatedNvme {
-            throw ValidationError("exports run in the daemon's own process, not in --isolate's workers: drop --isolate (or config \"isolate\") to export")
+            throw ValidationError(
+                "exports run in the daemon's own process, not in --isolate's workers: drop --isolate (or config \"isolate\") to export")
         }
         if simulatedNvme, !devices.isEmpty {
-            throw ValidationError("--simulated-nvme is for a run with no device and no config; give --export to the NVMe device named instead")
+            throw ValidationError(
+                "--simulated-nvme is for a run with no device and no config; give --export to the NVMe device named instead")
         }
         if simulatedNvme, simulatedDevices > 27 {
             throw ValidationError("--simulated-nvme takes a device number too: give at most 27 --simulated-devices")
@@ -142,8 +161,8 @@ struct RunCommand: AsyncParsableCommand {
             let kind = driver == NVMeVerifyDriver.name ? "NVMe" : SimulatedDaemonDevice.name
             let banner =
                 "SIMULATED: no device or config given, so the \(driver ?? SimulatedDaemonDevice.name) driver runs on simulated "
-                    + "\(kind) devices at \(addresses.map(\.description).joined(separator: ", ")) through the mock VFIO kernel model"
-                    + "\(isolate ? " (a mock kernel of its own in each worker process)" : ""); no hardware is touched"
+                + "\(kind) devices at \(addresses.map(\.description).joined(separator: ", ")) through the mock VFIO kernel model"
+                + "\(isolate ? " (a mock kernel of its own in each worker process)" : ""); no hardware is touched"
             logger.notice("\(banner)")
             let kernel = try SimulatedDaemonDevice.machine(addresses, backend: backendChoice, bind: bind, driverName: driver)
             var nvme: [DaemonConfiguration.Device] = []
@@ -156,7 +175,9 @@ struct RunCommand: AsyncParsableCommand {
             for device in nvme {
                 let image = SimulatedNVMeExport.imagePath(stateDirectory: stateDirectory)
                 let kinds = device.exports.map(\.kind.rawValue).joined(separator: ", ")
-                logger.notice("SIMULATED: and an NVMe controller at \(device.address) on the sparse image \(image), served by the nvme driver and exported over \(kinds)")
+                logger.notice(
+                    "SIMULATED: and an NVMe controller at \(device.address) on the sparse image \(image), served by the nvme driver and exported over \(kinds)"
+                )
             }
             devices = addresses.map { DaemonConfiguration.Device(address: $0) } + nvme
             system = kernel
@@ -170,7 +191,8 @@ struct RunCommand: AsyncParsableCommand {
             host = try WorkerSupervisor(
                 configuration: configuration, system: system, simulated: simulated != nil, driverOverride: driver,
                 worker: WorkerCommand.command(
-                    simulated: simulated != nil, driver: driver, workInterval: workInterval, logLevel: logging.logLevel, logFormat: logging.logFormat),
+                    simulated: simulated != nil, driver: driver, workInterval: workInterval, logLevel: logging.logLevel,
+                    logFormat: logging.logFormat),
                 logger: logger)
         } else {
             host = try DriverHost(
@@ -205,7 +227,9 @@ struct RunCommand: AsyncParsableCommand {
                     + "or list each device's \"exports\" in --config")
         }
         do {
-            let parsed = try exports.map { (text) throws(ExportSpecificationError) in try ExportSpecification(parsing: text, readOnly: readOnly) }
+            let parsed = try exports.map { (text) throws(ExportSpecificationError) in
+                try ExportSpecification(parsing: text, readOnly: readOnly)
+            }
             try ExportSpecification.checkDistinct(parsed)
             return parsed
         } catch {
@@ -225,7 +249,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard allowPublic || UInt32(bigEndian: address.s_addr) >> 24 == 127 else {
             throw ValidationError(
-                "--metrics-address \(text) is not loopback, and the metrics endpoint has no authentication: add --metrics-public to serve it there anyway")
+                "--metrics-address \(text) is not loopback, and the metrics endpoint has no authentication: add --metrics-public to serve it there anyway"
+            )
         }
         return (host, port)
     }

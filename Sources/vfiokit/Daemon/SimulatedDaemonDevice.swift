@@ -27,7 +27,9 @@ enum SimulatedDaemonDevice {
         let kernel = MockKernel(configuration: configuration)
         let driver: DriverBinding = bind ? .pciStub : (backend == .uio ? .uioPCIGeneric : .vfioPCI)
         if driverName == NVMeVerifyDriver.name {
-            for address in addresses { try kernel.plug(NVMeController(namespaces: [NVMeNamespace(blockCount: 2048)]), at: address, driver: driver) }
+            for address in addresses {
+                try kernel.plug(NVMeController(namespaces: [NVMeNamespace(blockCount: 2048)]), at: address, driver: driver)
+            }
             return kernel
         }
         let devices = addresses.map { _ in IMSQueueDevice() }
@@ -45,7 +47,8 @@ enum SimulatedDaemonDevice {
             let irqs = state.map { $0.kind == .none && !$0.reqArmed ? "none enabled" : "\($0.kind) still enabled" } ?? "none enabled"
             let driverName = driver.map { String($0.split(separator: "/").last ?? "") } ?? "none"
             logger.notice(
-                "simulated kernel after shutdown: \(kernel.dmaMappings(of: address).count) DMA mappings, interrupts \(irqs), \(kernel.openFileCount) open files, driver \(driverName), device \(address)")
+                "simulated kernel after shutdown: \(kernel.dmaMappings(of: address).count) DMA mappings, interrupts \(irqs), \(kernel.openFileCount) open files, driver \(driverName), device \(address)"
+            )
         }
     }
 }
@@ -68,7 +71,8 @@ struct SimulatedFault {
         guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else { return nil }
         let parts = value.split(separator: "@", maxSplits: 1)
         guard let kind = Kind(rawValue: String(parts[0])), let seconds = parts.count == 2 ? Double(parts[1]) : 0, seconds >= 0 else {
-            throw ValidationError("\(variable)=\(value): use KIND@SECONDS with KIND one of \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "\(variable)=\(value): use KIND@SECONDS with KIND one of \(Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return SimulatedFault(kind: kind, seconds: seconds)
     }

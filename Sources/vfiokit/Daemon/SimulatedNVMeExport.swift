@@ -18,7 +18,9 @@ enum SimulatedNVMeExport {
 
     /// Plugs the controller at `address` on `kernel`'s bus, on `binding`; the image is made
     /// (with the state directory) when missing.
-    static func plug(into kernel: MockKernel, at address: PCIAddress, binding: DriverBinding, stateDirectory: String) throws -> NVMeController {
+    static func plug(
+        into kernel: MockKernel, at address: PCIAddress, binding: DriverBinding, stateDirectory: String
+    ) throws -> NVMeController {
         if access(stateDirectory, F_OK) != 0, mkdir(stateDirectory, 0o755) != 0, errno != EEXIST {
             throw ValidationError("cannot make the state directory \(stateDirectory) for the simulated NVMe image: errno \(errno)")
         }
@@ -35,13 +37,16 @@ enum SimulatedNVMeExport {
     /// The device entry: the nvme driver, serving `exports` (an NBD export on the default
     /// socket when none are given).
     static func device(_ address: PCIAddress, exports: [ExportSpecification]) -> DaemonConfiguration.Device {
-        DaemonConfiguration.Device(address: address, driver: NVMeDriver.name, exports: exports.isEmpty ? [ExportSpecification(kind: .nbd)] : exports)
+        DaemonConfiguration.Device(
+            address: address, driver: NVMeDriver.name, exports: exports.isEmpty ? [ExportSpecification(kind: .nbd)] : exports)
     }
 
     /// A line per export of `report`, for clients to copy: `export nbd namespace 1 of ADDRESS: URI`.
     static func exportLines(_ report: StatusReport) -> [String] {
         report.devices.flatMap { d in
-            (d.exports ?? []).map { "export \($0.kind) namespace \($0.namespace) of \(d.address)\($0.readOnly ? " (read-only)" : ""): \($0.target)" }
+            (d.exports ?? []).map {
+                "export \($0.kind) namespace \($0.namespace) of \(d.address)\($0.readOnly ? " (read-only)" : ""): \($0.target)"
+            }
         }
     }
 }

@@ -54,7 +54,8 @@ enum StateDirectory {
             guard glob(pattern, GLOB_ONLYDIR, nil, &matches) == 0 else { return [] }
             return (0..<Int(matches.gl_pathc)).compactMap { matches.gl_pathv[$0].map { String(cString: $0) } }
         }.filter { path in
-            let uid = path.hasPrefix("/tmp/") ? path.dropFirst("/tmp/vfiokit-".count) : path.dropFirst("/run/user/".count).prefix { $0 != "/" }
+            let uid =
+                path.hasPrefix("/tmp/") ? path.dropFirst("/tmp/vfiokit-".count) : path.dropFirst("/run/user/".count).prefix { $0 != "/" }
             return !uid.isEmpty && uid.allSatisfy { $0.isASCII && $0.isNumber }
         }
     }

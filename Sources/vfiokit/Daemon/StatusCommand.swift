@@ -25,14 +25,18 @@ struct StatusCommand: ParsableCommand {
         let directories = StateDirectory.forStatus()
         for directory in directories {
             let socketPath = DaemonConfiguration.socketPath(in: directory)
-            guard let answer = try StatusClient.ask(metrics ? "metrics" : json ? "status" : "text", socketPath: socketPath) else { continue }
+            guard let answer = try StatusClient.ask(metrics ? "metrics" : json ? "status" : "text", socketPath: socketPath) else {
+                continue
+            }
             print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
             return
         }
-        var message = "no vfiokit daemon is running (no daemon answers at \(directories.map { DaemonConfiguration.socketPath(in: $0) }.joined(separator: " or ")))"
+        var message =
+            "no vfiokit daemon is running (no daemon answers at \(directories.map { DaemonConfiguration.socketPath(in: $0) }.joined(separator: " or ")))"
         for directory in directories {
             if access(directory + "/daemon-bindings.json", F_OK) == 0 {
-                message += "; a daemon was killed leaving devices bound (\(directory)/daemon-bindings.json): the next `vfiokit run` restores them"
+                message +=
+                    "; a daemon was killed leaving devices bound (\(directory)/daemon-bindings.json): the next `vfiokit run` restores them"
             }
         }
         printError(message)

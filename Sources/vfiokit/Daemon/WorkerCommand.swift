@@ -75,11 +75,13 @@ struct WorkerCommand: AsyncParsableCommand {
         let file = try ConfigurationFile.load(path)
         let devices = try file.parsedDevices(path: path)
         let backend = file.backend.flatMap(Backend.init(rawValue:)) ?? .auto
-        let kernel = simulated ? try SimulatedDaemonDevice.machine(devices.map(\.address), backend: backend, bind: false, driverName: driver) : nil
+        let kernel =
+            simulated ? try SimulatedDaemonDevice.machine(devices.map(\.address), backend: backend, bind: false, driverName: driver) : nil
         let configuration = DaemonConfiguration(
             devices: devices, backend: backend, stateDirectory: directory, workInterval: .milliseconds(workInterval))
         let host = try DriverHost(
-            configuration: configuration, system: kernel ?? HostSystemCalls.shared, simulated: simulated, driverOverride: driver, logger: logger
+            configuration: configuration, system: kernel ?? HostSystemCalls.shared, simulated: simulated, driverOverride: driver,
+            logger: logger
         ) { [directory] address, driver in
             try? driver.write(toFile: WorkerProcess.driverFile(in: directory, for: address), atomically: true, encoding: .utf8)
         }
@@ -88,7 +90,8 @@ struct WorkerCommand: AsyncParsableCommand {
             try? JSONEncoder().encode(report).write(to: URL(fileURLWithPath: startedFile), options: .atomic)
         }
         let service = DaemonService(host: host, options: options, logger: logger)
-        try await ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+        try await ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            .run()
         if let kernel { SimulatedDaemonDevice.logAftermath(kernel, devices.map(\.address), logger: logger) }
     }
 }

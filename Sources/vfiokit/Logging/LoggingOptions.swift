@@ -16,10 +16,14 @@ struct LoggingOptions: ParsableArguments {
         case journal
     }
 
-    @Option(help: "Log to stderr at this level and above: trace, debug, info, notice, warning, error, critical (default: warning; notice for run).")
+    @Option(
+        help:
+            "Log to stderr at this level and above: trace, debug, info, notice, warning, error, critical (default: warning; notice for run)."
+    )
     var logLevel: Logger.Level?
 
-    @Option(help: "auto, text or journal (<N> priority prefixes, no timestamp); auto is journal when stderr is the journal (JOURNAL_STREAM).")
+    @Option(
+        help: "auto, text or journal (<N> priority prefixes, no timestamp); auto is journal when stderr is the journal (JOURNAL_STREAM).")
     var logFormat: Format = .auto
 
     /// A logger writing to stderr at `--log-level`, or at `defaultLevel` when none was given.

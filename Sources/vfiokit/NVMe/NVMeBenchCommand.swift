@@ -59,7 +59,8 @@ struct NVMeBenchCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard NVMeWorkload.Kind(rawValue: workload) != nil else {
-            throw ValidationError("unknown workload \"\(workload)\": use \(NVMeWorkload.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(
+                "unknown workload \"\(workload)\": use \(NVMeWorkload.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard queueDepth >= 1, queueDepth <= 4095 else { throw ValidationError("--queue-depth must be 1…4095") }
         guard queues >= 1, queues <= 64 else { throw ValidationError("--queues must be 1…64") }
@@ -76,7 +77,9 @@ struct NVMeBenchCommand: AsyncParsableCommand {
         defer { session.close() }
         let ns = try session.namespace(namespace)
         guard blockSize % ns.blockSize == 0, blockSize <= session.driver.maxTransfer else {
-            throw ValidationError("--block-size \(blockSize) must be a multiple of the namespace's \(ns.blockSize)-byte blocks and at most \(session.driver.maxTransfer) bytes (MDTS)")
+            throw ValidationError(
+                "--block-size \(blockSize) must be a multiple of the namespace's \(ns.blockSize)-byte blocks and at most \(session.driver.maxTransfer) bytes (MDTS)"
+            )
         }
         let capacity = session.driver.capabilities.maxQueueEntries - 1
         guard queueDepth <= capacity else { throw ValidationError("--queue-depth \(queueDepth) exceeds what CAP.MQES allows: \(capacity)") }
@@ -103,7 +106,9 @@ struct NVMeBenchCommand: AsyncParsableCommand {
     private func runPolled(_ session: NVMeSession, _ work: NVMeWorkload, _ control: BenchControl) throws -> Outcome {
         // One buffer, a slice of queueDepth I/Os per queue.
         let buffer = try session.device.dma.allocate(queues * queueDepth * blockSize)
-        let slices = (0..<queues).map { NVMeDataRange(deviceAddress: buffer.deviceAddress + UInt64($0 * queueDepth * blockSize), count: queueDepth * blockSize) }
+        let slices = (0..<queues).map {
+            NVMeDataRange(deviceAddress: buffer.deviceAddress + UInt64($0 * queueDepth * blockSize), count: queueDepth * blockSize)
+        }
         let driver = session.driver
         let others = Mutex<[Swift.Result<PolledQueueStats, NVMeError>]>([])
         let group = DispatchGroup()
@@ -112,8 +117,9 @@ struct NVMeBenchCommand: AsyncParsableCommand {
             group.enter()
             Thread {
                 let r = Swift.Result { () throws(NVMeError) in
-                    try runPolledQueue(driver, queue: q, workload: work, depth: queueDepth, slice: slice, seed: UInt64(q) &* 0x9e37_79b9,
-                                       control: control)
+                    try runPolledQueue(
+                        driver, queue: q, workload: work, depth: queueDepth, slice: slice, seed: UInt64(q) &* 0x9e37_79b9,
+                        control: control)
                 }
                 others.withLock { $0.append(r) }
                 group.leave()
@@ -122,8 +128,9 @@ struct NVMeBenchCommand: AsyncParsableCommand {
         control.start()
         var first: Swift.Result<PolledQueueStats, NVMeError> = .failure(.invalidArgument("not run"))
         first = Swift.Result { () throws(NVMeError) in
-            try runPolledQueue(driver, queue: 0, workload: work, depth: queueDepth, slice: slices[0], seed: 0x2545_f491,
-                               control: control)
+            try runPolledQueue(
+                driver, queue: 0, workload: work, depth: queueDepth, slice: slices[0], seed: 0x2545_f491,
+                control: control)
         }
         group.wait()
         control.waitForEnd()
@@ -181,7 +188,8 @@ struct NVMeBenchCommand: AsyncParsableCommand {
             seconds: elapsed, ios: o.ios, iops: iops, mib_per_s: iops * Double(blockSize) / 1_048_576, errors: o.errors,
             polled_figures: figures, doorbell: doorbell,
             allocations_per_io: nil, allocations_on_thread: nil, allocations_total: nil,
-            allocations_not_counted: "vfiokit carries no malloc interposer, so allocations are not counted here: `vfiokit-bench nvme` counts them")
+            allocations_not_counted:
+                "vfiokit carries no malloc interposer, so allocations are not counted here: `vfiokit-bench nvme` counts them")
         var lines = [
             "nvme \(workload) \(blockSize / 1024 > 0 && blockSize % 1024 == 0 ? "\(blockSize / 1024)k" : "\(blockSize)b") qd\(queueDepth) x \(queues) queue(s), \(poll ? "polled" : "MSI-X")\(target.simulated ? ", simulated controller on its own thread" : ""):",
             "  \(o.ios) I/Os in \(fixed(elapsed)) s: \(Int(iops)) IOPS, \(fixed(result.mib_per_s)) MiB/s, \(o.errors) errors",

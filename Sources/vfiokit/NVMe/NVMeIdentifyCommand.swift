@@ -48,7 +48,9 @@ struct NVMeIdentifyCommand: ParsableCommand {
             "dmsl    : \(limits.maxDeallocateBlocks.map { "\($0) blocks" } ?? none)",
         ]
         for ns in report.namespaces {
-            lines.append("namespace \(ns.id): nsze \(ns.size), ncap \(ns.capacity), nuse \(ns.utilization), lba size \(ns.blockSize), \(ns.bytes) bytes")
+            lines.append(
+                "namespace \(ns.id): nsze \(ns.size), ncap \(ns.capacity), nuse \(ns.utilization), lba size \(ns.blockSize), \(ns.bytes) bytes"
+            )
         }
         try printResult(report, json: json, lines: lines)
     }

@@ -75,7 +75,10 @@ struct NVMeSMARTLogCommand: ParsableCommand {
         /// Data units are thousands of 512-byte units.
         func units(_ n: UInt64) -> String { "\(n) (\(fixed(Double(n) * 512_000 / 1e9)) GB)" }
         var fields: [(String, String)] = [
-            ("critical_warning", "\(log.criticalWarning)" + (log.criticalWarnings.isEmpty ? "" : " (\(log.criticalWarnings.joined(separator: ", ")))")),
+            (
+                "critical_warning",
+                "\(log.criticalWarning)" + (log.criticalWarnings.isEmpty ? "" : " (\(log.criticalWarnings.joined(separator: ", ")))")
+            ),
             ("temperature", kelvin(log.temperature)),
             ("available_spare", "\(log.availableSpare)%"),
             ("available_spare_threshold", "\(log.availableSpareThreshold)%"),
@@ -145,12 +148,14 @@ struct NVMeErrorLogCommand: ParsableCommand {
         let session = try target.open(NVMeDriver.Configuration())
         defer { session.close() }
         let log = try session.driver.errorLog(entries: entries)
-        let report = Report(errors: log.map { e in
-            Entry(error_count: e.errorCount, sqid: e.submissionQueueID, cmdid: e.commandID, status_field: e.statusField,
-                  status: e.status.description, phase_tag: e.phaseTag ? 1 : 0, parm_err_loc: e.parameterErrorLocation, lba: e.lba,
-                  nsid: e.namespaceID, vs: e.vendorSpecificLogPage, trtype: e.transportType, cs: e.commandSpecific,
-                  trtype_spec_info: e.transportTypeSpecific)
-        })
+        let report = Report(
+            errors: log.map { e in
+                Entry(
+                    error_count: e.errorCount, sqid: e.submissionQueueID, cmdid: e.commandID, status_field: e.statusField,
+                    status: e.status.description, phase_tag: e.phaseTag ? 1 : 0, parm_err_loc: e.parameterErrorLocation, lba: e.lba,
+                    nsid: e.namespaceID, vs: e.vendorSpecificLogPage, trtype: e.transportType, cs: e.commandSpecific,
+                    trtype_spec_info: e.transportTypeSpecific)
+            })
         var lines = ["Error Log Entries for device:\(target.deviceName) entries:\(log.count)"]
         let rule = "................."
         for (i, e) in log.enumerated() {

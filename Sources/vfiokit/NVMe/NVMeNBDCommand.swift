@@ -77,14 +77,16 @@ struct NVMeNBDCommand: ParsableCommand {
         let g = server.geometry
         print(server.uri)
         if let tcpURI = server.tcpURI { print(tcpURI) }
-        print("nbd: namespace \(namespace): \(g.blocks) blocks of \(g.blockSize) bytes, \(g.maxTransfer) bytes per request, "
-            + "\(min(queues, session.driver.queueCount)) queue pair(s)" + (g.readOnly ? ", read-only" : ""))
+        print(
+            "nbd: namespace \(namespace): \(g.blocks) blocks of \(g.blockSize) bytes, \(g.maxTransfer) bytes per request, "
+                + "\(min(queues, session.driver.queueCount)) queue pair(s)" + (g.readOnly ? ", read-only" : ""))
         fflush(nil)
         stop.wait()
         let stuck = server.stop()
         let s = server.statistics
-        print("nbd: stopped after \(s.connections) client(s), \(s.requests) requests (\(s.reads) reads, \(s.writes) writes, "
-            + "\(s.flushes) flushes), \(s.bytesRead) bytes read, \(s.bytesWritten) written, \(s.errors) answered with an error")
+        print(
+            "nbd: stopped after \(s.connections) client(s), \(s.requests) requests (\(s.reads) reads, \(s.writes) writes, "
+                + "\(s.flushes) flushes), \(s.bytesRead) bytes read, \(s.bytesWritten) written, \(s.errors) answered with an error")
         if stuck > 0 {
             print("nbd: \(stuck) client(s) still had requests on the device after the command timeout; their buffers were left in place")
             throw ExitCode(1)

@@ -68,7 +68,9 @@ struct NVMeWriteCommand: AsyncParsableCommand {
             done += bytes.count
         }
         try await session.driver.flush(namespace: ns.id)
-        printError("wrote \(blocks) blocks (\(data.count) bytes\(data.count % ns.blockSize == 0 ? "" : ", zero-padded")) at LBA \(lba) of namespace \(ns.id)")
+        printError(
+            "wrote \(blocks) blocks (\(data.count) bytes\(data.count % ns.blockSize == 0 ? "" : ", zero-padded")) at LBA \(lba) of namespace \(ns.id)"
+        )
     }
 }
 
@@ -89,8 +91,9 @@ func transferInChunks(
     while left > 0 {
         let count = min(left, perCommand)
         let bytes = count * ns.blockSize
-        try await body(session.driver, at, count, NVMeDataRange(deviceAddress: buffer.deviceAddress, count: bytes),
-                       UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<bytes]))
+        try await body(
+            session.driver, at, count, NVMeDataRange(deviceAddress: buffer.deviceAddress, count: bytes),
+            UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<bytes]))
         at += UInt64(count)
         left -= count
     }

@@ -13,10 +13,14 @@ struct NVMeTarget: ParsableArguments {
     @Argument(help: "The controller's PCI address, e.g. 0000:00:05.0; with --simulated, an optional image file.")
     var address: String?
 
-    @Flag(help: "Use a simulated NVMe controller (mock VFIO kernel model), backed by the image file given in place of ADDRESS, or by memory.")
+    @Flag(
+        help: "Use a simulated NVMe controller (mock VFIO kernel model), backed by the image file given in place of ADDRESS, or by memory.")
     var simulated = false
 
-    @Option(help: ArgumentHelp("With --simulated IMAGE: create the image this size (bytes, or with K, M, G) if it does not exist or is empty.", valueName: "size"))
+    @Option(
+        help: ArgumentHelp(
+            "With --simulated IMAGE: create the image this size (bytes, or with K, M, G) if it does not exist or is empty.",
+            valueName: "size"))
     var create: String?
 
     @Option(help: "auto, iommufd, legacy or noiommu (VFIOKIT_BACKEND overrides auto).")
@@ -30,7 +34,8 @@ struct NVMeTarget: ParsableArguments {
     /// Opens the device and brings the driver up; the session closes everything.
     func open(_ configuration: NVMeDriver.Configuration, controllerThread: Bool = false) throws -> NVMeSession {
         guard let chosen = Backend(rawValue: backend), chosen != .uio else {
-            throw ValidationError("unknown or unusable backend \"\(backend)\": NVMe needs MSI-X or polling with DMA; use auto, iommufd, legacy or noiommu")
+            throw ValidationError(
+                "unknown or unusable backend \"\(backend)\": NVMe needs MSI-X or polling with DMA; use auto, iommufd, legacy or noiommu")
         }
         if simulated {
             var options = NVMeController.Options()
@@ -58,7 +63,8 @@ struct NVMeTarget: ParsableArguments {
         let parsed: PCIAddress
         do { parsed = try PCIAddress(parsing: address) } catch { throw ValidationError("\"\(address)\" is not a PCI address: \(error)") }
         return try NVMeSession(
-            address: parsed, backend: chosen, system: HostSystemCalls.shared, logger: logging.logger(), configuration: configuration) {}
+            address: parsed, backend: chosen, system: HostSystemCalls.shared, logger: logging.logger(), configuration: configuration
+        ) {}
     }
 }
 
@@ -83,8 +89,10 @@ final class NVMeSession {
     let driver: NVMeDriver
     private let onClose: () -> Void
 
-    init(address: PCIAddress, backend: Backend, system: any SystemCalls, logger: Logger, configuration: NVMeDriver.Configuration,
-         onClose: @escaping () -> Void) throws {
+    init(
+        address: PCIAddress, backend: Backend, system: any SystemCalls, logger: Logger, configuration: NVMeDriver.Configuration,
+        onClose: @escaping () -> Void
+    ) throws {
         self.onClose = onClose
         device = try PCIDevice.open(address, backend: backend, system: system, logger: logger)
         do {

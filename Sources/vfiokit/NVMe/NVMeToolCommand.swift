@@ -4,7 +4,8 @@ import ArgumentParser
 struct NVMeToolCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nvme",
-        abstract: "Drive an NVMe controller from userspace: identify, read, write, deallocate, zero, verify, bench, serve over ublk or NBD, read its SMART and error logs.",
+        abstract:
+            "Drive an NVMe controller from userspace: identify, read, write, deallocate, zero, verify, bench, serve over ublk or NBD, read its SMART and error logs.",
         discussion: """
             ADDRESS is a controller bound to vfio-pci (`vfiokit bind ADDRESS`). With --simulated, a simulated \
             controller runs through the mock VFIO kernel model instead; the argument in ADDRESS's place is then an \

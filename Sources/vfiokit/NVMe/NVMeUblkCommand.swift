@@ -58,16 +58,18 @@ struct NVMeUblkCommand: ParsableCommand {
             throw ValidationError(error.description)
         }
         let g = device.geometry
-        print("ublk: \(device.blockDevice) serves namespace \(namespace): \(g.blocks) blocks of \(g.blockSize) bytes, "
-            + "\(device.info.nr_hw_queues) queue(s) of \(device.info.queue_depth), \(g.maxTransfer) bytes per request"
-            + (g.readOnly ? ", read-only" : ""))
+        print(
+            "ublk: \(device.blockDevice) serves namespace \(namespace): \(g.blocks) blocks of \(g.blockSize) bytes, "
+                + "\(device.info.nr_hw_queues) queue(s) of \(device.info.queue_depth), \(g.maxTransfer) bytes per request"
+                + (g.readOnly ? ", read-only" : ""))
         fflush(nil)
         stop.wait()
         let errors = device.stop()
         let s = device.statistics
-        print("ublk: \(device.blockDevice) stopped and deleted after \(s.requests) requests (\(s.reads) reads, \(s.writes) writes, "
-            + "\(s.flushes) flushes, \(s.discards) discards, \(s.writeZeroes) write-zeroes), \(s.bytesRead) bytes read, "
-            + "\(s.bytesWritten) written, \(s.errors) answered with an error")
+        print(
+            "ublk: \(device.blockDevice) stopped and deleted after \(s.requests) requests (\(s.reads) reads, \(s.writes) writes, "
+                + "\(s.flushes) flushes, \(s.discards) discards, \(s.writeZeroes) write-zeroes), \(s.bytesRead) bytes read, "
+                + "\(s.bytesWritten) written, \(s.errors) answered with an error")
         for error in errors { print("ublk: \(error)") }
         guard errors.isEmpty else { throw ExitCode(1) }
     }

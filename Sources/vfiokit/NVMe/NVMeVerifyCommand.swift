@@ -43,7 +43,9 @@ struct NVMeVerifyCommand: AsyncParsableCommand {
             try await driver.write(namespace: ns.id, lba: lba, blocks: blocks, from: original, offset: offset)
             if let mismatch {
                 failed += 1
-                print("FAIL \(name): LBA \(lba), \(blocks) blocks: byte \(mismatch) reads back 0x\(String(back.bytes[offset + mismatch], radix: 16)), wrote 0x\(String(pattern.bytes[offset + mismatch], radix: 16))")
+                print(
+                    "FAIL \(name): LBA \(lba), \(blocks) blocks: byte \(mismatch) reads back 0x\(String(back.bytes[offset + mismatch], radix: 16)), wrote 0x\(String(pattern.bytes[offset + mismatch], radix: 16))"
+                )
             } else {
                 print("ok   \(name): LBA \(lba), \(blocks) blocks, \(bytes) bytes")
             }

@@ -7,8 +7,10 @@ struct ConfigBuilder {
     private var lastStandard: Int?
     private var lastExtended: Int?
 
-    init(size: Int = 256, vendorID: UInt16 = 0x1af4, deviceID: UInt16 = 0x1041, headerType: UInt8 = 0,
-         classCode: UInt32 = 0x02_00_00, revision: UInt8 = 1) {
+    init(
+        size: Int = 256, vendorID: UInt16 = 0x1af4, deviceID: UInt16 = 0x1041, headerType: UInt8 = 0,
+        classCode: UInt32 = 0x02_00_00, revision: UInt8 = 1
+    ) {
         bytes = [UInt8](repeating: 0, count: size)
         set16(0x00, vendorID)
         set16(0x02, deviceID)

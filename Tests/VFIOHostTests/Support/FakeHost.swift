@@ -206,7 +206,8 @@ final class FakeHost {
     }
 
     func write(_ path: String, _ text: String) {
-        _ = FileManager.default.createFile(atPath: "\(root)/\(path)", contents: Data((text.hasSuffix("\n") || text.isEmpty ? text : text + "\n").utf8))
+        _ = FileManager.default.createFile(
+            atPath: "\(root)/\(path)", contents: Data((text.hasSuffix("\n") || text.isEmpty ? text : text + "\n").utf8))
     }
 
     private func append(_ path: String, _ text: String) { write(path, read(path) + "\n" + text) }

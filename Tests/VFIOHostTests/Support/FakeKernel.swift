@@ -111,7 +111,10 @@ final class FakeKernel: SystemCalls {
     /// the registered ID tables against its vendor, device and class files.
     private func coreView(_ device: String) -> DriverCore.Device {
         let override = read(file: device + "/driver_override")
-        let ids = (UInt16(hex: read(file: device + "/vendor")), UInt16(hex: read(file: device + "/device")), UInt32(hex: read(file: device + "/class")))
+        let ids = (
+            UInt16(hex: read(file: device + "/vendor")), UInt16(hex: read(file: device + "/device")),
+            UInt32(hex: read(file: device + "/class"))
+        )
         let tables = state.withLock { $0.drivers }
         return DriverCore.Device(bound: boundDriver(device), override: override == "(null)" ? nil : override) { driver in
             tables[driver].map { $0(ids.0, ids.1, ids.2) } ?? false
@@ -149,7 +152,9 @@ final class FakeKernel: SystemCalls {
     func ioctl(_ fd: FileDescriptor, _ request: UInt, _ argument: UInt) throws(Errno) -> Int32 {
         try host.ioctl(fd, request, argument)
     }
-    func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64) throws(Errno)
+    func mmap(
+        length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64
+    ) throws(Errno)
         -> UnsafeMutableRawPointer
     { try host.mmap(length: length, protection: protection, flags: flags, fd: fd, offset: offset) }
     func munmap(_ address: UnsafeMutableRawPointer, length: Int) throws(Errno) { try host.munmap(address, length: length) }
@@ -173,7 +178,9 @@ final class FakeKernel: SystemCalls {
     }
     func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor { try host.periodicTimer(interval: interval) }
     func epollCreate() throws(Errno) -> FileDescriptor { try host.epollCreate() }
-    func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64)
+    func epollControl(
+        _ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64
+    )
         throws(Errno)
     { try host.epollControl(epoll, operation, fd, events: events, data: data) }
     func epollWait(

@@ -82,7 +82,9 @@ import VFIOMock
         // tests can hold all of it.
         let storming = DispatchGroup()
         storming.enter()
-        Thread { rig.simulated.storm(queue: 3, count: 20_000); storming.leave() }.start()
+        Thread {
+            rig.simulated.storm(queue: 3, count: 20_000); storming.leave()
+        }.start()
         let deadline = ContinuousClock.now + .seconds(30)
         while rig.driver.deliveries(queue: 3) < 10, ContinuousClock.now < deadline { usleep(100) }
         try domain.mask(slot)

@@ -189,4 +189,3 @@ import VFIOMock
         #expect(first != nil)
     }
 }
-

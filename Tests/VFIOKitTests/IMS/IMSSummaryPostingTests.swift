@@ -27,8 +27,11 @@ import VFIOKit
         var written: [UInt64] = []
         layout.forEachSummary(of: 999_999) { written.append($0) }
         let o = layout.levelOffsets
-        #expect(written == [0x10_0000 + UInt64(o[0] + 15_624 * 4), 0x10_0000 + UInt64(o[1] + 244 * 4),
-                            0x10_0000 + UInt64(o[2] + 3 * 4)])
+        #expect(
+            written == [
+                0x10_0000 + UInt64(o[0] + 15_624 * 4), 0x10_0000 + UInt64(o[1] + 244 * 4),
+                0x10_0000 + UInt64(o[2] + 3 * 4),
+            ])
         #expect(layout.slot(at: layout.address(ofSlot: 999_999)) == 999_999)
         #expect(layout.slot(at: 0x10_0000 + 4 * 1_000_000) == nil, "a summary word is no slot")
         #expect(layout.slot(at: 0x10_0002) == nil)
@@ -38,7 +41,9 @@ import VFIOKit
         layout.forEachSummary(ofMessageAt: layout.address(ofSlot: 999_999)) { byAddress.append($0) }
         #expect(byAddress == written)
         for stray: UInt64 in [0x10_0002, 0xf_fffc, 0x10_0000 + 4 * 1_000_000] {
-            layout.forEachSummary(ofMessageAt: stray) { Issue.record("a summary 0x\(String($0, radix: 16)) for stray address 0x\(String(stray, radix: 16))") }
+            layout.forEachSummary(ofMessageAt: stray) {
+                Issue.record("a summary 0x\(String($0, radix: 16)) for stray address 0x\(String(stray, radix: 16))")
+            }
         }
     }
 

@@ -97,7 +97,8 @@ struct LoopbackRig {
         let doorbell = try #require(try device.interrupts.enable(.msix, vectors: 1).first)
         try device.setBusMaster(true)
         domain = try IMSDomain(
-            store: store, device: device, delivery: polling ? .polling : .doorbell(doorbell, loop), posting: posting ? store.summaryPosting : nil)
+            store: store, device: device, delivery: polling ? .polling : .doorbell(doorbell, loop),
+            posting: posting ? store.summaryPosting : nil)
     }
 
     func close() {

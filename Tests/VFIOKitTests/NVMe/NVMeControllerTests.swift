@@ -43,7 +43,9 @@ import VFIOMock
     }
 
     @Test func capabilitiesAndVersionDescribeTheController() throws {
-        let bench = try NVMeTestBench(controllerOptions: { $0.maxQueueEntries = 64; $0.readyTimeout = 4 })
+        let bench = try NVMeTestBench(controllerOptions: {
+            $0.maxQueueEntries = 64; $0.readyTimeout = 4
+        })
         let cap = bench.driver.capabilities
         #expect(cap.maxQueueEntries == 64)
         #expect(cap.readyTimeout == .seconds(2))

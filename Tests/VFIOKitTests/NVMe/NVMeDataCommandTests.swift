@@ -114,7 +114,9 @@ import VFIOMock
         let image = try NVMeNamespace(imageAt: path, blockSize: 4096, createSize: 4 << 20)
         let bench = try NVMeTestBench(extra: [image])
         let out = try bench.patterned(1 << 20, seed: 7)
-        for i in 0..<8 { try await bench.driver.write(namespace: 2, lba: UInt64(i) * 128, blocks: 128, from: out, offset: i % 2 * (1 << 19)) }
+        for i in 0..<8 {
+            try await bench.driver.write(namespace: 2, lba: UInt64(i) * 128, blocks: 128, from: out, offset: i % 2 * (1 << 19))
+        }
         try await bench.driver.flush(namespace: 2)
         let before = try #require(image.allocatedBytes)
 

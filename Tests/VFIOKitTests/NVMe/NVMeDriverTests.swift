@@ -44,7 +44,9 @@ import VFIOMock
         // A generous timeout: this checks data, not speed, and sanitizers and a loaded host slow both threads.
         let bench = try NVMeTestBench(
             controllerOptions: { $0.processing = .thread },
-            driverOptions: { $0.polled = polled; $0.queues = 2; $0.commandTimeout = .seconds(30) })
+            driverOptions: {
+                $0.polled = polled; $0.queues = 2; $0.commandTimeout = .seconds(30)
+            })
         #expect(bench.driver.controller?.modelNumber == "VFIOKit simulated NVMe")
         let out = try bench.patterned(64 * 1024, seed: 11)
         let driver = bench.driver

@@ -66,7 +66,9 @@ import VFIOMock
     }
 
     @Test func aPolledCommandThatNeverCompletesIsAbortedToo() async throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .milliseconds(200); $0.polled = true })
+        let bench = try NVMeTestBench(driverOptions: {
+            $0.commandTimeout = .milliseconds(200); $0.polled = true
+        })
         let buffer = try bench.device.dma.allocate(4096)
         bench.controller.stall(commands: 1, opcode: NVMeCommand.Opcode.write)
         let error = await #expect(throws: NVMeError.self) { try await bench.driver.write(lba: 0, blocks: 8, from: buffer) }

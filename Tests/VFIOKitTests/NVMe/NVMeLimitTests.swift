@@ -64,7 +64,9 @@ import VFIOMock
         #expect(error?.description.contains("1…4 ranges on this controller (DMRL), not 5") == true, "\(String(describing: error))")
         // One range that DMRSL splits into five.
         let split = await #expect(throws: NVMeError.self) { try await bench.driver.deallocate(lba: 0, blocks: 80, list: list) }
-        #expect(split?.description.contains("not 5 (1 split at the controller's 16-block range size limit, DMRSL)") == true, "\(String(describing: split))")
+        #expect(
+            split?.description.contains("not 5 (1 split at the controller's 16-block range size limit, DMRSL)") == true,
+            "\(String(describing: split))")
         #expect(bench.controller.errorCount == 0, "nothing reached the controller")
     }
 }

@@ -8,7 +8,9 @@ import VFIOMock
 @Suite struct NVMeRecoveryTests {
     @Test(arguments: [false, true])
     func aRetryableErrorIsRetriedAndTheCallerSeesOnlyADelay(polled: Bool) async throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.polled = polled; $0.retries = 3 })
+        let bench = try NVMeTestBench(driverOptions: {
+            $0.polled = polled; $0.retries = 3
+        })
         let data = try bench.patterned(4096, seed: 3)
         try await bench.driver.write(lba: 8, blocks: 8, from: data)
         bench.controller.injectRetryableError(2, opcode: NVMeCommand.Opcode.read)
@@ -20,7 +22,9 @@ import VFIOMock
     }
 
     @Test func retriesAreBoundedAndTheLastStatusIsReported() async throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.retries = 2; $0.retryBackoff = .milliseconds(1) })
+        let bench = try NVMeTestBench(driverOptions: {
+            $0.retries = 2; $0.retryBackoff = .milliseconds(1)
+        })
         bench.controller.injectRetryableError(5, opcode: NVMeCommand.Opcode.read)
         let buffer = try bench.device.dma.allocate(4096)
         let error = await #expect(throws: NVMeError.self) { try await bench.driver.read(lba: 0, blocks: 8, into: buffer) }
@@ -43,8 +47,12 @@ import VFIOMock
     @Test(arguments: [false, true], [NVMeController.Options.Processing.synchronous, .thread])
     func aFatalStatusMidIOIsResetInPlaceAndTheIOCompletes(polled: Bool, processing: NVMeController.Options.Processing) async throws {
         let bench = try NVMeTestBench(
-            controllerOptions: { $0.processing = processing; $0.ioQueuePairs = 4 },
-            driverOptions: { $0.polled = polled; $0.queues = 2; $0.commandTimeout = .seconds(5) })
+            controllerOptions: {
+                $0.processing = processing; $0.ioQueuePairs = 4
+            },
+            driverOptions: {
+                $0.polled = polled; $0.queues = 2; $0.commandTimeout = .seconds(5)
+            })
         let data = try bench.patterned(16 * 4096, seed: 5)
         try await bench.driver.write(lba: 0, blocks: 128, from: data)
         bench.controller.injectFatalStatus(afterIOCommands: 3)

@@ -10,7 +10,9 @@ import VFIOMock
     @Test func aFailureWithCRDIsRetriedAfterItsCRDT() async throws {
         let bench = try NVMeTestBench(
             controllerOptions: { $0.commandRetryDelayTimes = [1, 3, 0] },
-            driverOptions: { $0.retries = 3; $0.retryBackoff = .milliseconds(1) })
+            driverOptions: {
+                $0.retries = 3; $0.retryBackoff = .milliseconds(1)
+            })
         #expect(bench.driver.controller?.commandRetryDelayTimes == [1, 3, 0])
         #expect(bench.controller.advancedCommandRetryEnabled)
         let data = try bench.patterned(4096, seed: 11)

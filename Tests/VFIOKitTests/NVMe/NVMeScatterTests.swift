@@ -57,7 +57,9 @@ import VFIOMock
         try segments.append(NVMeDataRange(deviceAddress: buffer.deviceAddress, count: 4096))
         try segments.append(NVMeDataRange(deviceAddress: buffer.deviceAddress + 8192 + 8, count: 1024))
         let middle = await #expect(throws: NVMeError.self) { try await bench.driver.write(lba: 0, blocks: 10, from: segments) }
-        #expect(middle?.description.contains("segment 1 starts at device address 0x\(String(buffer.deviceAddress + 8192 + 8, radix: 16)), inside a page") == true)
+        #expect(
+            middle?.description.contains(
+                "segment 1 starts at device address 0x\(String(buffer.deviceAddress + 8192 + 8, radix: 16)), inside a page") == true)
         // Asking for an SGL from a controller without them.
         let sgl = await #expect(throws: NVMeError.self) { try await bench.driver.write(lba: 0, blocks: 10, from: segments, mode: .sgl) }
         #expect(sgl?.description.contains("SGLS") == true)
@@ -75,7 +77,9 @@ import VFIOMock
         try segments.append(NVMeDataRange(deviceAddress: buffer.deviceAddress + 4096 + 511, count: 3))
         try segments.append(NVMeDataRange(deviceAddress: buffer.deviceAddress + 3 * 4096 + 1, count: 1024))
         try await bench.driver.write(lba: 7, blocks: 4, from: segments)
-        let expected = Array(buffer.bytes[3..<1024]) + Array(buffer.bytes[4096 + 511..<4096 + 514]) + Array(buffer.bytes[3 * 4096 + 1..<3 * 4096 + 1025])
+        let expected =
+            Array(buffer.bytes[3..<1024]) + Array(buffer.bytes[4096 + 511..<4096 + 514])
+            + Array(buffer.bytes[3 * 4096 + 1..<3 * 4096 + 1025])
         #expect(bench.namespace.read(lba: 7, count: 4) == expected)
         // PRPs cannot: refused when asked for.
         await #expect(throws: NVMeError.self) { try await bench.driver.write(lba: 7, blocks: 4, from: segments, mode: .prp) }
@@ -145,7 +149,10 @@ import VFIOMock
                     // The first starts anywhere dword-aligned; every later one on a page; all
                     // but the last end on a page.
                     start = i == 0 ? 4 * Int.random(in: 0..<1024, using: &random) : (at + 4095) & ~4095
-                    length = i == count - 1 ? 4 * Int.random(in: 1...1024, using: &random) : ((start + 4096) & ~4095) - start + 4096 * Int.random(in: 0...1, using: &random)
+                    length =
+                        i == count - 1
+                        ? 4 * Int.random(in: 1...1024, using: &random)
+                        : ((start + 4096) & ~4095) - start + 4096 * Int.random(in: 0...1, using: &random)
                 } else {
                     start = at + Int.random(in: 0..<64, using: &random)
                     length = Int.random(in: 1...3000, using: &random)

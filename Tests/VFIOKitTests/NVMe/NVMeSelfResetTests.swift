@@ -47,7 +47,9 @@ import VFIOMock
     }
 
     @Test func allOnesWithinTheGraceIsNotARemoval() async throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .seconds(5); $0.removalGrace = .seconds(2) })
+        let bench = try NVMeTestBench(driverOptions: {
+            $0.commandTimeout = .seconds(5); $0.removalGrace = .seconds(2)
+        })
         let data = try bench.patterned(4096, seed: 13)
         try await bench.driver.write(lba: 0, blocks: 8, from: data)
         // Unreachable for 400 ms (registers all ones), then back, reset.
@@ -60,7 +62,9 @@ import VFIOMock
     }
 
     @Test func allOnesPastTheGraceIsARemoval() async throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .seconds(5); $0.removalGrace = .milliseconds(300) })
+        let bench = try NVMeTestBench(driverOptions: {
+            $0.commandTimeout = .seconds(5); $0.removalGrace = .milliseconds(300)
+        })
         bench.controller.injectSurpriseRemoval()
         let buffer = try bench.device.dma.allocate(4096)
         let clock = ContinuousClock()

@@ -60,11 +60,15 @@ import VFIOMock
     }
 
     @Test func aFullQueueRefusesTheNextCommandAndDrainsWhole() throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.queueDepth = 8; $0.polled = true })
+        let bench = try NVMeTestBench(driverOptions: {
+            $0.queueDepth = 8; $0.polled = true
+        })
         let buffer = try bench.device.dma.allocate(8 * 512)
         try bench.driver.withQueuePair(0) { (pair) throws(NVMeError) in
             for i in 0..<7 {
-                try pair.submit(.readWrite(write: false, namespaceID: 1, lba: UInt64(i), blocks: 1), data: NVMeDataRange(buffer, offset: 512 * i, count: 512))
+                try pair.submit(
+                    .readWrite(write: false, namespaceID: 1, lba: UInt64(i), blocks: 1),
+                    data: NVMeDataRange(buffer, offset: 512 * i, count: 512))
             }
             #expect(pair.outstanding == 7)
             #expect(!pair.canSubmit)
@@ -107,7 +111,9 @@ import VFIOMock
     /// submits them as slots free, polled or by interrupt, with no caller retrying.
     @Test(arguments: [false, true])
     func moreRequestsThanTheQueueHoldsWaitInTheOwnersBacklog(polled: Bool) async throws {
-        let bench = try NVMeTestBench(driverOptions: { $0.queueDepth = 4; $0.polled = polled })
+        let bench = try NVMeTestBench(driverOptions: {
+            $0.queueDepth = 4; $0.polled = polled
+        })
         let out = try bench.patterned(200 * 512, seed: 5)
         let driver = bench.driver
         let ranges = (0..<200).map { NVMeDataRange(out, offset: 512 * $0, count: 512)! }

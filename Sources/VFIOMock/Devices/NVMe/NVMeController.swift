@@ -146,7 +146,9 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
         while barSize < pbaOffset + 4096 { barSize *= 2 }
         return DeviceDescription(
             vendorID: 0x1b36, deviceID: 0x0010, classCode: 0x010802, revision: 2,
-            bars: [BARDescription(index: 0, size: barSize, backing: options.processing == .thread ? .sharedMemory : .registers, is64Bit: true)],
+            bars: [
+                BARDescription(index: 0, size: barSize, backing: options.processing == .thread ? .sharedMemory : .registers, is64Bit: true)
+            ],
             interruptPin: 1,
             msix: MSIXDescription(tableSize: vectors, tableBAR: 0, tableOffset: tableOffset, pbaBAR: 0, pbaOffset: pbaOffset),
             isPCIExpress: true)
@@ -172,7 +174,8 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
     public func readRegister(bar: Int, offset: Int, width: Int) -> UInt64 {
         let ones: UInt64 = width == 8 ? ~0 : (1 << UInt64(width * 8)) - 1
         guard bar == 0, width == 4 || width == 8, offset % width == 0,
-              offset + width <= NVMeEngine.Offset.doorbells + NVMeEngine.doorbellAreaSize(options) else { return ones }
+            offset + width <= NVMeEngine.Offset.doorbells + NVMeEngine.doorbellAreaSize(options)
+        else { return ones }
         return withEngine { e in
             e.advanceInjectedReset()
             return width == 8 ? e.load64(offset) : UInt64(e.load32(offset))

@@ -170,7 +170,8 @@ extension NVMeEngine {
     private mutating func abort() -> (UInt16, UInt32) {
         let q = Int(dword(10) & 0xffff), id = UInt16(dword(10) >> 16)
         guard let index = held.firstIndex(where: { $0.queue == q && $0.commandID == id }),
-              let sq = submissionQueues[q] else { return (NVMeStatusCode.success, 1) }
+            let sq = submissionQueues[q]
+        else { return (NVMeStatusCode.success, 1) }
         held.remove(at: index)
         post(to: sq.completionQueue, from: q, commandID: id, status: NVMeStatusCode.abortRequested, result: 0)
         return (NVMeStatusCode.success, 0)

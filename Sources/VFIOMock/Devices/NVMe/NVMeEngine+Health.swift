@@ -30,7 +30,8 @@ extension NVMeEngine {
     private mutating func deliverEvents() {
         guard csts & 1 != 0, !isFatal else { return }
         while !health.eventRequests.isEmpty,
-              let index = health.pendingEvents.firstIndex(where: { health.maskedTypes[UInt8($0 & 7)] == nil }) {
+            let index = health.pendingEvents.firstIndex(where: { health.maskedTypes[UInt8($0 & 7)] == nil })
+        {
             let event = health.pendingEvents.remove(at: index)
             health.maskedTypes[UInt8(event & 7)] = UInt8((event >> 16) & 0xff)
             post(to: 0, from: 0, commandID: health.eventRequests.removeFirst(), status: NVMeStatusCode.success, result: event)
@@ -99,7 +100,8 @@ extension NVMeEngine {
         default: return Self.invalidLogPage
         }
         guard offset & 3 == 0, offset < UInt64(page.count), bytes <= page.count - Int(offset) else { return NVMeStatusCode.invalidField }
-        let status = transfer(UnsafeMutableRawBufferPointer(rebasing: page[Int(offset)..<Int(offset) + bytes]), prp1: prp1, prp2: prp2, toHost: true)
+        let status = transfer(
+            UnsafeMutableRawBufferPointer(rebasing: page[Int(offset)..<Int(offset) + bytes]), prp1: prp1, prp2: prp2, toHost: true)
         if status == NVMeStatusCode.success, !retain {
             if lid == 0x04 { health.changedNamespaces.removeAll() }
             for (type, log) in health.maskedTypes where log == lid { health.maskedTypes[type] = nil }
@@ -148,7 +150,8 @@ extension NVMeEngine {
         let io = queue != 0 && command.load(fromByteOffset: 2, as: UInt16.self) == commandID
         let lba = io ? UInt64(dword(11)) << 32 | UInt64(dword(10)) : 0
         let entry = NVMeEngineHealth.ErrorEntry(
-            count: health.errorCount, queue: UInt16(queue), commandID: commandID, status: status, lba: lba, namespaceID: io ? namespaceID : 0)
+            count: health.errorCount, queue: UInt16(queue), commandID: commandID, status: status, lba: lba,
+            namespaceID: io ? namespaceID : 0)
         health.errors.insert(entry, at: 0)
         if health.errors.count > NVMeEngineHealth.errorLogEntries { health.errors.removeLast() }
     }

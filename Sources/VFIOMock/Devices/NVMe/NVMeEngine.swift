@@ -93,7 +93,9 @@ struct NVMeEngine {
     func doorbell(queue: Int, completion: Bool) -> Int {
         Offset.doorbells + (2 * queue + (completion ? 1 : 0)) * (4 << options.doorbellStride)
     }
-    static func doorbellAreaSize(_ options: NVMeController.Options) -> Int { 2 * (options.ioQueuePairs + 1) * (4 << options.doorbellStride) }
+    static func doorbellAreaSize(_ options: NVMeController.Options) -> Int {
+        2 * (options.ioQueuePairs + 1) * (4 << options.doorbellStride)
+    }
 
     /// Power-on state: every register zero except CAP and VS; no queues.
     mutating func powerOn() {
@@ -126,7 +128,7 @@ struct NVMeEngine {
         switch (offset, width) {
         case (Offset.asq, 8), (Offset.acq, 8): store64(offset, value)
         case (Offset.intms, 4), (Offset.intmc, 4), (Offset.cc, 4), (Offset.aqa, 4), (Offset.asq, 4), (Offset.asq + 4, 4),
-             (Offset.acq, 4), (Offset.acq + 4, 4):
+            (Offset.acq, 4), (Offset.acq + 4, 4):
             store32(offset, UInt32(truncatingIfNeeded: value))
         case let (o, 4) where o >= Offset.doorbells && o < Offset.doorbells + Self.doorbellAreaSize(options):
             store32(offset, UInt32(truncatingIfNeeded: value))
@@ -207,7 +209,8 @@ struct NVMeEngine {
         let pageMask = UInt64(Self.pageSize - 1)
         if let notBefore = health.readyNotBefore, ContinuousClock.now < notBefore { return }
         guard !health.permanent, (cc >> 7) & 0xf == 0, (cc >> 4) & 7 == 0, sqSize >= 2, cqSize >= 2,
-              asq != 0, acq != 0, asq & pageMask == 0, acq & pageMask == 0 else { return }
+            asq != 0, acq != 0, asq & pageMask == 0, acq & pageMask == 0
+        else { return }
         submissionQueues[0] = SubmissionQueue(base: asq, size: sqSize, completionQueue: 0)
         completionQueues[0] = CompletionQueue(base: acq, size: cqSize, vector: 0, interrupts: true)
         csts |= 1
@@ -263,7 +266,8 @@ struct NVMeEngine {
         var front: (UInt32, UInt32, UInt32) = (result, 0, sqHead | UInt32(sqID) << 16)
         var last = UInt32(commandID) | cq.phase << 16 | (UInt32(status) | dnr) << 17
         let entry = cq.base + UInt64(cq.tail * 16)
-        let ok = withUnsafeBytes(of: &front) { bus.dmaWrite(iova: entry, from: $0) }
+        let ok =
+            withUnsafeBytes(of: &front) { bus.dmaWrite(iova: entry, from: $0) }
             && withUnsafeBytes(of: &last) { bus.dmaWrite(iova: entry + 12, from: $0) }
         guard ok else {
             setFatal()

@@ -13,7 +13,7 @@ func fuzz(_ input: UnsafeBufferPointer<UInt8>) -> CInt {
     let bytes = UnsafeBufferPointer(rebasing: input.prefix(4096))
     let partial = (0..<4096).map { $0 < bytes.count ? bytes[$0] : nil }
     guard let config = try? ConfigSpace(partialBytes: partial),
-          let address = try? PCIAddress(domain: 0, bus: 0, device: 0, function: 0)
+        let address = try? PCIAddress(domain: 0, bus: 0, device: 0, function: 0)
     else { return 0 }
     let report = ConfigSpaceReport(address: address, config: config)
     _ = report.text

@@ -20,7 +20,8 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 /// One input (never a null pointer: the driver passes an empty buffer instead).
 func fuzz(_ input: UnsafeBufferPointer<UInt8>) -> CInt {
     let kernel = ReplayKernel(Array(input))
-    if let device = try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: kernel, logger: .vfiokitSilent) {
+    if let device = try? VFIODeviceFile(fd: FileDescriptor(rawValue: 1000), address: replayAddress, system: kernel, logger: .vfiokitSilent)
+    {
         for index in 0..<min(device.regionCount, 16) {
             if let region = try? device.region(index) { _ = (region.mappableAreas, region.isFullyMappable, "\(region.capabilities)") }
         }
