@@ -34,6 +34,11 @@ struct ExportBenchCommand: ParsableCommand {
         let export_ratio: Double
         let export_ratio_min: Double
         let export_ratio_max: Double
+        /// The export's CPU time (user and system, all its threads) per request it served, and
+        /// each server's CPU time per MiB moved, over all rounds.
+        let vfiokit_cpu_us_per_request: Double
+        let vfiokit_cpu_ms_per_mib: Double
+        let qemu_nbd_cpu_ms_per_mib: Double
     }
 
     func validate() throws {
@@ -76,7 +81,7 @@ struct ExportBenchCommand: ParsableCommand {
                     [
                         vfiokitPath, "nvme", "nbd", "--simulated", dir.appendingPathComponent("vfiokit.img").path,
                         "--create", "\(mebibytes)M", "--socket", vfiokitSocket,
-                    ], socket: vfiokitSocket)
+                    ], socket: vfiokitSocket, output: dir.appendingPathComponent("vfiokit.out"))
             ),
             (
                 "qemu-nbd",
@@ -85,7 +90,7 @@ struct ExportBenchCommand: ParsableCommand {
                     [
                         qemuNBD, "-t", "-e", "16", "--cache=writeback", "-f", "raw",
                         "-k", qemuSocket, qemuImage.path,
-                    ], socket: qemuSocket)
+                    ], socket: qemuSocket, output: dir.appendingPathComponent("qemu-nbd.out"))
             ),
         ]
         defer { for (_, s) in servers { s.stop() } }
@@ -103,13 +108,24 @@ struct ExportBenchCommand: ParsableCommand {
                 runs.append(Run(server: name, in_mib_s: Double(mebibytes) / inSeconds, out_mib_s: Double(mebibytes) / outSeconds))
             }
         }
+        let moved = Double(2 * rounds * mebibytes)
+        let cpu = servers.map { $0.1.cpuSeconds() }
+        for (_, server) in servers { server.stop() }
+        // `nvme nbd` says at its stop how many requests it served.
+        let summary = (try? String(contentsOf: dir.appendingPathComponent("vfiokit.out"), encoding: .utf8)) ?? ""
+        let words = summary.split(separator: "\n").first { $0.hasPrefix("nbd: stopped after") }?.split(separator: " ") ?? []
+        guard let at = words.firstIndex(of: "requests"), at > 0, let requests = Double(words[at - 1]), requests > 0 else {
+            throw ValidationError("vfiokit nvme nbd did not report the requests it served: \(summary)")
+        }
         let both = { (r: Run) in 2 / (1 / r.in_mib_s + 1 / r.out_mib_s) }
         let ours = runs.filter { $0.server == "vfiokit" }, theirs = runs.filter { $0.server == "qemu-nbd" }
         let ratios = zip(ours, theirs).map { both($0) / both($1) }.sorted()
         let result = Result(
             mebibytes: mebibytes, runs: runs,
             vfiokit_mib_s: Self.median(ours.map(both)), qemu_nbd_mib_s: Self.median(theirs.map(both)),
-            export_ratio: Self.median(ratios), export_ratio_min: ratios.first ?? 0, export_ratio_max: ratios.last ?? 0)
+            export_ratio: Self.median(ratios), export_ratio_min: ratios.first ?? 0, export_ratio_max: ratios.last ?? 0,
+            vfiokit_cpu_us_per_request: cpu[0] / requests * 1e6, vfiokit_cpu_ms_per_mib: cpu[0] / moved * 1e3,
+            qemu_nbd_cpu_ms_per_mib: cpu[1] / moved * 1e3)
         let spread = { (rs: [Run]) in rs.map { "\(Int($0.in_mib_s))/\(Int($0.out_mib_s))" }.joined(separator: ", ") }
         try printResult(
             result, json: json,
@@ -118,6 +134,8 @@ struct ExportBenchCommand: ParsableCommand {
                 "  vfiokit nvme nbd --simulated: \(spread(ours))",
                 "  qemu-nbd -t -e 16 --cache=writeback: \(spread(theirs))",
                 "  export_ratio \(fixed(result.export_ratio)) (\(fixed(result.export_ratio_min))–\(fixed(result.export_ratio_max))), target 1.0",
+                "  CPU: vfiokit \(fixed(result.vfiokit_cpu_us_per_request)) µs per request (\(Int(requests)) requests), "
+                    + "\(fixed(result.vfiokit_cpu_ms_per_mib)) ms per MiB; qemu-nbd \(fixed(result.qemu_nbd_cpu_ms_per_mib)) ms per MiB",
             ])
     }
 
@@ -156,17 +174,21 @@ struct ExportBenchCommand: ParsableCommand {
     }
 }
 
-/// A server child started under `setpriv --pdeathsig KILL`, ready once its socket exists, stopped
-/// with SIGTERM (then SIGKILL after 10 s) and waited for.
+/// A server child started under `setpriv --pdeathsig KILL` (which becomes the server), its
+/// standard output to `output`, ready once its socket exists, stopped with SIGTERM (then SIGKILL
+/// after 10 s) and waited for.
 final class ChildServer {
     let socket: String
     private let process = Process()
 
-    init(_ setpriv: String, _ command: [String], socket: String) throws {
+    init(_ setpriv: String, _ command: [String], socket: String, output: URL) throws {
         self.socket = socket
         process.executableURL = URL(fileURLWithPath: setpriv)
         process.arguments = ["--pdeathsig", "KILL", "--"] + command
-        process.standardOutput = FileHandle.nullDevice
+        guard FileManager.default.createFile(atPath: output.path, contents: nil), let out = FileHandle(forWritingAtPath: output.path) else {
+            throw ValidationError("cannot create \(output.path)")
+        }
+        process.standardOutput = out
         try process.run()
         let deadline = ContinuousClock.now + .seconds(30)
         while !FileManager.default.fileExists(atPath: socket) {
@@ -176,6 +198,18 @@ final class ChildServer {
             }
             usleep(20_000)
         }
+    }
+
+    /// The CPU time (user and system) the running server has used, from /proc/PID/stat; 0 once
+    /// it has ended.
+    func cpuSeconds() -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
+        // After "pid (comm)": state is field 3, utime 14 and stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     func stop() {
