@@ -6,6 +6,8 @@
 
 int cvfio_memfd_create(const char *name, unsigned int flags) { return memfd_create(name, flags); }
 
+void *cvfio_mirror(void *address, size_t length) { return mremap(address, 0, length, MREMAP_MAYMOVE); }
+
 int cvfio_punch_hole(int fd, int64_t offset, int64_t length) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
 }

@@ -72,7 +72,8 @@ public struct PolledQueueStats: Sendable {
 public struct PolledFigures: Sendable, Encodable {
     /// The polling thread's whole CPU time per I/O, spin included.
     public let cpu_ns_per_io: Double
-    /// From a seen completion to the SQ doorbell's return, per I/O (no spin, no first load).
+    /// From a seen completion to the SQ doorbell's return, per I/O (no spin, no first load), by
+    /// the monotonic clock: time the thread spent preempted there counts too.
     public let completion_to_doorbell_ns_per_io: Double
     /// One SQ tail doorbell write, and its share of an I/O at this run's batching.
     public let sq_doorbell_ns_per_write: Double

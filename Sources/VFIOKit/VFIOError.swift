@@ -52,6 +52,11 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
     case dmaMappingLimit(Int)
     /// An address passed to unmap was never mapped.
     case unknownMapping(iova: UInt64, length: Int)
+    /// An exact IOVA range cannot be reserved: it is misaligned, overlaps a range in use, or
+    /// lies outside the kernel's IOVA ranges (`reason` says which).
+    case iovaUnavailable(iova: UInt64, size: Int, reason: String)
+    /// A handed-over DMA buffer cannot be adopted or claimed; `reason` says what is wrong with it.
+    case dmaPieceRefused(DMAPiece, reason: String)
     /// Without an IOMMU, DMA memory must be hugepages, and none could be had.
     case hugePagesUnavailable(bytes: Int, errno: Errno)
     /// `/proc/self/pagemap` gave no physical address (not resident, or PFNs hidden from
@@ -113,6 +118,10 @@ public enum VFIOError: Error, Equatable, CustomStringConvertible {
             return "the kernel allows \(limit) DMA mappings and all are in use: use larger buffers"
         case let .unknownMapping(iova, length):
             return "no DMA mapping at IOVA 0x\(String(iova, radix: 16)) of \(length) bytes"
+        case let .iovaUnavailable(iova, size, reason):
+            return "cannot reserve IOVA 0x\(String(iova, radix: 16)) (\(size) bytes): \(reason); a handed-over buffer is adopted once, into the context whose IOMMU maps it"
+        case let .dmaPieceRefused(piece, reason):
+            return "cannot adopt the DMA buffer handed over as \(piece): \(reason); start the driver afresh instead (its device is reset)"
         case let .hugePagesUnavailable(bytes, errno):
             return "cannot allocate \(bytes) bytes of hugepage memory for DMA without an IOMMU (\(errno)): reserve hugepages with `echo 64 > /proc/sys/vm/nr_hugepages`"
         case let .physicalAddressUnavailable(virtual):

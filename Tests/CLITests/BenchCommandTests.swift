@@ -101,7 +101,8 @@ import Testing
     @Test func nvmePrintsCPUPerIOAndNoAllocationOnThePollingPath() throws {
         let result = try Self.decode(NVMe.self, ["nvme", "--json", "--seconds", "0.5", "--queue-depth", "8"])
         #expect(result.ios > 0 && result.errors == 0)
-        #expect(result.polled_figures.cpu_ns_per_io >= result.polled_figures.completion_to_doorbell_ns_per_io)
+        // The split is wall-clock time (a preempted thread shows more than its CPU): only its presence is checked.
+        #expect(result.polled_figures.cpu_ns_per_io > 0)
         #expect(result.polled_figures.completion_to_doorbell_ns_per_io > 0 && result.polled_figures.sq_doorbell_ns_per_write > 0)
         Self.expectCounted([result.allocations_in_loop, result.allocations_on_thread, result.allocations_total], notCounted: result.allocations_not_counted)
         #expect((result.allocations_per_io != nil) == (result.allocations_on_thread != nil))

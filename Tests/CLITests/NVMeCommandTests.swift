@@ -105,10 +105,11 @@ import Testing
         #expect(bench.ios > 0 && bench.iops > 0)
         #expect(bench.errors == 0)
         #expect(bench.polled && bench.queue_depth == 8)
-        // The SPDK comparison is the whole thread's CPU per I/O, which holds the split figure.
+        // The SPDK comparison is the whole thread's CPU per I/O. The split is wall-clock time,
+        // so a thread preempted inside it (a loaded machine) may show more than its CPU time:
+        // no order between the two is asserted.
         let figures = try #require(bench.polled_figures)
         #expect(figures.cpu_ns_per_io > 0 && figures.completion_to_doorbell_ns_per_io > 0)
-        #expect(figures.cpu_ns_per_io >= figures.completion_to_doorbell_ns_per_io)
         #expect(figures.ratio_to_spdk == figures.cpu_ns_per_io / figures.spdk_ns_per_io)
         #expect(bench.doorbell.contains("shared memory"))
         // The binary users run carries no malloc interposer, and says so.

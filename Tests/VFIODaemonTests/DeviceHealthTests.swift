@@ -35,6 +35,9 @@ import VFIOMock
         #expect(health.temperatureKelvin == 318)
         #expect(health.mediaErrors == 4)
         #expect(health.criticalWarnings == [])
+        let textLines = host.status().text.split(separator: "\n")
+        #expect(textLines.contains { $0.hasPrefix("    health: temperature 45 °C, spare ") && $0.contains("media errors 4") && $0.hasSuffix("critical warnings: none") },
+                "\(textLines)")
 
         controller.setHealth { $0.availableSpare = 4 }
         controller.raiseCriticalWarning(1)
@@ -43,6 +46,8 @@ import VFIOMock
         #expect(line.contains("critical warning: available spare below threshold (asynchronous event: SMART / health: spare below threshold)"))
         #expect(line.contains("available_spare_percent=4"))
         #expect(line.contains("device=\(first)"))
+
+        #expect(host.status().text.contains("critical warnings: available spare below threshold"))
 
         let metrics = DaemonMetrics()
         metrics.update(host.status())

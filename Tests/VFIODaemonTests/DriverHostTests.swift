@@ -1,6 +1,7 @@
 import FoundationEssentials
 import PCI
 import SystemPackage
+import TestSupport
 import Testing
 import VFIODaemon
 import VFIODrivers
@@ -131,6 +132,23 @@ import Glibc
         #expect(error == .alreadyRunning(pid: getpid(), lock: machine.stateDirectory + "/daemon.lock"))
         #expect(error?.description.contains("pid \(getpid())") == true)
         #expect(host.device(first)?.state == "running")
+    }
+
+    @Test func aRefusedBindLeavesNothingToRestore() throws {
+        // first's group also holds second, which a kernel driver owns: the group is not viable.
+        let machine = try DaemonMachine(edu: [], driver: .pciStub)
+        defer { machine.removeStateDirectory() }
+        try machine.kernel.plug(EduDevice(), at: first, iommuGroup: 7, driver: .pciStub)
+        try machine.kernel.plug(EduDevice(), at: second, iommuGroup: 7, driver: .kernel("snd_hda_intel"))
+        let logs = CapturedLogs()
+        let configuration = DaemonConfiguration(
+            devices: [.init(address: first)], bind: true, stateDirectory: machine.stateDirectory, workInterval: .milliseconds(1))
+        let host = try DriverHost(configuration: configuration, system: machine.kernel, simulated: true, logger: logs.logger())
+        #expect(throws: DaemonError.self) { try host.start() }
+        host.shutdown()
+        #expect(machine.driver(of: first) == "pci-stub")
+        #expect(logs.all.filter { $0.message.contains("cannot restore") }.isEmpty, "\(logs.all.map(\.line))")
+        #expect(!FileManager.default.fileExists(atPath: machine.stateDirectory + "/daemon-bindings.json"))
     }
 
     @Test func aKilledDaemonsBindingsAreRestoredByTheNextStart() throws {

@@ -55,18 +55,41 @@ struct NBDBadInputTests {
         #expect(f.server.statistics.errors == 11)
     }
 
-    @Test("a write over the largest request: its payload is consumed, EINVAL, and the next request is served")
-    func oversized() throws {
+    @Test("requests over the advertised largest, as the kernel's nbd client sends them, are served whole, one after another")
+    func overTheAdvertisedLargest() throws {
         let f = try fixture()
-        let before = f.namespace.read(lba: 0, count: 2048)
+        var expected = f.namespace.read(lba: 0, count: 2048)
         let c = try RawNBDClient(path: f.socketPath, structured: false)
-        try c.request(NBD.Command.write, handle: 1, offset: 0, length: 128 << 10, payload: [UInt8](repeating: 0xee, count: 128 << 10))
+        // Two 384 KiB writes and a 768 KiB read of both (over the controller's 512 KiB MDTS),
+        // sent before any reply is read: the second waits for the first's buffer, the read for
+        // the second's.
+        let a = pattern(384 << 10, seed: 3), b = pattern(384 << 10, seed: 4)
+        try c.request(NBD.Command.write, flags: NBD.CommandFlag.fua, handle: 1, offset: 4096, length: 384 << 10, payload: a)
+        try c.request(NBD.Command.write, handle: 2, offset: 4096 + (384 << 10), length: 384 << 10, payload: b)
+        try c.request(NBD.Command.read, handle: 3, offset: 4096, length: 768 << 10)
+        #expect(try c.reply() == .init(handle: 1, error: 0, data: []))
+        #expect(try c.reply() == .init(handle: 2, error: 0, data: []))
+        let r = try c.reply()
+        #expect(r.handle == 3 && r.error == 0)
+        #expect(try c.data(768 << 10) == a + b, "the read returns both writes")
+        expected.replaceSubrange(4096..<4096 + (768 << 10), with: a + b)
+        #expect(same(f.namespace.read(lba: 0, count: 2048), expected), "exactly those blocks changed")
+    }
+
+    @Test("a write over NBD's 32 MiB: its payload is consumed, EINVAL, and the next request is served")
+    func overThirtyTwoMebibytes() throws {
+        let f = try NBDFixture(blocks: 70_000) { c in
+            c.maxRequest = 64 << 10
+            c.depth = 8
+        }
+        let length = (32 << 20) + 512
+        let c = try RawNBDClient(path: f.socketPath, structured: false)
+        try c.request(NBD.Command.write, handle: 1, offset: 0, length: UInt32(length), payload: [UInt8](repeating: 0xee, count: length))
         #expect(try c.reply() == .init(handle: 1, error: NBD.Error.invalid, data: []))
         try c.request(NBD.Command.read, handle: 2, offset: 0, length: 4096)
         let r = try c.reply()
         #expect(r.handle == 2 && r.error == 0)
-        #expect(try c.data(4096) == Array(before[0..<4096]), "a simple reply's data follows its header")
-        #expect(same(f.namespace.read(lba: 0, count: 2048), before), "nothing changed")
+        #expect(try c.data(4096) == [UInt8](repeating: 0, count: 4096), "nothing was written")
     }
 
     @Test("garbage instead of a request magic ends that connection only")

@@ -50,8 +50,8 @@ final class NVMeBlockQueueTests {
         var aReady = 0, outstandingBeforeReap = 0
         try driver.withQueuePair(0) { pair in
             let router = NVMeQueueRouter(pair: pair)
-            let qa = try! NVMeBlockQueue(router: router, namespace: driver.namespaces[0], tags: 8, dma: driver.device.dma)
-            let qb = try! NVMeBlockQueue(router: router, namespace: driver.namespaces[0], tags: 8, dma: driver.device.dma)
+            let qa = try! NVMeBlockQueue(router: router, namespace: driver.namespaces[0], tags: 8, dma: driver.device.dma, maxTransfer: driver.maxTransfer)
+            let qb = try! NVMeBlockQueue(router: router, namespace: driver.namespaces[0], tags: 8, dma: driver.device.dma, maxTransfer: driver.maxTransfer)
             qa.onReady = { aReady += 1 }
             var w = try! BlockRequest(.write, fua: true, lba: 10, blocks: 8, geometry: g)
             w.tag = 3
@@ -119,7 +119,7 @@ final class NVMeBlockQueueDataCommandTests {
     func run(_ requests: [BlockRequest]) throws -> [UInt16: Int32] {
         var results: [UInt16: Int32] = [:]
         try driver.withQueuePair(0) { pair in
-            let queue = try! NVMeBlockQueue(router: NVMeQueueRouter(pair: pair), namespace: driver.namespaces[0], tags: 4, dma: driver.device.dma)
+            let queue = try! NVMeBlockQueue(router: NVMeQueueRouter(pair: pair), namespace: driver.namespaces[0], tags: 4, dma: driver.device.dma, maxTransfer: driver.maxTransfer)
             for r in requests { try! queue.start(r) }
             for _ in 0..<100_000 where queue.outstanding > 0 { queue.reap { results[$0] = $1 } }
             queue.leave()

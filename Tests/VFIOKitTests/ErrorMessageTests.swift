@@ -34,6 +34,10 @@ import VFIOKit
         (.notPhysicallyContiguous(size: 8192), ["8192", "IOMMU backend"]),
         (.iovaSpaceExhausted(size: 4096, limit: 1 << 28), ["4096", "free buffers"]),
         (.dmaMappingLimit(65535), ["65535", "larger buffers"]),
+        (.iovaUnavailable(iova: 0x4000, size: 8192, reason: "it overlaps a range already in use"),
+         ["IOVA 0x4000", "8192 bytes", "overlaps", "adopted once"]),
+        (.dmaPieceRefused(DMAPiece(file: FileDescriptor(rawValue: 12), length: 4096, deviceAddress: 0x3000), reason: "its file is not open"),
+         ["4096 bytes at IOVA 0x3000 (memfd 12 at offset 0)", "its file is not open", "start the driver afresh"]),
         (.timeout(what: "the IMS commit of slot 4", milliseconds: 100), ["slot 4", "100 ms", "reset"]),
     ]
 

@@ -27,6 +27,13 @@ static inline int cvfio_set_parent_death_signal(int signal) {
 /* eventfd(2) and memfd_create(2). */
 static inline int cvfio_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
 int cvfio_memfd_create(const char *name, unsigned int flags);
+/* memfd_create's flags, which <sys/mman.h> defines only under _GNU_SOURCE. */
+#define CVFIO_MFD_CLOEXEC 0x1U
+#define CVFIO_MFD_HUGETLB 0x4U
+
+/* mremap(address, 0, length, MREMAP_MAYMOVE): a second mapping of the same pages of a shared
+ * mapping (MAP_FAILED, errno EINVAL, for a private one). */
+void *cvfio_mirror(void *address, size_t length);
 
 /* fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): frees a file's range, which then reads as zeroes. */
 int cvfio_punch_hole(int fd, int64_t offset, int64_t length);

@@ -76,6 +76,15 @@ final class HostBindings: Sendable {
             let (_, changes) = try binding.bind(BindRequest(addresses: needed, driver: driver))
             for change in changes { logger.notice("bound \(change.address): \(change.from?.rawValue ?? "no driver") → \(driver)") }
         } catch {
+            // What the refusal left on its host driver is not this daemon's to give back.
+            let notBound = needed.filter { (try? discovery.device($0).driver) != driver }
+            let kept = state.withLock { s in
+                s.bound.removeAll { notBound.contains($0) }
+                return s.bound
+            }
+            // A journal left longer is harmless: a successor restores only devices still on a
+            // userspace driver.
+            try? journal.record(kept, pid: getpid())
             throw .setup("cannot bind \(needed.map(\.description).joined(separator: ", ")): \(error)")
         }
     }

@@ -70,6 +70,7 @@ extension StatusReport {
                 lines.append("    \(queues.count) queues: submitted \(submitted), completed \(completed), timeouts \(timeouts)")
             }
             lines.append("    DMA \(d.dma.mappings) mappings, \(d.dma.bytes) bytes; IOMMU faults \(d.iommuFaults.map(String.init) ?? "not readable")")
+            if let health = d.health { lines.append("    health: " + health.summary) }
             for e in d.exports ?? [] { lines += e.textLines }
         }
         return lines.joined(separator: "\n")
@@ -89,5 +90,20 @@ extension StatusReport {
     private static func sum(_ a: UInt64, _ b: UInt64) -> UInt64 {
         let (total, overflow) = a.addingReportingOverflow(b)
         return overflow ? .max : total
+    }
+}
+
+extension DeviceHealth {
+    /// The fields the device reports, then its critical warnings ("none" when there are none).
+    var summary: String {
+        var parts: [String] = []
+        if let kelvin = temperatureKelvin { parts.append("temperature \(kelvin - 273) °C") }
+        if let spare = availableSparePercent {
+            parts.append("spare \(spare) %" + (availableSpareThresholdPercent.map { " (threshold \($0) %)" } ?? ""))
+        }
+        if let media = mediaErrors { parts.append("media errors \(media)") }
+        if let entries = errorLogEntries { parts.append("error log entries \(entries)") }
+        let warnings = criticalWarnings.isEmpty ? "none" : criticalWarnings.joined(separator: "; ")
+        return (parts.isEmpty ? "" : parts.joined(separator: ", ") + "; ") + "critical warnings: " + warnings
     }
 }

@@ -26,6 +26,14 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
     /// The buffer ``exercise()`` round-trips through the device, made on first use; nil also
     /// when no DMA memory could be had (no hugepages without an IOMMU).
     private let workBuffer = Mutex<DMABuffer?>(nil)
+    /// Set once the device was handed over: the driver leaves it alone from then on.
+    private let handedOver = Atomic<Bool>(false)
+
+    /// Adoptable: it hands over its interrupt kind, exercise count and work buffer.
+    public static let adoptable = true
+    /// Payload version 1: interrupt kind (UInt8: 0 INTx, 1 MSI), exercises (UInt32), the work
+    /// buffer's IOVA (UInt64, 0 for none).
+    public static let stateVersion: UInt32 = 1
 
     /// The interrupt kind in use once started.
     public var interruptKind: IRQIndex? { kind.withLock { $0 } }
@@ -65,12 +73,64 @@ public final class EduDriver: ExercisableDriver, @unchecked Sendable {
     }
 
     public func stop() {
+        guard !handedOver.load(ordering: .acquiring) else { return }
         try? device.setBusMaster(false)
         registration.withLock { $0 = nil }  // ends it
         if let kind = kind.withLock({ k in defer { k = nil }; return k }) { try? device.interrupts.disable(kind) }
         workBuffer.withLock { slot in
             if let buffer = slot.take() { try? buffer.free() }
         }
+    }
+
+    /// Leaves the device running for a successor: its interrupt enabled (no longer handled
+    /// here), bus mastering on, the work buffer handed over. Throws, leaving the driver
+    /// running, when it is not started or the work buffer cannot be handed over (no IOMMU;
+    /// the buffer is then freed and made again on next use).
+    public func handOver(into handOver: inout DeviceHandOver) throws {
+        guard let kind = interruptKind else {
+            throw VFIOError.invalidArgument(operation: "handing \(device.address) over", reason: "the edu driver is not started")
+        }
+        let piece = try workBuffer.withLock { (slot) throws(VFIOError) -> DMAPiece? in try slot.take()?.handOver() }
+        handedOver.store(true, ordering: .releasing)
+        registration.withLock { $0 = nil }  // ends it: no handler of this instance runs any more
+        self.kind.withLock { $0 = nil }
+        var w = DriverStateRecord.Writer()
+        w.append(UInt8(kind == .msi ? 1 : 0))
+        w.append(exercises.load(ordering: .relaxed))
+        w.append(piece?.deviceAddress ?? 0)
+        handOver.record = DriverStateRecord(driver: Self.name, stateVersion: Self.stateVersion, payload: w.bytes).encoded()
+        if let piece { handOver.pieces.append(piece) }
+    }
+
+    /// Takes over a device an edu driver handed over: its interrupt vector must still be
+    /// enabled and bus mastering on, and its work buffer (if it had one) among `pieces`.
+    public static func adopt(device: PCIDevice, loop: EventLoop, record: DriverStateRecord, pieces: [DMAPiece]) throws -> EduDriver {
+        var r = DriverStateRecord.Reader(record.payload)
+        let kindCode = try r.read(UInt8.self)
+        let exercises = try r.read(UInt32.self)
+        let bufferAddress = try r.read(UInt64.self)
+        func stale(_ reason: String) -> DriverRecordError { .stale(driver: name, reason: reason) }
+        guard r.remaining == 0 else { throw stale("its payload has \(r.remaining) bytes more than version \(stateVersion) writes") }
+        guard kindCode <= 1 else { throw stale("interrupt kind \(kindCode) is neither INTx (0) nor MSI (1)") }
+        let kind: IRQIndex = kindCode == 1 ? .msi : .intx
+        let driver = try EduDriver(device: device, loop: loop)
+        guard let source = device.interrupts.sources(kind).first else { throw stale("the device has no \(kind) vector enabled") }
+        guard try device.readConfig(UInt16.self, at: 0x04) & 0x4 != 0 else { throw stale("its bus mastering is off") }
+        var buffer: DMABuffer? = nil
+        if bufferAddress != 0 {
+            guard let piece = pieces.first(where: { $0.deviceAddress == bufferAddress }) else {
+                throw stale("no DMA buffer was handed over at its work buffer's IOVA 0x\(String(bufferAddress, radix: 16))")
+            }
+            try device.dma.adopt(pieces: [piece])
+            buffer = try device.dma.claim(piece)
+        }
+        driver.exercises.store(exercises, ordering: .relaxed)
+        driver.workBuffer.withLock { $0 = buffer.take() }
+        try driver.registration.withLock { (r) throws(VFIOError) in
+            r = try loop.register(source) { [unowned driver] _ in driver.handleInterrupt() }
+        }
+        driver.kind.withLock { $0 = kind }
+        return driver
     }
 
     /// Runs on the event loop: acknowledges every cause and hands them to the waiter.

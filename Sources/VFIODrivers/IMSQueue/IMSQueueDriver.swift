@@ -34,25 +34,30 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     public var configuration = Configuration()
     public let device: PCIDevice
     private let loop: EventLoop
-    private let registers: MMIO<IMSQueueRegisters>
+    let registers: MMIO<IMSQueueRegisters>
     private let doorbells: Region
     /// The running queues: their memory (contexts, then rings, then completions), domain and slots.
-    private final class Running: @unchecked Sendable {
-        let memory: DMABuffer
+    final class Running: @unchecked Sendable {
+        /// Held until the queues stop (freed) or are handed over (taken).
+        var memory: DMABuffer?
+        /// The memory's first byte (the first context) and its IOVA.
+        let contexts: UnsafeMutableRawPointer
+        let deviceAddress: UInt64
         let domain: IMSDomain
         let slots: [IMSSlot]
         let configuration: Configuration
-        var contexts: UnsafeMutableRawPointer { memory.bytes.baseAddress! }
 
         init(memory: consuming DMABuffer, domain: IMSDomain, slots: [IMSSlot], configuration: Configuration) {
-            self.memory = memory
+            contexts = memory.bytes.baseAddress!
+            deviceAddress = memory.deviceAddress
+            self.memory = .some(memory)
             self.domain = domain
             self.slots = slots
             self.configuration = configuration
         }
     }
-    private let running = Mutex<Running?>(nil)
-    private struct Counts {
+    let running = Mutex<Running?>(nil)
+    struct Counts {
         var completions: [UInt64]
         var deliveries: [UInt64]
         /// Descriptors handed to the device, per queue (the ring's tail is its low 32 bits).
@@ -60,7 +65,7 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         /// Waits for a queue's completion that gave up.
         var timeouts: [UInt64]
     }
-    private let counts = Mutex(Counts(completions: [], deliveries: [], submitted: [], timeouts: []))
+    let counts = Mutex(Counts(completions: [], deliveries: [], submitted: [], timeouts: []))
 
     /// Probes: the device must be the IMS queue device and declare IMS in its Scalable IOV DVSEC.
     public init(device: PCIDevice, loop: EventLoop) throws {
@@ -102,8 +107,7 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         }
         let ringBytes = c.ringEntries * IMSQueueRegisters.descriptorSize
         let completionBytes = c.ringEntries * IMSQueueRegisters.completionSize
-        let perQueue = IMSQueueRegisters.Context.size + ringBytes + completionBytes
-        let memory = try device.dma.allocate(c.queues * perQueue)
+        let memory = try device.dma.allocate(Self.memoryBytes(c))
         let base = memory.bytes.baseAddress!
         let ringsAt = c.queues * IMSQueueRegisters.Context.size
         let completionsAt = ringsAt + c.queues * ringBytes
@@ -117,6 +121,28 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         registers.write(IMSQueueRegisters.queueCount, UInt32(c.queues))
         registers.write(IMSQueueRegisters.contexts, memory.deviceAddress)
         registers.write(IMSQueueRegisters.doorbellVector, 0)
+        counts.withLock {
+            let zeros = [UInt64](repeating: 0, count: c.queues)
+            $0 = Counts(completions: zeros, deliveries: zeros, submitted: zeros, timeouts: zeros)
+        }
+        // The device reads its contexts by DMA, from the first reload on.
+        try device.setBusMaster(true)
+        let control = IMSQueueRegisters.Control.enable | (c.store == .queueContext ? IMSQueueRegisters.Control.contextStore : 0)
+        registers.write(IMSQueueRegisters.control, control)
+        try arm(memory, configuration: c, doorbell: doorbell)
+    }
+
+    /// The bytes of queue memory `c` needs: every context, then every ring, then every
+    /// completion area.
+    static func memoryBytes(_ c: Configuration) -> Int {
+        c.queues * (IMSQueueRegisters.Context.size + c.ringEntries * (IMSQueueRegisters.descriptorSize + IMSQueueRegisters.completionSize))
+    }
+
+    /// Gives each of the running queues its interrupt: a store over their contexts (or the
+    /// device's table), a domain on `doorbell`, and a slot per queue, unmasked. The queues then
+    /// run from `memory`.
+    func arm(_ memory: consuming DMABuffer, configuration c: Configuration, doorbell: InterruptSource) throws {
+        let base = memory.bytes.baseAddress!
         let store: any InterruptMessageStore
         switch c.store {
         case .deviceTable: store = try DSAInterruptTable(bar: try device.bar(0))
@@ -126,14 +152,6 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
                 doorbell: IMSQueueRegisters.reloadDoorbell(registers))
         }
         guard store.capacity >= c.queues else { throw IMSQueueError.tooManyQueues(requested: c.queues, supported: store.capacity) }
-        counts.withLock {
-            let zeros = [UInt64](repeating: 0, count: c.queues)
-            $0 = Counts(completions: zeros, deliveries: zeros, submitted: zeros, timeouts: zeros)
-        }
-        // The device reads its contexts by DMA, from the first reload on.
-        try device.setBusMaster(true)
-        let control = IMSQueueRegisters.Control.enable | (c.store == .queueContext ? IMSQueueRegisters.Control.contextStore : 0)
-        registers.write(IMSQueueRegisters.control, control)
         let domain = try IMSDomain(
             store: store, device: device, delivery: .doorbell(doorbell, loop), posting: IMSQueueRegisters.summaryPosting(registers),
             commitTimeout: c.commitTimeout)
@@ -173,7 +191,7 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
             let outstanding = Int(c.submitted[queue] &- c.completions[queue])
             guard outstanding + count <= entries else { return nil }
             let ring = r.contexts.load(fromByteOffset: queue * IMSQueueRegisters.Context.size + IMSQueueRegisters.Context.ringAddress, as: UInt64.self)
-            let ringBase = r.memory.bytes.baseAddress! + Int(ring - r.memory.deviceAddress)
+            let ringBase = r.contexts + Int(ring - r.deviceAddress)
             let first = UInt32(truncatingIfNeeded: c.submitted[queue])
             for i in 0..<count {
                 let id = first &+ UInt32(i)
@@ -216,7 +234,8 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
     }
 
     /// Runs on the event loop for `queue`'s slot: consumes completions up to the producer index.
-    private func completed(queue: Int, contexts: UInt) {
+    /// `delivered` is false for the catch-up after an adoption, which no interrupt caused.
+    func completed(queue: Int, contexts: UInt, delivered: Bool = true) {
         let context = UnsafeMutableRawPointer(bitPattern: contexts)! + queue * IMSQueueRegisters.Context.size
         let layout = IMSQueueRegisters.Context.storeLayout
         let producer = UInt32.volatileLoad(context + layout.producer)
@@ -224,7 +243,7 @@ public final class IMSQueueDriver: PCIDriver, @unchecked Sendable {
         counts.withLock { c in
             let consumed = UInt32(truncatingIfNeeded: c.completions[queue])
             c.completions[queue] += UInt64(producer &- consumed)
-            c.deliveries[queue] += 1
+            if delivered { c.deliveries[queue] += 1 }
         }
         UInt32.volatileStore(context + layout.consumer, producer)
     }

@@ -9,9 +9,9 @@ import VFIOKit
 /// Force Unit Access); Flush; discard as Dataset Management deallocate of one range, whose
 /// descriptor sits in the tag's slot of a range list allocated once; write-zeroes as Write
 /// Zeroes (Deallocate when the request may unmap and the namespace's DLFEAT says Write Zeroes
-/// honours it). A request over what one command may cover (a discard past the controller's
-/// DMRSL; a write-zeroes past 65,536 blocks or its WZSL: ``NVMeNVMLimits``) runs as a chain of
-/// commands under its tag, one after another. Several queues may share a pair (NBD connections on one owner
+/// honours it). A request over what one command may cover (a read or write past the
+/// transfer step; a discard past the controller's DMRSL; a write-zeroes past 65,536 blocks or
+/// its WZSL: ``NVMeNVMLimits``) runs as a chain of commands under its tag, one after another. Several queues may share a pair (NBD connections on one owner
 /// thread); each keeps its finished requests in a ring allocated once.
 ///
 /// Owner thread only; ``start(_:)`` and ``reap(_:)`` take no lock and allocate nothing.
@@ -27,14 +27,19 @@ public final class NVMeBlockQueue: BlockQueue {
     public var waitingForRoom = false
     public private(set) var outstanding = 0
     private let writeZeroesDeallocates: Bool
+    private let blockSize: Int
     /// Blocks one Write Zeroes command covers at most (NLB's 65,536, or less by WZSL), and one
     /// Dataset Management range (DMRSL).
     private let writeZeroesStep: UInt32
     private let discardStep: UInt32
+    /// Blocks one Read or Write command moves at most.
+    private let transferStep: UInt32
     /// Per tag: one Dataset Management range descriptor.
     private let rangeList: DMABuffer
-    /// Per tag: what a write-zeroes or discard chain still has to do after its current command.
+    /// Per tag: what a chain still has to do after its current command, and for a read or
+    /// write where its data goes on.
     private let chainLBA: UnsafeMutablePointer<UInt64>
+    private let chainAddress: UnsafeMutablePointer<UInt64>
     private let chainLeft: UnsafeMutablePointer<UInt32>
     private let chainCommand: UnsafeMutablePointer<NVMeCommand>
     /// Finished requests not yet reaped: (tag, result), a ring as large as the pair.
@@ -46,16 +51,20 @@ public final class NVMeBlockQueue: BlockQueue {
 
     /// Joins `router`'s pair (on its owner thread, or a thread that holds the pair) for tags
     /// 0..<`tags` of namespace `namespace`, allocating the range list from `dma`; commands keep
-    /// to `limits` (the driver's ``NVMeDriver/limits``).
+    /// to `limits` (the driver's ``NVMeDriver/limits``), and a Read or Write to `maxTransfer`
+    /// bytes (at most the driver's ``NVMeDriver/maxTransfer``).
     public init(
-        router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, tags: Int, dma: DMASpace, limits: NVMeNVMLimits = NVMeNVMLimits()
+        router: NVMeQueueRouter, namespace: NVMeNamespaceIdentity, tags: Int, dma: DMASpace, limits: NVMeNVMLimits = NVMeNVMLimits(),
+        maxTransfer: Int
     ) throws(VFIOError) {
         self.router = router
         namespaceID = namespace.id
         self.tags = tags
         writeZeroesDeallocates = namespace.writeZeroesCanDeallocate
+        blockSize = namespace.blockSize
         writeZeroesStep = limits.writeZeroesBlocks(blockSize: namespace.blockSize)
         discardStep = limits.deallocateRangeBlocks
+        transferStep = UInt32(clamping: max(1, maxTransfer / namespace.blockSize))
         rangeList = try dma.allocate(max(1, tags) * NVMeBlockRange.descriptorSize)
         capacity = router.pair.entries
         finishedTags = .allocate(capacity: capacity)
@@ -64,6 +73,8 @@ public final class NVMeBlockQueue: BlockQueue {
         finishedResults.initialize(repeating: 0, count: capacity)
         chainLBA = .allocate(capacity: tags)
         chainLBA.initialize(repeating: 0, count: tags)
+        chainAddress = .allocate(capacity: tags)
+        chainAddress.initialize(repeating: 0, count: tags)
         chainLeft = .allocate(capacity: tags)
         chainLeft.initialize(repeating: 0, count: tags)
         chainCommand = .allocate(capacity: tags)
@@ -75,6 +86,7 @@ public final class NVMeBlockQueue: BlockQueue {
         finishedTags.deallocate()
         finishedResults.deallocate()
         chainLBA.deallocate()
+        chainAddress.deallocate()
         chainLeft.deallocate()
         chainCommand.deallocate()
     }
@@ -94,8 +106,12 @@ public final class NVMeBlockQueue: BlockQueue {
         var range: NVMeDataRange?
         switch request.operation {
         case .read, .write:
-            command = .readWrite(write: request.operation == .write, namespaceID: namespaceID, lba: request.lba, blocks: Int(request.blocks), fua: request.fua)
-            range = NVMeDataRange(deviceAddress: request.data.deviceAddress, count: request.bytes)
+            let first = min(request.blocks, transferStep)
+            command = .readWrite(write: request.operation == .write, namespaceID: namespaceID, lba: request.lba, blocks: Int(first), fua: request.fua)
+            let bytes = Int(first) * blockSize
+            range = NVMeDataRange(deviceAddress: request.data.deviceAddress, count: bytes)
+            chain(tag, command, from: request.lba + UInt64(first), left: request.blocks - first)
+            chainAddress[tag] = request.data.deviceAddress + UInt64(bytes)
         case .flush:
             command = .flush(namespaceID: namespaceID)
         case .discard:
@@ -168,7 +184,12 @@ public final class NVMeBlockQueue: BlockQueue {
                     blocks = min(chainLeft[t], discardStep)
                     range = storeRange(tag: t, lba: chainLBA[t], blocks: blocks)
                 } else {
-                    blocks = min(chainLeft[t], writeZeroesStep)
+                    let transfers = command.opcode != NVMeCommand.Opcode.writeZeroes
+                    blocks = min(chainLeft[t], transfers ? transferStep : writeZeroesStep)
+                    if transfers {
+                        range = NVMeDataRange(deviceAddress: chainAddress[t], count: Int(blocks) * blockSize)
+                        chainAddress[t] += UInt64(Int(blocks) * blockSize)
+                    }
                     command.cdw10 = UInt32(truncatingIfNeeded: chainLBA[t])
                     command.cdw11 = UInt32(truncatingIfNeeded: chainLBA[t] >> 32)
                     command.cdw12 = command.cdw12 & ~0xffff | (blocks - 1)

@@ -9,8 +9,11 @@ import VFIOKit
 /// ``NVMeBlockQueue``, and each completion is answered from the tag's DMA buffer.
 ///
 /// Everything a request needs is allocated once, when the connection is made: ``depth`` tags,
-/// each with a buffer of the export's largest request, its decoded request and its reply
-/// header. On the owner thread there is no lock and no allocation per request. Requests the
+/// each with a buffer of the export's advertised largest request, its decoded request and its
+/// reply header. On the owner thread there is no lock and no allocation per request. A client
+/// that ignores the advertised size (the kernel's nbd client does) may send up to NBD's default
+/// 32 MiB: such a request uses one larger buffer, made at the first and kept, one at a time,
+/// and runs on the device as a chain of commands. Requests the
 /// export refuses are answered with the protocol's error (EINVAL, ENOSPC, EPERM, EOPNOTSUPP,
 /// ESHUTDOWN once the server stops); a bad request magic, a dead socket or the end of the
 /// stream ends the connection, once the requests already on the device have finished (their
@@ -30,6 +33,12 @@ final class NBDConnection {
     private let ended: (NBDConnection) -> Void
     private let data: DMABuffer
     private let dma: DMASpace
+    /// The export with NBD's default largest payload, which requests are checked against.
+    private let accepted: BlockGeometry
+    /// The buffer of a request over ``geometry``'s largest, the tag using it, and a tag whose
+    /// request waits for it (nothing more is read meanwhile).
+    private var large: LargeBuffer?
+    private var largeTag = -1, parkedTag = -1
     private var queue: NVMeBlockQueue?
     private var watchID = -1
     private var interest: UInt32 = 0
@@ -84,6 +93,9 @@ final class NBDConnection {
         self.counters = counters
         self.ended = ended
         data = try dma.allocate(depth * geometry.maxTransfer)
+        var accepted = geometry
+        accepted.maxTransfer = max(geometry.maxTransfer, Int(min(UInt64(NBD.defaultMaxPayload), geometry.bytes)) / geometry.blockSize * geometry.blockSize)
+        self.accepted = accepted
         requests = .allocate(capacity: depth)
         handles = .allocate(capacity: depth)
         commands = .allocate(capacity: depth)
@@ -132,7 +144,7 @@ final class NBDConnection {
 
     /// Joins the owner's queue pair and watches the socket.
     func attach() throws(VFIOError) {
-        let queue = try NVMeBlockQueue(router: router, namespace: namespace, tags: depth, dma: dma, limits: limits)
+        let queue = try NVMeBlockQueue(router: router, namespace: namespace, tags: depth, dma: dma, limits: limits, maxTransfer: geometry.maxTransfer)
         queue.onReady = { [unowned self] in self.completionsReady() }
         self.queue = queue
         do {
@@ -167,7 +179,10 @@ final class NBDConnection {
         if events & QueueReactor.failed != 0 || (events & QueueReactor.hungUp != 0 && !wantsRead) {
             markDead()
         } else {
-            if events & QueueReactor.writable != 0 { send() }
+            if events & QueueReactor.writable != 0 {
+                send()
+                resumeParked()
+            }
             if events & (QueueReactor.readable | QueueReactor.hungUp) != 0 { receive() }
         }
         settle()
@@ -181,12 +196,13 @@ final class NBDConnection {
         }
         startPending()
         send()
+        resumeParked()
         if wantsRead { receive() }
         settle()
     }
 
     private var wantsRead: Bool {
-        !closing && !dead && pendingStart < 0 && (payloadTag >= 0 || freeCount > 0)
+        !closing && !dead && pendingStart < 0 && parkedTag < 0 && (payloadTag >= 0 || freeCount > 0)
     }
 
     // MARK: Receiving
@@ -255,14 +271,49 @@ final class NBDConnection {
         }
         if error == 0, stopping { error = NBD.Error.shutdown }
         errors[tag] = error
-        if command == NBD.Command.write, length > 0 {
+        if error == 0, requests[tag].bytes > geometry.maxTransfer {
+            guard largeTag < 0 else {
+                parkedTag = tag
+                return
+            }
+            takeLarge(tag)
+        }
+        proceed(tag)
+    }
+
+    /// Goes on with `tag`'s parsed request: its write payload is read next, or it starts (or
+    /// is answered with its error). The request header is still `tag`'s: nothing is read while
+    /// a request is parked.
+    private func proceed(_ tag: Int) {
+        let length = commands[tag] == NBD.Command.write ? Int(header.loadBE(at: 24, as: UInt32.self)) : 0
+        if length > 0 {
             payloadTag = tag
             payloadGot = 0
-            payloadLength = Int(length)
-            payloadDiscard = error != 0
+            payloadLength = length
+            payloadDiscard = errors[tag] != 0
             return
         }
-        if error != 0 { answer(tag, error: error) } else { start(tag) }
+        if errors[tag] != 0 { answer(tag, error: errors[tag]) } else { start(tag) }
+    }
+
+    /// Gives `tag` the large buffer, making it at the first use; a failure is `tag`'s EIO.
+    private func takeLarge(_ tag: Int) {
+        if large == nil {
+            do throws(VFIOError) { large = LargeBuffer(try dma.allocate(accepted.maxTransfer)) } catch {
+                errors[tag] = NBD.Error.from(errno: EIO)
+                return
+            }
+        }
+        largeTag = tag
+    }
+
+    /// The large buffer is free again: the request that waited for it goes on.
+    private func resumeParked() {
+        guard parkedTag >= 0, largeTag < 0, !dead else { return }
+        let tag = parkedTag
+        parkedTag = -1
+        takeLarge(tag)
+        proceed(tag)
     }
 
     private func payloadReceived() {
@@ -285,16 +336,16 @@ final class NBDConnection {
         default: throw BlockRequestError(errno: EINVAL)
         }
         guard flags & ~(NBD.CommandFlag.fua | NBD.CommandFlag.noHole) == 0 else { throw BlockRequestError(errno: EINVAL) }
-        try BlockRequest.permit(operation, geometry: geometry)
+        try BlockRequest.permit(operation, geometry: accepted)
         let fua = flags & NBD.CommandFlag.fua != 0
-        if operation == .flush { return try BlockRequest(.flush, lba: 0, blocks: 0, geometry: geometry) }
+        if operation == .flush { return try BlockRequest(.flush, lba: 0, blocks: 0, geometry: accepted) }
         let size = geometry.bytes
         if operation == .write || operation == .writeZeroes, offset > size || UInt64(length) > size - offset {
             throw BlockRequestError(errno: ENOSPC)
         }
         let blockSize = UInt64(geometry.blockSize)
         guard offset % blockSize == 0, UInt64(length) % blockSize == 0 else { throw BlockRequestError(errno: EINVAL) }
-        var request = try BlockRequest(operation, fua: fua, lba: offset / blockSize, blocks: UInt32(UInt64(length) / blockSize), geometry: geometry)
+        var request = try BlockRequest(operation, fua: fua, lba: offset / blockSize, blocks: UInt32(UInt64(length) / blockSize), geometry: accepted)
         request.unmap = flags & NBD.CommandFlag.noHole == 0
         return request
     }
@@ -303,7 +354,14 @@ final class NBDConnection {
 
     @inline(__always)
     private func tagBuffer(_ tag: Int) -> UnsafeMutableRawPointer {
-        data.bytes.baseAddress! + tag * geometry.maxTransfer
+        if tag == largeTag, let large { return large.buffer.bytes.baseAddress! }
+        return data.bytes.baseAddress! + tag * geometry.maxTransfer
+    }
+
+    @inline(__always)
+    private func tagData(_ tag: Int) -> NVMeDataRange {
+        if tag == largeTag, let large { return NVMeDataRange(deviceAddress: large.buffer.deviceAddress, count: accepted.maxTransfer) }
+        return NVMeDataRange(deviceAddress: data.deviceAddress + UInt64(tag * geometry.maxTransfer), count: geometry.maxTransfer)
     }
 
     /// Starts `tag`'s request, or parks it until the shared pair has a free slot.
@@ -315,7 +373,7 @@ final class NBDConnection {
             return
         }
         requests[tag].tag = UInt16(tag)
-        requests[tag].data = NVMeDataRange(deviceAddress: data.deviceAddress + UInt64(tag * geometry.maxTransfer), count: geometry.maxTransfer)
+        requests[tag].data = tagData(tag)
         do throws(BlockRequestError) {
             try queue.start(requests[tag])
             counters.inFlight.add(1, ordering: .relaxed)
@@ -424,6 +482,7 @@ final class NBDConnection {
 
     @inline(__always)
     private func release(_ tag: Int) {
+        if tag == largeTag { largeTag = -1 }
         freeTags[freeCount] = UInt16(tag)
         freeCount += 1
     }
@@ -461,6 +520,10 @@ final class NBDConnection {
             pendingStart = -1
             queue?.waitingForRoom = false
         }
+        if dead, parkedTag >= 0 {
+            release(parkedTag)
+            parkedTag = -1
+        }
         if watchID >= 0 {
             let wanted = (wantsRead ? QueueReactor.readable : 0) | (sendCount > 0 ? QueueReactor.writable : 0)
             if wanted != interest {
@@ -473,7 +536,7 @@ final class NBDConnection {
             }
         }
         let outstanding = queue?.outstanding ?? 0
-        guard closing, outstanding == 0, pendingStart < 0, sendCount == 0 else { return }
+        guard closing, outstanding == 0, pendingStart < 0, parkedTag < 0, sendCount == 0 else { return }
         end()
     }
 
@@ -493,6 +556,12 @@ final class NBDConnection {
         counters.clients.subtract(1, ordering: .relaxed)
         withExtendedLifetime(self) { ended(self) }
     }
+}
+
+/// The buffer of requests over the advertised largest (one per connection, made at first use).
+private final class LargeBuffer {
+    let buffer: DMABuffer
+    init(_ buffer: consuming DMABuffer) { self.buffer = buffer }
 }
 
 extension BlockRequest {

@@ -3,6 +3,9 @@
 enum NBD {
     // MARK: Handshake
     static let initMagic: UInt64 = 0x4e42_444d_4147_4943  // "NBDMAGIC"
+    /// The payload a client may send without regard to the advertised block sizes (the
+    /// protocol's default maximum, which the kernel's nbd client uses).
+    static let defaultMaxPayload = 32 << 20
     static let optionMagic: UInt64 = 0x4948_4156_454f_5054  // "IHAVEOPT"
     static let optionReplyMagic: UInt64 = 0x0003_e889_0455_65a9
 

@@ -64,7 +64,8 @@ public final class NVMeUblkBackend: UblkBackend, @unchecked Sendable {
         let router = NVMeQueueRouter(pair: owner.pair)
         owner.direct = router
         do throws(VFIOError) {
-            return try NVMeBlockQueue(router: router, namespace: namespace, tags: queueDepth, dma: driver.device.dma, limits: driver.limits)
+            return try NVMeBlockQueue(router: router, namespace: namespace, tags: queueDepth, dma: driver.device.dma, limits: driver.limits,
+                maxTransfer: driver.maxTransfer)
         } catch {
             owner.direct = nil
             throw .system(operation: "allocating ublk queue \(index)'s NVMe range lists (\(error))", errno: ENOMEM)

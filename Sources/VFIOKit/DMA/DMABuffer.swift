@@ -1,6 +1,7 @@
 /// Memory the device can reach: `bytes` for the CPU, `deviceAddress` for the device.
 ///
-/// Made by ``DMASpace/allocate(_:below:)``. A buffer has one owner: it cannot be copied, so it
+/// Made by ``DMASpace/allocate(_:below:)``, or by ``DMASpace/claim(_:)`` from one a predecessor
+/// handed over (``handOver()``). A buffer has one owner: it cannot be copied, so it
 /// cannot be freed twice or through a stale copy, and ``free()`` consumes it. When the owner lets
 /// it go without freeing it, it is unmapped and freed then. Its memory stays valid for as long
 /// as the value lives, even after the IOMMU context closes (the device can no longer reach it).
@@ -26,6 +27,18 @@ public struct DMABuffer: ~Copyable, @unchecked Sendable {
         let handle = self.handle
         discard self
         try handle.free()
+    }
+
+    /// Gives the buffer up for a successor, keeping what the device relies on: the memory (in
+    /// its memfd) and the IOMMU mapping at ``deviceAddress`` stay, and the IOVA stays reserved.
+    /// This process's view of the memory is unmapped, as a process's exit would unmap it. The
+    /// space keeps the piece until ``DMASpace/claim(_:)`` takes it back or
+    /// ``DMASpace/releaseHandedOver()`` frees it. Only memory behind an IOMMU can be handed over;
+    /// for any other buffer, or one the IOMMU no longer maps, this throws and frees the buffer.
+    public consuming func handOver() throws(VFIOError) -> DMAPiece {
+        let handle = self.handle
+        discard self
+        return try handle.handOver()
     }
 
     deinit { handle.release() }
@@ -77,5 +90,10 @@ struct MappingHandle {
     func release() {
         space.takeUnretainedValue().release(id: id)
         space.release()
+    }
+
+    func handOver() throws(VFIOError) -> DMAPiece {
+        defer { space.release() }
+        return try space.takeUnretainedValue().handOver(id: id)
     }
 }

@@ -49,7 +49,26 @@ public struct IOVAAllocator: Sendable {
         throw .iovaSpaceExhausted(size: size, limit: limit)
     }
 
-    /// Returns a range from ``allocate(size:below:)``; anything else is an error.
+    /// Reserves exactly `size` bytes (rounded up to the alignment) at `iova`, for memory a
+    /// predecessor mapped there. Throws ``VFIOError/iovaUnavailable(iova:size:reason:)`` when
+    /// `iova` is misaligned or any byte of the range is in use or outside the allowed ranges.
+    public mutating func reserve(_ iova: UInt64, size: Int) throws(VFIOError) {
+        guard live.count < mappingLimit else { throw .dmaMappingLimit(mappingLimit) }
+        guard size > 0, iova % alignment == 0, let length = Self.roundUp(UInt64(size), alignment) else {
+            throw .iovaUnavailable(iova: iova, size: size, reason: "it is not a positive size at a multiple of \(alignment) bytes")
+        }
+        let (end, overflow) = iova.addingReportingOverflow(length)
+        guard !overflow, let i = free.firstIndex(where: { $0.lowerBound <= iova && end <= $0.upperBound }) else {
+            let inUse = live.contains { $0.key < end && iova < $0.key + $0.value }
+            throw .iovaUnavailable(
+                iova: iova, size: size, reason: inUse ? "it overlaps a range already in use" : "it lies outside the IOMMU's IOVA ranges")
+        }
+        let r = free[i]
+        free.replaceSubrange(i...i, with: [r.lowerBound..<iova, end..<r.upperBound].filter { !$0.isEmpty })
+        live[iova] = length
+    }
+
+    /// Returns a range from ``allocate(size:below:)`` or ``reserve(_:size:)``; anything else is an error.
     public mutating func release(_ iova: UInt64) throws(VFIOError) {
         guard let length = live.removeValue(forKey: iova) else { throw .unknownMapping(iova: iova, length: 0) }
         var range = iova..<iova + length

@@ -89,6 +89,15 @@ public struct PCIDeviceIdentity: Sendable, Equatable {
 ///   It is called once after each start, and never concurrently with `start`. The
 ///   host disables interrupts, unmaps DMA and resets the device after it, so a driver that
 ///   cannot reach the device any more (it was removed) may simply return.
+/// - ``handOver(into:)`` and ``adopt(device:loop:record:pieces:)`` keep a running device alive
+///   across a change of driver instance (a restart or an upgrade of the process) without a
+///   reset. A driver that is ``adoptable`` hands over instead of stopping: afterwards it no
+///   longer touches the device, registers nothing on its loop, and leaves the device running,
+///   its interrupts enabled, its DMA memory handed over (``DMABuffer/handOver()``) and its
+///   state in a ``DriverStateRecord``. ``stop()`` after a hand-over does nothing. A successor
+///   adopts from the record and the pieces, or starts afresh with a reset when it cannot
+///   (``adoptOrStart(device:loop:from:configure:)``). A driver that is not adoptable keeps the
+///   defaults: it refuses to hand over and is always started afresh.
 public protocol PCIDriver: AnyObject, Sendable {
     /// The name `vfiokit run --driver` and the registry know the driver by.
     static var name: String { get }
@@ -105,6 +114,19 @@ public protocol PCIDriver: AnyObject, Sendable {
     /// What the driver has done since it started, for a host's status and metrics. Reading
     /// it never blocks the driver's hot paths for long and allocates only for the snapshot.
     var activity: DriverActivity { get }
+    /// True when the driver implements hand-over and adoption; false by default.
+    static var adoptable: Bool { get }
+    /// The layout version of the payload ``handOver(into:)`` writes, which ``adopt(device:loop:record:pieces:)``
+    /// reads; raise it whenever the layout changes.
+    static var stateVersion: UInt32 { get }
+    /// Hands the running device over into `handOver`: its record and its DMA pieces. See
+    /// ``PCIDriver`` for what holds afterwards. Throws, having touched nothing, when the driver
+    /// is not running or not adoptable.
+    func handOver(into handOver: inout DeviceHandOver) throws
+    /// A driver for `device` that takes over from the predecessor that wrote `record` and handed
+    /// over `pieces`, without resetting the device. Throws, with nothing registered, when the
+    /// record does not describe the device as it is; the caller then starts afresh.
+    static func adopt(device: PCIDevice, loop: EventLoop, record: DriverStateRecord, pieces: [DMAPiece]) throws -> Self
 }
 
 extension PCIDriver {

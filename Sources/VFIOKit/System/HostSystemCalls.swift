@@ -89,6 +89,16 @@ public final class HostSystemCalls: SystemCalls {
         FileDescriptor(rawValue: try retrying { cvfio_eventfd(initialValue, flags | Int32(EFD_CLOEXEC)) })
     }
 
+    /// memfd_create(2) with `MFD_CLOEXEC` added, then ftruncate(2) to `size`, each retried on
+    /// `EINTR`; the file is closed when the ftruncate fails.
+    public func memoryFile(name: String, size: Int, flags: UInt32) throws(Errno) -> FileDescriptor {
+        let file = OwnedFileDescriptor(
+            FileDescriptor(rawValue: try retrying { cvfio_memfd_create(name, flags | CVFIO_MFD_CLOEXEC) }),
+            name: "memfd \(name)", system: self)
+        _ = try retrying { ftruncate(file.rawValue.rawValue, off_t(size)) }
+        return file.release()
+    }
+
     /// A non-blocking, close-on-exec CLOCK_MONOTONIC timerfd armed to expire every `interval`
     /// (whole nanoseconds), first one interval from now. The caller owns the descriptor; if arming
     /// fails, the timer is closed and the error thrown.

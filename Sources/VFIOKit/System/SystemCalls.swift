@@ -6,8 +6,8 @@ import SystemPackage
 
 /// The one seam between VFIOKit and the kernel.
 ///
-/// Every open, close, ioctl, mmap, munmap, pread, pwrite, read, write, eventfd, timerfd, epoll,
-/// readlink and directory listing the framework makes goes through a value of this type.
+/// Every open, close, ioctl, mmap, munmap, pread, pwrite, read, write, eventfd, memfd, timerfd,
+/// epoll, readlink and directory listing the framework makes goes through a value of this type.
 /// ``HostSystemCalls`` makes the real calls; `VFIOMock.MockKernel` serves the same calls from
 /// a model of the kernel. Nothing above the seam knows which one it holds.
 ///
@@ -40,6 +40,11 @@ public protocol SystemCalls: AnyObject, Sendable {
     func write(_ fd: FileDescriptor, from buffer: UnsafeRawBufferPointer) throws(Errno) -> Int
     /// eventfd(2) with `EFD_CLOEXEC` added.
     func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor
+    /// memfd_create(2) with `MFD_CLOEXEC` added, then ftruncate(2) to `size` bytes: memory
+    /// that can be mapped `MAP_SHARED` and handed to another process by its descriptor.
+    /// `flags` may add `MFD_HUGETLB` (then `size` must be a multiple of the huge page size).
+    /// The caller owns the descriptor; when the ftruncate fails, the file is closed first.
+    func memoryFile(name: String, size: Int, flags: UInt32) throws(Errno) -> FileDescriptor
     /// timerfd_create(2) on CLOCK_MONOTONIC with `TFD_NONBLOCK | TFD_CLOEXEC`, armed by
     /// timerfd_settime(2) to expire every `interval`, first one interval from now. A read(2) of
     /// 8 bytes returns the expirations since the last read.

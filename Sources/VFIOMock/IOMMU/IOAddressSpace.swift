@@ -42,7 +42,8 @@ final class IOAddressSpace {
     func detach(device: UInt32) { attachedDevices.remove(device) }
 
     /// `iopt_map_user_pages`: maps at `iova` (fixed) or at an IOVA it chooses, returned.
-    func map(vaddr: UInt64, length: UInt64, iova fixed: UInt64?, readable: Bool, writable: Bool) throws(Errno) -> UInt64 {
+    /// `pinned` holds the pages when they are a shared mapping.
+    func map(vaddr: UInt64, length: UInt64, iova fixed: UInt64?, readable: Bool, writable: Bool, pinned: PinnedPages?) throws(Errno) -> UInt64 {
         guard length != 0, length & (alignment - 1) == 0, (vaddr % pageSize) & (alignment - 1) == 0 else {
             throw .invalidArgument
         }
@@ -56,7 +57,8 @@ final class IOAddressSpace {
         } else {
             iova = try allocate(length: length, vaddr: vaddr)
         }
-        table.insert(IOMMUMapping(iova: iova, size: length, vaddr: vaddr, readable: readable, writable: writable))
+        table.insert(
+            IOMMUMapping(iova: iova, size: length, vaddr: vaddr, readable: readable, writable: writable, pinned: pinned.map { PinnedRange(pages: $0, offset: 0) }))
         return iova
     }
 

@@ -169,7 +169,8 @@ final class IOMMUFDContext {
     func mapUser(_ ioas: IOAddressSpace, vaddr: UInt64, length: UInt64, iova: UInt64?, readable: Bool, writable: Bool,
                  memory: ProcessMemory) throws(Errno) -> UInt64 {
         guard length == 0 || memory.contains(start: vaddr, length: length) else { throw .badAddress }
-        return try ioas.map(vaddr: vaddr, length: length, iova: iova, readable: readable, writable: writable)
+        return try ioas.map(
+            vaddr: vaddr, length: length, iova: iova, readable: readable, writable: writable, pinned: memory.pin(start: vaddr, length: length))
     }
 
     private func unmap(_ arg: UserPointer) throws(Errno) {

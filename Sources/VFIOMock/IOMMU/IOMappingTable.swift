@@ -11,6 +11,18 @@ public struct IOMMUMapping: Sendable, Equatable {
     public var readable: Bool
     /// The device may write this memory.
     public var writable: Bool
+    /// The pages pinned at map time when the memory was a shared mapping; nil for private
+    /// memory, which the device reaches through ``vaddr``.
+    var pinned: PinnedRange?
+
+    init(iova: UInt64, size: UInt64, vaddr: UInt64, readable: Bool, writable: Bool, pinned: PinnedRange? = nil) {
+        self.iova = iova
+        self.size = size
+        self.vaddr = vaddr
+        self.readable = readable
+        self.writable = writable
+        self.pinned = pinned
+    }
 
     var last: UInt64 { iova + (size - 1) }
 }
@@ -72,7 +84,9 @@ struct IOMappingTable {
         let head = iova - m.iova + 1
         mappings[i].size = head
         mappings.insert(
-            IOMMUMapping(iova: iova + 1, size: m.size - head, vaddr: m.vaddr + head, readable: m.readable, writable: m.writable),
+            IOMMUMapping(
+                iova: iova + 1, size: m.size - head, vaddr: m.vaddr + head, readable: m.readable, writable: m.writable,
+                pinned: m.pinned.map { PinnedRange(pages: $0.pages, offset: $0.offset + head) }),
             at: i + 1)
     }
 

@@ -28,13 +28,14 @@ extension MockKernel {
                 var at = iova
                 var done = 0
                 while done < buffer.count {
-                    let piece: (vaddr: UInt64, length: UInt64)
+                    let piece: (vaddr: UInt64, length: UInt64, pinned: Bool)
                     switch translate(address, at, isWrite: isWrite) {
                     case .failure(let reason): return fault(at, reason)
                     case .success(let p): piece = p
                     }
                     let n = Int(min(UInt64(buffer.count - done), piece.length))
-                    guard memory.contains(start: piece.vaddr, length: UInt64(n)),
+                    // Pinned pages stay reachable; other memory only while the process maps it.
+                    guard piece.pinned || memory.contains(start: piece.vaddr, length: UInt64(n)),
                           let host = UnsafeMutableRawPointer(bitPattern: UInt(piece.vaddr))
                     else { return fault(at, .unmapped) }
                     if copying {
@@ -50,7 +51,8 @@ extension MockKernel {
     }
 
     private enum Translation {
-        case success((vaddr: UInt64, length: UInt64))
+        /// `vaddr` is the host address; `pinned` when it is in pages an IOMMU mapping pinned.
+        case success((vaddr: UInt64, length: UInt64, pinned: Bool))
         case failure(DMAFault.Reason)
     }
 
@@ -58,7 +60,7 @@ extension MockKernel {
     private func translate(_ address: PCIAddress, _ iova: UInt64, isWrite: Bool) -> Translation {
         if configuration.noIOMMU || drivers[address] != .vfioPCI {
             guard let v = memory.virtualAddress(ofPhysical: iova) else { return .failure(.unmapped) }
-            return .success((v.vaddr, v.bytesInPage))
+            return .success((v.vaddr, v.bytesInPage, false))
         }
         guard let device = vfioDevices[address] else { return .failure(.blocked) }
         // A cdev's IOAS, or the type1 domain the whole group joined at VFIO_SET_IOMMU.
@@ -72,6 +74,7 @@ extension MockKernel {
         }
         guard let m = table.lookup(iova) else { return .failure(.unmapped) }
         guard isWrite ? m.writable : m.readable else { return .failure(.permission) }
-        return .success((m.vaddr + (iova - m.iova), m.last - iova + 1))
+        if let pinned = m.pinned { return .success((pinned.address(at: iova - m.iova), m.last - iova + 1, true)) }
+        return .success((m.vaddr + (iova - m.iova), m.last - iova + 1, false))
     }
 }

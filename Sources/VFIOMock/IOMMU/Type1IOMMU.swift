@@ -52,7 +52,8 @@ final class Type1IOMMU {
         guard ranges.contains(where: { $0.contains(iova, iova + (size - 1)) }) else { throw .invalidArgument }
         guard memory.contains(start: vaddr, length: size) else { throw .badAddress }
         if let limit = memlockLimit, otherLocked + lockedBytes + size > limit { throw .noMemory }
-        table.insert(IOMMUMapping(iova: iova, size: size, vaddr: vaddr, readable: readable, writable: writable))
+        let pinned = memory.pin(start: vaddr, length: size).map { PinnedRange(pages: $0, offset: 0) }
+        table.insert(IOMMUMapping(iova: iova, size: size, vaddr: vaddr, readable: readable, writable: writable, pinned: pinned))
         dmaAvailable -= 1
         lockedBytes += size
     }

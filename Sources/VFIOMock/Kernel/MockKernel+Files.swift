@@ -85,7 +85,10 @@ extension MockKernel {
     /// a host descriptor is closed on the host, `EINTR` not reported.
     public func close(_ fd: FileDescriptor) throws(Errno) {
         let ours: Bool = lock.withLock {
-            guard let file = files.removeValue(forKey: fd.rawValue) else { return false }
+            guard let file = files.removeValue(forKey: fd.rawValue) else {
+                memoryFiles[fd.rawValue] = nil
+                return false
+            }
             release(file.kind)
             if case .uio(let u) = file.kind {
                 u.listeners.removeAll { $0 === file }

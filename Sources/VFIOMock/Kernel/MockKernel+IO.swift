@@ -171,8 +171,9 @@ extension MockKernel {
 
     // MARK: mmap
 
-    /// mmap(2): anonymous memory is registered as process memory (DMA-able, with mock physical
-    /// pages); a mappable region of a VFIO device, a sysfs `resourceN` or a UIO map maps the BAR's
+    /// mmap(2): anonymous memory, and a shared mapping of a memfd from
+    /// ``memoryFile(name:size:flags:)``, is registered as process memory (DMA-able, with mock
+    /// physical pages); a mappable region of a VFIO device, a sysfs `resourceN` or a UIO map maps the BAR's
     /// shared memory, or a trapped register mapping whose accesses reach the device model; a
     /// region that cannot be mapped fails as the kernel's does. Host descriptors go to the host.
     public func mmap(length: Int, protection: Int32, flags: Int32, fd: FileDescriptor?, offset: Int64)
@@ -202,6 +203,10 @@ extension MockKernel {
         guard let target else {
             guard let p = Glibc.mmap(nil, length, protection, flags, fd.rawValue, off_t(offset)), p != MAP_FAILED else {
                 throw Errno(rawValue: errno)
+            }
+            lock.withLock {
+                guard flags & MAP_SHARED != 0, let pageSize = memoryFiles[fd.rawValue] else { return }
+                memory.register(start: UInt64(UInt(bitPattern: p)), length: UInt64(length), pageSize: pageSize, shared: true)
             }
             return p
         }
@@ -260,6 +265,15 @@ extension MockKernel {
         let fd = cvfio_eventfd(initialValue, flags | Int32(EFD_CLOEXEC))
         guard fd >= 0 else { throw Errno(rawValue: errno) }
         return FileDescriptor(rawValue: fd)
+    }
+
+    /// A real memfd of the host, sized: its shared mappings become process memory the IOMMU
+    /// model pins by their pages, so the device keeps reaching them after the mapping that was
+    /// pinned is gone (see ``mmap(length:protection:flags:fd:offset:)``).
+    public func memoryFile(name: String, size: Int, flags: UInt32) throws(Errno) -> FileDescriptor {
+        let fd = try HostSystemCalls.shared.memoryFile(name: name, size: size, flags: flags)
+        lock.withLock { memoryFiles[fd.rawValue] = flags & CVFIO_MFD_HUGETLB != 0 ? 2 << 20 : 4096 }
+        return fd
     }
 
     /// The host's timerfd: the model has no clock of its own.

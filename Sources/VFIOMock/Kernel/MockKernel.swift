@@ -30,6 +30,9 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
     var uioDevices: [PCIAddress: UIODevice] = [:]
     var files: [Int32: OpenFile] = [:]
     var memory = ProcessMemory()
+    /// The memfds ``memoryFile(name:size:flags:)`` made and nobody closed, with their page size:
+    /// a shared mapping of one is process memory, as anonymous memory is.
+    var memoryFiles: [Int32: UInt64] = [:]
     /// Register BARs mapped through the seam, by address, until `munmap`.
     var trappedMappings: [UInt: TrappedMapping] = [:]
     /// Loads and stores served through them.
@@ -224,6 +227,13 @@ public final class MockKernel: SystemCalls, @unchecked Sendable {
                 command: f.command, droppedMessages: f.droppedMessages, removalRequests: d.removalRequests)
         }
     }
+
+    /// How many times the function at `address` was reset since it was plugged: the reset
+    /// vfio-pci makes on first open and last close, `VFIO_DEVICE_RESET`, and any other.
+    public func deviceResets(of address: PCIAddress) -> Int { lock.withLock { functions[address]?.resets ?? 0 } }
+
+    /// True while a vfio-pci file of the function (through its group or its cdev) is open.
+    public func isDeviceOpen(_ address: PCIAddress) -> Bool { lock.withLock { vfioDevices[address]?.isOpen ?? false } }
 
     /// The physical config space of a function, as the hardware holds it.
     public func physicalConfig(of address: PCIAddress) -> [UInt8]? { lock.withLock { functions[address]?.config } }

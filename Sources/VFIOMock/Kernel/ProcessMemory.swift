@@ -8,12 +8,20 @@
 /// contiguous only within one page: 4 KiB pages of a region are laid out in *descending*
 /// physical order, so code that assumes contiguity across pages fails here as it would on
 /// hardware; a hugetlb mapping is contiguous within each huge page.
+///
+/// Pinning takes the pages, not the addresses: a region that is a shared mapping (of a memfd)
+/// is pinned through a mirror of its pages (``PinnedPages``), so the device reaches them after
+/// the process unmapped them or handed them to another process, as with `pin_user_pages`. A
+/// private anonymous region cannot be mirrored; the device reaches it through its addresses
+/// while it is mapped.
 struct ProcessMemory {
     struct Region {
         var start: UInt64
         var length: UInt64
         var pageSize: UInt64
         var physicalBase: UInt64
+        /// A shared mapping (of a memfd), whose pages can be pinned by mirroring them.
+        var shared: Bool
 
         var end: UInt64 { start + length }
         var pageCount: UInt64 { length / pageSize }
@@ -24,11 +32,12 @@ struct ProcessMemory {
     /// narrow DMA mask (edu: 28 bits) can reach it without an IOMMU.
     private var nextPhysical: UInt64 = 0x100_0000
 
-    /// Registers [start, start+length) backed by pages of `pageSize`.
-    mutating func register(start: UInt64, length: UInt64, pageSize: UInt64) {
+    /// Registers [start, start+length) backed by pages of `pageSize`; `shared` for a shared
+    /// mapping of a memfd.
+    mutating func register(start: UInt64, length: UInt64, pageSize: UInt64, shared: Bool = false) {
         let rounded = (length + pageSize - 1) / pageSize * pageSize
         nextPhysical = (nextPhysical + pageSize - 1) / pageSize * pageSize
-        let r = Region(start: start, length: rounded, pageSize: pageSize, physicalBase: nextPhysical)
+        let r = Region(start: start, length: rounded, pageSize: pageSize, physicalBase: nextPhysical, shared: shared)
         nextPhysical += rounded
         regions.append(r)
         regions.sort { $0.start < $1.start }
@@ -65,6 +74,16 @@ struct ProcessMemory {
             if at >= end { return true }
         }
         return at >= end
+    }
+
+    /// Pins the pages of [start, start+length) when they lie in one shared region: a mirror of
+    /// them that outlives the process's own mapping. Nil for private memory, which is reached
+    /// through its addresses.
+    func pin(start: UInt64, length: UInt64) -> PinnedPages? {
+        guard length > 0, regions.contains(where: { $0.shared && $0.start <= start && start + length <= $0.end }),
+              let address = UnsafeMutableRawPointer(bitPattern: UInt(start))
+        else { return nil }
+        return PinnedPages(mirroring: address, length: Int(length))
     }
 
     /// The mock physical address of `vaddr`, if it is registered.

@@ -47,6 +47,8 @@ public final class ReplayKernel: SystemCalls, @unchecked Sendable {
     /// Always `ENOMEM`.
     public func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor { throw .noMemory }
     /// Always `ENOMEM`.
+    public func memoryFile(name: String, size: Int, flags: UInt32) throws(Errno) -> FileDescriptor { throw .noMemory }
+    /// Always `ENOMEM`.
     public func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor { throw .noMemory }
     /// Always `ENOMEM`.
     public func epollCreate() throws(Errno) -> FileDescriptor { throw .noMemory }

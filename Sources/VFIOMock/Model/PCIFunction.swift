@@ -30,6 +30,8 @@ final class PCIFunction {
     weak var router: InterruptRouter?
     /// Interrupts dropped because bus mastering was off or MSI/MSI-X was disabled.
     var droppedMessages = 0
+    /// Resets of the function (FLR, or any other reset vfio-pci or the PCI core made).
+    var resets = 0
 
     init(address: PCIAddress, device: SimulatedDevice, barAddresses: [Int: UInt64]) throws(Errno) {
         self.address = address
@@ -100,6 +102,7 @@ final class PCIFunction {
 
     /// Power-on state of config space, MSI-X table and INTx; the device resets its own state.
     func resetHardware() {
+        resets += 1
         config = powerOnConfig
         intxAsserted = false
         resetMSIXTable()

@@ -168,6 +168,9 @@ final class FakeKernel: SystemCalls {
     func eventfd(initialValue: UInt32, flags: Int32) throws(Errno) -> FileDescriptor {
         try host.eventfd(initialValue: initialValue, flags: flags)
     }
+    func memoryFile(name: String, size: Int, flags: UInt32) throws(Errno) -> FileDescriptor {
+        try host.memoryFile(name: name, size: size, flags: flags)
+    }
     func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor { try host.periodicTimer(interval: interval) }
     func epollCreate() throws(Errno) -> FileDescriptor { try host.epollCreate() }
     func epollControl(_ epoll: FileDescriptor, _ operation: Int32, _ fd: FileDescriptor, events: UInt32, data: UInt64)

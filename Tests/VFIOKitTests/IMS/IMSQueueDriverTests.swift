@@ -102,18 +102,23 @@ struct IMSRig {
 
     /// Waits, boundedly, until the driver has consumed `total` completions.
     func waitForCompletions(_ total: UInt64, seconds: Double = 10) throws {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while driver.totalCompletions < total {
-            guard ContinuousClock.now < deadline else {
-                throw VFIOError.timeout(what: "\(total) completions (have \(driver.totalCompletions))", milliseconds: Int(seconds * 1000))
-            }
-            usleep(200)
-        }
+        try waitUntil(driver, hasCompleted: total, seconds: seconds)
     }
 
     func close() {
         driver.stop()
         loop.stop()
         device.close()
+    }
+}
+
+/// Waits, at most `seconds`, until `driver` has consumed `total` completions.
+func waitUntil(_ driver: IMSQueueDriver, hasCompleted total: UInt64, seconds: Double = 10) throws {
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    while driver.totalCompletions < total {
+        guard ContinuousClock.now < deadline else {
+            throw VFIOError.timeout(what: "\(total) completions (have \(driver.totalCompletions))", milliseconds: Int(seconds * 1000))
+        }
+        usleep(200)
     }
 }

@@ -19,7 +19,7 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         case open(path: String)
         case munmap, retireMapping
         case pread, pwrite, read, write
-        case eventfd, periodicTimer, epollCreate
+        case eventfd, memoryFile, periodicTimer, epollCreate
         case readLink, listDirectory
     }
     let kernel: MockKernel
@@ -88,6 +88,10 @@ final class InterposedKernel: SystemCalls, @unchecked Sendable {
         guard dup2(fd.rawValue, target.rawValue) == target.rawValue else { throw Errno(rawValue: errno) }
         _ = fcntl(target.rawValue, F_SETFD, FD_CLOEXEC)
         return target
+    }
+    func memoryFile(name: String, size: Int, flags: UInt32) throws(Errno) -> FileDescriptor {
+        try hook(.memoryFile)
+        return try kernel.memoryFile(name: name, size: size, flags: flags)
     }
     func periodicTimer(interval: Duration) throws(Errno) -> FileDescriptor {
         try hook(.periodicTimer)
