@@ -25,7 +25,8 @@ enum {
 
 /* Performs one access of `width` (1, 2, 4 or 8) bytes at `offset`; for a store `value` holds
  * what is stored. Sets `*result` to the value loaded (loads) and returns CVFIO_TRAP_DONE or
- * CVFIO_TRAP_REVOKE. Runs on the faulting thread, in its signal handler. */
+ * CVFIO_TRAP_REVOKE. Runs on the faulting thread, in its signal handler, with the signal mask
+ * the faulting code had (not the handler's, which an interposer may have filled). */
 typedef int (*cvfio_trap_handler)(void *context, size_t offset, int width, int store, uint64_t value, uint64_t *result);
 
 /* 1 when this architecture's loads and stores can be decoded (x86-64), else 0. */
