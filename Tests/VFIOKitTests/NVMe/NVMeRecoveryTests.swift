@@ -137,8 +137,9 @@ import VFIOMock
     }
 
     @Test func aTimedOutCommandThatCannotBeAbortedIsResubmittedAfterAReset() async throws {
-        // Long enough for the test to see the read held before the owner aborts it.
-        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .seconds(2) })
+        // Long enough for the test to see the read held before the owner aborts it, even when
+        // this task waits its turn behind blocking suites on a loaded 2-core machine.
+        let bench = try NVMeTestBench(driverOptions: { $0.commandTimeout = .seconds(6) })
         let data = try bench.patterned(4096, seed: 7)
         try await bench.driver.write(lba: 0, blocks: 8, from: data)
         // The read is held, and so is the Abort for it: only a reset gets it going again.

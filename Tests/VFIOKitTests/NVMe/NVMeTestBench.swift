@@ -50,7 +50,7 @@ final class NVMeTestBench {
 
 extension NVMeTestBench {
     /// Waits (polling every millisecond) until `condition` holds; fails the test after `limit`.
-    func waitUntil(_ limit: Duration = .seconds(30), _ condition: () -> Bool) async throws {
+    func waitUntil(_ limit: Duration = .seconds(60), _ condition: () -> Bool) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + limit
         while !condition() {
