@@ -210,9 +210,11 @@ public final class NVMeController: SimulatedDevice, @unchecked Sendable {
 
     /// The next `commands` commands on an I/O queue (or the admin queue) with `opcode` (any
     /// when nil) are fetched and never completed; an Abort for one completes it with Command
-    /// Abort Requested, deleting its SQ with Command Aborted due to SQ Deletion.
+    /// Abort Requested, deleting its SQ with Command Aborted due to SQ Deletion. Stalls asked
+    /// for together all hold; a command is held by the first that takes it.
     public func stall(commands: Int = 1, admin: Bool = false, opcode: UInt8? = nil) {
-        withEngine { $0.stalls = (commands, admin, opcode) }
+        guard commands > 0 else { return }
+        withEngine { $0.stalls.append((commands, admin, opcode)) }
     }
 
     /// Detaches (`attached` false) or attaches namespace `id`: a detached one is inactive, left

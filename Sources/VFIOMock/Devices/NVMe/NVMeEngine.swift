@@ -53,7 +53,8 @@ struct NVMeEngine {
     var completionQueues: [CompletionQueue?]
     var held: [HeldCommand] = []
     /// Commands still to hold, and which: nil opcode holds any; `admin` picks the queue kind.
-    var stalls: (count: Int, admin: Bool, opcode: UInt8?) = (0, false, nil)
+    /// Commands to hold, each kind in the order they were asked for.
+    var stalls: [(count: Int, admin: Bool, opcode: UInt8?)] = []
     var numberOfQueuesSet = false
     /// Log pages, asynchronous events and injected I/O faults.
     var health = NVMeEngineHealth()
@@ -233,8 +234,9 @@ struct NVMeEngine {
                 acceptEventRequest(commandID)
                 continue
             }
-            if stalls.count > 0, stalls.admin == (q == 0), stalls.opcode.map({ $0 == opcode }) ?? true {
-                stalls.count -= 1
+            if let k = stalls.firstIndex(where: { $0.admin == (q == 0) && ($0.opcode.map { $0 == opcode } ?? true) }) {
+                stalls[k].count -= 1
+                if stalls[k].count == 0 { stalls.remove(at: k) }
                 held.append(HeldCommand(queue: q, commandID: commandID))
                 continue
             }
